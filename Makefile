@@ -1,0 +1,98 @@
+# ringmpsc — `make help` lists every target.
+SHELL      := /bin/bash
+CC         ?= cc
+PREFIX     ?= /usr/local
+PYTHON     ?= python3
+BUILD      := build
+CSTD       := -std=c11 -D_GNU_SOURCE
+WARN       := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wno-unused-parameter
+OPT        ?= -O2 -g
+CFLAGS_LIB := $(CSTD) $(WARN) $(OPT) -fPIC -fvisibility=hidden -Icsrc/include -Icsrc
+LDLIBS     := -lpthread
+
+CORE_SRC   := $(wildcard csrc/*.c)
+CORE_HDR   := $(wildcard csrc/*.h csrc/include/*.h)
+CORE_OBJ   := $(CORE_SRC:csrc/%.c=$(BUILD)/obj/%.o)
+
+.PHONY: all lib help test test-c test-c-plain test-c-tsan test-c-asan bench-c install clean demo deps-c
+all: lib
+
+help:
+	@echo "make lib          build/libringmpsc.so and build/libringmpsc.a (default)"
+	@echo "make test         every test suite (C, C under TSan and ASan+UBSan); prints 'N passed, N failed'"
+	@echo "make test-c       the C suite only (plain, TSan, ASan+UBSan)"
+	@echo "make bench-c      C throughput benchmark (SPSC/MPSC x record size x batch, vs memcpy)"
+	@echo "make demo         the main job end to end: producer processes -> one consumer, verified"
+	@echo "make install      PREFIX=/usr/local: library, header, pkg-config file"
+	@echo "make clean        remove build/"
+
+lib: $(BUILD)/libringmpsc.so $(BUILD)/libringmpsc.a
+
+$(BUILD)/obj/%.o: csrc/%.c $(CORE_HDR) | $(BUILD)/obj
+	$(CC) $(CFLAGS_LIB) -c $< -o $@
+
+$(BUILD)/obj:
+	mkdir -p $@
+
+$(BUILD)/libringmpsc.so: $(CORE_OBJ)
+	$(CC) -shared -o $@ $^ $(LDLIBS)
+
+$(BUILD)/libringmpsc.a: $(CORE_OBJ)
+	rm -f $@ && ar rcs $@ $^
+
+# --- tests ------------------------------------------------------------------
+# Each C test is a standalone program; tests/c/run.sh runs them with a time limit
+# and prints a summary. The same sources are built three ways.
+TEST_SRC   := $(wildcard tests/c/test_*.c)
+TEST_NAMES := $(TEST_SRC:tests/c/%.c=%)
+TEST_CFLAGS = $(CSTD) $(WARN) -Icsrc/include -Icsrc -Itests/c
+
+define test_variant
+$(BUILD)/$(1)/%: tests/c/%.c tests/c/harness.h $(CORE_SRC) $(CORE_HDR)
+	@mkdir -p $$(@D)
+	$$(CC) $$(TEST_CFLAGS) $(2) -o $$@ $$< $$(CORE_SRC) $$(LDLIBS)
+endef
+$(eval $(call test_variant,test-plain,-O2 -g))
+$(eval $(call test_variant,test-tsan,-O1 -g -fsanitize=thread))
+$(eval $(call test_variant,test-asan,-O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer))
+
+test-c-plain: $(TEST_NAMES:%=$(BUILD)/test-plain/%)
+	tests/c/run.sh plain $(BUILD)/test-plain $(TEST_NAMES)
+test-c-tsan: $(TEST_NAMES:%=$(BUILD)/test-tsan/%)
+	TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" tests/c/run.sh tsan $(BUILD)/test-tsan $(TEST_NAMES)
+test-c-asan: $(TEST_NAMES:%=$(BUILD)/test-asan/%)
+	ASAN_OPTIONS="detect_leaks=1:abort_on_error=1" UBSAN_OPTIONS="print_stacktrace=1" \
+		tests/c/run.sh asan $(BUILD)/test-asan $(TEST_NAMES)
+
+test-c: lib
+	@rm -f $(BUILD)/results.txt
+	$(MAKE) --no-print-directory test-c-plain test-c-tsan test-c-asan
+
+test: test-c
+	@tests/summarize.sh $(BUILD)/results.txt
+
+# --- benchmarks -------------------------------------------------------------
+$(BUILD)/bench_c: benchmarks/c/bench.c $(CORE_SRC) $(CORE_HDR)
+	@mkdir -p $(@D)
+	$(CC) $(CSTD) $(WARN) -O3 -march=native -g -Icsrc/include -Icsrc -o $@ $< $(CORE_SRC) $(LDLIBS)
+
+bench-c: $(BUILD)/bench_c
+	$(BUILD)/bench_c $(BENCH_ARGS)
+
+# --- demo -------------------------------------------------------------------
+$(BUILD)/demo_c: benchmarks/c/demo.c $(BUILD)/libringmpsc.a
+	$(CC) $(CSTD) $(WARN) -O2 -Icsrc/include -o $@ $< $(BUILD)/libringmpsc.a $(LDLIBS)
+
+demo: $(BUILD)/demo_c
+	$(BUILD)/demo_c
+
+# --- install ----------------------------------------------------------------
+install: lib
+	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig
+	install -m 0755 $(BUILD)/libringmpsc.so $(DESTDIR)$(PREFIX)/lib/
+	install -m 0644 $(BUILD)/libringmpsc.a $(DESTDIR)$(PREFIX)/lib/
+	install -m 0644 csrc/include/ringmpsc.h $(DESTDIR)$(PREFIX)/include/
+	sed -e 's|@PREFIX@|$(PREFIX)|' ringmpsc.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/ringmpsc.pc
+
+clean:
+	rm -rf $(BUILD)

@@ -1,0 +1,684 @@
+/*
+ * The MPSC channel: one SPSC ring per producer slot in the shared region.
+ *
+ * Slot life cycle (ring_ctrl.owner: state + owner identity, changed by CAS only):
+ *   FREE -> REGISTERING(me) -> ACTIVE(me) -> DETACHED -> FREE
+ *                                  `-(owner dead)-> RECLAIMING(x) -> DETACHED
+ * Positions are never reset: a slot is reused only once drained (head == tail), and
+ * the next producer continues from there, so a consumer racing a re-registration
+ * can never see a position go backwards. Each step is one CAS or store; if the
+ * process doing it dies right there, the word names a dead owner and the next
+ * reclaim (on register or in the consumer's sweep) takes over.
+ *
+ * Close vs. in-flight reservations: a producer announces an open reservation
+ * (ring_ctrl.reserving = 1) and then checks `closed`; close stores `closed` and the
+ * consumer, once it sees it, checks `reserving`. Both pairs are seq_cst, so either
+ * the producer sees closed and gives up, or the consumer sees the reservation and
+ * waits for its commit. "Closed and drained" is therefore final: nothing committed
+ * after it can exist.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "barrier.h"
+#include "channel.h"
+#include "error.h"
+#include "owner.h"
+#include "ring.h"
+#include "wait.h"
+
+#define LIVENESS_PERIOD_NS   250000000  /* consumer checks producer liveness at most 4x/s */
+#define DRAIN_POLL_NS         10000000  /* closed with a reservation open: re-check owners */
+#define MAX_SKIP             16         /* adaptive skip of idle rings, in sweeps */
+#define WAIT_POLL            (INT32_MIN + 1)
+
+static inline int interruptible(const rmpsc_channel *ch)
+{
+	return (ch->flags & RMPSC_OPEN_INTERRUPTIBLE) != 0;
+}
+
+/* Slots the consumer must look at: those ever registered. */
+static inline uint32_t slot_limit(const rmpsc_channel *ch)
+{
+	uint32_t hw = load_acquire(&ch->hdr->slot_hw);
+	return hw < ch->L.max_producers ? hw : ch->L.max_producers;
+}
+
+static inline int is_closed(const rmpsc_channel *ch)
+{
+	return load_acquire(&ch->hdr->closed) != 0;
+}
+
+int rmpsc_channel_is_closed(const rmpsc_channel *ch)
+{
+	return ch ? is_closed(ch) : 0;
+}
+
+static void wake_all_producers(rmpsc_channel *ch)
+{
+	for (uint32_t s = 0; s < ch->L.max_producers; s++) {
+		struct ring_ctrl *c = slot_ctrl(ch, s);
+		if (load_relaxed(&c->producer_waiting)) {
+			fetch_add_acq_rel(&c->space_seq, 1);
+			rmpsc__futex_wake_all(&c->space_seq);
+		}
+	}
+}
+
+int rmpsc_channel_close(rmpsc_channel *ch)
+{
+	if (!ch)
+		return rmpsc__set_error(RMPSC_EINVAL, "channel_close: NULL channel");
+	struct region_header *h = ch->hdr;
+	/* seq_cst: ordered against producers' `reserving` announcements (see top). */
+	store_seq_cst(&h->closed, 1);
+	/* Bump every futex word unconditionally: a waiter that loaded its seq before
+	 * this point returns from FUTEX_WAIT at once and re-checks `closed`. */
+	fetch_add_acq_rel(&h->data_seq, 1);
+	rmpsc__futex_wake_all(&h->data_seq);
+	fetch_add_acq_rel(&h->slab_seq, 1);
+	rmpsc__futex_wake_all(&h->slab_seq);
+	smp_mb(); /* closed before reading producer_waiting (pairs with the producers' wait fence) */
+	wake_all_producers(ch);
+	return RMPSC_OK;
+}
+
+/* ------------------------------------------------------------------------- */
+/* Liveness and reclaim. */
+
+static int slot_drained(const rmpsc_channel *ch, uint32_t s)
+{
+	struct ring_ctrl *c = slot_ctrl(ch, s);
+	return load_acquire(&c->tail) == load_acquire(&c->head);
+}
+
+/* Take over a slot whose owner word `w` names a dead process. */
+static int reclaim_slot(rmpsc_channel *ch, uint32_t s, uint64_t w, uint64_t me)
+{
+	struct ring_ctrl *c = slot_ctrl(ch, s);
+	if (!cas_acq_rel(&c->owner, &w, owner_word(RMPSC_SLOT_RECLAIMING, me)))
+		return 0;
+	/* Committed records stay readable; what was reserved but never committed was
+	 * never published. Slabs the dead owner held or had in flight go back. */
+	rmpsc__slab_reclaim(ch, (int)s);
+	store_release(&c->owner, owner_word(RMPSC_SLOT_DETACHED, me));
+	fetch_add_relaxed(&ch->hdr->reclaimed_slots, 1);
+	return 1;
+}
+
+int rmpsc_reclaim_dead(rmpsc_channel *ch)
+{
+	if (!ch)
+		return rmpsc__set_error(RMPSC_EINVAL, "reclaim_dead: NULL channel");
+	uint64_t me = rmpsc__owner_self();
+	if (!me)
+		return rmpsc__sys_error("reading /proc/self/stat");
+	int reclaimed = 0;
+	for (uint32_t s = 0; s < ch->L.max_producers; s++) {
+		uint64_t w = load_acquire(&slot_ctrl(ch, s)->owner);
+		uint32_t st = owner_state(w);
+		if ((st == RMPSC_SLOT_ACTIVE || st == RMPSC_SLOT_REGISTERING || st == RMPSC_SLOT_RECLAIMING) &&
+		    owner_id(w) != me && !rmpsc__owner_alive(owner_id(w)))
+			reclaimed += reclaim_slot(ch, s, w, me);
+	}
+	return reclaimed;
+}
+
+/* ------------------------------------------------------------------------- */
+/* Producers. */
+
+int rmpsc_producer_register(rmpsc_channel *ch, rmpsc_producer **out)
+{
+	if (!ch || !out)
+		return rmpsc__set_error(RMPSC_EINVAL, "producer_register: NULL channel or out");
+	*out = NULL;
+	if (is_closed(ch))
+		return rmpsc__set_error(RMPSC_ECLOSED, "producer_register: channel is closed");
+	uint64_t me = rmpsc__owner_self();
+	if (!me)
+		return rmpsc__sys_error("reading /proc/self/stat");
+	rmpsc_producer *p = calloc(1, sizeof *p);
+	if (!p) {
+		errno = ENOMEM;
+		return rmpsc__sys_error("allocating a producer");
+	}
+	uint64_t claim = owner_word(RMPSC_SLOT_REGISTERING, me);
+	for (int pass = 0; pass < 2; pass++) {
+		for (uint32_t s = 0; s < ch->L.max_producers; s++) {
+			struct ring_ctrl *c = slot_ctrl(ch, s);
+			uint64_t w = load_acquire(&c->owner);
+			/* A drained DETACHED slot is as good as FREE: positions continue. */
+			if ((w == RMPSC_SLOT_FREE ||
+			     (owner_state(w) == RMPSC_SLOT_DETACHED && slot_drained(ch, s))) &&
+			    cas_acq_rel(&c->owner, &w, claim)) {
+				c->cached_head = load_acquire(&c->head);
+				c->base = load_relaxed(&c->tail);
+				store_relaxed(&c->reserving, 0);
+				store_relaxed(&c->producer_waiting, 0); /* a dead waiter's count */
+				uint32_t hw = load_relaxed(&ch->hdr->slot_hw);
+				while (hw < s + 1 && !cas_acq_rel(&ch->hdr->slot_hw, &hw, s + 1))
+					;
+				p->owner = owner_word(RMPSC_SLOT_ACTIVE, me);
+				/* Release: the slot's reset fields are visible before it is ACTIVE. */
+				store_release(&c->owner, p->owner);
+				ring_view_init(&p->ring, c, slot_data(ch, s), ch->L.record_size, ch->L.ring_bits);
+				p->ch = ch;
+				p->ctrl = c;
+				p->slot = s;
+				p->fork_gen = load_relaxed(&rmpsc__fork_generation);
+				*out = p;
+				return RMPSC_OK;
+			}
+		}
+		if (pass == 0)
+			rmpsc_reclaim_dead(ch);
+	}
+	free(p);
+	return rmpsc__set_error(RMPSC_ENOSLOT, "all %u producer slots are in use by live producers",
+			 ch->L.max_producers);
+}
+
+uint32_t rmpsc_producer_slot(const rmpsc_producer *p)
+{
+	return p ? p->slot : UINT32_MAX;
+}
+
+static inline int check_producer(const rmpsc_producer *p, const char *fn)
+{
+	if (unlikely(!p))
+		return rmpsc__set_error(RMPSC_EINVAL, "%s: NULL producer", fn);
+	if (unlikely(p->fork_gen != rmpsc__fork_generation))
+		return rmpsc__set_error(RMPSC_EFORKED, "%s: producer was created in another process (inherited by fork)",
+				 fn);
+	return RMPSC_OK;
+}
+
+/* End a reservation window: clear the announcement and wake a consumer that may be
+ * waiting for the channel to drain. */
+static inline void end_reservation(rmpsc_producer *p)
+{
+	struct region_header *h = p->ch->hdr;
+	/* Release: after the tail, so a consumer that sees 0 also sees the new tail. */
+	store_release(&p->ctrl->reserving, 0);
+	wake_waiters(&h->consumer_waiting, &h->data_seq);
+}
+
+struct space_wait {
+	rmpsc_producer *p;
+};
+
+static int space_ready(void *arg)
+{
+	rmpsc_producer *p = ((struct space_wait *)arg)->p;
+	if (is_closed(p->ch))
+		return RMPSC_ECLOSED;
+	struct ring_ctrl *c = p->ctrl;
+	uint64_t used = load_relaxed(&c->tail) - load_acquire(&c->head);
+	if (used > p->ring.mask_ + 1)
+		return rmpsc__set_error(RMPSC_ECORRUPT, "ring %u: head is impossible", p->slot);
+	return used <= p->ring.mask_ ? 1 : WAIT_NOT_READY;
+}
+
+static int producer_reserve(rmpsc_producer *p, size_t want, const struct deadline *dl, void **ptr)
+{
+	struct ring_ctrl *c = p->ctrl;
+	struct region_header *h = p->ch->hdr;
+	for (;;) {
+		/* seq_cst store then seq_cst load: the producer half of the close protocol. */
+		store_seq_cst(&c->reserving, 1);
+		if (unlikely(load_seq_cst(&h->closed))) {
+			end_reservation(p);
+			return rmpsc__set_error(RMPSC_ECLOSED, "channel is closed");
+		}
+		int n = ring_reserve(&p->ring, want, ptr);
+		if (likely(n > 0)) {
+			p->ring.reserved_ = (uint32_t)n;
+			return n;
+		}
+		end_reservation(p);
+		if (n < 0)
+			return rmpsc__set_error(n, "ring %u: head is impossible (corrupt region)", p->slot);
+		struct space_wait w = { p };
+		int r = rmpsc__wait_until_ready(&c->producer_waiting, &c->space_seq, space_ready, &w, *dl, 0,
+					 RMPSC_EFULL, interruptible(p->ch));
+		if (r < 0)
+			return r;
+	}
+}
+
+int rmpsc_producer_reserve(rmpsc_producer *p, size_t want, int64_t timeout_ns, void **ptr)
+{
+	int rc = check_producer(p, "producer_reserve");
+	if (rc)
+		return rc;
+	if (!ptr || want == 0)
+		return rmpsc__set_error(RMPSC_EINVAL, "producer_reserve: want must be >= 1 and ptr non-NULL");
+	if (p->ring.reserved_)
+		return rmpsc__set_error(RMPSC_EINVAL, "producer_reserve: a reservation is already open");
+	struct deadline dl = rmpsc__deadline_from_timeout(timeout_ns);
+	return producer_reserve(p, clamp_count(want), &dl, ptr);
+}
+
+static inline void producer_commit(rmpsc_producer *p, size_t n)
+{
+	p->ring.reserved_ = 0;
+	if (n)
+		ring_publish(&p->ring, n);
+	end_reservation(p);
+}
+
+int rmpsc_producer_commit(rmpsc_producer *p, size_t n)
+{
+	int rc = check_producer(p, "producer_commit");
+	if (rc)
+		return rc;
+	if (!p->ring.reserved_)
+		return rmpsc__set_error(RMPSC_EINVAL, "producer_commit: no reservation is open");
+	if (n > p->ring.reserved_)
+		return rmpsc__set_error(RMPSC_EINVAL, "producer_commit: n %zu exceeds the %u records reserved", n,
+				 p->ring.reserved_);
+	producer_commit(p, n);
+	return RMPSC_OK;
+}
+
+int rmpsc_producer_send(rmpsc_producer *p, const void *data, size_t len, int64_t timeout_ns)
+{
+	int rc = check_producer(p, "producer_send");
+	if (rc)
+		return rc;
+	uint32_t rs = p->ring.record_size_;
+	if (len > rs)
+		return rmpsc__set_error(RMPSC_EINVAL, "producer_send: too long: %zu bytes > record_size %u", len, rs);
+	if (!data && len)
+		return rmpsc__set_error(RMPSC_EINVAL, "producer_send: NULL data");
+	if (p->ring.reserved_)
+		return rmpsc__set_error(RMPSC_EINVAL, "producer_send: a reservation is open");
+	struct deadline dl = rmpsc__deadline_from_timeout(timeout_ns);
+	void *dst;
+	int n = producer_reserve(p, 1, &dl, &dst);
+	if (n < 0)
+		return n;
+	if (len)
+		memcpy(dst, data, len);
+	memset((unsigned char *)dst + len, 0, rs - len);
+	producer_commit(p, 1);
+	return RMPSC_OK;
+}
+
+int rmpsc_producer_send_many(rmpsc_producer *p, const void *records, size_t count, int64_t timeout_ns)
+{
+	int rc = check_producer(p, "producer_send_many");
+	if (rc)
+		return rc;
+	if (!records && count)
+		return rmpsc__set_error(RMPSC_EINVAL, "producer_send_many: NULL records");
+	if (p->ring.reserved_)
+		return rmpsc__set_error(RMPSC_EINVAL, "producer_send_many: a reservation is open");
+	struct deadline dl = rmpsc__deadline_from_timeout(timeout_ns);
+	const unsigned char *src = records;
+	uint32_t rs = p->ring.record_size_;
+	size_t sent = 0;
+	count = clamp_count(count);
+	while (sent < count) {
+		void *dst;
+		int n = producer_reserve(p, count - sent, &dl, &dst);
+		if (n < 0)
+			return sent ? (int)sent : n;
+		memcpy(dst, src + sent * rs, (size_t)n * rs);
+		producer_commit(p, (size_t)n);
+		sent += (size_t)n;
+	}
+	return (int)sent;
+}
+
+void rmpsc_producer_close(rmpsc_producer *p)
+{
+	if (!p)
+		return;
+	if (p->fork_gen == rmpsc__fork_generation) {
+		if (p->ring.reserved_)
+			producer_commit(p, 0); /* abort: nothing of it was published */
+		uint64_t w = p->owner;
+		/* Fails only if the slot was fenced or (wrongly) reclaimed: leave it then. */
+		cas_acq_rel(&p->ctrl->owner, &w, owner_word(RMPSC_SLOT_DETACHED, owner_id(p->owner)));
+		struct region_header *h = p->ch->hdr;
+		wake_waiters(&h->consumer_waiting, &h->data_seq);
+	}
+	free(p);
+}
+
+/* ------------------------------------------------------------------------- */
+/* Consumer. */
+
+int rmpsc_consumer_claim(rmpsc_channel *ch)
+{
+	if (!ch)
+		return rmpsc__set_error(RMPSC_EINVAL, "consumer_claim: NULL channel");
+	uint64_t me = rmpsc__owner_self();
+	if (!me)
+		return rmpsc__sys_error("reading /proc/self/stat");
+	uint64_t cur = load_acquire(&ch->hdr->consumer_owner);
+	int takeover = 0;
+	for (;;) {
+		if (cur == me)
+			break;
+		if (cur != 0 && rmpsc__owner_alive(cur))
+			return rmpsc__set_error(RMPSC_ECONSUMER, "the consumer role is held by live process %u",
+					 owner_pid(cur));
+		if (cas_acq_rel(&ch->hdr->consumer_owner, &cur, me)) {
+			takeover = cur != 0;
+			break;
+		}
+	}
+	ch->consumer_claimed = 1;
+	ch->consumer_gen = load_relaxed(&rmpsc__fork_generation);
+	ch->read_count = 0;
+	if (takeover) /* slabs the dead consumer received but never freed */
+		rmpsc__slab_reclaim_consumed(ch);
+	return RMPSC_OK;
+}
+
+void rmpsc_consumer_release(rmpsc_channel *ch)
+{
+	if (!ch || !ch->consumer_claimed || ch->consumer_gen != rmpsc__fork_generation)
+		return;
+	uint64_t me = rmpsc__owner_self();
+	cas_acq_rel(&ch->hdr->consumer_owner, &me, 0);
+	ch->consumer_claimed = 0;
+}
+
+static inline int consumer_enter(rmpsc_channel *ch, const char *fn)
+{
+	if (unlikely(!ch))
+		return rmpsc__set_error(RMPSC_EINVAL, "%s: NULL channel", fn);
+	if (likely(ch->consumer_claimed && ch->consumer_gen == rmpsc__fork_generation))
+		return RMPSC_OK;
+	return rmpsc_consumer_claim(ch);
+}
+
+/* Free n records of slot s and wake its producer if it sleeps for space. */
+static inline void consumer_release(rmpsc_channel *ch, uint32_t s, uint64_t n)
+{
+	struct ring_ctrl *c = slot_ctrl(ch, s);
+	ring_release(&ch->rings[s], n);
+	wake_waiters(&c->producer_waiting, &c->space_seq);
+}
+
+static int fence_ring(rmpsc_channel *ch, uint32_t s)
+{
+	struct ring_ctrl *c = slot_ctrl(ch, s);
+	uint64_t w = load_acquire(&c->owner);
+	while (owner_state(w) != RMPSC_SLOT_FENCED &&
+	       !cas_acq_rel(&c->owner, &w, owner_word(RMPSC_SLOT_FENCED, owner_id(w))))
+		;
+	fetch_add_relaxed(&ch->hdr->fenced_rings, 1);
+	return rmpsc__set_error(RMPSC_ECORRUPT, "ring %u fenced off: tail %llu - head %llu exceeds capacity %u", s,
+			 (unsigned long long)load_relaxed(&c->tail), (unsigned long long)load_relaxed(&c->head),
+			 ch->L.capacity);
+}
+
+/*
+ * Find readable records, starting after the ring served last (fairness). `full`
+ * ignores the adaptive skip (used before sleeping, so no ring is overlooked).
+ * Returns a count with *ptr and *slot set, 0 if every ring is empty, or ECORRUPT
+ * after fencing a ring whose positions are impossible.
+ */
+static int sweep(rmpsc_channel *ch, size_t max, const void **ptr, uint32_t *slot, int full)
+{
+	uint32_t n_slots = slot_limit(ch);
+	uint32_t s = ch->sweep_cursor < n_slots ? ch->sweep_cursor : 0;
+	for (uint32_t i = 0; i < n_slots; i++, s = s + 1 < n_slots ? s + 1 : 0) {
+		struct ring_ctrl *c = slot_ctrl(ch, s);
+		if (!full && c->skip) {
+			c->skip--;
+			continue;
+		}
+		int n = ring_readable(&ch->rings[s], max, ptr);
+		if (n > 0) {
+			if (unlikely(owner_state(load_relaxed(&c->owner)) == RMPSC_SLOT_FENCED))
+				continue;
+			c->idle_sweeps = 0;
+			ch->sweep_cursor = s + 1;
+			*slot = s;
+			return n;
+		}
+		if (unlikely(n < 0)) {
+			if (owner_state(load_relaxed(&c->owner)) == RMPSC_SLOT_FENCED)
+				continue;
+			ch->sweep_cursor = s + 1;
+			return fence_ring(ch, s);
+		}
+		/* Empty. A deregistered (or reclaimed) slot is freed once drained. */
+		uint64_t w = load_acquire(&c->owner);
+		if (owner_state(w) == RMPSC_SLOT_DETACHED && slot_drained(ch, s))
+			cas_acq_rel(&c->owner, &w, (uint64_t)RMPSC_SLOT_FREE);
+		if (c->idle_sweeps < 4 * MAX_SKIP)
+			c->idle_sweeps++;
+		c->skip = c->idle_sweeps / 4;
+	}
+	return 0;
+}
+
+/* Is a reservation open on a slot whose owner is alive? (closed-channel drain) */
+static int open_reservations(rmpsc_channel *ch)
+{
+	uint32_t n_slots = slot_limit(ch);
+	for (uint32_t s = 0; s < n_slots; s++) {
+		struct ring_ctrl *c = slot_ctrl(ch, s);
+		/* seq_cst: the consumer half of the close protocol (after loading closed). */
+		if (!load_seq_cst(&c->reserving))
+			continue;
+		uint64_t w = load_acquire(&c->owner);
+		uint32_t st = owner_state(w);
+		if ((st == RMPSC_SLOT_ACTIVE || st == RMPSC_SLOT_REGISTERING) && rmpsc__owner_alive(owner_id(w)))
+			return 1;
+	}
+	return 0;
+}
+
+struct data_wait {
+	rmpsc_channel *ch;
+	size_t max;
+	const void *ptr;
+	uint32_t slot;
+	int polling;   /* sleeping in slices because a reservation is open after close */
+};
+
+static int data_ready(void *arg)
+{
+	struct data_wait *w = arg;
+	int n = sweep(w->ch, w->max, &w->ptr, &w->slot, 1);
+	if (n != 0)
+		return n;
+	if (!load_seq_cst(&w->ch->hdr->closed))
+		return WAIT_NOT_READY;
+	if (open_reservations(w->ch))
+		return w->polling ? WAIT_NOT_READY : WAIT_POLL;
+	/* Every reservation ended before we looked: one more sweep sees all commits. */
+	n = sweep(w->ch, w->max, &w->ptr, &w->slot, 1);
+	if (n != 0)
+		return n;
+	return rmpsc__set_error(RMPSC_ECLOSED, "channel is closed and drained");
+}
+
+/* The periodic part of the consumer's sweep: reclaim dead producers' slots. */
+static void maybe_check_liveness(rmpsc_channel *ch)
+{
+	if ((++ch->sweeps & 255) != 0)
+		return;
+	int64_t now = rmpsc__monotonic_ns();
+	if (now < ch->next_liveness_ns)
+		return;
+	ch->next_liveness_ns = now + LIVENESS_PERIOD_NS;
+	rmpsc_reclaim_dead(ch);
+}
+
+/* Wait for the first readable span. Returns its count (ptr/slot in *w) or an error. */
+static int wait_for_data(rmpsc_channel *ch, struct data_wait *w, int64_t timeout_ns)
+{
+	maybe_check_liveness(ch);
+	int n = sweep(ch, w->max, &w->ptr, &w->slot, 0);
+	if (n != 0)
+		return n;
+	struct deadline dl = rmpsc__deadline_from_timeout(timeout_ns);
+	struct region_header *h = ch->hdr;
+	for (;;) {
+		n = rmpsc__wait_until_ready(&h->consumer_waiting, &h->data_seq, data_ready, w, dl,
+				     w->polling ? DRAIN_POLL_NS : 0, RMPSC_EEMPTY, interruptible(ch));
+		if (n != WAIT_POLL)
+			return n;
+		if (dl.try_once)
+			return RMPSC_EEMPTY;
+		w->polling = 1;
+	}
+}
+
+int rmpsc_consume(rmpsc_channel *ch, size_t max, int64_t timeout_ns, rmpsc_consume_fn fn, void *ctx)
+{
+	int rc = consumer_enter(ch, "consume");
+	if (rc)
+		return rc;
+	if (!fn || max == 0)
+		return rmpsc__set_error(RMPSC_EINVAL, "consume: max must be >= 1 and fn non-NULL");
+	ch->read_count = 0; /* an unadvanced rmpsc_read span is simply read again */
+	max = clamp_count(max);
+	struct data_wait w = { .ch = ch, .max = max };
+	int n = wait_for_data(ch, &w, timeout_ns);
+	if (n <= 0)
+		return n;
+	size_t done = 0;
+	for (;;) {
+		int stop = fn(ctx, w.ptr, (size_t)n, w.slot);
+		consumer_release(ch, w.slot, (uint64_t)n);
+		done += (size_t)n;
+		if (stop || done >= max)
+			break;
+		n = sweep(ch, max - done, &w.ptr, &w.slot, 0);
+		if (n <= 0)
+			break; /* an ECORRUPT here is reported by the next call: the ring is fenced and the cursor stays on it */
+	}
+	return (int)done;
+}
+
+struct copy_out {
+	unsigned char *dst;
+	uint32_t record_size;
+};
+
+static int copy_span(void *ctx, const void *records, size_t count, uint32_t slot)
+{
+	(void)slot;
+	struct copy_out *o = ctx;
+	size_t bytes = count * o->record_size;
+	memcpy(o->dst, records, bytes);
+	o->dst += bytes;
+	return 0;
+}
+
+int rmpsc_recv(rmpsc_channel *ch, void *buf, size_t max, int64_t timeout_ns)
+{
+	if (!buf && max)
+		return rmpsc__set_error(RMPSC_EINVAL, "recv: NULL buffer");
+	struct copy_out o = { buf, ch ? ch->L.record_size : 0 };
+	return rmpsc_consume(ch, max, timeout_ns, copy_span, &o);
+}
+
+int rmpsc_read(rmpsc_channel *ch, size_t max, int64_t timeout_ns, const void **ptr, uint32_t *slot)
+{
+	int rc = consumer_enter(ch, "read");
+	if (rc)
+		return rc;
+	if (!ptr || max == 0)
+		return rmpsc__set_error(RMPSC_EINVAL, "read: max must be >= 1 and ptr non-NULL");
+	ch->read_count = 0;
+	struct data_wait w = { .ch = ch, .max = clamp_count(max) };
+	int n = wait_for_data(ch, &w, timeout_ns);
+	if (n <= 0)
+		return n;
+	ch->read_slot = w.slot;
+	ch->read_count = (uint32_t)n;
+	*ptr = w.ptr;
+	if (slot)
+		*slot = w.slot;
+	return n;
+}
+
+int rmpsc_advance(rmpsc_channel *ch, size_t n)
+{
+	if (!ch)
+		return rmpsc__set_error(RMPSC_EINVAL, "advance: NULL channel");
+	if (n > ch->read_count)
+		return rmpsc__set_error(RMPSC_EINVAL, "advance: n %zu exceeds the %u records of the last read", n,
+				 ch->read_count);
+	if (ch->consumer_gen != rmpsc__fork_generation)
+		return rmpsc__set_error(RMPSC_EFORKED, "advance: the read was made in another process");
+	if (n)
+		consumer_release(ch, ch->read_slot, n);
+	ch->read_count = 0;
+	return RMPSC_OK;
+}
+
+int rmpsc_wait_readable(rmpsc_channel *ch, int64_t timeout_ns)
+{
+	int rc = consumer_enter(ch, "wait_readable");
+	if (rc)
+		return rc;
+	struct data_wait w = { .ch = ch, .max = 1 };
+	int n = wait_for_data(ch, &w, timeout_ns);
+	return n > 0 ? RMPSC_OK : n;
+}
+
+uint64_t rmpsc_pending(const rmpsc_channel *ch)
+{
+	if (!ch)
+		return 0;
+	uint64_t total = 0;
+	uint32_t n_slots = slot_limit(ch);
+	for (uint32_t s = 0; s < n_slots; s++)
+		if (owner_state(load_relaxed(&slot_ctrl(ch, s)->owner)) != RMPSC_SLOT_FENCED)
+			total += ring_pending(&ch->rings[s]);
+	return total;
+}
+
+int rmpsc_stats(const rmpsc_channel *ch, struct rmpsc_stats *out, struct rmpsc_ring_stats *rings,
+		uint32_t max_rings)
+{
+	if (!ch || !out)
+		return rmpsc__set_error(RMPSC_EINVAL, "stats: NULL channel or out");
+	const struct region_header *h = ch->hdr;
+	memset(out, 0, sizeof *out);
+	out->max_producers = ch->L.max_producers;
+	out->consumer_pid = owner_pid(load_acquire(&h->consumer_owner));
+	out->closed = load_acquire(&h->closed) != 0;
+	out->slab_count = ch->L.slab_count;
+	out->slabs_free = rmpsc_slab_free_count(ch);
+	out->fenced_rings = load_relaxed(&h->fenced_rings);
+	out->reclaimed_slots = load_relaxed(&h->reclaimed_slots);
+	uint32_t written = 0, n_slots = slot_limit(ch);
+	for (uint32_t s = 0; s < n_slots; s++) {
+		struct ring_ctrl *c = slot_ctrl(ch, s);
+		uint64_t w = load_acquire(&c->owner);
+		uint64_t head = load_acquire(&c->head), tail = load_acquire(&c->tail);
+		uint64_t base = load_relaxed(&c->base);
+		uint32_t st = owner_state(w);
+		uint64_t pending = tail - head <= ch->L.capacity ? tail - head : 0;
+		if (st != RMPSC_SLOT_FENCED) {
+			out->pending += pending;
+			out->committed += tail - ch->L.start_position;
+			out->consumed += head - ch->L.start_position;
+		}
+		out->active_producers += st == RMPSC_SLOT_ACTIVE;
+		if (st == RMPSC_SLOT_FREE || !rings || written >= max_rings)
+			continue;
+		struct rmpsc_ring_stats *r = &rings[written++];
+		r->slot = s;
+		r->state = st;
+		r->owner_pid = owner_pid(w);
+		r->owner_alive = rmpsc__owner_alive(owner_id(w));
+		r->pending = pending;
+		r->committed = tail - base;
+		r->consumed = head - base;
+	}
+	return (int)written;
+}

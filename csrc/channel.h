@@ -1,0 +1,59 @@
+/* Process-local handles over a channel region, shared by region.c, channel.c, slab.c. */
+#ifndef RMPSC_CHANNEL_H
+#define RMPSC_CHANNEL_H
+
+#include <stdint.h>
+
+#include "layout.h"
+#include "ringmpsc.h"
+
+struct rmpsc_channel {
+	unsigned char *base;        /* the mapping */
+	struct region_header *hdr;
+	struct layout L;            /* recomputed from validated geometry */
+	rmpsc_ring *rings;          /* consumer's views, one per slot */
+	int fd;
+	unsigned flags;
+	char *name;
+	uint32_t consumer_gen;      /* fork generation in which this handle claimed the consumer role */
+	int consumer_claimed;
+	uint32_t sweep_cursor;      /* next slot the sweep starts at (fairness) */
+	uint32_t read_slot;         /* slot of the span returned by rmpsc_read */
+	uint32_t read_count;        /* its length; 0 when none is open */
+	uint32_t sweeps;
+	int64_t next_liveness_ns;   /* when the consumer next checks producer liveness */
+};
+
+struct rmpsc_producer {
+	rmpsc_ring ring;            /* view of this producer's slot */
+	rmpsc_channel *ch;
+	struct ring_ctrl *ctrl;
+	uint64_t owner;             /* the ACTIVE owner word this producer wrote */
+	uint32_t slot;
+	uint32_t fork_gen;          /* fork generation at registration */
+};
+
+/* Slot owner-word states (enum rmpsc_slot_state) live in the low bits of ring_ctrl.owner. */
+
+static inline struct ring_ctrl *slot_ctrl(const rmpsc_channel *ch, uint32_t slot)
+{
+	return (struct ring_ctrl *)(ch->base + ch->L.ctrl_off) + slot;
+}
+
+static inline unsigned char *slot_data(const rmpsc_channel *ch, uint32_t slot)
+{
+	return ch->base + ch->L.data_off + (uint64_t)slot * ch->L.ring_bytes;
+}
+
+static inline struct slab_meta *slab_meta_of(const rmpsc_channel *ch, uint32_t h)
+{
+	return (struct slab_meta *)(ch->base + ch->L.slab_meta_off) + h;
+}
+
+/* Return slabs held by dead processes; and, for a slot being reclaimed, slabs in
+ * transit on it that were never committed. Returns slabs freed. (slab.c) */
+uint32_t rmpsc__slab_reclaim(rmpsc_channel *ch, int slot_being_reclaimed);
+/* On consumer takeover: free slabs a dead consumer had received but not freed. */
+uint32_t rmpsc__slab_reclaim_consumed(rmpsc_channel *ch);
+
+#endif

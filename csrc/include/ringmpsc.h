@@ -1,0 +1,371 @@
+/*
+ * ringmpsc — lock-free rings of fixed-size records in one shared-memory region.
+ *
+ * A channel is a single contiguous region (memfd or POSIX shm) holding a header,
+ * one SPSC ring per producer slot and an optional slab pool. The region contains
+ * offsets and positions only, never pointers, so the same bytes work between
+ * threads, across fork() and between unrelated processes.
+ *
+ * Roles
+ *   - Producer: a process-local handle bound to one ring slot. One thread at a
+ *     time may use a given producer handle. Different producers never contend.
+ *   - Consumer: exactly one process owns the consumer role at a time (claimed on
+ *     first consumer call, taken over if the owner died). Within that process one
+ *     thread at a time may call the consumer functions.
+ *
+ * Ordering guarantees
+ *   - FIFO per producer; no order across producers.
+ *   - Every committed record is delivered exactly once to a live consumer.
+ *     Records a consumer read but did not advance past before dying are delivered
+ *     again to the next consumer.
+ *   - A commit is a release operation and a read is an acquire operation: all
+ *     writes the producer made to the records (and anything before them) are
+ *     visible to the consumer that reads them.
+ *
+ * Timeouts (every function taking `timeout_ns`)
+ *   0 = try once and never block, < 0 = block until success, close or error,
+ *   > 0 = block for at most that many nanoseconds (CLOCK_MONOTONIC).
+ *
+ * Errors
+ *   Functions returning `int` return a non-negative value on success and one of
+ *   the negative `RMPSC_E*` codes on failure. rmpsc_strerror() names a code;
+ *   rmpsc_last_error() gives this thread's detailed message of the last failure
+ *   (naming the argument or field at fault, or the failing system call and errno).
+ *   A failing call changes nothing that was already committed.
+ */
+#ifndef RINGMPSC_H
+#define RINGMPSC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__)
+#define RMPSC_API __attribute__((visibility("default")))
+#else
+#define RMPSC_API
+#endif
+
+#define RMPSC_VERSION_MAJOR 0
+#define RMPSC_VERSION_MINOR 1
+#define RMPSC_VERSION_PATCH 0
+
+/* Geometry bounds, validated on create and on every open/attach. */
+#define RMPSC_MAX_RECORD_SIZE   65536u          /* bytes */
+#define RMPSC_MIN_CAPACITY      2u              /* records per ring */
+#define RMPSC_MAX_CAPACITY      (1u << 24)
+#define RMPSC_MAX_PRODUCERS     1024u
+#define RMPSC_MAX_SLAB_SIZE     (1u << 26)      /* 64 MiB */
+#define RMPSC_MAX_SLAB_COUNT    (1u << 24)
+#define RMPSC_MAX_REGION_SIZE   (1ull << 40)    /* 1 TiB */
+#define RMPSC_INVALID_HANDLE    UINT32_MAX
+
+/* The one error vocabulary. Every failure is one of these. */
+enum rmpsc_error {
+	RMPSC_OK         = 0,
+	RMPSC_EFULL      = -1,  /* no space (ring full, or slab pool exhausted) */
+	RMPSC_EEMPTY     = -2,  /* nothing to read right now */
+	RMPSC_ECLOSED    = -3,  /* producer: channel closed; consumer: closed AND drained */
+	RMPSC_ETIMEDOUT  = -4,  /* a blocking call reached its deadline */
+	RMPSC_ENOSLOT    = -5,  /* no free producer slot */
+	RMPSC_ECONSUMER  = -6,  /* another live process holds the consumer role */
+	RMPSC_EINVAL     = -7,  /* invalid argument or call sequence */
+	RMPSC_ECORRUPT   = -8,  /* region is not a valid channel, or a ring was fenced off */
+	RMPSC_ESYS       = -9,  /* a system call failed; errno is preserved */
+	RMPSC_EFORKED    = -10, /* handle was created in another process (inherited by fork) */
+	RMPSC_EINTR      = -11, /* wait interrupted by a signal (RMPSC_OPEN_INTERRUPTIBLE only) */
+};
+
+/* Name of an error code ("ring full", ...). Never NULL. */
+RMPSC_API const char *rmpsc_strerror(int err);
+/* Detailed message for this thread's most recent failure. Never NULL. */
+RMPSC_API const char *rmpsc_last_error(void);
+
+/* ------------------------------------------------------------------------- */
+/* Standalone SPSC ring in caller-owned memory (no blocking, no region header). */
+
+/*
+ * A process-local view of one ring. The fields are private; the struct is public
+ * only so callers can place it on the stack or embed it.
+ */
+typedef struct rmpsc_ring {
+	void *ctrl_;
+	unsigned char *data_;
+	uint64_t mask_;
+	uint32_t record_size_;
+	uint32_t reserved_;   /* records of the open reservation */
+} rmpsc_ring;
+
+/* Bytes of memory a ring of this geometry needs (0 if the geometry is invalid). */
+RMPSC_API size_t rmpsc_ring_footprint(uint32_t record_size, uint32_t capacity);
+/*
+ * Format `mem` (`size` bytes, 128-byte aligned, shared or not) as an empty ring and
+ * fill `ring`. `start_position` is the first record position (tests start near
+ * UINT64_MAX to cross the wrap; pass 0 normally). Not thread-safe with users of
+ * the same memory. Errors: EINVAL.
+ */
+RMPSC_API int rmpsc_ring_init(rmpsc_ring *ring, void *mem, size_t size, uint32_t record_size,
+		    uint32_t capacity, uint64_t start_position);
+/* View a ring another party formatted in `mem`. Validates geometry. Errors: EINVAL, ECORRUPT. */
+RMPSC_API int rmpsc_ring_attach(rmpsc_ring *ring, void *mem, size_t size);
+
+/* Producer side (one thread). Returns granted count k (1 <= k <= want; shorter at
+ * the wrap) and the start of k contiguous writable records in *ptr; EFULL; EINVAL
+ * (want == 0, or a reservation is already open). */
+RMPSC_API int rmpsc_ring_reserve(rmpsc_ring *ring, size_t want, void **ptr);
+/* Publish the first n (<= granted) records of the open reservation and close it;
+ * n == 0 aborts it. Release ordering. Errors: EINVAL (n too large, nothing open). */
+RMPSC_API int rmpsc_ring_commit(rmpsc_ring *ring, size_t n);
+/* Copy `count` records from `records` in; returns records sent (0..count, may be
+ * less when full) or EINVAL. Never blocks. */
+RMPSC_API int rmpsc_ring_send(rmpsc_ring *ring, const void *records, size_t count);
+
+/* Consumer side (one thread). Returns k readable contiguous records (1..max) at
+ * *ptr, or EEMPTY. Acquire ordering. The span stays valid until advanced. */
+RMPSC_API int rmpsc_ring_readable(rmpsc_ring *ring, size_t max, const void **ptr);
+/* Free the first n readable records (release ordering). Errors: EINVAL. */
+RMPSC_API int rmpsc_ring_advance(rmpsc_ring *ring, size_t n);
+/* Copy out up to max records into buf; returns count or EEMPTY. */
+RMPSC_API int rmpsc_ring_recv(rmpsc_ring *ring, void *buf, size_t max);
+
+/*
+ * Batch callback. Receives `count` contiguous records at `records` from producer
+ * slot `slot` (0 for a standalone ring). Return 0 to go on, non-zero to stop after
+ * this span. The span is consumed either way.
+ */
+typedef int (*rmpsc_consume_fn)(void *ctx, const void *records, size_t count, uint32_t slot);
+/* Hand up to max records to fn in contiguous spans, then free them with one
+ * advance each. Returns records consumed or EEMPTY. */
+RMPSC_API int rmpsc_ring_consume(rmpsc_ring *ring, size_t max, rmpsc_consume_fn fn, void *ctx);
+/* Records committed and not yet advanced past (a snapshot). */
+RMPSC_API uint64_t rmpsc_ring_pending(const rmpsc_ring *ring);
+RMPSC_API uint32_t rmpsc_ring_capacity(const rmpsc_ring *ring);
+
+/* ------------------------------------------------------------------------- */
+/* Channels: the shared region. */
+
+typedef struct rmpsc_channel rmpsc_channel;    /* process-local handle */
+typedef struct rmpsc_producer rmpsc_producer;  /* process-local handle */
+
+struct rmpsc_config {
+	uint32_t record_size;     /* 1 .. RMPSC_MAX_RECORD_SIZE */
+	uint32_t capacity;        /* records per producer ring, power of two */
+	uint32_t max_producers;   /* 1 .. RMPSC_MAX_PRODUCERS */
+	uint32_t slab_size;       /* 0, or bytes per slab */
+	uint32_t slab_count;      /* 0, or number of slabs (both or neither) */
+	uint64_t start_position;  /* first ring position; 0 normally (tests use ~UINT64_MAX) */
+};
+
+/* Flags for create/open/attach. */
+#define RMPSC_OPEN_INTERRUPTIBLE 0x1u  /* waits return RMPSC_EINTR when a signal arrives */
+
+/*
+ * Create a channel. name == NULL: anonymous (memfd), shareable by fork or by
+ * passing rmpsc_channel_fd(). Otherwise a POSIX shm name ("/jobs" or "jobs"),
+ * created with mode 0600; an existing name is never overwritten (ESYS, errno
+ * EEXIST). Errors: EINVAL (geometry, naming the field), ESYS.
+ */
+RMPSC_API int rmpsc_channel_create(rmpsc_channel **out, const char *name,
+			 const struct rmpsc_config *config, unsigned flags);
+/* Open an existing named channel. Errors: EINVAL, ESYS (ENOENT, EACCES...),
+ * ECORRUPT (any header field inconsistent, or the file smaller than claimed). */
+RMPSC_API int rmpsc_channel_open(rmpsc_channel **out, const char *name, unsigned flags);
+/* Attach to a channel by file descriptor (dup'ed; the caller keeps `fd`).
+ * Errors as rmpsc_channel_open. */
+RMPSC_API int rmpsc_channel_attach_fd(rmpsc_channel **out, int fd, unsigned flags);
+/* Remove a name (the region lives on while mapped). Errors: EINVAL, ESYS. */
+RMPSC_API int rmpsc_unlink(const char *name);
+/*
+ * Release this process's handle: unmaps and closes the fd. Releases the consumer
+ * role if this handle holds it. Does not close the channel for others. Producers
+ * made from this handle must be closed first (their memory goes with the mapping).
+ */
+RMPSC_API void rmpsc_channel_release(rmpsc_channel *ch);
+
+/* The mapping's file descriptor (owned by the handle; dup it to keep it). */
+RMPSC_API int rmpsc_channel_fd(const rmpsc_channel *ch);
+/* Geometry, as validated at open. */
+RMPSC_API void rmpsc_channel_config(const rmpsc_channel *ch, struct rmpsc_config *out);
+/* Name given at create/open, or NULL for an anonymous channel. */
+RMPSC_API const char *rmpsc_channel_name(const rmpsc_channel *ch);
+
+/*
+ * Close the channel for everyone, from any thread or process: producers'
+ * reservations and sends fail with ECLOSED from now on, every blocked waiter
+ * wakes, the consumer still receives everything committed (including reservations
+ * open at the moment of close that are then committed), then ECLOSED.
+ * Idempotent. Returns RMPSC_OK.
+ */
+RMPSC_API int rmpsc_channel_close(rmpsc_channel *ch);
+/* 1 if closed, 0 if not. */
+RMPSC_API int rmpsc_channel_is_closed(const rmpsc_channel *ch);
+
+/* ------------------------------------------------------------------------- */
+/* Producers. */
+
+/*
+ * Register a producer: claims a free ring slot for this process. When no slot is
+ * free, slots of dead owners and drained deregistered slots are reclaimed first.
+ * Errors: ENOSLOT, ECLOSED, ESYS.
+ */
+RMPSC_API int rmpsc_producer_register(rmpsc_channel *ch, rmpsc_producer **out);
+/*
+ * Deregister and free the handle. Committed records stay readable; the slot is
+ * reused once the consumer has drained it. An open reservation is aborted.
+ * Safe on NULL. A handle inherited through fork is only freed (the parent's ring
+ * is left alone).
+ */
+RMPSC_API void rmpsc_producer_close(rmpsc_producer *p);
+/* The producer's slot index (0 .. max_producers-1). */
+RMPSC_API uint32_t rmpsc_producer_slot(const rmpsc_producer *p);
+
+/*
+ * Reserve up to `want` contiguous records (fewer at the wrap or when only fewer are
+ * free). Blocks per timeout_ns while the ring is full. Returns k >= 1 and the
+ * writable span in *ptr. One reservation may be open at a time.
+ * Errors: EFULL (timeout 0), ETIMEDOUT, ECLOSED, EINVAL, EFORKED, EINTR.
+ */
+RMPSC_API int rmpsc_producer_reserve(rmpsc_producer *p, size_t want, int64_t timeout_ns, void **ptr);
+/*
+ * Publish the first n records of the open reservation (n == 0 aborts it). Release
+ * ordering; wakes a sleeping consumer (no system call when none sleeps).
+ * Succeeds even if the channel was closed after the reservation.
+ * Errors: EINVAL (n > granted, nothing open), EFORKED.
+ */
+RMPSC_API int rmpsc_producer_commit(rmpsc_producer *p, size_t n);
+/* Send one record: `len` <= record_size bytes, the rest zero-filled.
+ * Errors: EFULL, ETIMEDOUT, ECLOSED, EINVAL ("too long"), EFORKED, EINTR. */
+RMPSC_API int rmpsc_producer_send(rmpsc_producer *p, const void *data, size_t len, int64_t timeout_ns);
+/*
+ * Send `count` whole records from `records`. Returns how many were sent: all of
+ * them, or fewer only when the deadline passed or the channel closed mid-way.
+ * If none could be sent, returns the error (EFULL, ETIMEDOUT, ECLOSED, ...).
+ */
+RMPSC_API int rmpsc_producer_send_many(rmpsc_producer *p, const void *records, size_t count,
+			     int64_t timeout_ns);
+
+/* ------------------------------------------------------------------------- */
+/* Consumer (the process that owns the role; one thread at a time). */
+
+/*
+ * Claim the consumer role for this process. Done implicitly by every consumer
+ * call. A dead owner's claim is taken over (and slabs it held are returned).
+ * Errors: ECONSUMER (another live process; rmpsc_last_error names its pid), ESYS.
+ */
+RMPSC_API int rmpsc_consumer_claim(rmpsc_channel *ch);
+/* Give the role up (if this process holds it). */
+RMPSC_API void rmpsc_consumer_release(rmpsc_channel *ch);
+
+/*
+ * Consume up to max records across all rings, in contiguous spans handed to fn,
+ * each span freed after fn returns. Waits per timeout_ns for the first record.
+ * Returns records consumed (>= 1), or EEMPTY (timeout 0), ETIMEDOUT, ECLOSED
+ * (closed and drained), ECORRUPT (a ring with an impossible tail was fenced off;
+ * nothing read from it), ECONSUMER, EINTR.
+ */
+RMPSC_API int rmpsc_consume(rmpsc_channel *ch, size_t max, int64_t timeout_ns,
+		  rmpsc_consume_fn fn, void *ctx);
+/* Copy up to max records into buf (max * record_size bytes). Returns as rmpsc_consume. */
+RMPSC_API int rmpsc_recv(rmpsc_channel *ch, void *buf, size_t max, int64_t timeout_ns);
+/*
+ * Zero-copy: return k (1..max) contiguous readable records of one ring at *ptr
+ * (and its slot in *slot if non-NULL). Stays valid until rmpsc_advance.
+ * Errors as rmpsc_consume.
+ */
+RMPSC_API int rmpsc_read(rmpsc_channel *ch, size_t max, int64_t timeout_ns, const void **ptr,
+	       uint32_t *slot);
+/* Free the first n records of the span returned by the last rmpsc_read. n may be
+ * less than the span (the rest is read again next time). Errors: EINVAL. */
+RMPSC_API int rmpsc_advance(rmpsc_channel *ch, size_t n);
+/* Wait until a record is readable. Returns 0, or EEMPTY/ETIMEDOUT/ECLOSED/EINTR. */
+RMPSC_API int rmpsc_wait_readable(rmpsc_channel *ch, int64_t timeout_ns);
+/* Records committed and not yet consumed, over all rings (a snapshot; any thread). */
+RMPSC_API uint64_t rmpsc_pending(const rmpsc_channel *ch);
+
+/* ------------------------------------------------------------------------- */
+/* Slab pool: fixed-size blocks in the same region, named by u32 handles. */
+
+/*
+ * Take a free slab (length set to 0), owned by this process until it is sent or
+ * freed. Blocks per timeout_ns while the pool is empty.
+ * Errors: EFULL (pool empty, timeout 0), ETIMEDOUT, EINVAL (no pool), ECLOSED, EINTR.
+ */
+RMPSC_API int rmpsc_slab_alloc(rmpsc_channel *ch, int64_t timeout_ns, uint32_t *handle);
+/* Return a slab to the pool. Errors: EINVAL (bad handle, or already free). */
+RMPSC_API int rmpsc_slab_free(rmpsc_channel *ch, uint32_t handle);
+/* Bytes of the slab, or NULL for a bad handle. Valid while the mapping lives. */
+RMPSC_API void *rmpsc_slab_ptr(const rmpsc_channel *ch, uint32_t handle);
+/* Set / get the used length of a slab (<= slab_size). Errors: EINVAL. */
+RMPSC_API int rmpsc_slab_set_len(rmpsc_channel *ch, uint32_t handle, uint32_t len);
+RMPSC_API int64_t rmpsc_slab_len(const rmpsc_channel *ch, uint32_t handle);
+/*
+ * Send a slab as one record: the record holds the handle as a little-endian u32
+ * in its first 4 bytes (record_size >= 4), the rest zero. Ownership passes to the
+ * consumer atomically with the commit: if the producer dies before committing,
+ * the slab returns to the pool. Errors as rmpsc_producer_send, plus EINVAL.
+ */
+RMPSC_API int rmpsc_producer_send_slab(rmpsc_producer *p, uint32_t handle, int64_t timeout_ns);
+/* Decode the handle of a record sent by rmpsc_producer_send_slab. */
+RMPSC_API uint32_t rmpsc_record_handle(const void *record);
+/* Free slabs now (a scan, for stats). */
+RMPSC_API uint32_t rmpsc_slab_free_count(const rmpsc_channel *ch);
+
+/* ------------------------------------------------------------------------- */
+/* Liveness and stats. */
+
+enum rmpsc_slot_state {
+	RMPSC_SLOT_FREE = 0,
+	RMPSC_SLOT_REGISTERING = 1,
+	RMPSC_SLOT_ACTIVE = 2,
+	RMPSC_SLOT_DETACHED = 3,    /* deregistered or owner dead; drained then freed */
+	RMPSC_SLOT_RECLAIMING = 4,  /* a dead owner's slabs are being returned */
+	RMPSC_SLOT_FENCED = 5,      /* impossible positions seen; never read again */
+};
+
+struct rmpsc_ring_stats {
+	uint32_t slot;
+	uint32_t state;             /* enum rmpsc_slot_state */
+	uint32_t owner_pid;         /* 0 when free */
+	uint32_t owner_alive;       /* 1 if the owner process is alive */
+	uint64_t pending;           /* committed, not consumed */
+	uint64_t committed;         /* records committed since this slot was registered */
+	uint64_t consumed;          /* records consumed since this slot was registered */
+};
+
+struct rmpsc_stats {
+	uint32_t max_producers;
+	uint32_t active_producers;  /* slots in ACTIVE state */
+	uint32_t consumer_pid;      /* 0 when unclaimed */
+	uint32_t closed;
+	uint64_t pending;
+	uint64_t committed;         /* all records ever committed in this channel */
+	uint64_t consumed;          /* all records ever consumed */
+	uint32_t slab_count;
+	uint32_t slabs_free;
+	uint32_t fenced_rings;
+	uint32_t reclaimed_slots;   /* dead producers' slots taken back */
+};
+
+/*
+ * Channel figures; `rings` (may be NULL) receives up to `max_rings` entries for
+ * slots that are not FREE. Returns the number of entries written. Any thread or
+ * process; a snapshot, not atomic across rings.
+ */
+RMPSC_API int rmpsc_stats(const rmpsc_channel *ch, struct rmpsc_stats *out,
+		struct rmpsc_ring_stats *rings, uint32_t max_rings);
+
+/*
+ * Check every producer slot's owner and reclaim those whose process died:
+ * committed records stay readable, slabs held but never sent return to the pool,
+ * the slot is freed once drained. Runs automatically on register (when no slot is
+ * free) and in the consumer's sweep at a bounded rate. Returns slots reclaimed.
+ */
+RMPSC_API int rmpsc_reclaim_dead(rmpsc_channel *ch);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* RINGMPSC_H */

@@ -1,0 +1,128 @@
+/*
+ * The bytes of a channel region. Everything here lives in shared memory and holds
+ * positions, indices and identities only, never pointers. The layout is always
+ * recomputed from validated geometry (rmpsc__layout_compute), never read from the region.
+ *
+ *   header page     struct region_header (4 KiB)
+ *   ring control[i] struct ring_ctrl, three 128-byte lines per producer slot
+ *   ring data[i]    capacity * record_size bytes, 128-byte aligned
+ *   slab meta[j]    struct slab_meta per slab
+ *   slab data[j]    slab_stride bytes per slab, 64-byte aligned
+ */
+#ifndef RMPSC_LAYOUT_H
+#define RMPSC_LAYOUT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ringmpsc.h"
+
+#define RMPSC_MAGIC      0x4353504d474e4952ull /* "RINGMPSC" little-endian */
+#define RMPSC_LAYOUT_VER 1u
+#define LINE             128u  /* adjacent-line prefetch makes 64 bytes false-share */
+#define HEADER_SIZE      4096u
+
+/*
+ * A ring's control block. The producer line is written only by the producer, the
+ * consumer line only by the consumer; the control line changes rarely.
+ */
+struct ring_ctrl {
+	/* producer line */
+	uint64_t tail;            /* next position to publish; release-stored by the producer */
+	uint64_t cached_head;     /* producer's last view of head */
+	uint32_t reserving;       /* 1 while a reservation is open (close/drain protocol) */
+	uint32_t reserve_pad_;
+	uint8_t pad0_[LINE - 24];
+	/* consumer line */
+	uint64_t head;            /* next position to read; release-stored by the consumer */
+	uint64_t cached_tail;     /* consumer's last view of tail */
+	uint32_t idle_sweeps;     /* sweeps this ring was found empty in a row */
+	uint32_t skip;            /* sweeps left to skip it */
+	uint8_t pad1_[LINE - 24];
+	/* control line */
+	uint64_t owner;           /* slot word: state + owner identity, see owner.h */
+	uint64_t base;            /* position at registration (stats) */
+	uint32_t producer_waiting;/* producer sleeping for space (futex protocol) */
+	uint32_t space_seq;       /* futex word: bumped when space is freed while waited for */
+	uint32_t record_size;     /* standalone rings: geometry, validated on attach */
+	uint32_t ring_bits;
+	uint8_t pad2_[LINE - 32];
+};
+_Static_assert(sizeof(struct ring_ctrl) == 3 * LINE, "ring_ctrl is three lines");
+
+struct region_header {
+	/* immutable after creation */
+	uint64_t magic;           /* written last, with release, when the region is ready */
+	uint32_t version;
+	uint32_t header_size;
+	uint32_t record_size;
+	uint32_t ring_bits;
+	uint32_t max_producers;
+	uint32_t slab_size;
+	uint32_t slab_count;
+	uint32_t creator_uid;
+	uint64_t total_size;
+	uint64_t start_position;
+	uint8_t pad0_[LINE - 56];
+
+	/* closed line */
+	uint32_t closed;          /* 0 open, 1 closed; futex waiters re-check it */
+	uint32_t fenced_rings;
+	uint32_t reclaimed_slots;
+	uint32_t slot_hw;         /* slots [0, slot_hw) were ever registered */
+	uint8_t pad1_[LINE - 16];
+
+	/* consumer line */
+	uint64_t consumer_owner;  /* packed identity of the consumer process, 0 = none */
+	uint32_t consumer_waiting;/* consumer sleeping for data (futex protocol) */
+	uint32_t data_seq;        /* futex word: bumped on publish while the consumer waits */
+	uint8_t pad2_[LINE - 16];
+
+	/* slab line */
+	uint32_t slab_cursor;     /* rotating allocation hint */
+	uint32_t slab_waiting;    /* allocators sleeping for a free slab */
+	uint32_t slab_seq;        /* futex word: bumped on free while someone waits */
+	uint8_t pad3_[LINE - 12];
+};
+_Static_assert(sizeof(struct region_header) <= HEADER_SIZE, "header fits its page");
+
+/*
+ * Per-slab state word: 0 = free, otherwise an owner word (owner.h): a process
+ * identity while held, or "in transit" on a ring slot with the record's position in
+ * transit_pos. One CAS moves a slab between states, so no crash point leaks one.
+ */
+struct slab_meta {
+	uint64_t owner;
+	uint64_t transit_pos;
+	uint32_t len;
+	uint32_t pad_;
+	uint64_t pad2_;
+};
+_Static_assert(sizeof(struct slab_meta) == 32, "slab_meta is 32 bytes");
+
+/* Geometry, as validated, plus the offsets derived from it. */
+struct layout {
+	uint32_t record_size;
+	uint32_t ring_bits;
+	uint32_t capacity;
+	uint32_t max_producers;
+	uint32_t slab_size;
+	uint32_t slab_count;
+	uint64_t slab_stride;
+	uint64_t start_position;
+	uint64_t ring_bytes;      /* data bytes per ring, rounded to LINE */
+	uint64_t ctrl_off;
+	uint64_t data_off;
+	uint64_t slab_meta_off;
+	uint64_t slab_data_off;
+	uint64_t total_size;
+};
+
+/* Validate geometry and compute the layout. RMPSC_OK or EINVAL with a message
+ * naming the field (`what` prefixes it: "config" or "region"). */
+int rmpsc__layout_compute(struct layout *out, const struct rmpsc_config *cfg, const char *what);
+
+static inline int is_pow2(uint64_t v) { return v && !(v & (v - 1)); }
+static inline uint64_t round_up(uint64_t v, uint64_t a) { return (v + a - 1) & ~(a - 1); }
+
+#endif /* RMPSC_LAYOUT_H */

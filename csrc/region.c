@@ -1,0 +1,302 @@
+/*
+ * Creating, opening and releasing a channel's region. Opening never trusts the
+ * bytes: magic, version and every geometry field are checked against their bounds,
+ * the layout is recomputed from them, and the file must be as large as claimed.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "barrier.h"
+#include "channel.h"
+#include "error.h"
+#include "ring.h"
+
+/* "jobs" and "/jobs" both name /dev/shm/jobs. Writes the normalized name to out. */
+static int normalize_name(const char *name, char *out, size_t outlen)
+{
+	const char *n = name[0] == '/' ? name + 1 : name;
+	size_t len = strlen(n);
+	if (len == 0 || len + 2 > outlen || len > NAME_MAX - 1)
+		return rmpsc__set_error(RMPSC_EINVAL, "name \"%s\" must be 1..%d characters", name, NAME_MAX - 1);
+	if (strchr(n, '/'))
+		return rmpsc__set_error(RMPSC_EINVAL, "name \"%s\" must not contain '/' after the first character",
+				 name);
+	if (!strcmp(n, ".") || !strcmp(n, ".."))
+		return rmpsc__set_error(RMPSC_EINVAL, "name \"%s\" is not a valid shm name", name);
+	out[0] = '/';
+	memcpy(out + 1, n, len + 1);
+	return RMPSC_OK;
+}
+
+static int make_handle(rmpsc_channel **out, int fd, unsigned char *base, const struct layout *L,
+		       const char *name, unsigned flags)
+{
+	rmpsc_channel *ch = calloc(1, sizeof *ch);
+	rmpsc_ring *rings = calloc(L->max_producers, sizeof *rings);
+	char *dup = name ? strdup(name) : NULL;
+	if (!ch || !rings || (name && !dup)) {
+		free(ch);
+		free(rings);
+		free(dup);
+		errno = ENOMEM;
+		return rmpsc__sys_error("allocating a channel handle");
+	}
+	ch->base = base;
+	ch->hdr = (struct region_header *)base;
+	ch->L = *L;
+	ch->rings = rings;
+	ch->fd = fd;
+	ch->flags = flags;
+	ch->name = dup;
+	for (uint32_t s = 0; s < L->max_producers; s++)
+		ring_view_init(&rings[s], slot_ctrl(ch, s), slot_data(ch, s), L->record_size, L->ring_bits);
+	*out = ch;
+	return RMPSC_OK;
+}
+
+static void format_region(unsigned char *base, const struct layout *L)
+{
+	struct region_header *h = (struct region_header *)base;
+	h->version = RMPSC_LAYOUT_VER;
+	h->header_size = HEADER_SIZE;
+	h->record_size = L->record_size;
+	h->ring_bits = L->ring_bits;
+	h->max_producers = L->max_producers;
+	h->slab_size = L->slab_size;
+	h->slab_count = L->slab_count;
+	h->creator_uid = (uint32_t)getuid();
+	h->total_size = L->total_size;
+	h->start_position = L->start_position;
+	for (uint32_t s = 0; s < L->max_producers; s++) {
+		struct ring_ctrl *c = (struct ring_ctrl *)(base + L->ctrl_off) + s;
+		c->tail = c->cached_head = c->head = c->cached_tail = c->base = L->start_position;
+		c->record_size = L->record_size;
+		c->ring_bits = L->ring_bits;
+	}
+	/* The file is fresh (zero-filled): slab owner words are already FREE (0). */
+	/* Publish last: an opener that sees the magic sees a fully formatted region. */
+	store_release(&h->magic, RMPSC_MAGIC);
+}
+
+int rmpsc_channel_create(rmpsc_channel **out, const char *name, const struct rmpsc_config *cfg,
+			 unsigned flags)
+{
+	if (!out || !cfg)
+		return rmpsc__set_error(RMPSC_EINVAL, "channel_create: out and config must not be NULL");
+	*out = NULL;
+	if (flags & ~RMPSC_OPEN_INTERRUPTIBLE)
+		return rmpsc__set_error(RMPSC_EINVAL, "channel_create: unknown flags 0x%x", flags);
+	struct layout L;
+	int rc = rmpsc__layout_compute(&L, cfg, "config");
+	if (rc)
+		return rc;
+	char shm_name[NAME_MAX + 1];
+	int fd;
+	if (name) {
+		if ((rc = normalize_name(name, shm_name, sizeof shm_name)))
+			return rc;
+		fd = shm_open(shm_name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+		if (fd < 0)
+			return rmpsc__sys_error(errno == EEXIST ? "shm_open: name exists (unlink it first)" : "shm_open");
+	} else {
+		fd = memfd_create("ringmpsc", MFD_CLOEXEC);
+		if (fd < 0)
+			return rmpsc__sys_error("memfd_create");
+	}
+	/* Reserve every page now, so a full /dev/shm fails here and not as SIGBUS later. */
+	if (ftruncate(fd, (off_t)L.total_size) < 0) {
+		rc = rmpsc__sys_error("ftruncate");
+		goto fail;
+	}
+	if ((errno = posix_fallocate(fd, 0, (off_t)L.total_size))) {
+		rc = rmpsc__sys_error("posix_fallocate (is /dev/shm large enough?)");
+		goto fail;
+	}
+	unsigned char *base = mmap(NULL, L.total_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (base == MAP_FAILED) {
+		rc = rmpsc__sys_error("mmap");
+		goto fail;
+	}
+	format_region(base, &L);
+	if ((rc = make_handle(out, fd, base, &L, name ? shm_name : NULL, flags))) {
+		munmap(base, L.total_size);
+		goto fail;
+	}
+	return RMPSC_OK;
+fail:
+	close(fd);
+	if (name)
+		shm_unlink(shm_name);
+	return rc;
+}
+
+/* Validate the header against its bounds and the file; fill *L from it. */
+static int validate_header(const struct region_header *h, uint64_t file_size, struct layout *L)
+{
+	uint64_t magic = load_acquire(&h->magic);
+	if (magic == 0)
+		return rmpsc__set_error(RMPSC_ECORRUPT, "region is not initialized (creation in progress or failed)");
+	if (magic != RMPSC_MAGIC)
+		return rmpsc__set_error(RMPSC_ECORRUPT, "region has bad magic 0x%016llx: not a ringmpsc channel",
+				 (unsigned long long)magic);
+	if (h->version != RMPSC_LAYOUT_VER)
+		return rmpsc__set_error(RMPSC_ECORRUPT, "region layout version %u, this library reads %u", h->version,
+				 RMPSC_LAYOUT_VER);
+	if (h->header_size != HEADER_SIZE)
+		return rmpsc__set_error(RMPSC_ECORRUPT, "region header_size %u, expected %u", h->header_size, HEADER_SIZE);
+	if (h->ring_bits >= 32)
+		return rmpsc__set_error(RMPSC_ECORRUPT, "region ring_bits %u out of range", h->ring_bits);
+	struct rmpsc_config cfg = {
+		.record_size = h->record_size,
+		.capacity = 1u << h->ring_bits,
+		.max_producers = h->max_producers,
+		.slab_size = h->slab_size,
+		.slab_count = h->slab_count,
+		.start_position = h->start_position,
+	};
+	if (rmpsc__layout_compute(L, &cfg, "region"))
+		return rmpsc__set_error(RMPSC_ECORRUPT, "%s", rmpsc_last_error());
+	if (h->total_size != L->total_size)
+		return rmpsc__set_error(RMPSC_ECORRUPT, "region total_size %llu does not match its geometry (%llu)",
+				 (unsigned long long)h->total_size, (unsigned long long)L->total_size);
+	if (file_size < L->total_size)
+		return rmpsc__set_error(RMPSC_ECORRUPT, "region file is %llu bytes, geometry needs %llu (truncated)",
+				 (unsigned long long)file_size, (unsigned long long)L->total_size);
+	return RMPSC_OK;
+}
+
+static int attach_owned_fd(rmpsc_channel **out, int fd, const char *name, unsigned flags)
+{
+	struct stat st;
+	struct layout L;
+	int rc;
+	if (fstat(fd, &st) < 0) {
+		rc = rmpsc__sys_error("fstat");
+		goto fail;
+	}
+	if ((uint64_t)st.st_size < HEADER_SIZE) {
+		rc = rmpsc__set_error(RMPSC_ECORRUPT, "region file is %lld bytes, smaller than a header (%u)",
+			       (long long)st.st_size, HEADER_SIZE);
+		goto fail;
+	}
+	void *hp = mmap(NULL, HEADER_SIZE, PROT_READ, MAP_SHARED, fd, 0);
+	if (hp == MAP_FAILED) {
+		rc = rmpsc__sys_error("mmap header");
+		goto fail;
+	}
+	rc = validate_header(hp, (uint64_t)st.st_size, &L);
+	munmap(hp, HEADER_SIZE);
+	if (rc)
+		goto fail;
+	unsigned char *base = mmap(NULL, L.total_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (base == MAP_FAILED) {
+		rc = rmpsc__sys_error("mmap");
+		goto fail;
+	}
+	/* Geometry was validated on our private read; re-check the live header so a
+	 * writer racing us cannot make the mapping and the layout disagree. */
+	struct layout again;
+	if ((rc = validate_header((struct region_header *)base, (uint64_t)st.st_size, &again)) ||
+	    memcmp(&again, &L, sizeof L)) {
+		munmap(base, L.total_size);
+		rc = rc ? rc : rmpsc__set_error(RMPSC_ECORRUPT, "region header changed while opening");
+		goto fail;
+	}
+	if ((rc = make_handle(out, fd, base, &L, name, flags))) {
+		munmap(base, L.total_size);
+		goto fail;
+	}
+	return RMPSC_OK;
+fail:
+	close(fd);
+	return rc;
+}
+
+int rmpsc_channel_open(rmpsc_channel **out, const char *name, unsigned flags)
+{
+	if (!out || !name)
+		return rmpsc__set_error(RMPSC_EINVAL, "channel_open: out and name must not be NULL");
+	*out = NULL;
+	if (flags & ~RMPSC_OPEN_INTERRUPTIBLE)
+		return rmpsc__set_error(RMPSC_EINVAL, "channel_open: unknown flags 0x%x", flags);
+	char shm_name[NAME_MAX + 1];
+	int rc = normalize_name(name, shm_name, sizeof shm_name);
+	if (rc)
+		return rc;
+	int fd = shm_open(shm_name, O_RDWR | O_CLOEXEC, 0);
+	if (fd < 0)
+		return rmpsc__sys_error("shm_open");
+	return attach_owned_fd(out, fd, shm_name, flags);
+}
+
+int rmpsc_channel_attach_fd(rmpsc_channel **out, int fd, unsigned flags)
+{
+	if (!out)
+		return rmpsc__set_error(RMPSC_EINVAL, "channel_attach_fd: out must not be NULL");
+	*out = NULL;
+	if (fd < 0)
+		return rmpsc__set_error(RMPSC_EINVAL, "channel_attach_fd: fd %d is not a file descriptor", fd);
+	if (flags & ~RMPSC_OPEN_INTERRUPTIBLE)
+		return rmpsc__set_error(RMPSC_EINVAL, "channel_attach_fd: unknown flags 0x%x", flags);
+	int own = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+	if (own < 0)
+		return rmpsc__sys_error("dup");
+	return attach_owned_fd(out, own, NULL, flags);
+}
+
+int rmpsc_unlink(const char *name)
+{
+	if (!name)
+		return rmpsc__set_error(RMPSC_EINVAL, "unlink: name must not be NULL");
+	char shm_name[NAME_MAX + 1];
+	int rc = normalize_name(name, shm_name, sizeof shm_name);
+	if (rc)
+		return rc;
+	if (shm_unlink(shm_name) < 0)
+		return rmpsc__sys_error("shm_unlink");
+	return RMPSC_OK;
+}
+
+void rmpsc_channel_release(rmpsc_channel *ch)
+{
+	if (!ch)
+		return;
+	rmpsc_consumer_release(ch);
+	munmap(ch->base, ch->L.total_size);
+	close(ch->fd);
+	free(ch->rings);
+	free(ch->name);
+	free(ch);
+}
+
+int rmpsc_channel_fd(const rmpsc_channel *ch)
+{
+	return ch ? ch->fd : -1;
+}
+
+const char *rmpsc_channel_name(const rmpsc_channel *ch)
+{
+	return ch ? ch->name : NULL;
+}
+
+void rmpsc_channel_config(const rmpsc_channel *ch, struct rmpsc_config *out)
+{
+	if (!ch || !out)
+		return;
+	out->record_size = ch->L.record_size;
+	out->capacity = ch->L.capacity;
+	out->max_producers = ch->L.max_producers;
+	out->slab_size = ch->L.slab_size;
+	out->slab_count = ch->L.slab_count;
+	out->start_position = ch->L.start_position;
+}
