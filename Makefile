@@ -14,7 +14,7 @@ CORE_SRC   := $(wildcard csrc/*.c)
 CORE_HDR   := $(wildcard csrc/*.h csrc/include/*.h)
 CORE_OBJ   := $(CORE_SRC:csrc/%.c=$(BUILD)/obj/%.o)
 
-.PHONY: all lib help test test-c test-c-plain test-c-tsan test-c-asan bench-c install clean demo deps-c
+.PHONY: all lib help test deps-test test-c test-c-plain test-c-tsan test-c-asan bench-c install clean demo
 all: lib
 
 help:
@@ -53,23 +53,29 @@ $(BUILD)/$(1)/%: tests/c/%.c tests/c/harness.h $(CORE_SRC) $(CORE_HDR)
 	$$(CC) $$(TEST_CFLAGS) $(2) -o $$@ $$< $$(CORE_SRC) $$(LDLIBS)
 endef
 $(eval $(call test_variant,test-plain,-O2 -g))
-$(eval $(call test_variant,test-tsan,-O1 -g -fsanitize=thread))
+# TSan does not model standalone fences (-Wtsan); they only order atomics here, and
+# the wake-up protocol they serve is proven by test_blocking, not by TSan.
+$(eval $(call test_variant,test-tsan,-O1 -g -fsanitize=thread -Wno-tsan))
 $(eval $(call test_variant,test-asan,-O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer))
 
 test-c-plain: $(TEST_NAMES:%=$(BUILD)/test-plain/%)
 	tests/c/run.sh plain $(BUILD)/test-plain $(TEST_NAMES)
-test-c-tsan: $(TEST_NAMES:%=$(BUILD)/test-tsan/%)
-	TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" tests/c/run.sh tsan $(BUILD)/test-tsan $(TEST_NAMES)
+TSAN_NAMES := $(filter-out test_proc_%,$(TEST_NAMES))
+test-c-tsan: $(TSAN_NAMES:%=$(BUILD)/test-tsan/%)
+	TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" tests/c/run.sh tsan $(BUILD)/test-tsan $(TSAN_NAMES)
 test-c-asan: $(TEST_NAMES:%=$(BUILD)/test-asan/%)
 	ASAN_OPTIONS="detect_leaks=1:abort_on_error=1" UBSAN_OPTIONS="print_stacktrace=1" \
 		tests/c/run.sh asan $(BUILD)/test-asan $(TEST_NAMES)
 
 test-c: lib
 	@rm -f $(BUILD)/results.txt
-	$(MAKE) --no-print-directory test-c-plain test-c-tsan test-c-asan
+	$(MAKE) --no-print-directory -k test-c-plain test-c-tsan test-c-asan
 
-test: test-c
-	@tests/summarize.sh $(BUILD)/results.txt
+test: deps-test lib
+	tests/run_all.sh
+
+deps-test:
+	scripts/ensure-deps.sh c python lua
 
 # --- benchmarks -------------------------------------------------------------
 $(BUILD)/bench_c: benchmarks/c/bench.c $(CORE_SRC) $(CORE_HDR)

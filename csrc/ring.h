@@ -85,7 +85,7 @@ static inline int ring_readable(rmpsc_ring *r, size_t max, const void **ptr)
 	uint64_t cap = r->mask_ + 1;
 	uint64_t head = load_relaxed(&c->head); /* only the consumer writes it */
 	uint64_t avail = c->cached_tail - head;
-	if (avail == 0 || avail > cap) {
+	if (avail < max || avail > cap) { /* reload only when the cached view is short */
 		/* C1: acquire pairs with the producer's release of tail (A1): the
 		 * records up to tail are fully written. */
 		c->cached_tail = load_acquire(&c->tail);
