@@ -14,7 +14,7 @@ CORE_SRC   := $(wildcard csrc/*.c)
 CORE_HDR   := $(wildcard csrc/*.h csrc/include/*.h)
 CORE_OBJ   := $(CORE_SRC:csrc/%.c=$(BUILD)/obj/%.o)
 
-.PHONY: all lib help test deps-test test-c test-c-plain test-c-tsan test-c-asan bench-c install clean demo
+.PHONY: all lib help test deps-test test-c test-c-plain test-c-tsan test-c-asan bench-c install clean demo example-c
 all: lib
 
 help:
@@ -22,7 +22,9 @@ help:
 	@echo "make test         every test suite (C, C under TSan and ASan+UBSan); prints 'N passed, N failed'"
 	@echo "make test-c       the C suite only (plain, TSan, ASan+UBSan)"
 	@echo "make bench-c      C throughput benchmark (SPSC/MPSC x record size x batch, vs memcpy)"
-	@echo "make demo         the main job end to end: producer processes -> one consumer, verified"
+	@echo "make demo         the main job end to end: producer processes -> one consumer, verified,"
+	@echo "                  next to multiprocessing.Queue (installs what it needs)"
+	@echo "make example-c    build and run the C quick start (csrc/examples/quickstart.c)"
 	@echo "make install      PREFIX=/usr/local: library, header, pkg-config file"
 	@echo "make clean        remove build/"
 
@@ -85,12 +87,15 @@ $(BUILD)/bench_c: benchmarks/c/bench.c $(CORE_SRC) $(CORE_HDR)
 bench-c: $(BUILD)/bench_c
 	$(BUILD)/bench_c $(BENCH_ARGS)
 
-# --- demo -------------------------------------------------------------------
-$(BUILD)/demo_c: benchmarks/c/demo.c $(BUILD)/libringmpsc.a
+# --- demo and examples ------------------------------------------------------
+demo: lib
+	scripts/demo.sh
+
+$(BUILD)/quickstart: csrc/examples/quickstart.c $(BUILD)/libringmpsc.a
 	$(CC) $(CSTD) $(WARN) -O2 -Icsrc/include -o $@ $< $(BUILD)/libringmpsc.a $(LDLIBS)
 
-demo: $(BUILD)/demo_c
-	$(BUILD)/demo_c
+example-c: $(BUILD)/quickstart
+	$(BUILD)/quickstart
 
 # --- install ----------------------------------------------------------------
 install: lib

@@ -374,8 +374,12 @@ int rmpsc_consumer_claim(rmpsc_channel *ch)
 	ch->consumer_claimed = 1;
 	ch->consumer_gen = load_relaxed(&rmpsc__fork_generation);
 	ch->read_count = 0;
-	if (takeover) /* slabs the dead consumer received but never freed */
+	if (takeover) {
+		/* A consumer killed in FUTEX_WAIT left its count behind. */
+		store_relaxed(&ch->hdr->consumer_waiting, 0);
+		/* Slabs the dead consumer received but never freed. */
 		rmpsc__slab_reclaim_consumed(ch);
+	}
 	return RMPSC_OK;
 }
 
@@ -392,9 +396,18 @@ static inline int consumer_enter(rmpsc_channel *ch, const char *fn)
 {
 	if (unlikely(!ch))
 		return rmpsc__set_error(RMPSC_EINVAL, "%s: NULL channel", fn);
-	if (likely(ch->consumer_claimed && ch->consumer_gen == rmpsc__fork_generation))
-		return RMPSC_OK;
-	return rmpsc_consumer_claim(ch);
+	if (unlikely(!ch->consumer_claimed || ch->consumer_gen != rmpsc__fork_generation)) {
+		int rc = rmpsc_consumer_claim(ch);
+		if (rc)
+			return rc;
+	}
+	if (unlikely(ch->pending_error)) {
+		int rc = ch->pending_error;
+		ch->pending_error = 0;
+		return rmpsc__set_error(rc, "%s: a ring was fenced off during the previous call "
+					   "(impossible positions; see rmpsc_stats)", fn);
+	}
+	return RMPSC_OK;
 }
 
 /* Free n records of slot s and wake its producer if it sleeps for space. */
@@ -555,8 +568,11 @@ int rmpsc_consume(rmpsc_channel *ch, size_t max, int64_t timeout_ns, rmpsc_consu
 		if (stop || done >= max)
 			break;
 		n = sweep(ch, max - done, &w.ptr, &w.slot, 0);
-		if (n <= 0)
-			break; /* an ECORRUPT here is reported by the next call: the ring is fenced and the cursor stays on it */
+		if (n <= 0) {
+			if (n < 0) /* the ring is fenced; report it on the next call */
+				ch->pending_error = n;
+			break;
+		}
 	}
 	return (int)done;
 }

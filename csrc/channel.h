@@ -21,6 +21,7 @@ struct rmpsc_channel {
 	uint32_t read_slot;         /* slot of the span returned by rmpsc_read */
 	uint32_t read_count;        /* its length; 0 when none is open */
 	uint32_t sweeps;
+	int pending_error;          /* ECORRUPT found after records were delivered: reported next call */
 	int64_t next_liveness_ns;   /* when the consumer next checks producer liveness */
 };
 
