@@ -32,6 +32,7 @@
 #define DRAIN_POLL_NS         10000000  /* closed with a reservation open: re-check owners */
 #define MAX_SKIP             16         /* adaptive skip of idle rings, in sweeps */
 #define WAIT_POLL            (INT32_MIN + 1)
+#define SPIN_POLLS           64         /* polls before sleeping: a peer is often about to publish */
 
 static inline int interruptible(const rmpsc_channel *ch)
 {
@@ -59,10 +60,7 @@ static void wake_all_producers(rmpsc_channel *ch)
 {
 	for (uint32_t s = 0; s < ch->L.max_producers; s++) {
 		struct ring_ctrl *c = slot_ctrl(ch, s);
-		if (load_relaxed(&c->producer_waiting)) {
-			fetch_add_acq_rel(&c->space_seq, 1);
-			rmpsc__futex_wake_all(&c->space_seq);
-		}
+		wake_waiters(&c->producer_waiting, &c->space_seq);
 	}
 }
 
@@ -79,7 +77,6 @@ int rmpsc_channel_close(rmpsc_channel *ch)
 	rmpsc__futex_wake_all(&h->data_seq);
 	fetch_add_acq_rel(&h->slab_seq, 1);
 	rmpsc__futex_wake_all(&h->slab_seq);
-	smp_mb(); /* closed before reading producer_waiting (pairs with the producers' wait fence) */
 	wake_all_producers(ch);
 	return RMPSC_OK;
 }
@@ -93,18 +90,35 @@ static int slot_drained(const rmpsc_channel *ch, uint32_t s)
 	return load_acquire(&c->tail) == load_acquire(&c->head);
 }
 
-/* Take over a slot whose owner word `w` names a dead process. */
+/* Take over a slot whose owner word `w` names a dead process (or an earlier image
+ * of this one). Marked held here while we work, so no other thread of ours
+ * mistakes our RECLAIMING word for a stale one. */
 static int reclaim_slot(rmpsc_channel *ch, uint32_t s, uint64_t w, uint64_t me)
 {
 	struct ring_ctrl *c = slot_ctrl(ch, s);
-	if (!cas_acq_rel(&c->owner, &w, owner_word(RMPSC_SLOT_RECLAIMING, me)))
+	uint64_t reclaiming = owner_word(RMPSC_SLOT_RECLAIMING, me);
+	if (rmpsc__held_slot(ch->key, s, +1))
 		return 0;
+	if (!cas_acq_rel(&c->owner, &w, reclaiming)) {
+		rmpsc__held_slot(ch->key, s, -1);
+		return 0;
+	}
 	/* Committed records stay readable; what was reserved but never committed was
 	 * never published. Slabs the dead owner held or had in flight go back. */
 	rmpsc__slab_reclaim(ch, (int)s);
-	store_release(&c->owner, owner_word(RMPSC_SLOT_DETACHED, me));
+	/* A CAS, not a store: the consumer may have fenced the ring meanwhile. */
+	cas_acq_rel(&c->owner, &reclaiming, owner_word(RMPSC_SLOT_DETACHED, me));
+	rmpsc__held_slot(ch->key, s, -1);
 	fetch_add_relaxed(&ch->hdr->reclaimed_slots, 1);
 	return 1;
+}
+
+/* Does owner word `w` (a claimed slot) name a process that can no longer use it? */
+static int owner_gone(const rmpsc_channel *ch, uint32_t s, uint64_t w, uint64_t me)
+{
+	if (owner_id(w) == me) /* ours, unless no handle of this image holds it (exec) */
+		return !rmpsc__holds_slot(ch->key, s);
+	return !rmpsc__owner_alive(owner_id(w));
 }
 
 int rmpsc_reclaim_dead(rmpsc_channel *ch)
@@ -119,7 +133,7 @@ int rmpsc_reclaim_dead(rmpsc_channel *ch)
 		uint64_t w = load_acquire(&slot_ctrl(ch, s)->owner);
 		uint32_t st = owner_state(w);
 		if ((st == RMPSC_SLOT_ACTIVE || st == RMPSC_SLOT_REGISTERING || st == RMPSC_SLOT_RECLAIMING) &&
-		    owner_id(w) != me && !rmpsc__owner_alive(owner_id(w)))
+		    owner_gone(ch, s, w, me))
 			reclaimed += reclaim_slot(ch, s, w, me);
 	}
 	return reclaimed;
@@ -149,16 +163,27 @@ int rmpsc_producer_register(rmpsc_channel *ch, rmpsc_producer **out)
 			struct ring_ctrl *c = slot_ctrl(ch, s);
 			uint64_t w = load_acquire(&c->owner);
 			/* A drained DETACHED slot is as good as FREE: positions continue. */
-			if ((w == RMPSC_SLOT_FREE ||
-			     (owner_state(w) == RMPSC_SLOT_DETACHED && slot_drained(ch, s))) &&
-			    cas_acq_rel(&c->owner, &w, claim)) {
+			if (w != RMPSC_SLOT_FREE && !(owner_state(w) == RMPSC_SLOT_DETACHED && slot_drained(ch, s)))
+				continue;
+			/* Counted as held before the claim, so no thread of ours takes
+			 * it for a stale one in between. */
+			if (rmpsc__held_slot(ch->key, s, +1)) {
+				free(p);
+				errno = ENOMEM;
+				return rmpsc__sys_error("recording a producer slot");
+			}
+			if (!cas_acq_rel(&c->owner, &w, claim)) {
+				rmpsc__held_slot(ch->key, s, -1);
+				continue;
+			}
+			{
 				c->cached_head = load_acquire(&c->head);
 				c->base = load_relaxed(&c->tail);
 				store_relaxed(&c->reserving, 0);
 				store_relaxed(&c->producer_waiting, 0); /* a dead waiter's count */
 				uint32_t hw = load_relaxed(&ch->hdr->slot_hw);
 				while (hw < s + 1 && !cas_acq_rel(&ch->hdr->slot_hw, &hw, s + 1))
-					;
+					; /* the consumer sweeps slots below slot_hw */
 				p->owner = owner_word(RMPSC_SLOT_ACTIVE, me);
 				/* Release: the slot's reset fields are visible before it is ACTIVE. */
 				store_release(&c->owner, p->owner);
@@ -240,8 +265,10 @@ static int producer_reserve(rmpsc_producer *p, size_t want, const struct deadlin
 		if (n < 0)
 			return rmpsc__set_error(n, "ring %u: head is impossible (corrupt region)", p->slot);
 		struct space_wait w = { p };
-		int r = rmpsc__wait_until_ready(&c->producer_waiting, &c->space_seq, space_ready, &w, *dl, 0,
-					 RMPSC_EFULL, interruptible(p->ch));
+		struct waiter wt = { .flag = &c->producer_waiting, .seq = &c->space_seq, .ready = space_ready,
+				     .arg = &w, .would_block = RMPSC_EFULL, .spin = SPIN_POLLS, .sole = 1,
+				     .interruptible = interruptible(p->ch) };
+		int r = rmpsc__wait(&wt, *dl);
 		if (r < 0)
 			return r;
 	}
@@ -342,6 +369,7 @@ void rmpsc_producer_close(rmpsc_producer *p)
 		uint64_t w = p->owner;
 		/* Fails only if the slot was fenced or (wrongly) reclaimed: leave it then. */
 		cas_acq_rel(&p->ctrl->owner, &w, owner_word(RMPSC_SLOT_DETACHED, owner_id(p->owner)));
+		rmpsc__held_slot(p->ch->key, p->slot, -1);
 		struct region_header *h = p->ch->hdr;
 		wake_waiters(&h->consumer_waiting, &h->data_seq);
 	}
@@ -351,33 +379,56 @@ void rmpsc_producer_close(rmpsc_producer *p)
 /* ------------------------------------------------------------------------- */
 /* Consumer. */
 
+/*
+ * The consumer role belongs to a process: an owner word in the header, claimed by
+ * CAS. Handles of one process image share it (a count in the held-roles record);
+ * the word is cleared when the last of them lets go. A word naming a dead process,
+ * or naming us while no handle of this image holds it (an earlier image, before
+ * exec), is taken over.
+ */
 int rmpsc_consumer_claim(rmpsc_channel *ch)
 {
 	if (!ch)
 		return rmpsc__set_error(RMPSC_EINVAL, "consumer_claim: NULL channel");
+	if (ch->consumer_claimed && ch->consumer_gen == rmpsc__fork_generation &&
+	    load_acquire(&ch->hdr->consumer_owner) == ch->self)
+		return RMPSC_OK;
 	uint64_t me = rmpsc__owner_self();
 	if (!me)
 		return rmpsc__sys_error("reading /proc/self/stat");
+	if (ch->consumer_claimed && ch->consumer_gen == rmpsc__fork_generation)
+		rmpsc__held_consumer(ch->key, -1); /* our claim was lost; count it again below */
+	ch->consumer_claimed = 0;
+	/* Count ourselves first, so a concurrent claim by another handle of this image
+	 * sees a holder and shares the role instead of taking it over. */
+	int holders = rmpsc__held_consumer(ch->key, +1);
+	if (holders < 0) {
+		errno = ENOMEM;
+		return rmpsc__sys_error("recording the consumer role");
+	}
 	uint64_t cur = load_acquire(&ch->hdr->consumer_owner);
-	int takeover = 0;
+	int fresh = 0;
 	for (;;) {
-		if (cur == me)
-			break;
-		if (cur != 0 && rmpsc__owner_alive(cur))
+		if (cur == me && holders > 1)
+			break; /* another handle of this image holds it: share */
+		if (cur != 0 && cur != me && rmpsc__owner_alive(cur)) {
+			rmpsc__held_consumer(ch->key, -1);
 			return rmpsc__set_error(RMPSC_ECONSUMER, "the consumer role is held by live process %u",
-					 owner_pid(cur));
-		if (cas_acq_rel(&ch->hdr->consumer_owner, &cur, me)) {
-			takeover = cur != 0;
+						owner_pid(cur));
+		}
+		if (cur == me || cas_acq_rel(&ch->hdr->consumer_owner, &cur, me)) {
+			fresh = 1;
 			break;
 		}
 	}
 	ch->consumer_claimed = 1;
-	ch->consumer_gen = load_relaxed(&rmpsc__fork_generation);
+	ch->consumer_gen = rmpsc__fork_generation;
+	ch->self = me;
 	ch->read_count = 0;
-	if (takeover) {
-		/* A consumer killed in FUTEX_WAIT left its count behind. */
+	if (fresh) {
+		/* A consumer killed in FUTEX_WAIT left its flag behind. */
 		store_relaxed(&ch->hdr->consumer_waiting, 0);
-		/* Slabs the dead consumer received but never freed. */
+		/* Slabs an earlier consumer received and neither freed nor accepted. */
 		rmpsc__slab_reclaim_consumed(ch);
 	}
 	return RMPSC_OK;
@@ -387,16 +438,20 @@ void rmpsc_consumer_release(rmpsc_channel *ch)
 {
 	if (!ch || !ch->consumer_claimed || ch->consumer_gen != rmpsc__fork_generation)
 		return;
-	uint64_t me = rmpsc__owner_self();
-	cas_acq_rel(&ch->hdr->consumer_owner, &me, 0);
 	ch->consumer_claimed = 0;
+	if (rmpsc__held_consumer(ch->key, -1) == 0) {
+		uint64_t me = ch->self;
+		cas_acq_rel(&ch->hdr->consumer_owner, &me, 0);
+	}
 }
 
 static inline int consumer_enter(rmpsc_channel *ch, const char *fn)
 {
 	if (unlikely(!ch))
 		return rmpsc__set_error(RMPSC_EINVAL, "%s: NULL channel", fn);
-	if (unlikely(!ch->consumer_claimed || ch->consumer_gen != rmpsc__fork_generation)) {
+	/* One load of a line that is rarely written: is the role still ours? */
+	if (unlikely(!ch->consumer_claimed || ch->consumer_gen != rmpsc__fork_generation ||
+		     load_relaxed(&ch->hdr->consumer_owner) != ch->self)) {
 		int rc = rmpsc_consumer_claim(ch);
 		if (rc)
 			return rc;
@@ -476,8 +531,8 @@ static int sweep(rmpsc_channel *ch, size_t max, const void **ptr, uint32_t *slot
 /* Is a reservation open on a slot whose owner is alive? (closed-channel drain) */
 static int open_reservations(rmpsc_channel *ch)
 {
-	uint32_t n_slots = slot_limit(ch);
-	for (uint32_t s = 0; s < n_slots; s++) {
+	/* Every slot, not slot_limit(): slot_hw is not part of the seq_cst protocol. */
+	for (uint32_t s = 0; s < ch->L.max_producers; s++) {
 		struct ring_ctrl *c = slot_ctrl(ch, s);
 		/* seq_cst: the consumer half of the close protocol (after loading closed). */
 		if (!load_seq_cst(&c->reserving))
@@ -537,8 +592,11 @@ static int wait_for_data(rmpsc_channel *ch, struct data_wait *w, int64_t timeout
 	struct deadline dl = rmpsc__deadline_from_timeout(timeout_ns);
 	struct region_header *h = ch->hdr;
 	for (;;) {
-		n = rmpsc__wait_until_ready(&h->consumer_waiting, &h->data_seq, data_ready, w, dl,
-				     w->polling ? DRAIN_POLL_NS : 0, RMPSC_EEMPTY, interruptible(ch));
+		struct waiter wt = { .flag = &h->consumer_waiting, .seq = &h->data_seq, .ready = data_ready,
+				     .arg = w, .would_block = RMPSC_EEMPTY, .spin = SPIN_POLLS,
+				     .slice_ns = w->polling ? DRAIN_POLL_NS : 0, .sole = 1,
+				     .interruptible = interruptible(ch) };
+		n = rmpsc__wait(&wt, dl);
 		if (n != WAIT_POLL)
 			return n;
 		if (dl.try_once)
@@ -671,8 +729,8 @@ int rmpsc_stats(const rmpsc_channel *ch, struct rmpsc_stats *out, struct rmpsc_r
 	out->slabs_free = rmpsc_slab_free_count(ch);
 	out->fenced_rings = load_relaxed(&h->fenced_rings);
 	out->reclaimed_slots = load_relaxed(&h->reclaimed_slots);
-	uint32_t written = 0, n_slots = slot_limit(ch);
-	for (uint32_t s = 0; s < n_slots; s++) {
+	uint32_t written = 0;
+	for (uint32_t s = 0; s < ch->L.max_producers; s++) {
 		struct ring_ctrl *c = slot_ctrl(ch, s);
 		uint64_t w = load_acquire(&c->owner);
 		uint64_t head = load_acquire(&c->head), tail = load_acquire(&c->tail);

@@ -5,6 +5,7 @@
 #include <stdint.h>
 
 #include "layout.h"
+#include "owner.h"
 #include "ringmpsc.h"
 
 struct rmpsc_channel {
@@ -14,6 +15,8 @@ struct rmpsc_channel {
 	rmpsc_ring *rings;          /* consumer's views, one per slot */
 	int fd;
 	unsigned flags;
+	struct region_key key;      /* identifies the region in this image's held-roles record */
+	uint64_t self;              /* this process's identity when the consumer role was claimed */
 	char *name;
 	uint32_t consumer_gen;      /* fork generation in which this handle claimed the consumer role */
 	int consumer_claimed;
@@ -54,7 +57,8 @@ static inline struct slab_meta *slab_meta_of(const rmpsc_channel *ch, uint32_t h
 /* Return slabs held by dead processes; and, for a slot being reclaimed, slabs in
  * transit on it that were never committed. Returns slabs freed. (slab.c) */
 uint32_t rmpsc__slab_reclaim(rmpsc_channel *ch, int slot_being_reclaimed);
-/* On consumer takeover: free slabs a dead consumer had received but not freed. */
+/* On a consumer claim: free slabs an earlier consumer received but neither freed
+ * nor accepted (rmpsc_slab_accept), and slabs held by dead processes. */
 uint32_t rmpsc__slab_reclaim_consumed(rmpsc_channel *ch);
 
 #endif

@@ -38,7 +38,7 @@ int rmpsc__layout_compute(struct layout *L, const struct rmpsc_config *c, const 
 	L->slab_meta_off = L->data_off + (uint64_t)c->max_producers * L->ring_bytes;
 	L->slab_data_off = round_up(L->slab_meta_off + (uint64_t)c->slab_count * sizeof(struct slab_meta), LINE);
 	L->total_size = round_up(L->slab_data_off + (uint64_t)c->slab_count * L->slab_stride, 4096);
-	if (L->total_size > RMPSC_MAX_REGION_SIZE)
+	if (L->total_size > RMPSC_MAX_REGION_SIZE || L->total_size > (uint64_t)(SIZE_MAX / 2))
 		return rmpsc__set_error(RMPSC_EINVAL, "%s: region of %llu bytes exceeds the %llu-byte limit", what,
 				 (unsigned long long)L->total_size, (unsigned long long)RMPSC_MAX_REGION_SIZE);
 	return RMPSC_OK;

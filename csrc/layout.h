@@ -42,7 +42,7 @@ struct ring_ctrl {
 	/* control line */
 	uint64_t owner;           /* slot word: state + owner identity, see owner.h */
 	uint64_t base;            /* position at registration (stats) */
-	uint32_t producer_waiting;/* producer sleeping for space (futex protocol) */
+	uint32_t producer_waiting;/* flag: the producer may sleep for space (wait.h) */
 	uint32_t space_seq;       /* futex word: bumped when space is freed while waited for */
 	uint32_t record_size;     /* standalone rings: geometry, validated on attach */
 	uint32_t ring_bits;
@@ -74,31 +74,29 @@ struct region_header {
 
 	/* consumer line */
 	uint64_t consumer_owner;  /* packed identity of the consumer process, 0 = none */
-	uint32_t consumer_waiting;/* consumer sleeping for data (futex protocol) */
+	uint32_t consumer_waiting;/* flag: the consumer may sleep for data (wait.h) */
 	uint32_t data_seq;        /* futex word: bumped on publish while the consumer waits */
 	uint8_t pad2_[LINE - 16];
 
 	/* slab line */
 	uint32_t slab_cursor;     /* rotating allocation hint */
-	uint32_t slab_waiting;    /* allocators sleeping for a free slab */
+	uint32_t slab_waiting;    /* flag: allocators may sleep for a free slab (wait.h) */
 	uint32_t slab_seq;        /* futex word: bumped on free while someone waits */
 	uint8_t pad3_[LINE - 12];
 };
 _Static_assert(sizeof(struct region_header) <= HEADER_SIZE, "header fits its page");
 
 /*
- * Per-slab state word: 0 = free, otherwise an owner word (owner.h): a process
- * identity while held, or "in transit" on a ring slot with the record's position in
- * transit_pos. One CAS moves a slab between states, so no crash point leaks one.
+ * Per-slab state: the owner word (free, held by a process, or in transit on a
+ * ring record; see slab.c) and the used length. One CAS moves a slab between
+ * states, so no crash point leaks one.
  */
 struct slab_meta {
 	uint64_t owner;
-	uint64_t transit_pos;
 	uint32_t len;
 	uint32_t pad_;
-	uint64_t pad2_;
 };
-_Static_assert(sizeof(struct slab_meta) == 32, "slab_meta is 32 bytes");
+_Static_assert(sizeof(struct slab_meta) == 16, "slab_meta is 16 bytes");
 
 /* Geometry, as validated, plus the offsets derived from it. */
 struct layout {

@@ -37,6 +37,24 @@ int rmpsc__owner_alive(uint64_t id);
 uint64_t rmpsc__owner_of_pid(pid_t pid);
 
 /*
+ * What this process image holds, by region (st_dev, st_ino). Owner words carry
+ * pid + start time, which survive exec; this process-local record does not, so a
+ * slot or consumer claim that names us but is unknown here belongs to an earlier
+ * image (or a leaked claim of a forked parent) and may be reclaimed.
+ */
+struct region_key {
+	uint64_t dev, ino;
+};
+/* Count of handles holding the consumer role; delta +1/-1/0. Returns the new
+ * count, or -1 when recording a claim ran out of memory. */
+int rmpsc__held_consumer(struct region_key key, int delta);
+/* Count a thread of this image in (+1) or out (-1) of holding or claiming a
+ * producer slot: counted, because concurrent claimants mark a slot before their
+ * CAS and the losers must not unmark the winner. Returns 0, or -1 out of memory. */
+int rmpsc__held_slot(struct region_key key, uint32_t slot, int delta);
+int rmpsc__holds_slot(struct region_key key, uint32_t slot);
+
+/*
  * Incremented in the child by a pthread_atfork handler. A handle records it when
  * made; a mismatch on use means the handle was inherited through fork.
  */

@@ -58,6 +58,9 @@ static int make_handle(rmpsc_channel **out, int fd, unsigned char *base, const s
 	ch->fd = fd;
 	ch->flags = flags;
 	ch->name = dup;
+	struct stat st;
+	if (fstat(fd, &st) == 0)
+		ch->key = (struct region_key){ (uint64_t)st.st_dev, (uint64_t)st.st_ino };
 	for (uint32_t s = 0; s < L->max_producers; s++)
 		ring_view_init(&rings[s], slot_ctrl(ch, s), slot_data(ch, s), L->record_size, L->ring_bits);
 	*out = ch;
@@ -109,7 +112,7 @@ int rmpsc_channel_create(rmpsc_channel **out, const char *name, const struct rmp
 		if (fd < 0)
 			return rmpsc__sys_error(errno == EEXIST ? "shm_open: name exists (unlink it first)" : "shm_open");
 	} else {
-		fd = memfd_create("ringmpsc", MFD_CLOEXEC);
+		fd = memfd_create("ringmpsc", MFD_CLOEXEC | MFD_ALLOW_SEALING);
 		if (fd < 0)
 			return rmpsc__sys_error("memfd_create");
 	}
@@ -120,6 +123,12 @@ int rmpsc_channel_create(rmpsc_channel **out, const char *name, const struct rmp
 	}
 	if ((errno = posix_fallocate(fd, 0, (off_t)L.total_size))) {
 		rc = rmpsc__sys_error("posix_fallocate (is /dev/shm large enough?)");
+		goto fail;
+	}
+	/* An anonymous region's size is fixed for good: nobody holding its fd can
+	 * shrink it under other processes' mappings (which would raise SIGBUS). */
+	if (!name && fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW) < 0) {
+		rc = rmpsc__sys_error("sealing the memfd");
 		goto fail;
 	}
 	unsigned char *base = mmap(NULL, L.total_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
@@ -165,7 +174,7 @@ static int validate_header(const struct region_header *h, uint64_t file_size, st
 		.start_position = h->start_position,
 	};
 	if (rmpsc__layout_compute(L, &cfg, "region"))
-		return rmpsc__set_error(RMPSC_ECORRUPT, "%s", rmpsc_last_error());
+		return RMPSC_ECORRUPT; /* the message, naming the field, is already set */
 	if (h->total_size != L->total_size)
 		return rmpsc__set_error(RMPSC_ECORRUPT, "region total_size %llu does not match its geometry (%llu)",
 				 (unsigned long long)h->total_size, (unsigned long long)L->total_size);

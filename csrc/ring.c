@@ -83,6 +83,8 @@ int rmpsc_ring_reserve(rmpsc_ring *ring, size_t want, void **ptr)
 
 int rmpsc_ring_commit(rmpsc_ring *ring, size_t n)
 {
+	if (ring && !ring->reserved_)
+		return rmpsc__set_error(RMPSC_EINVAL, "ring_commit: no reservation is open");
 	if (!ring || n > ring->reserved_)
 		return rmpsc__set_error(RMPSC_EINVAL, "ring_commit: n %zu exceeds the %u records reserved", n,
 				 ring ? ring->reserved_ : 0);
@@ -142,8 +144,8 @@ int rmpsc_ring_advance(rmpsc_ring *ring, size_t n)
 
 int rmpsc_ring_consume(rmpsc_ring *ring, size_t max, rmpsc_consume_fn fn, void *ctx)
 {
-	if (!ring || !fn)
-		return rmpsc__set_error(RMPSC_EINVAL, "ring_consume: NULL ring or callback");
+	if (!ring || !fn || max == 0)
+		return rmpsc__set_error(RMPSC_EINVAL, "ring_consume: max must be >= 1 and ring, fn non-NULL");
 	size_t done = 0;
 	max = clamp_count(max);
 	while (done < max) {
@@ -165,8 +167,8 @@ int rmpsc_ring_consume(rmpsc_ring *ring, size_t max, rmpsc_consume_fn fn, void *
 
 int rmpsc_ring_recv(rmpsc_ring *ring, void *buf, size_t max)
 {
-	if (!ring || (!buf && max))
-		return rmpsc__set_error(RMPSC_EINVAL, "ring_recv: NULL ring or buffer");
+	if (!ring || !buf || max == 0)
+		return rmpsc__set_error(RMPSC_EINVAL, "ring_recv: max must be >= 1 and ring, buf non-NULL");
 	unsigned char *dst = buf;
 	size_t done = 0;
 	max = clamp_count(max);

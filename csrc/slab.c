@@ -1,13 +1,15 @@
 /*
  * The slab pool: fixed-size blocks in the region, named by u32 handles.
  *
- * Each slab has one owner word (owner.h): 0 free, HELD(identity) while a process
- * holds it, TRANSIT(slot) once sent on a ring (with the record's position in
- * transit_pos). Allocation claims a free word with one CAS, starting at a rotating
- * cursor, so there is no free list whose head could be lost by a process dying
- * between unlinking a slab and recording its owner: every crash point leaves each
- * slab either free or naming its owner, and reclaim finds it. ABA cannot arise:
- * the CAS compares owner words, not pointers.
+ * Each slab has one owner word, changed only by CAS:
+ *   0                          free
+ *   HELD(identity)             held by a process (allocated, or accepted by the consumer)
+ *   TRANSIT(slot, position)    riding on record `position` of ring `slot`
+ * Allocation claims a free word with one CAS, starting at a rotating cursor. There is
+ * no free list whose head could be lost by a process dying between unlinking a slab
+ * and recording its owner: at every crash point each slab is free or names its owner,
+ * and reclaim finds it. The TRANSIT word includes the position, so every send has a
+ * distinct word and a CAS can never mistake a later send for an earlier one (no ABA).
  */
 #include <string.h>
 
@@ -17,6 +19,33 @@
 #include "owner.h"
 #include "ring.h"
 #include "wait.h"
+
+#define RECLAIM_PERIOD_NS 100000000 /* a blocked allocator looks for dead holders 10x/s */
+
+/* TRANSIT words: state in bits 0..2, slot in 3..12, the position's low 51 bits above. */
+#define TRANSIT_SLOT_BITS 10
+#define TRANSIT_POS_SHIFT (OWNER_PID_SHIFT + TRANSIT_SLOT_BITS)
+#define TRANSIT_POS_BITS  (64 - TRANSIT_POS_SHIFT)
+_Static_assert(RMPSC_MAX_PRODUCERS <= 1u << TRANSIT_SLOT_BITS, "slot fits a TRANSIT word");
+
+static inline uint64_t transit_word(uint32_t slot, uint64_t pos)
+{
+	return (pos << TRANSIT_POS_SHIFT) | (uint64_t)slot << OWNER_PID_SHIFT | SLAB_TRANSIT;
+}
+
+static inline uint32_t transit_slot(uint64_t w)
+{
+	return (uint32_t)(w >> OWNER_PID_SHIFT) & ((1u << TRANSIT_SLOT_BITS) - 1);
+}
+
+/* Has the record a TRANSIT word rides on been taken by the consumer (position < head)?
+ * Compared modulo 2^51: positions of one ring never drift that far apart. */
+static inline int transit_consumed(uint64_t w, uint64_t head)
+{
+	uint64_t pos = w >> TRANSIT_POS_SHIFT;
+	uint64_t ahead = (pos - head) & ((1ull << TRANSIT_POS_BITS) - 1); /* pos - head, mod 2^51 */
+	return ahead >= 1ull << (TRANSIT_POS_BITS - 1);                   /* "negative": pos < head */
+}
 
 static inline int pool_ok(const rmpsc_channel *ch, const char *fn)
 {
@@ -33,8 +62,15 @@ static inline int handle_ok(const rmpsc_channel *ch, uint32_t h, const char *fn)
 	if (rc)
 		return rc;
 	if (h >= ch->L.slab_count)
-		return rmpsc__set_error(RMPSC_EINVAL, "%s: handle %u out of range (pool of %u)", fn, h, ch->L.slab_count);
+		return rmpsc__set_error(RMPSC_EINVAL, "%s: handle %u out of range (pool of %u)", fn, h,
+					ch->L.slab_count);
 	return RMPSC_OK;
+}
+
+static void wake_slab_waiters(rmpsc_channel *ch)
+{
+	struct region_header *h = ch->hdr;
+	wake_waiters(&h->slab_waiting, &h->slab_seq);
 }
 
 static int try_alloc(rmpsc_channel *ch, uint64_t held, uint32_t *handle)
@@ -44,7 +80,7 @@ static int try_alloc(rmpsc_channel *ch, uint64_t held, uint32_t *handle)
 	for (uint32_t i = 0, j = start; i < n; i++, j = j + 1 < n ? j + 1 : 0) {
 		struct slab_meta *m = slab_meta_of(ch, j);
 		uint64_t w = load_relaxed(&m->owner);
-		/* Acquire on success: the previous holder's writes are done before ours. */
+		/* Acquire on success: the previous holder's accesses are done before ours. */
 		if (w == 0 && cas_acq_rel(&m->owner, &w, held)) {
 			store_relaxed(&m->len, 0);
 			*handle = j;
@@ -58,6 +94,7 @@ struct slab_wait {
 	rmpsc_channel *ch;
 	uint64_t held;
 	uint32_t handle;
+	int64_t next_reclaim_ns;
 };
 
 static int slab_ready(void *arg)
@@ -67,11 +104,19 @@ static int slab_ready(void *arg)
 		return RMPSC_OK;
 	if (load_acquire(&w->ch->hdr->closed))
 		return rmpsc__set_error(RMPSC_ECLOSED, "slab_alloc: channel is closed and the pool is empty");
+	/* Holders that died free nothing and wake nobody: look for them now and then. */
+	int64_t now = rmpsc__monotonic_ns();
+	if (now >= w->next_reclaim_ns) {
+		w->next_reclaim_ns = now + RECLAIM_PERIOD_NS;
+		if (rmpsc__slab_reclaim(w->ch, -1) && try_alloc(w->ch, w->held, &w->handle))
+			return RMPSC_OK;
+	}
 	return WAIT_NOT_READY;
 }
 
 int rmpsc_slab_alloc(rmpsc_channel *ch, int64_t timeout_ns, uint32_t *handle)
 {
+	struct deadline dl = rmpsc__deadline_from_timeout(timeout_ns);
 	int rc = pool_ok(ch, "slab_alloc");
 	if (rc)
 		return rc;
@@ -80,26 +125,19 @@ int rmpsc_slab_alloc(rmpsc_channel *ch, int64_t timeout_ns, uint32_t *handle)
 	uint64_t me = rmpsc__owner_self();
 	if (!me)
 		return rmpsc__sys_error("reading /proc/self/stat");
-	struct slab_wait w = { ch, owner_word(SLAB_HELD, me), RMPSC_INVALID_HANDLE };
-	if (try_alloc(ch, w.held, &w.handle) || (rmpsc__slab_reclaim(ch, -1) && try_alloc(ch, w.held, &w.handle))) {
-		*handle = w.handle;
-		return RMPSC_OK;
-	}
+	struct slab_wait sw = { ch, owner_word(SLAB_HELD, me), RMPSC_INVALID_HANDLE, 0 };
 	struct region_header *h = ch->hdr;
-	rc = rmpsc__wait_until_ready(&h->slab_waiting, &h->slab_seq, slab_ready, &w, rmpsc__deadline_from_timeout(timeout_ns),
-			      0, RMPSC_EFULL, ch->flags & RMPSC_OPEN_INTERRUPTIBLE);
+	/* No spin: each poll is a scan of the pool. Slices let a sleeper reclaim. */
+	struct waiter wt = { .flag = &h->slab_waiting, .seq = &h->slab_seq, .ready = slab_ready, .arg = &sw,
+			     .would_block = RMPSC_EFULL, .slice_ns = RECLAIM_PERIOD_NS,
+			     .interruptible = (ch->flags & RMPSC_OPEN_INTERRUPTIBLE) != 0 };
+	rc = rmpsc__wait(&wt, dl);
 	if (rc == RMPSC_EFULL)
-		rmpsc__set_error(rc, "slab_alloc: all %u slabs are in use", ch->L.slab_count);
+		return rmpsc__set_error(rc, "slab_alloc: all %u slabs are in use", ch->L.slab_count);
 	if (rc < 0)
 		return rc;
-	*handle = w.handle;
+	*handle = sw.handle;
 	return RMPSC_OK;
-}
-
-static void wake_slab_waiters(rmpsc_channel *ch)
-{
-	struct region_header *h = ch->hdr;
-	wake_waiters(&h->slab_waiting, &h->slab_seq);
 }
 
 int rmpsc_slab_free(rmpsc_channel *ch, uint32_t handle)
@@ -112,9 +150,31 @@ int rmpsc_slab_free(rmpsc_channel *ch, uint32_t handle)
 	do {
 		if (w == 0)
 			return rmpsc__set_error(RMPSC_EINVAL, "slab_free: slab %u is already free", handle);
-		/* Release: our reads and writes of the slab happen before its next owner's. */
+		if (owner_state(w) == SLAB_TRANSIT && transit_slot(w) < ch->L.max_producers &&
+		    !transit_consumed(w, load_acquire(&slot_ctrl(ch, transit_slot(w))->head)))
+			return rmpsc__set_error(RMPSC_EINVAL, "slab_free: slab %u is in flight (sent, not yet received)",
+						handle);
+		/* Release: our accesses to the slab happen before its next owner's. */
 	} while (!cas_acq_rel(&m->owner, &w, 0));
 	wake_slab_waiters(ch);
+	return RMPSC_OK;
+}
+
+int rmpsc_slab_accept(rmpsc_channel *ch, uint32_t handle)
+{
+	int rc = handle_ok(ch, handle, "slab_accept");
+	if (rc)
+		return rc;
+	uint64_t me = rmpsc__owner_self();
+	if (!me)
+		return rmpsc__sys_error("reading /proc/self/stat");
+	struct slab_meta *m = slab_meta_of(ch, handle);
+	uint64_t w = load_acquire(&m->owner);
+	if (owner_state(w) != SLAB_TRANSIT || transit_slot(w) >= ch->L.max_producers ||
+	    !transit_consumed(w, load_acquire(&slot_ctrl(ch, transit_slot(w))->head)))
+		return rmpsc__set_error(RMPSC_EINVAL, "slab_accept: slab %u is not a received slab", handle);
+	if (!cas_acq_rel(&m->owner, &w, owner_word(SLAB_HELD, me)))
+		return rmpsc__set_error(RMPSC_EINVAL, "slab_accept: slab %u changed owner meanwhile", handle);
 	return RMPSC_OK;
 }
 
@@ -142,8 +202,10 @@ int64_t rmpsc_slab_len(const rmpsc_channel *ch, uint32_t handle)
 		return rmpsc__set_error(RMPSC_EINVAL, "slab_len: handle %u out of range", handle);
 	uint32_t len = load_relaxed(&slab_meta_of(ch, handle)->len);
 	/* The region may be hostile: never report more than the slab holds. */
-	return len <= ch->L.slab_size ? (int64_t)len : rmpsc__set_error(RMPSC_ECORRUPT, "slab %u: stored len %u > slab_size %u",
-								handle, len, ch->L.slab_size);
+	if (len > ch->L.slab_size)
+		return rmpsc__set_error(RMPSC_ECORRUPT, "slab %u: stored len %u > slab_size %u", handle, len,
+					ch->L.slab_size);
+	return (int64_t)len;
 }
 
 uint32_t rmpsc_record_handle(const void *record)
@@ -154,71 +216,64 @@ uint32_t rmpsc_record_handle(const void *record)
 
 int rmpsc_producer_send_slab(rmpsc_producer *p, uint32_t handle, int64_t timeout_ns)
 {
-	if (!p)
-		return rmpsc__set_error(RMPSC_EINVAL, "producer_send_slab: NULL producer");
-	rmpsc_channel *ch = p->ch;
-	int rc = handle_ok(ch, handle, "producer_send_slab");
-	if (rc)
-		return rc;
-	struct slab_meta *m = slab_meta_of(ch, handle);
-	uint64_t held = owner_word(SLAB_HELD, owner_id(p->owner));
-	if (load_acquire(&m->owner) != held)
-		return rmpsc__set_error(RMPSC_EINVAL, "producer_send_slab: slab %u is not held by this process", handle);
 	void *dst;
-	rc = rmpsc_producer_reserve(p, 1, timeout_ns, &dst);
+	int rc = rmpsc_producer_reserve(p, 1, timeout_ns, &dst); /* checks p and the fork generation */
 	if (rc < 0)
 		return rc;
+	rmpsc_channel *ch = p->ch;
+	if ((rc = handle_ok(ch, handle, "producer_send_slab"))) {
+		rmpsc_producer_commit(p, 0);
+		return rc;
+	}
+	struct slab_meta *m = slab_meta_of(ch, handle);
+	uint64_t w = owner_word(SLAB_HELD, owner_id(p->owner));
 	unsigned char *b = dst;
 	memset(b, 0, p->ring.record_size_);
 	b[0] = (unsigned char)handle;
 	b[1] = (unsigned char)(handle >> 8);
 	b[2] = (unsigned char)(handle >> 16);
 	b[3] = (unsigned char)(handle >> 24);
-	/* Mark the slab as riding on this record before publishing it: if we die
-	 * before the commit, reclaim sees transit_pos >= tail and frees the slab. */
-	store_relaxed(&m->transit_pos, load_relaxed(&p->ctrl->tail));
-	uint64_t w = held;
-	if (!cas_acq_rel(&m->owner, &w, owner_word(SLAB_TRANSIT, (uint64_t)p->slot << OWNER_PID_SHIFT))) {
+	/* Hand the slab to the record before publishing it: if we die before the
+	 * commit, reclaim sees its position is not below tail and frees it. */
+	if (!cas_acq_rel(&m->owner, &w, transit_word(p->slot, load_relaxed(&p->ctrl->tail)))) {
 		rmpsc_producer_commit(p, 0);
-		return rmpsc__set_error(RMPSC_EINVAL, "producer_send_slab: slab %u changed owner while sending", handle);
+		return rmpsc__set_error(RMPSC_EINVAL, "producer_send_slab: slab %u is not held by this process",
+					handle);
 	}
 	return rmpsc_producer_commit(p, 1);
 }
 
-/* Is position `pos` at or after `limit`? (unsigned distance, wrap-safe) */
-static inline int pos_at_or_after(uint64_t pos, uint64_t limit)
-{
-	return (int64_t)(pos - limit) >= 0;
-}
-
-/* A small cache of liveness answers, so a scan asks /proc once per owner. */
+/* Liveness answers for one scan, so /proc is read once per owner. */
+#define ALIVE_CACHE 64
 struct alive_cache {
-	uint64_t id[8];
-	int alive[8];
-	unsigned n;
+	uint64_t id[ALIVE_CACHE];
+	int alive[ALIVE_CACHE];
 };
 
 static int cached_alive(struct alive_cache *c, uint64_t id)
 {
-	for (unsigned i = 0; i < c->n && i < 8; i++)
+	unsigned i = (unsigned)((id * 0x9E3779B97F4A7C15ull) >> 58); /* 64 buckets */
+	for (unsigned probe = 0; probe < ALIVE_CACHE; probe++, i = (i + 1) % ALIVE_CACHE) {
 		if (c->id[i] == id)
 			return c->alive[i];
-	int a = rmpsc__owner_alive(id);
-	c->id[c->n % 8] = id;
-	c->alive[c->n % 8] = a;
-	c->n++;
-	return a;
+		if (c->id[i] == 0) {
+			c->id[i] = id;
+			return c->alive[i] = rmpsc__owner_alive(id);
+		}
+	}
+	return rmpsc__owner_alive(id); /* full: ask directly */
 }
 
 /*
- * Return to the pool: slabs held by dead processes; with `unsent_slot` >= 0, slabs
- * in transit on that slot that were never committed (position >= its tail); with
- * `consumed`, slabs in transit whose record the consumer already took (position <
- * head): the dead consumer's, on takeover.
+ * Return to the pool: slabs held by dead processes; with `unsent_slot` >= 0 (a slot
+ * being reclaimed), slabs riding on it that were never committed (position not
+ * below tail); with `consumed`, slabs whose record the consumer took and that were
+ * neither freed nor accepted (an earlier consumer's).
  */
 static uint32_t reclaim_scan(rmpsc_channel *ch, int unsent_slot, int consumed)
 {
-	struct alive_cache cache = { .n = 0 };
+	struct alive_cache cache;
+	memset(&cache, 0, sizeof cache);
 	uint32_t freed = 0;
 	for (uint32_t j = 0; j < ch->L.slab_count; j++) {
 		struct slab_meta *m = slab_meta_of(ch, j);
@@ -226,13 +281,12 @@ static uint32_t reclaim_scan(rmpsc_channel *ch, int unsent_slot, int consumed)
 		int release = 0;
 		if (owner_state(w) == SLAB_HELD) {
 			release = !cached_alive(&cache, owner_id(w));
-		} else if (owner_state(w) == SLAB_TRANSIT && owner_pid(w) < ch->L.max_producers) {
-			struct ring_ctrl *c = slot_ctrl(ch, owner_pid(w));
-			uint64_t pos = load_relaxed(&m->transit_pos);
+		} else if (owner_state(w) == SLAB_TRANSIT && transit_slot(w) < ch->L.max_producers) {
+			struct ring_ctrl *c = slot_ctrl(ch, transit_slot(w));
 			if (consumed)
-				release = !pos_at_or_after(pos, load_acquire(&c->head));
-			else if ((int)owner_pid(w) == unsent_slot)
-				release = pos_at_or_after(pos, load_acquire(&c->tail));
+				release = transit_consumed(w, load_acquire(&c->head));
+			else if ((int)transit_slot(w) == unsent_slot)
+				release = !transit_consumed(w, load_acquire(&c->tail));
 		}
 		if (release && cas_acq_rel(&m->owner, &w, 0))
 			freed++;

@@ -8,9 +8,6 @@
 #include "ringmpsc.h"
 #include "wait.h"
 
-/* Polls of ready() before sleeping: a short spin catches a peer about to publish. */
-#define SPIN_POLLS 64
-
 int64_t rmpsc__monotonic_ns(void)
 {
 	struct timespec ts;
@@ -43,50 +40,52 @@ static int futex_wait_abs(uint32_t *word, uint32_t expected, int64_t at_ns)
 		tsp = &ts;
 	}
 	/* FUTEX_WAIT_BITSET takes an absolute deadline, so retries never stretch it. */
-	long r = syscall(SYS_futex, word, FUTEX_WAIT_BITSET, expected, tsp, NULL,
-			 FUTEX_BITSET_MATCH_ANY);
+	long r = syscall(SYS_futex, word, FUTEX_WAIT_BITSET, expected, tsp, NULL, FUTEX_BITSET_MATCH_ANY);
 	return r == 0 ? 0 : errno;
 }
 
-int rmpsc__wait_until_ready(uint32_t *waiting, uint32_t *seq, ready_fn ready, void *arg,
-		     struct deadline dl, int64_t slice_ns, int would_block, int interruptible)
+static inline int finish(const struct waiter *w, int r)
 {
-	int r = ready(arg);
+	if (w->sole)
+		store_relaxed(w->flag, 0); /* nobody else waits here: leave no stale flag */
+	return r;
+}
+
+int rmpsc__wait(const struct waiter *w, struct deadline dl)
+{
+	int r = w->ready(w->arg);
 	if (r != WAIT_NOT_READY)
 		return r;
 	if (dl.try_once)
-		return would_block;
-	for (int i = 0; i < SPIN_POLLS; i++) {
+		return w->would_block;
+	for (unsigned i = 0; i < w->spin; i++) {
 		cpu_relax();
-		if ((r = ready(arg)) != WAIT_NOT_READY)
+		if ((r = w->ready(w->arg)) != WAIT_NOT_READY)
 			return r;
 	}
 	for (;;) {
-		uint32_t s = load_acquire(seq);
-		fetch_add_acq_rel(waiting, 1);
+		uint32_t s = load_acquire(w->seq);
+		store_relaxed(w->flag, 1);
 		smp_mb(); /* announce before re-checking (pairs with wake_waiters' fence) */
-		r = ready(arg);
-		if (r != WAIT_NOT_READY) {
-			fetch_add_acq_rel(waiting, (uint32_t)-1);
-			return r;
-		}
+		r = w->ready(w->arg);
+		if (r != WAIT_NOT_READY)
+			return finish(w, r);
 		int64_t until = dl.at_ns;
-		if (slice_ns > 0) {
+		if (w->slice_ns > 0) {
 			int64_t now = rmpsc__monotonic_ns();
-			if (until - now > slice_ns)
-				until = now + slice_ns;
+			if (until - now > w->slice_ns)
+				until = now + w->slice_ns;
 		}
-		int err = futex_wait_abs(seq, s, until);
-		fetch_add_acq_rel(waiting, (uint32_t)-1);
+		int err = futex_wait_abs(w->seq, s, until);
 		/* 0: woken (maybe spuriously), EAGAIN: seq already moved, ETIMEDOUT at the
 		 * end of a slice: all re-check; only the real deadline ends the wait. */
 		if (dl.at_ns != INT64_MAX && rmpsc__monotonic_ns() >= dl.at_ns) {
-			r = ready(arg);
-			return r != WAIT_NOT_READY ? r : RMPSC_ETIMEDOUT;
+			r = w->ready(w->arg);
+			return finish(w, r != WAIT_NOT_READY ? r : RMPSC_ETIMEDOUT);
 		}
-		if (err == EINTR && interruptible) {
-			r = ready(arg);
-			return r != WAIT_NOT_READY ? r : RMPSC_EINTR;
+		if (err == EINTR && w->interruptible) {
+			r = w->ready(w->arg);
+			return finish(w, r != WAIT_NOT_READY ? r : RMPSC_EINTR);
 		}
 	}
 }

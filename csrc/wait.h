@@ -1,15 +1,16 @@
 /*
  * Blocking without lost wake-ups. A waiter and a publisher meet on two words in
- * the region: `waiting` (how many sleep) and `seq` (the futex word, bumped by a
- * publisher that saw a waiter). Both sides follow store -> full fence -> load:
+ * the region: `flag` (someone may sleep) and `seq` (the futex word, bumped by a
+ * publisher that saw the flag). Both sides follow store -> full fence -> load:
  *
- *   waiter:    s = seq; waiting++; smp_mb(); if (ready()) done; futex_wait(seq, s)
- *   publisher: publish (store); smp_mb(); if (waiting) { seq++; futex_wake(seq) }
+ *   waiter:    s = seq; flag = 1; smp_mb(); if (ready()) done; futex_wait(seq, s)
+ *   publisher: publish (store); smp_mb(); if (xchg(flag, 0)) { seq++; futex_wake(seq) }
  *
- * Either the waiter's re-check sees the publish, or the publisher sees the waiter
+ * Either the waiter's re-check sees the publish, or the publisher sees the flag
  * and bumps seq, so a wait that starts late returns at once. A publisher that sees
- * no waiter makes no system call. Futexes are shared (not FUTEX_PRIVATE_FLAG) so
- * they work across processes mapping the same region.
+ * no flag makes no system call. The flag (not a count) heals itself: one left by a
+ * killed waiter costs the next publisher one wake, then it is gone. Futexes are
+ * shared (not FUTEX_PRIVATE_FLAG), so they work across processes.
  */
 #ifndef RMPSC_WAIT_H
 #define RMPSC_WAIT_H
@@ -31,22 +32,32 @@ struct deadline rmpsc__deadline_from_timeout(int64_t timeout_ns);
 #define WAIT_NOT_READY INT32_MIN
 typedef int (*ready_fn)(void *arg);
 
+struct waiter {
+	uint32_t *flag;
+	uint32_t *seq;
+	ready_fn ready;
+	void *arg;
+	int would_block;     /* returned for a try-once deadline (EFULL / EEMPTY) */
+	unsigned spin;       /* polls of ready() before sleeping */
+	int64_t slice_ns;    /* > 0: sleep at most this long at a time, so ready() also polls */
+	int sole;            /* the only thread that can wait on these words: clears its flag */
+	int interruptible;   /* return EINTR when a signal interrupts the sleep */
+};
+
 /*
  * Wait until ready(arg) returns something other than WAIT_NOT_READY and return it.
- * `would_block` is returned for a try-once deadline (EFULL / EEMPTY). Returns
- * ETIMEDOUT at the deadline, EINTR on a signal when `interruptible`. `slice_ns` > 0
- * bounds each sleep so ready() also runs periodically (liveness polling).
+ * Returns `would_block` for a try-once deadline, ETIMEDOUT at the deadline, EINTR
+ * on a signal when `interruptible`.
  */
-int rmpsc__wait_until_ready(uint32_t *waiting, uint32_t *seq, ready_fn ready, void *arg,
-		     struct deadline dl, int64_t slice_ns, int would_block, int interruptible);
+int rmpsc__wait(const struct waiter *w, struct deadline dl);
 
 void rmpsc__futex_wake_all(uint32_t *word);
 
 /* Publisher side: call after the publishing store. */
-static inline void wake_waiters(uint32_t *waiting, uint32_t *seq)
+static inline void wake_waiters(uint32_t *flag, uint32_t *seq)
 {
-	smp_mb(); /* the publish must be visible before we read `waiting` (pairs with the waiter's fence) */
-	if (unlikely(load_relaxed(waiting))) {
+	smp_mb(); /* the publish must be visible before we read `flag` (pairs with the waiter's fence) */
+	if (unlikely(load_relaxed(flag)) && __atomic_exchange_n(flag, 0, __ATOMIC_ACQ_REL)) {
 		fetch_add_acq_rel(seq, 1);
 		rmpsc__futex_wake_all(seq);
 	}

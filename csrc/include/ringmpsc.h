@@ -114,21 +114,22 @@ RMPSC_API int rmpsc_ring_attach(rmpsc_ring *ring, void *mem, size_t size);
 
 /* Producer side (one thread). Returns granted count k (1 <= k <= want; shorter at
  * the wrap) and the start of k contiguous writable records in *ptr; EFULL; EINVAL
- * (want == 0, or a reservation is already open). */
+ * (want == 0, or a reservation is already open); ECORRUPT (head is impossible). */
 RMPSC_API int rmpsc_ring_reserve(rmpsc_ring *ring, size_t want, void **ptr);
 /* Publish the first n (<= granted) records of the open reservation and close it;
  * n == 0 aborts it. Release ordering. Errors: EINVAL (n too large, nothing open). */
 RMPSC_API int rmpsc_ring_commit(rmpsc_ring *ring, size_t n);
 /* Copy `count` records from `records` in; returns records sent (0..count, may be
- * less when full) or EINVAL. Never blocks. */
+ * less when full), or EINVAL / ECORRUPT when none were sent. Never blocks. */
 RMPSC_API int rmpsc_ring_send(rmpsc_ring *ring, const void *records, size_t count);
 
 /* Consumer side (one thread). Returns k readable contiguous records (1..max) at
- * *ptr, or EEMPTY. Acquire ordering. The span stays valid until advanced. */
+ * *ptr, or EEMPTY, EINVAL (max == 0), ECORRUPT (tail is impossible). Acquire
+ * ordering. The span stays valid until advanced. */
 RMPSC_API int rmpsc_ring_readable(rmpsc_ring *ring, size_t max, const void **ptr);
 /* Free the first n readable records (release ordering). Errors: EINVAL. */
 RMPSC_API int rmpsc_ring_advance(rmpsc_ring *ring, size_t n);
-/* Copy out up to max records into buf; returns count or EEMPTY. */
+/* Copy out up to max records into buf; returns count, or EEMPTY, EINVAL, ECORRUPT. */
 RMPSC_API int rmpsc_ring_recv(rmpsc_ring *ring, void *buf, size_t max);
 
 /*
@@ -138,7 +139,7 @@ RMPSC_API int rmpsc_ring_recv(rmpsc_ring *ring, void *buf, size_t max);
  */
 typedef int (*rmpsc_consume_fn)(void *ctx, const void *records, size_t count, uint32_t slot);
 /* Hand up to max records to fn in contiguous spans, then free them with one
- * advance each. Returns records consumed or EEMPTY. */
+ * advance each. Returns records consumed, or EEMPTY, EINVAL (max == 0), ECORRUPT. */
 RMPSC_API int rmpsc_ring_consume(rmpsc_ring *ring, size_t max, rmpsc_consume_fn fn, void *ctx);
 /* Records committed and not yet advanced past (a snapshot). */
 RMPSC_API uint64_t rmpsc_ring_pending(const rmpsc_ring *ring);
@@ -240,9 +241,9 @@ RMPSC_API int rmpsc_producer_commit(rmpsc_producer *p, size_t n);
  * Errors: EFULL, ETIMEDOUT, ECLOSED, EINVAL ("too long"), EFORKED, EINTR. */
 RMPSC_API int rmpsc_producer_send(rmpsc_producer *p, const void *data, size_t len, int64_t timeout_ns);
 /*
- * Send `count` whole records from `records`. Returns how many were sent: all of
- * them, or fewer only when the deadline passed or the channel closed mid-way.
- * If none could be sent, returns the error (EFULL, ETIMEDOUT, ECLOSED, ...).
+ * Send `count` whole records from `records`, in order. Returns how many were sent:
+ * all of them, or fewer when a wait ended early (deadline, close, signal). If none
+ * could be sent, returns the error (EFULL, ETIMEDOUT, ECLOSED, EINTR, ...).
  */
 RMPSC_API int rmpsc_producer_send_many(rmpsc_producer *p, const void *records, size_t count,
 			     int64_t timeout_ns);
@@ -252,11 +253,14 @@ RMPSC_API int rmpsc_producer_send_many(rmpsc_producer *p, const void *records, s
 
 /*
  * Claim the consumer role for this process. Done implicitly by every consumer
- * call. A dead owner's claim is taken over (and slabs it held are returned).
- * Errors: ECONSUMER (another live process; rmpsc_last_error names its pid), ESYS.
+ * call, which also checks that the role is still this process's. Handles of one
+ * process share the role (one thread at a time still). A dead owner's claim is
+ * taken over, and so is one left by this pid before an exec. On every new claim,
+ * slabs an earlier consumer received and neither freed nor accepted return to the
+ * pool. Errors: ECONSUMER (another live process; rmpsc_last_error names its pid), ESYS.
  */
 RMPSC_API int rmpsc_consumer_claim(rmpsc_channel *ch);
-/* Give the role up (if this process holds it). */
+/* Give the role up (when the last handle of this process that holds it does). */
 RMPSC_API void rmpsc_consumer_release(rmpsc_channel *ch);
 
 /*
@@ -294,7 +298,8 @@ RMPSC_API uint64_t rmpsc_pending(const rmpsc_channel *ch);
  * Errors: EFULL (pool empty, timeout 0), ETIMEDOUT, EINVAL (no pool), ECLOSED, EINTR.
  */
 RMPSC_API int rmpsc_slab_alloc(rmpsc_channel *ch, int64_t timeout_ns, uint32_t *handle);
-/* Return a slab to the pool. Errors: EINVAL (bad handle, or already free). */
+/* Return a slab to the pool: one this process holds, or one it received. Errors:
+ * EINVAL (bad handle, already free, or sent and not yet received). */
 RMPSC_API int rmpsc_slab_free(rmpsc_channel *ch, uint32_t handle);
 /* Bytes of the slab, or NULL for a bad handle. Valid while the mapping lives. */
 RMPSC_API void *rmpsc_slab_ptr(const rmpsc_channel *ch, uint32_t handle);
@@ -308,6 +313,14 @@ RMPSC_API int64_t rmpsc_slab_len(const rmpsc_channel *ch, uint32_t handle);
  * the slab returns to the pool. Errors as rmpsc_producer_send, plus EINVAL.
  */
 RMPSC_API int rmpsc_producer_send_slab(rmpsc_producer *p, uint32_t handle, int64_t timeout_ns);
+/*
+ * Take ownership of a received slab (its record was consumed). Until accepted or
+ * freed, a received slab belongs to the consumer role: the next consumer claim
+ * (after a takeover, or after this process releases the role) frees it. Accept a
+ * slab to keep it beyond that, or before handing its handle to another process.
+ * Errors: EINVAL (not a received slab), ESYS.
+ */
+RMPSC_API int rmpsc_slab_accept(rmpsc_channel *ch, uint32_t handle);
 /* Decode the handle of a record sent by rmpsc_producer_send_slab. */
 RMPSC_API uint32_t rmpsc_record_handle(const void *record);
 /* Free slabs now (a scan, for stats). */

@@ -1,0 +1,265 @@
+/*
+ * Owner liveness and role hand-over, the cases a naive "pid + /proc state" check
+ * gets wrong:
+ *  - a process whose main thread exited while others run is alive (its /proc
+ *    state is 'Z'): its slot is not reclaimed;
+ *  - a process that execs keeps pid and start time, but its new image holds
+ *    nothing: the old image's slot and consumer claim are reclaimed;
+ *  - a consumer that releases the role normally leaves received slabs behind:
+ *    the next claim returns them; an accepted slab is kept;
+ *  - an allocation blocked on an empty pool recovers slabs whose holder is killed;
+ *  - two handles of one process share the consumer role: releasing one keeps it.
+ */
+#include <pthread.h>
+#include <sys/wait.h>
+
+#include "harness.h"
+
+#define SEC 1000000000ll
+
+static rmpsc_channel *make(const char *name, uint32_t maxp, uint32_t slabs)
+{
+	rmpsc_channel *ch;
+	struct rmpsc_config c = { .record_size = 16, .capacity = 64, .max_producers = maxp, .slab_size = slabs ? 64 : 0,
+				  .slab_count = slabs };
+	CHECK_OK(rmpsc_channel_create(&ch, name, &c, 0));
+	return ch;
+}
+
+static void reap(pid_t pid)
+{
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+}
+
+/* --- a zombie main thread with live threads is alive ---------------------------- */
+
+static rmpsc_channel *zch;
+static int zpipe[2];
+
+static void *zombie_worker(void *arg)
+{
+	(void)arg;
+	rmpsc_producer *p;
+	char ok = rmpsc_producer_register(zch, &p) == 0 ? 'y' : 'n';
+	if (write(zpipe[1], &ok, 1) != 1)
+		_exit(3);
+	for (;;)
+		pause(); /* stays alive, holding the slot */
+	return NULL;
+}
+
+static void test_zombie_leader(void)
+{
+	zch = make(NULL, 1, 0);
+	CHECK(pipe(zpipe) == 0, "pipe");
+	pid_t pid = fork();
+	if (pid == 0) {
+		alarm(30);
+		pthread_t t;
+		pthread_create(&t, NULL, zombie_worker, NULL);
+		pthread_exit(NULL); /* the main thread leaves; the process lives on */
+	}
+	char ok;
+	CHECK(read(zpipe[0], &ok, 1) == 1 && ok == 'y', "child registered");
+	usleep(100000); /* the child's main thread has exited: /proc shows 'Z' */
+	CHECK_RC(rmpsc_reclaim_dead(zch), 0);
+	rmpsc_producer *p;
+	CHECK_RC(rmpsc_producer_register(zch, &p), RMPSC_ENOSLOT);
+	reap(pid);
+	CHECK_RC(rmpsc_reclaim_dead(zch), 1); /* now it is dead */
+	CHECK_OK(rmpsc_producer_register(zch, &p));
+	rmpsc_producer_close(p);
+	rmpsc_channel_release(zch);
+	close(zpipe[0]);
+	close(zpipe[1]);
+	printf("zombie leader ok\n");
+}
+
+/* --- exec keeps pid and start time, not the claims -------------------------------- */
+
+static int exec_child(const char *name)
+{
+	/* The new image: the slot and consumer role its previous image took are stale. */
+	rmpsc_channel *ch;
+	if (rmpsc_channel_open(&ch, name, 0))
+		return 10;
+	uint64_t rec[2]; /* record_size 16 */
+	if (rmpsc_recv(ch, rec, 1, SEC) != 1 || rec[0] != 6) /* would be ECONSUMER if the old claim stood */
+		return 11;
+	rmpsc_producer *p; /* the old image's slot, drained now, is ours to take */
+	if (rmpsc_producer_register(ch, &p))
+		return 12;
+	uint64_t v = 7;
+	if (rmpsc_producer_send(p, &v, 8, 0) || rmpsc_recv(ch, rec, 1, SEC) != 1 || rec[0] != 7)
+		return 13;
+	rmpsc_producer_close(p);
+	rmpsc_channel_release(ch);
+	return 0;
+}
+
+static void test_exec(const char *self)
+{
+	char name[64];
+	snprintf(name, sizeof name, "/rmpsc-exec-%d", (int)getpid());
+	rmpsc_channel *ch = make(name, 1, 0);
+	pid_t pid = fork();
+	if (pid == 0) {
+		alarm(30);
+		rmpsc_producer *p;
+		uint64_t v = 6;
+		const void *rec;
+		if (rmpsc_producer_register(ch, &p) || rmpsc_producer_send(p, &v, 8, 0))
+			_exit(20);
+		if (rmpsc_read(ch, 1, 0, &rec, NULL) != 1) /* claim the consumer role, read, don't advance */
+			_exit(21);
+		execl(self, self, "exec-child", name, (char *)NULL);
+		_exit(22);
+	}
+	int status;
+	waitpid(pid, &status, 0);
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "exec'd child status %d", WEXITSTATUS(status));
+	rmpsc_channel_release(ch);
+	rmpsc_unlink(name);
+	printf("exec ok\n");
+}
+
+/* --- received slabs after a normal release; accepted ones are kept ------------------- */
+
+static void test_released_consumer_slabs(void)
+{
+	rmpsc_channel *ch = make(NULL, 2, 4);
+	rmpsc_producer *p;
+	CHECK_OK(rmpsc_producer_register(ch, &p));
+	uint32_t h[2];
+	for (int i = 0; i < 2; i++) {
+		CHECK_OK(rmpsc_slab_alloc(ch, 0, &h[i]));
+		CHECK_OK(rmpsc_producer_send_slab(p, h[i], 0));
+	}
+	CHECK_RC(rmpsc_slab_free(ch, h[0]), RMPSC_EINVAL); /* in flight: not yet received */
+	int sync[2];
+	CHECK(pipe(sync) == 0, "pipe");
+	pid_t pid = fork();
+	if (pid == 0) { /* a consumer that receives both, accepts one, gives the role up, lives on */
+		alarm(30);
+		unsigned char rec[32];
+		if (rmpsc_recv(ch, rec, 2, SEC) != 2)
+			_exit(30);
+		if (rmpsc_slab_accept(ch, rmpsc_record_handle(rec + 16)))
+			_exit(31);
+		rmpsc_consumer_release(ch);
+		if (write(sync[1], "r", 1) != 1)
+			_exit(32);
+		pause();
+		_exit(0);
+	}
+	char c;
+	CHECK(read(sync[0], &c, 1) == 1, "child consumer received and released");
+	CHECK_RC(rmpsc_slab_free_count(ch), 2);
+	/* Not a takeover, yet the received slab nobody accepted comes back; the
+	 * accepted one stays with its live holder. */
+	CHECK_OK(rmpsc_consumer_claim(ch));
+	CHECK_RC(rmpsc_slab_free_count(ch), 3);
+	reap(pid);
+	uint32_t extra;
+	for (int i = 0; i < 4; i++) /* the dead holder's slab is found by an allocation */
+		CHECK_OK(rmpsc_slab_alloc(ch, 0, &extra));
+	CHECK_RC(rmpsc_slab_alloc(ch, 0, &extra), RMPSC_EFULL);
+	close(sync[0]);
+	close(sync[1]);
+	rmpsc_producer_close(p);
+	rmpsc_channel_release(ch);
+	printf("released consumer's slabs ok\n");
+}
+
+/* --- a blocked allocation recovers a killed holder's slabs --------------------------- */
+
+static void test_blocked_alloc_reclaims(void)
+{
+	rmpsc_channel *ch = make(NULL, 1, 3);
+	int sync[2];
+	CHECK(pipe(sync) == 0, "pipe");
+	pid_t pid = fork();
+	if (pid == 0) {
+		alarm(30);
+		uint32_t h;
+		for (int i = 0; i < 3; i++)
+			if (rmpsc_slab_alloc(ch, 0, &h))
+				_exit(40);
+		if (write(sync[1], "a", 1) != 1)
+			_exit(41);
+		pause();
+		_exit(0);
+	}
+	char c;
+	CHECK(read(sync[0], &c, 1) == 1, "child allocated the pool");
+	uint32_t h;
+	CHECK_RC(rmpsc_slab_alloc(ch, 0, &h), RMPSC_EFULL);
+	pid_t killer = fork();
+	if (killer == 0) {
+		usleep(200000);
+		kill(pid, SIGKILL);
+		_exit(0);
+	}
+	int64_t t0 = now_ns();
+	CHECK_OK(rmpsc_slab_alloc(ch, 5 * SEC, &h)); /* blocked while the holder lives */
+	int64_t waited = now_ns() - t0;
+	CHECK(waited < 2 * SEC, "alloc recovered after %lld ms", (long long)(waited / 1000000));
+	waitpid(killer, NULL, 0);
+	waitpid(pid, NULL, 0);
+	close(sync[0]);
+	close(sync[1]);
+	rmpsc_channel_release(ch);
+	printf("blocked alloc reclaims a killed holder's slabs ok (%lld ms)\n", (long long)(waited / 1000000));
+}
+
+/* --- two handles of one process share the consumer role ------------------------------ */
+
+static void test_two_handles(void)
+{
+	rmpsc_channel *a = make(NULL, 1, 0), *b;
+	CHECK_OK(rmpsc_channel_attach_fd(&b, rmpsc_channel_fd(a), 0));
+	CHECK_OK(rmpsc_consumer_claim(a));
+	CHECK_OK(rmpsc_consumer_claim(b));
+	rmpsc_channel_release(a); /* b still holds it for this process */
+	pid_t pid = fork();
+	if (pid == 0) {
+		alarm(30);
+		rmpsc_channel_release(b); /* the child holds nothing: this releases nothing */
+		_exit(0);
+	}
+	waitpid(pid, NULL, 0);
+	int sync[2];
+	CHECK(pipe(sync) == 0, "pipe");
+	pid = fork();
+	if (pid == 0) {
+		alarm(30);
+		char rc = (char)rmpsc_consumer_claim(b);
+		_exit(write(sync[1], &rc, 1) == 1 ? 0 : 1);
+	}
+	char rc;
+	CHECK(read(sync[0], &rc, 1) == 1, "child answered");
+	CHECK(rc == RMPSC_ECONSUMER, "a second process claimed while this one holds the role: %d", rc);
+	waitpid(pid, NULL, 0);
+	rmpsc_channel_release(b);
+	close(sync[0]);
+	close(sync[1]);
+	printf("two handles share the consumer role ok\n");
+}
+
+int main(int argc, char **argv)
+{
+	if (argc == 3 && !strcmp(argv[1], "exec-child"))
+		return exec_child(argv[2]);
+	harness_start("test_proc_liveness", 120);
+	char self[4096];
+	ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+	CHECK(n > 0, "readlink /proc/self/exe");
+	self[n] = 0;
+	test_zombie_leader();
+	test_exec(self);
+	test_released_consumer_slabs();
+	test_blocked_alloc_reclaims();
+	test_two_handles();
+	return 0;
+}
