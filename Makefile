@@ -58,7 +58,9 @@ $(eval $(call test_variant,test-plain,-O2 -g))
 # TSan does not model standalone fences (-Wtsan); they only order atomics here, and
 # the wake-up protocol they serve is proven by test_blocking, not by TSan.
 $(eval $(call test_variant,test-tsan,-O1 -g -fsanitize=thread -Wno-tsan))
-$(eval $(call test_variant,test-asan,-O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer))
+# In a variable: a literal comma would split the $(call) argument.
+ASAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+$(eval $(call test_variant,test-asan,$$(ASAN_FLAGS)))
 
 test-c-plain: $(TEST_NAMES:%=$(BUILD)/test-plain/%)
 	tests/c/run.sh plain $(BUILD)/test-plain $(TEST_NAMES)

@@ -18,6 +18,7 @@
  * after it can exist.
  */
 #include <errno.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -96,18 +97,19 @@ static int slot_drained(const rmpsc_channel *ch, uint32_t s)
 static int reclaim_slot(rmpsc_channel *ch, uint32_t s, uint64_t w, uint64_t me)
 {
 	struct ring_ctrl *c = slot_ctrl(ch, s);
-	uint64_t reclaiming = owner_word(RMPSC_SLOT_RECLAIMING, me);
+	uint64_t reclaiming = owner_word(RMPSC_SLOT_RECLAIMING, me), expected = w;
 	if (rmpsc__held_slot(ch->key, s, +1))
 		return 0;
-	if (!cas_acq_rel(&c->owner, &w, reclaiming)) {
+	if (!cas_acq_rel(&c->owner, &expected, reclaiming)) {
 		rmpsc__held_slot(ch->key, s, -1);
 		return 0;
 	}
 	/* Committed records stay readable; what was reserved but never committed was
 	 * never published. Slabs the dead owner held or had in flight go back. */
 	rmpsc__slab_reclaim(ch, (int)s);
-	/* A CAS, not a store: the consumer may have fenced the ring meanwhile. */
-	cas_acq_rel(&c->owner, &reclaiming, owner_word(RMPSC_SLOT_DETACHED, me));
+	/* A CAS, not a store: the consumer may have fenced the ring meanwhile. The
+	 * DETACHED word keeps the dead owner's identity, for stats. */
+	cas_acq_rel(&c->owner, &reclaiming, owner_word(RMPSC_SLOT_DETACHED, owner_id(w)));
 	rmpsc__held_slot(ch->key, s, -1);
 	fetch_add_relaxed(&ch->hdr->reclaimed_slots, 1);
 	return 1;
@@ -139,6 +141,17 @@ int rmpsc_reclaim_dead(rmpsc_channel *ch)
 	return reclaimed;
 }
 
+/* Is a slot being reclaimed by a live process right now? */
+static int reclaim_in_progress(const rmpsc_channel *ch)
+{
+	for (uint32_t s = 0; s < ch->L.max_producers; s++) {
+		uint64_t w = load_acquire(&slot_ctrl(ch, s)->owner);
+		if (owner_state(w) == RMPSC_SLOT_RECLAIMING && rmpsc__owner_alive(owner_id(w)))
+			return 1;
+	}
+	return 0;
+}
+
 /* ------------------------------------------------------------------------- */
 /* Producers. */
 
@@ -158,7 +171,7 @@ int rmpsc_producer_register(rmpsc_channel *ch, rmpsc_producer **out)
 		return rmpsc__sys_error("allocating a producer");
 	}
 	uint64_t claim = owner_word(RMPSC_SLOT_REGISTERING, me);
-	for (int pass = 0; pass < 2; pass++) {
+	for (int pass = 0, tries = 0; pass < 2 && tries < 100; pass++, tries++) {
 		for (uint32_t s = 0; s < ch->L.max_producers; s++) {
 			struct ring_ctrl *c = slot_ctrl(ch, s);
 			uint64_t w = load_acquire(&c->owner);
@@ -196,8 +209,12 @@ int rmpsc_producer_register(rmpsc_channel *ch, rmpsc_producer **out)
 				return RMPSC_OK;
 			}
 		}
-		if (pass == 0)
+		if (pass == 0) {
 			rmpsc_reclaim_dead(ch);
+		} else if (reclaim_in_progress(ch)) {
+			pass = 0; /* another live process is returning a slot: wait for it */
+			sched_yield();
+		}
 	}
 	free(p);
 	return rmpsc__set_error(RMPSC_ENOSLOT, "all %u producer slots are in use by live producers",
@@ -613,6 +630,7 @@ int rmpsc_consume(rmpsc_channel *ch, size_t max, int64_t timeout_ns, rmpsc_consu
 	if (!fn || max == 0)
 		return rmpsc__set_error(RMPSC_EINVAL, "consume: max must be >= 1 and fn non-NULL");
 	ch->read_count = 0; /* an unadvanced rmpsc_read span is simply read again */
+	ch->in_span = 0;
 	max = clamp_count(max);
 	struct data_wait w = { .ch = ch, .max = max };
 	int n = wait_for_data(ch, &w, timeout_ns);
@@ -620,8 +638,12 @@ int rmpsc_consume(rmpsc_channel *ch, size_t max, int64_t timeout_ns, rmpsc_consu
 		return n;
 	size_t done = 0;
 	for (;;) {
+		span_begin(ch, w.slot, (uint64_t)n);
 		int stop = fn(ctx, w.ptr, (size_t)n, w.slot);
+		ch->in_span = 0;
 		consumer_release(ch, w.slot, (uint64_t)n);
+		if (ch->n_deferred)
+			rmpsc__slab_flush_deferred(ch);
 		done += (size_t)n;
 		if (stop || done >= max)
 			break;
@@ -666,12 +688,14 @@ int rmpsc_read(rmpsc_channel *ch, size_t max, int64_t timeout_ns, const void **p
 	if (!ptr || max == 0)
 		return rmpsc__set_error(RMPSC_EINVAL, "read: max must be >= 1 and ptr non-NULL");
 	ch->read_count = 0;
+	ch->in_span = 0;
 	struct data_wait w = { .ch = ch, .max = clamp_count(max) };
 	int n = wait_for_data(ch, &w, timeout_ns);
 	if (n <= 0)
 		return n;
 	ch->read_slot = w.slot;
 	ch->read_count = (uint32_t)n;
+	span_begin(ch, w.slot, (uint64_t)n);
 	*ptr = w.ptr;
 	if (slot)
 		*slot = w.slot;
@@ -687,9 +711,12 @@ int rmpsc_advance(rmpsc_channel *ch, size_t n)
 				 ch->read_count);
 	if (ch->consumer_gen != rmpsc__fork_generation)
 		return rmpsc__set_error(RMPSC_EFORKED, "advance: the read was made in another process");
+	ch->in_span = 0;
 	if (n)
 		consumer_release(ch, ch->read_slot, n);
 	ch->read_count = 0;
+	if (ch->n_deferred)
+		rmpsc__slab_flush_deferred(ch);
 	return RMPSC_OK;
 }
 

@@ -25,6 +25,14 @@ struct rmpsc_channel {
 	uint32_t read_count;        /* its length; 0 when none is open */
 	uint32_t sweeps;
 	int pending_error;          /* ECORRUPT found after records were delivered: reported next call */
+	/* The span being read (a consume callback, or an open rmpsc_read): slab frees
+	 * for its records wait in `deferred` until the head has moved past them, so a
+	 * consumer dying in between leaves each slab with its record (delivered again). */
+	int in_span;
+	uint32_t span_slot;
+	uint64_t span_start, span_end;
+	uint32_t *deferred;
+	uint32_t n_deferred, cap_deferred;
 	int64_t next_liveness_ns;   /* when the consumer next checks producer liveness */
 };
 
@@ -60,5 +68,17 @@ uint32_t rmpsc__slab_reclaim(rmpsc_channel *ch, int slot_being_reclaimed);
 /* On a consumer claim: free slabs an earlier consumer received but neither freed
  * nor accepted (rmpsc_slab_accept), and slabs held by dead processes. */
 uint32_t rmpsc__slab_reclaim_consumed(rmpsc_channel *ch);
+/* Free the deferred slabs whose records the head has passed. */
+void rmpsc__slab_flush_deferred(rmpsc_channel *ch);
+
+/* Enter / leave the span whose records the consumer is reading. */
+static inline void span_begin(rmpsc_channel *ch, uint32_t slot, uint64_t n)
+{
+	ch->in_span = 1;
+	ch->span_slot = slot;
+	ch->span_start = __atomic_load_n(&((struct ring_ctrl *)(ch->base + ch->L.ctrl_off) + slot)->head,
+					 __ATOMIC_RELAXED);
+	ch->span_end = ch->span_start + n;
+}
 
 #endif

@@ -18,7 +18,7 @@
 #include "ringmpsc.h"
 
 #define RMPSC_MAGIC      0x4353504d474e4952ull /* "RINGMPSC" little-endian */
-#define RMPSC_LAYOUT_VER 1u
+#define RMPSC_LAYOUT_VER 2u  /* bump on every change to the bytes below */
 #define LINE             128u  /* adjacent-line prefetch makes 64 bytes false-share */
 #define HEADER_SIZE      4096u
 

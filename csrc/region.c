@@ -94,9 +94,10 @@ static void format_region(unsigned char *base, const struct layout *L)
 int rmpsc_channel_create(rmpsc_channel **out, const char *name, const struct rmpsc_config *cfg,
 			 unsigned flags)
 {
+	if (out)
+		*out = NULL;
 	if (!out || !cfg)
 		return rmpsc__set_error(RMPSC_EINVAL, "channel_create: out and config must not be NULL");
-	*out = NULL;
 	if (flags & ~RMPSC_OPEN_INTERRUPTIBLE)
 		return rmpsc__set_error(RMPSC_EINVAL, "channel_create: unknown flags 0x%x", flags);
 	struct layout L;
@@ -233,9 +234,10 @@ fail:
 
 int rmpsc_channel_open(rmpsc_channel **out, const char *name, unsigned flags)
 {
+	if (out)
+		*out = NULL;
 	if (!out || !name)
 		return rmpsc__set_error(RMPSC_EINVAL, "channel_open: out and name must not be NULL");
-	*out = NULL;
 	if (flags & ~RMPSC_OPEN_INTERRUPTIBLE)
 		return rmpsc__set_error(RMPSC_EINVAL, "channel_open: unknown flags 0x%x", flags);
 	char shm_name[NAME_MAX + 1];
@@ -280,10 +282,13 @@ void rmpsc_channel_release(rmpsc_channel *ch)
 {
 	if (!ch)
 		return;
+	if (ch->n_deferred) /* what the head has passed; the rest go back on the next claim */
+		rmpsc__slab_flush_deferred(ch);
 	rmpsc_consumer_release(ch);
 	munmap(ch->base, ch->L.total_size);
 	close(ch->fd);
 	free(ch->rings);
+	free(ch->deferred);
 	free(ch->name);
 	free(ch);
 }

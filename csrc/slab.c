@@ -11,6 +11,8 @@
  * and reclaim finds it. The TRANSIT word includes the position, so every send has a
  * distinct word and a CAS can never mistake a later send for an earlier one (no ABA).
  */
+#include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "barrier.h"
@@ -140,6 +142,31 @@ int rmpsc_slab_alloc(rmpsc_channel *ch, int64_t timeout_ns, uint32_t *handle)
 	return RMPSC_OK;
 }
 
+/* Is the record a TRANSIT word rides on in the span the consumer is reading? */
+static int in_read_span(const rmpsc_channel *ch, uint64_t w)
+{
+	if (!ch->in_span || transit_slot(w) != ch->span_slot)
+		return 0;
+	uint64_t mask = (1ull << TRANSIT_POS_BITS) - 1;
+	return (((w >> TRANSIT_POS_SHIFT) - ch->span_start) & mask) < ((ch->span_end - ch->span_start) & mask);
+}
+
+static int defer_free(rmpsc_channel *ch, uint32_t handle)
+{
+	if (ch->n_deferred == ch->cap_deferred) {
+		uint32_t cap = ch->cap_deferred ? 2 * ch->cap_deferred : 64;
+		uint32_t *d = realloc(ch->deferred, cap * sizeof *d);
+		if (!d) {
+			errno = ENOMEM;
+			return rmpsc__sys_error("slab_free: deferring a free");
+		}
+		ch->deferred = d;
+		ch->cap_deferred = cap;
+	}
+	ch->deferred[ch->n_deferred++] = handle;
+	return RMPSC_OK;
+}
+
 int rmpsc_slab_free(rmpsc_channel *ch, uint32_t handle)
 {
 	int rc = handle_ok(ch, handle, "slab_free");
@@ -151,13 +178,35 @@ int rmpsc_slab_free(rmpsc_channel *ch, uint32_t handle)
 		if (w == 0)
 			return rmpsc__set_error(RMPSC_EINVAL, "slab_free: slab %u is already free", handle);
 		if (owner_state(w) == SLAB_TRANSIT && transit_slot(w) < ch->L.max_producers &&
-		    !transit_consumed(w, load_acquire(&slot_ctrl(ch, transit_slot(w))->head)))
+		    !transit_consumed(w, load_acquire(&slot_ctrl(ch, transit_slot(w))->head))) {
+			if (in_read_span(ch, w)) /* freed once the head moves past its record */
+				return defer_free(ch, handle);
 			return rmpsc__set_error(RMPSC_EINVAL, "slab_free: slab %u is in flight (sent, not yet received)",
 						handle);
+		}
 		/* Release: our accesses to the slab happen before its next owner's. */
 	} while (!cas_acq_rel(&m->owner, &w, 0));
 	wake_slab_waiters(ch);
 	return RMPSC_OK;
+}
+
+void rmpsc__slab_flush_deferred(rmpsc_channel *ch)
+{
+	uint32_t kept = 0, freed = 0;
+	for (uint32_t i = 0; i < ch->n_deferred; i++) {
+		uint32_t h = ch->deferred[i];
+		struct slab_meta *m = slab_meta_of(ch, h);
+		uint64_t w = load_acquire(&m->owner);
+		if (owner_state(w) != SLAB_TRANSIT || transit_slot(w) >= ch->L.max_producers)
+			continue; /* taken care of meanwhile (a reclaim): drop it */
+		if (!transit_consumed(w, load_acquire(&slot_ctrl(ch, transit_slot(w))->head)))
+			ch->deferred[kept++] = h; /* its record was not advanced past: still in flight */
+		else if (cas_acq_rel(&m->owner, &w, 0))
+			freed++;
+	}
+	ch->n_deferred = kept;
+	if (freed)
+		wake_slab_waiters(ch);
 }
 
 int rmpsc_slab_accept(rmpsc_channel *ch, uint32_t handle)
