@@ -1,0 +1,819 @@
+-- ringmpsc: LuaJIT FFI binding of the ringmpsc C library (lock-free MPSC rings of
+-- fixed-size records in one shared-memory region).
+--
+--   local ringmpsc = require "ringmpsc"
+--   local ch = assert(ringmpsc.new{ record_size = 64, capacity = 4096 })
+--   local p = assert(ch:producer())
+--   assert(p:send("hello"))
+--   local rec = ch:recv(0.5)          -- a record_size string, zero-filled after "hello"
+--
+-- Conventions (those of lua-resty-core): one ffi.cdef at load, C functions through
+-- the cached library namespace `C`, handles under ffi.gc, runtime failures returned
+-- as `nil, err` with a short stable string, misuse (wrong argument types, a closed
+-- handle) raised with error(). Timeouts are seconds as in ngx.sleep: omitted or 0 =
+-- try once, > 0 = wait at most that long, < 0 or math.huge = wait until success,
+-- close or error. Under nginx never pass a timeout > 0 from a request or timer: a
+-- blocking call blocks the whole worker; poll with 0 and ngx.sleep instead.
+--
+-- Order is FIFO per producer, none across producers. One process at a time holds
+-- the consumer role (claimed by its first recv/read); a dead holder's role is taken
+-- over. A producer belongs to the process that registered it: after fork, register
+-- a new one in the child (the inherited one answers "forked").
+
+local ffi = require "ffi"
+
+local ffi_new, ffi_string, ffi_cast, ffi_gc, ffi_typeof = ffi.new, ffi.string, ffi.cast, ffi.gc, ffi.typeof
+local type, error, tonumber, pairs, setmetatable, tostring = type, error, tonumber, pairs, setmetatable, tostring
+local concat = table.concat
+
+local _M = { _VERSION = "0.1.0" }
+
+-- Exactly the declarations this module uses, copied from csrc/include/ringmpsc.h.
+-- Guarded so that a second load of this file into the same state (package.loaded
+-- cleared by a test) does not fail with "attempt to redefine".
+if not pcall(ffi_typeof, "struct rmpsc_config") then
+	ffi.cdef [[
+typedef struct rmpsc_channel rmpsc_channel;
+typedef struct rmpsc_producer rmpsc_producer;
+
+struct rmpsc_config {
+	uint32_t record_size;
+	uint32_t capacity;
+	uint32_t max_producers;
+	uint32_t slab_size;
+	uint32_t slab_count;
+	uint64_t start_position;
+};
+
+struct rmpsc_ring_stats {
+	uint32_t slot;
+	uint32_t state;
+	uint32_t owner_pid;
+	uint32_t owner_alive;
+	uint64_t pending;
+	uint64_t committed;
+	uint64_t consumed;
+};
+
+struct rmpsc_stats {
+	uint32_t max_producers;
+	uint32_t active_producers;
+	uint32_t consumer_pid;
+	uint32_t closed;
+	uint64_t pending;
+	uint64_t committed;
+	uint64_t consumed;
+	uint32_t slab_count;
+	uint32_t slabs_free;
+	uint32_t fenced_rings;
+	uint32_t reclaimed_slots;
+};
+
+const char *rmpsc_last_error(void);
+
+int rmpsc_channel_create(rmpsc_channel **out, const char *name,
+			 const struct rmpsc_config *config, unsigned flags);
+int rmpsc_channel_open(rmpsc_channel **out, const char *name, unsigned flags);
+int rmpsc_channel_attach_fd(rmpsc_channel **out, int fd, unsigned flags);
+int rmpsc_unlink(const char *name);
+void rmpsc_channel_release(rmpsc_channel *ch);
+int rmpsc_channel_fd(const rmpsc_channel *ch);
+void rmpsc_channel_config(const rmpsc_channel *ch, struct rmpsc_config *out);
+const char *rmpsc_channel_name(const rmpsc_channel *ch);
+int rmpsc_channel_close(rmpsc_channel *ch);
+int rmpsc_channel_is_closed(const rmpsc_channel *ch);
+
+int rmpsc_producer_register(rmpsc_channel *ch, rmpsc_producer **out);
+void rmpsc_producer_close(rmpsc_producer *p);
+uint32_t rmpsc_producer_slot(const rmpsc_producer *p);
+int rmpsc_producer_reserve(rmpsc_producer *p, size_t want, int64_t timeout_ns, void **ptr);
+int rmpsc_producer_commit(rmpsc_producer *p, size_t n);
+int rmpsc_producer_send(rmpsc_producer *p, const void *data, size_t len, int64_t timeout_ns);
+int rmpsc_producer_send_many(rmpsc_producer *p, const void *records, size_t count,
+			     int64_t timeout_ns);
+
+int rmpsc_consumer_claim(rmpsc_channel *ch);
+void rmpsc_consumer_release(rmpsc_channel *ch);
+int rmpsc_recv(rmpsc_channel *ch, void *buf, size_t max, int64_t timeout_ns);
+int rmpsc_read(rmpsc_channel *ch, size_t max, int64_t timeout_ns, const void **ptr,
+	       uint32_t *slot);
+int rmpsc_advance(rmpsc_channel *ch, size_t n);
+int rmpsc_wait_readable(rmpsc_channel *ch, int64_t timeout_ns);
+uint64_t rmpsc_pending(const rmpsc_channel *ch);
+
+int rmpsc_slab_alloc(rmpsc_channel *ch, int64_t timeout_ns, uint32_t *handle);
+int rmpsc_slab_free(rmpsc_channel *ch, uint32_t handle);
+void *rmpsc_slab_ptr(const rmpsc_channel *ch, uint32_t handle);
+int rmpsc_slab_set_len(rmpsc_channel *ch, uint32_t handle, uint32_t len);
+int64_t rmpsc_slab_len(const rmpsc_channel *ch, uint32_t handle);
+int rmpsc_producer_send_slab(rmpsc_producer *p, uint32_t handle, int64_t timeout_ns);
+uint32_t rmpsc_record_handle(const void *record);
+
+int rmpsc_stats(const rmpsc_channel *ch, struct rmpsc_stats *out,
+		struct rmpsc_ring_stats *rings, uint32_t max_rings);
+int rmpsc_reclaim_dead(rmpsc_channel *ch);
+]]
+end
+
+local RMPSC_OPEN_INTERRUPTIBLE = 0x1
+
+---------------------------------------------------------------------------
+-- Finding and loading the shared library.
+
+local function file_exists(path)
+	local f = io.open(path, "rb")
+	if f then
+		f:close()
+		return true
+	end
+	return false
+end
+
+-- Directory of this file, for the in-tree fallback (lua/../build).
+local function module_dir()
+	local src = debug.getinfo(1, "S").source
+	if src:sub(1, 1) ~= "@" then
+		return nil
+	end
+	return src:sub(2):match("^(.*)/[^/]*$") or "."
+end
+
+local function load_library()
+	local tried = {}
+	local env = os.getenv("RINGMPSC_LIB")
+	if env and env ~= "" then
+		local ok, lib = pcall(ffi.load, env)
+		if ok then
+			return lib, env
+		end
+		error("ringmpsc: cannot load RINGMPSC_LIB=" .. env .. ": " .. tostring(lib), 3)
+	end
+	local function try(path)
+		if not file_exists(path) then
+			tried[#tried + 1] = path
+			return nil
+		end
+		local ok, lib = pcall(ffi.load, path)
+		if ok then
+			return lib
+		end
+		tried[#tried + 1] = path .. " (" .. tostring(lib) .. ")"
+		return nil
+	end
+	for pattern in package.cpath:gmatch("[^;]+") do
+		if pattern:find("?", 1, true) then
+			for _, name in ipairs { "libringmpsc", "ringmpsc" } do
+				local path = pattern:gsub("%?", name)
+				local lib = try(path)
+				if lib then
+					return lib, path
+				end
+			end
+		end
+	end
+	local dir = module_dir()
+	if dir then
+		for _, rel in ipairs { "/../build/libringmpsc.so", "/libringmpsc.so" } do
+			local path = dir .. rel
+			local lib = try(path)
+			if lib then
+				return lib, path
+			end
+		end
+	end
+	-- Last: the dynamic linker's own search (LD_LIBRARY_PATH, ld.so.cache, ...).
+	local ok, lib = pcall(ffi.load, "ringmpsc")
+	if ok then
+		return lib, "libringmpsc.so"
+	end
+	tried[#tried + 1] = "libringmpsc.so via the dynamic linker (" .. tostring(lib) .. ")"
+	error("ringmpsc: shared library not found; set RINGMPSC_LIB or package.cpath. Tried:\n  "
+		.. concat(tried, "\n  "), 3)
+end
+
+local C, lib_path = load_library()
+_M.library_path = lib_path
+
+---------------------------------------------------------------------------
+-- Errors: the C vocabulary, mapped once.
+
+local errstr = {
+	[-1] = "full",
+	[-2] = "empty",
+	[-3] = "closed",
+	[-4] = "timeout",
+	[-5] = "no slot",
+	[-6] = "consumer busy",
+	[-7] = "invalid",
+	[-8] = "corrupt",
+	[-9] = "system", -- completed with rmpsc_last_error() below
+	[-10] = "forked",
+	[-11] = "interrupted",
+}
+local ESYS = -9
+
+local function fail(rc)
+	if rc == ESYS then
+		return nil, "system: " .. ffi_string(C.rmpsc_last_error())
+	end
+	return nil, errstr[rc] or ("error " .. tostring(rc))
+end
+
+-- The detailed message of this thread's last failure ("capacity 1000 must be a
+-- power of two ...", "the consumer role is held by live process 1234").
+function _M.last_error()
+	return ffi_string(C.rmpsc_last_error())
+end
+
+---------------------------------------------------------------------------
+-- Argument checks. Misuse raises, at the caller's level.
+
+local function argerror(n, fname, expected, got, level)
+	error("bad argument #" .. n .. " to '" .. fname .. "' (" .. expected .. " expected, got " .. type(got) .. ")",
+		level or 3)
+end
+
+-- Seconds -> int64 nanoseconds for the C calls. nil -> 0 (try once).
+local function timeout_ns(t, n, fname)
+	if t == nil then
+		return 0
+	end
+	if type(t) ~= "number" or t ~= t then
+		argerror(n, fname, "timeout in seconds", t, 4)
+	end
+	if t < 0 or t >= 9e9 then -- negative or math.huge: no deadline
+		return -1
+	end
+	return t * 1e9
+end
+
+-- Preallocated out-parameters (one consumer/producer call at a time per state).
+local chan_out = ffi_new("rmpsc_channel *[1]")
+local prod_out = ffi_new("rmpsc_producer *[1]")
+local ptr_out = ffi_new("void *[1]")
+local cptr_out = ffi_new("const void *[1]")
+local slot_out = ffi_new("uint32_t[1]")
+local handle_out = ffi_new("uint32_t[1]")
+local config_out = ffi_new("struct rmpsc_config")
+local u8ptr_t = ffi_typeof("uint8_t *")
+local cu8ptr_t = ffi_typeof("const uint8_t *")
+local u8arr_t = ffi_typeof("uint8_t[?]")
+
+---------------------------------------------------------------------------
+-- Handle life cycle.
+--
+-- A producer's memory goes with its channel's mapping, so producers must be closed
+-- before their channel handle is released. Finalizers run in no particular order
+-- (and all of them at lua_close, e.g. when an nginx worker exits), so the release of
+-- a channel handle first closes every producer still open on it. The finalizers are
+-- closures over small state tables holding copies of the raw pointers, never the
+-- gc'd cdata themselves (which would keep them alive forever).
+
+local function producer_state_close(ps)
+	local p = ps.p
+	if p == nil then
+		return
+	end
+	ps.p = nil
+	ps.chs.prods[ps] = nil
+	C.rmpsc_producer_close(p)
+end
+
+local function channel_state_release(chs)
+	local ch = chs.ch
+	if ch == nil then
+		return
+	end
+	for ps in pairs(chs.prods) do
+		producer_state_close(ps)
+	end
+	chs.ch = nil
+	C.rmpsc_channel_release(ch)
+end
+
+local Channel = {}
+Channel.__index = Channel
+local Producer = {}
+Producer.__index = Producer
+_M.Channel, _M.Producer = Channel, Producer
+
+local function closed_handle(what)
+	error("ringmpsc: " .. what, 3)
+end
+
+-- Wrap a fresh rmpsc_channel* (in chan_out[0]).
+local function wrap_channel(raw)
+	local chs = { ch = raw, prods = {} }
+	local gced = ffi_gc(chan_out[0], function()
+		channel_state_release(chs)
+	end)
+	C.rmpsc_channel_config(raw, config_out)
+	local name = C.rmpsc_channel_name(raw)
+	local rs = tonumber(config_out.record_size)
+	return setmetatable({
+		_ch = gced,
+		_chs = chs,
+		_buf = ffi_new(u8arr_t, rs),   -- recv's copy-out buffer
+		record_size = rs,
+		capacity = tonumber(config_out.capacity),
+		max_producers = tonumber(config_out.max_producers),
+		slab_size = tonumber(config_out.slab_size),
+		slab_count = tonumber(config_out.slab_count),
+		name = name ~= nil and ffi_string(name) or nil,
+	}, Channel)
+end
+
+local function check_flags(opts, fname)
+	local v = opts.interruptible
+	if v ~= nil and type(v) ~= "boolean" then
+		error("bad option 'interruptible' to '" .. fname .. "' (boolean expected, got " .. type(v) .. ")", 3)
+	end
+	return v and RMPSC_OPEN_INTERRUPTIBLE or 0
+end
+
+local function opt_u32(opts, key, default)
+	local v = opts[key]
+	if v == nil then
+		return default
+	end
+	if type(v) ~= "number" then
+		error("bad option '" .. key .. "' to 'new' (number expected, got " .. type(v) .. ")", 3)
+	end
+	if v < 0 or v > 0xffffffff or v ~= v or v % 1 ~= 0 then
+		return nil -- out of range for the C field: reported as "invalid"
+	end
+	return v
+end
+
+-- ringmpsc.new{ record_size =, capacity = 1024, max_producers = 16, name = nil,
+--               slab_size = 0, slab_count = 0, interruptible = false,
+--               start_position = 0 }
+function _M.new(opts)
+	if type(opts) ~= "table" then
+		argerror(1, "new", "table", opts)
+	end
+	if opts.record_size == nil then
+		error("bad argument #1 to 'new' (record_size is required)", 2)
+	end
+	local name = opts.name
+	if name ~= nil and type(name) ~= "string" then
+		error("bad option 'name' to 'new' (string expected, got " .. type(name) .. ")", 2)
+	end
+	local cfg = ffi_new("struct rmpsc_config")
+	for _, f in ipairs { { "record_size" }, { "capacity", 1024 }, { "max_producers", 16 },
+		{ "slab_size", 0 }, { "slab_count", 0 } } do
+		local v = opt_u32(opts, f[1], f[2])
+		if v == nil then
+			return nil, "invalid"
+		end
+		cfg[f[1]] = v
+	end
+	local sp = opts.start_position -- tests: start near 2^64 to cross the wrap
+	if sp ~= nil then
+		if type(sp) ~= "number" and type(sp) ~= "cdata" then
+			error("bad option 'start_position' to 'new' (number or uint64_t cdata expected, got "
+				.. type(sp) .. ")", 2)
+		end
+		cfg.start_position = sp
+	end
+	local flags = check_flags(opts, "new")
+	local rc = C.rmpsc_channel_create(chan_out, name, cfg, flags)
+	if rc < 0 then
+		return fail(rc)
+	end
+	return wrap_channel(chan_out[0])
+end
+
+-- ringmpsc.open(name [, { interruptible = bool }])
+function _M.open(name, opts)
+	if type(name) ~= "string" then
+		argerror(1, "open", "string", name)
+	end
+	local flags = 0
+	if opts ~= nil then
+		if type(opts) ~= "table" then
+			argerror(2, "open", "table", opts)
+		end
+		flags = check_flags(opts, "open")
+	end
+	local rc = C.rmpsc_channel_open(chan_out, name, flags)
+	if rc < 0 then
+		return fail(rc)
+	end
+	return wrap_channel(chan_out[0])
+end
+
+-- ringmpsc.attach_fd(fd [, opts]): the fd is dup'ed; the caller keeps its own.
+function _M.attach_fd(fd, opts)
+	if type(fd) ~= "number" then
+		argerror(1, "attach_fd", "number", fd)
+	end
+	local flags = 0
+	if opts ~= nil then
+		if type(opts) ~= "table" then
+			argerror(2, "attach_fd", "table", opts)
+		end
+		flags = check_flags(opts, "attach_fd")
+	end
+	local rc = C.rmpsc_channel_attach_fd(chan_out, fd, flags)
+	if rc < 0 then
+		return fail(rc)
+	end
+	return wrap_channel(chan_out[0])
+end
+
+function _M.unlink(name)
+	if type(name) ~= "string" then
+		argerror(1, "unlink", "string", name)
+	end
+	local rc = C.rmpsc_unlink(name)
+	if rc < 0 then
+		return fail(rc)
+	end
+	return true
+end
+
+---------------------------------------------------------------------------
+-- Channel methods.
+
+local function chan(self)
+	local ch = self._chs.ch
+	if not ch then
+		closed_handle("channel handle is released")
+	end
+	return ch
+end
+
+function Channel:producer()
+	local ch = chan(self)
+	local rc = C.rmpsc_producer_register(ch, prod_out)
+	if rc < 0 then
+		return fail(rc)
+	end
+	local chs = self._chs
+	local ps = { p = prod_out[0], chs = chs }
+	chs.prods[ps] = true
+	local gced = ffi_gc(prod_out[0], function()
+		producer_state_close(ps)
+	end)
+	return setmetatable({
+		_p = gced,
+		_ps = ps,
+		_ch = self, -- keeps the channel (and its mapping) alive while the producer is
+		record_size = self.record_size,
+		slot = tonumber(C.rmpsc_producer_slot(gced)),
+	}, Producer)
+end
+
+-- ch:recv([timeout]) -> record string (record_size bytes) | nil, err
+function Channel:recv(timeout)
+	local ch = self._chs.ch
+	if not ch then
+		closed_handle("channel handle is released")
+	end
+	local buf = self._buf
+	local rc = C.rmpsc_recv(ch, buf, 1, timeout_ns(timeout, 1, "recv"))
+	if rc < 0 then
+		return fail(rc)
+	end
+	return ffi_string(buf, self.record_size)
+end
+
+-- ch:recv_bytes([timeout]) -> string | nil, err: one variable-length message sent
+-- with p:send_bytes (or Python's Producer.send_bytes); its slab goes back to the pool.
+function Channel:recv_bytes(timeout)
+	local ch = self._chs.ch
+	if not ch then
+		closed_handle("channel handle is released")
+	end
+	if self.slab_count == 0 then
+		return nil, "invalid"
+	end
+	local buf = self._buf
+	local rc = C.rmpsc_recv(ch, buf, 1, timeout_ns(timeout, 1, "recv_bytes"))
+	if rc < 0 then
+		return fail(rc)
+	end
+	local h = C.rmpsc_record_handle(buf)
+	local len = C.rmpsc_slab_len(ch, h)
+	local src = C.rmpsc_slab_ptr(ch, h)
+	if len < 0 or src == nil then
+		return nil, "corrupt" -- the record carries no valid slab handle
+	end
+	local s = ffi_string(src, len)
+	C.rmpsc_slab_free(ch, h)
+	return s
+end
+
+-- ch:recv_into(buf, max [, timeout]) -> n | nil, err. buf: cdata of at least
+-- max * record_size bytes (not checkable here for plain pointers).
+function Channel:recv_into(buf, max, timeout)
+	local ch = self._chs.ch
+	if not ch then
+		closed_handle("channel handle is released")
+	end
+	if type(buf) ~= "cdata" then
+		argerror(1, "recv_into", "cdata buffer", buf)
+	end
+	if type(max) ~= "number" then
+		argerror(2, "recv_into", "number", max)
+	end
+	if max < 1 then
+		return nil, "invalid"
+	end
+	local rc = C.rmpsc_recv(ch, buf, max, timeout_ns(timeout, 3, "recv_into"))
+	if rc < 0 then
+		return fail(rc)
+	end
+	return rc
+end
+
+-- ch:read(max [, timeout]) -> ptr (const uint8_t*), n, slot | nil, err. Zero-copy:
+-- the n records at ptr stay valid until ch:advance.
+function Channel:read(max, timeout)
+	local ch = self._chs.ch
+	if not ch then
+		closed_handle("channel handle is released")
+	end
+	if type(max) ~= "number" then
+		argerror(1, "read", "number", max)
+	end
+	if max < 1 then
+		return nil, "invalid"
+	end
+	local rc = C.rmpsc_read(ch, max, timeout_ns(timeout, 2, "read"), cptr_out, slot_out)
+	if rc < 0 then
+		return fail(rc)
+	end
+	return ffi_cast(cu8ptr_t, cptr_out[0]), rc, slot_out[0]
+end
+
+-- ch:advance(n) -> true | nil, err: free the first n records of the last read.
+function Channel:advance(n)
+	local ch = self._chs.ch
+	if not ch then
+		closed_handle("channel handle is released")
+	end
+	if type(n) ~= "number" then
+		argerror(1, "advance", "number", n)
+	end
+	if n < 0 then
+		return nil, "invalid"
+	end
+	local rc = C.rmpsc_advance(ch, n)
+	if rc < 0 then
+		return fail(rc)
+	end
+	return true
+end
+
+-- ch:wait([timeout]) -> true | nil, err: until a record is readable (claims the role).
+function Channel:wait(timeout)
+	local rc = C.rmpsc_wait_readable(chan(self), timeout_ns(timeout, 1, "wait"))
+	if rc < 0 then
+		return fail(rc)
+	end
+	return true
+end
+
+-- Claim / give up the consumer role explicitly (recv and read claim it implicitly).
+function Channel:claim()
+	local rc = C.rmpsc_consumer_claim(chan(self))
+	if rc < 0 then
+		return fail(rc)
+	end
+	return true
+end
+
+function Channel:unclaim()
+	C.rmpsc_consumer_release(chan(self))
+	return true
+end
+
+-- Close the channel for everyone (producers get "closed"; the consumer drains what
+-- was committed, then gets "closed"). The handle stays usable. Idempotent.
+function Channel:close()
+	C.rmpsc_channel_close(chan(self))
+	return true
+end
+
+function Channel:is_closed()
+	return C.rmpsc_channel_is_closed(chan(self)) ~= 0
+end
+
+-- Release this process's handle (and close the producers made from it). Does not
+-- close the channel for others. Idempotent; any later use of the handle raises.
+function Channel:release()
+	local anchor = self._ch
+	if anchor then
+		ffi_gc(anchor, nil)
+		self._ch = nil
+	end
+	channel_state_release(self._chs)
+	return true
+end
+
+function Channel:fd()
+	return tonumber(C.rmpsc_channel_fd(chan(self)))
+end
+
+function Channel:pending()
+	return tonumber(C.rmpsc_pending(chan(self)))
+end
+
+function Channel:reclaim_dead()
+	local rc = C.rmpsc_reclaim_dead(chan(self))
+	if rc < 0 then
+		return fail(rc)
+	end
+	return rc
+end
+
+local slot_states = { [0] = "free", "registering", "active", "detached", "reclaiming", "fenced" }
+
+-- ch:stats() -> table: channel figures plus `rings`, one entry per slot in use.
+function Channel:stats()
+	local ch = chan(self)
+	local st = self._stats
+	if not st then
+		st = ffi_new("struct rmpsc_stats")
+		self._stats = st
+		self._ring_stats = ffi_new("struct rmpsc_ring_stats[?]", self.max_producers)
+	end
+	local rs = self._ring_stats
+	local n = C.rmpsc_stats(ch, st, rs, self.max_producers)
+	if n < 0 then
+		return fail(n)
+	end
+	local rings = {}
+	for i = 0, n - 1 do
+		local r = rs[i]
+		rings[i + 1] = {
+			slot = tonumber(r.slot),
+			state = slot_states[tonumber(r.state)] or tostring(r.state),
+			owner_pid = tonumber(r.owner_pid),
+			owner_alive = r.owner_alive ~= 0,
+			pending = tonumber(r.pending),
+			committed = tonumber(r.committed),
+			consumed = tonumber(r.consumed),
+		}
+	end
+	return {
+		max_producers = tonumber(st.max_producers),
+		active_producers = tonumber(st.active_producers),
+		consumer_pid = tonumber(st.consumer_pid),
+		closed = st.closed ~= 0,
+		pending = tonumber(st.pending),
+		committed = tonumber(st.committed),
+		consumed = tonumber(st.consumed),
+		slab_count = tonumber(st.slab_count),
+		slabs_free = tonumber(st.slabs_free),
+		fenced_rings = tonumber(st.fenced_rings),
+		reclaimed_slots = tonumber(st.reclaimed_slots),
+		rings = rings,
+	}
+end
+
+---------------------------------------------------------------------------
+-- Producer methods.
+
+-- p:send(str [, timeout]) -> true | nil, err. #str <= record_size, rest zero-filled.
+function Producer:send(s, timeout)
+	local p = self._ps.p
+	if not p then
+		closed_handle("producer is closed")
+	end
+	if type(s) ~= "string" then
+		argerror(1, "send", "string", s)
+	end
+	local len = #s
+	if len > self.record_size then
+		return nil, "too long"
+	end
+	local rc = C.rmpsc_producer_send(p, s, len, timeout_ns(timeout, 2, "send"))
+	if rc < 0 then
+		return fail(rc)
+	end
+	return true
+end
+
+-- p:send_bytes(str [, timeout]) -> true | nil, err: a variable-length message of up
+-- to slab_size bytes through the channel's slab pool (the record carries the slab
+-- handle; receive with ch:recv_bytes). The timeout bounds each of the two waits
+-- (for a free slab, for ring space). "invalid" when the channel has no pool.
+function Producer:send_bytes(s, timeout)
+	local p = self._ps.p
+	if not p then
+		closed_handle("producer is closed")
+	end
+	if type(s) ~= "string" then
+		argerror(1, "send_bytes", "string", s)
+	end
+	local ns = timeout_ns(timeout, 2, "send_bytes")
+	local chw = self._ch
+	local len = #s
+	if chw.slab_count == 0 then
+		return nil, "invalid"
+	end
+	if len > chw.slab_size then
+		return nil, "too long"
+	end
+	local ch = chw._chs.ch
+	local rc = C.rmpsc_slab_alloc(ch, ns, handle_out)
+	if rc < 0 then
+		return fail(rc)
+	end
+	local h = handle_out[0]
+	ffi.copy(C.rmpsc_slab_ptr(ch, h), s, len)
+	C.rmpsc_slab_set_len(ch, h, len)
+	rc = C.rmpsc_producer_send_slab(p, h, ns)
+	if rc < 0 then
+		C.rmpsc_slab_free(ch, h) -- never sent: back to the pool
+		return fail(rc)
+	end
+	return true
+end
+
+-- p:send_many(data, count [, timeout]) -> sent | nil, err. data: a string or cdata
+-- of count * record_size bytes. Sends all, or fewer only on deadline or close.
+function Producer:send_many(data, count, timeout)
+	local p = self._ps.p
+	if not p then
+		closed_handle("producer is closed")
+	end
+	if type(count) ~= "number" then
+		argerror(2, "send_many", "number", count)
+	end
+	local td = type(data)
+	if td == "string" then
+		if #data < count * self.record_size then
+			return nil, "invalid"
+		end
+	elseif td ~= "cdata" then
+		argerror(1, "send_many", "string or cdata", data)
+	end
+	if count < 1 then
+		return nil, "invalid"
+	end
+	local rc = C.rmpsc_producer_send_many(p, data, count, timeout_ns(timeout, 3, "send_many"))
+	if rc < 0 then
+		return fail(rc)
+	end
+	return rc
+end
+
+-- p:reserve(k [, timeout]) -> ptr (uint8_t*), n | nil, err. n (1..k) contiguous
+-- writable records; publish with p:commit(n') for n' <= n (0 aborts).
+function Producer:reserve(k, timeout)
+	local p = self._ps.p
+	if not p then
+		closed_handle("producer is closed")
+	end
+	if type(k) ~= "number" then
+		argerror(1, "reserve", "number", k)
+	end
+	if k < 1 then
+		return nil, "invalid"
+	end
+	local rc = C.rmpsc_producer_reserve(p, k, timeout_ns(timeout, 2, "reserve"), ptr_out)
+	if rc < 0 then
+		return fail(rc)
+	end
+	return ffi_cast(u8ptr_t, ptr_out[0]), rc
+end
+
+function Producer:commit(n)
+	local p = self._ps.p
+	if not p then
+		closed_handle("producer is closed")
+	end
+	if type(n) ~= "number" then
+		argerror(1, "commit", "number", n)
+	end
+	if n < 0 then
+		return nil, "invalid"
+	end
+	local rc = C.rmpsc_producer_commit(p, n)
+	if rc < 0 then
+		return fail(rc)
+	end
+	return true
+end
+
+-- Deregister: committed records stay readable; an open reservation is aborted.
+-- Idempotent; any later use of the handle raises.
+function Producer:close()
+	local anchor = self._p
+	if anchor then
+		ffi_gc(anchor, nil)
+		self._p = nil
+	end
+	producer_state_close(self._ps)
+	return true
+end
+
+function Producer:is_closed()
+	return not self._ps.p
+end
+
+return _M

@@ -1,0 +1,208 @@
+-- Python <-> LuaJIT interop: channels are the same bytes in both bindings.
+-- Written against the Python API of the design (python/ringmpsc):
+--   ringmpsc.Channel(record_size, capacity=, max_producers=, name=), Channel.open(name),
+--   ch.producer().send(b), ch.recv(timeout=) -> bytes of record_size.
+-- Skipped (pending) when `import ringmpsc` does not work with python/ on sys.path
+-- (or an installed package).
+local ringmpsc = require "ringmpsc"
+local H = require "helpers"
+
+after_each(function()
+	H.remove_names()
+end)
+
+local PYTHON = os.getenv("PYTHON") or "python3"
+local repo = H.repo
+
+-- The checkout's python/ first (an in-place build), else an installed package
+-- (or PYTHONPATH).
+local prelude = [[
+import sys, os
+sys.path.insert(0, os.path.join(%q, "python"))
+try:
+    import ringmpsc
+    ringmpsc.Channel
+except ImportError:
+    del sys.path[0]
+    for m in [m for m in sys.modules if m == "ringmpsc" or m.startswith("ringmpsc.")]:
+        del sys.modules[m]
+    import ringmpsc
+]]
+
+local function abs_repo()
+	local _, out = H.sh("cd " .. repo .. " && pwd")
+	return (out:gsub("%s+$", ""))
+end
+
+local python_ok, python_why
+do
+	local path = os.tmpname() .. ".py"
+	local f = assert(io.open(path, "w"))
+	f:write(prelude:format(abs_repo()), "print(ringmpsc.__file__)\n")
+	f:close()
+	local rc, out = H.sh("timeout 30 " .. PYTHON .. " " .. path)
+	os.remove(path)
+	python_ok = rc == 0
+	python_why = out:match("([^\n]*)\n?$") or out
+end
+
+local function write_script(body)
+	local path = os.tmpname() .. ".py"
+	local f = assert(io.open(path, "w"))
+	f:write(prelude:format(abs_repo()), "\n", body)
+	f:close()
+	return path
+end
+
+local function read_file(path)
+	local f = io.open(path, "r")
+	if not f then
+		return ""
+	end
+	local s = f:read("*a")
+	f:close()
+	return s
+end
+
+local function padded(s, n)
+	return s .. string.rep("\0", n - #s)
+end
+
+describe("Python <-> LuaJIT", function()
+	local function skip_without_python()
+		if not python_ok then
+			pending("the Python package is not importable yet: " .. tostring(python_why))
+			return true
+		end
+	end
+
+	it("a channel created by Lua is opened by Python; Lua receives what Python sends", function()
+		if skip_without_python() then return end
+		local name = H.name("py-in")
+		local ch = assert(ringmpsc.new { record_size = 32, capacity = 64, max_producers = 4, name = name })
+		local script = write_script(([[
+ch = ringmpsc.Channel.open(%q)
+print("geometry", getattr(ch, "record_size", None), getattr(ch, "capacity", None),
+      getattr(ch, "max_producers", None))
+p = ch.producer()
+for i in range(50):
+    p.send(b"py:%%d" %% i)
+print("sent 50")
+]]):format(name))
+		local rc, out = H.sh("timeout 30 " .. PYTHON .. " " .. script)
+		os.remove(script)
+		assert.equal(0, rc, out)
+		local rs, cap, mp = out:match("geometry (%S+) (%S+) (%S+)")
+		if rs ~= "None" then
+			assert.same({ "32", "64", "4" }, { rs, cap, mp })
+		end
+		for i = 0, 49 do
+			assert.equal(padded("py:" .. i, 32), ch:recv(1))
+		end
+		assert.same({ nil, "empty" }, { ch:recv() })
+		ch:release()
+		ringmpsc.unlink(name)
+	end)
+
+	it("a channel created, filled and closed by Python drains in Lua, then 'closed'", function()
+		if skip_without_python() then return end
+		local name = H.name("py-close")
+		local script = write_script(([[
+ch = ringmpsc.Channel(16, capacity=32, max_producers=2, name=%q)
+p = ch.producer()
+for i in range(20):
+    p.send(b"close:%%d" %% i)
+p.close()
+ch.close()
+]]):format(name))
+		local rc, out = H.sh("timeout 30 " .. PYTHON .. " " .. script)
+		os.remove(script)
+		assert.equal(0, rc, out)
+		local ch = assert(ringmpsc.open(name))
+		assert.same({ 16, 32, 2 }, { ch.record_size, ch.capacity, ch.max_producers })
+		assert.is_true(ch:is_closed())
+		for i = 0, 19 do
+			assert.equal(padded("close:" .. i, 16), ch:recv())
+		end
+		assert.same({ nil, "closed" }, { ch:recv(1) })
+		ch:release()
+		ringmpsc.unlink(name)
+	end)
+
+	it("variable-length messages (slab pool) cross in both directions", function()
+		if skip_without_python() then return end
+		local name = H.name("py-slab")
+		local ch = assert(ringmpsc.new { record_size = 16, capacity = 8, max_producers = 2, name = name,
+			slab_size = 4096, slab_count = 4 })
+		local p = assert(ch:producer())
+		assert.is_true(p:send_bytes(string.rep("L", 3000)))
+		p:close()
+		local script = write_script(([[
+ch = ringmpsc.Channel.open(%q)
+m = ch.recv_bytes(timeout=5)
+assert m == b"L" * 3000, len(m)
+p = ch.producer()
+p.send_bytes(b"P" * 2500)
+p.close()
+print("ok")
+]]):format(name))
+		local rc, out = H.sh("timeout 30 " .. PYTHON .. " " .. script)
+		os.remove(script)
+		assert.equal(0, rc, out)
+		assert.equal(string.rep("P", 2500), ch:recv_bytes(1))
+		assert.equal(4, ch:stats().slabs_free)
+		ch:release()
+		ringmpsc.unlink(name)
+	end)
+
+	it("a Python consumer reads, exactly once and in order, what LuaJIT producer processes send", function()
+		if skip_without_python() then return end
+		local name = H.name("py-out")
+		local N, K = 300, 2
+		local out_path = os.tmpname()
+		local script = write_script(([[
+ch = ringmpsc.Channel(32, capacity=64, max_producers=4, name=%q)
+open(%q + ".ready", "w").close()
+last = {}
+for _ in range(%d):
+    rec = bytes(ch.recv(timeout=10))
+    assert len(rec) == 32, len(rec)
+    text = rec.rstrip(b"\0").decode()
+    assert rec == text.encode() + bytes(32 - len(text)), rec
+    k, i = text.split(":")[0], int(text.split(":")[1])
+    assert i == last.get(k, 0) + 1, (k, i, last.get(k))
+    last[k] = i
+print("ok", sum(last.values()), sorted(last.items()))
+]]):format(name, out_path, N * K))
+		os.execute("timeout 60 " .. PYTHON .. " " .. script .. " > " .. out_path .. " 2>&1 &")
+		local deadline = H.now() + 30
+		while not io.open(out_path .. ".ready") and H.now() < deadline do
+			H.sleep(0.02)
+		end
+		local ch = assert(ringmpsc.open(name), "Python did not create the channel: " .. read_file(out_path))
+		local children = {}
+		for k = 1, K do
+			children[k] = H.spawn(function()
+				local p = assert(ch:producer())
+				for i = 1, N do
+					assert(p:send("lua" .. k .. ":" .. i, 10))
+				end
+				p:close()
+			end)
+		end
+		for k = 1, K do
+			assert.equal(0, H.wait(children[k], 30))
+		end
+		deadline = H.now() + 30
+		while not read_file(out_path):find("\n", 1, true) and H.now() < deadline do
+			H.sleep(0.05)
+		end
+		local out = read_file(out_path)
+		os.remove(out_path)
+		os.remove(out_path .. ".ready")
+		os.remove(script)
+		ch:release()
+		ringmpsc.unlink(name)
+		assert.matches("^ok " .. N * K, out)
+	end)
+end)

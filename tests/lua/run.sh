@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# The Lua suite: busted specs under LuaJIT (tests/lua/*_spec.lua) and the real
+# nginx test (tests/lua/nginx_test.sh), each under a time limit.
+# Appends "lua <passed> <failed> <skipped>" to build/results.txt (or $RESULTS_FILE);
+# exits non-zero on any failure. Logs: build/lua-tests/.
+set -u
+cd "$(dirname "$0")/../.."
+REPO=$PWD
+MAKE=${MAKE:-make}
+PYTHON=${PYTHON:-python3}
+mkdir -p build
+log_dir=build/lua-tests
+mkdir -p "$log_dir"
+pass=0 fail=0 skip=0
+
+finish() {
+	echo "lua $pass $fail $skip" >> "${RESULTS_FILE:-build/results.txt}"
+	echo "[lua] $pass passed, $fail failed, $skip skipped"
+	[ "$fail" -eq 0 ]
+	exit $?
+}
+
+if ! scripts/ensure-deps.sh lua; then
+	echo "FAIL [lua] dependencies missing (luajit2, lua-busted, nginx, libnginx-mod-http-lua)"
+	fail=1
+	finish
+fi
+if ! $MAKE --no-print-directory lib > "$log_dir/make.log" 2>&1; then
+	echo "FAIL [lua] make lib"
+	tail -n 20 "$log_dir/make.log"
+	fail=1
+	finish
+fi
+
+# Python <-> Lua interop needs the Python package: the checkout's (built in place),
+# an installed one, or else one built here out of tree (build/lua-interop).
+py_import='import sys; sys.path.insert(0, "python"); import ringmpsc; ringmpsc.Channel'
+if ! timeout 30 "$PYTHON" -c "$py_import" > /dev/null 2>&1 &&
+	! (cd /tmp && timeout 30 "$PYTHON" -c 'import ringmpsc; ringmpsc.Channel') > /dev/null 2>&1 &&
+	[ -f setup.py ] && [ -d python/ringmpsc ]; then
+	interop=build/lua-interop
+	if timeout 300 "$PYTHON" setup.py -q build_ext --build-lib "$interop/lib" --build-temp "$interop/tmp" \
+		> "$log_dir/python-build.log" 2>&1; then
+		cp python/ringmpsc/*.py "$interop/lib/ringmpsc/"
+		export PYTHONPATH="$REPO/$interop/lib${PYTHONPATH:+:$PYTHONPATH}"
+	else
+		echo "[lua] could not build the Python extension for the interop specs (they will be skipped):"
+		tail -n 5 "$log_dir/python-build.log"
+	fi
+fi
+
+count_tap() { # file: adds its TAP results to pass/fail/skip; sets tap_failed
+	local p s
+	p=$(grep -cE '^ok ' "$1")
+	s=$(grep -cE '^ok .*# SKIP' "$1")
+	tap_failed=$(grep -cE '^not ok ' "$1")
+	pass=$((pass + p - s))
+	skip=$((skip + s))
+	fail=$((fail + tap_failed))
+}
+
+# --- busted specs ----------------------------------------------------------------
+echo "--- busted (tests/lua/*_spec.lua)"
+RINGMPSC_REPO=$REPO LUA_PATH="$REPO/lua/?.lua;$REPO/tests/lua/?.lua;;" \
+	timeout -k 5 "${BUSTED_TIMEOUT:-150}" busted --lua=luajit -o TAP tests/lua > "$log_dir/busted.tap" 2>&1
+rc=$?
+grep -E '^(not ok|# |ok .*# SKIP)' "$log_dir/busted.tap" | head -n 80
+count_tap "$log_dir/busted.tap"
+if [ $rc -ne 0 ] && [ "$tap_failed" -eq 0 ]; then
+	# a crash, a syntax error in a spec or a timeout: no TAP line says so
+	case $rc in
+	124 | 137) echo "FAIL [lua] busted timed out after ${BUSTED_TIMEOUT:-150}s (hang)" ;;
+	*) echo "FAIL [lua] busted exited $rc" ;;
+	esac
+	tail -n 20 "$log_dir/busted.tap"
+	fail=$((fail + 1))
+fi
+echo "busted: $(grep -cE '^ok ' "$log_dir/busted.tap") ok, $(grep -cE '^not ok ' "$log_dir/busted.tap") not ok"
+
+# --- nginx --------------------------------------------------------------------------
+echo "--- nginx (tests/lua/nginx_test.sh)"
+timeout -k 10 "${NGINX_TIMEOUT:-150}" tests/lua/nginx_test.sh 2>&1 | tee "$log_dir/nginx.tap"
+rc=${PIPESTATUS[0]}
+count_tap "$log_dir/nginx.tap"
+if [ $rc -ne 0 ] && [ "$tap_failed" -eq 0 ]; then
+	case $rc in
+	124 | 137) echo "FAIL [lua] nginx test timed out after ${NGINX_TIMEOUT:-150}s (hang)" ;;
+	*) echo "FAIL [lua] nginx test exited $rc" ;;
+	esac
+	fail=$((fail + 1))
+fi
+
+finish
