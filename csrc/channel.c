@@ -254,7 +254,7 @@ static int space_ready(void *arg)
 {
 	rmpsc_producer *p = ((struct space_wait *)arg)->p;
 	if (is_closed(p->ch))
-		return RMPSC_ECLOSED;
+		return rmpsc__set_error_static(RMPSC_ECLOSED, "closed: the channel was closed");
 	struct ring_ctrl *c = p->ctrl;
 	uint64_t used = load_relaxed(&c->tail) - load_acquire(&c->head);
 	if (used > p->ring.mask_ + 1)
@@ -271,7 +271,7 @@ static int producer_reserve(rmpsc_producer *p, size_t want, const struct deadlin
 		store_seq_cst(&c->reserving, 1);
 		if (unlikely(load_seq_cst(&h->closed))) {
 			end_reservation(p);
-			return rmpsc__set_error(RMPSC_ECLOSED, "channel is closed");
+			return rmpsc__set_error_static(RMPSC_ECLOSED, "closed: the channel was closed");
 		}
 		int n = ring_reserve(&p->ring, want, ptr);
 		if (likely(n > 0)) {
@@ -584,7 +584,7 @@ static int data_ready(void *arg)
 	n = sweep(w->ch, w->max, &w->ptr, &w->slot, 1);
 	if (n != 0)
 		return n;
-	return rmpsc__set_error(RMPSC_ECLOSED, "channel is closed and drained");
+	return rmpsc__set_error_static(RMPSC_ECLOSED, "closed: the channel is closed and drained");
 }
 
 /* The periodic part of the consumer's sweep: reclaim dead producers' slots. */
@@ -617,7 +617,7 @@ static int wait_for_data(rmpsc_channel *ch, struct data_wait *w, int64_t timeout
 		if (n != WAIT_POLL)
 			return n;
 		if (dl.try_once)
-			return RMPSC_EEMPTY;
+			return rmpsc__set_error_static(RMPSC_EEMPTY, "empty: nothing to read without waiting");
 		w->polling = 1;
 	}
 }
@@ -647,7 +647,7 @@ int rmpsc_consume(rmpsc_channel *ch, size_t max, int64_t timeout_ns, rmpsc_consu
 		done += (size_t)n;
 		if (stop || done >= max)
 			break;
-		n = sweep(ch, max - done, &w.ptr, &w.slot, 0);
+		n = sweep(ch, max - done, &w.ptr, &w.slot, 1); /* all available, up to max */
 		if (n <= 0) {
 			if (n < 0) /* the ring is fenced; report it on the next call */
 				ch->pending_error = n;

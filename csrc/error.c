@@ -7,6 +7,7 @@
 #include "ringmpsc.h"
 
 static _Thread_local char last_error[256];
+static _Thread_local const char *last_static; /* when set, the message instead of last_error */
 
 const char *rmpsc_strerror(int err)
 {
@@ -29,13 +30,22 @@ const char *rmpsc_strerror(int err)
 
 const char *rmpsc_last_error(void)
 {
+	if (last_static)
+		return last_static;
 	return last_error[0] ? last_error : "no error";
+}
+
+int rmpsc__set_error_static(int code, const char *msg)
+{
+	last_static = msg;
+	return code;
 }
 
 int rmpsc__set_error(int code, const char *fmt, ...)
 {
 	int saved = errno;
 	va_list ap;
+	last_static = NULL;
 	va_start(ap, fmt);
 	vsnprintf(last_error, sizeof last_error, fmt, ap);
 	va_end(ap);

@@ -76,7 +76,7 @@ int rmpsc_ring_reserve(rmpsc_ring *ring, size_t want, void **ptr)
 	if (n < 0)
 		return rmpsc__set_error(n, "ring_reserve: head is impossible (corrupt ring)");
 	if (n == 0)
-		return RMPSC_EFULL;
+		return rmpsc__set_error_static(RMPSC_EFULL, "full: no space in the ring");
 	ring->reserved_ = (uint32_t)n;
 	return n;
 }
@@ -125,7 +125,7 @@ int rmpsc_ring_readable(rmpsc_ring *ring, size_t max, const void **ptr)
 	int n = ring_readable(ring, clamp_count(max), ptr);
 	if (n < 0)
 		return rmpsc__set_error(n, "ring_readable: tail is impossible (corrupt ring)");
-	return n ? n : RMPSC_EEMPTY;
+	return n ? n : rmpsc__set_error_static(RMPSC_EEMPTY, "empty: nothing to read");
 }
 
 int rmpsc_ring_advance(rmpsc_ring *ring, size_t n)
@@ -162,7 +162,7 @@ int rmpsc_ring_consume(rmpsc_ring *ring, size_t max, rmpsc_consume_fn fn, void *
 		if (stop)
 			break;
 	}
-	return done ? (int)done : RMPSC_EEMPTY;
+	return done ? (int)done : rmpsc__set_error_static(RMPSC_EEMPTY, "empty: nothing to read");
 }
 
 int rmpsc_ring_recv(rmpsc_ring *ring, void *buf, size_t max)
@@ -184,7 +184,7 @@ int rmpsc_ring_recv(rmpsc_ring *ring, void *buf, size_t max)
 		ring_release(ring, (uint64_t)n);
 		done += (size_t)n;
 	}
-	return done ? (int)done : RMPSC_EEMPTY;
+	return done ? (int)done : rmpsc__set_error_static(RMPSC_EEMPTY, "empty: nothing to read");
 }
 
 uint64_t rmpsc_ring_pending(const rmpsc_ring *ring)

@@ -5,6 +5,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "error.h"
 #include "ringmpsc.h"
 #include "wait.h"
 
@@ -57,7 +58,9 @@ int rmpsc__wait(const struct waiter *w, struct deadline dl)
 	if (r != WAIT_NOT_READY)
 		return r;
 	if (dl.try_once)
-		return w->would_block;
+		return rmpsc__set_error_static(w->would_block, w->would_block == RMPSC_EFULL
+							     ? "full: no space without waiting"
+							     : "empty: nothing to read without waiting");
 	for (unsigned i = 0; i < w->spin; i++) {
 		cpu_relax();
 		if ((r = w->ready(w->arg)) != WAIT_NOT_READY)
@@ -81,11 +84,15 @@ int rmpsc__wait(const struct waiter *w, struct deadline dl)
 		 * end of a slice: all re-check; only the real deadline ends the wait. */
 		if (dl.at_ns != INT64_MAX && rmpsc__monotonic_ns() >= dl.at_ns) {
 			r = w->ready(w->arg);
-			return finish(w, r != WAIT_NOT_READY ? r : RMPSC_ETIMEDOUT);
+			return finish(w, r != WAIT_NOT_READY
+						 ? r
+						 : rmpsc__set_error_static(RMPSC_ETIMEDOUT, "timed out: the deadline passed"));
 		}
 		if (err == EINTR && w->interruptible) {
 			r = w->ready(w->arg);
-			return finish(w, r != WAIT_NOT_READY ? r : RMPSC_EINTR);
+			return finish(w, r != WAIT_NOT_READY
+						 ? r
+						 : rmpsc__set_error_static(RMPSC_EINTR, "interrupted by a signal while waiting"));
 		}
 	}
 }

@@ -222,10 +222,18 @@ static void test_timeouts_and_idle(void)
 	int64_t dt = now_ns() - t0;
 	CHECK(dt >= 50 * 1000000ll && dt < 2 * SEC, "recv timeout took %lld ms", (long long)(dt / 1000000));
 
+	CHECK(strstr(rmpsc_last_error(), "timed out"), "message after ETIMEDOUT: %s", rmpsc_last_error());
+
 	rmpsc_producer *p;
 	CHECK_OK(rmpsc_producer_register(ch, &p));
+	char big[16] = { 0 };
+	CHECK_RC(rmpsc_producer_send(p, big, 16, 0), RMPSC_EINVAL);
+	CHECK(strstr(rmpsc_last_error(), "too long"), "message after EINVAL: %s", rmpsc_last_error());
 	CHECK_OK(rmpsc_producer_send(p, &v, 8, 0));
 	CHECK_OK(rmpsc_producer_send(p, &v, 8, 0));
+	/* Each failure describes itself, not an earlier one. */
+	CHECK_RC(rmpsc_producer_send(p, &v, 8, 0), RMPSC_EFULL);
+	CHECK(strstr(rmpsc_last_error(), "full"), "message after EFULL: %s", rmpsc_last_error());
 	t0 = now_ns();
 	CHECK_RC(rmpsc_producer_send(p, &v, 8, 30 * 1000000ll), RMPSC_ETIMEDOUT);
 	dt = now_ns() - t0;

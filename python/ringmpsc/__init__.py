@@ -1,0 +1,99 @@
+"""ringmpsc: lock-free shared-memory MPSC channels of fixed-size records.
+
+A :class:`Channel` holds one lock-free ring per producer in a single shared-memory
+region, so records move between threads and processes without pickling, pipes or
+feeder threads::
+
+    import ringmpsc
+
+    ch = ringmpsc.Channel(64)             # 64-byte records, anonymous shared memory
+    with ch.producer() as p:              # in any process that has the channel
+        p.send(b"hello")
+    ch.recv()                             # b"hello" + 59 zero bytes
+
+Order is FIFO per producer and unspecified across producers. Every blocking call
+releases the GIL, honours ``timeout`` (None: forever, 0: never block, seconds
+otherwise) and is interruptible with Ctrl-C.
+
+A Channel passed to :mod:`multiprocessing` (Process arguments, Pool tasks; fork,
+spawn or forkserver) is the same channel in the child: anonymous channels travel
+as file descriptors, named ones by name or descriptor.
+"""
+import os as _os
+
+from . import _ringmpsc
+from ._ringmpsc import (
+    MAX_CAPACITY,
+    MAX_PRODUCERS,
+    MAX_RECORD_SIZE,
+    MAX_SLAB_SIZE,
+    MAX_SLABS,
+    Channel,
+    Closed,
+    ConsumerBusy,
+    CorruptRegion,
+    Empty,
+    Error,
+    Full,
+    Producer,
+    ReadView,
+    Reservation,
+    TooManyProducers,
+    unlink,
+)
+
+__all__ = [
+    "Channel",
+    "Producer",
+    "Reservation",
+    "ReadView",
+    "Error",
+    "Full",
+    "Empty",
+    "Closed",
+    "TooManyProducers",
+    "ConsumerBusy",
+    "CorruptRegion",
+    "unlink",
+    "MAX_RECORD_SIZE",
+    "MAX_CAPACITY",
+    "MAX_PRODUCERS",
+    "MAX_SLAB_SIZE",
+    "MAX_SLABS",
+]
+__version__ = "0.1.0"
+
+# A forked child must not reuse the parent's per-object locks (a parent thread may
+# have held one) nor its Producers (they belong to the parent).
+_os.register_at_fork(after_in_child=_ringmpsc._after_fork_child)
+
+
+def _rebuild_channel(dupfd, name):
+    """Unpickle a Channel sent by multiprocessing: attach to the received fd."""
+    fd = dupfd.detach()
+    try:
+        return Channel._from_fd(fd, name)
+    finally:
+        _os.close(fd)
+
+
+def _reduce_channel(ch):
+    """multiprocessing's reducer: pass the region's fd (SCM_RIGHTS or inheritance).
+
+    Used by ForkingPickler for Process arguments under spawn/forkserver and for
+    Pool tasks and results under every start method. The fd works even after a
+    named channel's name was unlinked.
+    """
+    from multiprocessing.reduction import DupFd
+
+    return _rebuild_channel, (DupFd(ch.fileno()), ch.name)
+
+
+def _register_reducer():
+    from multiprocessing import reduction
+
+    reduction.register(Channel, _reduce_channel)
+
+
+_register_reducer()
+del _register_reducer

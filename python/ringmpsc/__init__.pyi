@@ -1,0 +1,169 @@
+"""Type stubs for ringmpsc (the extension module ringmpsc._ringmpsc)."""
+import queue
+import sys
+from types import TracebackType
+from typing import Any, Dict, Iterator, Optional, Type, Union
+
+if sys.version_info >= (3, 12):
+    from collections.abc import Buffer as _Buffer
+else:
+    _Buffer = Union[bytes, bytearray, memoryview, Any]
+
+_Timeout = Optional[float]
+
+__version__: str
+MAX_RECORD_SIZE: int
+MAX_CAPACITY: int
+MAX_PRODUCERS: int
+MAX_SLAB_SIZE: int
+MAX_SLABS: int
+
+class Error(Exception):
+    """Base class of ringmpsc's errors."""
+
+class Full(Error, queue.Full):
+    """No space: the ring (or slab pool) is full. Also a queue.Full."""
+
+class Empty(Error, queue.Empty):
+    """No record arrived in time. Also a queue.Empty."""
+
+class Closed(Error):
+    """The channel is closed (for the consumer: closed and drained)."""
+
+class TooManyProducers(Error):
+    """Every producer slot is held by a live producer."""
+
+class ConsumerBusy(Error):
+    """Another live process holds the consumer role (the message names its pid)."""
+
+class CorruptRegion(Error):
+    """The region is not a valid (or compatible) channel, or a ring was fenced off."""
+
+def unlink(name: str) -> None:
+    """Remove a named channel's name; processes that have it open keep using it."""
+
+class Reservation:
+    """Space reserved in a producer's ring; a writable buffer of len(self) records."""
+
+    @property
+    def nbytes(self) -> int: ...
+    @property
+    def slot(self) -> int: ...
+    @property
+    def done(self) -> bool: ...
+    def commit(self, k: Optional[int] = None) -> None:
+        """Publish the first k records (default all; 0 aborts). BufferError while views are exported."""
+    def abort(self) -> None:
+        """Drop the reservation; nothing is published."""
+    def __len__(self) -> int: ...
+    def __buffer__(self, flags: int, /) -> memoryview: ...
+    def __enter__(self) -> memoryview: ...
+    def __exit__(
+        self, et: Optional[Type[BaseException]], ev: Optional[BaseException], tb: Optional[TracebackType]
+    ) -> bool: ...
+
+class ReadView:
+    """Records readable in place; a read-only buffer of len(self) records."""
+
+    @property
+    def nbytes(self) -> int: ...
+    @property
+    def slot(self) -> int: ...
+    @property
+    def done(self) -> bool: ...
+    def consume(self, k: Optional[int] = None) -> None:
+        """Consume the first k records (default all; 0 cancels)."""
+    def cancel(self) -> None:
+        """Consume nothing; the records are read again next time."""
+    def __len__(self) -> int: ...
+    def __buffer__(self, flags: int, /) -> memoryview: ...
+    def __enter__(self) -> memoryview: ...
+    def __exit__(
+        self, et: Optional[Type[BaseException]], ev: Optional[BaseException], tb: Optional[TracebackType]
+    ) -> bool: ...
+
+class Producer:
+    """A producer bound to one ring of a Channel (Channel.producer())."""
+
+    @property
+    def slot(self) -> int: ...
+    @property
+    def channel(self) -> Channel: ...
+    @property
+    def closed(self) -> bool: ...
+    def send(self, data: _Buffer, timeout: _Timeout = None) -> None:
+        """Send one record (len(data) <= record_size; the rest zero-filled)."""
+    def send_nowait(self, data: _Buffer, /) -> None:
+        """send(data, timeout=0)."""
+    def send_many(self, data: _Buffer, timeout: _Timeout = None) -> int:
+        """Send len(data) // record_size records; returns how many were sent."""
+    def reserve(self, n: int = 1, timeout: _Timeout = None) -> Reservation:
+        """Reserve 1..n contiguous records to write in place."""
+    def send_bytes(self, data: _Buffer, timeout: _Timeout = None) -> None:
+        """Send a variable-length message (<= slab_size) through the slab pool."""
+    def close(self) -> None:
+        """Deregister; committed records stay readable."""
+    def __enter__(self) -> Producer: ...
+    def __exit__(
+        self, et: Optional[Type[BaseException]], ev: Optional[BaseException], tb: Optional[TracebackType]
+    ) -> bool: ...
+
+class Channel:
+    """A multi-producer, single-consumer channel of fixed-size records in shared memory."""
+
+    def __new__(
+        cls,
+        record_size: int,
+        capacity: int = 4096,
+        max_producers: int = 16,
+        *,
+        name: Optional[str] = None,
+        slab_size: int = 0,
+        slabs: int = 0,
+    ) -> Channel: ...
+    @classmethod
+    def open(cls, name: str) -> Channel:
+        """Attach to an existing named channel (validated)."""
+    @classmethod
+    def _from_fd(cls, fd: int, name: Optional[str] = None) -> Channel: ...
+    @property
+    def record_size(self) -> int: ...
+    @property
+    def capacity(self) -> int: ...
+    @property
+    def max_producers(self) -> int: ...
+    @property
+    def slab_size(self) -> int: ...
+    @property
+    def slabs(self) -> int: ...
+    @property
+    def name(self) -> Optional[str]: ...
+    @property
+    def closed(self) -> bool: ...
+    def producer(self) -> Producer:
+        """Register a producer in this process."""
+    def recv(self, timeout: _Timeout = None) -> bytes:
+        """Receive one record."""
+    def recv_nowait(self) -> bytes:
+        """recv(timeout=0)."""
+    def recv_many(self, max_records: Optional[int] = None, timeout: _Timeout = None) -> bytes:
+        """Wait for >= 1 record, return all available (up to max_records) concatenated."""
+    def recv_into(self, buffer: _Buffer, timeout: _Timeout = None) -> int:
+        """Copy whole records into a writable buffer; returns the number of records."""
+    def read(self, max_records: Optional[int] = None, timeout: _Timeout = None) -> ReadView:
+        """Zero-copy read of contiguous records of one producer."""
+    def recv_bytes(self, timeout: _Timeout = None) -> bytes:
+        """Receive one message sent with Producer.send_bytes."""
+    def close(self) -> None:
+        """Close the channel for every process."""
+    def stats(self) -> Dict[str, Any]:
+        """A snapshot of the channel's figures, with 'producers': List[Dict[str, Any]]."""
+    def fileno(self) -> int: ...
+    def reclaim_dead(self) -> int:
+        """Reclaim slots of dead producers; returns how many."""
+    def __len__(self) -> int:
+        """Records committed and not yet consumed (a snapshot)."""
+    def __bool__(self) -> bool:
+        """Always True, even when empty."""
+    def __iter__(self) -> Iterator[bytes]: ...
+    def __next__(self) -> bytes: ...

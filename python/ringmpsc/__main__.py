@@ -1,0 +1,43 @@
+"""Command-line tools: ``python -m ringmpsc info NAME``."""
+import argparse
+import sys
+
+from . import Channel, Error
+
+
+def _info(name):
+    # Attaching never claims the consumer role or registers a producer.
+    ch = Channel.open(name)
+    s = ch.stats()
+    region = "slab pool: %d x %d bytes, %d free" % (s["slabs"], s["slab_size"], s["slabs_free"]) if s["slabs"] else "slab pool: none"
+    print("channel %s" % s["name"])
+    print("  record_size %d, capacity %d per ring, max_producers %d" % (s["record_size"], s["capacity"], s["max_producers"]))
+    print("  " + region)
+    print("  state: %s" % ("closed" if s["closed"] else "open"))
+    print("  consumer: %s" % ("pid %d" % s["consumer_pid"] if s["consumer_pid"] else "none"))
+    print("  records: %d pending, %d committed, %d consumed" % (s["pending"], s["committed"], s["consumed"]))
+    print("  fenced rings: %d, reclaimed producer slots: %d" % (s["fenced_rings"], s["reclaimed_slots"]))
+    print("  producers: %d active" % s["active_producers"])
+    if s["producers"]:
+        print("    %5s  %-11s %8s %-6s %10s %12s %12s" % ("slot", "state", "pid", "alive", "pending", "committed", "consumed"))
+        for r in s["producers"]:
+            print("    %5d  %-11s %8d %-6s %10d %12d %12d" % (
+                r["slot"], r["state"], r["pid"], "yes" if r["alive"] else "no", r["pending"], r["committed"], r["consumed"]))
+    return 0
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(prog="python -m ringmpsc", description="Inspect ringmpsc channels.")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    p_info = sub.add_parser("info", help="print a named channel's geometry, producers, consumer and state")
+    p_info.add_argument("name", help="the channel's shm name (with or without the leading '/')")
+    args = ap.parse_args(argv)
+    try:
+        return _info(args.name)
+    except (Error, OSError, ValueError) as e:
+        print("ringmpsc: %s: %s" % (args.name, e), file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# The Python suite: build the package from this checkout, run pytest under a
+# whole-suite time limit, append "python <passed> <failed> <skipped>" to
+# build/results.txt. Exits non-zero on any failure, crash or timeout.
+#
+#   tests/python/run.sh [pytest args...]     e.g. tests/python/run.sh -k stress -x
+#
+# The package is installed with pip into build/python-site (the real `pip install`
+# path: wheel build from pyproject.toml/setup.py), not into site-packages, so the
+# run depends on nothing left on the machine and leaves nothing behind.
+set -u
+cd "$(dirname "$0")/../.."
+PYTHON=${PYTHON:-python3}
+LIMIT=${PY_TEST_TIMEOUT:-300}
+SITE=build/python-site
+LOG=build/python-tests.log
+WATCHDOG_LOG=build/python-watchdog.log
+mkdir -p build
+
+record() { # passed failed skipped
+	echo "python $1 $2 $3" >> build/results.txt
+	echo "[python] $1 passed, $2 failed, $3 skipped"
+}
+
+if ! scripts/ensure-deps.sh python; then
+	echo "FAIL [python] could not install pytest/hypothesis"
+	record 0 1 0
+	exit 1
+fi
+
+echo "[python] building the extension (pip install --target $SITE)"
+if ! python/build.sh "$SITE"; then
+	echo "FAIL [python] the extension did not build"
+	record 0 1 0
+	exit 1
+fi
+
+export PYTHONPATH="$PWD/$SITE${PYTHONPATH:+:$PYTHONPATH}"
+export RINGMPSC_TEST_WATCHDOG_LOG="$PWD/$WATCHDOG_LOG"
+export PYTHONFAULTHANDLER=1
+rm -f "$WATCHDOG_LOG"
+start=$EPOCHREALTIME
+timeout -k 10 "$LIMIT" "$PYTHON" -m pytest -q -p no:cacheprovider -o console_output_style=classic \
+	tests/python "$@" 2>&1 | tee "$LOG"
+rc=${PIPESTATUS[0]}
+secs=$(awk -v a="$start" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", b - a }')
+
+# pytest's last line: "12 passed, 1 skipped, 2 failed, 1 error in 3.2s"
+summary=$(grep -E '^(=+ )?[0-9]+ (passed|failed|skipped|error|errors|deselected|xfailed|xpassed)' "$LOG" | tail -n 1)
+count() { echo "$summary" | grep -Eo "[0-9]+ $1" | head -n 1 | grep -Eo '^[0-9]+' || echo 0; }
+passed=$(count passed)
+failed=$(( $(count failed) + $(count 'errors?') + $(count xpassed) ))
+skipped=$(count skipped)
+
+if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
+	echo "FAIL [python] the suite ran past ${LIMIT}s and was killed (hang)"
+	[ "$failed" -eq 0 ] && failed=1
+elif [ -s "$WATCHDOG_LOG" ] && grep -q "most recent call first" "$WATCHDOG_LOG"; then
+	echo "FAIL [python] a test hung; its watchdog ended the run:"
+	grep "watchdog armed" "$WATCHDOG_LOG" | tail -n 1
+	sed -n '/Timeout/,$p' "$WATCHDOG_LOG" | head -n 60
+	[ "$failed" -eq 0 ] && failed=1
+elif [ "$rc" -ne 0 ] && [ "$failed" -eq 0 ]; then
+	echo "FAIL [python] pytest exited with $rc"
+	failed=1
+fi
+echo "[python] ${secs}s"
+record "$passed" "$failed" "$skipped"
+[ "$failed" -eq 0 ] && [ "$rc" -eq 0 ]

@@ -1,0 +1,226 @@
+"""Blocking calls: the GIL is released, Ctrl-C interrupts, close() wakes."""
+import os
+import resource
+import signal
+import threading
+import time
+
+import pytest
+
+import ringmpsc
+
+MAIN = threading.main_thread().ident
+
+
+def _later(delay, fn):
+    t = threading.Timer(delay, fn)
+    t.daemon = True
+    t.start()
+    return t
+
+
+def _spin(seconds):
+    """CPU-bound Python work for about `seconds`; returns iterations done."""
+    n = 0
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        for _ in range(1000):
+            n += 1
+    return n
+
+
+def _cpu():
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+@pytest.mark.timeout(60)
+def test_blocked_recv_does_not_slow_the_main_thread():
+    ch = ringmpsc.Channel(8)
+    done = threading.Event()
+
+    def blocked():
+        try:
+            ch.recv()
+        except ringmpsc.Closed:
+            done.set()
+
+    # Best of 3 on each side: the machine is shared and noisy.
+    alone = max(_spin(0.3) for _ in range(3))
+    t = threading.Thread(target=blocked)
+    t.start()
+    time.sleep(0.1)
+    with_blocked = max(_spin(0.3) for _ in range(5))
+    # A thread holding the GIL while it waits would stop the main thread (or cut it
+    # to a fraction); slice wake-ups (20/s) cost next to nothing.
+    assert with_blocked > 0.5 * alone, (alone, with_blocked)
+    # ... and the waiting thread burns no CPU.
+    c0, w0 = _cpu(), time.monotonic()
+    time.sleep(1.0)
+    used = _cpu() - c0
+    assert used < 0.15 * (time.monotonic() - w0), used
+    ch.close()
+    t.join(5)
+    assert done.is_set()
+
+
+@pytest.mark.timeout(60)
+def test_blocked_send_and_reserve_release_the_gil():
+    ch = ringmpsc.Channel(8, capacity=2)
+    p = ch.producer()
+    p.send_many(bytes(16))
+    results = []
+
+    def blocked(fn):
+        try:
+            fn()
+        except ringmpsc.Closed:
+            results.append("closed")
+
+    ts = [threading.Thread(target=blocked, args=(f,)) for f in (lambda: p.send(b"x"), lambda: p.reserve(1))]
+    for t in ts:
+        t.start()
+    time.sleep(0.1)
+    alone_ratio = _spin(0.3)
+    assert alone_ratio > 0
+    c0, w0 = _cpu(), time.monotonic()
+    time.sleep(0.5)
+    assert _cpu() - c0 < 0.15 * (time.monotonic() - w0)
+    ch.close()
+    for t in ts:
+        t.join(5)
+    assert results == ["closed", "closed"]
+
+
+SIGNAL_CASES = {
+    "recv": lambda ch, p: ch.recv(),
+    "recv_timeout": lambda ch, p: ch.recv(timeout=30),
+    "recv_many": lambda ch, p: ch.recv_many(),
+    "recv_into": lambda ch, p: ch.recv_into(bytearray(64)),
+    "read": lambda ch, p: ch.read(),
+    "iterate": lambda ch, p: next(iter(ch)),
+    "recv_bytes": lambda ch, p: ch.recv_bytes(),
+    "send_full": lambda ch, p: (p.send_many(bytes(8 * 4)), p.send(b"x")),
+    "reserve_full": lambda ch, p: (p.send_many(bytes(8 * 4)), p.reserve()),
+    "send_bytes_pool_empty": lambda ch, p: ([p.send_bytes(b"s") for _ in range(2)], p.send_bytes(b"t")),
+}
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("how", ["pthread_kill", "os_kill"])
+@pytest.mark.parametrize("case", sorted(SIGNAL_CASES))
+def test_sigint_interrupts_blocking_calls(case, how):
+    ch = ringmpsc.Channel(8, capacity=4, slab_size=16, slabs=2)
+    p = ch.producer()
+    if how == "pthread_kill":
+        kick = lambda: signal.pthread_kill(MAIN, signal.SIGINT)  # noqa: E731  lands on the waiting thread
+    else:
+        kick = lambda: os.kill(os.getpid(), signal.SIGINT)  # noqa: E731  may land on any thread
+    _later(0.3, kick)
+    t = time.monotonic()
+    returned = []
+    with pytest.raises(KeyboardInterrupt):
+        SIGNAL_CASES[case](ch, p)
+        returned.append(True)
+        time.sleep(5)  # take the signal here, not in the next test
+    assert not returned, "the call returned instead of blocking"
+    elapsed = time.monotonic() - t
+    assert 0.25 <= elapsed < 2.0, elapsed
+    # The objects stay usable after the interruption.
+    assert ch.closed is False
+    ch.close()
+
+
+@pytest.mark.timeout(60)
+def test_sigint_interrupts_a_thread_waiting_for_the_consumer_lock():
+    ch = ringmpsc.Channel(8)
+    holder_in = threading.Event()
+
+    def holder():
+        holder_in.set()
+        try:
+            ch.recv()  # holds the consumer side while it waits
+        except ringmpsc.Closed:
+            pass
+
+    t = threading.Thread(target=holder)
+    t.start()
+    holder_in.wait(5)
+    time.sleep(0.1)
+    _later(0.3, lambda: signal.pthread_kill(MAIN, signal.SIGINT))
+    t0 = time.monotonic()
+    returned = []
+    with pytest.raises(KeyboardInterrupt):
+        ch.recv()
+        returned.append(True)
+        time.sleep(5)
+    assert not returned
+    assert time.monotonic() - t0 < 2.0
+    ch.close()
+    t.join(5)
+    assert not t.is_alive()
+
+
+@pytest.mark.timeout(60)
+def test_signal_handler_that_does_not_raise_keeps_waiting():
+    ch = ringmpsc.Channel(8)
+    hits = []
+    old = signal.signal(signal.SIGUSR1, lambda *a: hits.append(1))
+    try:
+        p = ch.producer()
+        _later(0.1, lambda: signal.pthread_kill(MAIN, signal.SIGUSR1))
+        _later(0.3, lambda: p.send(b"late"))
+        assert ch.recv(timeout=10)[:4] == b"late"
+        assert hits == [1]
+    finally:
+        signal.signal(signal.SIGUSR1, old)
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("case", ["recv", "recv_many", "read", "recv_bytes", "send", "reserve", "send_bytes"])
+def test_close_from_another_thread_wakes_waiters(case):
+    ch = ringmpsc.Channel(8, capacity=2, slab_size=8, slabs=1)
+    p = ch.producer()
+    if case in ("send", "reserve"):
+        p.send_many(bytes(16))
+    if case == "send_bytes":
+        p.send_bytes(b"1")  # the only slab is in flight
+    calls = {
+        "recv": ch.recv,
+        "recv_many": ch.recv_many,
+        "read": ch.read,
+        "recv_bytes": lambda: [ch.recv_bytes(), ch.recv_bytes()],
+        "send": lambda: p.send(b"x"),
+        "reserve": lambda: p.reserve(),
+        "send_bytes": lambda: p.send_bytes(b"2"),
+    }
+    _later(0.3, ch.close)
+    t = time.monotonic()
+    with pytest.raises(ringmpsc.Closed):
+        calls[case]()
+    assert 0.25 <= time.monotonic() - t < 2.0
+
+
+@pytest.mark.timeout(60)
+def test_timeout_while_another_thread_holds_the_consumer_side():
+    ch = ringmpsc.Channel(8)
+    t = threading.Thread(target=lambda: pytest.raises(ringmpsc.Closed, ch.recv))
+    t.start()
+    time.sleep(0.1)
+    t0 = time.monotonic()
+    with pytest.raises(ringmpsc.Empty):
+        ch.recv(timeout=0.2)
+    assert 0.15 <= time.monotonic() - t0 < 2.0
+    with pytest.raises(ringmpsc.Empty):
+        ch.recv_nowait()
+    ch.close()
+    t.join(5)
+
+
+@pytest.mark.timeout(60)
+def test_blocked_recv_gets_a_record_sent_later_from_another_thread():
+    ch = ringmpsc.Channel(8)
+    p = ch.producer()
+    for delay in (0.0, 0.01, 0.12):  # before, around and after the first slice
+        _later(delay, lambda: p.send(b"hi"))
+        assert ch.recv(timeout=5)[:2] == b"hi"

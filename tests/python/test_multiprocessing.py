@@ -1,0 +1,177 @@
+"""Channels crossing process boundaries: multiprocessing start methods, roles, fork."""
+import multiprocessing as mp
+import os
+import pickle
+import signal
+import time
+
+import pytest
+
+import ringmpsc
+import workers
+from workers import Checker
+
+METHODS = ["fork", "spawn", "forkserver"]
+
+
+def _drain(ch, n, timeout=30):
+    chk = Checker()
+    deadline = time.monotonic() + timeout
+    while chk.total() < n:
+        left = deadline - time.monotonic()
+        assert left > 0, "only %d of %d records arrived" % (chk.total(), n)
+        chk.add_many(ch.recv_many(timeout=left), ch.record_size)
+    return chk
+
+
+@pytest.mark.timeout(90)
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("named", [False, True])
+def test_process_args_and_pool_tasks(method, named, shm_name, procs):
+    ctx = mp.get_context(method)
+    ch = ringmpsc.Channel(32, capacity=16, max_producers=8, name=shm_name() if named else None)
+    for i in range(2):
+        p = ctx.Process(target=workers.produce, args=(ch, i, 150, "send_many", 7))
+        procs.append(p)
+        p.start()
+    chk = _drain(ch, 300)
+    for p in procs:
+        p.join(30)
+        assert p.exitcode == 0
+    with ctx.Pool(2) as pool:
+        res = pool.map_async(workers.pool_task, [(ch, 10 + i, 100) for i in range(3)])
+        chk2 = _drain(ch, 300)
+        pids = res.get(30)
+        back = pool.apply_async(workers.pool_echo_channel, (ch,)).get(30)
+    assert os.getpid() not in pids
+    assert chk.next == {0: 150, 1: 150} and chk2.next == {10: 100, 11: 100, 12: 100}
+    # The Channel a worker sent back is the same channel.
+    back.producer().send(b"back")
+    assert ch.recv(timeout=5)[:4] == b"back"
+    assert back.name == ch.name and back.capacity == 16
+    assert len(ch) == 0
+
+
+@pytest.mark.timeout(60)
+def test_named_channel_reaches_a_spawned_child_after_unlink(shm_name, procs):
+    name = shm_name()
+    ch = ringmpsc.Channel(32, capacity=8, name=name)
+    ringmpsc.unlink(name)  # multiprocessing passes the fd, not the name
+    p = mp.get_context("spawn").Process(target=workers.produce, args=(ch, 5, 20))
+    procs.append(p)
+    p.start()
+    assert _drain(ch, 20).next == {5: 20}
+    p.join(30)
+    assert p.exitcode == 0
+
+
+def test_plain_pickle_by_name_works_across_processes(shm_name, procs):
+    ch = ringmpsc.Channel(32, capacity=8, name=shm_name())
+    blob = pickle.dumps(ch)
+    p = mp.get_context("spawn").Process(target=_unpickle_and_produce, args=(blob,))
+    procs.append(p)
+    p.start()
+    assert _drain(ch, 10).next == {9: 10}
+    p.join(30)
+    assert p.exitcode == 0
+
+
+def _unpickle_and_produce(blob):
+    workers.produce(pickle.loads(blob), 9, 10)
+
+
+@pytest.mark.timeout(60)
+def test_fork_inherited_producer_raises_in_the_child(procs):
+    ch = ringmpsc.Channel(8, capacity=8)
+    prod = ch.producer()
+    prod.send(b"parent")
+    p = mp.get_context("fork").Process(target=workers.use_inherited_producer, args=(prod,))
+    procs.append(p)
+    p.start()
+    p.join(30)
+    assert p.exitcode == 0
+    # the parent's ring is untouched and still works
+    prod.send(b"again")
+    assert ch.recv()[:6] == b"parent"
+    assert ch.recv()[:5] == b"again"
+    assert len(ch) == 0
+
+
+def test_producers_do_not_travel(procs):
+    ch = ringmpsc.Channel(8)
+    prod = ch.producer()
+    for method in ("spawn", "forkserver"):
+        p = mp.get_context(method).Process(target=workers.use_inherited_producer, args=(prod,))
+        with pytest.raises(TypeError, match="Producer"):
+            p.start()
+    with mp.get_context("fork").Pool(1) as pool:
+        with pytest.raises(TypeError, match="Producer"):
+            pool.apply(workers.use_inherited_producer, (prod,))
+
+
+@pytest.mark.timeout(60)
+def test_second_live_consumer_is_refused(procs):
+    ch = ringmpsc.Channel(8)
+    with pytest.raises(ringmpsc.Empty):
+        ch.recv_nowait()  # this process is now the consumer
+    p = mp.get_context("fork").Process(target=workers.claim_consumer_and_exit, args=(ch,))
+    procs.append(p)
+    p.start()
+    p.join(30)
+    assert p.exitcode == 3  # ConsumerBusy in the child
+
+
+@pytest.mark.timeout(60)
+def test_consumer_busy_names_the_owner_and_a_dead_owner_passes(procs):
+    ctx = mp.get_context("spawn")
+    ch = ringmpsc.Channel(8)
+    hold, done = ctx.Event(), ctx.Event()
+    p = ctx.Process(target=workers.claim_consumer_and_exit, args=(ch, hold, done))
+    procs.append(p)
+    p.start()
+    assert hold.wait(30)
+    with pytest.raises(ringmpsc.ConsumerBusy, match=str(p.pid)):
+        ch.recv_nowait()
+    for call in (lambda: ch.recv(timeout=0.01), ch.recv_many, lambda: ch.read(timeout=0),
+                 lambda: ch.recv_into(bytearray(8)), lambda: list(ch)):
+        with pytest.raises(ringmpsc.ConsumerBusy):
+            call()
+    assert ch.stats()["consumer_pid"] == p.pid
+    # The owner dies holding the role (os._exit, no release): the claim passes to us.
+    os.kill(p.pid, signal.SIGKILL)
+    p.join(30)
+    ch.producer().send(b"mine")
+    assert ch.recv(timeout=5)[:4] == b"mine"
+    assert ch.stats()["consumer_pid"] == os.getpid()
+    # (no done.set(): the Event's condition would wait for the killed sleeper)
+
+
+@pytest.mark.timeout(60)
+def test_forked_child_gets_fresh_locks(procs):
+    """A lock held by a parent thread at fork time must not deadlock the child."""
+    import threading
+
+    ch = ringmpsc.Channel(8)
+    prod = ch.producer()
+    t = threading.Thread(target=lambda: pytest.raises(ringmpsc.Closed, ch.recv))
+    t.start()
+    time.sleep(0.1)  # the thread now holds this handle's consumer lock while it waits
+    p = mp.get_context("fork").Process(target=_child_uses_consumer_side, args=(ch,))
+    procs.append(p)
+    p.start()
+    p.join(30)
+    assert p.exitcode == 3  # it reached the C core (ConsumerBusy), no deadlock
+    ch.close()
+    t.join(5)
+    del prod
+
+
+def _child_uses_consumer_side(ch):
+    workers.arm_watchdog(20)
+    try:
+        ch.recv(timeout=1)
+    except ringmpsc.ConsumerBusy:
+        os._exit(3)
+    except BaseException:
+        os._exit(4)
+    os._exit(0)
