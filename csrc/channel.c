@@ -33,7 +33,7 @@
 #define DRAIN_POLL_NS         10000000  /* closed with a reservation open: re-check owners */
 #define MAX_SKIP             16         /* adaptive skip of idle rings, in sweeps */
 #define WAIT_POLL            (INT32_MIN + 1)
-#define SPIN_POLLS           64         /* polls before sleeping: a peer is often about to publish */
+#define SPIN_NS              20000      /* poll this long before sleeping: a running peer publishes sooner than a futex round trip */
 
 static inline int interruptible(const rmpsc_channel *ch)
 {
@@ -262,7 +262,7 @@ static int space_ready(void *arg)
 	return used <= p->ring.mask_ ? 1 : WAIT_NOT_READY;
 }
 
-static int producer_reserve(rmpsc_producer *p, size_t want, const struct deadline *dl, void **ptr)
+static int producer_reserve(rmpsc_producer *p, size_t want, struct deadline *dl, void **ptr)
 {
 	struct ring_ctrl *c = p->ctrl;
 	struct region_header *h = p->ch->hdr;
@@ -283,9 +283,9 @@ static int producer_reserve(rmpsc_producer *p, size_t want, const struct deadlin
 			return rmpsc__set_error(n, "ring %u: head is impossible (corrupt region)", p->slot);
 		struct space_wait w = { p };
 		struct waiter wt = { .flag = &c->producer_waiting, .seq = &c->space_seq, .ready = space_ready,
-				     .arg = &w, .would_block = RMPSC_EFULL, .spin = SPIN_POLLS, .sole = 1,
+				     .arg = &w, .would_block = RMPSC_EFULL, .spin_ns = SPIN_NS, .sole = 1,
 				     .interruptible = interruptible(p->ch) };
-		int r = rmpsc__wait(&wt, *dl);
+		int r = rmpsc__wait(&wt, dl);
 		if (r < 0)
 			return r;
 	}
@@ -300,7 +300,7 @@ int rmpsc_producer_reserve(rmpsc_producer *p, size_t want, int64_t timeout_ns, v
 		return rmpsc__set_error(RMPSC_EINVAL, "producer_reserve: want must be >= 1 and ptr non-NULL");
 	if (p->ring.reserved_)
 		return rmpsc__set_error(RMPSC_EINVAL, "producer_reserve: a reservation is already open");
-	struct deadline dl = rmpsc__deadline_from_timeout(timeout_ns);
+	struct deadline dl = deadline_from_timeout(timeout_ns);
 	return producer_reserve(p, clamp_count(want), &dl, ptr);
 }
 
@@ -338,7 +338,7 @@ int rmpsc_producer_send(rmpsc_producer *p, const void *data, size_t len, int64_t
 		return rmpsc__set_error(RMPSC_EINVAL, "producer_send: NULL data");
 	if (p->ring.reserved_)
 		return rmpsc__set_error(RMPSC_EINVAL, "producer_send: a reservation is open");
-	struct deadline dl = rmpsc__deadline_from_timeout(timeout_ns);
+	struct deadline dl = deadline_from_timeout(timeout_ns);
 	void *dst;
 	int n = producer_reserve(p, 1, &dl, &dst);
 	if (n < 0)
@@ -359,7 +359,7 @@ int rmpsc_producer_send_many(rmpsc_producer *p, const void *records, size_t coun
 		return rmpsc__set_error(RMPSC_EINVAL, "producer_send_many: NULL records");
 	if (p->ring.reserved_)
 		return rmpsc__set_error(RMPSC_EINVAL, "producer_send_many: a reservation is open");
-	struct deadline dl = rmpsc__deadline_from_timeout(timeout_ns);
+	struct deadline dl = deadline_from_timeout(timeout_ns);
 	const unsigned char *src = records;
 	uint32_t rs = p->ring.record_size_;
 	size_t sent = 0;
@@ -606,14 +606,14 @@ static int wait_for_data(rmpsc_channel *ch, struct data_wait *w, int64_t timeout
 	int n = sweep(ch, w->max, &w->ptr, &w->slot, 0);
 	if (n != 0)
 		return n;
-	struct deadline dl = rmpsc__deadline_from_timeout(timeout_ns);
+	struct deadline dl = deadline_from_timeout(timeout_ns);
 	struct region_header *h = ch->hdr;
 	for (;;) {
 		struct waiter wt = { .flag = &h->consumer_waiting, .seq = &h->data_seq, .ready = data_ready,
-				     .arg = w, .would_block = RMPSC_EEMPTY, .spin = SPIN_POLLS,
+				     .arg = w, .would_block = RMPSC_EEMPTY, .spin_ns = SPIN_NS,
 				     .slice_ns = w->polling ? DRAIN_POLL_NS : 0, .sole = 1,
 				     .interruptible = interruptible(ch) };
-		n = rmpsc__wait(&wt, dl);
+		n = rmpsc__wait(&wt, &dl);
 		if (n != WAIT_POLL)
 			return n;
 		if (dl.try_once)

@@ -118,7 +118,7 @@ static int slab_ready(void *arg)
 
 int rmpsc_slab_alloc(rmpsc_channel *ch, int64_t timeout_ns, uint32_t *handle)
 {
-	struct deadline dl = rmpsc__deadline_from_timeout(timeout_ns);
+	struct deadline dl = deadline_from_timeout(timeout_ns);
 	int rc = pool_ok(ch, "slab_alloc");
 	if (rc)
 		return rc;
@@ -133,7 +133,7 @@ int rmpsc_slab_alloc(rmpsc_channel *ch, int64_t timeout_ns, uint32_t *handle)
 	struct waiter wt = { .flag = &h->slab_waiting, .seq = &h->slab_seq, .ready = slab_ready, .arg = &sw,
 			     .would_block = RMPSC_EFULL, .slice_ns = RECLAIM_PERIOD_NS,
 			     .interruptible = (ch->flags & RMPSC_OPEN_INTERRUPTIBLE) != 0 };
-	rc = rmpsc__wait(&wt, dl);
+	rc = rmpsc__wait(&wt, &dl);
 	if (rc == RMPSC_EFULL)
 		return rmpsc__set_error(rc, "slab_alloc: all %u slabs are in use", ch->L.slab_count);
 	if (rc < 0)

@@ -16,14 +16,13 @@ int64_t rmpsc__monotonic_ns(void)
 	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-struct deadline rmpsc__deadline_from_timeout(int64_t timeout_ns)
+/* Start the deadline's clock (once). */
+static void deadline_start(struct deadline *dl)
 {
-	struct deadline dl = { INT64_MAX, timeout_ns == 0 };
-	if (timeout_ns > 0) {
-		int64_t now = rmpsc__monotonic_ns();
-		dl.at_ns = timeout_ns > INT64_MAX - now ? INT64_MAX : now + timeout_ns;
-	}
-	return dl;
+	if (dl->at_ns)
+		return;
+	int64_t now = rmpsc__monotonic_ns();
+	dl->at_ns = dl->timeout_ns > INT64_MAX - now ? INT64_MAX : now + dl->timeout_ns;
 }
 
 void rmpsc__futex_wake_all(uint32_t *word)
@@ -52,19 +51,30 @@ static inline int finish(const struct waiter *w, int r)
 	return r;
 }
 
-int rmpsc__wait(const struct waiter *w, struct deadline dl)
+int rmpsc__wait(const struct waiter *w, struct deadline *dlp)
 {
 	int r = w->ready(w->arg);
 	if (r != WAIT_NOT_READY)
 		return r;
-	if (dl.try_once)
+	if (dlp->try_once)
 		return rmpsc__set_error_static(w->would_block, w->would_block == RMPSC_EFULL
 							     ? "full: no space without waiting"
 							     : "empty: nothing to read without waiting");
-	for (unsigned i = 0; i < w->spin; i++) {
-		cpu_relax();
-		if ((r = w->ready(w->arg)) != WAIT_NOT_READY)
-			return r;
+	deadline_start(dlp);
+	const struct deadline dl = *dlp;
+	/* Spin briefly: a futex sleep and wake-up costs several microseconds, and a
+	 * peer that is running usually publishes sooner than that. */
+	if (w->spin_ns > 0) {
+		int64_t spin_until = rmpsc__monotonic_ns() + w->spin_ns;
+		if (spin_until > dl.at_ns)
+			spin_until = dl.at_ns;
+		do {
+			for (int i = 0; i < 64; i++) {
+				cpu_relax();
+				if ((r = w->ready(w->arg)) != WAIT_NOT_READY)
+					return r;
+			}
+		} while (rmpsc__monotonic_ns() < spin_until);
 	}
 	for (;;) {
 		uint32_t s = load_acquire(w->seq);

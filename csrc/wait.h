@@ -19,14 +19,24 @@
 
 #include "barrier.h"
 
-/* A deadline from a timeout_ns argument: 0 try once, < 0 forever, > 0 relative. */
+/*
+ * A deadline from a timeout_ns argument: 0 try once, < 0 forever, > 0 relative.
+ * The clock is read only when a wait really starts (most calls never wait), and
+ * then once, so retries never stretch the deadline.
+ */
 struct deadline {
-	int64_t at_ns;   /* CLOCK_MONOTONIC; INT64_MAX = forever */
+	int64_t timeout_ns;
+	int64_t at_ns;   /* CLOCK_MONOTONIC once started; INT64_MAX = forever; 0 = not yet */
 	int try_once;
 };
 
 int64_t rmpsc__monotonic_ns(void);
-struct deadline rmpsc__deadline_from_timeout(int64_t timeout_ns);
+
+static inline struct deadline deadline_from_timeout(int64_t timeout_ns)
+{
+	struct deadline dl = { timeout_ns, timeout_ns < 0 ? INT64_MAX : 0, timeout_ns == 0 };
+	return dl;
+}
 
 /* What a readiness check reports: >= 0 or a negative RMPSC_E* code ends the wait. */
 #define WAIT_NOT_READY INT32_MIN
@@ -38,7 +48,7 @@ struct waiter {
 	ready_fn ready;
 	void *arg;
 	int would_block;     /* returned for a try-once deadline (EFULL / EEMPTY) */
-	unsigned spin;       /* polls of ready() before sleeping */
+	int64_t spin_ns;     /* poll ready() this long before sleeping (0: sleep at once) */
 	int64_t slice_ns;    /* > 0: sleep at most this long at a time, so ready() also polls */
 	int sole;            /* the only thread that can wait on these words: clears its flag */
 	int interruptible;   /* return EINTR when a signal interrupts the sleep */
@@ -49,7 +59,7 @@ struct waiter {
  * Returns `would_block` for a try-once deadline, ETIMEDOUT at the deadline, EINTR
  * on a signal when `interruptible`.
  */
-int rmpsc__wait(const struct waiter *w, struct deadline dl);
+int rmpsc__wait(const struct waiter *w, struct deadline *dl);
 
 void rmpsc__futex_wake_all(uint32_t *word);
 
