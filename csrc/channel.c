@@ -31,7 +31,6 @@
 
 #define LIVENESS_PERIOD_NS   250000000  /* consumer checks producer liveness at most 4x/s */
 #define DRAIN_POLL_NS         10000000  /* closed with a reservation open: re-check owners */
-#define MAX_SKIP             16         /* adaptive skip of idle rings, in sweeps */
 #define WAIT_POLL            (INT32_MIN + 1)
 #define SPIN_NS              20000      /* poll this long before sleeping: a running peer publishes sooner than a futex round trip */
 
@@ -345,7 +344,8 @@ int rmpsc_producer_send(rmpsc_producer *p, const void *data, size_t len, int64_t
 		return n;
 	if (len)
 		memcpy(dst, data, len);
-	memset((unsigned char *)dst + len, 0, rs - len);
+	if (len < rs)
+		memset((unsigned char *)dst + len, 0, rs - len);
 	producer_commit(p, 1);
 	return RMPSC_OK;
 }
@@ -504,26 +504,22 @@ static int fence_ring(rmpsc_channel *ch, uint32_t s)
 }
 
 /*
- * Find readable records, starting after the ring served last (fairness). `full`
- * ignores the adaptive skip (used before sleeping, so no ring is overlooked).
+ * Find readable records, starting after the ring served last (fairness). Every ring
+ * is looked at, so "empty" means empty: an idle ring costs one load of a tail line
+ * nobody writes, which stays shared in this core's cache.
  * Returns a count with *ptr and *slot set, 0 if every ring is empty, or ECORRUPT
  * after fencing a ring whose positions are impossible.
  */
-static int sweep(rmpsc_channel *ch, size_t max, const void **ptr, uint32_t *slot, int full)
+static int sweep(rmpsc_channel *ch, size_t max, const void **ptr, uint32_t *slot)
 {
 	uint32_t n_slots = slot_limit(ch);
 	uint32_t s = ch->sweep_cursor < n_slots ? ch->sweep_cursor : 0;
 	for (uint32_t i = 0; i < n_slots; i++, s = s + 1 < n_slots ? s + 1 : 0) {
 		struct ring_ctrl *c = slot_ctrl(ch, s);
-		if (!full && c->skip) {
-			c->skip--;
-			continue;
-		}
 		int n = ring_readable(&ch->rings[s], max, ptr);
 		if (n > 0) {
 			if (unlikely(owner_state(load_relaxed(&c->owner)) == RMPSC_SLOT_FENCED))
 				continue;
-			c->idle_sweeps = 0;
 			ch->sweep_cursor = s + 1;
 			*slot = s;
 			return n;
@@ -538,9 +534,6 @@ static int sweep(rmpsc_channel *ch, size_t max, const void **ptr, uint32_t *slot
 		uint64_t w = load_acquire(&c->owner);
 		if (owner_state(w) == RMPSC_SLOT_DETACHED && slot_drained(ch, s))
 			cas_acq_rel(&c->owner, &w, (uint64_t)RMPSC_SLOT_FREE);
-		if (c->idle_sweeps < 4 * MAX_SKIP)
-			c->idle_sweeps++;
-		c->skip = c->idle_sweeps / 4;
 	}
 	return 0;
 }
@@ -573,7 +566,7 @@ struct data_wait {
 static int data_ready(void *arg)
 {
 	struct data_wait *w = arg;
-	int n = sweep(w->ch, w->max, &w->ptr, &w->slot, 1);
+	int n = sweep(w->ch, w->max, &w->ptr, &w->slot);
 	if (n != 0)
 		return n;
 	if (!load_seq_cst(&w->ch->hdr->closed))
@@ -581,7 +574,7 @@ static int data_ready(void *arg)
 	if (open_reservations(w->ch))
 		return w->polling ? WAIT_NOT_READY : WAIT_POLL;
 	/* Every reservation ended before we looked: one more sweep sees all commits. */
-	n = sweep(w->ch, w->max, &w->ptr, &w->slot, 1);
+	n = sweep(w->ch, w->max, &w->ptr, &w->slot);
 	if (n != 0)
 		return n;
 	return rmpsc__set_error_static(RMPSC_ECLOSED, "closed: the channel is closed and drained");
@@ -603,10 +596,8 @@ static void maybe_check_liveness(rmpsc_channel *ch)
 static int wait_for_data(rmpsc_channel *ch, struct data_wait *w, int64_t timeout_ns)
 {
 	maybe_check_liveness(ch);
-	int n = sweep(ch, w->max, &w->ptr, &w->slot, 0);
-	if (n != 0)
-		return n;
 	struct deadline dl = deadline_from_timeout(timeout_ns);
+	int n;
 	struct region_header *h = ch->hdr;
 	for (;;) {
 		struct waiter wt = { .flag = &h->consumer_waiting, .seq = &h->data_seq, .ready = data_ready,
@@ -647,7 +638,7 @@ int rmpsc_consume(rmpsc_channel *ch, size_t max, int64_t timeout_ns, rmpsc_consu
 		done += (size_t)n;
 		if (stop || done >= max)
 			break;
-		n = sweep(ch, max - done, &w.ptr, &w.slot, 1); /* all available, up to max */
+		n = sweep(ch, max - done, &w.ptr, &w.slot); /* all available, up to max */
 		if (n <= 0) {
 			if (n < 0) /* the ring is fenced; report it on the next call */
 				ch->pending_error = n;

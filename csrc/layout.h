@@ -36,9 +36,7 @@ struct ring_ctrl {
 	/* consumer line */
 	uint64_t head;            /* next position to read; release-stored by the consumer */
 	uint64_t cached_tail;     /* consumer's last view of tail */
-	uint32_t idle_sweeps;     /* sweeps this ring was found empty in a row */
-	uint32_t skip;            /* sweeps left to skip it */
-	uint8_t pad1_[LINE - 24];
+	uint8_t pad1_[LINE - 16];
 	/* control line */
 	uint64_t owner;           /* slot word: state + owner identity, see owner.h */
 	uint64_t base;            /* position at registration (stats) */
