@@ -14,14 +14,19 @@ CORE_SRC   := $(wildcard csrc/*.c)
 CORE_HDR   := $(wildcard csrc/*.h csrc/include/*.h)
 CORE_OBJ   := $(CORE_SRC:csrc/%.c=$(BUILD)/obj/%.o)
 
-.PHONY: all lib help test deps-test test-c test-c-plain test-c-tsan test-c-asan bench-c install clean demo example-c
+.PHONY: all lib help test deps-test test-c test-c-plain test-c-tsan test-c-asan bench bench-c bench-python bench-lua install clean demo example-c
 all: lib
 
 help:
 	@echo "make lib          build/libringmpsc.so and build/libringmpsc.a (default)"
-	@echo "make test         every test suite (C, C under TSan and ASan+UBSan); prints 'N passed, N failed'"
+	@echo "make test         every suite: C (plain, TSan, ASan+UBSan), Python, LuaJIT + nginx; installs what it needs;"
+	@echo "                  ends with 'N passed, N failed, N skipped'"
 	@echo "make test-c       the C suite only (plain, TSan, ASan+UBSan)"
-	@echo "make bench-c      C throughput benchmark (SPSC/MPSC x record size x batch, vs memcpy)"
+	@echo "make bench        every suite (limits, C vs peers, Python vs peers, LuaJIT vs ngx.shared.DICT) in one run"
+	@echo "                  -> benchmarks/results/ (json, md, plots) and README; QUICK=1: a reduced set (< 2 min)"
+	@echo "make bench-c      C benchmark of the core alone (SPSC/MPSC x record size x batch, vs memcpy)"
+	@echo "make bench-python Python paths across processes vs multiprocessing, faster-fifo, pyzmq"
+	@echo "make bench-lua    LuaJIT inside nginx vs ngx.shared.DICT"
 	@echo "make demo         the main job end to end: producer processes -> one consumer, verified,"
 	@echo "                  next to multiprocessing.Queue (installs what it needs)"
 	@echo "make example-c    build and run the C quick start (csrc/examples/quickstart.c)"
@@ -88,6 +93,20 @@ $(BUILD)/bench_c: benchmarks/c/bench.c $(CORE_SRC) $(CORE_HDR)
 
 bench-c: $(BUILD)/bench_c
 	$(BUILD)/bench_c $(BENCH_ARGS)
+
+# benchmarks/run.py reads QUICK=1 from the environment.
+bench:
+	scripts/ensure-deps.sh c python lua bench
+	$(PYTHON) benchmarks/run.py
+
+bench-python:
+	scripts/ensure-deps.sh python bench
+	python/build.sh build/python-site
+	PYTHONPATH=$(CURDIR)/build/python-site $(PYTHON) benchmarks/python/peers.py $(BENCH_ARGS)
+
+bench-lua: lib
+	scripts/ensure-deps.sh lua
+	benchmarks/lua/run.sh $(BENCH_ARGS)
 
 # --- demo and examples ------------------------------------------------------
 demo: lib
