@@ -6,6 +6,10 @@
 -- Inside nginx (benchmarks/lua/run.sh) it adds the peer that OpenResty users have
 -- today, ngx.shared.DICT lpush + rpop of the same 64-byte strings, in the same run.
 -- Standalone: luajit benchmarks/lua/bench.lua [records]   (ringmpsc rows only)
+--
+-- _M.json(rows, meta) gives the same rows as issue-5 JSON lines (suite "lua",
+-- scenario "same-worker": one worker produces and consumes in turn); run.sh --json
+-- FILE writes them.
 local ffi = require "ffi"
 local ringmpsc = require "ringmpsc"
 
@@ -38,7 +42,8 @@ local now = now_fn()
 -- Each returns the checksum; `n` is a multiple of BATCH.
 local cases = {}
 
-cases[#cases + 1] = { name = "ringmpsc p:send + ch:recv", fn = function(ch, p, n)
+-- path/batch/impl: the issue-5 row fields of each case (batch = records per call).
+cases[#cases + 1] = { name = "ringmpsc p:send + ch:recv", path = "send/recv", batch = 1, fn = function(ch, p, n)
 	local sum = 0
 	for _ = 1, n / BATCH do
 		for _ = 1, BATCH do
@@ -54,7 +59,7 @@ cases[#cases + 1] = { name = "ringmpsc p:send + ch:recv", fn = function(ch, p, n
 	return sum
 end }
 
-cases[#cases + 1] = { name = "ringmpsc reserve(1)/commit + read(1)/advance", fn = function(ch, p, n)
+cases[#cases + 1] = { name = "ringmpsc reserve(1)/commit + read(1)/advance", path = "reserve/read", batch = 1, fn = function(ch, p, n)
 	local sum = 0
 	for _ = 1, n / BATCH do
 		for _ = 1, BATCH do
@@ -73,7 +78,7 @@ cases[#cases + 1] = { name = "ringmpsc reserve(1)/commit + read(1)/advance", fn 
 	return sum
 end }
 
-cases[#cases + 1] = { name = "ringmpsc reserve(64)/commit + read(64)/advance", fn = function(ch, p, n)
+cases[#cases + 1] = { name = "ringmpsc reserve(64)/commit + read(64)/advance", path = "reserve/read", batch = BATCH, fn = function(ch, p, n)
 	local sum = 0
 	for _ = 1, n / BATCH do
 		local left = BATCH
@@ -100,7 +105,7 @@ cases[#cases + 1] = { name = "ringmpsc reserve(64)/commit + read(64)/advance", f
 	return sum
 end }
 
-cases[#cases + 1] = { name = "ringmpsc p:send + ch:recv_into(64)", fn = function(ch, p, n)
+cases[#cases + 1] = { name = "ringmpsc p:send + ch:recv_into(64)", path = "send/recv_into", batch = BATCH, fn = function(ch, p, n)
 	local sum = 0
 	local buf = ffi.new("uint8_t[?]", BATCH * RECORD)
 	for _ = 1, n / BATCH do
@@ -122,7 +127,8 @@ cases[#cases + 1] = { name = "ringmpsc p:send + ch:recv_into(64)", fn = function
 end }
 
 local function shdict_case(dict)
-	return { name = "ngx.shared.DICT lpush + rpop", peer = true, fn = function(_, _, n)
+	return { name = "ngx.shared.DICT lpush + rpop", impl = "ngx.shared.DICT", path = "lpush/rpop", batch = 1,
+		peer = true, fn = function(_, _, n)
 		local sum = 0
 		for _ = 1, n / BATCH do
 			for _ = 1, BATCH do
@@ -140,11 +146,12 @@ end
 
 -- Returns rows { name, records, records_per_s, mb_per_s, seconds, ok }: each row
 -- runs at least `n` records and at least MIN_SECONDS per repetition (the count is
--- scaled up for fast rows), best of `reps`.
+-- scaled up for fast rows), best of `reps`. `min_seconds` defaults to MIN_SECONDS.
 local MIN_SECONDS = 0.2
 
-function _M.run(n, reps, dict)
-	n = n - n % BATCH
+function _M.run(n, reps, dict, min_seconds)
+	min_seconds = min_seconds or MIN_SECONDS
+	n = math.max(n - n % BATCH, BATCH)
 	reps = reps or 3
 	local list = {}
 	for _, c in ipairs(cases) do
@@ -163,8 +170,8 @@ function _M.run(n, reps, dict)
 		local t0 = now()
 		c.fn(ch, p, count)
 		local dt = now() - t0
-		if dt < MIN_SECONDS then
-			count = math.ceil(count * MIN_SECONDS * 1.2 / dt / BATCH) * BATCH
+		if dt < min_seconds then
+			count = math.ceil(count * min_seconds * 1.2 / dt / BATCH) * BATCH
 		end
 		local best = math.huge
 		local ok = true
@@ -177,6 +184,9 @@ function _M.run(n, reps, dict)
 		end
 		rows[#rows + 1] = {
 			name = c.name,
+			impl = c.impl or "ringmpsc",
+			path = c.path,
+			batch = c.batch,
 			peer = c.peer,
 			records = count,
 			seconds = best,
@@ -207,6 +217,70 @@ function _M.format(rows)
 		out[#out + 1] = ("%-48s %10d %14.0f %10.1f %8s%s"):format(r.name, r.records, r.records_per_s, r.mb_per_s,
 			peer and ("%.2fx"):format(r.records_per_s / peer.records_per_s) or "",
 			r.ok and "" or "  CHECKSUM MISMATCH")
+	end
+	return table.concat(out, "\n") .. "\n"
+end
+
+local function json_value(v)
+	local t = type(v)
+	if v == nil then
+		return "null"
+	elseif t == "boolean" then
+		return tostring(v)
+	elseif t == "number" then
+		if v ~= v or v == math.huge or v == -math.huge then
+			return "null"
+		end
+		if v == math.floor(v) and math.abs(v) < 2 ^ 53 then
+			return ("%d"):format(v)
+		end
+		return ("%.9g"):format(v)
+	end
+	return '"' .. tostring(v):gsub('[%c"\\]', function(ch)
+		if ch == '"' or ch == "\\" then
+			return "\\" .. ch
+		end
+		return ("\\u%04x"):format(ch:byte())
+	end) .. '"'
+end
+
+local JSON_KEYS = { "suite", "impl", "path", "scenario", "record_size", "batch", "producers", "consumers",
+	"processes", "reads_data", "records_per_s", "bytes_per_s", "p50_ns", "p99_ns", "runs",
+	"name", "group", "records", "seconds", "ok", "jit", "ratio_to_dict" }
+
+-- One issue-5 JSON object per line for each row of _M.run. `meta` adds fields to
+-- every row (e.g. nginx = version). Rate = the best of `runs` repetitions.
+function _M.json(rows, meta)
+	local peer
+	for _, r in ipairs(rows) do
+		if r.peer then
+			peer = r
+		end
+	end
+	local jitv = jit and (jit.version .. ", JIT " .. (jit.status() and "on" or "off")) or "no JIT"
+	local out = {}
+	for _, r in ipairs(rows) do
+		local o = {
+			suite = "lua", impl = r.impl, path = r.path, scenario = "same-worker",
+			record_size = RECORD, batch = r.batch, producers = 1, consumers = 1,
+			processes = false, reads_data = true, records_per_s = r.records_per_s,
+			bytes_per_s = r.records_per_s * RECORD, runs = rows.reps or 3,
+			name = r.name, group = BATCH, records = r.records, seconds = r.seconds, ok = r.ok,
+			jit = jitv, ratio_to_dict = peer and r.records_per_s / peer.records_per_s or nil,
+		}
+		local parts = {}
+		for _, k in ipairs(JSON_KEYS) do
+			parts[#parts + 1] = json_value(k) .. ":" .. json_value(o[k])
+		end
+		local extra = {}
+		for k, v in pairs(meta or {}) do
+			extra[#extra + 1] = json_value(k) .. ":" .. json_value(v)
+		end
+		table.sort(extra)
+		for _, e in ipairs(extra) do
+			parts[#parts + 1] = e
+		end
+		out[#out + 1] = "{" .. table.concat(parts, ",") .. "}"
 	end
 	return table.concat(out, "\n") .. "\n"
 end
