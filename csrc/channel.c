@@ -596,8 +596,12 @@ static void maybe_check_liveness(rmpsc_channel *ch)
 static int wait_for_data(rmpsc_channel *ch, struct data_wait *w, int64_t timeout_ns)
 {
 	maybe_check_liveness(ch);
+	int n = sweep(ch, w->max, &w->ptr, &w->slot);
+	if (n != 0)
+		return n;
+	if (timeout_ns == 0 && !load_seq_cst(&ch->hdr->closed)) /* the common poll: one sweep, no waiter */
+		return rmpsc__set_error_static(RMPSC_EEMPTY, "empty: nothing to read without waiting");
 	struct deadline dl = deadline_from_timeout(timeout_ns);
-	int n;
 	struct region_header *h = ch->hdr;
 	for (;;) {
 		struct waiter wt = { .flag = &h->consumer_waiting, .seq = &h->data_seq, .ready = data_ready,
