@@ -14,26 +14,20 @@
 #include <sys/wait.h>
 
 #include "harness.h"
+#include "children.h"
 
 #define RS 32
 #define MS 1000000ll
 
 /* --- process and name hygiene ---------------------------------------------- */
 
-static int g_is_child;
-static pid_t g_children[16];
 static char g_names[16][64];
 
 static void cleanup_at_exit(void)
 {
 	if (g_is_child)
 		return;
-	for (int i = 0; i < 16; i++)
-		if (g_children[i] > 0) {
-			kill(g_children[i], SIGKILL);
-			waitpid(g_children[i], NULL, 0);
-			g_children[i] = 0;
-		}
+	children_kill_all();
 	for (int i = 0; i < 16; i++)
 		if (g_names[i][0])
 			rmpsc_unlink(g_names[i]);
@@ -54,58 +48,6 @@ static void forget_name(const char *name)
 	for (int i = 0; i < 16; i++)
 		if (!strcmp(g_names[i], name))
 			g_names[i][0] = 0;
-}
-
-/* fork a child: it dies with the parent, has its own watchdog, never runs the parent's cleanup. */
-static pid_t fork_child(void)
-{
-	fflush(NULL);
-	pid_t pid = fork();
-	CHECK(pid >= 0, "fork: %s", strerror(errno));
-	if (pid == 0) {
-		g_is_child = 1;
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		if (getppid() == 1)
-			_exit(3);
-		alarm(20);
-		return 0;
-	}
-	for (int i = 0; i < 16; i++)
-		if (g_children[i] <= 0) {
-			g_children[i] = pid;
-			return pid;
-		}
-	kill(pid, SIGKILL);
-	waitpid(pid, NULL, 0);
-	FAIL("too many children");
-}
-
-/* Reap a child; returns its exit code, or 128 + signal. */
-static int reap(pid_t pid)
-{
-	int st;
-	pid_t r;
-	while ((r = waitpid(pid, &st, 0)) < 0 && errno == EINTR)
-		;
-	CHECK(r == pid, "waitpid(%d): %s", (int)pid, strerror(errno));
-	for (int i = 0; i < 16; i++)
-		if (g_children[i] == pid)
-			g_children[i] = 0;
-	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-}
-
-static char proc_state(pid_t pid)
-{
-	char path[64], buf[512];
-	snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-	FILE *f = fopen(path, "r");
-	if (!f)
-		return 0;
-	size_t n = fread(buf, 1, sizeof buf - 1, f);
-	fclose(f);
-	buf[n] = 0;
-	char *p = strrchr(buf, ')');
-	return p && p[1] == ' ' ? p[2] : 0;
 }
 
 /* A child with its own pipes: l->rd reads what the other side writes to its l->wr.
@@ -137,18 +79,6 @@ static void link_close(struct link *l)
 {
 	close(l->rd);
 	close(l->wr);
-}
-
-/* Wait until the child has exited and is reapable, without reaping it: a zombie. */
-static void wait_zombie(pid_t pid)
-{
-	siginfo_t info;
-	memset(&info, 0, sizeof info);
-	int r;
-	while ((r = waitid(P_PID, (id_t)pid, &info, WEXITED | WNOWAIT)) < 0 && errno == EINTR)
-		;
-	CHECK(r == 0 && info.si_pid == pid, "waitid(WNOWAIT) on %d: %s", (int)pid, strerror(errno));
-	CHECK(proc_state(pid) == 'Z', "child %d is reapable but /proc says state %c", (int)pid, proc_state(pid));
 }
 
 static void pipe_write(int fd, char c)

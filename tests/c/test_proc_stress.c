@@ -14,6 +14,8 @@
 #include <sys/wait.h>
 
 #include "harness.h"
+#define CHILD_ALARM_S 100
+#include "children.h"
 
 #define MS 1000000ll
 #define MAXP 8
@@ -21,50 +23,20 @@
 
 /* --- process hygiene -------------------------------------------------------------- */
 
-static int g_is_child;
-static pid_t g_children[2 * MAXP];
 static char g_name[64];
 
 static void cleanup_at_exit(void)
 {
 	if (g_is_child)
 		return;
-	for (int i = 0; i < 2 * MAXP; i++)
-		if (g_children[i] > 0) {
-			kill(g_children[i], SIGKILL);
-			waitpid(g_children[i], NULL, 0);
-			g_children[i] = 0;
-		}
+	children_kill_all();
 	if (g_name[0])
 		rmpsc_unlink(g_name);
 }
 
-static pid_t fork_child(void)
-{
-	fflush(NULL);
-	pid_t pid = fork();
-	CHECK(pid >= 0, "fork: %s", strerror(errno));
-	if (pid == 0) {
-		g_is_child = 1;
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		if (getppid() == 1)
-			_exit(3);
-		alarm(100);
-		return 0;
-	}
-	for (int i = 0; i < 2 * MAXP; i++)
-		if (g_children[i] <= 0) {
-			g_children[i] = pid;
-			return pid;
-		}
-	kill(pid, SIGKILL);
-	waitpid(pid, NULL, 0);
-	FAIL("too many children");
-}
-
 static void forget_child(pid_t pid)
 {
-	for (int i = 0; i < 2 * MAXP; i++)
+	for (int i = 0; i < MAX_CHILDREN; i++)
 		if (g_children[i] == pid)
 			g_children[i] = 0;
 }
