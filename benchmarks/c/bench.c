@@ -32,10 +32,10 @@
 #include <unistd.h>
 
 #include "ringmpsc.h"
+#include "bench_common.h"
 
 #define LINE_BYTES  64
 #define MAX_LIST    32
-#define MAX_CPUS    1024
 #define ALIGNED     __attribute__((aligned(128)))
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -68,7 +68,6 @@ static FILE *json_out;
 static int any_failure;
 
 /* CPUs this process may run on, in order. cpus[0] is the consumer's. */
-static int cpus[MAX_CPUS], n_cpus;
 
 /* ------------------------------------------------------------------------- */
 /* Watchdog and small helpers. */
@@ -92,13 +91,6 @@ static void watchdog_arm(const char *what, double seconds)
 	watchdog_what = what;
 	double t = seconds + 2.0 * (double)O.timeout_ns / 1e9 + 10.0;
 	alarm((unsigned)ceil(t));
-}
-
-static inline int64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
 static void sleep_s(double s)
@@ -128,71 +120,6 @@ static double median(const double *v, int n)
 	memcpy(t, v, (size_t)n * sizeof *t);
 	qsort(t, (size_t)n, sizeof *t, cmp_double);
 	return n % 2 ? t[n / 2] : (t[n / 2 - 1] + t[n / 2]) / 2;
-}
-
-static void *xaligned(size_t size)
-{
-	void *p = NULL;
-	if (posix_memalign(&p, 4096, size ? size : 1) != 0) {
-		fprintf(stderr, "bench_c: out of memory (%zu bytes)\n", size);
-		exit(1);
-	}
-	memset(p, 0, size);
-	return p;
-}
-
-static inline uint64_t load_u64(const unsigned char *p)
-{
-	uint64_t v;
-	memcpy(&v, p, sizeof v);
-	return v;
-}
-
-static inline void store_u64(unsigned char *p, uint64_t v)
-{
-	memcpy(p, &v, sizeof v);
-}
-
-static int pin_self(int cpu)
-{
-	if (!O.pin || cpu < 0)
-		return 0;
-	cpu_set_t set;
-	CPU_ZERO(&set);
-	CPU_SET(cpu, &set);
-	return pthread_setaffinity_np(pthread_self(), sizeof set, &set);
-}
-
-/* The consumer's CPU and producer i's CPU: producers take cpus[1..], wrapping round. */
-static int consumer_cpu(void)
-{
-	return n_cpus ? cpus[0] : -1;
-}
-
-static int producer_cpu(int i)
-{
-	if (n_cpus == 0)
-		return -1;
-	if (n_cpus == 1)
-		return cpus[0];
-	return cpus[1 + i % (n_cpus - 1)];
-}
-
-static int oversubscribed(int producers)
-{
-	return producers > (n_cpus > 1 ? n_cpus - 1 : 0);
-}
-
-static void init_cpus(void)
-{
-	cpu_set_t set;
-	CPU_ZERO(&set);
-	n_cpus = 0;
-	if (sched_getaffinity(0, sizeof set, &set) != 0)
-		return;
-	for (int c = 0; c < CPU_SETSIZE && n_cpus < MAX_CPUS; c++)
-		if (CPU_ISSET(c, &set))
-			cpus[n_cpus++] = c;
 }
 
 /* Noise meter: CPU time other processes used while we measured (the machine is
@@ -1414,6 +1341,7 @@ int main(int argc, char **argv)
 	signal(SIGALRM, on_alarm);
 	init_cpus();
 	parse_args(argc, argv);
+	bench_pin = O.pin;
 	if (O.json_path) {
 		json_out = fopen(O.json_path, "w");
 		if (!json_out) {

@@ -74,10 +74,10 @@
 #include <readerwriterqueue/readerwriterqueue.h>
 
 #include "ringmpsc.h"
+#include "bench_common.h"
 
 #define LINE_BYTES 64
 #define MAX_LIST 32
-#define MAX_CPUS 1024
 #define Q_CLOSED (-1000) /* consume/pop1: the queue is closed and drained */
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -108,7 +108,6 @@ struct opts {
 static struct opts O;
 static FILE *json_out;
 static int any_failure;
-static int cpus[MAX_CPUS], n_cpus;
 
 /* ------------------------------------------------------------------------- */
 /* Watchdog and helpers (as bench.c). */
@@ -132,13 +131,6 @@ static void watchdog_arm(const char *what, double seconds)
 	alarm((unsigned)ceil(t));
 }
 
-static inline int64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 static void sleep_s(double s)
 {
 	struct timespec ts = { (time_t)s, (long)((s - (double)(time_t)s) * 1e9) };
@@ -153,70 +145,6 @@ static double median(std::vector<double> v)
 	std::sort(v.begin(), v.end());
 	size_t n = v.size();
 	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
-static void *xaligned(size_t size)
-{
-	void *p = NULL;
-	if (posix_memalign(&p, 4096, size ? size : 1) != 0) {
-		fprintf(stderr, "bench_peers: out of memory (%zu bytes)\n", size);
-		exit(1);
-	}
-	memset(p, 0, size);
-	return p;
-}
-
-static inline uint64_t load_u64(const unsigned char *p)
-{
-	uint64_t v;
-	memcpy(&v, p, sizeof v);
-	return v;
-}
-
-static inline void store_u64(unsigned char *p, uint64_t v)
-{
-	memcpy(p, &v, sizeof v);
-}
-
-static int pin_self(int cpu)
-{
-	if (!O.pin || cpu < 0)
-		return 0;
-	cpu_set_t set;
-	CPU_ZERO(&set);
-	CPU_SET(cpu, &set);
-	return pthread_setaffinity_np(pthread_self(), sizeof set, &set);
-}
-
-static int consumer_cpu(void)
-{
-	return n_cpus ? cpus[0] : -1;
-}
-
-static int producer_cpu(int i)
-{
-	if (n_cpus == 0)
-		return -1;
-	if (n_cpus == 1)
-		return cpus[0];
-	return cpus[1 + i % (n_cpus - 1)];
-}
-
-static int oversubscribed(int producers)
-{
-	return producers > (n_cpus > 1 ? n_cpus - 1 : 0);
-}
-
-static void init_cpus(void)
-{
-	cpu_set_t set;
-	CPU_ZERO(&set);
-	n_cpus = 0;
-	if (sched_getaffinity(0, sizeof set, &set) != 0)
-		return;
-	for (int c = 0; c < CPU_SETSIZE && n_cpus < MAX_CPUS; c++)
-		if (CPU_ISSET(c, &set))
-			cpus[n_cpus++] = c;
 }
 
 static int impl_enabled(const char *name)
@@ -1908,6 +1836,7 @@ int main(int argc, char **argv)
 	signal(SIGALRM, on_alarm);
 	init_cpus();
 	parse_args(argc, argv);
+	bench_pin = O.pin;
 	if (O.json_path) {
 		json_out = fopen(O.json_path, "w");
 		if (!json_out) {
