@@ -323,12 +323,26 @@ local function wrap_channel(raw)
 	}, Channel)
 end
 
-local function check_flags(opts, fname)
+-- `level`: error() level of the public function's caller (default: our caller's caller).
+local function check_flags(opts, fname, level)
 	local v = opts.interruptible
 	if v ~= nil and type(v) ~= "boolean" then
-		error("bad option 'interruptible' to '" .. fname .. "' (boolean expected, got " .. type(v) .. ")", 3)
+		error("bad option 'interruptible' to '" .. fname .. "' (boolean expected, got " .. type(v) .. ")",
+			level or 3)
 	end
 	return v and RMPSC_OPEN_INTERRUPTIBLE or 0
+end
+
+-- Flags from an optional options table given as argument 2 (open, attach_fd).
+local function optional_flags(opts, fname)
+	if opts == nil then
+		return 0
+	end
+	if type(opts) ~= "table" then
+		argerror(2, fname, "table", opts, 4) -- one frame deeper than the public function
+	end
+	local flags = check_flags(opts, fname, 4) -- not a tail call: level 4 must stay the caller
+	return flags
 end
 
 local function opt_u32(opts, key, default)
@@ -389,13 +403,7 @@ function _M.open(name, opts)
 	if type(name) ~= "string" then
 		argerror(1, "open", "string", name)
 	end
-	local flags = 0
-	if opts ~= nil then
-		if type(opts) ~= "table" then
-			argerror(2, "open", "table", opts)
-		end
-		flags = check_flags(opts, "open")
-	end
+	local flags = optional_flags(opts, "open")
 	local rc = C.rmpsc_channel_open(chan_out, name, flags)
 	if rc < 0 then
 		return fail(rc)
@@ -408,13 +416,7 @@ function _M.attach_fd(fd, opts)
 	if type(fd) ~= "number" then
 		argerror(1, "attach_fd", "number", fd)
 	end
-	local flags = 0
-	if opts ~= nil then
-		if type(opts) ~= "table" then
-			argerror(2, "attach_fd", "table", opts)
-		end
-		flags = check_flags(opts, "attach_fd")
-	end
+	local flags = optional_flags(opts, "attach_fd")
 	local rc = C.rmpsc_channel_attach_fd(chan_out, fd, flags)
 	if rc < 0 then
 		return fail(rc)

@@ -97,4 +97,35 @@ static inline void wait_zombie(pid_t pid)
 	CHECK(proc_state(pid) == 'Z', "process %d is reapable but /proc says state %c", (int)pid, proc_state(pid));
 }
 
+/* A child with its own pipes: l->rd reads what the other side writes to its l->wr.
+ * Unused ends are closed, so a side that dies makes the other's read fail, not hang. */
+struct link {
+	int rd, wr;
+};
+
+static inline pid_t fork_linked(struct link *l)
+{
+	int down[2], up[2];
+	CHECK(pipe(down) == 0 && pipe(up) == 0, "pipe: %s", strerror(errno));
+	pid_t pid = fork_child();
+	if (pid == 0) {
+		close(down[1]);
+		close(up[0]);
+		l->rd = down[0];
+		l->wr = up[1];
+	} else {
+		close(down[0]);
+		close(up[1]);
+		l->rd = up[0];
+		l->wr = down[1];
+	}
+	return pid;
+}
+
+static inline void link_close(struct link *l)
+{
+	close(l->rd);
+	close(l->wr);
+}
+
 #endif
