@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "ringmpsc.h"
@@ -79,6 +80,39 @@ static inline int64_t now_ns(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* A thread about to block publishes its kernel tid here (0 until then). */
+static inline void publish_tid(int *tid)
+{
+	__atomic_store_n(tid, (int)syscall(SYS_gettid), __ATOMIC_RELEASE);
+}
+
+/*
+ * Wait until the thread that published *tid is asleep in the kernel (a blocking
+ * wait, past any spinning), instead of sleeping and hoping it got there.
+ * Fails after 10 s.
+ */
+static inline void wait_blocked(int *tid)
+{
+	int64_t deadline = now_ns() + 10000000000ll;
+	for (;;) {
+		int t = __atomic_load_n(tid, __ATOMIC_ACQUIRE);
+		if (t) {
+			char path[64], buf[512], *p;
+			snprintf(path, sizeof path, "/proc/self/task/%d/stat", t);
+			FILE *f = fopen(path, "r");
+			size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
+			if (f)
+				fclose(f);
+			buf[n] = 0;
+			if ((p = strrchr(buf, ')')) && p[1] == ' ' && p[2] == 'S')
+				return;
+		}
+		if (now_ns() > deadline)
+			FAIL("thread %d did not block within 10 s", t);
+		usleep(200);
+	}
 }
 
 /* xorshift64*: deterministic per-thread randomness. */

@@ -132,12 +132,14 @@ struct blocked {
 	rmpsc_producer *p;
 	int rc;
 	int64_t woke_ns;
+	int tid;
 };
 
 static void *blocked_sender(void *arg)
 {
 	struct blocked *b = arg;
 	uint64_t v = 1;
+	publish_tid(&b->tid);
 	b->rc = rmpsc_producer_send(b->p, &v, 8, -1);
 	b->woke_ns = now_ns();
 	return NULL;
@@ -147,6 +149,7 @@ static void *blocked_receiver(void *arg)
 {
 	struct blocked *b = arg;
 	uint64_t v;
+	publish_tid(&b->tid);
 	b->rc = rmpsc_recv(b->ch, &v, 1, -1);
 	b->woke_ns = now_ns();
 	return NULL;
@@ -167,7 +170,8 @@ static void test_close_wakes(void)
 		CHECK_RC(rmpsc_producer_send(b[i].p, &v, 8, 0), RMPSC_EFULL);
 		pthread_create(&t[i], NULL, blocked_sender, &b[i]);
 	}
-	usleep(50000); /* let them reach the futex */
+	for (int i = 0; i < 3; i++)
+		wait_blocked(&b[i].tid); /* all three asleep in FUTEX_WAIT */
 	int64_t closed_at = now_ns();
 	CHECK_OK(rmpsc_channel_close(ch));
 	for (int i = 0; i < 3; i++) {
@@ -192,7 +196,7 @@ static void test_close_wakes(void)
 	struct blocked r = { .ch = ch };
 	pthread_t rt;
 	pthread_create(&rt, NULL, blocked_receiver, &r);
-	usleep(50000);
+	wait_blocked(&r.tid);
 	closed_at = now_ns();
 	CHECK_OK(rmpsc_channel_close(ch));
 	pthread_join(rt, NULL);

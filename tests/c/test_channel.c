@@ -755,12 +755,14 @@ struct blocked {
 	rmpsc_producer *p;
 	volatile int done;
 	int rc;
+	int tid;
 	unsigned char buf[4 * RS];
 };
 
 static void *blocked_recv(void *arg)
 {
 	struct blocked *b = arg;
+	publish_tid(&b->tid);
 	b->rc = rmpsc_recv(b->ch, b->buf, 4, -1);
 	__atomic_store_n(&b->done, 1, __ATOMIC_RELEASE);
 	return NULL;
@@ -771,6 +773,7 @@ static void *blocked_send(void *arg)
 	struct blocked *b = arg;
 	unsigned char r[RS];
 	rec_fill(r, RS, 5, 99);
+	publish_tid(&b->tid);
 	b->rc = rmpsc_producer_send(b->p, r, RS, -1);
 	__atomic_store_n(&b->done, 1, __ATOMIC_RELEASE);
 	return NULL;
@@ -820,7 +823,7 @@ static void test_close(void)
 	struct blocked bc = { .ch = ch };
 	pthread_t t;
 	pthread_create(&t, NULL, blocked_recv, &bc);
-	usleep(50000);
+	wait_blocked(&bc.tid);
 	CHECK(!is_done(&bc), "blocked consumer returned %d before the commit", bc.rc);
 	CHECK_OK(rmpsc_producer_commit(pa, 2)); /* allowed after close */
 	pthread_join(t, NULL);
@@ -852,7 +855,7 @@ static void test_close(void)
 	ch = make(RS, 2, 1);
 	struct blocked b2 = { .ch = ch };
 	pthread_create(&t, NULL, blocked_recv, &b2);
-	usleep(30000);
+	wait_blocked(&b2.tid);
 	CHECK(!is_done(&b2), "consumer did not block");
 	CHECK_OK(rmpsc_channel_close(ch));
 	pthread_join(t, NULL);
@@ -866,7 +869,7 @@ static void test_close(void)
 	send_rec(p, 5, 1);
 	struct blocked b3 = { .ch = ch, .p = p };
 	pthread_create(&t, NULL, blocked_send, &b3);
-	usleep(30000);
+	wait_blocked(&b3.tid);
 	CHECK(!is_done(&b3), "producer did not block");
 	CHECK_OK(rmpsc_channel_close(ch));
 	pthread_join(t, NULL);
@@ -1051,7 +1054,7 @@ static void test_interruptible(void)
 	struct blocked b = { .ch = ch };
 	pthread_t t;
 	pthread_create(&t, NULL, blocked_recv, &b);
-	usleep(20000);
+	wait_blocked(&b.tid);
 	poke_until_done(t, &b);
 	CHECK_RC(b.rc, RMPSC_EINTR);
 	/* producer */
@@ -1060,7 +1063,7 @@ static void test_interruptible(void)
 	send_rec(p, 5, 1);
 	struct blocked b2 = { .ch = ch, .p = p };
 	pthread_create(&t, NULL, blocked_send, &b2);
-	usleep(20000);
+	wait_blocked(&b2.tid);
 	poke_until_done(t, &b2);
 	CHECK_RC(b2.rc, RMPSC_EINTR);
 	expect_rec(ch, 5, 0); /* the interrupted send changed nothing */

@@ -62,7 +62,21 @@ static void test_zombie_leader(void)
 	}
 	char ok;
 	CHECK(read(zpipe[0], &ok, 1) == 1 && ok == 'y', "child registered");
-	usleep(100000); /* the child's main thread has exited: /proc shows 'Z' */
+	/* Wait until the child's main thread has exited: /proc shows it as 'Z'. */
+	char path[64];
+	snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+	for (int64_t deadline = now_ns() + 10 * SEC;;) {
+		char buf[512] = "", *st;
+		FILE *f = fopen(path, "r");
+		if (f) {
+			buf[fread(buf, 1, sizeof buf - 1, f)] = 0;
+			fclose(f);
+		}
+		if ((st = strrchr(buf, ')')) && st[1] == ' ' && st[2] == 'Z')
+			break;
+		CHECK(now_ns() < deadline, "the child's main thread did not exit within 10 s");
+		usleep(1000);
+	}
 	CHECK_RC(rmpsc_reclaim_dead(zch), 0);
 	rmpsc_producer *p;
 	CHECK_RC(rmpsc_producer_register(zch, &p), RMPSC_ENOSLOT);

@@ -168,11 +168,13 @@ struct waiter {
 	uint32_t handle;
 	int rc;
 	int done;
+	int tid;
 };
 
 static void *alloc_waiter(void *arg)
 {
 	struct waiter *w = arg;
+	publish_tid(&w->tid);
 	w->rc = rmpsc_slab_alloc(w->ch, w->timeout, &w->handle);
 	__atomic_store_n(&w->done, 1, __ATOMIC_RELEASE);
 	return NULL;
@@ -188,7 +190,7 @@ static void test_blocked_alloc(void)
 	struct waiter w = { .ch = ch, .timeout = 10000 * MS, .handle = RMPSC_INVALID_HANDLE };
 	pthread_t t;
 	pthread_create(&t, NULL, alloc_waiter, &w);
-	usleep(50000);
+	wait_blocked(&w.tid);
 	CHECK(!__atomic_load_n(&w.done, __ATOMIC_ACQUIRE), "alloc did not block on an empty pool (rc %d)", w.rc);
 	int64_t t0 = now_ns();
 	CHECK_OK(rmpsc_slab_free(ch, h[1]));
@@ -200,7 +202,7 @@ static void test_blocked_alloc(void)
 	/* Forever-blocked alloc wakes on close with ECLOSED. */
 	struct waiter w2 = { .ch = ch, .timeout = -1, .handle = RMPSC_INVALID_HANDLE };
 	pthread_create(&t, NULL, alloc_waiter, &w2);
-	usleep(30000);
+	wait_blocked(&w2.tid);
 	CHECK(!__atomic_load_n(&w2.done, __ATOMIC_ACQUIRE), "alloc did not block");
 	CHECK_OK(rmpsc_channel_close(ch));
 	pthread_join(t, NULL);
@@ -234,7 +236,7 @@ static void test_blocked_alloc_dead_holder(void)
 	struct waiter w = { .ch = ch, .timeout = 5000 * MS, .handle = RMPSC_INVALID_HANDLE };
 	pthread_t t;
 	pthread_create(&t, NULL, alloc_waiter, &w);
-	usleep(50000);
+	wait_blocked(&w.tid);
 	CHECK(!__atomic_load_n(&w.done, __ATOMIC_ACQUIRE), "alloc did not block (rc %d)", w.rc);
 	int64_t t0 = now_ns();
 	kill(c, SIGKILL);
