@@ -4,6 +4,7 @@
 
 #include <stdint.h>
 
+#include "barrier.h"
 #include "layout.h"
 #include "owner.h"
 #include "ringmpsc.h"
@@ -71,13 +72,14 @@ uint32_t rmpsc__slab_reclaim_consumed(rmpsc_channel *ch);
 /* Free the deferred slabs whose records the head has passed. */
 void rmpsc__slab_flush_deferred(rmpsc_channel *ch);
 
-/* Enter / leave the span whose records the consumer is reading. */
+/* Enter the span whose records the consumer is reading (only slab frees care). */
 static inline void span_begin(rmpsc_channel *ch, uint32_t slot, uint64_t n)
 {
+	if (!ch->L.slab_count)
+		return;
 	ch->in_span = 1;
 	ch->span_slot = slot;
-	ch->span_start = __atomic_load_n(&((struct ring_ctrl *)(ch->base + ch->L.ctrl_off) + slot)->head,
-					 __ATOMIC_RELAXED);
+	ch->span_start = load_relaxed(&slot_ctrl(ch, slot)->head); /* only the consumer writes it */
 	ch->span_end = ch->span_start + n;
 }
 

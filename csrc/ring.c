@@ -165,26 +165,26 @@ int rmpsc_ring_consume(rmpsc_ring *ring, size_t max, rmpsc_consume_fn fn, void *
 	return done ? (int)done : rmpsc__set_error_static(RMPSC_EEMPTY, "empty: nothing to read");
 }
 
+struct copy_ctx {
+	unsigned char *dst;
+	uint32_t record_size;
+};
+
+static int copy_out(void *ctx, const void *records, size_t count, uint32_t slot)
+{
+	(void)slot;
+	struct copy_ctx *o = ctx;
+	memcpy(o->dst, records, count * o->record_size);
+	o->dst += count * o->record_size;
+	return 0;
+}
+
 int rmpsc_ring_recv(rmpsc_ring *ring, void *buf, size_t max)
 {
 	if (!ring || !buf || max == 0)
 		return rmpsc__set_error(RMPSC_EINVAL, "ring_recv: max must be >= 1 and ring, buf non-NULL");
-	unsigned char *dst = buf;
-	size_t done = 0;
-	max = clamp_count(max);
-	while (done < max) {
-		const void *p;
-		int n = ring_readable(ring, max - done, &p);
-		if (n <= 0) {
-			if (n < 0 && done == 0)
-				return rmpsc__set_error(n, "ring_recv: tail is impossible (corrupt ring)");
-			break;
-		}
-		memcpy(dst + done * ring->record_size_, p, (size_t)n * ring->record_size_);
-		ring_release(ring, (uint64_t)n);
-		done += (size_t)n;
-	}
-	return done ? (int)done : rmpsc__set_error_static(RMPSC_EEMPTY, "empty: nothing to read");
+	struct copy_ctx o = { buf, ring->record_size_ };
+	return rmpsc_ring_consume(ring, max, copy_out, &o);
 }
 
 uint64_t rmpsc_ring_pending(const rmpsc_ring *ring)
