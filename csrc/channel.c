@@ -11,11 +11,11 @@
  * reclaim (on register or in the consumer's sweep) takes over.
  *
  * Close vs. in-flight reservations: a producer announces an open reservation
- * (ring_ctrl.reserving = 1) and then checks `closed`; close stores `closed` and the
- * consumer, once it sees it, checks `reserving`. Both pairs are seq_cst, so either
- * the producer sees closed and gives up, or the consumer sees the reservation and
- * waits for its commit. "Closed and drained" is therefore final: nothing committed
- * after it can exist.
+ * (ring_ctrl.reserving = 1), passes a hot barrier and checks `closed`; the
+ * consumer, once it sees `closed`, passes a cold barrier and checks every
+ * `reserving` (fence.h). So either the producer sees closed and gives up, or the
+ * consumer sees the reservation and waits for its commit. "Closed and drained" is
+ * therefore final: nothing committed after it can exist.
  */
 #include <errno.h>
 #include <sched.h>
@@ -25,6 +25,7 @@
 #include "barrier.h"
 #include "channel.h"
 #include "error.h"
+#include "fence.h"
 #include "owner.h"
 #include "ring.h"
 #include "wait.h"
@@ -32,7 +33,11 @@
 #define LIVENESS_PERIOD_NS   250000000  /* consumer checks producer liveness at most 4x/s */
 #define DRAIN_POLL_NS         10000000  /* closed with a reservation open: re-check owners */
 #define WAIT_POLL            (INT32_MIN + 1)
-#define SPIN_NS              20000      /* poll this long before sleeping: a running peer publishes sooner than a futex round trip */
+#define CLOSE_FENCE_TRIES    100        /* failed close barriers (DRAIN_POLL_NS apart) before ESYS */
+
+/* Poll this long before sleeping: a running peer publishes sooner than a futex
+ * round trip. A variable only so tests can set 0 and make every wait sleep. */
+int64_t rmpsc__spin_ns = 20000;
 
 static inline int interruptible(const rmpsc_channel *ch)
 {
@@ -60,7 +65,7 @@ static void wake_all_producers(rmpsc_channel *ch)
 {
 	for (uint32_t s = 0; s < ch->L.max_producers; s++) {
 		struct ring_ctrl *c = slot_ctrl(ch, s);
-		wake_waiters(&c->producer_waiting, &c->space_seq);
+		wake_waiters(&c->producer_waiting, &c->space_seq, 0); /* after a seq_cst store: no barrier to save */
 	}
 }
 
@@ -69,7 +74,7 @@ int rmpsc_channel_close(rmpsc_channel *ch)
 	if (!ch)
 		return rmpsc__set_error(RMPSC_EINVAL, "channel_close: NULL channel");
 	struct region_header *h = ch->hdr;
-	/* seq_cst: ordered against producers' `reserving` announcements (see top). */
+	/* seq_cst: the consumer that sees it then orders its `reserving` loads (see top). */
 	store_seq_cst(&h->closed, 1);
 	/* Bump every futex word unconditionally: a waiter that loaded its seq before
 	 * this point returns from FUTEX_WAIT at once and re-checks `closed`. */
@@ -204,6 +209,7 @@ int rmpsc_producer_register(rmpsc_channel *ch, rmpsc_producer **out)
 				p->ctrl = c;
 				p->slot = s;
 				p->fork_gen = load_relaxed(&rmpsc__fork_generation);
+				p->light = hot_light(ch->asymmetric);
 				*out = p;
 				return RMPSC_OK;
 			}
@@ -242,7 +248,7 @@ static inline void end_reservation(rmpsc_producer *p)
 	struct region_header *h = p->ch->hdr;
 	/* Release: after the tail, so a consumer that sees 0 also sees the new tail. */
 	store_release(&p->ctrl->reserving, 0);
-	wake_waiters(&h->consumer_waiting, &h->data_seq);
+	wake_waiters(&h->consumer_waiting, &h->data_seq, p->light);
 }
 
 struct space_wait {
@@ -266,9 +272,10 @@ static int producer_reserve(rmpsc_producer *p, size_t want, struct deadline *dl,
 	struct ring_ctrl *c = p->ctrl;
 	struct region_header *h = p->ch->hdr;
 	for (;;) {
-		/* seq_cst store then seq_cst load: the producer half of the close protocol. */
-		store_seq_cst(&c->reserving, 1);
-		if (unlikely(load_seq_cst(&h->closed))) {
+		/* Store, hot barrier, load: the producer half of the close protocol. */
+		store_relaxed(&c->reserving, 1);
+		hot_barrier(p->light);
+		if (unlikely(load_relaxed(&h->closed))) {
 			end_reservation(p);
 			return rmpsc__set_error_static(RMPSC_ECLOSED, "closed: the channel was closed");
 		}
@@ -282,8 +289,8 @@ static int producer_reserve(rmpsc_producer *p, size_t want, struct deadline *dl,
 			return rmpsc__set_error(n, "ring %u: head is impossible (corrupt region)", p->slot);
 		struct space_wait w = { p };
 		struct waiter wt = { .flag = &c->producer_waiting, .seq = &c->space_seq, .ready = space_ready,
-				     .arg = &w, .would_block = RMPSC_EFULL, .spin_ns = SPIN_NS, .sole = 1,
-				     .interruptible = interruptible(p->ch) };
+				     .arg = &w, .would_block = RMPSC_EFULL, .spin_ns = rmpsc__spin_ns, .sole = 1,
+				     .interruptible = interruptible(p->ch), .asymmetric = p->ch->asymmetric };
 		int r = rmpsc__wait(&wt, dl);
 		if (r < 0)
 			return r;
@@ -325,8 +332,40 @@ int rmpsc_producer_commit(rmpsc_producer *p, size_t n)
 	return RMPSC_OK;
 }
 
+/*
+ * send's common case, in one pass: the ring has room by the producer's cached
+ * view of head and the channel is open. Returns 1 when sent, 0 (nothing changed
+ * but a cancelled announcement) when the general path must decide: full by the
+ * cache, closed, or an impossible head.
+ */
+static inline int send_now(rmpsc_producer *p, const void *data, size_t len)
+{
+	struct ring_ctrl *c = p->ctrl;
+	const rmpsc_ring *r = &p->ring;
+	uint64_t tail = load_relaxed(&c->tail); /* only this producer writes it */
+	if (unlikely(tail - c->cached_head > r->mask_))
+		return 0;
+	/* The producer half of the close protocol, as in producer_reserve. */
+	store_relaxed(&c->reserving, 1);
+	hot_barrier(p->light);
+	if (unlikely(load_relaxed(&p->ch->hdr->closed))) {
+		end_reservation(p);
+		return 0;
+	}
+	unsigned char *dst = r->data_ + (tail & r->mask_) * r->record_size_;
+	memcpy(dst, data, len);
+	if (len < r->record_size_)
+		memset(dst + len, 0, r->record_size_ - len);
+	store_release(&c->tail, tail + 1); /* A1, as ring_publish */
+	end_reservation(p);
+	return 1;
+}
+
 int rmpsc_producer_send(rmpsc_producer *p, const void *data, size_t len, int64_t timeout_ns)
 {
+	if (likely(p && p->fork_gen == rmpsc__fork_generation && len <= p->ring.record_size_ && (data || !len) &&
+		   !p->ring.reserved_ && send_now(p, data, len)))
+		return RMPSC_OK;
 	int rc = check_producer(p, "producer_send");
 	if (rc)
 		return rc;
@@ -388,7 +427,7 @@ void rmpsc_producer_close(rmpsc_producer *p)
 		cas_acq_rel(&p->ctrl->owner, &w, owner_word(RMPSC_SLOT_DETACHED, owner_id(p->owner)));
 		rmpsc__held_slot(p->ch->key, p->slot, -1);
 		struct region_header *h = p->ch->hdr;
-		wake_waiters(&h->consumer_waiting, &h->data_seq);
+		wake_waiters(&h->consumer_waiting, &h->data_seq, hot_light(p->ch->asymmetric));
 	}
 	free(p);
 }
@@ -487,7 +526,7 @@ static inline void consumer_release(rmpsc_channel *ch, uint32_t s, uint64_t n)
 {
 	struct ring_ctrl *c = slot_ctrl(ch, s);
 	ring_release(&ch->rings[s], n);
-	wake_waiters(&c->producer_waiting, &c->space_seq);
+	wake_waiters(&c->producer_waiting, &c->space_seq, hot_light(ch->asymmetric));
 }
 
 static int fence_ring(rmpsc_channel *ch, uint32_t s)
@@ -544,7 +583,7 @@ static int open_reservations(rmpsc_channel *ch)
 	/* Every slot, not slot_limit(): slot_hw is not part of the seq_cst protocol. */
 	for (uint32_t s = 0; s < ch->L.max_producers; s++) {
 		struct ring_ctrl *c = slot_ctrl(ch, s);
-		/* seq_cst: the consumer half of the close protocol (after loading closed). */
+		/* After the cold barrier in data_ready: the consumer half of the close protocol. */
 		if (!load_seq_cst(&c->reserving))
 			continue;
 		uint64_t w = load_acquire(&c->owner);
@@ -569,9 +608,22 @@ static int data_ready(void *arg)
 	int n = sweep(w->ch, w->max, &w->ptr, &w->slot);
 	if (n != 0)
 		return n;
-	if (!load_seq_cst(&w->ch->hdr->closed))
+	rmpsc_channel *ch = w->ch;
+	if (!load_seq_cst(&ch->hdr->closed))
 		return WAIT_NOT_READY;
-	if (open_reservations(w->ch))
+	/* Seen closed: one cold barrier before trusting `reserving` (see top). If it
+	 * failed, nothing can be trusted yet: poll and try again, and say so when it
+	 * keeps failing rather than poll for ever. */
+	if (!ch->close_fenced) {
+		if (cold_barrier(ch->asymmetric) != 0) {
+			if (++ch->close_fence_failures >= CLOSE_FENCE_TRIES)
+				return rmpsc__sys_error("membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED) keeps failing: "
+							"cannot tell whether the closed channel is drained");
+			return w->polling ? WAIT_NOT_READY : WAIT_POLL;
+		}
+		ch->close_fenced = 1;
+	}
+	if (open_reservations(ch))
 		return w->polling ? WAIT_NOT_READY : WAIT_POLL;
 	/* Every reservation ended before we looked: one more sweep sees all commits. */
 	n = sweep(w->ch, w->max, &w->ptr, &w->slot);
@@ -592,22 +644,31 @@ static void maybe_check_liveness(rmpsc_channel *ch)
 	rmpsc_reclaim_dead(ch);
 }
 
+static int wait_for_data_slow(rmpsc_channel *ch, struct data_wait *w, int64_t timeout_ns);
+
 /* Wait for the first readable span. Returns its count (ptr/slot in *w) or an error. */
-static int wait_for_data(rmpsc_channel *ch, struct data_wait *w, int64_t timeout_ns)
+static inline int wait_for_data(rmpsc_channel *ch, struct data_wait *w, int64_t timeout_ns)
 {
 	maybe_check_liveness(ch);
 	int n = sweep(ch, w->max, &w->ptr, &w->slot);
-	if (n != 0)
+	if (likely(n != 0))
 		return n;
+	return wait_for_data_slow(ch, w, timeout_ns);
+}
+
+/* Nothing was readable at the first sweep: poll or wait. */
+static int wait_for_data_slow(rmpsc_channel *ch, struct data_wait *w, int64_t timeout_ns)
+{
+	int n;
 	if (timeout_ns == 0 && !load_seq_cst(&ch->hdr->closed)) /* the common poll: one sweep, no waiter */
 		return rmpsc__set_error_static(RMPSC_EEMPTY, "empty: nothing to read without waiting");
 	struct deadline dl = deadline_from_timeout(timeout_ns);
 	struct region_header *h = ch->hdr;
 	for (;;) {
 		struct waiter wt = { .flag = &h->consumer_waiting, .seq = &h->data_seq, .ready = data_ready,
-				     .arg = w, .would_block = RMPSC_EEMPTY, .spin_ns = SPIN_NS,
+				     .arg = w, .would_block = RMPSC_EEMPTY, .spin_ns = rmpsc__spin_ns,
 				     .slice_ns = w->polling ? DRAIN_POLL_NS : 0, .sole = 1,
-				     .interruptible = interruptible(ch) };
+				     .interruptible = interruptible(ch), .asymmetric = ch->asymmetric };
 		n = rmpsc__wait(&wt, &dl);
 		if (n != WAIT_POLL)
 			return n;
@@ -652,27 +713,39 @@ int rmpsc_consume(rmpsc_channel *ch, size_t max, int64_t timeout_ns, rmpsc_consu
 	return (int)done;
 }
 
-struct copy_out {
-	unsigned char *dst;
-	uint32_t record_size;
-};
-
-static int copy_span(void *ctx, const void *records, size_t count, uint32_t slot)
-{
-	(void)slot;
-	struct copy_out *o = ctx;
-	size_t bytes = count * o->record_size;
-	memcpy(o->dst, records, bytes);
-	o->dst += bytes;
-	return 0;
-}
-
+/* consume with a copy for the callback, without the span bookkeeping: a copy
+ * frees no slabs, and nothing runs between taking records and releasing them. */
 int rmpsc_recv(rmpsc_channel *ch, void *buf, size_t max, int64_t timeout_ns)
 {
-	if (!buf && max)
-		return rmpsc__set_error(RMPSC_EINVAL, "recv: NULL buffer");
-	struct copy_out o = { buf, ch ? ch->L.record_size : 0 };
-	return rmpsc_consume(ch, max, timeout_ns, copy_span, &o);
+	int rc = consumer_enter(ch, "recv");
+	if (rc)
+		return rc;
+	if (!buf || max == 0)
+		return rmpsc__set_error(RMPSC_EINVAL, "recv: max must be >= 1 and buf non-NULL");
+	ch->read_count = 0; /* an unadvanced rmpsc_read span is simply read again */
+	ch->in_span = 0;
+	max = clamp_count(max);
+	struct data_wait w = { .ch = ch, .max = max };
+	int n = wait_for_data(ch, &w, timeout_ns);
+	if (n <= 0)
+		return n;
+	unsigned char *dst = buf;
+	size_t done = 0, rs = ch->L.record_size;
+	for (;;) {
+		memcpy(dst, w.ptr, (size_t)n * rs);
+		dst += (size_t)n * rs;
+		consumer_release(ch, w.slot, (uint64_t)n);
+		done += (size_t)n;
+		if (done >= max)
+			break;
+		n = sweep(ch, max - done, &w.ptr, &w.slot); /* all available, up to max */
+		if (n <= 0) {
+			if (n < 0) /* the ring is fenced; report it on the next call */
+				ch->pending_error = n;
+			break;
+		}
+	}
+	return (int)done;
 }
 
 int rmpsc_read(rmpsc_channel *ch, size_t max, int64_t timeout_ns, const void **ptr, uint32_t *slot)

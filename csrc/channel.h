@@ -16,6 +16,9 @@ struct rmpsc_channel {
 	rmpsc_ring *rings;          /* consumer's views, one per slot */
 	int fd;
 	unsigned flags;
+	int asymmetric;             /* the region's fence mode is FENCE_ASYMMETRIC (fence.h) */
+	int close_fenced;           /* the consumer passed a cold barrier after seeing `closed` */
+	int close_fence_failures;   /* ... and how often that barrier failed before */
 	struct region_key key;      /* identifies the region in this image's held-roles record */
 	uint64_t self;              /* this process's identity when the consumer role was claimed */
 	char *name;
@@ -44,7 +47,11 @@ struct rmpsc_producer {
 	uint64_t owner;             /* the ACTIVE owner word this producer wrote */
 	uint32_t slot;
 	uint32_t fork_gen;          /* fork generation at registration */
+	int light;                  /* hot_light() at registration: valid in fork_gen only */
 };
+
+/* How long producers and the consumer poll before they sleep (channel.c). */
+extern int64_t rmpsc__spin_ns;
 
 /* Slot owner-word states (enum rmpsc_slot_state) live in the low bits of ring_ctrl.owner. */
 

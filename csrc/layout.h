@@ -4,7 +4,7 @@
  * recomputed from validated geometry (rmpsc__layout_compute), never read from the region.
  *
  *   header page     struct region_header (4 KiB)
- *   ring control[i] struct ring_ctrl, three 128-byte lines per producer slot
+ *   ring control[i] struct ring_ctrl, five 128-byte lines per producer slot
  *   ring data[i]    capacity * record_size bytes, 128-byte aligned
  *   slab meta[j]    struct slab_meta per slab
  *   slab data[j]    slab_stride bytes per slab, 64-byte aligned
@@ -18,25 +18,33 @@
 #include "ringmpsc.h"
 
 #define RMPSC_MAGIC      0x4353504d474e4952ull /* "RINGMPSC" little-endian */
-#define RMPSC_LAYOUT_VER 2u  /* bump on every change to the bytes below */
+#define RMPSC_LAYOUT_VER 3u  /* bump on every change to the bytes below */
 #define LINE             128u  /* adjacent-line prefetch makes 64 bytes false-share */
 #define HEADER_SIZE      4096u
 
 /*
- * A ring's control block. The producer line is written only by the producer, the
- * consumer line only by the consumer; the control line changes rarely.
+ * A ring's control block: one line per writer and reader pattern, so that no
+ * store on a hot path invalidates a line the other side is reading for another
+ * reason. The published lines (tail, head) are each written by one side and read
+ * by the other; the private lines are read and written by one side only (they are
+ * in the region, not the handle, so a successor after a crash finds them); the
+ * control line changes rarely.
  */
 struct ring_ctrl {
-	/* producer line */
+	/* producer -> consumer */
 	uint64_t tail;            /* next position to publish; release-stored by the producer */
+	uint8_t pad0_[LINE - 8];
+	/* producer private */
 	uint64_t cached_head;     /* producer's last view of head */
 	uint32_t reserving;       /* 1 while a reservation is open (close/drain protocol) */
 	uint32_t reserve_pad_;
-	uint8_t pad0_[LINE - 24];
-	/* consumer line */
-	uint64_t head;            /* next position to read; release-stored by the consumer */
-	uint64_t cached_tail;     /* consumer's last view of tail */
 	uint8_t pad1_[LINE - 16];
+	/* consumer -> producer */
+	uint64_t head;            /* next position to read; release-stored by the consumer */
+	uint8_t pad2_[LINE - 8];
+	/* consumer private */
+	uint64_t cached_tail;     /* consumer's last view of tail */
+	uint8_t pad3_[LINE - 8];
 	/* control line */
 	uint64_t owner;           /* slot word: state + owner identity, see owner.h */
 	uint64_t base;            /* position at registration (stats) */
@@ -44,9 +52,10 @@ struct ring_ctrl {
 	uint32_t space_seq;       /* futex word: bumped when space is freed while waited for */
 	uint32_t record_size;     /* standalone rings: geometry, validated on attach */
 	uint32_t ring_bits;
-	uint8_t pad2_[LINE - 32];
+	uint32_t ring_version;    /* standalone rings: RMPSC_LAYOUT_VER, checked on attach */
+	uint8_t pad4_[LINE - 36];
 };
-_Static_assert(sizeof(struct ring_ctrl) == 3 * LINE, "ring_ctrl is three lines");
+_Static_assert(sizeof(struct ring_ctrl) == 5 * LINE, "ring_ctrl is five lines");
 
 struct region_header {
 	/* immutable after creation */
@@ -61,7 +70,8 @@ struct region_header {
 	uint32_t creator_uid;
 	uint64_t total_size;
 	uint64_t start_position;
-	uint8_t pad0_[LINE - 56];
+	uint32_t fence_mode;      /* enum fence_mode (fence.h), fixed at creation */
+	uint8_t pad0_[LINE - 60];
 
 	/* closed line */
 	uint32_t closed;          /* 0 open, 1 closed; futex waiters re-check it */
@@ -104,6 +114,7 @@ struct layout {
 	uint32_t max_producers;
 	uint32_t slab_size;
 	uint32_t slab_count;
+	uint32_t fence_mode;      /* enum fence_mode; set by the caller of rmpsc__layout_compute */
 	uint64_t slab_stride;
 	uint64_t start_position;
 	uint64_t ring_bytes;      /* data bytes per ring, rounded to LINE */

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "barrier.h"
+#include "fence.h"
 #include "owner.h"
 #include "ringmpsc.h"
 
@@ -33,6 +34,7 @@ static void on_fork_child(void)
 {
 	rmpsc__fork_generation++;
 	pthread_mutex_init(&held_lock, NULL); /* the parent may have held it mid-update */
+	rmpsc__fence_on_fork_child();
 }
 
 /* An entry holds nothing: reusable. */

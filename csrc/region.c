@@ -19,6 +19,7 @@
 #include "barrier.h"
 #include "channel.h"
 #include "error.h"
+#include "fence.h"
 #include "ring.h"
 
 /* "jobs" and "/jobs" both name /dev/shm/jobs. Writes the normalized name to out. */
@@ -56,7 +57,8 @@ static int make_handle(rmpsc_channel **out, int fd, unsigned char *base, const s
 	ch->L = *L;
 	ch->rings = rings;
 	ch->fd = fd;
-	ch->flags = flags;
+	ch->flags = flags & ~RMPSC_CREATE_FULL_FENCES;
+	ch->asymmetric = L->fence_mode == FENCE_ASYMMETRIC;
 	ch->name = dup;
 	struct stat st;
 	if (fstat(fd, &st) == 0)
@@ -71,6 +73,7 @@ static void format_region(unsigned char *base, const struct layout *L)
 {
 	struct region_header *h = (struct region_header *)base;
 	h->version = RMPSC_LAYOUT_VER;
+	h->fence_mode = L->fence_mode;
 	h->header_size = HEADER_SIZE;
 	h->record_size = L->record_size;
 	h->ring_bits = L->ring_bits;
@@ -98,12 +101,15 @@ int rmpsc_channel_create(rmpsc_channel **out, const char *name, const struct rmp
 		*out = NULL;
 	if (!out || !cfg)
 		return rmpsc__set_error(RMPSC_EINVAL, "channel_create: out and config must not be NULL");
-	if (flags & ~RMPSC_OPEN_INTERRUPTIBLE)
+	if (flags & ~(RMPSC_OPEN_INTERRUPTIBLE | RMPSC_CREATE_FULL_FENCES))
 		return rmpsc__set_error(RMPSC_EINVAL, "channel_create: unknown flags 0x%x", flags);
 	struct layout L;
 	int rc = rmpsc__layout_compute(&L, cfg, "config");
 	if (rc)
 		return rc;
+	/* Asymmetric fences where this process can register for them (fence.h). */
+	L.fence_mode = !(flags & RMPSC_CREATE_FULL_FENCES) && rmpsc__fence_register() == 0 ? FENCE_ASYMMETRIC
+											 : FENCE_FULL;
 	char shm_name[NAME_MAX + 1];
 	int fd;
 	if (name) {
@@ -153,6 +159,7 @@ fail:
 /* Validate the header against its bounds and the file; fill *L from it. */
 static int validate_header(const struct region_header *h, uint64_t file_size, struct layout *L)
 {
+	memset(L, 0, sizeof *L); /* callers compare layouts with memcmp: no stray padding bytes */
 	uint64_t magic = load_acquire(&h->magic);
 	if (magic == 0)
 		return rmpsc__set_error(RMPSC_ECORRUPT, "region is not initialized (creation in progress or failed)");
@@ -164,6 +171,10 @@ static int validate_header(const struct region_header *h, uint64_t file_size, st
 				 RMPSC_LAYOUT_VER);
 	if (h->header_size != HEADER_SIZE)
 		return rmpsc__set_error(RMPSC_ECORRUPT, "region header_size %u, expected %u", h->header_size, HEADER_SIZE);
+	uint32_t fence_mode = load_relaxed(&h->fence_mode); /* read once: the check and the use agree */
+	if (fence_mode != FENCE_FULL && fence_mode != FENCE_ASYMMETRIC)
+		return rmpsc__set_error(RMPSC_ECORRUPT, "region fence_mode %u is neither full (%u) nor asymmetric (%u)",
+					fence_mode, FENCE_FULL, FENCE_ASYMMETRIC);
 	if (h->ring_bits >= 32)
 		return rmpsc__set_error(RMPSC_ECORRUPT, "region ring_bits %u out of range", h->ring_bits);
 	struct rmpsc_config cfg = {
@@ -176,6 +187,7 @@ static int validate_header(const struct region_header *h, uint64_t file_size, st
 	};
 	if (rmpsc__layout_compute(L, &cfg, "region"))
 		return RMPSC_ECORRUPT; /* the message, naming the field, is already set */
+	L->fence_mode = fence_mode; /* in the layout, so the caller's re-check of the live header covers it */
 	if (h->total_size != L->total_size)
 		return rmpsc__set_error(RMPSC_ECORRUPT, "region total_size %llu does not match its geometry (%llu)",
 				 (unsigned long long)h->total_size, (unsigned long long)L->total_size);
@@ -220,6 +232,16 @@ static int attach_owned_fd(rmpsc_channel **out, int fd, const char *name, unsign
 	    memcmp(&again, &L, sizeof L)) {
 		munmap(base, L.total_size);
 		rc = rc ? rc : rmpsc__set_error(RMPSC_ECORRUPT, "region header changed while opening");
+		goto fail;
+	}
+	/* Other processes' hot paths on this channel rely on our cold barriers
+	 * reaching them, and ours on theirs: a process that cannot register must
+	 * not map it (fence.h). */
+	if (L.fence_mode == FENCE_ASYMMETRIC && (errno = rmpsc__fence_register())) {
+		munmap(base, L.total_size);
+		rc = rmpsc__sys_error("membarrier(MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED): the channel uses "
+				      "asymmetric fences (create it with RMPSC_CREATE_FULL_FENCES for processes "
+				      "that cannot use membarrier)");
 		goto fail;
 	}
 	if ((rc = make_handle(out, fd, base, &L, name, flags))) {

@@ -42,6 +42,7 @@ int rmpsc_ring_init(rmpsc_ring *ring, void *mem, size_t size, uint32_t record_si
 	c->tail = c->cached_head = c->head = c->cached_tail = start_position;
 	c->record_size = record_size;
 	c->ring_bits = (uint32_t)bits_of(capacity);
+	c->ring_version = RMPSC_LAYOUT_VER;
 	ring_view_init(ring, c, (unsigned char *)mem + sizeof *c, record_size, c->ring_bits);
 	return RMPSC_OK;
 }
@@ -55,6 +56,10 @@ int rmpsc_ring_attach(rmpsc_ring *ring, void *mem, size_t size)
 	if (size < sizeof(struct ring_ctrl))
 		return rmpsc__set_error(RMPSC_ECORRUPT, "ring_attach: size %zu smaller than a ring header", size);
 	struct ring_ctrl *c = mem;
+	if (load_relaxed(&c->ring_version) != RMPSC_LAYOUT_VER)
+		return rmpsc__set_error(RMPSC_ECORRUPT, "ring_attach: layout version %u, this library reads %u "
+					"(not a ring, or formatted by another version)", load_relaxed(&c->ring_version),
+					RMPSC_LAYOUT_VER);
 	uint32_t rs = load_relaxed(&c->record_size), bits = load_relaxed(&c->ring_bits);
 	if (bits >= 32 || !ring_geometry_ok(rs, 1u << bits))
 		return rmpsc__set_error(RMPSC_ECORRUPT, "ring_attach: stored geometry (record_size %u, ring_bits %u) invalid",

@@ -72,7 +72,7 @@ static inline int handle_ok(const rmpsc_channel *ch, uint32_t h, const char *fn)
 static void wake_slab_waiters(rmpsc_channel *ch)
 {
 	struct region_header *h = ch->hdr;
-	wake_waiters(&h->slab_waiting, &h->slab_seq);
+	wake_waiters(&h->slab_waiting, &h->slab_seq, hot_light(ch->asymmetric));
 }
 
 static int try_alloc(rmpsc_channel *ch, uint64_t held, uint32_t *handle)
@@ -132,7 +132,8 @@ int rmpsc_slab_alloc(rmpsc_channel *ch, int64_t timeout_ns, uint32_t *handle)
 	/* No spin: each poll is a scan of the pool. Slices let a sleeper reclaim. */
 	struct waiter wt = { .flag = &h->slab_waiting, .seq = &h->slab_seq, .ready = slab_ready, .arg = &sw,
 			     .would_block = RMPSC_EFULL, .slice_ns = RECLAIM_PERIOD_NS,
-			     .interruptible = (ch->flags & RMPSC_OPEN_INTERRUPTIBLE) != 0 };
+			     .interruptible = (ch->flags & RMPSC_OPEN_INTERRUPTIBLE) != 0,
+			     .asymmetric = ch->asymmetric };
 	rc = rmpsc__wait(&wt, &dl);
 	if (rc == RMPSC_EFULL)
 		return rmpsc__set_error(rc, "slab_alloc: all %u slabs are in use", ch->L.slab_count);

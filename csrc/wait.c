@@ -9,6 +9,8 @@
 #include "ringmpsc.h"
 #include "wait.h"
 
+#define UNFENCED_POLL_NS 1000000 /* sleep slice when membarrier failed: a wake-up may be missed */
+
 int64_t rmpsc__monotonic_ns(void)
 {
 	struct timespec ts;
@@ -79,15 +81,19 @@ int rmpsc__wait(const struct waiter *w, struct deadline *dlp)
 	for (;;) {
 		uint32_t s = load_acquire(w->seq);
 		store_relaxed(w->flag, 1);
-		smp_mb(); /* announce before re-checking (pairs with wake_waiters' fence) */
+		/* Announce before re-checking (pairs with wake_waiters' hot fence). If
+		 * the barrier failed, a publisher may not see the flag: poll instead. */
+		int64_t slice_ns = w->slice_ns;
+		if (cold_barrier(w->asymmetric) != 0 && (slice_ns <= 0 || slice_ns > UNFENCED_POLL_NS))
+			slice_ns = UNFENCED_POLL_NS;
 		r = w->ready(w->arg);
 		if (r != WAIT_NOT_READY)
 			return finish(w, r);
 		int64_t until = dl.at_ns;
-		if (w->slice_ns > 0) {
+		if (slice_ns > 0) {
 			int64_t now = rmpsc__monotonic_ns();
-			if (until - now > w->slice_ns)
-				until = now + w->slice_ns;
+			if (until - now > slice_ns)
+				until = now + slice_ns;
 		}
 		int err = futex_wait_abs(w->seq, s, until);
 		/* 0: woken (maybe spuriously), EAGAIN: seq already moved, ETIMEDOUT at the

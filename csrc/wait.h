@@ -1,11 +1,13 @@
 /*
  * Blocking without lost wake-ups. A waiter and a publisher meet on two words in
  * the region: `flag` (someone may sleep) and `seq` (the futex word, bumped by a
- * publisher that saw the flag). Both sides follow store -> full fence -> load:
+ * publisher that saw the flag). Both sides follow store -> fence -> load:
  *
- *   waiter:    s = seq; flag = 1; smp_mb(); if (ready()) done; futex_wait(seq, s)
- *   publisher: publish (store); smp_mb(); if (xchg(flag, 0)) { seq++; futex_wake(seq) }
+ *   waiter:    s = seq; flag = 1; cold fence; if (ready()) done; futex_wait(seq, s)
+ *   publisher: publish (store); hot fence; if (xchg(flag, 0)) { seq++; futex_wake(seq) }
  *
+ * (fence.h: both fences are smp_mb(), or, on an asymmetric channel, a compiler
+ * barrier for the publisher and membarrier() for the waiter.)
  * Either the waiter's re-check sees the publish, or the publisher sees the flag
  * and bumps seq, so a wait that starts late returns at once. A publisher that sees
  * no flag makes no system call. The flag (not a count) heals itself: one left by a
@@ -18,6 +20,7 @@
 #include <stdint.h>
 
 #include "barrier.h"
+#include "fence.h"
 
 /*
  * A deadline from a timeout_ns argument: 0 try once, < 0 forever, > 0 relative.
@@ -52,6 +55,7 @@ struct waiter {
 	int64_t slice_ns;    /* > 0: sleep at most this long at a time, so ready() also polls */
 	int sole;            /* the only thread that can wait on these words: clears its flag */
 	int interruptible;   /* return EINTR when a signal interrupts the sleep */
+	int asymmetric;      /* the channel's fence mode is FENCE_ASYMMETRIC (fence.h) */
 };
 
 /*
@@ -63,10 +67,10 @@ int rmpsc__wait(const struct waiter *w, struct deadline *dl);
 
 void rmpsc__futex_wake_all(uint32_t *word);
 
-/* Publisher side: call after the publishing store. */
-static inline void wake_waiters(uint32_t *flag, uint32_t *seq)
+/* Publisher side: call after the publishing store; `light` from hot_light(). */
+static inline void wake_waiters(uint32_t *flag, uint32_t *seq, int light)
 {
-	smp_mb(); /* the publish must be visible before we read `flag` (pairs with the waiter's fence) */
+	hot_barrier(light); /* the publish is ordered before we read `flag` (pairs with the waiter's fence) */
 	if (unlikely(load_relaxed(flag)) && __atomic_exchange_n(flag, 0, __ATOMIC_ACQ_REL)) {
 		fetch_add_acq_rel(seq, 1);
 		rmpsc__futex_wake_all(seq);

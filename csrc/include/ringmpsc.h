@@ -162,6 +162,17 @@ struct rmpsc_config {
 
 /* Flags for create/open/attach. */
 #define RMPSC_OPEN_INTERRUPTIBLE 0x1u  /* waits return RMPSC_EINTR when a signal arrives */
+/*
+ * create only: full fences on every call instead of asymmetric ones. By default a
+ * channel's per-call paths (commit, release, reserve) pay a compiler barrier and
+ * a thread about to sleep, or a consumer draining a closed channel, pays
+ * membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED) (Linux >= 4.16); every process that
+ * maps such a channel registers for those barriers at create/open/attach, which
+ * fails (ESYS) where membarrier is unavailable (old kernel, seccomp). Use this
+ * flag for channels that such processes must map. It is chosen automatically
+ * when the creating process cannot register.
+ */
+#define RMPSC_CREATE_FULL_FENCES 0x2u
 
 /*
  * Create a channel. name == NULL: anonymous (memfd), shareable by fork or by

@@ -453,6 +453,8 @@ static void test_corrupt_header(void)
 	FIELD_CASE(version, 0, "version");
 	FIELD_CASE(version, RMPSC_LAYOUT_VER + 1, "version");
 	FIELD_CASE(version, UINT32_MAX, "version");
+	FIELD_CASE(fence_mode, 0, "fence_mode");
+	FIELD_CASE(fence_mode, 3, "fence_mode");
 	FIELD_CASE(header_size, 0, "header_size");
 	FIELD_CASE(header_size, 8192, "header_size");
 	FIELD_CASE(record_size, 0, "record_size");
@@ -824,6 +826,10 @@ static void test_ring_api(void)
 	BAD(rmpsc_ring_attach(&view, ring_mem + 64, fp), RMPSC_EINVAL, "aligned");
 	BAD(rmpsc_ring_attach(&view, ring_mem, 10), RMPSC_ECORRUPT, NULL);
 	BAD(rmpsc_ring_attach(&view, ring_mem, fp - 1), RMPSC_ECORRUPT, "footprint");
+	struct ring_ctrl *rc_ = (struct ring_ctrl *)ring_mem;
+	rc_->ring_version = RMPSC_LAYOUT_VER - 1; /* formatted by another layout */
+	BAD(rmpsc_ring_attach(&view, ring_mem, fp), RMPSC_ECORRUPT, "version");
+	rc_->ring_version = RMPSC_LAYOUT_VER;
 	CHECK_OK(rmpsc_ring_attach(&view, ring_mem, fp));
 	CHECK(rmpsc_ring_capacity(&view) == 8 && rmpsc_ring_pending(&view) == 3, "attached view");
 	CHECK_RC(rmpsc_ring_recv(&view, buf, 8), 3);
@@ -861,7 +867,8 @@ static void test_ring_api(void)
 			memcpy(ring_mem + i, &v, 8);
 		}
 		struct ring_ctrl *g = (struct ring_ctrl *)ring_mem;
-		if (round % 2) { /* plausible geometry, garbage positions */
+		if (round % 2) { /* plausible version and geometry, garbage positions */
+			g->ring_version = RMPSC_LAYOUT_VER;
 			g->record_size = 1 + (uint32_t)(rng_next(&s) % 64);
 			g->ring_bits = 1 + (uint32_t)(rng_next(&s) % 8);
 		}

@@ -373,7 +373,7 @@ def test_fuzzed_header_never_crashes(shm_name, data):
 
 
 def _ring_ctrl(ch_path_size, slot):
-    return 4096 + slot * 384  # header page, then three 128-byte lines per slot
+    return 4096 + slot * 640  # header page, then five 128-byte lines per slot
 
 
 def test_impossible_tail_fences_the_ring(shm_name):
@@ -407,7 +407,7 @@ def test_impossible_head_is_reported_to_the_producer(shm_name):
     p.send_many(bytes(64 * ch.capacity))  # full: the next send must reload head
     with open(path, "r+b") as f:
         m = mmap.mmap(f.fileno(), size)
-        off = _ring_ctrl(size, p.slot) + 128  # consumer line: head
+        off = _ring_ctrl(size, p.slot) + 256  # consumer -> producer line: head
         struct.pack_into("<Q", m, off, 10**9)
         m.close()
     with pytest.raises(ringmpsc.CorruptRegion):
