@@ -116,6 +116,7 @@ int rmpsc_reclaim_dead(rmpsc_channel *ch);
 end
 
 local RMPSC_OPEN_INTERRUPTIBLE = 0x1
+local RMPSC_CREATE_FULL_FENCES = 0x2
 
 ---------------------------------------------------------------------------
 -- Finding and loading the shared library.
@@ -361,7 +362,7 @@ end
 
 -- ringmpsc.new{ record_size =, capacity = 1024, max_producers = 16, name = nil,
 --               slab_size = 0, slab_count = 0, interruptible = false,
---               start_position = 0 }
+--               full_fences = false, start_position = 0 }
 function _M.new(opts)
 	if type(opts) ~= "table" then
 		argerror(1, "new", "table", opts)
@@ -391,6 +392,13 @@ function _M.new(opts)
 		cfg.start_position = sp
 	end
 	local flags = check_flags(opts, "new")
+	local full = opts.full_fences -- RMPSC_CREATE_FULL_FENCES: for processes without membarrier
+	if full ~= nil and type(full) ~= "boolean" then
+		error("bad option 'full_fences' to 'new' (boolean expected, got " .. type(full) .. ")", 2)
+	end
+	if full then
+		flags = flags + RMPSC_CREATE_FULL_FENCES -- flags holds at most the interruptible bit
+	end
 	local rc = C.rmpsc_channel_create(chan_out, name, cfg, flags)
 	if rc < 0 then
 		return fail(rc)

@@ -120,6 +120,7 @@ class Channel:
         name: Optional[str] = None,
         slab_size: int = 0,
         slabs: int = 0,
+        full_fences: bool = False,
     ) -> Channel: ...
     @classmethod
     def open(cls, name: str) -> Channel:

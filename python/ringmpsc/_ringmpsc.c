@@ -662,11 +662,13 @@ static PyObject *channel_wrap(modstate *st, rmpsc_channel *c, PyObject *name)
 
 static PyObject *channel_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 {
-	static char *kwlist[] = { "record_size", "capacity", "max_producers", "name", "slab_size", "slabs", NULL };
+	static char *kwlist[] = { "record_size", "capacity", "max_producers", "name", "slab_size", "slabs",
+				  "full_fences", NULL };
 	modstate *st = state_of_type(type);
 	PyObject *o_rs, *o_cap = NULL, *o_mp = NULL, *o_name = Py_None, *o_ss = NULL, *o_sc = NULL;
-	if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|OO$OOO:Channel", kwlist, &o_rs, &o_cap, &o_mp, &o_name,
-					 &o_ss, &o_sc))
+	int full_fences = 0;
+	if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|OO$OOOp:Channel", kwlist, &o_rs, &o_cap, &o_mp, &o_name,
+					 &o_ss, &o_sc, &full_fences))
 		return NULL;
 	long long rs, cap = 4096, mp = 16, ss = 0, sc = 0;
 	if (parse_int(o_rs, "record_size", 1, RMPSC_MAX_RECORD_SIZE, &rs) < 0)
@@ -706,7 +708,7 @@ static PyObject *channel_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 	int rc, err;
 	/* ftruncate + posix_fallocate of a large region can take a while. */
 	Py_BEGIN_ALLOW_THREADS
-	rc = rmpsc_channel_create(&c, name, &cfg, OPEN_FLAGS);
+	rc = rmpsc_channel_create(&c, name, &cfg, OPEN_FLAGS | (full_fences ? RMPSC_CREATE_FULL_FENCES : 0));
 	err = errno;
 	Py_END_ALLOW_THREADS
 	if (rc < 0) {

@@ -53,6 +53,24 @@ def test_process_args_and_pool_tasks(method, named, shm_name, procs):
 
 
 @pytest.mark.timeout(60)
+@pytest.mark.parametrize("method", ["fork", "spawn"])
+@pytest.mark.parametrize("full_fences", [False, True])
+def test_both_fence_modes_carry_records_across_processes(method, full_fences, procs):
+    ctx = mp.get_context(method)
+    # capacity 4: producers sleep for space and the consumer for data, many times
+    ch = ringmpsc.Channel(32, capacity=4, max_producers=4, full_fences=full_fences)
+    for i in range(2):
+        p = ctx.Process(target=workers.produce, args=(ch, i, 3000, "send"))
+        procs.append(p)
+        p.start()
+    chk = _drain(ch, 6000)
+    for p in procs:
+        p.join(30)
+        assert p.exitcode == 0
+    assert chk.next == {0: 3000, 1: 3000}
+
+
+@pytest.mark.timeout(60)
 def test_named_channel_reaches_a_spawned_child_after_unlink(shm_name, procs):
     name = shm_name()
     ch = ringmpsc.Channel(32, capacity=8, name=name)
