@@ -678,6 +678,28 @@ static int wait_for_data_slow(rmpsc_channel *ch, struct data_wait *w, int64_t ti
 	}
 }
 
+/* Start a consuming call: forget an unadvanced rmpsc_read span (it is simply read
+ * again) and wait for the first readable span. */
+static inline int take_first(rmpsc_channel *ch, struct data_wait *w, size_t max, int64_t timeout_ns)
+{
+	ch->read_count = 0;
+	ch->in_span = 0;
+	*w = (struct data_wait){ .ch = ch, .max = clamp_count(max) };
+	return wait_for_data(ch, w, timeout_ns);
+}
+
+/* The next readable span, up to `left` records, without waiting; 0 when there is
+ * none. A ring found fenced now is reported by the next call. */
+static inline int take_next(rmpsc_channel *ch, struct data_wait *w, size_t left)
+{
+	int n = sweep(ch, left, &w->ptr, &w->slot);
+	if (unlikely(n < 0)) {
+		ch->pending_error = n;
+		return 0;
+	}
+	return n;
+}
+
 int rmpsc_consume(rmpsc_channel *ch, size_t max, int64_t timeout_ns, rmpsc_consume_fn fn, void *ctx)
 {
 	int rc = consumer_enter(ch, "consume");
@@ -685,15 +707,12 @@ int rmpsc_consume(rmpsc_channel *ch, size_t max, int64_t timeout_ns, rmpsc_consu
 		return rc;
 	if (!fn || max == 0)
 		return rmpsc__set_error(RMPSC_EINVAL, "consume: max must be >= 1 and fn non-NULL");
-	ch->read_count = 0; /* an unadvanced rmpsc_read span is simply read again */
-	ch->in_span = 0;
-	max = clamp_count(max);
-	struct data_wait w = { .ch = ch, .max = max };
-	int n = wait_for_data(ch, &w, timeout_ns);
+	struct data_wait w;
+	int n = take_first(ch, &w, max, timeout_ns);
 	if (n <= 0)
 		return n;
 	size_t done = 0;
-	for (;;) {
+	do {
 		span_begin(ch, w.slot, (uint64_t)n);
 		int stop = fn(ctx, w.ptr, (size_t)n, w.slot);
 		ch->in_span = 0;
@@ -701,15 +720,9 @@ int rmpsc_consume(rmpsc_channel *ch, size_t max, int64_t timeout_ns, rmpsc_consu
 		if (ch->n_deferred)
 			rmpsc__slab_flush_deferred(ch);
 		done += (size_t)n;
-		if (stop || done >= max)
+		if (stop)
 			break;
-		n = sweep(ch, max - done, &w.ptr, &w.slot); /* all available, up to max */
-		if (n <= 0) {
-			if (n < 0) /* the ring is fenced; report it on the next call */
-				ch->pending_error = n;
-			break;
-		}
-	}
+	} while (done < w.max && (n = take_next(ch, &w, w.max - done)) > 0); /* all available, up to max */
 	return (int)done;
 }
 
@@ -722,29 +735,18 @@ int rmpsc_recv(rmpsc_channel *ch, void *buf, size_t max, int64_t timeout_ns)
 		return rc;
 	if (!buf || max == 0)
 		return rmpsc__set_error(RMPSC_EINVAL, "recv: max must be >= 1 and buf non-NULL");
-	ch->read_count = 0; /* an unadvanced rmpsc_read span is simply read again */
-	ch->in_span = 0;
-	max = clamp_count(max);
-	struct data_wait w = { .ch = ch, .max = max };
-	int n = wait_for_data(ch, &w, timeout_ns);
+	struct data_wait w;
+	int n = take_first(ch, &w, max, timeout_ns);
 	if (n <= 0)
 		return n;
 	unsigned char *dst = buf;
 	size_t done = 0, rs = ch->L.record_size;
-	for (;;) {
+	do {
 		memcpy(dst, w.ptr, (size_t)n * rs);
 		dst += (size_t)n * rs;
 		consumer_release(ch, w.slot, (uint64_t)n);
 		done += (size_t)n;
-		if (done >= max)
-			break;
-		n = sweep(ch, max - done, &w.ptr, &w.slot); /* all available, up to max */
-		if (n <= 0) {
-			if (n < 0) /* the ring is fenced; report it on the next call */
-				ch->pending_error = n;
-			break;
-		}
-	}
+	} while (done < w.max && (n = take_next(ch, &w, w.max - done)) > 0);
 	return (int)done;
 }
 
@@ -755,10 +757,8 @@ int rmpsc_read(rmpsc_channel *ch, size_t max, int64_t timeout_ns, const void **p
 		return rc;
 	if (!ptr || max == 0)
 		return rmpsc__set_error(RMPSC_EINVAL, "read: max must be >= 1 and ptr non-NULL");
-	ch->read_count = 0;
-	ch->in_span = 0;
-	struct data_wait w = { .ch = ch, .max = clamp_count(max) };
-	int n = wait_for_data(ch, &w, timeout_ns);
+	struct data_wait w;
+	int n = take_first(ch, &w, max, timeout_ns);
 	if (n <= 0)
 		return n;
 	ch->read_slot = w.slot;
