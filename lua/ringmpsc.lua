@@ -269,6 +269,13 @@ local u8arr_t = ffi_typeof("uint8_t[?]")
 -- a channel handle first closes every producer still open on it. The finalizers are
 -- closures over small state tables holding copies of the raw pointers, never the
 -- gc'd cdata themselves (which would keep them alive forever).
+--
+-- A channel state keeps its open producers in a dense array (chs.prods, each
+-- producer state knowing its index as ps.at) and walks it with a numeric loop, not
+-- pairs(): LuaJIT 2.1 builds of early 2023 (Debian 12's luajit2 2.1-20230119 among
+-- them) can compile a pairs() loop that never ends once its trace starts exiting
+-- (LuaJIT issue #1000). Seen here: a finalizer releasing a channel spun forever in
+-- such a loop, about one busted run in fifty.
 
 local function producer_state_close(ps)
 	local p = ps.p
@@ -276,7 +283,12 @@ local function producer_state_close(ps)
 		return
 	end
 	ps.p = nil
-	ps.chs.prods[ps] = nil
+	local prods = ps.chs.prods
+	local n = #prods
+	local last = prods[n] -- moves into ps's place (ps itself when it is the last)
+	prods[ps.at] = last
+	last.at = ps.at
+	prods[n] = nil
 	C.rmpsc_producer_close(p)
 end
 
@@ -285,8 +297,9 @@ local function channel_state_release(chs)
 	if ch == nil then
 		return
 	end
-	for ps in pairs(chs.prods) do
-		producer_state_close(ps)
+	local prods = chs.prods
+	for i = #prods, 1, -1 do -- each close removes the last entry
+		producer_state_close(prods[i])
 	end
 	chs.ch = nil
 	C.rmpsc_channel_release(ch)
@@ -461,8 +474,9 @@ function Channel:producer()
 		return fail(rc)
 	end
 	local chs = self._chs
-	local ps = { p = prod_out[0], chs = chs }
-	chs.prods[ps] = true
+	local prods = chs.prods
+	local ps = { p = prod_out[0], chs = chs, at = #prods + 1 }
+	prods[ps.at] = ps
 	local gced = ffi_gc(prod_out[0], function()
 		producer_state_close(ps)
 	end)

@@ -722,6 +722,38 @@ describe("close semantics", function()
 		assert.has_error(function() ch:recv_into(ffi.new("uint8_t[4]"), 1) end)
 	end)
 
+	it("ch:release() closes exactly the producers still open, whatever order others closed in", function()
+		local name = H.name("closeorder")
+		local ch = assert(ringmpsc.new { record_size = 4, capacity = 4, max_producers = 16, name = name })
+		local watcher = assert(ringmpsc.open(name)) -- sees the slots after ch is released
+		local open, closed = {}, {}
+		for _ = 1, 16 do
+			open[#open + 1] = assert(ch:producer())
+		end
+		-- close from the middle, the front and the back, then register again
+		for _, i in ipairs { 7, 1, 14, 3, 3, 9 } do
+			local p = table.remove(open, i)
+			assert.is_true(p:close())
+			closed[#closed + 1] = p
+		end
+		for _ = 1, 4 do
+			open[#open + 1] = assert(ch:producer())
+		end
+		assert.equal(14, watcher:stats().active_producers)
+		assert.is_true(ch:release())
+		for _, p in ipairs(open) do
+			assert.is_true(p:is_closed())
+		end
+		local st = watcher:stats()
+		assert.equal(0, st.active_producers)
+		assert.equal(16, #st.rings)
+		for _, r in ipairs(st.rings) do
+			assert.equal("detached", r.state)
+		end
+		watcher:release()
+		ringmpsc.unlink(name)
+	end)
+
 	it("releasing a handle does not close the channel for others", function()
 		local name = H.name("release")
 		local ch = assert(ringmpsc.new { record_size = 4, capacity = 4, name = name })

@@ -62,17 +62,21 @@ count_tap() { # file: adds its TAP results to pass/fail/skip; sets tap_failed
 # --- busted specs ----------------------------------------------------------------
 echo "--- busted (tests/lua/*_spec.lua)"
 RINGMPSC_REPO=$REPO LUA_PATH="$REPO/lua/?.lua;$REPO/tests/lua/?.lua;;" \
-	timeout -k 5 "${BUSTED_TIMEOUT:-150}" busted --lua=luajit -o TAP tests/lua > "$log_dir/busted.tap" 2>&1
+	timeout -k 5 "${BUSTED_TIMEOUT:-150}" busted --lua=luajit -o TAP --verbose tests/lua > "$log_dir/busted.tap" 2>&1
 rc=$?
-grep -E '^(not ok|# |ok .*# SKIP)' "$log_dir/busted.tap" | head -n 80
+# --verbose: TAP announces each test as it starts ("# file @ line: name"), so a hang
+# names its test; the summary shows failures and skips only.
+started='^# .* @ [0-9]+: '
+grep -E '^(not ok|# |ok .*# SKIP)' "$log_dir/busted.tap" | grep -Ev "$started" | head -n 80
 count_tap "$log_dir/busted.tap"
 if [ $rc -ne 0 ] && [ "$tap_failed" -eq 0 ]; then
 	# a crash, a syntax error in a spec or a timeout: no TAP line says so
 	case $rc in
-	124 | 137) echo "FAIL [lua] busted timed out after ${BUSTED_TIMEOUT:-150}s (hang)" ;;
+	124 | 137) echo "FAIL [lua] busted timed out after ${BUSTED_TIMEOUT:-150}s (hang) in the test started last:"
+		grep -E "$started" "$log_dir/busted.tap" | tail -n 1 ;;
 	*) echo "FAIL [lua] busted exited $rc" ;;
 	esac
-	tail -n 20 "$log_dir/busted.tap"
+	grep -Ev "$started" "$log_dir/busted.tap" | tail -n 20
 	fail=$((fail + 1))
 fi
 echo "busted: $(grep -cE '^ok ' "$log_dir/busted.tap") ok, $(grep -cE '^not ok ' "$log_dir/busted.tap") not ok"
