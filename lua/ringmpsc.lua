@@ -298,8 +298,8 @@ local function channel_state_release(chs)
 		return
 	end
 	local prods = chs.prods
-	for i = #prods, 1, -1 do -- each close removes the last entry
-		producer_state_close(prods[i])
+	while #prods > 0 do -- each close removes its entry
+		producer_state_close(prods[#prods])
 	end
 	chs.ch = nil
 	C.rmpsc_channel_release(ch)
@@ -474,8 +474,11 @@ function Channel:producer()
 		return fail(rc)
 	end
 	local chs = self._chs
+	local ps = { p = prod_out[0], chs = chs, at = 0 }
+	-- Nothing allocates between the length and the store, so no finalizer can
+	-- reorder prods in between.
 	local prods = chs.prods
-	local ps = { p = prod_out[0], chs = chs, at = #prods + 1 }
+	ps.at = #prods + 1
 	prods[ps.at] = ps
 	local gced = ffi_gc(prod_out[0], function()
 		producer_state_close(ps)
