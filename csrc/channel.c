@@ -21,12 +21,13 @@
 #include <sched.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "barrier.h"
 #include "channel.h"
 #include "error.h"
 #include "fence.h"
-#include "owner.h"
+#include "attach.h"
 #include "ring.h"
 #include "wait.h"
 
@@ -95,52 +96,48 @@ static int slot_drained(const rmpsc_channel *ch, uint32_t s)
 	return load_acquire(&c->tail) == load_acquire(&c->head);
 }
 
-/* Take over a slot whose owner word `w` names a dead process (or an earlier image
- * of this one). Marked held here while we work, so no other thread of ours
- * mistakes our RECLAIMING word for a stale one. */
+/* Take over a slot whose owner word `w` names a process that is gone. Our
+ * RECLAIMING word names us, so if we die here the next reclaim takes over. */
 static int reclaim_slot(rmpsc_channel *ch, uint32_t s, uint64_t w, uint64_t me)
 {
 	struct ring_ctrl *c = slot_ctrl(ch, s);
 	uint64_t reclaiming = owner_word(RMPSC_SLOT_RECLAIMING, me), expected = w;
-	if (rmpsc__held_slot(ch->key, s, +1))
+	if (!cas_acq_rel(&c->owner, &expected, reclaiming))
 		return 0;
-	if (!cas_acq_rel(&c->owner, &expected, reclaiming)) {
-		rmpsc__held_slot(ch->key, s, -1);
-		return 0;
-	}
 	/* Committed records stay readable; what was reserved but never committed was
 	 * never published. Slabs the dead owner held or had in flight go back. */
 	rmpsc__slab_reclaim(ch, (int)s);
 	/* A CAS, not a store: the consumer may have fenced the ring meanwhile. The
-	 * DETACHED word keeps the dead owner's identity, for stats. */
+	 * DETACHED word keeps the dead owner's identity (and owner_pid its pid), for stats. */
 	cas_acq_rel(&c->owner, &reclaiming, owner_word(RMPSC_SLOT_DETACHED, owner_id(w)));
-	rmpsc__held_slot(ch->key, s, -1);
 	fetch_add_relaxed(&ch->hdr->reclaimed_slots, 1);
 	return 1;
 }
 
-/* Does owner word `w` (a claimed slot) name a process that can no longer use it? */
-static int owner_gone(const rmpsc_channel *ch, uint32_t s, uint64_t w, uint64_t me)
+/* A claimed slot: registering, active, or being reclaimed. */
+static inline int slot_claimed(uint32_t st)
 {
-	if (owner_id(w) == me) /* ours, unless no handle of this image holds it (exec) */
-		return !rmpsc__holds_slot(ch->key, s);
-	return !rmpsc__owner_alive(owner_id(w));
+	return st == RMPSC_SLOT_ACTIVE || st == RMPSC_SLOT_REGISTERING || st == RMPSC_SLOT_RECLAIMING;
 }
 
 int rmpsc_reclaim_dead(rmpsc_channel *ch)
 {
 	if (!ch)
 		return rmpsc__set_error(RMPSC_EINVAL, "reclaim_dead: NULL channel");
-	uint64_t me = rmpsc__owner_self();
-	if (!me)
-		return rmpsc__sys_error("reading /proc/self/stat");
+	struct alive_cache cache;
+	memset(&cache, 0, sizeof cache);
+	uint64_t me = 0; /* attached only when there is something to reclaim */
 	int reclaimed = 0;
 	for (uint32_t s = 0; s < ch->L.max_producers; s++) {
 		uint64_t w = load_acquire(&slot_ctrl(ch, s)->owner);
-		uint32_t st = owner_state(w);
-		if ((st == RMPSC_SLOT_ACTIVE || st == RMPSC_SLOT_REGISTERING || st == RMPSC_SLOT_RECLAIMING) &&
-		    owner_gone(ch, s, w, me))
-			reclaimed += reclaim_slot(ch, s, w, me);
+		if (!slot_claimed(owner_state(w)) || rmpsc__owner_alive_cached(ch, &cache, w))
+			continue;
+		if (!me) {
+			int rc = rmpsc__attach(ch, &me);
+			if (rc)
+				return rc;
+		}
+		reclaimed += reclaim_slot(ch, s, w, me);
 	}
 	return reclaimed;
 }
@@ -150,7 +147,7 @@ static int reclaim_in_progress(const rmpsc_channel *ch)
 {
 	for (uint32_t s = 0; s < ch->L.max_producers; s++) {
 		uint64_t w = load_acquire(&slot_ctrl(ch, s)->owner);
-		if (owner_state(w) == RMPSC_SLOT_RECLAIMING && rmpsc__owner_alive(owner_id(w)))
+		if (owner_state(w) == RMPSC_SLOT_RECLAIMING && rmpsc__owner_alive(ch, w))
 			return 1;
 	}
 	return 0;
@@ -159,6 +156,35 @@ static int reclaim_in_progress(const rmpsc_channel *ch)
 /* ------------------------------------------------------------------------- */
 /* Producers. */
 
+/*
+ * Claim a free slot for identity `me`: FREE (or DETACHED and drained: positions
+ * continue) -> REGISTERING(me), reset the slot's private fields, then ACTIVE(me)
+ * with release. Returns the slot, or -1 when none is free now.
+ */
+static int claim_slot(rmpsc_channel *ch, uint64_t me)
+{
+	for (uint32_t s = 0; s < ch->L.max_producers; s++) {
+		struct ring_ctrl *c = slot_ctrl(ch, s);
+		uint64_t w = load_acquire(&c->owner);
+		if (w != RMPSC_SLOT_FREE && !(owner_state(w) == RMPSC_SLOT_DETACHED && slot_drained(ch, s)))
+			continue;
+		if (!cas_acq_rel(&c->owner, &w, owner_word(RMPSC_SLOT_REGISTERING, me)))
+			continue;
+		c->cached_head = load_acquire(&c->head);
+		c->base = load_relaxed(&c->tail);
+		store_relaxed(&c->reserving, 0);
+		store_relaxed(&c->producer_waiting, 0); /* a dead waiter's flag */
+		store_relaxed(&c->owner_pid, (uint32_t)getpid());
+		uint32_t hw = load_relaxed(&ch->hdr->slot_hw);
+		while (hw < s + 1 && !cas_acq_rel(&ch->hdr->slot_hw, &hw, s + 1))
+			; /* the consumer sweeps slots below slot_hw */
+		/* Release: the slot's reset fields are visible before it is ACTIVE. */
+		store_release(&c->owner, owner_word(RMPSC_SLOT_ACTIVE, me));
+		return (int)s;
+	}
+	return -1;
+}
+
 int rmpsc_producer_register(rmpsc_channel *ch, rmpsc_producer **out)
 {
 	if (!ch || !out)
@@ -166,64 +192,43 @@ int rmpsc_producer_register(rmpsc_channel *ch, rmpsc_producer **out)
 	*out = NULL;
 	if (is_closed(ch))
 		return rmpsc__set_error(RMPSC_ECLOSED, "producer_register: channel is closed");
-	uint64_t me = rmpsc__owner_self();
-	if (!me)
-		return rmpsc__sys_error("reading /proc/self/stat");
+	uint64_t me;
+	int rc = rmpsc__attach(ch, &me);
+	if (rc)
+		return rc;
 	rmpsc_producer *p = calloc(1, sizeof *p);
 	if (!p) {
 		errno = ENOMEM;
 		return rmpsc__sys_error("allocating a producer");
 	}
-	uint64_t claim = owner_word(RMPSC_SLOT_REGISTERING, me);
-	for (int pass = 0, tries = 0; pass < 2 && tries < 100; pass++, tries++) {
-		for (uint32_t s = 0; s < ch->L.max_producers; s++) {
-			struct ring_ctrl *c = slot_ctrl(ch, s);
-			uint64_t w = load_acquire(&c->owner);
-			/* A drained DETACHED slot is as good as FREE: positions continue. */
-			if (w != RMPSC_SLOT_FREE && !(owner_state(w) == RMPSC_SLOT_DETACHED && slot_drained(ch, s)))
-				continue;
-			/* Counted as held before the claim, so no thread of ours takes
-			 * it for a stale one in between. */
-			if (rmpsc__held_slot(ch->key, s, +1)) {
-				free(p);
-				errno = ENOMEM;
-				return rmpsc__sys_error("recording a producer slot");
-			}
-			if (!cas_acq_rel(&c->owner, &w, claim)) {
-				rmpsc__held_slot(ch->key, s, -1);
-				continue;
-			}
-			{
-				c->cached_head = load_acquire(&c->head);
-				c->base = load_relaxed(&c->tail);
-				store_relaxed(&c->reserving, 0);
-				store_relaxed(&c->producer_waiting, 0); /* a dead waiter's count */
-				uint32_t hw = load_relaxed(&ch->hdr->slot_hw);
-				while (hw < s + 1 && !cas_acq_rel(&ch->hdr->slot_hw, &hw, s + 1))
-					; /* the consumer sweeps slots below slot_hw */
-				p->owner = owner_word(RMPSC_SLOT_ACTIVE, me);
-				/* Release: the slot's reset fields are visible before it is ACTIVE. */
-				store_release(&c->owner, p->owner);
-				ring_view_init(&p->ring, c, slot_data(ch, s), ch->L.record_size, ch->L.ring_bits);
-				p->ch = ch;
-				p->ctrl = c;
-				p->slot = s;
-				p->fork_gen = load_relaxed(&rmpsc__fork_generation);
-				p->light = hot_light(ch->asymmetric);
-				*out = p;
-				return RMPSC_OK;
-			}
-		}
-		if (pass == 0) {
+	/* Free slots first; then take back dead owners' slots; while another live
+	 * process is returning one, wait for it (bounded). */
+	int s = claim_slot(ch, me);
+	for (int tries = 0; s < 0 && tries < 100; tries++) {
+		int busy = tries > 0 && reclaim_in_progress(ch);
+		if (tries == 0)
 			rmpsc_reclaim_dead(ch);
-		} else if (reclaim_in_progress(ch)) {
-			pass = 0; /* another live process is returning a slot: wait for it */
+		else if (busy)
 			sched_yield();
-		}
+		s = claim_slot(ch, me);
+		if (tries > 0 && !busy)
+			break; /* nobody is returning a slot: that was the last chance */
 	}
-	free(p);
-	return rmpsc__set_error(RMPSC_ENOSLOT, "all %u producer slots are in use by live producers",
-			 ch->L.max_producers);
+	if (s < 0) {
+		free(p);
+		return rmpsc__set_error(RMPSC_ENOSLOT, "all %u producer slots are in use by live producers",
+					ch->L.max_producers);
+	}
+	struct ring_ctrl *c = slot_ctrl(ch, (uint32_t)s);
+	ring_view_init(&p->ring, c, slot_data(ch, (uint32_t)s), ch->L.record_size, ch->L.ring_bits);
+	p->owner = owner_word(RMPSC_SLOT_ACTIVE, me);
+	p->ch = ch;
+	p->ctrl = c;
+	p->slot = (uint32_t)s;
+	p->fork_gen = load_relaxed(&rmpsc__fork_generation);
+	p->light = hot_light(ch->asymmetric);
+	*out = p;
+	return RMPSC_OK;
 }
 
 uint32_t rmpsc_producer_slot(const rmpsc_producer *p)
@@ -363,7 +368,8 @@ static inline int send_now(rmpsc_producer *p, const void *data, size_t len)
 
 int rmpsc_producer_send(rmpsc_producer *p, const void *data, size_t len, int64_t timeout_ns)
 {
-	if (likely(p && p->fork_gen == rmpsc__fork_generation && len <= p->ring.record_size_ && (data || !len) &&
+	/* data == NULL (a 0-byte send) takes the general path: memcpy from NULL is undefined even for 0 bytes. */
+	if (likely(p && p->fork_gen == rmpsc__fork_generation && len <= p->ring.record_size_ && data &&
 		   !p->ring.reserved_ && send_now(p, data, len)))
 		return RMPSC_OK;
 	int rc = check_producer(p, "producer_send");
@@ -425,7 +431,6 @@ void rmpsc_producer_close(rmpsc_producer *p)
 		uint64_t w = p->owner;
 		/* Fails only if the slot was fenced or (wrongly) reclaimed: leave it then. */
 		cas_acq_rel(&p->ctrl->owner, &w, owner_word(RMPSC_SLOT_DETACHED, owner_id(p->owner)));
-		rmpsc__held_slot(p->ch->key, p->slot, -1);
 		struct region_header *h = p->ch->hdr;
 		wake_waiters(&h->consumer_waiting, &h->data_seq, hot_light(p->ch->asymmetric));
 	}
@@ -436,11 +441,10 @@ void rmpsc_producer_close(rmpsc_producer *p)
 /* Consumer. */
 
 /*
- * The consumer role belongs to a process: an owner word in the header, claimed by
- * CAS. Handles of one process image share it (a count in the held-roles record);
- * the word is cleared when the last of them lets go. A word naming a dead process,
- * or naming us while no handle of this image holds it (an earlier image, before
- * exec), is taken over.
+ * The consumer role belongs to a process: an owner word in the header naming its
+ * attachment, claimed by CAS. Handles of one process share it (a count in the
+ * attachment); the word is cleared when the last of them lets go. A word naming
+ * an attachment that is gone (the process died or exec'd) is taken over.
  */
 int rmpsc_consumer_claim(rmpsc_channel *ch)
 {
@@ -449,28 +453,25 @@ int rmpsc_consumer_claim(rmpsc_channel *ch)
 	if (ch->consumer_claimed && ch->consumer_gen == rmpsc__fork_generation &&
 	    load_acquire(&ch->hdr->consumer_owner) == ch->self)
 		return RMPSC_OK;
-	uint64_t me = rmpsc__owner_self();
-	if (!me)
-		return rmpsc__sys_error("reading /proc/self/stat");
+	uint64_t me;
+	int rc = rmpsc__attach(ch, &me);
+	if (rc)
+		return rc;
 	if (ch->consumer_claimed && ch->consumer_gen == rmpsc__fork_generation)
-		rmpsc__held_consumer(ch->key, -1); /* our claim was lost; count it again below */
+		rmpsc__consumer_holders(ch, -1); /* our claim was lost; count it again below */
 	ch->consumer_claimed = 0;
-	/* Count ourselves first, so a concurrent claim by another handle of this image
-	 * sees a holder and shares the role instead of taking it over. */
-	int holders = rmpsc__held_consumer(ch->key, +1);
-	if (holders < 0) {
-		errno = ENOMEM;
-		return rmpsc__sys_error("recording the consumer role");
-	}
+	/* Count ourselves first, so a concurrent claim by another handle of this
+	 * process sees a holder and shares the role instead of taking it over. */
+	int holders = rmpsc__consumer_holders(ch, +1);
 	uint64_t cur = load_acquire(&ch->hdr->consumer_owner);
 	int fresh = 0;
 	for (;;) {
 		if (cur == me && holders > 1)
-			break; /* another handle of this image holds it: share */
-		if (cur != 0 && cur != me && rmpsc__owner_alive(cur)) {
-			rmpsc__held_consumer(ch->key, -1);
+			break; /* another handle of this process holds it: share */
+		if (cur != 0 && cur != me && rmpsc__owner_alive(ch, cur)) {
+			rmpsc__consumer_holders(ch, -1);
 			return rmpsc__set_error(RMPSC_ECONSUMER, "the consumer role is held by live process %u",
-						owner_pid(cur));
+						load_relaxed(&ch->hdr->consumer_pid));
 		}
 		if (cur == me || cas_acq_rel(&ch->hdr->consumer_owner, &cur, me)) {
 			fresh = 1;
@@ -482,6 +483,7 @@ int rmpsc_consumer_claim(rmpsc_channel *ch)
 	ch->self = me;
 	ch->read_count = 0;
 	if (fresh) {
+		store_relaxed(&ch->hdr->consumer_pid, (uint32_t)getpid());
 		/* A consumer killed in FUTEX_WAIT left its flag behind. */
 		store_relaxed(&ch->hdr->consumer_waiting, 0);
 		/* Slabs an earlier consumer received and neither freed nor accepted. */
@@ -495,7 +497,7 @@ void rmpsc_consumer_release(rmpsc_channel *ch)
 	if (!ch || !ch->consumer_claimed || ch->consumer_gen != rmpsc__fork_generation)
 		return;
 	ch->consumer_claimed = 0;
-	if (rmpsc__held_consumer(ch->key, -1) == 0) {
+	if (rmpsc__consumer_holders(ch, -1) == 0) {
 		uint64_t me = ch->self;
 		cas_acq_rel(&ch->hdr->consumer_owner, &me, 0);
 	}
@@ -588,7 +590,7 @@ static int open_reservations(rmpsc_channel *ch)
 			continue;
 		uint64_t w = load_acquire(&c->owner);
 		uint32_t st = owner_state(w);
-		if ((st == RMPSC_SLOT_ACTIVE || st == RMPSC_SLOT_REGISTERING) && rmpsc__owner_alive(owner_id(w)))
+		if ((st == RMPSC_SLOT_ACTIVE || st == RMPSC_SLOT_REGISTERING) && rmpsc__owner_alive(ch, w))
 			return 1;
 	}
 	return 0;
@@ -818,7 +820,7 @@ int rmpsc_stats(const rmpsc_channel *ch, struct rmpsc_stats *out, struct rmpsc_r
 	const struct region_header *h = ch->hdr;
 	memset(out, 0, sizeof *out);
 	out->max_producers = ch->L.max_producers;
-	out->consumer_pid = owner_pid(load_acquire(&h->consumer_owner));
+	out->consumer_pid = load_acquire(&h->consumer_owner) ? load_relaxed(&h->consumer_pid) : 0;
 	out->closed = load_acquire(&h->closed) != 0;
 	out->slab_count = ch->L.slab_count;
 	out->slabs_free = rmpsc_slab_free_count(ch);
@@ -843,8 +845,8 @@ int rmpsc_stats(const rmpsc_channel *ch, struct rmpsc_stats *out, struct rmpsc_r
 		struct rmpsc_ring_stats *r = &rings[written++];
 		r->slot = s;
 		r->state = st;
-		r->owner_pid = owner_pid(w);
-		r->owner_alive = rmpsc__owner_alive(owner_id(w));
+		r->owner_pid = load_relaxed(&c->owner_pid);
+		r->owner_alive = (uint32_t)rmpsc__owner_alive(ch, w);
 		r->pending = pending;
 		r->committed = tail - base;
 		r->consumed = head - base;

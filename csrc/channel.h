@@ -6,8 +6,16 @@
 
 #include "barrier.h"
 #include "layout.h"
-#include "owner.h"
+#include "attach.h"
 #include "ringmpsc.h"
+
+/* Identifies a region file (st_dev, st_ino): handles of one process on the same
+ * region share one attachment. */
+struct region_key {
+	uint64_t dev, ino;
+};
+
+struct attachment; /* process-local (attach.c) */
 
 struct rmpsc_channel {
 	unsigned char *base;        /* the mapping */
@@ -19,7 +27,8 @@ struct rmpsc_channel {
 	int asymmetric;             /* the region's fence mode is FENCE_ASYMMETRIC (fence.h) */
 	int close_fenced;           /* the consumer passed a cold barrier after seeing `closed` */
 	int close_fence_failures;   /* ... and how often that barrier failed before */
-	struct region_key key;      /* identifies the region in this image's held-roles record */
+	struct region_key key;      /* the region file */
+	struct attachment *att;     /* this process's record of the region, shared by its handles (attach.c) */
 	uint64_t self;              /* this process's identity when the consumer role was claimed */
 	char *name;
 	uint32_t consumer_gen;      /* fork generation in which this handle claimed the consumer role */

@@ -33,7 +33,8 @@ int rmpsc__layout_compute(struct layout *L, const struct rmpsc_config *c, const 
 	L->ring_bytes = round_up((uint64_t)c->record_size * c->capacity, LINE);
 
 	/* Each term is bounded (<= 2^40 or so), so these sums cannot overflow u64. */
-	L->ctrl_off = HEADER_SIZE;
+	L->attach_off = HEADER_SIZE;
+	L->ctrl_off = L->attach_off + round_up((uint64_t)ATTACH_SLOTS * sizeof(struct attach_entry), LINE);
 	L->data_off = L->ctrl_off + (uint64_t)c->max_producers * sizeof(struct ring_ctrl);
 	L->slab_meta_off = L->data_off + (uint64_t)c->max_producers * L->ring_bytes;
 	L->slab_data_off = round_up(L->slab_meta_off + (uint64_t)c->slab_count * sizeof(struct slab_meta), LINE);

@@ -4,6 +4,7 @@
  * recomputed from validated geometry (rmpsc__layout_compute), never read from the region.
  *
  *   header page     struct region_header (4 KiB)
+ *   attachments[k]  struct attach_entry per attachment slot (attach.h), ATTACH_SLOTS of them
  *   ring control[i] struct ring_ctrl, five 128-byte lines per producer slot
  *   ring data[i]    capacity * record_size bytes, 128-byte aligned
  *   slab meta[j]    struct slab_meta per slab
@@ -18,9 +19,10 @@
 #include "ringmpsc.h"
 
 #define RMPSC_MAGIC      0x4353504d474e4952ull /* "RINGMPSC" little-endian */
-#define RMPSC_LAYOUT_VER 3u  /* bump on every change to the bytes below */
+#define RMPSC_LAYOUT_VER 4u  /* bump on every change to the bytes below */
 #define LINE             128u  /* adjacent-line prefetch makes 64 bytes false-share */
 #define HEADER_SIZE      4096u
+#define ATTACH_SLOTS     2048u /* processes attached to one channel at a time (attach.h) */
 
 /*
  * A ring's control block: one line per writer and reader pattern, so that no
@@ -53,7 +55,8 @@ struct ring_ctrl {
 	uint32_t record_size;     /* standalone rings: geometry, validated on attach */
 	uint32_t ring_bits;
 	uint32_t ring_version;    /* standalone rings: RMPSC_LAYOUT_VER, checked on attach */
-	uint8_t pad4_[LINE - 36];
+	uint32_t owner_pid;       /* the registered producer's pid, as it sees itself (stats only) */
+	uint8_t pad4_[LINE - 40];
 };
 _Static_assert(sizeof(struct ring_ctrl) == 5 * LINE, "ring_ctrl is five lines");
 
@@ -71,7 +74,8 @@ struct region_header {
 	uint64_t total_size;
 	uint64_t start_position;
 	uint32_t fence_mode;      /* enum fence_mode (fence.h), fixed at creation */
-	uint8_t pad0_[LINE - 60];
+	uint32_t attach_slots;    /* ATTACH_SLOTS, checked on open */
+	uint8_t pad0_[LINE - 64];
 
 	/* closed line */
 	uint32_t closed;          /* 0 open, 1 closed; futex waiters re-check it */
@@ -81,10 +85,11 @@ struct region_header {
 	uint8_t pad1_[LINE - 16];
 
 	/* consumer line */
-	uint64_t consumer_owner;  /* packed identity of the consumer process, 0 = none */
+	uint64_t consumer_owner;  /* owner identity (attach.h) of the consumer process, 0 = none */
 	uint32_t consumer_waiting;/* flag: the consumer may sleep for data (wait.h) */
 	uint32_t data_seq;        /* futex word: bumped on publish while the consumer waits */
-	uint8_t pad2_[LINE - 16];
+	uint32_t consumer_pid;    /* the consumer's pid, as it sees itself (stats and messages only) */
+	uint8_t pad2_[LINE - 20];
 
 	/* slab line */
 	uint32_t slab_cursor;     /* rotating allocation hint */
@@ -93,6 +98,17 @@ struct region_header {
 	uint8_t pad3_[LINE - 12];
 };
 _Static_assert(sizeof(struct region_header) <= HEADER_SIZE, "header fits its page");
+
+/*
+ * One attachment slot (attach.h). Its lock byte in the region file is the entry's
+ * first byte; the lock, not these words, says whether a holder is alive.
+ */
+struct attach_entry {
+	uint64_t gen;             /* bumped by each new holder, while it holds the lock */
+	uint32_t pid;             /* holder's pid as it sees itself; 0 once released (a hint) */
+	uint32_t pad_;
+};
+_Static_assert(sizeof(struct attach_entry) == 16, "attach_entry is 16 bytes");
 
 /*
  * Per-slab state: the owner word (free, held by a process, or in transit on a
@@ -118,6 +134,7 @@ struct layout {
 	uint64_t slab_stride;
 	uint64_t start_position;
 	uint64_t ring_bytes;      /* data bytes per ring, rounded to LINE */
+	uint64_t attach_off;
 	uint64_t ctrl_off;
 	uint64_t data_off;
 	uint64_t slab_meta_off;

@@ -18,6 +18,7 @@
 
 #include "barrier.h"
 #include "channel.h"
+#include "attach.h"
 #include "error.h"
 #include "fence.h"
 #include "ring.h"
@@ -61,8 +62,17 @@ static int make_handle(rmpsc_channel **out, int fd, unsigned char *base, const s
 	ch->asymmetric = L->fence_mode == FENCE_ASYMMETRIC;
 	ch->name = dup;
 	struct stat st;
-	if (fstat(fd, &st) == 0)
+	int rc = fstat(fd, &st) < 0 ? rmpsc__sys_error("fstat") : RMPSC_OK;
+	if (!rc) {
 		ch->key = (struct region_key){ (uint64_t)st.st_dev, (uint64_t)st.st_ino };
+		rc = rmpsc__attach_open(ch);
+	}
+	if (rc) {
+		free(ch);
+		free(rings);
+		free(dup);
+		return rc;
+	}
 	for (uint32_t s = 0; s < L->max_producers; s++)
 		ring_view_init(&rings[s], slot_ctrl(ch, s), slot_data(ch, s), L->record_size, L->ring_bits);
 	*out = ch;
@@ -74,6 +84,7 @@ static void format_region(unsigned char *base, const struct layout *L)
 	struct region_header *h = (struct region_header *)base;
 	h->version = RMPSC_LAYOUT_VER;
 	h->fence_mode = L->fence_mode;
+	h->attach_slots = ATTACH_SLOTS;
 	h->header_size = HEADER_SIZE;
 	h->record_size = L->record_size;
 	h->ring_bits = L->ring_bits;
@@ -175,6 +186,9 @@ static int validate_header(const struct region_header *h, uint64_t file_size, st
 	if (fence_mode != FENCE_FULL && fence_mode != FENCE_ASYMMETRIC)
 		return rmpsc__set_error(RMPSC_ECORRUPT, "region fence_mode %u is neither full (%u) nor asymmetric (%u)",
 					fence_mode, FENCE_FULL, FENCE_ASYMMETRIC);
+	if (h->attach_slots != ATTACH_SLOTS)
+		return rmpsc__set_error(RMPSC_ECORRUPT, "region attach_slots %u, this library uses %u", h->attach_slots,
+					ATTACH_SLOTS);
 	if (h->ring_bits >= 32)
 		return rmpsc__set_error(RMPSC_ECORRUPT, "region ring_bits %u out of range", h->ring_bits);
 	struct rmpsc_config cfg = {
@@ -307,6 +321,7 @@ void rmpsc_channel_release(rmpsc_channel *ch)
 	if (ch->n_deferred) /* what the head has passed; the rest go back on the next claim */
 		rmpsc__slab_flush_deferred(ch);
 	rmpsc_consumer_release(ch);
+	rmpsc__attach_close(ch); /* after every claim of ours is let go: they die with the attachment */
 	munmap(ch->base, ch->L.total_size);
 	close(ch->fd);
 	free(ch->rings);

@@ -3,7 +3,8 @@
  *
  * Each slab has one owner word, changed only by CAS:
  *   0                          free
- *   HELD(identity)             held by a process (allocated, or accepted by the consumer)
+ *   HELD(identity)             held by a process (allocated, or accepted by the consumer);
+ *                              the identity is its attachment (attach.h)
  *   TRANSIT(slot, position)    riding on record `position` of ring `slot`
  * Allocation claims a free word with one CAS, starting at a rotating cursor. There is
  * no free list whose head could be lost by a process dying between unlinking a slab
@@ -18,26 +19,27 @@
 #include "barrier.h"
 #include "channel.h"
 #include "error.h"
-#include "owner.h"
+#include "attach.h"
 #include "ring.h"
 #include "wait.h"
 
 #define RECLAIM_PERIOD_NS 100000000 /* a blocked allocator looks for dead holders 10x/s */
 
 /* TRANSIT words: state in bits 0..2, slot in 3..12, the position's low 51 bits above. */
+#define TRANSIT_SLOT_SHIFT 3
 #define TRANSIT_SLOT_BITS 10
-#define TRANSIT_POS_SHIFT (OWNER_PID_SHIFT + TRANSIT_SLOT_BITS)
+#define TRANSIT_POS_SHIFT (TRANSIT_SLOT_SHIFT + TRANSIT_SLOT_BITS)
 #define TRANSIT_POS_BITS  (64 - TRANSIT_POS_SHIFT)
 _Static_assert(RMPSC_MAX_PRODUCERS <= 1u << TRANSIT_SLOT_BITS, "slot fits a TRANSIT word");
 
 static inline uint64_t transit_word(uint32_t slot, uint64_t pos)
 {
-	return (pos << TRANSIT_POS_SHIFT) | (uint64_t)slot << OWNER_PID_SHIFT | SLAB_TRANSIT;
+	return (pos << TRANSIT_POS_SHIFT) | (uint64_t)slot << TRANSIT_SLOT_SHIFT | SLAB_TRANSIT;
 }
 
 static inline uint32_t transit_slot(uint64_t w)
 {
-	return (uint32_t)(w >> OWNER_PID_SHIFT) & ((1u << TRANSIT_SLOT_BITS) - 1);
+	return (uint32_t)(w >> TRANSIT_SLOT_SHIFT) & ((1u << TRANSIT_SLOT_BITS) - 1);
 }
 
 /* Has the record a TRANSIT word rides on been taken by the consumer (position < head)?
@@ -124,9 +126,9 @@ int rmpsc_slab_alloc(rmpsc_channel *ch, int64_t timeout_ns, uint32_t *handle)
 		return rc;
 	if (!handle)
 		return rmpsc__set_error(RMPSC_EINVAL, "slab_alloc: NULL handle");
-	uint64_t me = rmpsc__owner_self();
-	if (!me)
-		return rmpsc__sys_error("reading /proc/self/stat");
+	uint64_t me;
+	if ((rc = rmpsc__attach(ch, &me)))
+		return rc;
 	struct slab_wait sw = { ch, owner_word(SLAB_HELD, me), RMPSC_INVALID_HANDLE, 0 };
 	struct region_header *h = ch->hdr;
 	/* No spin: each poll is a scan of the pool. Slices let a sleeper reclaim. */
@@ -168,22 +170,45 @@ static int defer_free(rmpsc_channel *ch, uint32_t handle)
 	return RMPSC_OK;
 }
 
+/* Does this process hold the consumer role (to which received slabs belong)? */
+static int holds_consumer_role(const rmpsc_channel *ch, uint64_t me)
+{
+	return me && load_acquire(&ch->hdr->consumer_owner) == me;
+}
+
 int rmpsc_slab_free(rmpsc_channel *ch, uint32_t handle)
 {
 	int rc = handle_ok(ch, handle, "slab_free");
 	if (rc)
 		return rc;
 	struct slab_meta *m = slab_meta_of(ch, handle);
+	uint64_t me = rmpsc__attached_id(ch); /* 0: not attached, so holding nothing */
 	uint64_t w = load_acquire(&m->owner);
 	do {
 		if (w == 0)
 			return rmpsc__set_error(RMPSC_EINVAL, "slab_free: slab %u is already free", handle);
-		if (owner_state(w) == SLAB_TRANSIT && transit_slot(w) < ch->L.max_producers &&
-		    !transit_consumed(w, load_acquire(&slot_ctrl(ch, transit_slot(w))->head))) {
-			if (in_read_span(ch, w)) /* freed once the head moves past its record */
-				return defer_free(ch, handle);
-			return rmpsc__set_error(RMPSC_EINVAL, "slab_free: slab %u is in flight (sent, not yet received)",
-						handle);
+		if (owner_state(w) == SLAB_HELD) {
+			/* Only the holder: a stale second free would hand a slab that someone
+			 * else allocated meanwhile to two owners at once. */
+			if (owner_id(w) != me)
+				return rmpsc__set_error(RMPSC_EINVAL,
+							"slab_free: slab %u is held by another process (pid %u), not this one",
+							handle, rmpsc__owner_pid(ch, w));
+		} else if (owner_state(w) == SLAB_TRANSIT && transit_slot(w) < ch->L.max_producers) {
+			if (!transit_consumed(w, load_acquire(&slot_ctrl(ch, transit_slot(w))->head))) {
+				if (in_read_span(ch, w)) /* freed once the head moves past its record */
+					return defer_free(ch, handle);
+				return rmpsc__set_error(RMPSC_EINVAL,
+							"slab_free: slab %u is in flight (sent, not yet received)", handle);
+			}
+			if (!holds_consumer_role(ch, me))
+				return rmpsc__set_error(RMPSC_EINVAL,
+							"slab_free: slab %u was received by the consumer (pid %u); only the "
+							"consumer process frees it",
+							handle, load_relaxed(&ch->hdr->consumer_pid));
+		} else {
+			return rmpsc__set_error(RMPSC_ECORRUPT, "slab_free: slab %u has an impossible owner word 0x%llx",
+						handle, (unsigned long long)w);
 		}
 		/* Release: our accesses to the slab happen before its next owner's. */
 	} while (!cas_acq_rel(&m->owner, &w, 0));
@@ -215,14 +240,15 @@ int rmpsc_slab_accept(rmpsc_channel *ch, uint32_t handle)
 	int rc = handle_ok(ch, handle, "slab_accept");
 	if (rc)
 		return rc;
-	uint64_t me = rmpsc__owner_self();
-	if (!me)
-		return rmpsc__sys_error("reading /proc/self/stat");
+	uint64_t me = rmpsc__attached_id(ch);
 	struct slab_meta *m = slab_meta_of(ch, handle);
 	uint64_t w = load_acquire(&m->owner);
 	if (owner_state(w) != SLAB_TRANSIT || transit_slot(w) >= ch->L.max_producers ||
 	    !transit_consumed(w, load_acquire(&slot_ctrl(ch, transit_slot(w))->head)))
 		return rmpsc__set_error(RMPSC_EINVAL, "slab_accept: slab %u is not a received slab", handle);
+	if (!holds_consumer_role(ch, me))
+		return rmpsc__set_error(RMPSC_EINVAL, "slab_accept: slab %u belongs to the consumer (pid %u), not this "
+					"process", handle, load_relaxed(&ch->hdr->consumer_pid));
 	if (!cas_acq_rel(&m->owner, &w, owner_word(SLAB_HELD, me)))
 		return rmpsc__set_error(RMPSC_EINVAL, "slab_accept: slab %u changed owner meanwhile", handle);
 	return RMPSC_OK;
@@ -293,27 +319,6 @@ int rmpsc_producer_send_slab(rmpsc_producer *p, uint32_t handle, int64_t timeout
 	return rmpsc_producer_commit(p, 1);
 }
 
-/* Liveness answers for one scan, so /proc is read once per owner. */
-#define ALIVE_CACHE 64
-struct alive_cache {
-	uint64_t id[ALIVE_CACHE];
-	int alive[ALIVE_CACHE];
-};
-
-static int cached_alive(struct alive_cache *c, uint64_t id)
-{
-	unsigned i = (unsigned)((id * 0x9E3779B97F4A7C15ull) >> 58); /* 64 buckets */
-	for (unsigned probe = 0; probe < ALIVE_CACHE; probe++, i = (i + 1) % ALIVE_CACHE) {
-		if (c->id[i] == id)
-			return c->alive[i];
-		if (c->id[i] == 0) {
-			c->id[i] = id;
-			return c->alive[i] = rmpsc__owner_alive(id);
-		}
-	}
-	return rmpsc__owner_alive(id); /* full: ask directly */
-}
-
 /*
  * Return to the pool: slabs held by dead processes; with `unsent_slot` >= 0 (a slot
  * being reclaimed), slabs riding on it that were never committed (position not
@@ -330,7 +335,7 @@ static uint32_t reclaim_scan(rmpsc_channel *ch, int unsent_slot, int consumed)
 		uint64_t w = load_acquire(&m->owner);
 		int release = 0;
 		if (owner_state(w) == SLAB_HELD) {
-			release = !cached_alive(&cache, owner_id(w));
+			release = !rmpsc__owner_alive_cached(ch, &cache, w);
 		} else if (owner_state(w) == SLAB_TRANSIT && transit_slot(w) < ch->L.max_producers) {
 			struct ring_ctrl *c = slot_ctrl(ch, transit_slot(w));
 			if (consumed)

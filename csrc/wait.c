@@ -10,6 +10,7 @@
 #include "wait.h"
 
 #define UNFENCED_POLL_NS 1000000 /* sleep slice when membarrier failed: a wake-up may be missed */
+#define INTERRUPTIBLE_SLICE_NS (3600 * 1000000000ll) /* any finite timeout will do (see below) */
 
 int64_t rmpsc__monotonic_ns(void)
 {
@@ -90,6 +91,11 @@ int rmpsc__wait(const struct waiter *w, struct deadline *dlp)
 		if (r != WAIT_NOT_READY)
 			return finish(w, r);
 		int64_t until = dl.at_ns;
+		/* The kernel restarts a futex wait without a timeout after a handler that
+		 * has SA_RESTART (glibc signal()'s default), so an interruptible wait
+		 * never sleeps without one; with one, a handler always ends it (EINTR). */
+		if (w->interruptible && (slice_ns <= 0 || slice_ns > INTERRUPTIBLE_SLICE_NS))
+			slice_ns = INTERRUPTIBLE_SLICE_NS;
 		if (slice_ns > 0) {
 			int64_t now = rmpsc__monotonic_ns();
 			if (until - now > slice_ns)

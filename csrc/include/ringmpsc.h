@@ -221,7 +221,12 @@ RMPSC_API int rmpsc_channel_is_closed(const rmpsc_channel *ch);
 /*
  * Register a producer: claims a free ring slot for this process. When no slot is
  * free, slots of dead owners and drained deregistered slots are reclaimed first.
- * Errors: ENOSLOT, ECLOSED, ESYS.
+ * The first call that needs an identity (register, consumer calls, slab_alloc,
+ * reclaim) attaches this process to the channel: it locks an entry of the
+ * region's attachment table through its own open file description (re-opened via
+ * /proc/self/fd, or by name), which the kernel unlocks when the process dies or
+ * execs; that lock is what "alive" means everywhere in this API.
+ * Errors: ENOSLOT (no free slot, or all attachment entries held), ECLOSED, ESYS.
  */
 RMPSC_API int rmpsc_producer_register(rmpsc_channel *ch, rmpsc_producer **out);
 /*
@@ -237,7 +242,9 @@ RMPSC_API uint32_t rmpsc_producer_slot(const rmpsc_producer *p);
 /*
  * Reserve up to `want` contiguous records (fewer at the wrap or when only fewer are
  * free). Blocks per timeout_ns while the ring is full. Returns k >= 1 and the
- * writable span in *ptr. One reservation may be open at a time.
+ * writable span in *ptr. One reservation may be open at a time. The span is not
+ * cleared: it holds the records this ring carried there one lap earlier, which a
+ * commit of unwritten bytes delivers. Write every byte you commit.
  * Errors: EFULL (timeout 0), ETIMEDOUT, ECLOSED, EINVAL, EFORKED, EINTR.
  */
 RMPSC_API int rmpsc_producer_reserve(rmpsc_producer *p, size_t want, int64_t timeout_ns, void **ptr);
@@ -309,8 +316,10 @@ RMPSC_API uint64_t rmpsc_pending(const rmpsc_channel *ch);
  * Errors: EFULL (pool empty, timeout 0), ETIMEDOUT, EINVAL (no pool), ECLOSED, EINTR.
  */
 RMPSC_API int rmpsc_slab_alloc(rmpsc_channel *ch, int64_t timeout_ns, uint32_t *handle);
-/* Return a slab to the pool: one this process holds, or one it received. Errors:
- * EINVAL (bad handle, already free, or sent and not yet received). */
+/* Return a slab to the pool: one this process holds, or, in the process holding the
+ * consumer role, one it received. Errors: EINVAL (bad handle, already free, sent and
+ * not yet received, or held by another process: the message names its pid),
+ * ECORRUPT (an impossible owner word). */
 RMPSC_API int rmpsc_slab_free(rmpsc_channel *ch, uint32_t handle);
 /* Bytes of the slab, or NULL for a bad handle. Valid while the mapping lives. */
 RMPSC_API void *rmpsc_slab_ptr(const rmpsc_channel *ch, uint32_t handle);
@@ -329,7 +338,8 @@ RMPSC_API int rmpsc_producer_send_slab(rmpsc_producer *p, uint32_t handle, int64
  * freed, a received slab belongs to the consumer role: the next consumer claim
  * (after a takeover, or after this process releases the role) frees it. Accept a
  * slab to keep it beyond that, or before handing its handle to another process.
- * Errors: EINVAL (not a received slab), ESYS.
+ * Only the process holding the consumer role may accept.
+ * Errors: EINVAL (not a received slab, or this process is not the consumer).
  */
 RMPSC_API int rmpsc_slab_accept(rmpsc_channel *ch, uint32_t handle);
 /* Decode the handle of a record sent by rmpsc_producer_send_slab. */
@@ -352,8 +362,8 @@ enum rmpsc_slot_state {
 struct rmpsc_ring_stats {
 	uint32_t slot;
 	uint32_t state;             /* enum rmpsc_slot_state */
-	uint32_t owner_pid;         /* 0 when free */
-	uint32_t owner_alive;       /* 1 if the owner process is alive */
+	uint32_t owner_pid;         /* the registered producer's pid, as it saw itself (in its own PID namespace) */
+	uint32_t owner_alive;       /* 1 while the owner's attachment is held (the process is alive, has not exec'd) */
 	uint64_t pending;           /* committed, not consumed */
 	uint64_t committed;         /* records committed since this slot was registered */
 	uint64_t consumed;          /* records consumed since this slot was registered */
@@ -362,7 +372,7 @@ struct rmpsc_ring_stats {
 struct rmpsc_stats {
 	uint32_t max_producers;
 	uint32_t active_producers;  /* slots in ACTIVE state */
-	uint32_t consumer_pid;      /* 0 when unclaimed */
+	uint32_t consumer_pid;      /* as the consumer saw itself; 0 when unclaimed */
 	uint32_t closed;
 	uint64_t pending;
 	uint64_t committed;         /* all records ever committed in this channel */

@@ -259,6 +259,27 @@ static int never_cb(void *ctx, const void *r, size_t n, uint32_t slot)
  * Bad calls on a live channel with records committed: every one fails with the
  * right code, and nothing committed is lost.
  */
+/* A 0-byte send with NULL data is a record of zeros. memcpy(dst, NULL, 0) is
+ * undefined behaviour, so no path may pass NULL on (the ASan+UBSan build checks). */
+static void test_send_nothing(void)
+{
+	struct rmpsc_config c = { .record_size = RS, .capacity = 4, .max_producers = 1 };
+	rmpsc_channel *ch = make(&c);
+	rmpsc_producer *p;
+	CHECK_OK(rmpsc_producer_register(ch, &p));
+	unsigned char r[RS];
+	for (int i = 0; i < 2; i++) {
+		CHECK_OK(rmpsc_producer_send(p, NULL, 0, 0));
+		memset(r, 0xAA, RS);
+		CHECK_RC(rmpsc_recv(ch, r, 1, 0), 1);
+		for (int j = 0; j < RS; j++)
+			CHECK(r[j] == 0, "byte %d of a 0-byte record is 0x%02x", j, r[j]);
+	}
+	CHECK_RC(rmpsc_producer_send_many(p, NULL, 0, 0), 0);
+	rmpsc_producer_close(p);
+	rmpsc_channel_release(ch);
+}
+
 static void test_bad_calls_lose_nothing(void)
 {
 	struct rmpsc_config c = { .record_size = RS, .capacity = 8, .max_producers = 2, .slab_size = 128, .slab_count = 4 };
@@ -455,6 +476,8 @@ static void test_corrupt_header(void)
 	FIELD_CASE(version, UINT32_MAX, "version");
 	FIELD_CASE(fence_mode, 0, "fence_mode");
 	FIELD_CASE(fence_mode, 3, "fence_mode");
+	FIELD_CASE(attach_slots, 0, "attach_slots");
+	FIELD_CASE(attach_slots, ATTACH_SLOTS + 1, "attach_slots");
 	FIELD_CASE(header_size, 0, "header_size");
 	FIELD_CASE(header_size, 8192, "header_size");
 	FIELD_CASE(record_size, 0, "record_size");
@@ -534,7 +557,12 @@ static void test_corrupt_header(void)
 
 static struct ring_ctrl *ctrl_of(struct region_header *h, uint32_t slot)
 {
-	return (struct ring_ctrl *)((unsigned char *)h + HEADER_SIZE) + slot;
+	struct rmpsc_config c = { .record_size = h->record_size, .capacity = 1u << h->ring_bits,
+				  .max_producers = h->max_producers, .slab_size = h->slab_size,
+				  .slab_count = h->slab_count, .start_position = h->start_position };
+	struct layout L;
+	CHECK_OK(rmpsc__layout_compute(&L, &c, "test"));
+	return (struct ring_ctrl *)((unsigned char *)h + L.ctrl_off) + slot;
 }
 
 /*
@@ -902,6 +930,7 @@ int main(void)
 	test_create_args();
 	test_open_attach_args();
 	test_null_handles();
+	test_send_nothing();
 	test_bad_calls_lose_nothing();
 	test_corrupt_header();
 	test_impossible_head();

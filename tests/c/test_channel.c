@@ -680,6 +680,29 @@ static void test_reservations(void)
 	rmpsc_channel_release(ch);
 }
 
+/* Reserved bytes are not cleared (as documented in ringmpsc.h): committing a
+ * reservation without writing it delivers what the slot held, i.e. the record
+ * the ring carried there one lap earlier -- possibly another producer's, from an
+ * earlier owner of the slot. */
+static void test_unwritten_reservation(void)
+{
+	rmpsc_channel *ch = make(RS, 4, 1);
+	rmpsc_producer *p = reg(ch);
+	for (uint64_t i = 0; i < 4; i++)
+		send_rec(p, 3, i);
+	for (uint64_t i = 0; i < 4; i++)
+		expect_rec(ch, 3, i);
+	rmpsc_producer_close(p);
+	p = reg(ch); /* the same slot, positions continue: one lap on */
+	void *x;
+	CHECK_RC(rmpsc_producer_reserve(p, 2, 0, &x), 2);
+	CHECK_OK(rmpsc_producer_commit(p, 2));
+	expect_rec(ch, 3, 0);
+	expect_rec(ch, 3, 1);
+	rmpsc_producer_close(p);
+	rmpsc_channel_release(ch);
+}
+
 /* --- pending and stats ------------------------------------------------------- */
 
 static int count_cb(void *ctx, const void *records, size_t count, uint32_t slot)
@@ -1038,13 +1061,17 @@ static void poke_until_done(pthread_t t, struct blocked *b)
 	pthread_join(t, NULL);
 }
 
-static void test_interruptible(void)
+/* An interruptible channel's waits return EINTR on a signal, whether or not its
+ * handler asks the kernel to restart system calls: with SA_RESTART (glibc
+ * signal()'s default) a futex wait without a timeout is restarted by the kernel,
+ * so the wait must never sleep without one. */
+static void interruptible_waits(int sa_flags)
 {
 	struct sigaction sa;
 	memset(&sa, 0, sizeof sa);
 	sa.sa_handler = on_usr1;
 	sigemptyset(&sa.sa_mask);
-	sa.sa_flags = 0; /* no SA_RESTART */
+	sa.sa_flags = sa_flags;
 	CHECK(sigaction(SIGUSR1, &sa, NULL) == 0, "sigaction");
 
 	struct rmpsc_config c = { .record_size = RS, .capacity = 2, .max_producers = 1 };
@@ -1070,6 +1097,25 @@ static void test_interruptible(void)
 	expect_rec(ch, 5, 1);
 	expect_empty(ch);
 	rmpsc_producer_close(p);
+	rmpsc_channel_release(ch);
+	signal(SIGUSR1, SIG_DFL);
+}
+
+static void test_interruptible(void)
+{
+	interruptible_waits(0);
+	interruptible_waits(SA_RESTART);
+
+	struct sigaction sa;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = on_usr1;
+	sigemptyset(&sa.sa_mask);
+	CHECK(sigaction(SIGUSR1, &sa, NULL) == 0, "sigaction");
+	struct rmpsc_config c = { .record_size = RS, .capacity = 2, .max_producers = 1 };
+	rmpsc_channel *ch;
+	CHECK_OK(rmpsc_channel_create(&ch, NULL, &c, RMPSC_OPEN_INTERRUPTIBLE));
+	rmpsc_producer *p;
+	pthread_t t;
 
 	/* A handle attached without the flag keeps waiting through signals. */
 	rmpsc_channel *plain;
@@ -1157,6 +1203,7 @@ int main(void)
 	test_send_recv_read_consume();
 	test_send_many();
 	test_reservations();
+	test_unwritten_reservation();
 	test_stats();
 	test_close_with_dead_reserver();
 	test_forked_producer();

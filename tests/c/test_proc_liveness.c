@@ -3,11 +3,15 @@
  * gets wrong:
  *  - a process whose main thread exited while others run is alive (its /proc
  *    state is 'Z'): its slot is not reclaimed;
- *  - a process that execs keeps pid and start time, but its new image holds
- *    nothing: the old image's slot and consumer claim are reclaimed;
+ *  - a process that execs keeps its pid, but its new image holds nothing: the old
+ *    image's slot and consumer claim are taken over, a reservation it left open
+ *    does not hold up the drain of a closed channel (in either image), and the
+ *    slabs it held return to the pool while the process lives on;
  *  - a consumer that releases the role normally leaves received slabs behind:
  *    the next claim returns them; an accepted slab is kept;
  *  - an allocation blocked on an empty pool recovers slabs whose holder is killed;
+ *  - a process that opened the channel as root and then dropped privileges can
+ *    still attach (nginx workers); one that never could open the file is told why;
  *  - two handles of one process share the consumer role: releasing one keeps it.
  */
 #include <pthread.h>
@@ -40,6 +44,21 @@ static int zpipe[2];
 static void *zombie_worker(void *arg)
 {
 	(void)arg;
+	/* Register only once the main thread has exited: attaching must not need
+	 * /proc/self/fd, which goes with the main thread's files. */
+	for (int64_t deadline = now_ns() + 10 * SEC;;) {
+		char buf[512] = "", *st;
+		FILE *f = fopen("/proc/self/stat", "r");
+		if (f) {
+			buf[fread(buf, 1, sizeof buf - 1, f)] = 0;
+			fclose(f);
+		}
+		if ((st = strrchr(buf, ')')) && st[1] == ' ' && st[2] == 'Z')
+			break;
+		if (now_ns() > deadline)
+			_exit(4);
+		usleep(1000);
+	}
 	rmpsc_producer *p;
 	char ok = rmpsc_producer_register(zch, &p) == 0 ? 'y' : 'n';
 	if (write(zpipe[1], &ok, 1) != 1)
@@ -136,6 +155,213 @@ static void test_exec(const char *self)
 	rmpsc_channel_release(ch);
 	rmpsc_unlink(name);
 	printf("exec ok\n");
+}
+
+/* --- exec ends what the old image had open: a reservation, held slabs ---------------- */
+
+/* The new image of a process whose old image left a reservation open: it waits for
+ * the parent to close and drain, then drains too (same process, new image). */
+static int exec_after_reserve(const char *name, int rd, int wr)
+{
+	rmpsc_channel *ch;
+	if (rmpsc_channel_open(&ch, name, 0))
+		return 60;
+	char c = 'e';
+	if (write(wr, &c, 1) != 1 || read(rd, &c, 1) != 1 || c != 'd')
+		return 61;
+	unsigned char rec[16];
+	int64_t t0 = now_ns();
+	int rc = rmpsc_recv(ch, rec, 1, 5 * SEC);
+	if (rc != RMPSC_ECLOSED)
+		return 62;
+	if (now_ns() - t0 > 2 * SEC)
+		return 63;
+	rmpsc_channel_release(ch);
+	c = 'k';
+	if (write(wr, &c, 1) != 1)
+		return 64;
+	while (read(rd, &c, 1) > 0) /* live until the parent lets go */
+		;
+	return 0;
+}
+
+static void test_exec_open_reservation(const char *self)
+{
+	char name[64];
+	snprintf(name, sizeof name, "/rmpsc-exec-res-%d", (int)getpid());
+	rmpsc_channel *ch = make(name, 1, 0);
+	int down[2], up[2];
+	CHECK(pipe(down) == 0 && pipe(up) == 0, "pipe");
+	pid_t pid = fork();
+	if (pid == 0) {
+		alarm(30);
+		close(down[1]);
+		close(up[0]);
+		rmpsc_producer *p;
+		uint64_t v = 9;
+		void *w;
+		if (rmpsc_producer_register(ch, &p) || rmpsc_producer_send(p, &v, 8, 0) ||
+		    rmpsc_producer_reserve(p, 1, 0, &w) != 1)
+			_exit(70);
+		char rd[16], wr[16];
+		snprintf(rd, sizeof rd, "%d", down[0]);
+		snprintf(wr, sizeof wr, "%d", up[1]);
+		execl(self, self, "exec-after-reserve", name, rd, wr, (char *)NULL);
+		_exit(71);
+	}
+	close(down[0]);
+	close(up[1]);
+	char c;
+	CHECK(read(up[0], &c, 1) == 1 && c == 'e', "the exec'd image did not start");
+	CHECK_OK(rmpsc_channel_close(ch));
+	uint64_t rec[2];
+	CHECK_RC(rmpsc_recv(ch, rec, 1, SEC), 1);
+	CHECK(rec[0] == 9, "record %llu", (unsigned long long)rec[0]);
+	/* The reservation's owner image is gone although the process lives on. */
+	int64_t t0 = now_ns();
+	CHECK_RC(rmpsc_recv(ch, rec, 1, 5 * SEC), RMPSC_ECLOSED);
+	CHECK(now_ns() - t0 < 2 * SEC, "drain took %lld ms", (long long)((now_ns() - t0) / 1000000));
+	rmpsc_consumer_release(ch);
+	CHECK(write(down[1], "d", 1) == 1, "pipe");
+	CHECK(read(up[0], &c, 1) == 1 && c == 'k', "the exec'd image's own drain failed");
+	close(down[1]);
+	int status;
+	waitpid(pid, &status, 0);
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "exec'd child status %d", WEXITSTATUS(status));
+	close(up[0]);
+	rmpsc_channel_release(ch);
+	rmpsc_unlink(name);
+	printf("exec after an open reservation: drained, ECLOSED in both images ok\n");
+}
+
+/* The new image of a process whose old image held slabs: lives until told. */
+static int exec_idle(int rd)
+{
+	char c;
+	while (read(rd, &c, 1) > 0)
+		;
+	return 0;
+}
+
+static void test_exec_held_slabs(const char *self)
+{
+	rmpsc_channel *ch = make(NULL, 1, 2);
+	int down[2], up[2];
+	CHECK(pipe(down) == 0 && pipe(up) == 0, "pipe");
+	pid_t pid = fork();
+	if (pid == 0) {
+		alarm(30);
+		close(down[1]);
+		close(up[0]);
+		uint32_t h;
+		if (rmpsc_slab_alloc(ch, 0, &h) || rmpsc_slab_alloc(ch, 0, &h) || write(up[1], "a", 1) != 1)
+			_exit(80);
+		close(up[1]);
+		char rd[16];
+		snprintf(rd, sizeof rd, "%d", down[0]);
+		execl(self, self, "exec-idle", rd, (char *)NULL);
+		_exit(81);
+	}
+	close(down[0]);
+	close(up[1]);
+	char c;
+	CHECK(read(up[0], &c, 1) == 1, "child allocated the pool");
+	/* The child may not have exec'd yet: the allocation blocks until it has (a
+	 * blocked allocation looks for gone holders 10 times a second). */
+	uint32_t h;
+	int64_t t0 = now_ns();
+	CHECK_OK(rmpsc_slab_alloc(ch, 5 * SEC, &h)); /* the exec'd image holds nothing */
+	CHECK_OK(rmpsc_slab_alloc(ch, 0, &h));
+	CHECK(now_ns() - t0 < 2 * SEC, "slabs of the old image came back after %lld ms",
+	      (long long)((now_ns() - t0) / 1000000));
+	CHECK(kill(pid, 0) == 0, "the exec'd process should still be alive");
+	close(down[1]);
+	int status;
+	waitpid(pid, &status, 0);
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "exec'd child status %d", WEXITSTATUS(status));
+	close(up[0]);
+	rmpsc_channel_release(ch);
+	printf("exec returns the old image's slabs while the process lives ok\n");
+}
+
+/* --- a process that drops privileges after it opened the channel can attach ---------- */
+
+/* A new image running as nobody, given only a descriptor of a 0600 root file:
+ * mapping works, attaching cannot. Writes the error message to errfd. */
+static int attach_unprivileged(int fd, int errfd)
+{
+	rmpsc_channel *ch;
+	rmpsc_producer *p;
+	if (rmpsc_channel_attach_fd(&ch, fd, 0))
+		return 95;
+	int rc = rmpsc_producer_register(ch, &p);
+	const char *msg = rmpsc_last_error();
+	if (rc != RMPSC_ESYS || write(errfd, msg, strlen(msg)) < 0)
+		return 96;
+	rmpsc_channel_release(ch);
+	return 0;
+}
+
+/* nginx's master opens the channel as root and forks workers that switch to
+ * `nobody` before they register: the region file (mode 0600, root's) cannot be
+ * opened by them any more, so the description attaching locks through must have
+ * been made before. A process that never could open the file gets a clear error. */
+static void test_privilege_drop(const char *self)
+{
+	if (geteuid() != 0) {
+		printf("privilege drop: skipped (needs root)\n");
+		return;
+	}
+	char name[64];
+	snprintf(name, sizeof name, "/rmpsc-privdrop-%d", (int)getpid());
+	rmpsc_channel *ch = make(name, 2, 0);
+	pid_t pid = fork();
+	if (pid == 0) { /* inherited the handle as root, then dropped to nobody */
+		alarm(30);
+		if (setgid(65534) || setuid(65534))
+			_exit(90);
+		rmpsc_producer *p;
+		uint64_t v = 11;
+		if (rmpsc_producer_register(ch, &p) || rmpsc_producer_send(p, &v, 8, 0))
+			_exit(91);
+		rmpsc_producer_close(p);
+		_exit(0);
+	}
+	int status;
+	waitpid(pid, &status, 0);
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "worker that dropped privileges: status %d",
+	      WEXITSTATUS(status));
+	uint64_t rec[2];
+	CHECK_RC(rmpsc_recv(ch, rec, 1, SEC), 1);
+	CHECK(rec[0] == 11, "record");
+
+	int err[2];
+	CHECK(pipe(err) == 0, "pipe");
+	pid = fork();
+	if (pid == 0) { /* dropped privileges, then a new image that only has the descriptor */
+		alarm(30);
+		close(err[0]);
+		int fd = dup(rmpsc_channel_fd(ch)); /* without O_CLOEXEC: it survives exec */
+		char fds[16], errfd[16];
+		snprintf(fds, sizeof fds, "%d", fd);
+		snprintf(errfd, sizeof errfd, "%d", err[1]);
+		if (fd < 0 || setgid(65534) || setuid(65534))
+			_exit(92);
+		execl(self, self, "attach-unprivileged", fds, errfd, (char *)NULL);
+		_exit(93);
+	}
+	close(err[1]);
+	char msg[512] = "";
+	ssize_t n = read(err[0], msg, sizeof msg - 1);
+	msg[n > 0 ? n : 0] = 0;
+	waitpid(pid, &status, 0);
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "unprivileged attach: status %d", WEXITSTATUS(status));
+	CHECK(strstr(msg, "mode 0600") && strstr(msg, "uid 65534") && strstr(msg, "Permission denied"),
+	      "the error should say why: %s", msg);
+	close(err[0]);
+	rmpsc_channel_release(ch);
+	rmpsc_unlink(name);
+	printf("privilege drop after open ok; without the file's permission: \"%s\"\n", msg);
 }
 
 /* --- received slabs after a normal release; accepted ones are kept ------------------- */
@@ -265,6 +491,12 @@ int main(int argc, char **argv)
 {
 	if (argc == 3 && !strcmp(argv[1], "exec-child"))
 		return exec_child(argv[2]);
+	if (argc == 5 && !strcmp(argv[1], "exec-after-reserve"))
+		return exec_after_reserve(argv[2], atoi(argv[3]), atoi(argv[4]));
+	if (argc == 4 && !strcmp(argv[1], "attach-unprivileged"))
+		return attach_unprivileged(atoi(argv[2]), atoi(argv[3]));
+	if (argc == 3 && !strcmp(argv[1], "exec-idle"))
+		return exec_idle(atoi(argv[2]));
 	harness_start("test_proc_liveness", 120);
 	char self[4096];
 	ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
@@ -272,6 +504,9 @@ int main(int argc, char **argv)
 	self[n] = 0;
 	test_zombie_leader();
 	test_exec(self);
+	test_exec_open_reservation(self);
+	test_exec_held_slabs(self);
+	test_privilege_drop(self);
 	test_released_consumer_slabs();
 	test_blocked_alloc_reclaims();
 	test_two_handles();

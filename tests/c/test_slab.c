@@ -383,6 +383,61 @@ static void test_accept(void)
 	rmpsc_channel_release(ch);
 }
 
+/* Only a slab's holder frees it: another process's free (a stale second free after
+ * the slab changed hands, say) is refused, naming the holder, and changes nothing;
+ * a received slab is the consumer's. */
+static void test_free_by_non_holder(void)
+{
+	rmpsc_channel *ch = make(8, 2, SLABS);
+	uint32_t x;
+	CHECK_OK(rmpsc_slab_alloc(ch, 0, &x));
+	CHECK_OK(rmpsc_slab_free(ch, x));
+	struct link l;
+	pid_t c = fork_linked(&l);
+	if (c == 0) {
+		/* Take every slab (x among them), send one, then free the rest on request. */
+		uint32_t h[SLABS];
+		for (uint32_t i = 0; i < SLABS; i++)
+			CHECK_OK(rmpsc_slab_alloc(ch, 0, &h[i]));
+		rmpsc_producer *p;
+		CHECK_OK(rmpsc_producer_register(ch, &p));
+		fill_slab(ch, h[0], 7);
+		CHECK_OK(rmpsc_producer_send_slab(p, h[0], 0));
+		pipe_put(l.wr, &h[0], sizeof h[0]);
+		char cmd;
+		pipe_get(l.rd, &cmd, 1);
+		/* The slab the parent received is the consumer's now, not ours. */
+		CHECK_RC(rmpsc_slab_free(ch, h[0]), RMPSC_EINVAL);
+		CHECK(strstr(rmpsc_last_error(), "consumer"), "message: %s", rmpsc_last_error());
+		for (uint32_t i = 1; i < SLABS; i++)
+			CHECK_OK(rmpsc_slab_free(ch, h[i]));
+		rmpsc_producer_close(p);
+		pipe_put(l.wr, "d", 1);
+		_exit(0);
+	}
+	uint32_t sent;
+	pipe_get(l.rd, &sent, sizeof sent);
+	CHECK(rmpsc_slab_free_count(ch) == 0, "the child holds every slab: %u free", rmpsc_slab_free_count(ch));
+	/* A stale second free of x, which the child holds now. */
+	CHECK_RC(rmpsc_slab_free(ch, x == sent ? (x + 1) % SLABS : x), RMPSC_EINVAL);
+	char want[64];
+	snprintf(want, sizeof want, "held by another process (pid %d)", (int)c);
+	CHECK(strstr(rmpsc_last_error(), want), "message names the holder: %s", rmpsc_last_error());
+	CHECK(rmpsc_slab_free_count(ch) == 0, "a refused free changed the pool: %u free", rmpsc_slab_free_count(ch));
+	CHECK_RC(rmpsc_slab_accept(ch, x == sent ? (x + 1) % SLABS : x), RMPSC_EINVAL);
+	CHECK(recv_slab(ch) == sent, "received handle");
+	check_slab(ch, sent, 7);
+	pipe_put(l.wr, "f", 1);
+	char done;
+	pipe_get(l.rd, &done, 1);
+	CHECK_RC(reap(c), 0);
+	CHECK(rmpsc_slab_free_count(ch) == SLABS - 1, "after the child's frees: %u free", rmpsc_slab_free_count(ch));
+	CHECK_OK(rmpsc_slab_free(ch, sent)); /* the consumer's to free */
+	CHECK(rmpsc_slab_free_count(ch) == SLABS, "free count %u", rmpsc_slab_free_count(ch));
+	link_close(&l);
+	rmpsc_channel_release(ch);
+}
+
 /* The natural pattern: free each slab inside the consume callback that received it. */
 static int free_in_callback(void *ctx, const void *records, size_t count, uint32_t slot)
 {
@@ -708,6 +763,7 @@ int main(void)
 	test_blocked_alloc_dead_holder();
 	test_send_slab();
 	test_accept();
+	test_free_by_non_holder();
 	test_free_in_consume_callback();
 	test_dead_producer();
 	test_consumer_takeover();

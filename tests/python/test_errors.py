@@ -373,7 +373,8 @@ def test_fuzzed_header_never_crashes(shm_name, data):
 
 
 def _ring_ctrl(ch_path_size, slot):
-    return 4096 + slot * 640  # header page, then five 128-byte lines per slot
+    # header page, the attachment table (2048 entries of 16 bytes), then five 128-byte lines per slot
+    return 4096 + 2048 * 16 + slot * 640
 
 
 def test_impossible_tail_fences_the_ring(shm_name):

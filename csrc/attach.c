@@ -1,0 +1,303 @@
+/*
+ * Attachments: the kernel-held locks that say which owners are alive (attach.h).
+ *
+ * Process-local side: one `struct attachment` per region this process is attached
+ * to, shared by all its handles on that region (so they share one identity, and
+ * the consumer role), found by the region file's (st_dev, st_ino).
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "attach.h"
+#include "barrier.h"
+#include "channel.h"
+#include "error.h"
+#include "fence.h"
+
+uint32_t rmpsc__fork_generation;
+
+/*
+ * One per region this process maps, shared by its handles on it. `lock_fd` is
+ * opened when the first handle is made, not when the process first attaches,
+ * because attaching may come later in a process that can no longer open the file:
+ * an nginx worker forked by a root master, say, which switched to `nobody` before
+ * it registers. For the same reason a forked child re-opens it in the atfork
+ * handler, while it still has its parent's credentials.
+ */
+struct attachment {
+	struct attachment *next;
+	struct region_key key;
+	int lock_fd;            /* our own open file description of the region; -1 if none could be made */
+	uint64_t id;            /* owner identity while attached (entry locked), else 0 */
+	int handles;            /* handles of this process on the region */
+	int consumer_holders;   /* of those, the ones holding the consumer role */
+};
+
+/* Few entries (one per region in use), so a list. Guarded by attach_lock, which
+ * fork waits for (prepare handler), so a child never inherits half an update. */
+static struct attachment *attachments;
+static pthread_mutex_t attach_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* A new open file description of the file behind `fd` (a duplicated descriptor
+ * would share its description, and so its locks, with whoever we got it from). */
+static int reopen_fd(int fd)
+{
+	/* thread-self: /proc/self/fd is gone once the main thread has exited (its
+	 * files are released) while other threads run on. */
+	char path[64];
+	snprintf(path, sizeof path, "/proc/thread-self/fd/%d", fd);
+	int nfd = open(path, O_RDWR | O_CLOEXEC);
+	if (nfd < 0 && errno == ENOENT) { /* before Linux 3.17 */
+		snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+		nfd = open(path, O_RDWR | O_CLOEXEC);
+	}
+	return nfd;
+}
+
+static void on_fork_prepare(void)
+{
+	pthread_mutex_lock(&attach_lock);
+}
+
+static void on_fork_parent(void)
+{
+	pthread_mutex_unlock(&attach_lock);
+}
+
+/* The child inherited the parent's lock descriptions: keeping them would keep the
+ * parent "alive" after it died. Each is replaced by a description of the child's
+ * own (unlocked: the child attaches when it first needs an identity). */
+static void on_fork_child(void)
+{
+	for (struct attachment *a = attachments; a; a = a->next) {
+		if (a->lock_fd >= 0) {
+			int own = reopen_fd(a->lock_fd);
+			close(a->lock_fd);
+			a->lock_fd = own; /* -1: attaching retries, and says why it cannot */
+		}
+		a->id = 0;
+		a->consumer_holders = 0;
+	}
+	rmpsc__fork_generation++;
+	pthread_mutex_init(&attach_lock, NULL); /* held by the forking thread, which is gone here */
+	rmpsc__fence_on_fork_child();
+}
+
+__attribute__((constructor)) static void register_fork_handlers(void)
+{
+	pthread_atfork(on_fork_prepare, on_fork_parent, on_fork_child);
+}
+
+static inline struct attach_entry *entry_of(const rmpsc_channel *ch, uint32_t i)
+{
+	return (struct attach_entry *)(ch->base + ch->L.attach_off) + i;
+}
+
+static inline off_t lock_offset(const rmpsc_channel *ch, uint32_t i)
+{
+	return (off_t)(ch->L.attach_off + (uint64_t)i * sizeof(struct attach_entry));
+}
+
+static int lock_byte(int fd, int cmd, off_t at, struct flock *fl)
+{
+	memset(fl, 0, sizeof *fl); /* l_pid must be 0 for OFD locks */
+	fl->l_type = F_WRLCK;
+	fl->l_whence = SEEK_SET;
+	fl->l_start = at;
+	fl->l_len = 1;
+	return fcntl(fd, cmd, fl);
+}
+
+static int same_file(int fd, struct region_key key)
+{
+	struct stat st;
+	return fstat(fd, &st) == 0 && (uint64_t)st.st_dev == key.dev && (uint64_t)st.st_ino == key.ino;
+}
+
+/* Our own description of the region: through /proc, else by name. -1 with errno. */
+static int open_private(const rmpsc_channel *ch)
+{
+	int fd = reopen_fd(ch->fd);
+	if (fd < 0 && errno == ENOENT && ch->name) /* no /proc: a named region can be opened by name */
+		fd = shm_open(ch->name, O_RDWR | O_CLOEXEC, 0);
+	if (fd >= 0 && !same_file(fd, ch->key)) {
+		close(fd);
+		errno = ESTALE; /* the name now refers to another file */
+		return -1;
+	}
+	return fd;
+}
+
+/* Lock a free entry and take it: bump its generation, record our pid. Entries whose
+ * pid hint is 0 are tried first; then every one (dead holders leave their hint). */
+static int take_entry(const rmpsc_channel *ch, struct attachment *a)
+{
+	struct flock fl;
+	for (int pass = 0; pass < 2; pass++) {
+		for (uint32_t i = 0; i < ATTACH_SLOTS; i++) {
+			struct attach_entry *e = entry_of(ch, i);
+			if (pass == 0 && load_relaxed(&e->pid) != 0)
+				continue;
+			if (lock_byte(a->lock_fd, F_OFD_SETLK, lock_offset(ch, i), &fl) < 0) {
+				if (errno == EAGAIN || errno == EACCES)
+					continue; /* held by a live process */
+				return rmpsc__sys_error("attaching: fcntl(F_OFD_SETLK)");
+			}
+			/* Only the lock holder writes the entry, so a plain read-increment is safe. */
+			uint64_t gen = (load_relaxed(&e->gen) + 1) & OWNER_GEN_MASK;
+			if (gen == 0)
+				gen = 1;
+			store_release(&e->gen, gen);
+			store_relaxed(&e->pid, (uint32_t)getpid());
+			store_release(&a->id, (uint64_t)i << OWNER_INDEX_SHIFT | gen << OWNER_GEN_SHIFT);
+			return RMPSC_OK;
+		}
+	}
+	return rmpsc__set_error(RMPSC_ENOSLOT, "attaching: all %u attachment slots are held by live processes",
+				ATTACH_SLOTS);
+}
+
+int rmpsc__attach_open(rmpsc_channel *ch)
+{
+	pthread_mutex_lock(&attach_lock);
+	struct attachment *a = attachments;
+	while (a && !(a->key.dev == ch->key.dev && a->key.ino == ch->key.ino))
+		a = a->next;
+	if (!a && (a = calloc(1, sizeof *a))) {
+		a->key = ch->key;
+		a->lock_fd = open_private(ch); /* -1: attaching retries, and says why it cannot */
+		a->next = attachments;
+		attachments = a;
+	}
+	if (a)
+		a->handles++;
+	ch->att = a;
+	pthread_mutex_unlock(&attach_lock);
+	if (a)
+		return RMPSC_OK;
+	errno = ENOMEM;
+	return rmpsc__sys_error("allocating a channel handle");
+}
+
+void rmpsc__attach_close(rmpsc_channel *ch)
+{
+	struct attachment *a = ch->att;
+	if (!a)
+		return;
+	pthread_mutex_lock(&attach_lock);
+	if (--a->handles == 0) {
+		for (struct attachment **pp = &attachments; *pp; pp = &(*pp)->next)
+			if (*pp == a) {
+				*pp = a->next;
+				break;
+			}
+		/* Hint first, then the lock: until the close, (index, gen) is still ours. */
+		if (a->id)
+			store_relaxed(&entry_of(ch, owner_index(a->id))->pid, 0);
+		if (a->lock_fd >= 0)
+			close(a->lock_fd);
+		free(a);
+	}
+	ch->att = NULL;
+	pthread_mutex_unlock(&attach_lock);
+}
+
+uint64_t rmpsc__attached_id(const rmpsc_channel *ch)
+{
+	return load_acquire(&ch->att->id);
+}
+
+int rmpsc__attach(rmpsc_channel *ch, uint64_t *id)
+{
+	struct attachment *a = ch->att;
+	if (likely((*id = load_acquire(&a->id)) != 0))
+		return RMPSC_OK;
+	int rc = RMPSC_OK;
+	pthread_mutex_lock(&attach_lock);
+	if (!a->id) { /* else another thread attached meanwhile */
+		if (a->lock_fd < 0 && (a->lock_fd = open_private(ch)) < 0) {
+			int err = errno;
+			struct stat st;
+			char what[160] = "attaching: opening the region file again (through /proc/self/fd, or by name)";
+			if (err == EACCES && fstat(ch->fd, &st) == 0)
+				snprintf(what, sizeof what,
+					 "attaching: opening the region file again (mode %04o, owner uid %u; this "
+					 "process runs as uid %u)",
+					 (unsigned)(st.st_mode & 07777), (unsigned)st.st_uid, (unsigned)geteuid());
+			errno = err;
+			rc = rmpsc__sys_error(what);
+		} else {
+			rc = take_entry(ch, a);
+		}
+	}
+	*id = a->id;
+	pthread_mutex_unlock(&attach_lock);
+	return rc;
+}
+
+int rmpsc__owner_alive(const rmpsc_channel *ch, uint64_t id)
+{
+	id = owner_id(id);
+	uint32_t i = owner_index(id);
+	uint64_t gen = owner_gen(id);
+	if (gen == 0 || i >= ATTACH_SLOTS)
+		return 0; /* no owner, or a word no attachment can have written */
+	if (id == rmpsc__attached_id(ch))
+		return 1;
+	/* Generation first: a holder locks before it bumps, so "gen matches and the
+	 * byte is locked" can only err towards alive (see attach.h). */
+	if (load_acquire(&entry_of(ch, i)->gen) != gen)
+		return 0;
+	struct flock fl;
+	if (lock_byte(ch->fd, F_OFD_GETLK, lock_offset(ch, i), &fl) < 0)
+		return 1; /* the kernel cannot tell: never take a live owner's claim */
+	return fl.l_type != F_UNLCK;
+}
+
+int rmpsc__owner_alive_cached(const rmpsc_channel *ch, struct alive_cache *c, uint64_t id)
+{
+	id = owner_id(id);
+	unsigned i = (unsigned)((id * 0x9E3779B97F4A7C15ull) >> 58); /* 64 buckets */
+	for (unsigned probe = 0; probe < ALIVE_CACHE; probe++, i = (i + 1) % ALIVE_CACHE) {
+		if (c->id[i] == id)
+			return c->alive[i];
+		if (c->id[i] == 0) {
+			c->id[i] = id;
+			return c->alive[i] = rmpsc__owner_alive(ch, id);
+		}
+	}
+	return rmpsc__owner_alive(ch, id); /* full: ask directly */
+}
+
+uint32_t rmpsc__owner_pid(const rmpsc_channel *ch, uint64_t id)
+{
+	id = owner_id(id);
+	uint32_t i = owner_index(id);
+	if (owner_gen(id) == 0 || i >= ATTACH_SLOTS)
+		return 0;
+	const struct attach_entry *e = entry_of(ch, i);
+	uint32_t pid = load_relaxed(&e->pid);
+	return load_acquire(&e->gen) == owner_gen(id) ? pid : 0;
+}
+
+int rmpsc__consumer_holders(rmpsc_channel *ch, int delta)
+{
+	pthread_mutex_lock(&attach_lock);
+	struct attachment *a = ch->att;
+	a->consumer_holders += delta;
+	if (a->consumer_holders < 0)
+		a->consumer_holders = 0;
+	int n = a->consumer_holders;
+	pthread_mutex_unlock(&attach_lock);
+	return n;
+}

@@ -1,0 +1,93 @@
+/*
+ * Owner identity and liveness that the kernel vouches for.
+ *
+ * Every process that takes a role on a channel (registers a producer, consumes,
+ * allocates slabs, reclaims) first *attaches*: it locks one entry of the region's
+ * attachment table with an open-file-description lock (fcntl F_OFD_SETLK) on that
+ * entry's byte of the region file, taken through an open file description of its
+ * own (the region re-opened through /proc/self/fd, O_CLOEXEC), and then bumps the
+ * entry's generation. Owner words of producer slots, the consumer role and slabs
+ * name (entry index, generation). The kernel drops the lock when the last file
+ * descriptor of that description closes: when the process dies (zombies included),
+ * when it execs (O_CLOEXEC), or when it releases its last handle. So
+ *
+ *     the holder of (i, g) is alive  <=>  entry i's generation is g and byte i is locked
+ *
+ * and F_OFD_GETLK answers that from any process that shares the file, in any PID
+ * namespace: no pid, no /proc/<pid>, no start time is involved. The lock is taken
+ * before the generation is bumped, so the answer can be stale only towards "alive"
+ * (a dead holder whose entry a newcomer locked but has not bumped yet), which only
+ * delays a reclaim. A forked child replaces its copy of the parent's description
+ * with one of its own (pthread_atfork) and attaches anew when it first needs an
+ * identity.
+ *
+ * Owner word (u64, changed by CAS only):
+ *   bits 0..2    state (slot state, or slab state)
+ *   bits 3..13   attachment index (< ATTACH_SLOTS)
+ *   bits 14..63  generation (>= 1; 0 means "no owner")
+ */
+#ifndef RMPSC_ATTACH_H
+#define RMPSC_ATTACH_H
+
+#include <stdint.h>
+
+#include "layout.h"
+
+#define OWNER_STATE_MASK  0x7ull
+#define OWNER_INDEX_SHIFT 3
+#define OWNER_INDEX_BITS  11
+#define OWNER_GEN_SHIFT   (OWNER_INDEX_SHIFT + OWNER_INDEX_BITS)
+#define OWNER_GEN_MASK    ((1ull << (64 - OWNER_GEN_SHIFT)) - 1)
+_Static_assert(ATTACH_SLOTS <= 1u << OWNER_INDEX_BITS, "an attachment index fits an owner word");
+
+/* Slab owner word states. A TRANSIT word keeps the ring slot and position instead (slab.c). */
+enum { SLAB_HELD = 1, SLAB_TRANSIT = 2 };
+
+static inline uint32_t owner_state(uint64_t w) { return (uint32_t)(w & OWNER_STATE_MASK); }
+static inline uint64_t owner_id(uint64_t w) { return w & ~OWNER_STATE_MASK; }
+static inline uint64_t owner_word(uint32_t state, uint64_t id) { return id | state; }
+static inline uint32_t owner_index(uint64_t id) { return (uint32_t)(id >> OWNER_INDEX_SHIFT) & ((1u << OWNER_INDEX_BITS) - 1); }
+static inline uint64_t owner_gen(uint64_t id) { return id >> OWNER_GEN_SHIFT; }
+
+struct rmpsc_channel;
+
+/* A handle is made: find or make this process's record of the region and open
+ * its own description of the file now, while the process surely can (attaching
+ * may come later, after it dropped privileges). RMPSC_OK or ESYS (out of memory). */
+int rmpsc__attach_open(struct rmpsc_channel *ch);
+/* A handle is released: the last one of a process unlocks its entry (every claim
+ * naming it is then gone) and closes the description. */
+void rmpsc__attach_close(struct rmpsc_channel *ch);
+/*
+ * This process's identity on the channel's region, attaching first if it has not
+ * (since it opened the region, or since fork). RMPSC_OK, or ENOSLOT (every entry
+ * held by a live process) / ESYS (no description of its own could be opened).
+ */
+int rmpsc__attach(struct rmpsc_channel *ch, uint64_t *id);
+/* This process's identity if it is attached, else 0. Never attaches. */
+uint64_t rmpsc__attached_id(const struct rmpsc_channel *ch);
+
+/* Is the holder named by owner identity `id` still attached? 1 or 0. When the
+ * kernel cannot answer, 1: a live owner's claim is never taken. */
+int rmpsc__owner_alive(const struct rmpsc_channel *ch, uint64_t id);
+/* The same, remembering answers for one scan so each owner costs one system call. */
+#define ALIVE_CACHE 64
+struct alive_cache {
+	uint64_t id[ALIVE_CACHE];
+	int alive[ALIVE_CACHE];
+};
+int rmpsc__owner_alive_cached(const struct rmpsc_channel *ch, struct alive_cache *cache, uint64_t id);
+/* The pid the holder of `id` recorded (as its own PID namespace sees it), or 0
+ * when that entry has another holder or none now. For messages and humans only. */
+uint32_t rmpsc__owner_pid(const struct rmpsc_channel *ch, uint64_t id);
+
+/* Handles of this process holding the consumer role: add delta, return the new count. */
+int rmpsc__consumer_holders(struct rmpsc_channel *ch, int delta);
+
+/*
+ * Incremented in the child by a pthread_atfork handler. A handle records it when
+ * made; a mismatch on use means the handle was inherited through fork.
+ */
+extern uint32_t rmpsc__fork_generation;
+
+#endif
