@@ -267,6 +267,7 @@ describe("send / recv", function()
 		assert.is_nil(ok)
 		assert.equal("full", err)
 		ok, err = p:send("x", 0)
+		assert.is_nil(ok)
 		assert.equal("full", err)
 		local t0 = H.now()
 		ok, err = p:send("x", 0.05)
@@ -441,6 +442,7 @@ describe("reserve / commit", function()
 		assert.is_true(p:commit(2))
 		assert.equal(2, ch:pending())
 		ptr, n = p:reserve(2)
+		assert.equal(2, n)
 		ffi.copy(ptr, "xxxx", 4)
 		assert.is_true(p:commit(0))
 		assert.equal(2, ch:pending())
@@ -459,9 +461,11 @@ describe("reserve / commit", function()
 		end
 		ptr, n = p:reserve(6) -- positions 6..7 before the wrap
 		assert.equal(2, n)
+		ffi.fill(ptr, 8, 66)
 		p:commit(2)
 		ptr, n = p:reserve(6)
 		assert.equal(6, n)
+		ffi.fill(ptr, 24, 67) -- the span after the wrap is writable whole
 		p:commit(0)
 	end)
 
@@ -521,6 +525,7 @@ describe("read / advance", function()
 		p:send_many("aaaabbbbcccc", 3)
 		local ptr, n = ch:read(3)
 		assert.equal(3, n)
+		assert.equal("aaaabbbbcccc", ffi.string(ptr, 12))
 		assert.is_true(ch:advance(1))
 		ptr, n = ch:read(3)
 		assert.equal(2, n)
@@ -743,6 +748,10 @@ describe("close semantics", function()
 		assert.is_true(ch:release())
 		for _, p in ipairs(open) do
 			assert.is_true(p:is_closed())
+		end
+		for _, p in ipairs(closed) do
+			assert.is_true(p:is_closed())
+			assert.is_true(p:close()) -- idempotent after the release too
 		end
 		local st = watcher:stats()
 		assert.equal(0, st.active_producers)
