@@ -378,10 +378,7 @@ describe("send_bytes / recv_bytes (slab pool)", function()
 			assert(p:send_bytes("sent"))
 			H.sleep(30)
 		end)
-		local deadline = H.now() + 10
-		while ch:pending() < 1 and H.now() < deadline do
-			H.sleep(0.01)
-		end
+		H.wait_until(function() return ch:pending() >= 1 end, 10, "the child's send")
 		H.kill(child, H.SIGKILL)
 		H.wait(child, 10)
 		assert.equal("sent", ch:recv_bytes())
@@ -653,7 +650,8 @@ describe("close semantics", function()
 			assert(rec == nil and err == "closed", tostring(err))
 			assert(H.now() - t0 < 5, "woke late")
 		end)
-		H.sleep(0.1)
+		H.wait_until(function() return ch:stats().consumer_pid == child and H.sleeping(child) end, 10,
+			"the child to claim the consumer role and block in recv")
 		ch:close()
 		assert.equal(0, H.wait(child, 10))
 		ch:release()
@@ -668,11 +666,8 @@ describe("close semantics", function()
 			local ok, err = p:send("c", -1)
 			assert(ok == nil and err == "closed", tostring(err))
 		end)
-		local deadline = H.now() + 10
-		while ch:pending() < 2 and H.now() < deadline do
-			H.sleep(0.01)
-		end
-		H.sleep(0.05)
+		H.wait_until(function() return ch:pending() >= 2 and H.sleeping(child) end, 10,
+			"the child to fill the ring and block in send")
 		ch:close()
 		assert.equal(0, H.wait(child, 10))
 		assert.equal("a\0\0\0", ch:recv())
@@ -920,10 +915,7 @@ describe("processes", function()
 			p:reserve(5) -- never committed
 			H.sleep(30)
 		end)
-		local deadline = H.now() + 10
-		while ch:pending() < 100 and H.now() < deadline do
-			H.sleep(0.01)
-		end
+		H.wait_until(function() return ch:pending() >= 100 end, 10, "the child's 100 sends")
 		assert.equal(100, ch:pending())
 		assert.same({ nil, "no slot" }, { ch:producer() }) -- the live child holds the only slot
 		H.kill(child, H.SIGKILL)
@@ -947,10 +939,7 @@ describe("processes", function()
 			p:send("last")
 			H.sleep(30)
 		end)
-		local deadline = H.now() + 10
-		while ch:pending() < 1 and H.now() < deadline do
-			H.sleep(0.01)
-		end
+		H.wait_until(function() return ch:pending() >= 1 end, 10, "the child's send")
 		H.kill(child, H.SIGKILL)
 		H.wait(child, 10)
 		assert.same({ nil, "no slot" }, { ch:producer() }) -- reclaimed, but not drained yet
@@ -970,10 +959,7 @@ describe("processes", function()
 			assert(c:claim())
 			H.sleep(30)
 		end)
-		local deadline = H.now() + 10
-		while ch:stats().consumer_pid ~= child and H.now() < deadline do
-			H.sleep(0.01)
-		end
+		H.wait_until(function() return ch:stats().consumer_pid == child end, 10, "the child's claim")
 		assert.equal(child, ch:stats().consumer_pid)
 		assert.same({ nil, "consumer busy" }, { ch:recv() })
 		assert.matches(tostring(child), ringmpsc.last_error())
@@ -989,8 +975,10 @@ describe("processes", function()
 
 	it("a blocked recv wakes when another process sends", function()
 		local ch = assert(ringmpsc.new { record_size = 8, capacity = 8 })
+		local parent = H.getpid()
 		local child = H.spawn(function()
-			H.sleep(0.1)
+			H.wait_until(function() return ch:stats().consumer_pid == parent and H.sleeping(parent) end, 10,
+				"the parent to block in recv")
 			local p = assert(ch:producer())
 			assert(p:send("wake"))
 		end)
@@ -1021,7 +1009,8 @@ describe("processes", function()
 		H.interrupting_signal(H.SIGUSR1)
 		local parent = H.getpid()
 		local child = H.spawn(function()
-			H.sleep(0.1)
+			H.wait_until(function() return ch:stats().consumer_pid == parent and H.sleeping(parent) end, 10,
+				"the parent to block in recv")
 			H.kill(parent, H.SIGUSR1)
 		end)
 		local t0 = H.now()
