@@ -9,12 +9,15 @@ WARN       := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -W
 OPT        ?= -O2 -g
 CFLAGS_LIB := $(CSTD) $(WARN) $(OPT) -fPIC -fvisibility=hidden -Icsrc/include -Icsrc
 LDLIBS     := -lpthread
+# The one place the version is written; scripts/version.sh carries it elsewhere.
+VERSION    := $(shell cat VERSION)
 
 CORE_SRC   := $(wildcard csrc/*.c)
 CORE_HDR   := $(wildcard csrc/*.h csrc/include/*.h)
 CORE_OBJ   := $(CORE_SRC:csrc/%.c=$(BUILD)/obj/%.o)
 
-.PHONY: all lib help test deps-test test-c test-c-plain test-c-tsan test-c-asan bench bench-c bench-python bench-lua install clean demo example-c
+.PHONY: all lib help test deps-test test-c test-c-plain test-c-tsan test-c-asan test-version bench bench-c bench-python \
+	bench-lua install uninstall version lint clean demo example-c
 all: lib
 
 help:
@@ -22,6 +25,8 @@ help:
 	@echo "make test         every suite: C (plain, TSan, ASan+UBSan), Python, LuaJIT + nginx; installs what it needs;"
 	@echo "                  ends with 'N passed, N failed, N skipped'"
 	@echo "make test-c       the C suite only (plain, TSan, ASan+UBSan)"
+	@echo "make test-version VERSION agrees with the header, ringmpsc.pc, Python and Lua"
+	@echo "make lint         clang-format --dry-run on csrc/ and tests/c/, luacheck, ruff (if build/venv has it)"
 	@echo "make bench        every suite (limits, C vs peers, Python vs peers, LuaJIT vs ngx.shared.DICT) in one run"
 	@echo "                  -> benchmarks/results/ (json, md, plots) and README; QUICK=1: a reduced set (< 2 min)"
 	@echo "make bench-c      C benchmark of the core alone (SPSC/MPSC x record size x batch, vs memcpy)"
@@ -30,7 +35,9 @@ help:
 	@echo "make demo         the main job end to end: producer processes -> one consumer, verified,"
 	@echo "                  next to multiprocessing.Queue (installs what it needs)"
 	@echo "make example-c    build and run the C quick start (csrc/examples/quickstart.c)"
-	@echo "make install      PREFIX=/usr/local: library, header, pkg-config file"
+	@echo "make install      PREFIX=/usr/local: library, headers, pkg-config file"
+	@echo "make uninstall    PREFIX=/usr/local: remove what make install put there"
+	@echo "make version      after editing VERSION: write it into the header, Python and Lua"
 	@echo "make clean        remove build/"
 
 lib: $(BUILD)/libringmpsc.so $(BUILD)/libringmpsc.a
@@ -76,6 +83,9 @@ test-c-asan: $(TEST_NAMES:%=$(BUILD)/test-asan/%)
 	ASAN_OPTIONS="detect_leaks=1:abort_on_error=1" UBSAN_OPTIONS="print_stacktrace=1" \
 		tests/c/run.sh asan $(BUILD)/test-asan $(TEST_NAMES)
 
+test-version:
+	tests/version_test.sh
+
 test-c: lib
 	@rm -f $(BUILD)/results.txt
 	$(MAKE) --no-print-directory -k test-c-plain test-c-tsan test-c-asan
@@ -118,13 +128,40 @@ $(BUILD)/quickstart: csrc/examples/quickstart.c $(BUILD)/libringmpsc.a
 example-c: $(BUILD)/quickstart
 	$(BUILD)/quickstart
 
+# --- version, lint ------------------------------------------------------------
+version:
+	scripts/version.sh
+
+# Checks only, never rewrites (the C style is applied by whoever owns csrc/).
+# Not part of `make test` yet: csrc/ and tests/c/ are not formatted to .clang-format.
+RUFF := $(firstword $(wildcard $(BUILD)/venv/bin/ruff) $(shell command -v ruff 2>/dev/null))
+lint:
+	@rc=0; \
+	echo "--- clang-format --dry-run (csrc/, tests/c/)"; \
+	clang-format --dry-run -Werror $(wildcard csrc/*.c csrc/*.h csrc/include/*.h csrc/examples/*.c) \
+		$(wildcard tests/c/*.c tests/c/*.h) || rc=1; \
+	echo "--- luacheck (lua/, tests/lua)"; \
+	luacheck --no-color --formatter plain lua tests/lua || rc=1; \
+	if [ -n "$(RUFF)" ]; then echo "--- ruff"; $(RUFF) check . || rc=1; \
+	else echo "--- ruff: not installed (build/venv/bin/ruff or PATH), skipped"; fi; \
+	exit $$rc
+
 # --- install ----------------------------------------------------------------
+PUBLIC_HDR := csrc/include/ringmpsc.h csrc/include/ringmpsc_version.h
+
 install: lib
 	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig
 	install -m 0755 $(BUILD)/libringmpsc.so $(DESTDIR)$(PREFIX)/lib/
 	install -m 0644 $(BUILD)/libringmpsc.a $(DESTDIR)$(PREFIX)/lib/
-	install -m 0644 csrc/include/ringmpsc.h $(DESTDIR)$(PREFIX)/include/
-	sed -e 's|@PREFIX@|$(PREFIX)|' ringmpsc.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/ringmpsc.pc
+	install -m 0644 $(PUBLIC_HDR) $(DESTDIR)$(PREFIX)/include/
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' ringmpsc.pc.in \
+		> $(DESTDIR)$(PREFIX)/lib/pkgconfig/ringmpsc.pc
+
+# Exactly what install wrote; the directories stay (they may hold others' files).
+uninstall:
+	rm -f $(DESTDIR)$(PREFIX)/lib/libringmpsc.so $(DESTDIR)$(PREFIX)/lib/libringmpsc.a
+	rm -f $(PUBLIC_HDR:csrc/include/%=$(DESTDIR)$(PREFIX)/include/%)
+	rm -f $(DESTDIR)$(PREFIX)/lib/pkgconfig/ringmpsc.pc
 
 clean:
 	rm -rf $(BUILD)

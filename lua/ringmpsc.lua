@@ -23,16 +23,45 @@
 local ffi = require "ffi"
 
 local ffi_new, ffi_string, ffi_cast, ffi_gc, ffi_typeof = ffi.new, ffi.string, ffi.cast, ffi.gc, ffi.typeof
-local type, error, tonumber, pairs, setmetatable, tostring = type, error, tonumber, pairs, setmetatable, tostring
+local type, error, tonumber, setmetatable, tostring = type, error, tonumber, setmetatable, tostring
 local concat = table.concat
 
-local _M = { _VERSION = "0.1.0" }
+local _M = { _VERSION = "0.1.0" } -- from VERSION by scripts/version.sh; do not edit
 
--- Exactly the declarations this module uses, copied from csrc/include/ringmpsc.h.
--- Guarded so that a second load of this file into the same state (package.loaded
--- cleared by a test) does not fail with "attempt to redefine".
+-- Exactly the declarations this module uses, copied from csrc/include/ringmpsc.h
+-- (tests/lua/cdef_spec.lua checks each against the preprocessed header; the two
+-- flags are macros there, static consts here). Guarded so that a second load of
+-- this file into the same state (package.loaded cleared by a test) does not fail
+-- with "attempt to redefine".
 if not pcall(ffi_typeof, "struct rmpsc_config") then
 	ffi.cdef [[
+enum rmpsc_error {
+	RMPSC_OK         = 0,
+	RMPSC_EFULL      = -1,
+	RMPSC_EEMPTY     = -2,
+	RMPSC_ECLOSED    = -3,
+	RMPSC_ETIMEDOUT  = -4,
+	RMPSC_ENOSLOT    = -5,
+	RMPSC_ECONSUMER  = -6,
+	RMPSC_EINVAL     = -7,
+	RMPSC_ECORRUPT   = -8,
+	RMPSC_ESYS       = -9,
+	RMPSC_EFORKED    = -10,
+	RMPSC_EINTR      = -11,
+};
+
+enum rmpsc_slot_state {
+	RMPSC_SLOT_FREE = 0,
+	RMPSC_SLOT_REGISTERING = 1,
+	RMPSC_SLOT_ACTIVE = 2,
+	RMPSC_SLOT_DETACHED = 3,
+	RMPSC_SLOT_RECLAIMING = 4,
+	RMPSC_SLOT_FENCED = 5,
+};
+
+static const unsigned RMPSC_OPEN_INTERRUPTIBLE = 0x1;
+static const unsigned RMPSC_CREATE_FULL_FENCES = 0x2;
+
 typedef struct rmpsc_channel rmpsc_channel;
 typedef struct rmpsc_producer rmpsc_producer;
 
@@ -115,9 +144,6 @@ int rmpsc_reclaim_dead(rmpsc_channel *ch);
 ]]
 end
 
-local RMPSC_OPEN_INTERRUPTIBLE = 0x1
-local RMPSC_CREATE_FULL_FENCES = 0x2
-
 ---------------------------------------------------------------------------
 -- Finding and loading the shared library.
 
@@ -198,20 +224,21 @@ _M.library_path = lib_path
 ---------------------------------------------------------------------------
 -- Errors: the C vocabulary, mapped once.
 
+-- Short stable strings, keyed by the enum rmpsc_error constants of the cdef.
+local ESYS = C.RMPSC_ESYS
 local errstr = {
-	[-1] = "full",
-	[-2] = "empty",
-	[-3] = "closed",
-	[-4] = "timeout",
-	[-5] = "no slot",
-	[-6] = "consumer busy",
-	[-7] = "invalid",
-	[-8] = "corrupt",
-	[-9] = "system", -- completed with rmpsc_last_error() below
-	[-10] = "forked",
-	[-11] = "interrupted",
+	[C.RMPSC_EFULL] = "full",
+	[C.RMPSC_EEMPTY] = "empty",
+	[C.RMPSC_ECLOSED] = "closed",
+	[C.RMPSC_ETIMEDOUT] = "timeout",
+	[C.RMPSC_ENOSLOT] = "no slot",
+	[C.RMPSC_ECONSUMER] = "consumer busy",
+	[C.RMPSC_EINVAL] = "invalid",
+	[C.RMPSC_ECORRUPT] = "corrupt",
+	[ESYS] = "system", -- completed with rmpsc_last_error() below
+	[C.RMPSC_EFORKED] = "forked",
+	[C.RMPSC_EINTR] = "interrupted",
 }
-local ESYS = -9
 
 local function fail(rc)
 	if rc == ESYS then
@@ -344,7 +371,7 @@ local function check_flags(opts, fname, level)
 		error("bad option 'interruptible' to '" .. fname .. "' (boolean expected, got " .. type(v) .. ")",
 			level or 3)
 	end
-	return v and RMPSC_OPEN_INTERRUPTIBLE or 0
+	return v and C.RMPSC_OPEN_INTERRUPTIBLE or 0
 end
 
 -- Flags from an optional options table given as argument 2 (open, attach_fd).
@@ -410,7 +437,7 @@ function _M.new(opts)
 		error("bad option 'full_fences' to 'new' (boolean expected, got " .. type(full) .. ")", 2)
 	end
 	if full then
-		flags = flags + RMPSC_CREATE_FULL_FENCES -- flags holds at most the interruptible bit
+		flags = flags + C.RMPSC_CREATE_FULL_FENCES -- flags holds at most the interruptible bit
 	end
 	local rc = C.rmpsc_channel_create(chan_out, name, cfg, flags)
 	if rc < 0 then
@@ -656,7 +683,14 @@ function Channel:reclaim_dead()
 	return rc
 end
 
-local slot_states = { [0] = "free", "registering", "active", "detached", "reclaiming", "fenced" }
+local slot_states = {
+	[C.RMPSC_SLOT_FREE] = "free",
+	[C.RMPSC_SLOT_REGISTERING] = "registering",
+	[C.RMPSC_SLOT_ACTIVE] = "active",
+	[C.RMPSC_SLOT_DETACHED] = "detached",
+	[C.RMPSC_SLOT_RECLAIMING] = "reclaiming",
+	[C.RMPSC_SLOT_FENCED] = "fenced",
+}
 
 -- ch:stats() -> table: channel figures plus `rings`, one entry per slot in use.
 function Channel:stats()

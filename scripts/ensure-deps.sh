@@ -35,7 +35,7 @@ for group in "$@"; do
 	case $group in
 	c) apt_install gcc make libc6-dev ;;
 	python) pip_install pytest:pytest hypothesis:hypothesis setuptools:setuptools ;;
-	lua) apt_install luajit2 libluajit2-5.1-dev lua-busted nginx libnginx-mod-http-lua lua-resty-core ;;
+	lua) apt_install luajit2 libluajit2-5.1-dev lua-busted lua-check nginx libnginx-mod-http-lua lua-resty-core ;;
 	bench) apt_install libck-dev libboost-dev libconcurrentqueue-dev libreaderwriterqueue-dev dpdk-dev
 	       pip_install numpy:numpy matplotlib:matplotlib faster_fifo:faster-fifo zmq:pyzmq ;;
 	*) echo "ensure-deps: unknown group $group" >&2; exit 2 ;;

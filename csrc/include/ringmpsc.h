@@ -49,9 +49,8 @@ extern "C" {
 #define RMPSC_API
 #endif
 
-#define RMPSC_VERSION_MAJOR 0
-#define RMPSC_VERSION_MINOR 1
-#define RMPSC_VERSION_PATCH 0
+/* RMPSC_VERSION_MAJOR, _MINOR, _PATCH, _STRING: generated from VERSION. */
+#include "ringmpsc_version.h"
 
 /* Geometry bounds, validated on create and on every open/attach. */
 #define RMPSC_MAX_RECORD_SIZE   65536u          /* bytes */

@@ -103,6 +103,44 @@ function _M.wait(pid, timeout)
 	end
 end
 
+-- Poll `pred` every 5 ms until it returns true; after `timeout` seconds raise
+-- "timed out after Ns waiting for <what>" at the caller (`what`: a string, or a
+-- function returning one, called only then). Waits in the specs are on state
+-- they can observe, never a bare sleep.
+function _M.wait_until(pred, timeout, what)
+	local deadline = _M.now() + timeout
+	while not pred() do
+		if _M.now() > deadline then
+			if type(what) == "function" then
+				what = what()
+			end
+			error(("timed out after %gs waiting for %s"):format(timeout, what), 2)
+		end
+		C.usleep(5000)
+	end
+end
+
+function _M.file_exists(path)
+	local f = io.open(path, "rb")
+	if f then
+		f:close()
+	end
+	return f ~= nil
+end
+
+-- True when process `pid` is asleep in the kernel (state S in /proc/<pid>/stat):
+-- for a process whose only remaining blocking point is a ringmpsc wait, that it
+-- is parked in it.
+function _M.sleeping(pid)
+	local f = io.open("/proc/" .. tonumber(pid) .. "/stat", "rb")
+	if not f then
+		return false
+	end
+	local stat = f:read("*a")
+	f:close()
+	return stat:match(".*%) (%a)") == "S" -- the state follows the last ")": comm may hold anything
+end
+
 function _M.kill(pid, sig)
 	return C.kill(pid, sig or _M.SIGKILL)
 end

@@ -175,10 +175,8 @@ for _ in range(%d):
 print("ok", sum(last.values()), sorted(last.items()))
 ]]):format(name, out_path, N * K))
 		os.execute("timeout 60 " .. PYTHON .. " " .. script .. " > " .. out_path .. " 2>&1 &")
-		local deadline = H.now() + 30
-		while not io.open(out_path .. ".ready") and H.now() < deadline do
-			H.sleep(0.02)
-		end
+		H.wait_until(function() return H.file_exists(out_path .. ".ready") end, 30,
+			function() return "the Python consumer to create the channel; its output:\n" .. read_file(out_path) end)
 		local ch = assert(ringmpsc.open(name), "Python did not create the channel: " .. read_file(out_path))
 		local children = {}
 		for k = 1, K do
@@ -193,10 +191,8 @@ print("ok", sum(last.values()), sorted(last.items()))
 		for k = 1, K do
 			assert.equal(0, H.wait(children[k], 30))
 		end
-		deadline = H.now() + 30
-		while not read_file(out_path):find("\n", 1, true) and H.now() < deadline do
-			H.sleep(0.05)
-		end
+		H.wait_until(function() return read_file(out_path):find("\n", 1, true) ~= nil end, 30,
+			function() return "the Python consumer's verdict; its output:\n" .. read_file(out_path) end)
 		local out = read_file(out_path)
 		os.remove(out_path)
 		os.remove(out_path .. ".ready")

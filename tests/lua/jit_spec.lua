@@ -7,7 +7,8 @@
 local H = require "helpers"
 
 local function run_case(name)
-	local rc, out = H.sh("cd " .. H.repo .. " && LUA_PATH='lua/?.lua;;' timeout 60 luajit tests/lua/jit_check.lua " .. name)
+	local rc, out = H.sh("cd " .. H.repo .. " && LUA_PATH='lua/?.lua;;' timeout 60 luajit tests/lua/jit_check.lua "
+		.. name)
 	assert(rc == 0, out)
 	local stops = tonumber(out:match("stops (%d+)"))
 	local bad = {}

@@ -44,6 +44,8 @@ wait_for() { # seconds command... : poll every 0.1 s
 		sleep 0.1
 	done
 }
+# Every wait below is on state the test can see (workers, /stats, /counts, pids),
+# never a bare sleep; a wait that runs out is a "not ok" naming what it waited for.
 
 cleanup() {
 	local rc=$?
@@ -114,7 +116,13 @@ produce_requests() { # count n: requests of n records each; prints failures
 	return $bad
 }
 
-sleep 1.5
+all_producing() { # every current worker holds an active ring, and the consumer has claimed its role
+	local st
+	st=$(get /stats)
+	for w in $(workers); do grep -qE "^slot [0-9]+ active pid $w " <<< "$st" || return 1; done
+	! grep -q " consumer_pid 0 " <<< "$st"
+}
+check "every worker registered a ring and the consumer claimed its role" wait_for 15 all_producing
 gen1=$(workers)
 check "requests produce through p:send in the workers" produce_requests 20 50
 
@@ -133,7 +141,7 @@ check "the old workers finish within 15 s" wait_for 15 gone
 gen2=$(comm -13 <(echo "$gen1") <(workers))
 
 # --- SIGKILL one worker -------------------------------------------------------
-sleep 0.5
+check "every second-generation worker registered a ring" wait_for 10 all_producing
 killed=$(head -n 1 <<< "$gen2")
 get /stats > "$tmp/stats_before_kill.txt"
 kill -9 "$killed"
@@ -148,11 +156,24 @@ check "the killed worker's ring is reclaimed (not active any more)" wait_for 10 
 respawn_has_ring() { get /stats | grep -qE "^slot [0-9]+ active pid $respawned "; }
 check "the respawned worker ($respawned) registered a ring" wait_for 10 respawn_has_ring
 produce_requests 10 50 > /dev/null
-sleep 1
+respawn_counted() { get /counts | grep -qE "^$respawned [1-9]"; }
+check "the respawned worker's records are counted in /counts" wait_for 10 respawn_counted
 
 # --- stop, drain, close ----------------------------------------------------------
 get /stop > /dev/null
-sleep 0.3
+# Stopped when /counts stays the same over 3 polls (0.3 s, 150 timer intervals).
+last_counts="" same_polls=0
+counts_settled() {
+	local now
+	now=$(get /counts | sort)
+	if [ -n "$now" ] && [ "$now" = "$last_counts" ]; then
+		same_polls=$((same_polls + 1))
+	else
+		same_polls=0 last_counts=$now
+	fi
+	[ $same_polls -ge 3 ]
+}
+check "every producer loop stops after /stop (/counts settles)" wait_for 10 counts_settled
 get /counts > "$tmp/counts.txt"
 get /stats > "$tmp/stats_end.txt"
 ngx -s quit

@@ -267,6 +267,7 @@ describe("send / recv", function()
 		assert.is_nil(ok)
 		assert.equal("full", err)
 		ok, err = p:send("x", 0)
+		assert.is_nil(ok)
 		assert.equal("full", err)
 		local t0 = H.now()
 		ok, err = p:send("x", 0.05)
@@ -377,10 +378,7 @@ describe("send_bytes / recv_bytes (slab pool)", function()
 			assert(p:send_bytes("sent"))
 			H.sleep(30)
 		end)
-		local deadline = H.now() + 10
-		while ch:pending() < 1 and H.now() < deadline do
-			H.sleep(0.01)
-		end
+		H.wait_until(function() return ch:pending() >= 1 end, 10, "the child's send")
 		H.kill(child, H.SIGKILL)
 		H.wait(child, 10)
 		assert.equal("sent", ch:recv_bytes())
@@ -441,6 +439,7 @@ describe("reserve / commit", function()
 		assert.is_true(p:commit(2))
 		assert.equal(2, ch:pending())
 		ptr, n = p:reserve(2)
+		assert.equal(2, n)
 		ffi.copy(ptr, "xxxx", 4)
 		assert.is_true(p:commit(0))
 		assert.equal(2, ch:pending())
@@ -459,9 +458,11 @@ describe("reserve / commit", function()
 		end
 		ptr, n = p:reserve(6) -- positions 6..7 before the wrap
 		assert.equal(2, n)
+		ffi.fill(ptr, 8, 66)
 		p:commit(2)
 		ptr, n = p:reserve(6)
 		assert.equal(6, n)
+		ffi.fill(ptr, 24, 67) -- the span after the wrap is writable whole
 		p:commit(0)
 	end)
 
@@ -521,6 +522,7 @@ describe("read / advance", function()
 		p:send_many("aaaabbbbcccc", 3)
 		local ptr, n = ch:read(3)
 		assert.equal(3, n)
+		assert.equal("aaaabbbbcccc", ffi.string(ptr, 12))
 		assert.is_true(ch:advance(1))
 		ptr, n = ch:read(3)
 		assert.equal(2, n)
@@ -648,7 +650,8 @@ describe("close semantics", function()
 			assert(rec == nil and err == "closed", tostring(err))
 			assert(H.now() - t0 < 5, "woke late")
 		end)
-		H.sleep(0.1)
+		H.wait_until(function() return ch:stats().consumer_pid == child and H.sleeping(child) end, 10,
+			"the child to claim the consumer role and block in recv")
 		ch:close()
 		assert.equal(0, H.wait(child, 10))
 		ch:release()
@@ -663,11 +666,8 @@ describe("close semantics", function()
 			local ok, err = p:send("c", -1)
 			assert(ok == nil and err == "closed", tostring(err))
 		end)
-		local deadline = H.now() + 10
-		while ch:pending() < 2 and H.now() < deadline do
-			H.sleep(0.01)
-		end
-		H.sleep(0.05)
+		H.wait_until(function() return ch:pending() >= 2 and H.sleeping(child) end, 10,
+			"the child to fill the ring and block in send")
 		ch:close()
 		assert.equal(0, H.wait(child, 10))
 		assert.equal("a\0\0\0", ch:recv())
@@ -743,6 +743,10 @@ describe("close semantics", function()
 		assert.is_true(ch:release())
 		for _, p in ipairs(open) do
 			assert.is_true(p:is_closed())
+		end
+		for _, p in ipairs(closed) do
+			assert.is_true(p:is_closed())
+			assert.is_true(p:close()) -- idempotent after the release too
 		end
 		local st = watcher:stats()
 		assert.equal(0, st.active_producers)
@@ -911,10 +915,7 @@ describe("processes", function()
 			p:reserve(5) -- never committed
 			H.sleep(30)
 		end)
-		local deadline = H.now() + 10
-		while ch:pending() < 100 and H.now() < deadline do
-			H.sleep(0.01)
-		end
+		H.wait_until(function() return ch:pending() >= 100 end, 10, "the child's 100 sends")
 		assert.equal(100, ch:pending())
 		assert.same({ nil, "no slot" }, { ch:producer() }) -- the live child holds the only slot
 		H.kill(child, H.SIGKILL)
@@ -938,10 +939,7 @@ describe("processes", function()
 			p:send("last")
 			H.sleep(30)
 		end)
-		local deadline = H.now() + 10
-		while ch:pending() < 1 and H.now() < deadline do
-			H.sleep(0.01)
-		end
+		H.wait_until(function() return ch:pending() >= 1 end, 10, "the child's send")
 		H.kill(child, H.SIGKILL)
 		H.wait(child, 10)
 		assert.same({ nil, "no slot" }, { ch:producer() }) -- reclaimed, but not drained yet
@@ -961,10 +959,7 @@ describe("processes", function()
 			assert(c:claim())
 			H.sleep(30)
 		end)
-		local deadline = H.now() + 10
-		while ch:stats().consumer_pid ~= child and H.now() < deadline do
-			H.sleep(0.01)
-		end
+		H.wait_until(function() return ch:stats().consumer_pid == child end, 10, "the child's claim")
 		assert.equal(child, ch:stats().consumer_pid)
 		assert.same({ nil, "consumer busy" }, { ch:recv() })
 		assert.matches(tostring(child), ringmpsc.last_error())
@@ -980,8 +975,10 @@ describe("processes", function()
 
 	it("a blocked recv wakes when another process sends", function()
 		local ch = assert(ringmpsc.new { record_size = 8, capacity = 8 })
+		local parent = H.getpid()
 		local child = H.spawn(function()
-			H.sleep(0.1)
+			H.wait_until(function() return ch:stats().consumer_pid == parent and H.sleeping(parent) end, 10,
+				"the parent to block in recv")
 			local p = assert(ch:producer())
 			assert(p:send("wake"))
 		end)
@@ -1012,7 +1009,8 @@ describe("processes", function()
 		H.interrupting_signal(H.SIGUSR1)
 		local parent = H.getpid()
 		local child = H.spawn(function()
-			H.sleep(0.1)
+			H.wait_until(function() return ch:stats().consumer_pid == parent and H.sleeping(parent) end, 10,
+				"the parent to block in recv")
 			H.kill(parent, H.SIGUSR1)
 		end)
 		local t0 = H.now()

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The Lua suite: busted specs under LuaJIT (tests/lua/*_spec.lua) and the real
-# nginx test (tests/lua/nginx_test.sh), each under a time limit.
+# The Lua suite: luacheck (lua/, tests/lua; .luacheckrc), busted specs under LuaJIT
+# (tests/lua/*_spec.lua) and the real nginx test (tests/lua/nginx_test.sh), each
+# under a time limit.
 # Appends "lua <passed> <failed> <skipped>" to build/results.txt (or $RESULTS_FILE);
 # exits non-zero on any failure. Logs: build/lua-tests/.
 set -u
@@ -21,7 +22,7 @@ finish() {
 }
 
 if ! scripts/ensure-deps.sh lua; then
-	echo "FAIL [lua] dependencies missing (luajit2, lua-busted, nginx, libnginx-mod-http-lua)"
+	echo "FAIL [lua] dependencies missing (luajit2, lua-busted, lua-check, nginx, libnginx-mod-http-lua)"
 	fail=1
 	finish
 fi
@@ -58,6 +59,16 @@ count_tap() { # file: adds its TAP results to pass/fail/skip; sets tap_failed
 	skip=$((skip + s))
 	fail=$((fail + tap_failed))
 }
+
+# --- luacheck: one finding fails the suite -----------------------------------------
+echo "--- luacheck (lua/, tests/lua)"
+if timeout 60 luacheck --no-color --formatter plain lua tests/lua > "$log_dir/luacheck.log" 2>&1; then
+	pass=$((pass + 1))
+else
+	echo "FAIL [lua] luacheck: $(grep -c . "$log_dir/luacheck.log") finding(s)"
+	head -n 40 "$log_dir/luacheck.log"
+	fail=$((fail + 1))
+fi
 
 # --- busted specs ----------------------------------------------------------------
 echo "--- busted (tests/lua/*_spec.lua)"

@@ -1,0 +1,11 @@
+-- luacheck configuration (tests/lua/run.sh runs `luacheck lua tests/lua`; `make lint` too).
+-- The code's style: tabs, long lines where a message reads better whole.
+std = "luajit"
+max_line_length = 120
+codes = true
+
+-- busted specs: describe/it/assert.same/... and the test helpers' globals.
+files["tests/lua/*_spec.lua"] = { std = "+busted" }
+
+-- OpenResty examples run inside nginx, where `ngx` is a global.
+files["lua/examples/openresty/*.lua"] = { std = "ngx_lua" }
