@@ -33,7 +33,8 @@ def test_docstrings_and_signatures():
                 continue
             assert member.__doc__, "%s.%s has no docstring" % (cls.__name__, name)
     sig = inspect.signature(ringmpsc.Channel)
-    assert list(sig.parameters) == ["record_size", "capacity", "max_producers", "name", "slab_size", "slabs"]
+    assert list(sig.parameters) == [
+        "record_size", "capacity", "max_producers", "name", "slab_size", "slabs", "full_fences"]
     assert sig.parameters["name"].kind is inspect.Parameter.KEYWORD_ONLY
     assert list(inspect.signature(ringmpsc.Producer.send).parameters) == ["self", "data", "timeout"]
     assert list(inspect.signature(ringmpsc.Channel.recv_many).parameters) == ["self", "max_records", "timeout"]
