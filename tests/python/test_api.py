@@ -10,6 +10,7 @@ import time
 import pytest
 
 import ringmpsc
+import workers
 from workers import Checker, make_batch, make_record
 
 
@@ -590,3 +591,37 @@ def test_stub_declares_every_public_name():
         declared = {n.name for n in classes[cls.__name__].body if isinstance(n, ast.FunctionDef)}
         public = {n for n in dir(cls) if not n.startswith("_")}
         assert public <= declared, "%s: %s missing from the stub" % (cls.__name__, public - declared)
+
+
+def test_channel_can_be_subclassed(shm_name):
+    class Tagged(ringmpsc.Channel):
+        """Extra state, an overridden method, super() calls, a class keyword."""
+
+        def __init__(self, *args, tag="t", **kwargs):
+            self.tag = tag
+
+        def __new__(cls, *args, tag="t", **kwargs):
+            return super().__new__(cls, *args, **kwargs)
+
+        def recv(self, timeout=None):
+            return self.tag.encode() + super().recv(timeout)
+
+    ch = Tagged(8, 4, tag="x")
+    assert isinstance(ch, ringmpsc.Channel) and type(ch) is Tagged and ch.tag == "x"
+    assert repr(ch).startswith("<Tagged name=None record_size=8 capacity=4")
+    with ch.producer() as p:
+        p.send(b"a")
+    assert ch.recv(timeout=1)[:2] == b"xa"
+    assert len(ch) == 0
+    name = shm_name()
+    named = Tagged(8, name=name)
+    again = Tagged.open(name)  # classmethods build the subclass
+    assert type(again) is Tagged and again.name == named.name
+    jobs = workers.JobQueue(8, name=shm_name())  # importable: pickles by name, as itself
+    assert type(pickle.loads(pickle.dumps(jobs))) is workers.JobQueue
+    # Producer, Reservation and ReadView are neither subclassable nor instantiable.
+    for t in (ringmpsc.Producer, ringmpsc.Reservation, ringmpsc.ReadView):
+        with pytest.raises(TypeError):
+            type("Sub", (t,), {})
+    with pytest.raises(TypeError):
+        ringmpsc.Channel.recv = None  # immutable, like the builtin types
