@@ -33,7 +33,8 @@ def test_sdist_contains_the_c_core_and_builds(tmp_path):
     (srcdir,) = (tmp_path / "src").iterdir()
     wheels = tmp_path / "wheels"
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "-q", "--no-build-isolation", "--no-deps", "-w", str(wheels), str(srcdir)],
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-build-isolation", "--no-deps", "-w", str(wheels),
+         str(srcdir)],
         check=True, capture_output=True, timeout=180,
     )
     (whl,) = wheels.iterdir()

@@ -53,7 +53,8 @@ class Checker:
         pid, seq = verify_record(rec)
         want = self.next.get(pid, 0)
         if seq != want:
-            raise AssertionError("producer %d: got seq %d, expected %d (lost, duplicated or reordered)" % (pid, seq, want))
+            raise AssertionError("producer %d: got seq %d, expected %d (lost, duplicated or reordered)"
+                                 % (pid, seq, want))
         self.next[pid] = seq + 1
 
     def add_many(self, data, record_size):
