@@ -2,7 +2,6 @@
 SHELL      := /bin/bash
 CC         ?= cc
 PREFIX     ?= /usr/local
-PYTHON     ?= python3
 BUILD      := build
 CSTD       := -std=c11 -D_GNU_SOURCE
 WARN       := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wno-unused-parameter
@@ -16,12 +15,14 @@ CORE_SRC   := $(wildcard csrc/*.c)
 CORE_HDR   := $(wildcard csrc/*.h csrc/include/*.h)
 CORE_OBJ   := $(CORE_SRC:csrc/%.c=$(BUILD)/obj/%.o)
 
-.PHONY: all lib help test deps-test test-c test-c-plain test-c-tsan test-c-asan test-version bench bench-c bench-python \
+.PHONY: all lib help deps test test-c test-c-plain test-c-tsan test-c-asan test-version bench bench-c bench-python \
 	bench-lua install uninstall version lint clean demo example-c
 all: lib
 
 help:
 	@echo "make lib          build/libringmpsc.so and build/libringmpsc.a (default)"
+	@echo "make deps         install what test and demo need, once (scripts/ensure-deps.sh c python lua;"
+	@echo "                  Python tools go into the venv build/venv, never the system interpreter)"
 	@echo "make test         every suite: C (plain, TSan, ASan+UBSan), Python, LuaJIT + nginx; installs what it needs;"
 	@echo "                  ends with 'N passed, N failed, N skipped'"
 	@echo "make test-c       the C suite only (plain, TSan, ASan+UBSan)"
@@ -90,10 +91,10 @@ test-c: lib
 	@rm -f $(BUILD)/results.txt
 	$(MAKE) --no-print-directory -k test-c-plain test-c-tsan test-c-asan
 
-test: deps-test lib
+test: deps lib
 	tests/run_all.sh
 
-deps-test:
+deps:
 	scripts/ensure-deps.sh c python lua
 
 # --- benchmarks -------------------------------------------------------------
@@ -107,19 +108,19 @@ bench-c: $(BUILD)/bench_c
 # benchmarks/run.py reads QUICK=1 from the environment.
 bench:
 	scripts/ensure-deps.sh c python lua bench
-	$(PYTHON) benchmarks/run.py
+	build/venv/bin/python benchmarks/run.py
 
 bench-python:
 	scripts/ensure-deps.sh python bench
-	python/build.sh build/python-site
-	PYTHONPATH=$(CURDIR)/build/python-site $(PYTHON) benchmarks/python/peers.py $(BENCH_ARGS)
+	python/build.sh
+	build/venv/bin/python benchmarks/python/peers.py $(BENCH_ARGS)
 
 bench-lua: lib
 	scripts/ensure-deps.sh lua
 	benchmarks/lua/run.sh $(BENCH_ARGS)
 
 # --- demo and examples ------------------------------------------------------
-demo: lib
+demo: deps lib
 	scripts/demo.sh
 
 $(BUILD)/quickstart: csrc/examples/quickstart.c $(BUILD)/libringmpsc.a

@@ -8,7 +8,7 @@
 QUICK=1 in the environment) runs the reduced set. Steps:
 
  1. build what the suites need: `make lib build/bench_c`, benchmarks/c/build_peers.sh
-    (build/bench_peers), python/build.sh build/python-site; each only when its output is
+    (build/bench_peers), python/build.sh (into build/venv); each only when its output is
     older than its sources (--rebuild forces them);
  2. run the suites one after the other, each under a time limit, each writing JSON lines:
       bench_c      build/bench_c          suite "c" (ringmpsc alone, vs memcpy and a bare
@@ -237,8 +237,8 @@ BUILDS = {
     "core": Build("core", ["make", "--no-print-directory", "lib", "build/bench_c"], None, None, 300),
     "peers": Build("peers", ["benchmarks/c/build_peers.sh"], "build/bench_peers",
                    ["benchmarks/c/peers.cpp", "benchmarks/c/build_peers.sh", "csrc"], 900),
-    "python": Build("python", ["python/build.sh", "build/python-site"], "build/python-site/ringmpsc",
-                    ["python", "csrc", "setup.py", "pyproject.toml"], 900),
+    # pip into build/venv, the one way the package is built (setuptools rebuilds only what changed)
+    "python": Build("python", ["python/build.sh"], None, None, 900),
 }
 
 
@@ -280,16 +280,14 @@ class Suite:
 
 def suites(quick):
     q = ["--quick"] if quick else []
-    py_env = dict(os.environ)
-    site = os.path.join(ROOT, "build", "python-site")
-    py_env["PYTHONPATH"] = site + (os.pathsep + py_env["PYTHONPATH"] if py_env.get("PYTHONPATH") else "")
+    venv_python = os.path.join(ROOT, "build", "venv", "bin", "python")
     return [
         Suite("bench_c", "C, ringmpsc alone (+ limits: memcpy, cache-line round trip)", ["core"], "build/bench_c",
               lambda out: ["build/bench_c", "--json", out] + q, (90, 900)),
         Suite("bench_peers", "C, ringmpsc vs peers", ["peers"], "build/bench_peers",
               lambda out: ["build/bench_peers", "--json", out] + q, (90, 900)),
         Suite("python", "Python, ringmpsc vs peers", ["python"], "benchmarks/python/peers.py",
-              lambda out: [sys.executable, "benchmarks/python/peers.py", "--json", out] + q, (90, 900), py_env),
+              lambda out: [venv_python, "benchmarks/python/peers.py", "--json", out] + q, (90, 900)),
         Suite("lua", "LuaJIT in nginx, ringmpsc vs ngx.shared.DICT", ["core"], "benchmarks/lua/run.sh",
               lambda out: ["benchmarks/lua/run.sh", "--json", out] + q, (60, 300)),
     ]

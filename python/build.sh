@@ -1,23 +1,23 @@
 #!/usr/bin/env bash
-# Build the ringmpsc package from this checkout into a private directory (default
-# build/python-site) with pip, the same path as `pip install .`, without touching
-# site-packages. Use it with PYTHONPATH=<dir>. Used by tests/python/run.sh and
-# scripts/demo.sh. Output goes to build/python-build.log; shown on failure.
+# The one way the ringmpsc package is built: pip installs this checkout into the
+# virtual environment build/venv (made by `scripts/ensure-deps.sh python`), the
+# same path as `pip install .` (a wheel built from pyproject.toml/setup.py), so
+# tests, demo, benchmarks and stubtest import what a user would install and the
+# system interpreter is never touched. setuptools keeps its objects in
+# build/python, so a rebuild recompiles only what changed.
+# Output goes to build/python-build.log; shown on failure.
 set -u
 cd "$(dirname "$0")/.."
-PYTHON=${PYTHON:-python3}
-dest=${1:-build/python-site}
+VPY=build/venv/bin/python
 log=build/python-build.log
 mkdir -p build
-rm -rf "$dest"
-pip_install() {
-	timeout -k 10 600 "$PYTHON" -m pip install -q --disable-pip-version-check --no-deps --target "$dest" "$@" . >> "$log" 2>&1
-}
-: > "$log"
-# Offline first, with the setuptools already here; if this setuptools cannot build
-# wheels by itself (no `wheel` package before setuptools 70.1), let pip fetch the
-# build requirements (pyproject.toml) into an isolated environment.
-if pip_install --no-build-isolation || { rm -rf "$dest"; pip_install; }; then
+if [ ! -x "$VPY" ]; then
+	echo "python/build.sh: $VPY missing: run scripts/ensure-deps.sh python (make deps) first" >&2
+	exit 1
+fi
+# --no-build-isolation: build with the venv's setuptools and wheel, offline.
+if timeout -k 10 600 "$VPY" -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation \
+	--force-reinstall . > "$log" 2>&1; then
 	exit 0
 fi
 cat "$log"

@@ -6,9 +6,7 @@
 #   scripts/demo.sh [--producers N] [--records N]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PYTHON=${PYTHON:-python3}
-SITE=build/python-site
 scripts/ensure-deps.sh python
-echo "demo: building the ringmpsc Python package into $SITE"
-python/build.sh "$SITE"
-PYTHONPATH="$PWD/$SITE" exec timeout -k 5 120 "$PYTHON" python/examples/demo.py "$@"
+echo "demo: installing the ringmpsc Python package into build/venv"
+python/build.sh
+exec timeout -k 5 120 build/venv/bin/python python/examples/demo.py "$@"

@@ -1,8 +1,17 @@
 #!/usr/bin/env bash
-# Install what a make target needs, only when it is missing.
+# Install what a make target needs, only when it is missing; says what it installs.
 # Usage: ensure-deps.sh GROUP...   groups: c python lua bench
+#   python: the virtual environment build/venv (made with $PYTHON -m venv) holding
+#           the Python tools and test dependencies; nothing goes into the system
+#           interpreter (Debian's is PEP 668 "externally managed"). python/build.sh
+#           installs the package itself into it.
 set -euo pipefail
+cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
+VENV=build/venv
+VPY=$VENV/bin/python
+# module:package, installed into build/venv by the python group (bench adds its own).
+PY_TOOLS="pytest:pytest hypothesis:hypothesis mypy:mypy ruff:ruff setuptools:setuptools wheel:wheel"
 apt_updated=0
 apt_install() {
 	local missing=()
@@ -21,23 +30,38 @@ apt_install() {
 	echo "ensure-deps: apt-get install ${missing[*]}"
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" > /dev/null
 }
+# The venv, reused when present and working; made (or remade, when broken) otherwise.
+ensure_venv() {
+	"$VPY" -c 'import sys; assert sys.prefix != sys.base_prefix' 2>/dev/null && return 0
+	echo "ensure-deps: $PYTHON -m venv $VENV"
+	rm -rf "$VENV"
+	if ! "$PYTHON" -m venv "$VENV" 2>/dev/null; then
+		# Debian's interpreter makes venvs only with python3-venv (ensurepip).
+		rm -rf "$VENV"
+		apt_install python3-venv
+		"$PYTHON" -m venv "$VENV"
+	fi
+}
+# Install into the venv the packages whose module does not import there.
 pip_install() {
+	ensure_venv
 	local missing=()
 	for spec in "$@"; do
 		mod=${spec%%:*} pkg=${spec##*:}
-		$PYTHON -c "import $mod" 2>/dev/null || missing+=("$pkg")
+		"$VPY" -c "import $mod" 2>/dev/null || missing+=("$pkg")
 	done
 	[ ${#missing[@]} -eq 0 ] && return 0
-	echo "ensure-deps: pip install ${missing[*]}"
-	$PYTHON -m pip install -q "${missing[@]}"
+	echo "ensure-deps: pip install into $VENV: ${missing[*]}"
+	"$VPY" -m pip install -q --disable-pip-version-check "${missing[@]}"
 }
 for group in "$@"; do
 	case $group in
 	c) apt_install gcc make libc6-dev ;;
-	python) pip_install pytest:pytest hypothesis:hypothesis setuptools:setuptools ;;
+	python) pip_install $PY_TOOLS ;;
 	lua) apt_install luajit2 libluajit2-5.1-dev lua-busted lua-check nginx libnginx-mod-http-lua lua-resty-core ;;
 	bench) apt_install libck-dev libboost-dev libconcurrentqueue-dev libreaderwriterqueue-dev dpdk-dev
 	       pip_install numpy:numpy matplotlib:matplotlib faster_fifo:faster-fifo zmq:pyzmq ;;
+	all) "$0" c python lua ;;
 	*) echo "ensure-deps: unknown group $group" >&2; exit 2 ;;
 	esac
 done

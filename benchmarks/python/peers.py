@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """ringmpsc vs the Python queues users would pick instead (issue 5, suite "python").
 
-    PYTHONPATH=build/python-site python3 benchmarks/python/peers.py [--quick] [--json FILE]
+    build/venv/bin/python benchmarks/python/peers.py [--quick] [--json FILE]
 
 What is measured (every peer in the same run, same record size, same batch size):
 

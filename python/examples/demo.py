@@ -1,6 +1,6 @@
 """ringmpsc demo: producer processes feed one consumer; every record is verified.
 
-    PYTHONPATH=build/python-site python3 python/examples/demo.py [--producers 4] [--records 100000]
+    build/venv/bin/python python/examples/demo.py [--producers 4] [--records 100000]
 
 Each producer process sends --records 64-byte records carrying (producer, sequence,
 payload, crc32). The consumer checks every one: the checksum, and that each

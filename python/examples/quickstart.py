@@ -1,6 +1,6 @@
 """Quick start: worker processes send records to one consumer through a Channel.
 
-    PYTHONPATH=build/python-site python3 python/examples/quickstart.py
+    build/venv/bin/python python/examples/quickstart.py
 """
 import multiprocessing as mp
 import struct

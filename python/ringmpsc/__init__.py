@@ -68,11 +68,11 @@ __version__ = "0.1.0"  # from VERSION by scripts/version.sh; do not edit
 _os.register_at_fork(after_in_child=_ringmpsc._after_fork_child)
 
 
-def _rebuild_channel(dupfd, name):
-    """Unpickle a Channel sent by multiprocessing: attach to the received fd."""
+def _rebuild_channel(dupfd, name, cls=None):
+    """Unpickle a Channel (or subclass) sent by multiprocessing: attach to the received fd."""
     fd = dupfd.detach()
     try:
-        return Channel._from_fd(fd, name)
+        return (cls or Channel)._from_fd(fd, name)
     finally:
         _os.close(fd)
 
@@ -82,18 +82,21 @@ def _reduce_channel(ch):
 
     Used by ForkingPickler for Process arguments under spawn/forkserver and for
     Pool tasks and results under every start method. The fd works even after a
-    named channel's name was unlinked.
+    named channel's name was unlinked. A subclass travels by reference (it must be
+    importable in the child, as for any pickled class).
     """
     from multiprocessing.reduction import DupFd
 
-    return _rebuild_channel, (DupFd(ch.fileno()), ch.name)
+    cls = type(ch)
+    extra = () if cls is Channel else (cls,)
+    return _rebuild_channel, (DupFd(ch.fileno()), ch.name) + extra
 
 
-def _register_reducer():
+def _register_channel_type(cls):
+    """Called by Channel.__init_subclass__: multiprocessing's reducers match exact types."""
     from multiprocessing import reduction
 
-    reduction.register(Channel, _reduce_channel)
+    reduction.register(cls, _reduce_channel)
 
 
-_register_reducer()
-del _register_reducer
+_register_channel_type(Channel)

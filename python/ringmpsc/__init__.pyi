@@ -2,7 +2,9 @@
 import queue
 import sys
 from types import TracebackType
-from typing import Any, Dict, Iterator, Optional, Type, Union
+from typing import Any, Dict, Iterator, Optional, Type, Union, final
+
+from typing_extensions import disjoint_base
 
 if sys.version_info >= (3, 12):
     from collections.abc import Buffer as _Buffer
@@ -11,6 +13,25 @@ else:
 
 _Timeout = Optional[float]
 
+__all__ = [
+    "Channel",
+    "Producer",
+    "Reservation",
+    "ReadView",
+    "Error",
+    "Full",
+    "Empty",
+    "Closed",
+    "TooManyProducers",
+    "ConsumerBusy",
+    "CorruptRegion",
+    "unlink",
+    "MAX_RECORD_SIZE",
+    "MAX_CAPACITY",
+    "MAX_PRODUCERS",
+    "MAX_SLAB_SIZE",
+    "MAX_SLABS",
+]
 __version__: str
 MAX_RECORD_SIZE: int
 MAX_CAPACITY: int
@@ -42,6 +63,7 @@ class CorruptRegion(Error):
 def unlink(name: str) -> None:
     """Remove a named channel's name; processes that have it open keep using it."""
 
+@final
 class Reservation:
     """Space reserved in a producer's ring; a writable buffer of len(self) records."""
 
@@ -56,12 +78,15 @@ class Reservation:
     def abort(self) -> None:
         """Drop the reservation; nothing is published."""
     def __len__(self) -> int: ...
-    def __buffer__(self, flags: int, /) -> memoryview: ...
+    if sys.version_info >= (3, 12):
+        def __buffer__(self, flags: int, /) -> memoryview: ...
+
     def __enter__(self) -> memoryview: ...
     def __exit__(
         self, et: Optional[Type[BaseException]], ev: Optional[BaseException], tb: Optional[TracebackType]
     ) -> bool: ...
 
+@final
 class ReadView:
     """Records readable in place; a read-only buffer of len(self) records."""
 
@@ -76,12 +101,15 @@ class ReadView:
     def cancel(self) -> None:
         """Consume nothing; the records are read again next time."""
     def __len__(self) -> int: ...
-    def __buffer__(self, flags: int, /) -> memoryview: ...
+    if sys.version_info >= (3, 12):
+        def __buffer__(self, flags: int, /) -> memoryview: ...
+
     def __enter__(self) -> memoryview: ...
     def __exit__(
         self, et: Optional[Type[BaseException]], ev: Optional[BaseException], tb: Optional[TracebackType]
     ) -> bool: ...
 
+@final
 class Producer:
     """A producer bound to one ring of a Channel (Channel.producer())."""
 
@@ -108,6 +136,7 @@ class Producer:
         self, et: Optional[Type[BaseException]], ev: Optional[BaseException], tb: Optional[TracebackType]
     ) -> bool: ...
 
+@disjoint_base
 class Channel:
     """A multi-producer, single-consumer channel of fixed-size records in shared memory."""
 

@@ -9,9 +9,13 @@ def _info(name):
     # Attaching never claims the consumer role or registers a producer.
     ch = Channel.open(name)
     s = ch.stats()
-    region = "slab pool: %d x %d bytes, %d free" % (s["slabs"], s["slab_size"], s["slabs_free"]) if s["slabs"] else "slab pool: none"
+    if s["slabs"]:
+        region = "slab pool: %d x %d bytes, %d free" % (s["slabs"], s["slab_size"], s["slabs_free"])
+    else:
+        region = "slab pool: none"
     print("channel %s" % s["name"])
-    print("  record_size %d, capacity %d per ring, max_producers %d" % (s["record_size"], s["capacity"], s["max_producers"]))
+    print("  record_size %d, capacity %d per ring, max_producers %d"
+          % (s["record_size"], s["capacity"], s["max_producers"]))
     print("  " + region)
     print("  state: %s" % ("closed" if s["closed"] else "open"))
     print("  consumer: %s" % ("pid %d" % s["consumer_pid"] if s["consumer_pid"] else "none"))
@@ -19,10 +23,12 @@ def _info(name):
     print("  fenced rings: %d, reclaimed producer slots: %d" % (s["fenced_rings"], s["reclaimed_slots"]))
     print("  producers: %d active" % s["active_producers"])
     if s["producers"]:
-        print("    %5s  %-11s %8s %-6s %10s %12s %12s" % ("slot", "state", "pid", "alive", "pending", "committed", "consumed"))
+        print("    %5s  %-11s %8s %-6s %10s %12s %12s"
+              % ("slot", "state", "pid", "alive", "pending", "committed", "consumed"))
         for r in s["producers"]:
             print("    %5d  %-11s %8d %-6s %10d %12d %12d" % (
-                r["slot"], r["state"], r["pid"], "yes" if r["alive"] else "no", r["pending"], r["committed"], r["consumed"]))
+                r["slot"], r["state"], r["pid"], "yes" if r["alive"] else "no", r["pending"], r["committed"],
+                r["consumed"]))
     return 0
 
 

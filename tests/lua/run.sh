@@ -33,21 +33,14 @@ if ! $MAKE --no-print-directory lib > "$log_dir/make.log" 2>&1; then
 	finish
 fi
 
-# Python <-> Lua interop needs the Python package: the checkout's (built in place),
-# an installed one, or else one built here out of tree (build/lua-interop).
-py_import='import sys; sys.path.insert(0, "python"); import ringmpsc; ringmpsc.Channel'
-if ! timeout 30 "$PYTHON" -c "$py_import" > /dev/null 2>&1 &&
-	! (cd /tmp && timeout 30 "$PYTHON" -c 'import ringmpsc; ringmpsc.Channel') > /dev/null 2>&1 &&
-	[ -f setup.py ] && [ -d python/ringmpsc ]; then
-	interop=build/lua-interop
-	if timeout 300 "$PYTHON" setup.py -q build_ext --build-lib "$interop/lib" --build-temp "$interop/tmp" \
-		> "$log_dir/python-build.log" 2>&1; then
-		cp python/ringmpsc/*.py "$interop/lib/ringmpsc/"
-		export PYTHONPATH="$REPO/$interop/lib${PYTHONPATH:+:$PYTHONPATH}"
-	else
-		echo "[lua] could not build the Python extension for the interop specs (they will be skipped):"
-		tail -n 5 "$log_dir/python-build.log"
-	fi
+# Python <-> Lua interop needs the Python package: installed into build/venv the
+# one way it is built (python/build.sh: pip), then used through that interpreter.
+if scripts/ensure-deps.sh python > "$log_dir/python-build.log" 2>&1 &&
+	python/build.sh >> "$log_dir/python-build.log" 2>&1; then
+	export PYTHON="$REPO/build/venv/bin/python"
+else
+	echo "[lua] could not build the Python package for the interop specs (they will be skipped):"
+	tail -n 5 "$log_dir/python-build.log"
 fi
 
 count_tap() { # file: adds its TAP results to pass/fail/skip; sets tap_failed

@@ -1,18 +1,16 @@
 #!/usr/bin/env bash
-# The Python suite: build the package from this checkout, run pytest under a
-# whole-suite time limit, append "python <passed> <failed> <skipped>" to
-# build/results.txt. Exits non-zero on any failure, crash or timeout.
+# The Python suite: make the venv build/venv (scripts/ensure-deps.sh python),
+# install the package from this checkout into it (python/build.sh: pip, the real
+# `pip install` path), check the stubs (mypy.stubtest) and lint (ruff), run pytest
+# under a whole-suite time limit, and append "python <passed> <failed> <skipped>"
+# to build/results.txt. Exits non-zero on any failure, crash or timeout. Nothing
+# comes from, or goes to, the system interpreter's site-packages.
 #
 #   tests/python/run.sh [pytest args...]     e.g. tests/python/run.sh -k stress -x
-#
-# The package is installed with pip into build/python-site (the real `pip install`
-# path: wheel build from pyproject.toml/setup.py), not into site-packages, so the
-# run depends on nothing left on the machine and leaves nothing behind.
 set -u
 cd "$(dirname "$0")/../.."
-PYTHON=${PYTHON:-python3}
+VPY=build/venv/bin/python
 LIMIT=${PY_TEST_TIMEOUT:-300}
-SITE=build/python-site
 LOG=build/python-tests.log
 WATCHDOG_LOG=build/python-watchdog.log
 mkdir -p build
@@ -23,24 +21,44 @@ record() { # passed failed skipped
 }
 
 if ! scripts/ensure-deps.sh python; then
-	echo "FAIL [python] could not install pytest/hypothesis"
+	echo "FAIL [python] could not make the venv build/venv"
 	record 0 1 0
 	exit 1
 fi
 
-echo "[python] building the extension (pip install --target $SITE)"
-if ! python/build.sh "$SITE"; then
+echo "[python] building the extension (pip install into build/venv)"
+if ! python/build.sh; then
 	echo "FAIL [python] the extension did not build"
 	record 0 1 0
 	exit 1
 fi
 
-export PYTHONPATH="$PWD/$SITE${PYTHONPATH:+:$PYTHONPATH}"
+# Static checks count as one test each: stub drift and lint fail the suite.
+static_failed=0
+static_passed=0
+static() { # name command...
+	local name=$1
+	shift
+	if "$@" > build/python-$name.log 2>&1; then
+		static_passed=$((static_passed + 1))
+		echo "[python] $name: ok"
+	else
+		static_failed=$((static_failed + 1))
+		echo "FAIL [python] $name:"
+		tail -n 40 build/python-$name.log
+	fi
+}
+# stubtest imports the installed package; run it from build/ so that the source
+# tree's python/ringmpsc (no extension there) cannot shadow it.
+static stubtest bash -c 'cd build && venv/bin/python -m mypy.stubtest ringmpsc'
+# ruff: the package, its examples, the tests and setup.py (config in pyproject.toml).
+static ruff "$VPY" -m ruff check --no-cache python tests/python setup.py
+
 export RINGMPSC_TEST_WATCHDOG_LOG="$PWD/$WATCHDOG_LOG"
 export PYTHONFAULTHANDLER=1
 rm -f "$WATCHDOG_LOG"
 start=$EPOCHREALTIME
-timeout -k 10 "$LIMIT" "$PYTHON" -m pytest -q -p no:cacheprovider -o console_output_style=classic \
+timeout -k 10 "$LIMIT" "$VPY" -m pytest -q -p no:cacheprovider -o console_output_style=classic \
 	tests/python "$@" 2>&1 | tee "$LOG"
 rc=${PIPESTATUS[0]}
 secs=$(awk -v a="$start" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", b - a }')
@@ -65,5 +83,7 @@ elif [ "$rc" -ne 0 ] && [ "$failed" -eq 0 ]; then
 	failed=1
 fi
 echo "[python] ${secs}s"
+passed=$((passed + static_passed))
+failed=$((failed + static_failed))
 record "$passed" "$failed" "$skipped"
 [ "$failed" -eq 0 ] && [ "$rc" -eq 0 ]

@@ -7,16 +7,36 @@ import time
 
 import pytest
 
+import observe
 import ringmpsc
 
 MAIN = threading.main_thread().ident
+MAIN_TID = threading.main_thread().native_id
 
 
-def _later(delay, fn):
-    t = threading.Timer(delay, fn)
-    t.daemon = True
+def _when_asleep(ch, fn, on_lock=False, tid=MAIN_TID):
+    """From a helper thread: once thread `tid` sleeps in ch's wait (or on an object
+    lock), note the time and call fn. fn runs even if that never happens (so the
+    caller unblocks); check() then fails with what was seen."""
+    out = {}
+
+    def run():
+        try:
+            (observe.wait_asleep_on_lock if on_lock else observe.wait_asleep_in_channel)(ch, tid)
+        except AssertionError as e:
+            out["error"] = e
+        out["at"] = time.monotonic()
+        fn()
+
+    def check():
+        t.join(15)
+        if "error" in out:
+            raise out["error"]
+        return time.monotonic() - out["at"]  # seconds since fn ran
+
+    t = threading.Thread(target=run, daemon=True)
     t.start()
-    return t
+    return check
 
 
 def _spin(seconds):
@@ -49,7 +69,7 @@ def test_blocked_recv_does_not_slow_the_main_thread():
     alone = max(_spin(0.3) for _ in range(3))
     t = threading.Thread(target=blocked)
     t.start()
-    time.sleep(0.1)
+    observe.wait_asleep_in_channel(ch, t.native_id)
     with_blocked = max(_spin(0.3) for _ in range(5))
     # A thread holding the GIL while it waits would stop the main thread (or cut it
     # to a fraction); slice wake-ups (20/s) cost next to nothing.
@@ -80,7 +100,8 @@ def test_blocked_send_and_reserve_release_the_gil():
     ts = [threading.Thread(target=blocked, args=(f,)) for f in (lambda: p.send(b"x"), lambda: p.reserve(1))]
     for t in ts:
         t.start()
-    time.sleep(0.1)
+    for t in ts:  # one waits for space, the other for the producer
+        observe.wait_blocked(ch, t.native_id)
     alone_ratio = _spin(0.3)
     assert alone_ratio > 0
     c0, w0 = _cpu(), time.monotonic()
@@ -116,16 +137,15 @@ def test_sigint_interrupts_blocking_calls(case, how):
         kick = lambda: signal.pthread_kill(MAIN, signal.SIGINT)  # noqa: E731  lands on the waiting thread
     else:
         kick = lambda: os.kill(os.getpid(), signal.SIGINT)  # noqa: E731  may land on any thread
-    _later(0.3, kick)
-    t = time.monotonic()
+    kicked = _when_asleep(ch, kick)
     returned = []
     with pytest.raises(KeyboardInterrupt):
         SIGNAL_CASES[case](ch, p)
         returned.append(True)
         time.sleep(5)  # take the signal here, not in the next test
     assert not returned, "the call returned instead of blocking"
-    elapsed = time.monotonic() - t
-    assert 0.25 <= elapsed < 2.0, elapsed
+    elapsed = kicked()
+    assert elapsed < 2.0, elapsed
     # The objects stay usable after the interruption.
     assert ch.closed is False
     ch.close()
@@ -146,16 +166,15 @@ def test_sigint_interrupts_a_thread_waiting_for_the_consumer_lock():
     t = threading.Thread(target=holder)
     t.start()
     holder_in.wait(5)
-    time.sleep(0.1)
-    _later(0.3, lambda: signal.pthread_kill(MAIN, signal.SIGINT))
-    t0 = time.monotonic()
+    observe.wait_asleep_in_channel(ch, t.native_id)  # it holds the consumer side
+    kicked = _when_asleep(ch, lambda: signal.pthread_kill(MAIN, signal.SIGINT), on_lock=True)
     returned = []
     with pytest.raises(KeyboardInterrupt):
         ch.recv()
         returned.append(True)
         time.sleep(5)
     assert not returned
-    assert time.monotonic() - t0 < 2.0
+    assert kicked() < 2.0
     ch.close()
     t.join(5)
     assert not t.is_alive()
@@ -168,9 +187,16 @@ def test_signal_handler_that_does_not_raise_keeps_waiting():
     old = signal.signal(signal.SIGUSR1, lambda *a: hits.append(1))
     try:
         p = ch.producer()
-        _later(0.1, lambda: signal.pthread_kill(MAIN, signal.SIGUSR1))
-        _later(0.3, lambda: p.send(b"late"))
+
+        def signal_then_send():
+            signal.pthread_kill(MAIN, signal.SIGUSR1)
+            observe.wait_for(lambda: hits, "the SIGUSR1 handler")
+            observe.wait_asleep_in_channel(ch, MAIN_TID)  # back to waiting after the handler
+            p.send(b"late")
+
+        sent = _when_asleep(ch, signal_then_send)
         assert ch.recv(timeout=10)[:4] == b"late"
+        sent()
         assert hits == [1]
     finally:
         signal.signal(signal.SIGUSR1, old)
@@ -194,11 +220,10 @@ def test_close_from_another_thread_wakes_waiters(case):
         "reserve": lambda: p.reserve(),
         "send_bytes": lambda: p.send_bytes(b"2"),
     }
-    _later(0.3, ch.close)
-    t = time.monotonic()
+    closed = _when_asleep(ch, ch.close)
     with pytest.raises(ringmpsc.Closed):
         calls[case]()
-    assert 0.25 <= time.monotonic() - t < 2.0
+    assert closed() < 2.0
 
 
 @pytest.mark.timeout(60)
@@ -206,7 +231,7 @@ def test_timeout_while_another_thread_holds_the_consumer_side():
     ch = ringmpsc.Channel(8)
     t = threading.Thread(target=lambda: pytest.raises(ringmpsc.Closed, ch.recv))
     t.start()
-    time.sleep(0.1)
+    observe.wait_asleep_in_channel(ch, t.native_id)  # it holds the consumer side
     t0 = time.monotonic()
     with pytest.raises(ringmpsc.Empty):
         ch.recv(timeout=0.2)
@@ -221,6 +246,9 @@ def test_timeout_while_another_thread_holds_the_consumer_side():
 def test_blocked_recv_gets_a_record_sent_later_from_another_thread():
     ch = ringmpsc.Channel(8)
     p = ch.producer()
-    for delay in (0.0, 0.01, 0.12):  # before, around and after the first slice
-        _later(delay, lambda: p.send(b"hi"))
+    p.send(b"hi")  # before the call
+    assert ch.recv(timeout=5)[:2] == b"hi"
+    for _ in range(3):  # sent once the receiver sleeps: the wake-up must not be lost
+        sent = _when_asleep(ch, lambda: p.send(b"hi"))
         assert ch.recv(timeout=5)[:2] == b"hi"
+        sent()

@@ -6,6 +6,7 @@ import time
 
 import pytest
 
+import observe
 import ringmpsc
 
 
@@ -146,7 +147,7 @@ def test_a_thread_waiting_for_the_consumer_side_is_woken_by_its_release():
         held.set()
         waiting.wait(10)
         waiting.clear()
-        time.sleep(0.005)  # let the waiter go to sleep on the lock
+        observe.wait_asleep_on_lock(ch, t.native_id)  # the waiter sleeps on the lock
         released[0] = time.monotonic()
         v.consume()
         got.wait(10)  # no re-read before the waiter had its turn (the lock is not fair)

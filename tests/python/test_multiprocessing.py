@@ -7,6 +7,7 @@ import time
 
 import pytest
 
+import observe
 import ringmpsc
 import workers
 from workers import Checker
@@ -173,7 +174,7 @@ def test_forked_child_gets_fresh_locks(procs):
     prod = ch.producer()
     t = threading.Thread(target=lambda: pytest.raises(ringmpsc.Closed, ch.recv))
     t.start()
-    time.sleep(0.1)  # the thread now holds this handle's consumer lock while it waits
+    observe.wait_asleep_in_channel(ch, t.native_id)  # it holds this handle's consumer lock while it waits
     p = mp.get_context("fork").Process(target=_child_uses_consumer_side, args=(ch,))
     procs.append(p)
     p.start()
@@ -193,3 +194,22 @@ def _child_uses_consumer_side(ch):
     except BaseException:
         os._exit(4)
     os._exit(0)
+
+
+@pytest.mark.timeout(90)
+@pytest.mark.parametrize("method", METHODS)
+def test_a_channel_subclass_travels_as_itself(method, procs):
+    ctx = mp.get_context(method)
+    q = workers.JobQueue(16, capacity=8, max_producers=4)
+    p = ctx.Process(target=workers.put_jobs, args=(q, 0, 20))
+    procs.append(p)
+    p.start()
+    got = [q.get(timeout=30) for _ in range(20)]
+    p.join(30)
+    assert p.exitcode == 0
+    with ctx.Pool(1) as pool:
+        pid = pool.apply(workers.put_jobs, (q, 20, 5))
+        assert pid != os.getpid()
+    got += [q.get(timeout=30) for _ in range(5)]
+    assert got == [b"job %d" % i for i in range(25)]
+    assert len(q) == 0

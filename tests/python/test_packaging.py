@@ -24,14 +24,17 @@ def test_sdist_contains_the_c_core_and_builds(tmp_path):
         tf.extractall(tmp_path / "src")
     core = {f for f in os.listdir(os.path.join(ROOT, "csrc")) if f.endswith((".c", ".h"))}
     assert {"csrc/" + f for f in core} <= names
-    assert {"csrc/include/ringmpsc.h", "python/ringmpsc/_ringmpsc.c", "python/ringmpsc/__init__.py",
+    ext = {f for f in os.listdir(os.path.join(ROOT, "python", "ringmpsc")) if f.endswith((".c", ".h"))}
+    assert ext and {"python/ringmpsc/" + f for f in ext} <= names
+    assert {"csrc/include/ringmpsc.h", "python/ringmpsc/__init__.py",
             "python/ringmpsc/__init__.pyi", "python/ringmpsc/py.typed", "python/ringmpsc/__main__.py",
             "setup.py", "pyproject.toml", "MANIFEST.in"} <= names
     # Build a wheel from the unpacked sdist alone (no checkout around it).
     (srcdir,) = (tmp_path / "src").iterdir()
     wheels = tmp_path / "wheels"
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "-q", "--no-build-isolation", "--no-deps", "-w", str(wheels), str(srcdir)],
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-build-isolation", "--no-deps", "-w", str(wheels),
+         str(srcdir)],
         check=True, capture_output=True, timeout=180,
     )
     (whl,) = wheels.iterdir()

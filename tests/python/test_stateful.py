@@ -266,5 +266,6 @@ class ChannelMachine(RuleBasedStateMachine):
             p.close()
 
 
-ChannelMachine.TestCase.settings = settings(max_examples=int(__import__("os").environ.get("RMPSC_STATEFUL_EXAMPLES", 60)), stateful_step_count=40)
+ChannelMachine.TestCase.settings = settings(
+    max_examples=int(__import__("os").environ.get("RMPSC_STATEFUL_EXAMPLES", 60)), stateful_step_count=40)
 test_channel_model = ChannelMachine.TestCase

@@ -81,7 +81,7 @@ def test_threads(record_size, cap_bits, producers, per_producer, send_mode, recv
         for t in ts:
             t.join(10)
     assert not errors, errors
-    assert chk.next == {i: per_producer for i in range(producers)}
+    assert chk.next == dict.fromkeys(range(producers), per_producer)
     assert len(ch) == 0
 
 
@@ -102,7 +102,7 @@ def _run_processes(method, record_size, cap_bits, producers, per_producer, send_
             if p.is_alive():
                 p.kill()
             p.join(5)
-    assert chk.next == {i: per_producer for i in range(producers)}
+    assert chk.next == dict.fromkeys(range(producers), per_producer)
     s = ch.stats()
     assert s["pending"] == 0 and s["committed"] == s["consumed"] == producers * per_producer
 

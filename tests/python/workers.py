@@ -53,7 +53,8 @@ class Checker:
         pid, seq = verify_record(rec)
         want = self.next.get(pid, 0)
         if seq != want:
-            raise AssertionError("producer %d: got seq %d, expected %d (lost, duplicated or reordered)" % (pid, seq, want))
+            raise AssertionError("producer %d: got seq %d, expected %d (lost, duplicated or reordered)"
+                                 % (pid, seq, want))
         self.next[pid] = seq + 1
 
     def add_many(self, data, record_size):
@@ -179,3 +180,27 @@ def pool_task(args):
 def pool_echo_channel(ch):
     """Pool worker returning the Channel it was given (pickled back to the parent)."""
     return ch
+
+
+class JobQueue(ringmpsc.Channel):
+    """A user's subclass, as queue libraries see them: own methods and attributes.
+
+    Module level so that it pickles by reference into spawned children."""
+
+    def put(self, data, timeout=None):
+        p = self.__dict__.get("_producer")
+        if p is None or p.closed:
+            p = self._producer = self.producer()
+        p.send(data, timeout=timeout)
+
+    def get(self, timeout=None):
+        return self.recv(timeout=timeout).rstrip(b"\0")
+
+
+def put_jobs(q, first, count):
+    """Child body: the JobQueue arrives as a JobQueue and its methods work."""
+    arm_watchdog(30)
+    assert type(q) is JobQueue, type(q)
+    for i in range(first, first + count):
+        q.put(b"job %d" % i)
+    return os.getpid()

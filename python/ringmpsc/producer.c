@@ -1,0 +1,443 @@
+/* The Producer type: one ring of a Channel, bound to the process that registered it. */
+#include <string.h>
+
+#include "args.h"
+#include "blocking.h"
+
+static const char PRODUCER_BUSY[] =
+	"this thread holds the producer (an open reservation): commit or abort it first";
+static const char *const kw_data_timeout[] = { "data", "timeout" };
+static const char *const kw_n_timeout[] = { "n", "timeout" };
+
+static void producer_dealloc(ProducerObject *self)
+{
+	PyTypeObject *tp = Py_TYPE(self);
+	if (self->weakrefs)
+		PyObject_ClearWeakRefs((PyObject *)self);
+	if (self->p)
+		rmpsc_producer_close(self->p); /* a handle inherited by fork is only freed */
+	Py_XDECREF(self->chan);
+	tp->tp_free(self);
+	Py_DECREF(tp);
+}
+
+/* Checks before using the handle: closed, inherited through fork. */
+static int producer_usable(ProducerObject *self, modstate *st)
+{
+	if (self->gen != st->fork_gen) {
+		PyErr_Format(st->Error,
+			     "this Producer (slot %u) was registered by process %ld and inherited through fork; "
+			     "register a new one in this process with channel.producer()",
+			     self->slot, self->pid);
+		return -1;
+	}
+	if (!self->p) {
+		PyErr_SetString(PyExc_ValueError, "Producer is closed");
+		return -1;
+	}
+	return 0;
+}
+
+/* Check and lock by the deadline. 0 ok; -1 with an exception (Full on timeout). */
+static int producer_lock(ProducerObject *self, modstate *st, int64_t until)
+{
+	if (producer_usable(self, st) < 0)
+		return -1;
+	int r = hlock_acquire(&self->lock, st, until, PRODUCER_BUSY);
+	if (r == 1)
+		PyErr_SetString(st->Full, "producer busy in another thread");
+	if (r != 0)
+		return -1;
+	if (!self->p) { /* closed by another thread meanwhile */
+		hlock_release(&self->lock);
+		PyErr_SetString(PyExc_ValueError, "Producer is closed");
+		return -1;
+	}
+	return 0;
+}
+
+struct op_send {
+	rmpsc_producer *p;
+	const void *data;
+	size_t len;
+};
+
+static int op_send(void *ctx, int64_t t)
+{
+	struct op_send *o = ctx;
+	return rmpsc_producer_send(o->p, o->data, o->len, t);
+}
+
+static PyObject *do_send(ProducerObject *self, PyObject *data, int64_t timeout)
+{
+	modstate *st = STATE(self);
+	Py_buffer b;
+	if (get_data(data, &b, PyBUF_SIMPLE, "data") < 0)
+		return NULL;
+	uint32_t rs = self->chan->cfg.record_size;
+	if ((size_t)b.len > rs) {
+		PyErr_Format(PyExc_ValueError, "data is %zd bytes, longer than record_size %u", b.len, rs);
+		data_release(&b);
+		return NULL;
+	}
+	int64_t until = deadline_at(timeout);
+	if (producer_lock(self, st, until) < 0) {
+		data_release(&b);
+		return NULL;
+	}
+	struct op_send o = { self->p, b.buf, (size_t)b.len };
+	int err;
+	int rc = run_op(op_send, &o, until, &err);
+	hlock_release(&self->lock);
+	data_release(&b);
+	if (rc < 0) {
+		raise_rc(st, rc, err, ON_SEND, NULL);
+		return NULL;
+	}
+	Py_RETURN_NONE;
+}
+
+PyDoc_STRVAR(producer_send_doc,
+"send($self, /, data, timeout=None)\n--\n\n\
+Send one record: a bytes-like object of at most record_size bytes (the rest is\n\
+zero-filled). Blocks while the ring is full, up to timeout seconds (None: forever,\n\
+0: never), then raises Full. Raises Closed once the channel is closed.");
+static PyObject *producer_send(ProducerObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+	PyObject *a[2];
+	int64_t t;
+	if (fast_args("send", args, nargs, kwnames, kw_data_timeout, 1, 2, a) < 0 || parse_timeout(a[1], &t) < 0)
+		return NULL;
+	return do_send(self, a[0], t);
+}
+
+PyDoc_STRVAR(producer_send_nowait_doc,
+"send_nowait($self, data, /)\n--\n\nsend(data, timeout=0): raise Full at once when the ring is full.");
+static PyObject *producer_send_nowait(ProducerObject *self, PyObject *data)
+{
+	return do_send(self, data, 0);
+}
+
+struct op_many {
+	rmpsc_producer *p;
+	const char *data;
+	size_t count, sent;
+	uint32_t rs;
+};
+
+static int op_send_many(void *ctx, int64_t t)
+{
+	struct op_many *o = ctx;
+	int n = rmpsc_producer_send_many(o->p, o->data + o->sent * o->rs, o->count - o->sent, t);
+	if (n < 0)
+		return n;
+	o->sent += (size_t)n;
+	return o->sent < o->count ? OP_AGAIN : 0;
+}
+
+PyDoc_STRVAR(producer_send_many_doc,
+"send_many($self, /, data, timeout=None)\n--\n\n\
+Send len(data) // record_size records from one bytes-like object (its length must\n\
+be a multiple of record_size). Returns the number sent: all of them, or fewer only\n\
+when the timeout expired or the channel closed part-way. Raises Full / Closed when\n\
+none could be sent.");
+static PyObject *producer_send_many(ProducerObject *self, PyObject *const *args, Py_ssize_t nargs,
+				    PyObject *kwnames)
+{
+	modstate *st = STATE(self);
+	PyObject *a[2];
+	int64_t t;
+	if (fast_args("send_many", args, nargs, kwnames, kw_data_timeout, 1, 2, a) < 0 ||
+	    parse_timeout(a[1], &t) < 0)
+		return NULL;
+	Py_buffer b;
+	if (get_data(a[0], &b, PyBUF_SIMPLE, "data") < 0)
+		return NULL;
+	uint32_t rs = self->chan->cfg.record_size;
+	if ((size_t)b.len % rs) {
+		PyErr_Format(PyExc_ValueError, "data is %zd bytes, not a multiple of record_size %u", b.len, rs);
+		data_release(&b);
+		return NULL;
+	}
+	struct op_many o = { NULL, b.buf, (size_t)b.len / rs, 0, rs };
+	int64_t until = deadline_at(t);
+	if (producer_lock(self, st, until) < 0) {
+		data_release(&b);
+		return NULL;
+	}
+	o.p = self->p;
+	int rc = 0, err = 0;
+	if (o.count)
+		rc = run_op(op_send_many, &o, until, &err);
+	hlock_release(&self->lock);
+	data_release(&b);
+	if (rc == RC_PYERR || (rc < 0 && o.sent == 0)) {
+		raise_rc(st, rc, err, ON_SEND, NULL);
+		return NULL;
+	}
+	/* Partial: the deadline passed or the channel closed mid-way (the next call says so). */
+	return PyLong_FromSize_t(o.sent);
+}
+
+struct op_reserve {
+	rmpsc_producer *p;
+	size_t want;
+	void *ptr;
+	int got;
+};
+
+static int op_reserve(void *ctx, int64_t t)
+{
+	struct op_reserve *o = ctx;
+	int n = rmpsc_producer_reserve(o->p, o->want, t, &o->ptr);
+	if (n > 0)
+		o->got = n;
+	return n;
+}
+
+PyDoc_STRVAR(producer_reserve_doc,
+"reserve($self, /, n=1, timeout=None)\n--\n\n\
+Reserve k (1 <= k <= n) contiguous records in the ring, fewer at the ring's wrap\n\
+or when fewer are free, and return a Reservation to write them in place:\n\
+\n\
+    with p.reserve(8) as view:   # writable memoryview of k * record_size bytes\n\
+        view[:4] = b'abcd'\n\
+\n\
+Committed on normal exit, aborted (nothing published) on an exception; the view\n\
+is released when the block ends, and any other view of it still alive makes the\n\
+commit fail with BufferError. Waits as send while the ring is full. Until the\n\
+reservation ends, this producer's calls from other threads wait.");
+static PyObject *producer_reserve(ProducerObject *self, PyObject *const *args, Py_ssize_t nargs,
+				  PyObject *kwnames)
+{
+	modstate *st = STATE(self);
+	PyObject *a[2];
+	int64_t t;
+	long long n;
+	uint32_t cap = self->chan->cfg.capacity;
+	if (fast_args("reserve", args, nargs, kwnames, kw_n_timeout, 0, 2, a) < 0 ||
+	    parse_count(a[0], "n", 1, cap, &n) < 0 || parse_timeout(a[1], &t) < 0)
+		return NULL;
+	int64_t until = deadline_at(t);
+	if (producer_lock(self, st, until) < 0)
+		return NULL;
+	struct op_reserve o = { self->p, (size_t)n, NULL, 0 };
+	int err;
+	int rc = run_op(op_reserve, &o, until, &err);
+	if (rc < 0) {
+		hlock_release(&self->lock);
+		raise_rc(st, rc, err, ON_SEND, NULL);
+		return NULL;
+	}
+	SpanObject *r = (SpanObject *)st->ReservationType->tp_alloc(st->ReservationType, 0);
+	if (!r) {
+		rmpsc_producer_commit(self->p, 0);
+		hlock_release(&self->lock);
+		return NULL;
+	}
+	/* The reservation keeps the producer's lock until committed, aborted or freed. */
+	r->owner = Py_NewRef(self);
+	r->ptr = o.ptr;
+	r->k = o.got;
+	r->nbytes = (Py_ssize_t)o.got * self->chan->cfg.record_size;
+	r->slot = self->slot;
+	return (PyObject *)r;
+}
+
+struct op_slab_alloc {
+	rmpsc_channel *ch;
+	uint32_t handle;
+};
+
+static int op_slab_alloc(void *ctx, int64_t t)
+{
+	struct op_slab_alloc *o = ctx;
+	return rmpsc_slab_alloc(o->ch, t, &o->handle);
+}
+
+struct op_send_slab {
+	rmpsc_producer *p;
+	uint32_t handle;
+};
+
+static int op_send_slab(void *ctx, int64_t t)
+{
+	struct op_send_slab *o = ctx;
+	return rmpsc_producer_send_slab(o->p, o->handle, t);
+}
+
+PyDoc_STRVAR(producer_send_bytes_doc,
+"send_bytes($self, /, data, timeout=None)\n--\n\n\
+Send a variable-length message of up to slab_size bytes through the channel's slab\n\
+pool (the record carries its handle). Waits up to timeout for a free slab and\n\
+ring space, then raises Full.");
+static PyObject *producer_send_bytes(ProducerObject *self, PyObject *const *args, Py_ssize_t nargs,
+				     PyObject *kwnames)
+{
+	modstate *st = STATE(self);
+	PyObject *av[2];
+	int64_t t;
+	if (fast_args("send_bytes", args, nargs, kwnames, kw_data_timeout, 1, 2, av) < 0 ||
+	    parse_timeout(av[1], &t) < 0)
+		return NULL;
+	PyObject *data = av[0];
+	const struct rmpsc_config *cfg = &self->chan->cfg;
+	if (producer_usable(self, st) < 0)
+		return NULL;
+	if (!cfg->slab_count) {
+		PyErr_SetString(PyExc_ValueError, "send_bytes: this channel has no slab pool (created with slabs=0)");
+		return NULL;
+	}
+	Py_buffer b;
+	if (get_data(data, &b, PyBUF_SIMPLE, "data") < 0)
+		return NULL;
+	if ((size_t)b.len > cfg->slab_size) {
+		PyErr_Format(PyExc_ValueError, "data is %zd bytes, longer than slab_size %u", b.len, cfg->slab_size);
+		data_release(&b);
+		return NULL;
+	}
+	int64_t until = deadline_at(t);
+	if (producer_lock(self, st, until) < 0) {
+		data_release(&b);
+		return NULL;
+	}
+	rmpsc_channel *ch = self->chan->ch;
+	struct op_slab_alloc a = { ch, RMPSC_INVALID_HANDLE };
+	int err = 0;
+	int rc = run_op(op_slab_alloc, &a, until, &err);
+	enum side side = ON_SLAB;
+	if (rc >= 0) {
+		char *dst = rmpsc_slab_ptr(ch, a.handle);
+		if (b.len > BIG_COPY) {
+			Py_BEGIN_ALLOW_THREADS
+			memcpy(dst, b.buf, (size_t)b.len);
+			Py_END_ALLOW_THREADS
+		} else {
+			memcpy(dst, b.buf, (size_t)b.len);
+		}
+		rc = rmpsc_slab_set_len(ch, a.handle, (uint32_t)b.len);
+		if (rc >= 0) {
+			struct op_send_slab s = { self->p, a.handle };
+			rc = run_op(op_send_slab, &s, until, &err);
+			side = ON_SEND;
+		}
+		if (rc < 0)
+			rmpsc_slab_free(ch, a.handle); /* never sent: back to the pool */
+	}
+	hlock_release(&self->lock);
+	data_release(&b);
+	if (rc < 0) {
+		raise_rc(st, rc, err, side, NULL);
+		return NULL;
+	}
+	Py_RETURN_NONE;
+}
+
+PyDoc_STRVAR(producer_close_doc,
+"close($self, /)\n--\n\n\
+Deregister: the slot is reused once the consumer has drained it; committed\n\
+records stay readable. Waits for a call another thread is making on this\n\
+producer to finish. Idempotent.");
+static PyObject *producer_close(ProducerObject *self, PyObject *unused)
+{
+	modstate *st = STATE(self);
+	if (!self->p)
+		Py_RETURN_NONE;
+	if (self->gen != st->fork_gen) {
+		/* Inherited: free our copy of the handle, leave the parent's ring alone. */
+		rmpsc_producer_close(self->p);
+		self->p = NULL;
+		Py_RETURN_NONE;
+	}
+	int64_t until = FOREVER;
+	if (hlock_acquire(&self->lock, st, until, PRODUCER_BUSY) != 0)
+		return NULL;
+	if (self->p) {
+		rmpsc_producer_close(self->p);
+		self->p = NULL;
+	}
+	hlock_release(&self->lock);
+	Py_RETURN_NONE;
+}
+
+PyDoc_STRVAR(producer_exit_doc, "__exit__($self, /, *exc_info)\n--\n\nClose the producer.");
+static PyObject *producer_exit(ProducerObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+	PyObject *r = producer_close(self, NULL);
+	if (!r)
+		return NULL;
+	Py_DECREF(r);
+	Py_RETURN_FALSE;
+}
+
+static PyObject *producer_get_slot(ProducerObject *self, void *c)
+{
+	return PyLong_FromUnsignedLong(self->slot);
+}
+static PyObject *producer_get_channel(ProducerObject *self, void *c)
+{
+	return Py_NewRef(self->chan);
+}
+static PyObject *producer_get_closed(ProducerObject *self, void *c)
+{
+	return PyBool_FromLong(self->p == NULL);
+}
+
+static PyObject *producer_repr(ProducerObject *self)
+{
+	return PyUnicode_FromFormat("<ringmpsc.Producer slot=%u pid=%ld%s>", self->slot, self->pid,
+				    self->p ? "" : " closed");
+}
+
+PyDoc_STRVAR(producer_doc,
+"A producer bound to one ring of a Channel, made by Channel.producer().\n\
+\n\
+Methods may be called from several threads (they take turns). A Producer belongs\n\
+to the process that registered it: one inherited through fork raises Error, and\n\
+Producers do not pickle. Close it (or use it as a context manager) to free its\n\
+slot; its committed records stay readable.");
+
+static PyMethodDef producer_methods[] = {
+	{ "send", (PyCFunction)(void (*)(void))producer_send, METH_FASTCALL | METH_KEYWORDS, producer_send_doc },
+	{ "send_nowait", (PyCFunction)producer_send_nowait, METH_O, producer_send_nowait_doc },
+	{ "send_many", (PyCFunction)(void (*)(void))producer_send_many, METH_FASTCALL | METH_KEYWORDS,
+	  producer_send_many_doc },
+	{ "reserve", (PyCFunction)(void (*)(void))producer_reserve, METH_FASTCALL | METH_KEYWORDS,
+	  producer_reserve_doc },
+	{ "send_bytes", (PyCFunction)(void (*)(void))producer_send_bytes, METH_FASTCALL | METH_KEYWORDS,
+	  producer_send_bytes_doc },
+	{ "close", (PyCFunction)producer_close, METH_NOARGS, producer_close_doc },
+	{ "__enter__", (PyCFunction)self_enter, METH_NOARGS, enter_doc },
+	{ "__exit__", (PyCFunction)(void (*)(void))producer_exit, METH_FASTCALL, producer_exit_doc },
+	{ "__reduce__", (PyCFunction)not_picklable, METH_NOARGS, NULL },
+	{ NULL },
+};
+
+static PyGetSetDef producer_getset[] = {
+	{ "slot", (getter)producer_get_slot, NULL, "This producer's ring slot (0 .. max_producers-1).", NULL },
+	{ "channel", (getter)producer_get_channel, NULL, "The Channel it sends on.", NULL },
+	{ "closed", (getter)producer_get_closed, NULL, "True after close().", NULL },
+	{ NULL },
+};
+
+static PyMemberDef producer_members[] = {
+	{ "__weaklistoffset__", T_PYSSIZET, offsetof(ProducerObject, weakrefs), READONLY },
+	{ NULL },
+};
+
+static PyType_Slot producer_slots[] = {
+	{ Py_tp_doc, (void *)producer_doc },
+		{ Py_tp_dealloc, producer_dealloc },
+	{ Py_tp_repr, producer_repr },
+	{ Py_tp_methods, producer_methods },
+	{ Py_tp_getset, producer_getset },
+	{ Py_tp_members, producer_members },
+	{ 0, NULL },
+};
+
+PyType_Spec producer_spec = {
+	.name = "ringmpsc.Producer",
+	.basicsize = sizeof(ProducerObject),
+	.flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_IMMUTABLETYPE | Py_TPFLAGS_DISALLOW_INSTANTIATION,
+	.slots = producer_slots,
+};
