@@ -7,9 +7,11 @@ from .rows import (NOISY, SUITE_ORDER, YARDSTICKS, bare_for, best_peer, cachelin
 
 def throughput_table(rows, allrows, show_p50):
     """rows: throughput rows of one (suite, source); one table, group key shown once."""
-    header = ["scenario", "rec B", "batch", "prod", "impl", "path", "Mrec/s", "GB/s", "× best peer", "× bare ring",
-              "× memcpy (info)"]
-    align = ["l", "r", "r", "r", "l", "l", "r", "r", "r", "r", "r"]
+    # the bare ring runs only in bench_c's spsc rows; other tables leave its column out
+    has_bare = any(r.get("impl") == "bare_spsc" or r.get("bare_spsc_bytes_per_s") for r in rows)
+    header = ["scenario", "rec B", "batch", "prod", "impl", "path", "Mrec/s", "GB/s", "× best peer"] + \
+        (["× bare ring"] if has_bare else []) + ["× memcpy (info)"]
+    align = ["l", "r", "r", "r", "l", "l", "r", "r", "r"] + (["r"] if has_bare else []) + ["r"]
     if show_p50:
         header += ["p50 ns", "p99 ns"]
         align += ["r", "r"]
@@ -41,8 +43,10 @@ def throughput_table(rows, allrows, show_p50):
                 footnote = True
             line = [scen_label(scen, prod, procs, suite) if first else "", rs if first else "",
                     batch if first else "", prod if first else "", impl_label(r), r.get("path"),
-                    f_mrec(rate(r)), f_gbs(r.get("bytes_per_s")), cell,
-                    f_x(rbare, bold_at=1.0) if r.get("impl") == "ringmpsc" else f_x(rbare), f_x(rmc)]
+                    f_mrec(rate(r)), f_gbs(r.get("bytes_per_s")), cell]
+            if has_bare:
+                line.append(f_x(rbare, bold_at=1.0) if r.get("impl") == "ringmpsc" else f_x(rbare))
+            line.append(f_x(rmc))
             if show_p50:
                 line += [f_ns(r.get("p50_ns")), f_ns(r.get("p99_ns"))]
             line += [f_pct(r.get("spread")), notes_of(r)]

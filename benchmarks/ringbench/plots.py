@@ -55,9 +55,9 @@ def make_plots(rows, meta):
             xs, ys = [p[0] for p in pts], [p[1] / 1e6 for p in pts]
             style = dict(marker="o", label=impl)
             if impl.startswith("memcpy"):
-                style.update(color="grey", linestyle="--", marker="x")
+                style.update(color="grey", linestyle="--", marker="x", label="memcpy, one thread (information)")
             elif impl.startswith("bare_spsc"):
-                style.update(color="grey", linestyle=":", marker="s")
+                style.update(color="grey", linestyle=":", marker="s", label="bare SPSC ring (yardstick)")
             elif impl.startswith("ringmpsc") and "(bench_c)" in impl:
                 style.update(color="dimgray", linestyle="--", marker="D", linewidth=1.5)
             else:

@@ -134,7 +134,7 @@ def readme_block(rows, meta, goals, plots):
     for g in goals:
         out.append("- %s: %s" % (g.text, g.summary()))
     out.append("")
-    out.append("Re-run with `make bench` (full) or `QUICK=1 make bench` (reduced, a few minutes).")
+    out.append("Re-run with `make bench` (full) or `QUICK=1 make bench` (reduced, under two minutes).")
     out.append(END)
     return "\n".join(out)
 
