@@ -35,7 +35,8 @@
  * Every run arms a watchdog alarm; a hang ends the program with exit status 3.
  * Exit status: 0 ok, 1 a run failed (error or checksum mismatch), 2 usage, 3 watchdog.
  *
- * Build: benchmarks/c/build_peers.sh (prints the command lines it runs).
+ * Build: make build/bench_peers (runs benchmarks/c/build_peers.sh when a source changed;
+ * the script prints the command lines it runs).
  */
 #include <errno.h>
 #include <inttypes.h>

@@ -121,7 +121,7 @@ def groups_of(rows):
 def ringmpsc_best(group, prefer_try_once=True):
     """ringmpsc's best row of a group; where rows say how they call ("calls"), the
     try-once rows, as the peers' calls are all try-once."""
-    mine = [r for r in group if r.get("impl") == "ringmpsc" and rate(r)]
+    mine = [r for r in group if r.get("impl") == "ringmpsc" and rate(r) and r.get("ok") is not False]
     if prefer_try_once:
         t1 = [r for r in mine if r.get("calls") and r.get("calls") != "blocking"]
         mine = t1 or mine
@@ -134,7 +134,7 @@ def ringmpsc_best(group, prefer_try_once=True):
 
 
 def best_peer(group):
-    peers = [r for r in group if is_peer(r) and rate(r)]
+    peers = [r for r in group if is_peer(r) and rate(r) and r.get("ok") is not False]  # not failed runs
     if not peers:
         return None
     if is_latency(peers[0]):
