@@ -15,8 +15,8 @@ CORE_SRC   := $(wildcard csrc/*.c)
 CORE_HDR   := $(wildcard csrc/*.h csrc/include/*.h)
 CORE_OBJ   := $(CORE_SRC:csrc/%.c=$(BUILD)/obj/%.o)
 
-.PHONY: all lib help deps test test-c test-c-plain test-c-tsan test-c-asan test-version bench bench-c bench-python \
-	bench-lua install uninstall version lint clean demo example-c
+.PHONY: all lib help deps test test-c test-c-plain test-c-tsan test-c-asan test-version bench bench-programs bench-c \
+	bench-python bench-lua install uninstall version lint clean demo example-c
 all: lib
 
 help:
@@ -30,7 +30,9 @@ help:
 	@echo "make lint         clang-format --dry-run on csrc/ and tests/c/, luacheck, ruff (if build/venv has it)"
 	@echo "make bench        every suite (limits, C vs peers, Python vs peers, LuaJIT vs ngx.shared.DICT) in one run"
 	@echo "                  -> benchmarks/results/ (json, md, plots) and README; QUICK=1: a reduced set (< 2 min)"
-	@echo "make bench-c      C benchmark of the core alone (SPSC/MPSC x record size x batch, vs memcpy)"
+	@echo "make bench-programs  build every benchmark program (what make bench runs), nothing run"
+	@echo "make bench-c      C benchmark of the core alone (SPSC/MPSC x record size x batch, vs a bare SPSC ring;"
+	@echo "                  ping-pong, cache-line round trip, liveness check)"
 	@echo "make bench-python Python paths across processes vs multiprocessing, faster-fifo, pyzmq"
 	@echo "make bench-lua    LuaJIT inside nginx vs ngx.shared.DICT"
 	@echo "make demo         the main job end to end: producer processes -> one consumer, verified,"
@@ -98,21 +100,38 @@ deps:
 	scripts/ensure-deps.sh c python lua
 
 # --- benchmarks -------------------------------------------------------------
-$(BUILD)/bench_c: benchmarks/c/bench.c $(CORE_SRC) $(CORE_HDR)
+# The benchmark programs are ordinary targets: make decides what is out of date,
+# benchmarks/run.py (the ringbench package) only asks for them.
+BENCH_C_HDR := benchmarks/c/bench_common.h
+PY_SRC      := $(shell find python -type f \( -name '*.c' -o -name '*.h' -o -name '*.py' -o -name '*.pyi' \) \
+		 -not -path '*.egg-info/*' -not -path '*/__pycache__/*' -not -path 'python/build/*') setup.py pyproject.toml
+
+$(BUILD)/bench_c: benchmarks/c/bench.c $(BENCH_C_HDR) $(CORE_SRC) $(CORE_HDR)
 	@mkdir -p $(@D)
 	$(CC) $(CSTD) $(WARN) -O3 -march=native -g -Icsrc/include -Icsrc -o $@ $< $(CORE_SRC) $(LDLIBS)
+
+$(BUILD)/bench_peers: benchmarks/c/peers.cpp benchmarks/c/build_peers.sh $(BENCH_C_HDR) $(CORE_SRC) $(CORE_HDR)
+	benchmarks/c/build_peers.sh
+
+# python/build.sh installs the package into the venv: a stamp there marks a finished build.
+$(BUILD)/venv/.ringmpsc-built: $(PY_SRC) $(CORE_SRC) $(CORE_HDR)
+	python/build.sh
+	touch $@
 
 bench-c: $(BUILD)/bench_c
 	$(BUILD)/bench_c $(BENCH_ARGS)
 
-# benchmarks/run.py reads QUICK=1 from the environment.
+# benchmarks/run.py reads QUICK=1 from the environment and calls make for each
+# program it runs (bench-programs names them all).
 bench:
 	scripts/ensure-deps.sh c python lua bench
 	build/venv/bin/python benchmarks/run.py
 
+bench-programs: lib $(BUILD)/bench_c $(BUILD)/bench_peers $(BUILD)/venv/.ringmpsc-built
+
 bench-python:
 	scripts/ensure-deps.sh python bench
-	python/build.sh
+	$(MAKE) --no-print-directory $(BUILD)/venv/.ringmpsc-built
 	build/venv/bin/python benchmarks/python/peers.py $(BENCH_ARGS)
 
 bench-lua: lib

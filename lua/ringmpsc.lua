@@ -301,7 +301,7 @@ local u8arr_t = ffi_typeof("uint8_t[?]")
 -- producer state knowing its index as ps.at) and walks it with a numeric loop, not
 -- pairs(): LuaJIT 2.1 builds of early 2023 (Debian 12's luajit2 2.1-20230119 among
 -- them) can compile a pairs() loop that never ends once its trace starts exiting
--- (LuaJIT issue #1000). Seen here: a finalizer releasing a channel spun forever in
+-- (LuaJIT bug LuaJIT/LuaJIT#1000). Seen here: a finalizer releasing a channel spun forever in
 -- such a loop, about one busted run in fifty.
 
 local function producer_state_close(ps)

@@ -28,6 +28,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -57,7 +58,7 @@ struct opts {
 	uint32_t capacity;          /* records per ring; 0 = auto */
 	int64_t timeout_ns;
 	int consumer_read;          /* batched consumer uses read/advance instead of consume */
-	int do_spsc, do_mpsc, do_pingpong, do_cacheline, do_count_only, do_bare;
+	int do_spsc, do_mpsc, do_pingpong, do_cacheline, do_count_only, do_bare, do_liveness;
 	int pin;
 	int quick;
 	const char *json_path;
@@ -103,12 +104,6 @@ static void sleep_s(double s)
 static int cmp_double(const void *a, const void *b)
 {
 	double x = *(const double *)a, y = *(const double *)b;
-	return x < y ? -1 : x > y;
-}
-
-static int cmp_u32(const void *a, const void *b)
-{
-	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
 	return x < y ? -1 : x > y;
 }
 
@@ -1010,7 +1005,7 @@ static struct lat_result pingpong_run(uint32_t rs, int poll, double duration_s)
 		ok = 0;
 	}
 	if (n > 0) {
-		qsort(samples, n, sizeof *samples, cmp_u32);
+		qsort(samples, n, sizeof *samples, cmp_u32_asc);
 		res.p50 = samples[n / 2];
 		res.p99 = samples[n * 99 / 100];
 		res.rt_per_s = (double)n / ((double)(t_end - t_begin) / 1e9);
@@ -1027,91 +1022,13 @@ static struct lat_result pingpong_run(uint32_t rs, int poll, double duration_s)
 }
 
 /* ------------------------------------------------------------------------- */
-/* Cache-line round trip: two threads on two CPUs bounce a counter on one line. */
-
-struct cl_shared {
-	ALIGNED uint64_t flag;
-	ALIGNED int64_t stop_after_ns;
-	int cpu_b;
-	pthread_barrier_t start;
-};
-
-static void *cl_responder(void *arg)
-{
-	struct cl_shared *s = arg;
-	pin_self(s->cpu_b);
-	pthread_barrier_wait(&s->start);
-	uint64_t expect = 1;
-	for (;;) {
-		uint64_t v;
-		while ((v = __atomic_load_n(&s->flag, __ATOMIC_ACQUIRE)) != expect) {
-			if (v == UINT64_MAX)
-				return NULL;
-		}
-		__atomic_store_n(&s->flag, expect + 1, __ATOMIC_RELEASE);
-		expect += 2;
-	}
-}
-
+/* The cache-line round trip (bench_common.h) under this program's watchdog. */
 static struct lat_result cacheline_run(double duration_s)
 {
-	struct lat_result res = { NAN, NAN, 0, 0 };
-	struct cl_shared *s = xaligned(sizeof *s);
-	s->cpu_b = consumer_cpu();
-	pthread_barrier_init(&s->start, NULL, 2);
 	watchdog_arm("cacheline", duration_s);
-	pthread_t th;
-	if (pthread_create(&th, NULL, cl_responder, s) != 0) {
-		perror("pthread_create");
-		exit(1);
-	}
-	cpu_set_t old;
-	pthread_getaffinity_np(pthread_self(), sizeof old, &old);
-	pin_self(n_cpus > 1 ? cpus[1] : -1);
-	size_t cap = 4u << 20, n = 0;
-	uint32_t *samples = malloc(cap * sizeof *samples);
-	pthread_barrier_wait(&s->start);
-	uint64_t v = 1;
-	/* Bulk-timed: 1000 round trips per block; the mean gives round trips/s. Blocks
-	 * alternate with individually timed round trips for the percentiles. */
-	int64_t t_begin = now_ns(), t_stop = t_begin + (int64_t)(duration_s * 1e9), bulk_ns = 0;
-	uint64_t bulk_n = 0;
-	while (n + 1000 < cap) {
-		int64_t t0 = now_ns();
-		if (t0 >= t_stop)
-			break;
-		for (int i = 0; i < 1000; i++, v += 2) {
-			__atomic_store_n(&s->flag, v, __ATOMIC_RELEASE);
-			while (__atomic_load_n(&s->flag, __ATOMIC_ACQUIRE) != v + 1)
-				;
-		}
-		int64_t t1 = now_ns();
-		bulk_ns += t1 - t0;
-		bulk_n += 1000;
-		for (int i = 0; i < 1000; i++, v += 2) {
-			int64_t a = now_ns();
-			__atomic_store_n(&s->flag, v, __ATOMIC_RELEASE);
-			while (__atomic_load_n(&s->flag, __ATOMIC_ACQUIRE) != v + 1)
-				;
-			int64_t b = now_ns();
-			samples[n++] = (uint32_t)(b - a);
-		}
-	}
-	__atomic_store_n(&s->flag, UINT64_MAX, __ATOMIC_RELEASE);
-	pthread_join(th, NULL);
+	struct cacheline_rt r = cacheline_round_trip(duration_s);
 	alarm(0);
-	pthread_setaffinity_np(pthread_self(), sizeof old, &old);
-	if (n > 0) {
-		qsort(samples, n, sizeof *samples, cmp_u32);
-		res.p50 = samples[n / 2];
-		res.p99 = samples[n * 99 / 100];
-		res.rt_per_s = (double)bulk_n / ((double)bulk_ns / 1e9);
-		res.ok = 1;
-	}
-	free(samples);
-	pthread_barrier_destroy(&s->start);
-	free(s);
-	return res;
+	return (struct lat_result){ r.p50_ns, r.p99_ns, r.ok ? r.rt_per_s : 0, r.ok };
 }
 
 /* Median cost of one clock read (included once in every per-sample latency). */
@@ -1181,6 +1098,117 @@ static void latency_rows(void)
 }
 
 /* ------------------------------------------------------------------------- */
+/* Liveness check: the cost of one rmpsc_reclaim_dead() pass (it reads the owner of
+ * every producer slot and asks whether that process still lives) on a channel whose
+ * slots are all held by live producer processes, so the pass reclaims nothing. The
+ * children register, report on `ready`, then block reading `hold` until the parent
+ * closes it after the measurement. */
+
+#define LIVENESS_PRODUCERS 16
+
+static void liveness_child(rmpsc_channel *ch, int ready_w, int hold_r)
+{
+	alarm(120); /* a child left behind by a dead parent still ends */
+	rmpsc_producer *p = NULL;
+	char ok = rmpsc_producer_register(ch, &p) == RMPSC_OK ? 'y' : 'n';
+	if (write(ready_w, &ok, 1) != 1)
+		_exit(2);
+	char c;
+	while (read(hold_r, &c, 1) < 0 && errno == EINTR) /* EOF: the parent is done */
+		;
+	_exit(0);
+}
+
+static void liveness_row(void)
+{
+	struct rmpsc_config cfg = { .record_size = 64, .capacity = 64, .max_producers = LIVENESS_PRODUCERS };
+	rmpsc_channel *ch = NULL;
+	int ready[2], hold[2];
+	if (rmpsc_channel_create(&ch, NULL, &cfg, 0) != RMPSC_OK || pipe(ready) != 0 || pipe(hold) != 0) {
+		fprintf(stderr, "bench_c: liveness: setup failed: %s\n", rmpsc_last_error());
+		any_failure = 1;
+		return;
+	}
+	fflush(NULL); /* the children must not flush our buffered output again */
+	pid_t kids[LIVENESS_PRODUCERS];
+	int n_kids = 0, registered = 0;
+	for (int i = 0; i < LIVENESS_PRODUCERS; i++) {
+		pid_t pid = fork();
+		if (pid == 0) {
+			close(ready[0]);
+			close(hold[1]);
+			liveness_child(ch, ready[1], hold[0]);
+		}
+		if (pid < 0) {
+			perror("bench_c: liveness: fork");
+			break;
+		}
+		kids[n_kids++] = pid;
+	}
+	close(ready[1]);
+	close(hold[0]);
+	watchdog_arm("liveness: children registering", 10);
+	for (int i = 0; i < n_kids; i++) {
+		char ok;
+		if (read(ready[0], &ok, 1) == 1 && ok == 'y')
+			registered++;
+	}
+	alarm(0);
+
+	int runs = O.runs > 64 ? 64 : O.runs, reclaimed = 0;
+	double per_call[64];
+	struct noise_mark mark = noise_now();
+	/* Calls per run: as many as fit in --duration-ms, from one timed call. */
+	int64_t t0 = now_ns();
+	reclaimed += rmpsc_reclaim_dead(ch);
+	int64_t one = now_ns() - t0;
+	long calls = one > 0 ? (long)(O.duration_s * 1e9 / (double)one) : 1000;
+	calls = calls < 10 ? 10 : calls > 1000000 ? 1000000 : calls;
+	watchdog_arm("liveness", O.duration_s * runs * 4);
+	for (int r = 0; r < runs; r++) {
+		int64_t a = now_ns();
+		for (long i = 0; i < calls; i++)
+			reclaimed += rmpsc_reclaim_dead(ch);
+		per_call[r] = (double)(now_ns() - a) / (double)calls;
+	}
+	alarm(0);
+	double foreign = foreign_load(mark);
+
+	close(hold[1]); /* the children read EOF and exit */
+	close(ready[0]);
+	for (int i = 0; i < n_kids; i++)
+		while (waitpid(kids[i], NULL, 0) < 0 && errno == EINTR)
+			;
+	rmpsc_channel_release(ch);
+
+	double med = median(per_call, runs);
+	int ok = registered == LIVENESS_PRODUCERS && reclaimed == 0;
+	if (!ok) {
+		fprintf(stderr, "bench_c: liveness: %d of %d children registered, %d slots reclaimed (want 0)\n",
+			registered, LIVENESS_PRODUCERS, reclaimed);
+		any_failure = 1;
+	}
+	printf("\nliveness  rmpsc_reclaim_dead, %d live producer processes: %.2f us per call (median of %d runs of "
+	       "%ld calls)%s\n", registered, med / 1e3, runs, calls, foreign >= 0.10 ? " NOISY" : "");
+	if (!json_out)
+		return;
+	fprintf(json_out,
+		"{\"suite\":\"c\",\"impl\":\"ringmpsc\",\"path\":\"rmpsc_reclaim_dead\",\"scenario\":\"liveness\","
+		"\"record_size\":64,\"batch\":1,\"producers\":%d,\"consumers\":0,\"processes\":true,"
+		"\"reads_data\":null,\"records_per_s\":null,\"bytes_per_s\":null,\"p50_ns\":null,\"p99_ns\":null,"
+		"\"runs\":%d,\"calls_per_run\":%ld,",
+		registered, runs, calls);
+	json_num("ns_per_call", med, 0);
+	fprintf(json_out, "\"runs_ns_per_call\":[");
+	for (int r = 0; r < runs; r++)
+		fprintf(json_out, "%.6g%s", per_call[r], r + 1 < runs ? "," : "");
+	fprintf(json_out, "],");
+	json_num("other_cpu_load", foreign, 0);
+	fprintf(json_out, "\"ok\":%s,\"cpus\":%d}\n", ok ? "true" : "false", n_cpus);
+	fflush(json_out);
+}
+
+/* ------------------------------------------------------------------------- */
 /* Command line. */
 
 static void usage(FILE *f)
@@ -1195,7 +1223,7 @@ static void usage(FILE *f)
 		"  --capacity N        records per ring, power of two (default 4096, raised to >= 2*batch)\n"
 		"  --timeout-ms MS     timeout of every blocking call (default 2000)\n"
 		"  --consumer read     batched consumer uses rmpsc_read/rmpsc_advance instead of rmpsc_consume\n"
-		"  --only LIST         any of spsc,mpsc,countonly,pingpong,cacheline (default all)\n"
+		"  --only LIST         any of spsc,mpsc,countonly,pingpong,cacheline,liveness (default all)\n"
 		"  --quick             a ~20 s subset: 3 runs of 120 ms, SPSC + the largest MPSC count\n"
 		"  --no-bare           skip the hand-written SPSC yardstick in the spsc rows\n"
 		"  --no-pin            do not pin threads\n"
@@ -1226,6 +1254,7 @@ static void parse_args(int argc, char **argv)
 	O.timeout_ns = 2000000000;
 	O.pin = 1;
 	O.do_spsc = O.do_mpsc = O.do_pingpong = O.do_cacheline = O.do_count_only = O.do_bare = 1;
+	O.do_liveness = 1;
 	int runs_set = 0, dur_set = 0;
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
@@ -1278,6 +1307,7 @@ static void parse_args(int argc, char **argv)
 			O.do_count_only = strstr(v, "countonly") != NULL;
 			O.do_pingpong = strstr(v, "pingpong") != NULL;
 			O.do_cacheline = strstr(v, "cacheline") != NULL;
+			O.do_liveness = strstr(v, "liveness") != NULL;
 		} else if (!strcmp(a, "--quick")) {
 			O.quick = 1;
 		} else if (!strcmp(a, "--no-bare")) {
@@ -1381,16 +1411,16 @@ int main(int argc, char **argv)
 	       "vs_bare = ringmpsc GB/s / bare GB/s\n\n");
 	print_header();
 
-	struct row goal = { 0 };
-	int have_goal = 0;
+	struct row s64 = { 0 }; /* spsc 64 B x batch 256, summarised at the end */
+	int have_s64 = 0;
 	double b1_spsc[3] = { NAN, NAN, NAN }; /* batch-1 Mrec/s at 8, 64, 256 B */
 	if (O.do_spsc)
 		for (int si = 0; si < O.n_sizes; si++)
 			for (int bi = 0; bi < O.n_batches; bi++) {
 				struct row r = tp_config("spsc", 1, (uint32_t)O.sizes[si], (uint32_t)O.batches[bi], CONS_SUM);
 				if (r.record_size == 64 && r.batch == 256) {
-					goal = r;
-					have_goal = 1;
+					s64 = r;
+					have_s64 = 1;
 				}
 				if (r.batch == 1)
 					for (int k = 0; k < 3; k++)
@@ -1407,11 +1437,14 @@ int main(int argc, char **argv)
 						  CONS_SUM);
 	printf("\nper-sample latencies include one clock read (~%.0f ns here)\n", clock_overhead_ns());
 	latency_rows();
+	if (O.do_liveness)
+		liveness_row();
 
 	printf("\n");
-	if (have_goal)
-		printf("goal (issue 2): spsc 64 B x batch 256 ratio to memcpy = %.3f (goal >= 0.5): %s\n", goal.ratio,
-		       goal.ratio >= 0.5 ? "MET" : "MISSED");
+	if (have_s64)
+		printf("spsc 64 B x batch 256: ringmpsc / bare ring = %.3f (same copy, same CPUs); "
+		       "/ memcpy = %.3f (information: one thread, no cross-core traffic)\n",
+		       s64.vs_bare, s64.ratio);
 	if (!isnan(b1_spsc[1]))
 		printf("batch 1 (send/read+advance) spsc: %.2f / %.2f / %.2f Mrec/s at 8 / 64 / 256 B\n",
 		       b1_spsc[0] / 1e6, b1_spsc[1] / 1e6, b1_spsc[2] / 1e6);

@@ -1,13 +1,15 @@
 /*
  * What the C benchmarks share (bench.c, peers.cpp): the clock, aligned buffers,
- * unaligned u64 access, and thread placement (the consumer on the first allowed
- * CPU, producers on the others, wrapping round when there are more producers than
- * CPUs; such rows are "oversubscribed"). C and C++.
+ * unaligned u64 access, thread placement (the consumer on the first allowed CPU,
+ * producers on the others, wrapping round when there are more producers than CPUs;
+ * such rows are "oversubscribed") and the cross-core cache-line round trip, the
+ * latency yardstick of both. C and C++.
  */
 #ifndef RMPSC_BENCH_COMMON_H
 #define RMPSC_BENCH_COMMON_H
 
 #include <errno.h>
+#include <math.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdint.h>
@@ -90,6 +92,102 @@ static inline void init_cpus(void)
 	for (int c = 0; c < CPU_SETSIZE && n_cpus < MAX_CPUS; c++)
 		if (CPU_ISSET(c, &set))
 			cpus[n_cpus++] = c;
+}
+
+/*
+ * Cross-core cache-line round trip: two threads on two CPUs (the consumer's and the
+ * first producer's) bounce a counter on one 64-byte line, no library involved. The
+ * caller arms its own watchdog around it.
+ */
+struct cacheline_rt {
+	double p50_ns, p99_ns, rt_per_s; /* NAN when nothing was measured */
+	int ok;
+};
+
+struct cacheline_shared {
+	uint64_t flag __attribute__((aligned(128)));
+	int cpu_b __attribute__((aligned(128)));
+	pthread_barrier_t start;
+};
+
+static inline int cmp_u32_asc(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+static void *cacheline_responder(void *arg)
+{
+	struct cacheline_shared *s = (struct cacheline_shared *)arg;
+	pin_self(s->cpu_b);
+	pthread_barrier_wait(&s->start);
+	uint64_t expect = 1;
+	for (;;) {
+		uint64_t v;
+		/* acquire pairs with the initiator's release of `v`; UINT64_MAX ends it */
+		while ((v = __atomic_load_n(&s->flag, __ATOMIC_ACQUIRE)) != expect)
+			if (v == UINT64_MAX)
+				return NULL;
+		__atomic_store_n(&s->flag, expect + 1, __ATOMIC_RELEASE);
+		expect += 2;
+	}
+}
+
+static inline struct cacheline_rt cacheline_round_trip(double duration_s)
+{
+	struct cacheline_rt res = { NAN, NAN, NAN, 0 };
+	struct cacheline_shared *s = (struct cacheline_shared *)xaligned(sizeof *s);
+	s->cpu_b = consumer_cpu();
+	pthread_barrier_init(&s->start, NULL, 2);
+	pthread_t th;
+	if (pthread_create(&th, NULL, cacheline_responder, s) != 0) {
+		perror("pthread_create");
+		exit(1);
+	}
+	cpu_set_t old;
+	pthread_getaffinity_np(pthread_self(), sizeof old, &old);
+	pin_self(n_cpus > 1 ? cpus[1] : -1);
+	size_t cap = 4u << 20, n = 0;
+	uint32_t *samples = (uint32_t *)malloc(cap * sizeof *samples);
+	pthread_barrier_wait(&s->start);
+	uint64_t v = 1;
+	/* Bulk-timed: 1000 round trips per block; the mean gives round trips/s. Blocks
+	 * alternate with individually timed round trips for the percentiles. */
+	int64_t t_stop = now_ns() + (int64_t)(duration_s * 1e9), bulk_ns = 0;
+	uint64_t bulk_n = 0;
+	while (samples && n + 1000 < cap) {
+		int64_t t0 = now_ns();
+		if (t0 >= t_stop)
+			break;
+		for (int i = 0; i < 1000; i++, v += 2) {
+			__atomic_store_n(&s->flag, v, __ATOMIC_RELEASE);
+			while (__atomic_load_n(&s->flag, __ATOMIC_ACQUIRE) != v + 1)
+				;
+		}
+		bulk_ns += now_ns() - t0;
+		bulk_n += 1000;
+		for (int i = 0; i < 1000; i++, v += 2) {
+			int64_t a = now_ns();
+			__atomic_store_n(&s->flag, v, __ATOMIC_RELEASE);
+			while (__atomic_load_n(&s->flag, __ATOMIC_ACQUIRE) != v + 1)
+				;
+			samples[n++] = (uint32_t)(now_ns() - a);
+		}
+	}
+	__atomic_store_n(&s->flag, UINT64_MAX, __ATOMIC_RELEASE);
+	pthread_join(th, NULL);
+	pthread_setaffinity_np(pthread_self(), sizeof old, &old);
+	if (n > 0) {
+		qsort(samples, n, sizeof *samples, cmp_u32_asc);
+		res.p50_ns = samples[n / 2];
+		res.p99_ns = samples[n * 99 / 100];
+		res.rt_per_s = (double)bulk_n / ((double)bulk_ns / 1e9);
+		res.ok = 1;
+	}
+	free(samples);
+	pthread_barrier_destroy(&s->start);
+	free(s);
+	return res;
 }
 
 #endif

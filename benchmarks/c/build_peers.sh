@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Build build/bench_peers: the C peers suite of issue 5 (benchmarks/c/peers.cpp).
+# Build build/bench_peers: the C peers suite (benchmarks/c/peers.cpp); `make build/bench_peers`
+# calls it when its sources changed.
 # Installs the peers first (Debian: libck-dev libboost-dev libconcurrentqueue-dev
 # libreaderwriterqueue-dev dpdk-dev) through scripts/ensure-deps.sh, then compiles
 # the ringmpsc core as C (the flags of `make bench-c`) and peers.cpp as C++17, and

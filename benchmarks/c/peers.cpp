@@ -1,5 +1,5 @@
 /*
- * ringmpsc C peers suite (issue 5): ringmpsc against the queues a C/C++ user would
+ * ringmpsc C peers suite: ringmpsc against the queues a C/C++ user would
  * pick instead, in one program run, same record size, same batch size, same ring
  * capacity, same pinning, consumer reading every record:
  *
@@ -35,7 +35,8 @@
  * Every run arms a watchdog alarm; a hang ends the program with exit status 3.
  * Exit status: 0 ok, 1 a run failed (error or checksum mismatch), 2 usage, 3 watchdog.
  *
- * Build: benchmarks/c/build_peers.sh (prints the command lines it runs).
+ * Build: make build/bench_peers (runs benchmarks/c/build_peers.sh when a source changed;
+ * the script prints the command lines it runs).
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -972,8 +973,6 @@ struct Row {
 	std::string for_scenario;
 };
 
-static std::vector<Row> all_rows;
-
 static void json_num(const char *key, double v, int last)
 {
 	if (isnan(v))
@@ -1214,7 +1213,6 @@ template <uint32_t RS> static void run_group(int mpsc, int producers, uint32_t b
 	print_group(g, scen);
 	for (Row &r : g) {
 		emit_json(r);
-		all_rows.push_back(r);
 	}
 }
 
@@ -1267,11 +1265,6 @@ out:
 	return NULL;
 }
 
-static int cmp_u32(const void *x, const void *y)
-{
-	uint32_t a = *(const uint32_t *)x, b = *(const uint32_t *)y;
-	return a < b ? -1 : a > b;
-}
 
 template <class Q, uint32_t RS> static LatResult pingpong_run(Cfg c, double duration_s, const char *label)
 {
@@ -1342,7 +1335,7 @@ template <class Q, uint32_t RS> static LatResult pingpong_run(Cfg c, double dura
 		ok = 0;
 	}
 	if (n > 0) {
-		qsort(samples, n, sizeof *samples, cmp_u32);
+		qsort(samples, n, sizeof *samples, cmp_u32_asc);
 		res.p50 = samples[n / 2];
 		res.p99 = samples[n * 99 / 100];
 		res.rt_per_s = (double)n / ((double)(t_end - t_begin) / 1e9);
@@ -1358,86 +1351,13 @@ template <class Q, uint32_t RS> static LatResult pingpong_run(Cfg c, double dura
 	return res;
 }
 
-/* Cache-line round trip: two threads bounce a counter on one line (bench.c's method). */
-struct ClShared {
-	alignas(128) uint64_t flag;
-	alignas(128) int cpu_b;
-	pthread_barrier_t start;
-};
-
-static void *cl_responder(void *arg)
-{
-	ClShared *s = (ClShared *)arg;
-	pin_self(s->cpu_b);
-	pthread_barrier_wait(&s->start);
-	uint64_t expect = 1;
-	for (;;) {
-		uint64_t v;
-		while ((v = __atomic_load_n(&s->flag, __ATOMIC_ACQUIRE)) != expect)
-			if (v == UINT64_MAX)
-				return NULL;
-		__atomic_store_n(&s->flag, expect + 1, __ATOMIC_RELEASE);
-		expect += 2;
-	}
-}
-
+/* The cache-line round trip (bench_common.h) under this program's watchdog. */
 static LatResult cacheline_run(double duration_s)
 {
-	LatResult res = { NAN, NAN, 0, 0 };
-	ClShared *s = (ClShared *)xaligned(sizeof *s);
-	s->cpu_b = consumer_cpu();
-	pthread_barrier_init(&s->start, NULL, 2);
 	watchdog_arm("cacheline", duration_s);
-	pthread_t th;
-	if (pthread_create(&th, NULL, cl_responder, s) != 0) {
-		perror("pthread_create");
-		exit(1);
-	}
-	cpu_set_t old;
-	pthread_getaffinity_np(pthread_self(), sizeof old, &old);
-	pin_self(n_cpus > 1 ? cpus[1] : -1);
-	size_t cap = 4u << 20, n = 0;
-	uint32_t *samples = (uint32_t *)malloc(cap * sizeof *samples);
-	pthread_barrier_wait(&s->start);
-	uint64_t v = 1;
-	int64_t t_begin = now_ns(), t_stop = t_begin + (int64_t)(duration_s * 1e9), bulk_ns = 0;
-	uint64_t bulk_n = 0;
-	while (n + 1000 < cap) {
-		int64_t t0 = now_ns();
-		if (t0 >= t_stop)
-			break;
-		for (int i = 0; i < 1000; i++, v += 2) {
-			__atomic_store_n(&s->flag, v, __ATOMIC_RELEASE);
-			while (__atomic_load_n(&s->flag, __ATOMIC_ACQUIRE) != v + 1)
-				;
-		}
-		int64_t t1 = now_ns();
-		bulk_ns += t1 - t0;
-		bulk_n += 1000;
-		for (int i = 0; i < 1000; i++, v += 2) {
-			int64_t a = now_ns();
-			__atomic_store_n(&s->flag, v, __ATOMIC_RELEASE);
-			while (__atomic_load_n(&s->flag, __ATOMIC_ACQUIRE) != v + 1)
-				;
-			int64_t b = now_ns();
-			samples[n++] = (uint32_t)(b - a);
-		}
-	}
-	__atomic_store_n(&s->flag, UINT64_MAX, __ATOMIC_RELEASE);
-	pthread_join(th, NULL);
+	cacheline_rt r = cacheline_round_trip(duration_s);
 	alarm(0);
-	pthread_setaffinity_np(pthread_self(), sizeof old, &old);
-	if (n > 0) {
-		qsort(samples, n, sizeof *samples, cmp_u32);
-		res.p50 = samples[n / 2];
-		res.p99 = samples[n * 99 / 100];
-		res.rt_per_s = (double)bulk_n / ((double)bulk_ns / 1e9);
-		res.ok = 1;
-	}
-	free(samples);
-	pthread_barrier_destroy(&s->start);
-	free(s);
-	return res;
+	return LatResult{ r.p50_ns, r.p99_ns, r.ok ? r.rt_per_s : 0, r.ok };
 }
 
 static double clock_overhead_ns(void)
@@ -1556,98 +1476,8 @@ static void latency_rows(void)
 		printf("  %-15s %-40s %8.0f %8.0f %10.2f %12s  %s%s\n", r.impl.c_str(), r.path.c_str(), r.p50, r.p99,
 		       r.rec_per_s / 1e6, ratio, r.ok ? "" : "FAILED ", r.note.c_str());
 		emit_json(r);
-		all_rows.push_back(r);
 	}
 	fflush(stdout);
-}
-
-/* ------------------------------------------------------------------------- */
-/* Goals (issue 5), from this run's rows. */
-
-static const Row *find_best(const char *impl, const std::string &scen, uint32_t rs, uint32_t batch, int prod,
-			    int try_once_only, const char *path_prefix = NULL)
-{
-	const Row *best = NULL;
-	for (const Row &r : all_rows)
-		if (r.impl == impl && r.scenario == scen && r.record_size == rs && r.batch == batch && r.producers == prod &&
-		    r.ok && (!try_once_only || !r.blocking) &&
-		    (!path_prefix || !strncmp(r.path.c_str(), path_prefix, strlen(path_prefix))) &&
-		    (!best || r.rec_per_s > best->rec_per_s))
-			best = &r;
-	return best;
-}
-
-static const Row *find_best_peer(const std::string &scen, uint32_t rs, uint32_t batch, int prod)
-{
-	const Row *best = NULL;
-	for (const Row &r : all_rows)
-		if (is_peer(r) && r.scenario == scen && r.record_size == rs && r.batch == batch && r.producers == prod &&
-		    r.ok && (!best || r.rec_per_s > best->rec_per_s))
-			best = &r;
-	return best;
-}
-
-static void goals(void)
-{
-	printf("\n[goals] issue 5, C suite; ringmpsc = its best try-once path in the group; ratios within this run\n");
-	int met = 0, missed = 0;
-	auto verdict = [&](bool ok) {
-		ok ? met++ : missed++;
-		return ok ? "MET" : "MISSED";
-	};
-	/* Group keys seen. */
-	struct Key {
-		std::string scen;
-		uint32_t rs, batch;
-		int prod;
-	};
-	std::vector<Key> keys;
-	for (const Row &r : all_rows) {
-		if (r.impl != "ringmpsc" || (r.scenario != "spsc" && r.scenario != "mpsc"))
-			continue;
-		bool seen = false;
-		for (const Key &k : keys)
-			seen |= k.scen == r.scenario && k.rs == r.record_size && k.batch == r.batch && k.prod == r.producers;
-		if (!seen)
-			keys.push_back({ r.scenario, r.record_size, r.batch, r.producers });
-	}
-	for (const Key &k : keys) {
-		const Row *rm = find_best("ringmpsc", k.scen, k.rs, k.batch, k.prod, 1);
-		const Row *bp = find_best_peer(k.scen, k.rs, k.batch, k.prod);
-		if (!rm)
-			continue;
-		char tag[64];
-		snprintf(tag, sizeof tag, "%s %3u B batch %3u p=%d%s", k.scen.c_str(), k.rs, k.batch, k.prod,
-			 oversubscribed(k.prod) ? "*" : "");
-		if (k.batch == 1 && bp) {
-			double x = rm->rec_per_s / bp->rec_per_s;
-			printf("  %-28s per record  ringmpsc %-30s %7.2f Mrec/s vs best peer %s %-32s %7.2f: %5.2fx (goal >= 1.5x) %s\n",
-			       tag, rm->path.c_str(), rm->rec_per_s / 1e6, bp->impl.c_str(), bp->path.c_str(),
-			       bp->rec_per_s / 1e6, x, verdict(x >= 1.5));
-		}
-		if (k.batch > 1) {
-			const Row *rte = find_best("rte_ring", k.scen, k.rs, 32, k.prod, 0, k.scen == "spsc" ? "sp/sc burst" : "mp/sc burst");
-			if (k.batch == 32 && rte) {
-				double x = rm->rec_per_s / rte->rec_per_s;
-				printf("  %-28s batched     ringmpsc %-30s %7.2f Mrec/s vs rte_ring burst-32 %31s %7.2f: %5.2fx (goal >= 2x) %s\n",
-				       tag, rm->path.c_str(), rm->rec_per_s / 1e6, "", rte->rec_per_s / 1e6, x, verdict(x >= 2.0));
-			}
-			if (bp) {
-				double x = rm->rec_per_s / bp->rec_per_s;
-				printf("  %-28s batched     ringmpsc %-30s %7.2f Mrec/s vs best peer %s %-32s %7.2f: %5.2fx (goal >= 1.2x) %s\n",
-				       tag, rm->path.c_str(), rm->rec_per_s / 1e6, bp->impl.c_str(), bp->path.c_str(),
-				       bp->rec_per_s / 1e6, x, verdict(x >= 1.2));
-			}
-			if (k.rs == 64 && !isnan(rm->memcpy_ratio))
-				printf("  %-28s 64 B batched ringmpsc %-29s %6.3f GB/s = %.3f of memcpy (goal >= 0.5) %s\n", tag,
-				       rm->path.c_str(), rm->bytes_per_s / 1e9, rm->memcpy_ratio, verdict(rm->memcpy_ratio >= 0.5));
-		}
-	}
-	for (const Row &r : all_rows)
-		if (r.scenario == "pingpong" && r.impl == "ringmpsc" && !isnan(r.cacheline_ratio))
-			printf("  ping-pong 64 B  ringmpsc %-40s p50 %.0f ns = %.2fx the cache-line round trip (goal <= 1.5x) %s\n",
-			       r.path.c_str(), r.p50, r.cacheline_ratio, verdict(r.cacheline_ratio <= 1.5));
-	printf("  (* oversubscribed: more producers than free CPUs)  goals met %d, missed %d\n", met, missed);
 }
 
 /* ------------------------------------------------------------------------- */
@@ -1888,7 +1718,6 @@ int main(int argc, char **argv)
 			for (int si = 0; si < O.n_sizes; si++)
 				run_scenario(1, O.producers[pi], O.sizes[si]);
 	latency_rows();
-	goals();
 	printf("\ntotal %.1f s\n", (double)(now_ns() - t_begin) / 1e9);
 	if (any_failure)
 		printf("SOME RUNS FAILED (see stderr)\n");

@@ -7,7 +7,7 @@
 -- today, ngx.shared.DICT lpush + rpop of the same 64-byte strings, in the same run.
 -- Standalone: luajit benchmarks/lua/bench.lua [records]   (ringmpsc rows only)
 --
--- _M.json(rows, meta) gives the same rows as issue-5 JSON lines (suite "lua",
+-- _M.json(rows, meta) gives the same rows as benchmark JSON lines (suite "lua",
 -- scenario "same-worker": one worker produces and consumes in turn); run.sh --json
 -- FILE writes them.
 local ffi = require "ffi"
@@ -42,7 +42,7 @@ local now = now_fn()
 -- Each returns the checksum; `n` is a multiple of BATCH.
 local cases = {}
 
--- path/batch/impl: the issue-5 row fields of each case (batch = records per call).
+-- path/batch/impl: the common benchmark row fields of each case (batch = records per call).
 cases[#cases + 1] = { name = "ringmpsc p:send + ch:recv", path = "send/recv", batch = 1, fn = function(ch, p, n)
 	local sum = 0
 	for _ = 1, n / BATCH do
@@ -248,7 +248,7 @@ local JSON_KEYS = { "suite", "impl", "path", "scenario", "record_size", "batch",
 	"processes", "reads_data", "records_per_s", "bytes_per_s", "p50_ns", "p99_ns", "runs",
 	"name", "group", "records", "seconds", "ok", "jit", "ratio_to_dict" }
 
--- One issue-5 JSON object per line for each row of _M.run. `meta` adds fields to
+-- One benchmark JSON object per line for each row of _M.run. `meta` adds fields to
 -- every row (e.g. nginx = version). Rate = the best of `runs` repetitions.
 function _M.json(rows, meta)
 	local peer

@@ -4,7 +4,7 @@
 # Usage: benchmarks/lua/run.sh [--quick] [--json FILE] [RECORDS]
 #   RECORDS   records per timed repetition, at least (default 2000000; --quick 200000)
 #   --quick   3 repetitions of >= 0.1 s per case instead of 5 of >= 0.2 s (~3 s in all)
-#   --json F  also write the rows as issue-5 JSON lines (suite "lua") to F
+#   --json F  also write the rows as benchmark JSON lines (suite "lua") to F
 # Env: QUICK=1 and BENCH_JSON=FILE do the same; JITV=1 also prints what jit.v logged
 # for the bench loops.
 set -u

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""ringmpsc vs the Python queues users would pick instead (issue 5, suite "python").
+"""ringmpsc vs the Python queues users would pick instead (suite "python").
 
     build/venv/bin/python benchmarks/python/peers.py [--quick] [--json FILE]
 
@@ -36,7 +36,7 @@ within one run, not absolute numbers across runs. --quick: 5 runs of ~0.1 s
 (about 20 s on 2 cores); default: 7 runs of ~0.3 s and the threads scenario with
 --producers threads as well (about 1.5 min).
 
---json FILE writes one JSON object per row and line (the issue-5 row fields:
+--json FILE writes one JSON object per row and line (the common row fields:
 suite, impl, path, scenario, record_size, batch, producers, consumers, processes,
 reads_data, records_per_s, bytes_per_s, p50_ns, p99_ns, runs; plus label,
 runs_records_per_s, spread = (max - min) / median of the runs, other_cpu_load = the
@@ -428,34 +428,6 @@ def print_ratios(results):
         print(("    %-42s %s" % (p["label"], " ".join(cells))).rstrip())
 
 
-def goal_lines(allrows):
-    """Issue 5's Python goals, as far as this run's rows show them."""
-    out = []
-
-    def rate(sc, prod, impl, path):
-        for r in allrows:
-            if (r["scenario"], r["producers"], r["impl"], r["path"]) == (sc, prod, impl, path):
-                return r["records_per_s"]
-        return None
-
-    for sc, prod in sorted({(r["scenario"], r["producers"]) for r in allrows if r["processes"]}):
-        checks = [
-            ("per record", "send/recv", "mp.Queue", "put/get", 30),
-            ("per record", "send/recv", "faster-fifo", "put/get", 5),
-            ("batched", "send_many/recv_into", "faster-fifo", "put_many/get_many", 50),
-            ("batched", "reserve/read", "faster-fifo", "put_many/get_many", 50),
-        ]
-        for kind, mpath, peer, ppath, goal in checks:
-            a, b = rate(sc, prod, "ringmpsc", mpath), rate(sc, prod, peer, ppath)
-            if a is None or b is None:
-                continue
-            x = a / b
-            out.append("  %-5s %d producer%s, %-10s ringmpsc %-19s / %-11s %-17s = %6.1fx  (goal >= %dx: %s)"
-                       % (sc, prod, "s" if prod > 1 else " ", kind, mpath, peer, ppath, x, goal,
-                          "met" if x >= goal else "MISSED"))
-    return out
-
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
@@ -550,10 +522,6 @@ def main():
             allrows.extend(results)
     finally:
         shutil.rmtree(tmpdir, ignore_errors=True)
-    goals = goal_lines(allrows)
-    if goals:
-        print("issue-5 goals (ratios within this run):")
-        print("\n".join(goals))
     print("\ntotal %.1fs" % (time.perf_counter() - start))
     if args.json:
         with open(args.json, "w") as f:

@@ -1,0 +1,201 @@
+"""Goals: the pass/fail targets of the benchmark rows, judged here and nowhere else.
+
+The programs only measure; every target (its ratio, its yardstick, which rows it is
+judged on) is in this file. Each goal lists its checks (where, what was measured,
+the ratio, the target); a goal is met when every counted check is.
+"""
+from .fmt import f_dur, f_gbs, f_mrec, f_rate, f_x
+from .rows import bare_for, best_peer, cacheline_for, groups_of, num, rate, ringmpsc_best, scen_of
+
+MET, MISSED, NA, NOTRUN = "met", "MISSED", "not measurable", "not measured"
+
+
+class Goal:
+    def __init__(self, gid, text):
+        self.gid, self.text = gid, text
+        self.checks = []  # (where, detail, ratio, target, status)
+        self.reason = None
+
+    def add(self, where, detail, ratio, target, higher_is_better=True, counted=True):
+        """counted=False: shown for information (another path of the same rows is the
+        one the goal is judged on), not counted."""
+        ok = ratio >= target if higher_is_better else ratio <= target
+        st = (MET if ok else MISSED) if counted else ("info (not judged): " + ("would meet" if ok else "would miss"))
+        self.checks.append((where, detail, ratio, target, st, higher_is_better))
+
+    def counted(self):
+        return [c for c in self.checks if c[4] in (MET, MISSED)]
+
+    def status(self):
+        if not self.counted():
+            return NA if self.reason and self.reason.startswith("needs") else NOTRUN
+        missed = sum(1 for c in self.counted() if c[4] == MISSED)
+        return MISSED if missed else MET
+
+    def summary(self):
+        st = self.status()
+        checks = self.counted()
+        if not checks:
+            return "%s — %s" % (st, self.reason or "no rows")
+        n = len(checks)
+        met = n - sum(1 for c in checks if c[4] == MISSED)
+        vals = [c[2] for c in checks]
+        rng = f_x(min(vals)) if len(vals) == 1 else "%s … %s" % (f_x(min(vals)), f_x(max(vals)))
+        return "%s — met in %d of %d %s (%s %s)" % (st, met, n, "case" if n == 1 else "cases",
+                                                  "ratio" if n == 1 else "ratios", rng)
+
+
+def where_text(r):
+    s = "%s %d B batch %s" % (scen_of(r), r.get("record_size") or 0, r.get("batch"))
+    if scen_of(r) == "mpsc" or (r.get("producers") or 1) > 1:
+        s += " p=%s%s" % (r.get("producers"), "*" if r.get("oversubscribed") else "")
+    return s
+
+
+def evaluate_goals(rows, machine, suite_status):
+    goals = []
+    peers_rows = [r for r in rows if r.get("suite") == "c" and r.get("source") == "bench_peers"]
+    c_groups = {k: g for k, g in groups_of(peers_rows).items() if k[2] in ("spsc", "mpsc")}
+    why_c = None if peers_rows else "the C peers suite did not run (%s)" % suite_status.get("bench_peers", "?")
+
+    g1 = Goal("c-per-record", "C, per record (batch 1): ringmpsc ≥ 1.5× the best peer")
+    g2 = Goal("c-rte-burst", "C, batched: ringmpsc ≥ 2× rte_ring burst-32")
+    g3 = Goal("c-every-peer", "C, batched: ringmpsc ≥ 1.2× every peer at equal batch size")
+    g4 = Goal("c-bare-ring", "C, 64-byte batched SPSC: ringmpsc ≥ 0.5× a bare SPSC ring (same copy, same CPUs)")
+    for g in (g1, g2, g3):
+        g.reason = why_c
+    for key, group in c_groups.items():
+        mine = ringmpsc_best(group)
+        if not mine:
+            continue
+        batch = key[4]
+        peer = best_peer(group)
+        mdesc = "ringmpsc %s %s Mrec/s" % (mine["path"], f_mrec(rate(mine)))
+        if batch == 1 and peer:
+            g1.add(where_text(mine), "%s vs %s %s %s" % (mdesc, peer["impl"], peer["path"], f_mrec(rate(peer))),
+                   rate(mine) / rate(peer), 1.5)
+        if batch and batch > 1:
+            if batch == 32:
+                rte = [r for r in group if r.get("impl") == "rte_ring" and "burst" in str(r.get("path"))
+                       and "zc" not in str(r.get("path")) and rate(r)]
+                if rte:
+                    x = max(rte, key=rate)
+                    g2.add(where_text(mine), "%s vs rte_ring %s %s" % (mdesc, x["path"], f_mrec(rate(x))),
+                           rate(mine) / rate(x), 2.0)
+            if peer:
+                g3.add(where_text(mine), "%s vs best peer %s %s %s" % (mdesc, peer["impl"], peer["path"],
+                                                                      f_mrec(rate(peer))),
+                       rate(mine) / rate(peer), 1.2)
+    # The bare SPSC ring runs in bench_c next to each of its spsc rows (ringmpsc alone):
+    # the same copy between the same two CPUs (memcpy is information in the tables only).
+    bench_c = [r for r in rows if r.get("source") == "bench_c" and r.get("suite") == "c"]
+    for key, group in groups_of(bench_c).items():
+        if key[2] != "spsc" or key[3] != 64 or num(key[4]) <= 1:
+            continue
+        for r in group:
+            if r.get("impl") != "ringmpsc" or r.get("reads_data") is False:
+                continue
+            bare = bare_for(r, group)
+            if bare:
+                g4.add(where_text(r), "ringmpsc %s %s GB/s vs bare ring %s GB/s" % (
+                    r["path"], f_gbs(r["bytes_per_s"]), f_gbs(bare)), r["bytes_per_s"] / bare, 0.5)
+    if not g4.counted():
+        g4.reason = "no bench_c spsc 64 B batched rows with a bare ring (bench_c: %s)" % \
+            suite_status.get("bench_c", "?")
+    goals += [g1, g2, g3, g4]
+
+    g5 = Goal("pingpong", "Ping-pong p50 ≤ 1.5× the cache-line round trip")
+    for source in ("bench_peers", "bench_c"):
+        cl = cacheline_for(source, rows)
+        pp = [r for r in rows if r.get("source") == source and r.get("scenario") == "pingpong"
+              and r.get("impl") == "ringmpsc" and r.get("p50_ns")]
+        if not cl or not pp:
+            continue
+        spin = [r for r in pp if r.get("calls") != "blocking" and "blocking" not in str(r.get("path"))]
+        best = min(spin or pp, key=lambda r: r["p50_ns"])
+        for r in sorted(pp, key=lambda r: r["p50_ns"]):
+            g5.add("%s, %s" % (source, r["path"]), "p50 %s vs cache-line round trip p50 %s" % (
+                f_dur(r["p50_ns"]), f_dur(cl["p50_ns"])), r["p50_ns"] / cl["p50_ns"], 1.5,
+                higher_is_better=False, counted=r is best)
+    if not g5.checks:
+        g5.reason = "no ping-pong and cache-line rows"
+    goals.append(g5)
+
+    py = [r for r in rows if r.get("suite") == "python" and r.get("processes")]
+
+    def find(sc, prod, impl, path):
+        for r in py:
+            if (r.get("scenario"), r.get("producers"), r.get("impl"), r.get("path")) == (sc, prod, impl, path) \
+                    and rate(r):
+                return r
+        return None
+
+    g6 = Goal("py-mpq", "Python, per record across processes: ringmpsc send/recv ≥ 30× multiprocessing.Queue")
+    g7 = Goal("py-ff", "Python, per record across processes: ringmpsc send/recv ≥ 5× faster-fifo put/get")
+    g8 = Goal("py-ff-many", "Python, batched across processes: ringmpsc ≥ 50× faster-fifo put_many/get_many")
+    for sc, prod in sorted({(r.get("scenario"), r.get("producers")) for r in py}, key=lambda x: (str(x[0]), x[1])):
+        mine = find(sc, prod, "ringmpsc", "send/recv")
+        for g, peer_impl, peer_path, target in ((g6, "mp.Queue", "put/get", 30), (g7, "faster-fifo", "put/get", 5)):
+            p = find(sc, prod, peer_impl, peer_path)
+            if mine and p:
+                g.add("%s, %d producer%s" % (sc, prod, "s" if prod > 1 else ""),
+                      "ringmpsc send/recv %s rec/s vs %s %s %s rec/s" % (f_rate(rate(mine)), peer_impl, peer_path,
+                                                                        f_rate(rate(p))), rate(mine) / rate(p), target)
+        p = find(sc, prod, "faster-fifo", "put_many/get_many")
+        ms = [m for m in (find(sc, prod, "ringmpsc", x) for x in ("send_many/recv_into", "reserve/read")) if m]
+        best = max(ms, key=rate) if ms else None
+        for m in ms:
+            if p:
+                g8.add("%s, %d producer%s, batch %s" % (sc, prod, "s" if prod > 1 else "", m.get("batch")),
+                       "ringmpsc %s %s rec/s vs faster-fifo put_many/get_many (batch %s) %s rec/s" % (
+                           m["path"], f_rate(rate(m)), p.get("batch"), f_rate(rate(p))), rate(m) / rate(p), 50,
+                       counted=m is best)
+    why_py = None if py else "the Python suite did not run (%s)" % suite_status.get("python", "?")
+    for g in (g6, g7, g8):
+        if not g.checks:
+            g.reason = why_py or "the rows it needs are missing (faster-fifo / multiprocessing rows)"
+    goals += [g6, g7, g8]
+
+    lua = [r for r in rows if r.get("suite") == "lua"]
+    g9 = Goal("lua-send", "LuaJIT: send/recv ≥ 5× ngx.shared.DICT lpush/rpop")
+    g10 = Goal("lua-reserve", "LuaJIT: reserve/read ≥ 20× ngx.shared.DICT lpush/rpop")
+    dict_rows = [r for r in lua if r.get("impl") == "ngx.shared.DICT" and rate(r)]
+    if dict_rows:
+        d = max(dict_rows, key=rate)
+        for g, path, target in ((g9, "send/recv", 5), (g10, "reserve/read", 20)):
+            mine = sorted([r for r in lua if r.get("impl") == "ringmpsc" and r.get("path") == path and rate(r)],
+                          key=lambda r: num(r.get("batch")))
+            best = max(mine, key=rate) if mine else None
+            for r in mine:
+                g.add("%s, batch %s" % (r.get("scenario"), r.get("batch")),
+                      "ringmpsc %s (batch %s) %s rec/s vs DICT lpush/rpop (batch 1) %s rec/s" % (
+                          path, r.get("batch"), f_rate(rate(r)), f_rate(rate(d))),
+                      rate(r) / rate(d), target, counted=r is best)
+    for g in (g9, g10):
+        if not g.checks:
+            g.reason = "the Lua suite did not run (%s)" % suite_status.get("lua", "?") if not lua \
+                else "no ngx.shared.DICT or ringmpsc rows"
+    goals += [g9, g10]
+
+    g11 = Goal("mpsc-8", "MPSC at 8 producers keeps ≥ 0.9× the single-producer rate")
+    cores = machine.get("cpus_usable") or machine.get("cpus") or 0
+    if cores < 10:
+        g11.reason = ("needs a machine with ≥ 10 cores (8 producers + the consumer on their own cores); "
+                      "this machine has %d" % cores)
+    else:
+        mp_rows = [r for r in rows if r.get("suite") == "c" and r.get("scenario") == "mpsc"
+                   and r.get("impl") == "ringmpsc" and rate(r) and r.get("reads_data") is not False]
+        keys = {(r.get("source"), r.get("record_size"), r.get("batch"), r.get("path")) for r in mp_rows}
+        for k in sorted(keys, key=str):
+            by_p = {r["producers"]: r for r in mp_rows
+                    if (r.get("source"), r.get("record_size"), r.get("batch"), r.get("path")) == k}
+            if 1 in by_p and 8 in by_p:
+                g11.add("%s %d B batch %s %s" % (k[0], k[1], k[2], k[3]),
+                        "8 producers %s Mrec/s vs 1 producer %s Mrec/s" % (f_mrec(rate(by_p[8])),
+                                                                           f_mrec(rate(by_p[1]))),
+                        rate(by_p[8]) / rate(by_p[1]), 0.9)
+        if not g11.checks:
+            g11.reason = "no MPSC rows at both 1 and 8 producers (a --quick run measures only the largest count)"
+    goals.append(g11)
+    return goals
+

@@ -1,0 +1,242 @@
+"""benchmarks/results/latest.md: every row, grouped, with its ratios and the goals."""
+from .fmt import f_gbs, f_mrec, f_ns, f_pct, f_rate, f_x, impl_label, md_table, notes_of, scen_label
+from .machine import commit_text, machine_line
+from .plots import PLOTS
+from .rows import (NOISY, SUITE_ORDER, YARDSTICKS, bare_for, best_peer, cacheline_for, fallback_peer, groups_of,
+                   is_cost, is_latency, memcpy_for, num, rate)
+
+def throughput_table(rows, allrows, show_p50):
+    """rows: throughput rows of one (suite, source); one table, group key shown once."""
+    # the bare ring runs only in bench_c's spsc rows; other tables leave its column out
+    has_bare = any(r.get("impl") == "bare_spsc" or r.get("bare_spsc_bytes_per_s") for r in rows)
+    header = ["scenario", "rec B", "batch", "prod", "impl", "path", "Mrec/s", "GB/s", "× best peer"] + \
+        (["× bare ring"] if has_bare else []) + ["× memcpy (info)"]
+    align = ["l", "r", "r", "r", "l", "l", "r", "r", "r"] + (["r"] if has_bare else []) + ["r"]
+    if show_p50:
+        header += ["p50 ns", "p99 ns"]
+        align += ["r", "r"]
+    header += ["spread", "note"]
+    align += ["r", "l"]
+    body = []
+    footnote = False
+    for key, group in groups_of(rows).items():
+        suite, source, scen, rs, batch, prod, procs = key
+        peer = best_peer(group)
+        fallback = False
+        if peer is None:
+            peer = fallback_peer(allrows, key)
+            fallback = peer is not None
+        order = sorted(group, key=lambda r: (0 if r.get("impl") == "ringmpsc" else 2 if r.get("impl") in YARDSTICKS
+                                             else 1, -(rate(r) or 0)))
+        first = True
+        for r in order:
+            ratio = None
+            if peer is not None and rate(r) and r.get("impl") not in YARDSTICKS:
+                ratio = rate(r) / rate(peer)
+            mc = memcpy_for(r, group, allrows)
+            rmc = r["bytes_per_s"] / mc if mc and r.get("bytes_per_s") and r.get("impl") != "memcpy" else None
+            bare = bare_for(r, group) if r.get("impl") not in YARDSTICKS else None
+            rbare = r["bytes_per_s"] / bare if bare and r.get("bytes_per_s") else None
+            cell = f_x(ratio, bold_at=1.0) if r.get("impl") == "ringmpsc" else f_x(ratio)
+            if fallback and ratio is not None:
+                cell += " †"
+                footnote = True
+            line = [scen_label(scen, prod, procs, suite) if first else "", rs if first else "",
+                    batch if first else "", prod if first else "", impl_label(r), r.get("path"),
+                    f_mrec(rate(r)), f_gbs(r.get("bytes_per_s")), cell]
+            if has_bare:
+                line.append(f_x(rbare, bold_at=1.0) if r.get("impl") == "ringmpsc" else f_x(rbare))
+            line.append(f_x(rmc))
+            if show_p50:
+                line += [f_ns(r.get("p50_ns")), f_ns(r.get("p99_ns"))]
+            line += [f_pct(r.get("spread")), notes_of(r)]
+            body.append(line)
+            first = False
+    out = md_table(header, body, align)
+    if footnote:
+        out.append("")
+        out.append("† no peer at this batch size (no batch API): ratio to the best peer of the same rows at a "
+                   "smaller batch.")
+    return out
+
+
+def latency_table(rows, allrows, source):
+    cl = cacheline_for(source, allrows)
+    header = ["impl", "path", "p50 ns", "p99 ns", "p50 ÷ cache-line RT", "speed vs best peer (p50)",
+              "round trips/s", "note"]
+    align = ["l", "l", "r", "r", "r", "r", "r", "l"]
+    body = []
+    for key, group in groups_of(rows).items():
+        peer = best_peer(group)
+        order = sorted(group, key=lambda r: (0 if r.get("impl") == "cacheline" else 1 if r.get("impl") == "ringmpsc"
+                                             else 2, num(r.get("p50_ns"), 1e18)))
+        for r in order:
+            p50 = r.get("p50_ns")
+            vs_cl = p50 / cl["p50_ns"] if cl and p50 and r is not cl and r.get("impl") != "cacheline" else None
+            vs_peer = peer["p50_ns"] / p50 if peer and p50 and r.get("impl") not in YARDSTICKS else None
+            body.append([impl_label(r), r.get("path"), f_ns(p50), f_ns(r.get("p99_ns")), f_x(vs_cl),
+                         f_x(vs_peer), f_rate(rate(r)), notes_of(r)])
+    out = md_table(header, body, align)
+    if cl and not any(r is cl for r in rows):
+        out.append("")
+        out.append("Cache-line round trip of this program: p50 %s ns, p99 %s ns (suite limits)."
+                   % (f_ns(cl["p50_ns"]), f_ns(cl.get("p99_ns"))))
+    return out
+
+
+def limits_tables(rows):
+    out = []
+    mem = [r for r in rows if r.get("impl") == "memcpy"]
+    cl = [r for r in rows if r.get("impl") == "cacheline"]
+    if mem:
+        out.append("memcpy of the same bytes (one thread, chunks of batch × record size, cyclically into a "
+                   "ring-sized buffer; median of the runs made next to each bench_c row):")
+        out.append("")
+        body = [[r["record_size"], r["batch"], r.get("chunk_bytes") or r["record_size"] * r["batch"],
+                 f_gbs(r.get("bytes_per_s")), f_mrec(rate(r)), r.get("samples", "")] for r in
+                sorted(mem, key=lambda r: (r["record_size"], r["batch"]))]
+        out += md_table(["rec B", "batch", "chunk B", "GB/s", "Mrec/s", "samples"], body, ["r"] * 6)
+        out.append("")
+    if cl:
+        out.append("Cross-core cache-line round trip (two threads on two CPUs bounce one line; no library):")
+        out.append("")
+        body = [[r.get("source"), r.get("path"), f_ns(r.get("p50_ns")), f_ns(r.get("p99_ns")),
+                 f_rate(rate(r)), notes_of(r)] for r in cl]
+        out += md_table(["program", "path", "p50 ns", "p99 ns", "round trips/s", "note"], body,
+                        ["l", "l", "r", "r", "r", "l"])
+        out.append("")
+    return out
+
+
+SOURCE_TITLES = {
+    "bench_c": "build/bench_c — ringmpsc alone, with memcpy and a hand-written bare SPSC ring (`bare_spsc`) "
+               "measured next to every row",
+    "bench_peers": "build/bench_peers — ringmpsc vs rte_ring, ck_ring, Boost.Lockfree, moodycamel; same run, "
+                   "same record size, same batch, same ring capacity, same pinning",
+    "python": "benchmarks/python/peers.py — across processes (and threads), 64-byte records",
+    "lua": "benchmarks/lua/run.sh — inside one nginx worker (producer and consumer in turn: the per-record cost "
+           "of the calls, not a cross-core figure)",
+}
+
+
+def cost_table(rows):
+    body = []
+    for r in sorted(rows, key=lambda r: (str(r.get("scenario")), num(r.get("producers")))):
+        runs = r.get("runs_ns_per_call") or []
+        spread = (max(runs) - min(runs)) / r["ns_per_call"] if len(runs) > 1 and r["ns_per_call"] else None
+        body.append([what_label(r), r.get("path"), "%.2f" % (r["ns_per_call"] / 1000), r.get("runs"),
+                     r.get("calls_per_run", "–"), f_pct(spread), notes_of(r)])
+    return md_table(["what", "call", "µs per call", "runs", "calls per run", "spread", "note"], body,
+                    ["l", "l", "r", "r", "r", "r", "l"])
+
+
+def what_label(r):
+    """What a cost row measures, in words."""
+    if r.get("scenario") == "liveness":
+        return "liveness check, %s live producer processes" % r.get("producers")
+    return str(r.get("scenario"))
+
+
+def suite_sections(rows):
+    out = []
+    for suite in SUITE_ORDER + sorted({r.get("suite") for r in rows} - set(SUITE_ORDER), key=str):
+        srows = [r for r in rows if r.get("suite") == suite]
+        if not srows:
+            continue
+        out.append("## Suite `%s`" % suite)
+        out.append("")
+        if suite == "limits":
+            out += limits_tables(srows)
+            continue
+        for source in sorted({r.get("source") for r in srows}, key=str):
+            xs = [r for r in srows if r.get("source") == source]
+            out.append("### %s" % SOURCE_TITLES.get(source, source))
+            out.append("")
+            thr = [r for r in xs if not is_latency(r) and not is_cost(r)]
+            cost = [r for r in xs if is_cost(r)]
+            lat = [r for r in xs if is_latency(r)]
+            if thr:
+                out += throughput_table(thr, rows, any(r.get("p50_ns") for r in thr))
+                out.append("")
+            if lat:
+                out.append("Latency: one record there and back through two queues (round trip):")
+                out.append("")
+                out += latency_table(lat, rows, source)
+                out.append("")
+            if cost:
+                out.append("Cost of one call (median of the runs' mean time per call):")
+                out.append("")
+                out += cost_table(cost)
+                out.append("")
+    return out
+
+
+
+def goals_md(goals):
+    out = ["## Goals", "",
+           "Judged by benchmarks/ringbench/goals.py (the programs only measure). "
+           "Ratios within this run. For C, \"ringmpsc\" is its best try-once path in each row group (the peers' "
+           "calls are all try-once); rows marked * are oversubscribed (more threads than CPUs). Where one goal "
+           "names a path with several variants (ping-pong poll vs blocking, Lua reserve/read at batch 1 and 64, "
+           "Python send_many/recv_into and reserve/read), the best variant is judged and the others are listed "
+           "as info.", ""]
+    body = [[g.text, g.summary()] for g in goals]
+    out += md_table(["goal", "status"], body)
+    out.append("")
+    for g in goals:
+        if not g.checks:
+            continue
+        out.append("<details><summary>%s — %s</summary>" % (g.text, g.status()))
+        out.append("")
+        body = [[w, d, f_x(x), ("≥ " if hib else "≤ ") + ("%g×" % t), st] for w, d, x, t, st, hib in g.checks]
+        out += md_table(["where", "measured", "ratio", "goal", "status"], body, ["l", "l", "r", "r", "l"])
+        out.append("")
+        out.append("</details>")
+        out.append("")
+    return out
+
+
+def write_md(rows, meta, goals, plots):
+    m = meta["machine"]
+    out = ["# ringmpsc benchmarks", "",
+           "Generated by `benchmarks/run.py` (the benchmarks/ringbench package) from `latest.json`; do not edit by "
+           "hand.", "",
+           "- **Machine:** %s" % machine_line(m),
+           "- **When:** %s, %s" % (m.get("date"), commit_text(m)),
+           "- **Command:** `%s`%s" % (meta.get("command"), " (reduced set)" if meta.get("quick") else ""),
+           "- **Toolchain:** %s; Python %s; %s; nginx %s" % (m.get("cc"), m.get("python"), m.get("luajit"),
+                                                            m.get("nginx")),
+           "",
+           "Every consumer reads every record unless a row says \"count only\". Rates are the median of `runs` "
+           "runs (Lua: the best of them). \"× best peer\" = this row's records/s ÷ the best peer's records/s in "
+           "the same row group (same program, scenario, record size, batch, producers); \"× bare ring\" = bytes/s "
+           "÷ a hand-written bare SPSC ring doing the same copy between the same two CPUs in the same run (the "
+           "physical yardstick of a cross-core stream; bench_c's spsc rows); \"× memcpy (info)\" = bytes/s ÷ a "
+           "one-thread memcpy of the same bytes, for information only (no cross-core stream can reach an "
+           "in-cache copy). This machine is shared and small: compare "
+           "ratios within one run, not absolute numbers across runs; rows marked noisy had other processes "
+           "using ≥ %d%% of the CPUs." % (NOISY * 100), ""]
+    out.append("## Suites")
+    out.append("")
+    body = []
+    for s in meta["suites"]:
+        body.append([s["name"], s["title"], s["status"], s["rows"], "%.0f s" % s["seconds"] if s.get("seconds")
+                     else "–", s.get("detail") or ""])
+    out += md_table(["program", "what", "status", "rows", "time", "detail"], body,
+                    ["l", "l", "l", "r", "r", "l"])
+    missing = [s for s in meta["suites"] if s["status"] != "ok"]
+    if missing:
+        out.append("")
+        out.append("**Missing or incomplete:** " + "; ".join("%s (%s: %s)" % (s["name"], s["status"], s.get("detail"))
+                                                            for s in missing))
+    out.append("")
+    out += goals_md(goals)
+    if plots:
+        out.append("## Plots")
+        out.append("")
+        for fn in plots:
+            out.append("![%s](%s)" % (PLOTS.get(fn, fn), fn))
+            out.append("")
+    out += suite_sections(rows)
+    return "\n".join(out).rstrip() + "\n"
+

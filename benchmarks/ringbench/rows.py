@@ -1,0 +1,184 @@
+"""Rows: the JSON objects the programs write, and how they are grouped and compared.
+
+A row group is one (suite, program, scenario, record size, batch, producers,
+processes); inside it ringmpsc's best row is compared with the best peer's and with
+the yardsticks the program measured next to it: the hand-written bare SPSC ring (the
+physical yardstick of a cross-core stream: the same copy between the same two CPUs),
+memcpy (information only: one thread, no cross-core traffic) and the cache-line round
+trip (the yardstick of latency). Rows with "ns_per_call" are costs of one call, not
+streams (the liveness check).
+"""
+import statistics
+
+REQUIRED = ["suite", "impl", "path", "scenario", "record_size", "batch", "producers", "consumers",
+            "processes", "reads_data", "records_per_s", "bytes_per_s", "p50_ns", "p99_ns", "runs"]
+SUITE_ORDER = ["limits", "c", "python", "lua"]
+YARDSTICKS = {"memcpy", "cacheline", "bare_spsc"}
+LATENCY_SCENARIOS = {"pingpong", "cacheline", "latency"}
+SCENARIO_ORDER = ["spsc", "mpsc", "threads", "same-worker", "pingpong", "cacheline", "memcpy", "liveness"]
+NOISY = 0.10  # other_cpu_load at or above this marks a row noisy
+
+
+def normalize(rows, source, machine_short):
+    out = []
+    for r in rows:
+        r = dict(r)
+        runs = r.get("runs_records_per_s")
+        if r.get("spread") is None and isinstance(runs, list) and len(runs) > 1 and statistics.median(runs) > 0:
+            r["spread"] = (max(runs) - min(runs)) / statistics.median(runs)
+        missing = [k for k in REQUIRED if k not in r]
+        for k in missing:
+            r[k] = None
+        if missing:
+            r["missing_fields"] = missing
+        r["source"] = source
+        r["machine"] = machine_short
+        out.append(r)
+    return out
+
+
+def derive_limits(rows):
+    """bench_c rows -> suite "limits": one memcpy row per (record_size, batch), the
+    median of the memcpy runs bench_c made next to its ringmpsc rows; its cache-line
+    round-trip row becomes a limits row (it uses no library)."""
+    keep, limits = [], []
+    by_key = {}
+    for r in rows:
+        if r.get("scenario") == "cacheline":
+            lr = dict(r)
+            lr.update(suite="limits", impl="cacheline", scenario="cacheline")
+            lr["derived_from"] = "the cacheline row of bench_c"
+            limits.append(lr)
+            continue
+        keep.append(r)
+        if r.get("impl") == "ringmpsc" and r.get("memcpy_bytes_per_s"):
+            by_key.setdefault((r["record_size"], r["batch"]), []).append(r)
+    for (rs, batch), rs_rows in sorted(by_key.items()):
+        vals = [x["memcpy_bytes_per_s"] for x in rs_rows]
+        bps = statistics.median(vals)
+        base = rs_rows[0]
+        limits.append({
+            "suite": "limits", "impl": "memcpy", "path": "memcpy, 1 thread, chunks of batch x record_size",
+            "scenario": "memcpy", "record_size": rs, "batch": batch, "producers": 1, "consumers": 0,
+            "processes": False, "reads_data": True, "records_per_s": bps / rs, "bytes_per_s": bps,
+            "p50_ns": None, "p99_ns": None, "runs": base.get("runs"), "chunk_bytes": rs * batch,
+            "samples": len(vals), "samples_bytes_per_s": vals,
+            "derived_from": "memcpy_bytes_per_s of the bench_c ringmpsc rows (median over its spsc/mpsc rows)",
+            "source": base.get("source"), "machine": base.get("machine"),
+        })
+    return keep, limits
+
+
+def scen_of(r):
+    """The scenario a row is compared within (yardstick rows join their group)."""
+    if r.get("for_scenario"):
+        return r["for_scenario"]
+    if r.get("scenario") == "cacheline":
+        return "pingpong"
+    return r.get("scenario")
+
+
+def gkey(r):
+    return (r.get("suite"), r.get("source"), scen_of(r), r.get("record_size"), r.get("batch"),
+            r.get("producers"), r.get("processes"))
+
+
+def is_peer(r):
+    return r.get("impl") not in YARDSTICKS and r.get("impl") != "ringmpsc"
+
+
+def is_latency(r):
+    return scen_of(r) in LATENCY_SCENARIOS
+
+
+def is_cost(r):
+    """A row that times one call (ns_per_call), not a stream of records."""
+    return isinstance(r.get("ns_per_call"), (int, float))
+
+
+def rate(r):
+    v = r.get("records_per_s")
+    return v if isinstance(v, (int, float)) and v > 0 else None
+
+
+def sort_key_scen(s):
+    return (SCENARIO_ORDER.index(s) if s in SCENARIO_ORDER else len(SCENARIO_ORDER), str(s))
+
+
+def num(v, default=-1):
+    return v if isinstance(v, (int, float)) else default
+
+
+def groups_of(rows):
+    g = {}
+    for r in rows:
+        g.setdefault(gkey(r), []).append(r)
+    return dict(sorted(g.items(), key=lambda kv: (
+        SUITE_ORDER.index(kv[0][0]) if kv[0][0] in SUITE_ORDER else 9, str(kv[0][1]), sort_key_scen(kv[0][2]),
+        bool(kv[0][6]), num(kv[0][3]), num(kv[0][5]), num(kv[0][4]))))
+
+
+def ringmpsc_best(group, prefer_try_once=True):
+    """ringmpsc's best row of a group; where rows say how they call ("calls"), the
+    try-once rows, as the peers' calls are all try-once."""
+    mine = [r for r in group if r.get("impl") == "ringmpsc" and rate(r) and r.get("ok") is not False]
+    if prefer_try_once:
+        t1 = [r for r in mine if r.get("calls") and r.get("calls") != "blocking"]
+        mine = t1 or mine
+    if not mine:
+        return None
+    if is_latency(mine[0]):
+        lat = [r for r in mine if r.get("p50_ns")]
+        return min(lat, key=lambda r: r["p50_ns"]) if lat else None
+    return max(mine, key=rate)
+
+
+def best_peer(group):
+    peers = [r for r in group if is_peer(r) and rate(r) and r.get("ok") is not False]  # not failed runs
+    if not peers:
+        return None
+    if is_latency(peers[0]):
+        lat = [r for r in peers if r.get("p50_ns")]
+        return min(lat, key=lambda r: r["p50_ns"]) if lat else None
+    return max(peers, key=rate)
+
+
+def fallback_peer(rows, key):
+    """A group without peers (e.g. Lua batch 64: ngx.shared.DICT has no batch API):
+    the best peer of the same rows at a smaller batch, marked in the tables."""
+    suite, source, scen, rs, batch, prod, procs = key
+    cands = [r for r in rows if is_peer(r) and rate(r) and not is_latency(r) and
+             (r.get("suite"), r.get("source"), scen_of(r), r.get("record_size"), r.get("producers"),
+              r.get("processes")) == (suite, source, scen, rs, prod, procs) and num(r.get("batch")) < num(batch)]
+    return max(cands, key=rate) if cands else None
+
+
+def memcpy_for(r, group, rows):
+    v = r.get("memcpy_bytes_per_s")
+    if isinstance(v, (int, float)) and v > 0:
+        return v
+    for x in group:
+        if x.get("impl") == "memcpy" and x.get("bytes_per_s"):
+            return x["bytes_per_s"]
+    return None
+
+
+def bare_for(r, group):
+    """bytes/s of the bare SPSC ring measured next to r (same copy, same two CPUs, same
+    run): the physical yardstick of a cross-core stream. None where none was measured."""
+    v = r.get("bare_spsc_bytes_per_s")
+    if isinstance(v, (int, float)) and v > 0:
+        return v
+    for x in group:
+        if x.get("impl") == "bare_spsc" and x.get("source") == r.get("source") and x.get("bytes_per_s"):
+            return x["bytes_per_s"]
+    return None
+
+
+def cacheline_for(source, rows):
+    for r in rows:
+        if r.get("source") == source and (r.get("impl") == "cacheline" or r.get("scenario") == "cacheline") \
+                and r.get("p50_ns"):
+            return r
+    return None
+
