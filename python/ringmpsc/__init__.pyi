@@ -65,7 +65,10 @@ def unlink(name: str) -> None:
 
 @final
 class Reservation:
-    """Space reserved in a producer's ring; a writable buffer of len(self) records."""
+    """Space reserved in a producer's ring; a writable buffer of len(self) records.
+
+    Not cleared: it holds what the ring carried there one lap earlier; write every byte you commit.
+    """
 
     @property
     def nbytes(self) -> int: ...

@@ -18,6 +18,9 @@ def _info(name):
           % (s["record_size"], s["capacity"], s["max_producers"]))
     print("  " + region)
     print("  state: %s" % ("closed" if s["closed"] else "open"))
+    # Only named channels are opened here, and POSIX shm cannot be sealed.
+    print("  sealed: no (a named region: any process with write access to /dev/shm%s can shrink it,"
+          " and every process that maps it then dies of SIGBUS)" % s["name"])
     print("  consumer: %s" % ("pid %d" % s["consumer_pid"] if s["consumer_pid"] else "none"))
     print("  records: %d pending, %d committed, %d consumed" % (s["pending"], s["committed"], s["consumed"]))
     print("  fenced rings: %d, reclaimed producer slots: %d" % (s["fenced_rings"], s["reclaimed_slots"]))

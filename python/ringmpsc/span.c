@@ -229,7 +229,9 @@ PyDoc_STRVAR(reservation_doc,
 Exposes the buffer protocol: memoryview(r) is a writable 1-D view of len(r)\n\
 records (r.nbytes bytes). commit(k=None) publishes the first k records (all by\n\
 default), abort() drops them. Like mmap.close(), committing refuses with BufferError\n\
-while a view of the reservation is still exported.");
+while a view of the reservation is still exported. The space is not cleared: it\n\
+holds what the ring carried there one lap earlier, and committing bytes you did\n\
+not write delivers those. Write every byte you commit.");
 
 PyDoc_STRVAR(readview_doc,
 "Records readable in place (Channel.read()).\n\

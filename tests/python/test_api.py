@@ -566,6 +566,7 @@ def test_cli_info(shm_name):
     assert "record_size 64" in text and "capacity 16" in text and "max_producers 4" in text
     assert "consumer: pid %d" % os.getpid() in text
     assert "state: open" in text and "4 x 128 bytes" in text
+    assert "sealed: no" in text and "SIGBUS" in text
     assert "active" in text and str(os.getpid()) in text
     line = [ln for ln in text.splitlines() if " active " in ln][0].split()
     assert line[0] == str(p.slot) and line[2] == str(os.getpid()) and line[4] == "2"
