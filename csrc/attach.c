@@ -20,9 +20,7 @@
 
 #include "attach.h"
 #include "barrier.h"
-#include "channel.h"
 #include "error.h"
-#include "fence.h"
 
 uint32_t rmpsc__fork_generation;
 
@@ -98,14 +96,14 @@ __attribute__((constructor)) static void register_fork_handlers(void)
 	pthread_atfork(on_fork_prepare, on_fork_parent, on_fork_child);
 }
 
-static inline struct attach_entry *entry_of(const rmpsc_channel *ch, uint32_t i)
+static inline struct attach_entry *entry_of(const struct region_file *f, uint32_t i)
 {
-	return (struct attach_entry *)(ch->base + ch->L.attach_off) + i;
+	return f->table + i;
 }
 
-static inline off_t lock_offset(const rmpsc_channel *ch, uint32_t i)
+static inline off_t lock_offset(const struct region_file *f, uint32_t i)
 {
-	return (off_t)(ch->L.attach_off + (uint64_t)i * sizeof(struct attach_entry));
+	return (off_t)(f->table_off + (uint64_t)i * sizeof(struct attach_entry));
 }
 
 static int lock_byte(int fd, int cmd, off_t at, struct flock *fl)
@@ -125,12 +123,12 @@ static int same_file(int fd, struct region_key key)
 }
 
 /* Our own description of the region: through /proc, else by name. -1 with errno. */
-static int open_private(const rmpsc_channel *ch)
+static int open_private(const struct region_file *f)
 {
-	int fd = reopen_fd(ch->fd);
-	if (fd < 0 && errno == ENOENT && ch->name) /* no /proc: a named region can be opened by name */
-		fd = shm_open(ch->name, O_RDWR | O_CLOEXEC, 0);
-	if (fd >= 0 && !same_file(fd, ch->key)) {
+	int fd = reopen_fd(f->fd);
+	if (fd < 0 && errno == ENOENT && f->name) /* no /proc: a named region can be opened by name */
+		fd = shm_open(f->name, O_RDWR | O_CLOEXEC, 0);
+	if (fd >= 0 && !same_file(fd, f->key)) {
 		close(fd);
 		errno = ESTALE; /* the name now refers to another file */
 		return -1;
@@ -140,15 +138,15 @@ static int open_private(const rmpsc_channel *ch)
 
 /* Lock a free entry and take it: bump its generation, record our pid. Entries whose
  * pid hint is 0 are tried first; then every one (dead holders leave their hint). */
-static int take_entry(const rmpsc_channel *ch, struct attachment *a)
+static int take_entry(const struct region_file *f, struct attachment *a)
 {
 	struct flock fl;
 	for (int pass = 0; pass < 2; pass++) {
 		for (uint32_t i = 0; i < ATTACH_SLOTS; i++) {
-			struct attach_entry *e = entry_of(ch, i);
+			struct attach_entry *e = entry_of(f, i);
 			if (pass == 0 && load_relaxed(&e->pid) != 0)
 				continue;
-			if (lock_byte(a->lock_fd, F_OFD_SETLK, lock_offset(ch, i), &fl) < 0) {
+			if (lock_byte(a->lock_fd, F_OFD_SETLK, lock_offset(f, i), &fl) < 0) {
 				if (errno == EAGAIN || errno == EACCES)
 					continue; /* held by a live process */
 				return rmpsc__sys_error("attaching: fcntl(F_OFD_SETLK)");
@@ -167,21 +165,21 @@ static int take_entry(const rmpsc_channel *ch, struct attachment *a)
 				ATTACH_SLOTS);
 }
 
-int rmpsc__attach_open(rmpsc_channel *ch)
+int rmpsc__attach_open(struct region_file *f)
 {
 	pthread_mutex_lock(&attach_lock);
 	struct attachment *a = attachments;
-	while (a && !(a->key.dev == ch->key.dev && a->key.ino == ch->key.ino))
+	while (a && !(a->key.dev == f->key.dev && a->key.ino == f->key.ino))
 		a = a->next;
 	if (!a && (a = calloc(1, sizeof *a))) {
-		a->key = ch->key;
-		a->lock_fd = open_private(ch); /* -1: attaching retries, and says why it cannot */
+		a->key = f->key;
+		a->lock_fd = open_private(f); /* -1: attaching retries, and says why it cannot */
 		a->next = attachments;
 		attachments = a;
 	}
 	if (a)
 		a->handles++;
-	ch->att = a;
+	f->att = a;
 	pthread_mutex_unlock(&attach_lock);
 	if (a)
 		return RMPSC_OK;
@@ -189,9 +187,9 @@ int rmpsc__attach_open(rmpsc_channel *ch)
 	return rmpsc__sys_error("allocating a channel handle");
 }
 
-void rmpsc__attach_close(rmpsc_channel *ch)
+void rmpsc__attach_close(struct region_file *f)
 {
-	struct attachment *a = ch->att;
+	struct attachment *a = f->att;
 	if (!a)
 		return;
 	pthread_mutex_lock(&attach_lock);
@@ -203,33 +201,33 @@ void rmpsc__attach_close(rmpsc_channel *ch)
 			}
 		/* Hint first, then the lock: until the close, (index, gen) is still ours. */
 		if (a->id)
-			store_relaxed(&entry_of(ch, owner_index(a->id))->pid, 0);
+			store_relaxed(&entry_of(f, owner_index(a->id))->pid, 0);
 		if (a->lock_fd >= 0)
 			close(a->lock_fd);
 		free(a);
 	}
-	ch->att = NULL;
+	f->att = NULL;
 	pthread_mutex_unlock(&attach_lock);
 }
 
-uint64_t rmpsc__attached_id(const rmpsc_channel *ch)
+uint64_t rmpsc__attached_id(const struct region_file *f)
 {
-	return load_acquire(&ch->att->id);
+	return load_acquire(&f->att->id);
 }
 
-int rmpsc__attach(rmpsc_channel *ch, uint64_t *id)
+int rmpsc__attach(struct region_file *f, uint64_t *id)
 {
-	struct attachment *a = ch->att;
+	struct attachment *a = f->att;
 	if (likely((*id = load_acquire(&a->id)) != 0))
 		return RMPSC_OK;
 	int rc = RMPSC_OK;
 	pthread_mutex_lock(&attach_lock);
 	if (!a->id) { /* else another thread attached meanwhile */
-		if (a->lock_fd < 0 && (a->lock_fd = open_private(ch)) < 0) {
+		if (a->lock_fd < 0 && (a->lock_fd = open_private(f)) < 0) {
 			int err = errno;
 			struct stat st;
 			char what[160] = "attaching: opening the region file again (through /proc/self/fd, or by name)";
-			if (err == EACCES && fstat(ch->fd, &st) == 0)
+			if (err == EACCES && fstat(f->fd, &st) == 0)
 				snprintf(what, sizeof what,
 					 "attaching: opening the region file again (mode %04o, owner uid %u; this "
 					 "process runs as uid %u)",
@@ -237,7 +235,7 @@ int rmpsc__attach(rmpsc_channel *ch, uint64_t *id)
 			errno = err;
 			rc = rmpsc__sys_error(what);
 		} else {
-			rc = take_entry(ch, a);
+			rc = take_entry(f, a);
 		}
 	}
 	*id = a->id;
@@ -245,26 +243,26 @@ int rmpsc__attach(rmpsc_channel *ch, uint64_t *id)
 	return rc;
 }
 
-int rmpsc__owner_alive(const rmpsc_channel *ch, uint64_t id)
+int rmpsc__owner_alive(const struct region_file *f, uint64_t id)
 {
 	id = owner_id(id);
 	uint32_t i = owner_index(id);
 	uint64_t gen = owner_gen(id);
 	if (gen == 0 || i >= ATTACH_SLOTS)
 		return 0; /* no owner, or a word no attachment can have written */
-	if (id == rmpsc__attached_id(ch))
+	if (id == rmpsc__attached_id(f))
 		return 1;
 	/* Generation first: a holder locks before it bumps, so "gen matches and the
 	 * byte is locked" can only err towards alive (see attach.h). */
-	if (load_acquire(&entry_of(ch, i)->gen) != gen)
+	if (load_acquire(&entry_of(f, i)->gen) != gen)
 		return 0;
 	struct flock fl;
-	if (lock_byte(ch->fd, F_OFD_GETLK, lock_offset(ch, i), &fl) < 0)
+	if (lock_byte(f->fd, F_OFD_GETLK, lock_offset(f, i), &fl) < 0)
 		return 1; /* the kernel cannot tell: never take a live owner's claim */
 	return fl.l_type != F_UNLCK;
 }
 
-int rmpsc__owner_alive_cached(const rmpsc_channel *ch, struct alive_cache *c, uint64_t id)
+int rmpsc__owner_alive_cached(const struct region_file *f, struct alive_cache *c, uint64_t id)
 {
 	id = owner_id(id);
 	unsigned i = (unsigned)((id * 0x9E3779B97F4A7C15ull) >> 58); /* 64 buckets */
@@ -273,27 +271,27 @@ int rmpsc__owner_alive_cached(const rmpsc_channel *ch, struct alive_cache *c, ui
 			return c->alive[i];
 		if (c->id[i] == 0) {
 			c->id[i] = id;
-			return c->alive[i] = rmpsc__owner_alive(ch, id);
+			return c->alive[i] = rmpsc__owner_alive(f, id);
 		}
 	}
-	return rmpsc__owner_alive(ch, id); /* full: ask directly */
+	return rmpsc__owner_alive(f, id); /* full: ask directly */
 }
 
-uint32_t rmpsc__owner_pid(const rmpsc_channel *ch, uint64_t id)
+uint32_t rmpsc__owner_pid(const struct region_file *f, uint64_t id)
 {
 	id = owner_id(id);
 	uint32_t i = owner_index(id);
 	if (owner_gen(id) == 0 || i >= ATTACH_SLOTS)
 		return 0;
-	const struct attach_entry *e = entry_of(ch, i);
+	const struct attach_entry *e = entry_of(f, i);
 	uint32_t pid = load_relaxed(&e->pid);
 	return load_acquire(&e->gen) == owner_gen(id) ? pid : 0;
 }
 
-int rmpsc__consumer_holders(rmpsc_channel *ch, int delta)
+int rmpsc__consumer_holders(struct region_file *f, int delta)
 {
 	pthread_mutex_lock(&attach_lock);
-	struct attachment *a = ch->att;
+	struct attachment *a = f->att;
 	a->consumer_holders += delta;
 	if (a->consumer_holders < 0)
 		a->consumer_holders = 0;

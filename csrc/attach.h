@@ -49,40 +49,56 @@ static inline uint64_t owner_word(uint32_t state, uint64_t id) { return id | sta
 static inline uint32_t owner_index(uint64_t id) { return (uint32_t)(id >> OWNER_INDEX_SHIFT) & ((1u << OWNER_INDEX_BITS) - 1); }
 static inline uint64_t owner_gen(uint64_t id) { return id >> OWNER_GEN_SHIFT; }
 
-struct rmpsc_channel;
+/* Identifies a region file: handles of one process on the same file share one
+ * attachment. */
+struct region_key {
+	uint64_t dev, ino;
+};
+
+struct attachment; /* process-local: one per region file this process maps (attach.c) */
+
+/* What attaching needs to know of a handle's region. */
+struct region_file {
+	int fd;                        /* the handle's own descriptor of the region file */
+	char *name;                    /* its shm name ("/x"), or NULL (anonymous) */
+	struct region_key key;
+	struct attach_entry *table;    /* the mapped attachment table */
+	uint64_t table_off;            /* its offset in the file (entry i's lock byte: table_off + 16 i) */
+	struct attachment *att;        /* this process's record of the region */
+};
 
 /* A handle is made: find or make this process's record of the region and open
  * its own description of the file now, while the process surely can (attaching
  * may come later, after it dropped privileges). RMPSC_OK or ESYS (out of memory). */
-int rmpsc__attach_open(struct rmpsc_channel *ch);
+int rmpsc__attach_open(struct region_file *f);
 /* A handle is released: the last one of a process unlocks its entry (every claim
  * naming it is then gone) and closes the description. */
-void rmpsc__attach_close(struct rmpsc_channel *ch);
+void rmpsc__attach_close(struct region_file *f);
 /*
- * This process's identity on the channel's region, attaching first if it has not
- * (since it opened the region, or since fork). RMPSC_OK, or ENOSLOT (every entry
- * held by a live process) / ESYS (no description of its own could be opened).
+ * This process's identity on the region, attaching first if it has not (since it
+ * opened the region, or since fork). RMPSC_OK, or ENOSLOT (every entry held by a
+ * live process) / ESYS (no description of its own could be opened).
  */
-int rmpsc__attach(struct rmpsc_channel *ch, uint64_t *id);
+int rmpsc__attach(struct region_file *f, uint64_t *id);
 /* This process's identity if it is attached, else 0. Never attaches. */
-uint64_t rmpsc__attached_id(const struct rmpsc_channel *ch);
+uint64_t rmpsc__attached_id(const struct region_file *f);
 
 /* Is the holder named by owner identity `id` still attached? 1 or 0. When the
  * kernel cannot answer, 1: a live owner's claim is never taken. */
-int rmpsc__owner_alive(const struct rmpsc_channel *ch, uint64_t id);
+int rmpsc__owner_alive(const struct region_file *f, uint64_t id);
 /* The same, remembering answers for one scan so each owner costs one system call. */
 #define ALIVE_CACHE 64
 struct alive_cache {
 	uint64_t id[ALIVE_CACHE];
 	int alive[ALIVE_CACHE];
 };
-int rmpsc__owner_alive_cached(const struct rmpsc_channel *ch, struct alive_cache *cache, uint64_t id);
+int rmpsc__owner_alive_cached(const struct region_file *f, struct alive_cache *cache, uint64_t id);
 /* The pid the holder of `id` recorded (as its own PID namespace sees it), or 0
  * when that entry has another holder or none now. For messages and humans only. */
-uint32_t rmpsc__owner_pid(const struct rmpsc_channel *ch, uint64_t id);
+uint32_t rmpsc__owner_pid(const struct region_file *f, uint64_t id);
 
 /* Handles of this process holding the consumer role: add delta, return the new count. */
-int rmpsc__consumer_holders(struct rmpsc_channel *ch, int delta);
+int rmpsc__consumer_holders(struct region_file *f, int delta);
 
 /*
  * Incremented in the child by a pthread_atfork handler. A handle records it when

@@ -3,7 +3,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include "fence.h"
+#include "barrier.h"
 
 int rmpsc__fence_registered;
 

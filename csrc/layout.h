@@ -48,7 +48,7 @@ struct ring_ctrl {
 	uint64_t cached_tail;     /* consumer's last view of tail */
 	uint8_t pad3_[LINE - 8];
 	/* control line */
-	uint64_t owner;           /* slot word: state + owner identity, see owner.h */
+	uint64_t owner;           /* slot word: state + owner identity, see attach.h */
 	uint64_t base;            /* position at registration (stats) */
 	uint32_t producer_waiting;/* flag: the producer may sleep for space (wait.h) */
 	uint32_t space_seq;       /* futex word: bumped when space is freed while waited for */
@@ -73,7 +73,7 @@ struct region_header {
 	uint32_t creator_uid;
 	uint64_t total_size;
 	uint64_t start_position;
-	uint32_t fence_mode;      /* enum fence_mode (fence.h), fixed at creation */
+	uint32_t fence_mode;      /* enum fence_mode (barrier.h), fixed at creation */
 	uint32_t attach_slots;    /* ATTACH_SLOTS, checked on open */
 	uint8_t pad0_[LINE - 64];
 

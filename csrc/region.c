@@ -17,10 +17,10 @@
 #include <unistd.h>
 
 #include "barrier.h"
-#include "channel.h"
+#include "handle.h"
+#include "slab.h"
 #include "attach.h"
 #include "error.h"
-#include "fence.h"
 #include "ring.h"
 
 /* "jobs" and "/jobs" both name /dev/shm/jobs. Writes the normalized name to out. */
@@ -57,15 +57,18 @@ static int make_handle(rmpsc_channel **out, int fd, unsigned char *base, const s
 	ch->hdr = (struct region_header *)base;
 	ch->L = *L;
 	ch->rings = rings;
-	ch->fd = fd;
+	ch->file.fd = fd;
+	ch->file.table = (struct attach_entry *)(base + L->attach_off);
+	ch->file.table_off = L->attach_off;
+	ch->read_handle = RMPSC_INVALID_HANDLE;
 	ch->flags = flags & ~RMPSC_CREATE_FULL_FENCES;
 	ch->asymmetric = L->fence_mode == FENCE_ASYMMETRIC;
-	ch->name = dup;
+	ch->file.name = dup;
 	struct stat st;
 	int rc = fstat(fd, &st) < 0 ? rmpsc__sys_error("fstat") : RMPSC_OK;
 	if (!rc) {
-		ch->key = (struct region_key){ (uint64_t)st.st_dev, (uint64_t)st.st_ino };
-		rc = rmpsc__attach_open(ch);
+		ch->file.key = (struct region_key){ (uint64_t)st.st_dev, (uint64_t)st.st_ino };
+		rc = rmpsc__attach_open(&ch->file);
 	}
 	if (rc) {
 		free(ch);
@@ -118,7 +121,7 @@ int rmpsc_channel_create(rmpsc_channel **out, const char *name, const struct rmp
 	int rc = rmpsc__layout_compute(&L, cfg, "config");
 	if (rc)
 		return rc;
-	/* Asymmetric fences where this process can register for them (fence.h). */
+	/* Asymmetric fences where this process can register for them (barrier.h). */
 	L.fence_mode = !(flags & RMPSC_CREATE_FULL_FENCES) && rmpsc__fence_register() == 0 ? FENCE_ASYMMETRIC
 											 : FENCE_FULL;
 	char shm_name[NAME_MAX + 1];
@@ -250,7 +253,7 @@ static int attach_owned_fd(rmpsc_channel **out, int fd, const char *name, unsign
 	}
 	/* Other processes' hot paths on this channel rely on our cold barriers
 	 * reaching them, and ours on theirs: a process that cannot register must
-	 * not map it (fence.h). */
+	 * not map it (barrier.h). */
 	if (L.fence_mode == FENCE_ASYMMETRIC && (errno = rmpsc__fence_register())) {
 		munmap(base, L.total_size);
 		rc = rmpsc__sys_error("membarrier(MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED): the channel uses "
@@ -321,23 +324,23 @@ void rmpsc_channel_release(rmpsc_channel *ch)
 	if (ch->n_deferred) /* what the head has passed; the rest go back on the next claim */
 		rmpsc__slab_flush_deferred(ch);
 	rmpsc_consumer_release(ch);
-	rmpsc__attach_close(ch); /* after every claim of ours is let go: they die with the attachment */
+	rmpsc__attach_close(&ch->file); /* after every claim of ours is let go: they die with the attachment */
 	munmap(ch->base, ch->L.total_size);
-	close(ch->fd);
+	close(ch->file.fd);
 	free(ch->rings);
 	free(ch->deferred);
-	free(ch->name);
+	free(ch->file.name);
 	free(ch);
 }
 
 int rmpsc_channel_fd(const rmpsc_channel *ch)
 {
-	return ch ? ch->fd : -1;
+	return ch ? ch->file.fd : -1;
 }
 
 const char *rmpsc_channel_name(const rmpsc_channel *ch)
 {
-	return ch ? ch->name : NULL;
+	return ch ? ch->file.name : NULL;
 }
 
 void rmpsc_channel_config(const rmpsc_channel *ch, struct rmpsc_config *out)

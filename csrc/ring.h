@@ -1,6 +1,6 @@
 /*
  * The SPSC ring: the unit everything is built from. Hot paths are inline here and
- * used by both the standalone ring API (ring.c) and the channel (channel.c).
+ * used by both the standalone ring API (ring.c) and the channel (producer.c, consumer.c).
  *
  * Positions are u64 and never wrap in practice; they are compared only by unsigned
  * difference, so starting near UINT64_MAX and crossing zero is fine. The slot of a

@@ -17,7 +17,8 @@
 #include <string.h>
 
 #include "barrier.h"
-#include "channel.h"
+#include "handle.h"
+#include "slab.h"
 #include "error.h"
 #include "attach.h"
 #include "ring.h"
@@ -60,7 +61,7 @@ static inline int pool_ok(const rmpsc_channel *ch, const char *fn)
 	return RMPSC_OK;
 }
 
-static inline int handle_ok(const rmpsc_channel *ch, uint32_t h, const char *fn)
+int rmpsc__slab_check(const rmpsc_channel *ch, uint32_t h, const char *fn)
 {
 	int rc = pool_ok(ch, fn);
 	if (rc)
@@ -118,30 +119,66 @@ static int slab_ready(void *arg)
 	return WAIT_NOT_READY;
 }
 
-int rmpsc_slab_alloc(rmpsc_channel *ch, int64_t timeout_ns, uint32_t *handle)
+int rmpsc__slab_alloc(rmpsc_channel *ch, struct deadline *dl, uint32_t *handle)
 {
-	struct deadline dl = deadline_from_timeout(timeout_ns);
-	int rc = pool_ok(ch, "slab_alloc");
-	if (rc)
-		return rc;
-	if (!handle)
-		return rmpsc__set_error(RMPSC_EINVAL, "slab_alloc: NULL handle");
 	uint64_t me;
-	if ((rc = rmpsc__attach(ch, &me)))
+	int rc = rmpsc__attach(&ch->file, &me);
+	if (rc)
 		return rc;
 	struct slab_wait sw = { ch, owner_word(SLAB_HELD, me), RMPSC_INVALID_HANDLE, 0 };
 	struct region_header *h = ch->hdr;
 	/* No spin: each poll is a scan of the pool. Slices let a sleeper reclaim. */
 	struct waiter wt = { .flag = &h->slab_waiting, .seq = &h->slab_seq, .ready = slab_ready, .arg = &sw,
 			     .would_block = RMPSC_EFULL, .slice_ns = RECLAIM_PERIOD_NS,
-			     .interruptible = (ch->flags & RMPSC_OPEN_INTERRUPTIBLE) != 0,
-			     .asymmetric = ch->asymmetric };
-	rc = rmpsc__wait(&wt, &dl);
+			     .interruptible = interruptible(ch), .asymmetric = ch->asymmetric };
+	rc = rmpsc__wait(&wt, dl);
 	if (rc == RMPSC_EFULL)
 		return rmpsc__set_error(rc, "slab_alloc: all %u slabs are in use", ch->L.slab_count);
 	if (rc < 0)
 		return rc;
 	*handle = sw.handle;
+	return RMPSC_OK;
+}
+
+int rmpsc_slab_alloc(rmpsc_channel *ch, int64_t timeout_ns, uint32_t *handle)
+{
+	int rc = pool_ok(ch, "slab_alloc");
+	if (rc)
+		return rc;
+	if (!handle)
+		return rmpsc__set_error(RMPSC_EINVAL, "slab_alloc: NULL handle");
+	struct deadline dl = deadline_from_timeout(timeout_ns);
+	return rmpsc__slab_alloc(ch, &dl, handle);
+}
+
+int rmpsc__slab_to_record(rmpsc_channel *ch, uint32_t handle, uint64_t holder, uint32_t slot, uint64_t pos,
+			  const char *fn)
+{
+	uint64_t w = owner_word(SLAB_HELD, holder);
+	if (!cas_acq_rel(&slab_meta_of(ch, handle)->owner, &w, transit_word(slot, pos)))
+		return rmpsc__set_error(RMPSC_EINVAL, "%s: slab %u is not held by this process", fn, handle);
+	return RMPSC_OK;
+}
+
+int rmpsc__slab_of_record(const rmpsc_channel *ch, const void *record, uint32_t slot, uint64_t pos, uint32_t *h,
+			  const void **bytes, size_t *len)
+{
+	uint32_t handle = rmpsc_record_handle(record);
+	if (!ch->L.slab_count || handle >= ch->L.slab_count)
+		return rmpsc__set_error(RMPSC_ECORRUPT, "record %llu of ring %u carries no slab handle (%u)",
+					(unsigned long long)pos, slot, handle);
+	struct slab_meta *m = slab_meta_of(ch, handle);
+	/* The slab must ride on exactly this record: anything else is not a message. */
+	if (load_acquire(&m->owner) != transit_word(slot, pos))
+		return rmpsc__set_error(RMPSC_ECORRUPT, "record %llu of ring %u names slab %u, which is not in "
+					"transit on it (not a slab message)", (unsigned long long)pos, slot, handle);
+	uint32_t n = load_relaxed(&m->len);
+	if (n > ch->L.slab_size) /* the region may be hostile */
+		return rmpsc__set_error(RMPSC_ECORRUPT, "slab %u: stored len %u > slab_size %u", handle, n,
+					ch->L.slab_size);
+	*h = handle;
+	*bytes = rmpsc_slab_ptr(ch, handle);
+	*len = n;
 	return RMPSC_OK;
 }
 
@@ -178,11 +215,11 @@ static int holds_consumer_role(const rmpsc_channel *ch, uint64_t me)
 
 int rmpsc_slab_free(rmpsc_channel *ch, uint32_t handle)
 {
-	int rc = handle_ok(ch, handle, "slab_free");
+	int rc = rmpsc__slab_check(ch, handle, "slab_free");
 	if (rc)
 		return rc;
 	struct slab_meta *m = slab_meta_of(ch, handle);
-	uint64_t me = rmpsc__attached_id(ch); /* 0: not attached, so holding nothing */
+	uint64_t me = rmpsc__attached_id(&ch->file); /* 0: not attached, so holding nothing */
 	uint64_t w = load_acquire(&m->owner);
 	do {
 		if (w == 0)
@@ -193,7 +230,7 @@ int rmpsc_slab_free(rmpsc_channel *ch, uint32_t handle)
 			if (owner_id(w) != me)
 				return rmpsc__set_error(RMPSC_EINVAL,
 							"slab_free: slab %u is held by another process (pid %u), not this one",
-							handle, rmpsc__owner_pid(ch, w));
+							handle, rmpsc__owner_pid(&ch->file, w));
 		} else if (owner_state(w) == SLAB_TRANSIT && transit_slot(w) < ch->L.max_producers) {
 			if (!transit_consumed(w, load_acquire(&slot_ctrl(ch, transit_slot(w))->head))) {
 				if (in_read_span(ch, w)) /* freed once the head moves past its record */
@@ -237,10 +274,10 @@ void rmpsc__slab_flush_deferred(rmpsc_channel *ch)
 
 int rmpsc_slab_accept(rmpsc_channel *ch, uint32_t handle)
 {
-	int rc = handle_ok(ch, handle, "slab_accept");
+	int rc = rmpsc__slab_check(ch, handle, "slab_accept");
 	if (rc)
 		return rc;
-	uint64_t me = rmpsc__attached_id(ch);
+	uint64_t me = rmpsc__attached_id(&ch->file);
 	struct slab_meta *m = slab_meta_of(ch, handle);
 	uint64_t w = load_acquire(&m->owner);
 	if (owner_state(w) != SLAB_TRANSIT || transit_slot(w) >= ch->L.max_producers ||
@@ -263,7 +300,7 @@ void *rmpsc_slab_ptr(const rmpsc_channel *ch, uint32_t handle)
 
 int rmpsc_slab_set_len(rmpsc_channel *ch, uint32_t handle, uint32_t len)
 {
-	int rc = handle_ok(ch, handle, "slab_set_len");
+	int rc = rmpsc__slab_check(ch, handle, "slab_set_len");
 	if (rc)
 		return rc;
 	if (len > ch->L.slab_size)
@@ -290,35 +327,6 @@ uint32_t rmpsc_record_handle(const void *record)
 	return (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
 }
 
-int rmpsc_producer_send_slab(rmpsc_producer *p, uint32_t handle, int64_t timeout_ns)
-{
-	void *dst;
-	int rc = rmpsc_producer_reserve(p, 1, timeout_ns, &dst); /* checks p and the fork generation */
-	if (rc < 0)
-		return rc;
-	rmpsc_channel *ch = p->ch;
-	if ((rc = handle_ok(ch, handle, "producer_send_slab"))) {
-		rmpsc_producer_commit(p, 0);
-		return rc;
-	}
-	struct slab_meta *m = slab_meta_of(ch, handle);
-	uint64_t w = owner_word(SLAB_HELD, owner_id(p->owner));
-	unsigned char *b = dst;
-	memset(b, 0, p->ring.record_size_);
-	b[0] = (unsigned char)handle;
-	b[1] = (unsigned char)(handle >> 8);
-	b[2] = (unsigned char)(handle >> 16);
-	b[3] = (unsigned char)(handle >> 24);
-	/* Hand the slab to the record before publishing it: if we die before the
-	 * commit, reclaim sees its position is not below tail and frees it. */
-	if (!cas_acq_rel(&m->owner, &w, transit_word(p->slot, load_relaxed(&p->ctrl->tail)))) {
-		rmpsc_producer_commit(p, 0);
-		return rmpsc__set_error(RMPSC_EINVAL, "producer_send_slab: slab %u is not held by this process",
-					handle);
-	}
-	return rmpsc_producer_commit(p, 1);
-}
-
 /*
  * Return to the pool: slabs held by dead processes; with `unsent_slot` >= 0 (a slot
  * being reclaimed), slabs riding on it that were never committed (position not
@@ -335,7 +343,7 @@ static uint32_t reclaim_scan(rmpsc_channel *ch, int unsent_slot, int consumed)
 		uint64_t w = load_acquire(&m->owner);
 		int release = 0;
 		if (owner_state(w) == SLAB_HELD) {
-			release = !rmpsc__owner_alive_cached(ch, &cache, w);
+			release = !rmpsc__owner_alive_cached(&ch->file, &cache, w);
 		} else if (owner_state(w) == SLAB_TRANSIT && transit_slot(w) < ch->L.max_producers) {
 			struct ring_ctrl *c = slot_ctrl(ch, transit_slot(w));
 			if (consumed)

@@ -12,6 +12,10 @@
 #define UNFENCED_POLL_NS 1000000 /* sleep slice when membarrier failed: a wake-up may be missed */
 #define INTERRUPTIBLE_SLICE_NS (3600 * 1000000000ll) /* any finite timeout will do (see below) */
 
+/* Poll this long before sleeping: a running peer publishes sooner than a futex
+ * round trip. A variable only so tests can set 0 and make every wait sleep. */
+int64_t rmpsc__spin_ns = 20000;
+
 int64_t rmpsc__monotonic_ns(void)
 {
 	struct timespec ts;

@@ -6,7 +6,7 @@
  *   waiter:    s = seq; flag = 1; cold fence; if (ready()) done; futex_wait(seq, s)
  *   publisher: publish (store); hot fence; if (xchg(flag, 0)) { seq++; futex_wake(seq) }
  *
- * (fence.h: both fences are smp_mb(), or, on an asymmetric channel, a compiler
+ * (barrier.h: both fences are smp_mb(), or, on an asymmetric channel, a compiler
  * barrier for the publisher and membarrier() for the waiter.)
  * Either the waiter's re-check sees the publish, or the publisher sees the flag
  * and bumps seq, so a wait that starts late returns at once. A publisher that sees
@@ -20,7 +20,6 @@
 #include <stdint.h>
 
 #include "barrier.h"
-#include "fence.h"
 
 /*
  * A deadline from a timeout_ns argument: 0 try once, < 0 forever, > 0 relative.
@@ -34,6 +33,9 @@ struct deadline {
 };
 
 int64_t rmpsc__monotonic_ns(void);
+
+/* How long producers and the consumer poll before they sleep (wait.c). */
+extern int64_t rmpsc__spin_ns;
 
 static inline struct deadline deadline_from_timeout(int64_t timeout_ns)
 {
@@ -55,7 +57,7 @@ struct waiter {
 	int64_t slice_ns;    /* > 0: sleep at most this long at a time, so ready() also polls */
 	int sole;            /* the only thread that can wait on these words: clears its flag */
 	int interruptible;   /* return EINTR when a signal interrupts the sleep */
-	int asymmetric;      /* the channel's fence mode is FENCE_ASYMMETRIC (fence.h) */
+	int asymmetric;      /* the channel's fence mode is FENCE_ASYMMETRIC (barrier.h) */
 };
 
 /*
@@ -71,7 +73,7 @@ void rmpsc__futex_wake_all(uint32_t *word);
 static inline void wake_waiters(uint32_t *flag, uint32_t *seq, int light)
 {
 	hot_barrier(light); /* the publish is ordered before we read `flag` (pairs with the waiter's fence) */
-	if (unlikely(load_relaxed(flag)) && __atomic_exchange_n(flag, 0, __ATOMIC_ACQ_REL)) {
+	if (unlikely(load_relaxed(flag)) && xchg_acq_rel(flag, 0)) {
 		fetch_add_acq_rel(seq, 1);
 		rmpsc__futex_wake_all(seq);
 	}

@@ -343,6 +343,38 @@ RMPSC_API int rmpsc_producer_send_slab(rmpsc_producer *p, uint32_t handle, int64
 RMPSC_API int rmpsc_slab_accept(rmpsc_channel *ch, uint32_t handle);
 /* Decode the handle of a record sent by rmpsc_producer_send_slab. */
 RMPSC_API uint32_t rmpsc_record_handle(const void *record);
+
+/*
+ * Variable-length messages (up to slab_size bytes) over the slab pool, for channels
+ * created with one: each message is one slab, sent as one record.
+ *
+ * Send `len` bytes: takes a free slab, copies the bytes in and sends it as
+ * rmpsc_producer_send_slab does. One deadline covers both waits (for a free slab,
+ * then for ring space); a slab that could not be sent goes back to the pool.
+ * Errors: EINVAL (no pool, len > slab_size, NULL data, a reservation open), EFULL,
+ * ETIMEDOUT, ECLOSED, EFORKED, EINTR, ENOSLOT/ESYS (attaching).
+ */
+RMPSC_API int rmpsc_producer_send_bytes(rmpsc_producer *p, const void *data, size_t len, int64_t timeout_ns);
+/*
+ * Receive one message in place: waits as rmpsc_read for the next record, which
+ * must be a slab record (sent with rmpsc_producer_send_bytes or _send_slab), and
+ * returns its length with its bytes at *bytes. They stay valid, and the message
+ * unconsumed, until rmpsc_advance_bytes (or the next consumer call, which reads
+ * it again): a consumer that dies in between leaves it to be delivered again.
+ * Errors as rmpsc_read, plus ECORRUPT for a record that is not a slab message
+ * (it is consumed, so the next call goes on; the message names it).
+ */
+RMPSC_API int64_t rmpsc_read_bytes(rmpsc_channel *ch, int64_t timeout_ns, const void **bytes);
+/* Consume the message rmpsc_read_bytes returned: advance past its record and
+ * return its slab to the pool. Errors: EINVAL (no message open). */
+RMPSC_API int rmpsc_advance_bytes(rmpsc_channel *ch);
+/*
+ * Receive one message into buf (cap bytes): rmpsc_read_bytes, a copy, then
+ * rmpsc_advance_bytes. Returns its length. A message longer than cap is left
+ * unread (EINVAL, naming its length); a cap of slab_size always fits.
+ * Errors as rmpsc_read_bytes, plus EINVAL.
+ */
+RMPSC_API int64_t rmpsc_recv_bytes(rmpsc_channel *ch, void *buf, size_t cap, int64_t timeout_ns);
 /* Free slabs now (a scan, for stats). */
 RMPSC_API uint32_t rmpsc_slab_free_count(const rmpsc_channel *ch);
 

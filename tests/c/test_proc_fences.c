@@ -1,5 +1,5 @@
 /*
- * Asymmetric fences (csrc/fence.h), across processes, in both fence modes:
+ * Asymmetric fences (csrc/barrier.h), across processes, in both fence modes:
  *   - the mode: chosen at create (asymmetric by default where membarrier works,
  *     full with RMPSC_CREATE_FULL_FENCES), kept by every process that maps it;
  *   - wake-ups: with no spin before sleeping, every wait of a cross-process
@@ -12,9 +12,9 @@
  */
 #include <pthread.h>
 
-#include "channel.h"
+#include "handle.h"
+#include "wait.h"
 #include "children.h"
-#include "fence.h"
 #include "harness.h"
 
 #define SEC 1000000000ll

@@ -19,6 +19,7 @@
 #define SLAB_SIZE 1000
 #define SLABS 8
 #define MS 1000000ll
+#define SEC_NS 1000000000ll
 
 /* --- process hygiene --------------------------------------------------------- */
 
@@ -438,6 +439,127 @@ static void test_free_by_non_holder(void)
 	rmpsc_channel_release(ch);
 }
 
+/* --- variable-length messages: send_bytes / read_bytes / advance_bytes / recv_bytes --- */
+
+static void fill_msg(unsigned char *m, size_t n, uint32_t tag)
+{
+	for (size_t i = 0; i < n; i++)
+		m[i] = (unsigned char)(tag * 7 + i * 13 + (i >> 9));
+}
+
+static void check_msg_bytes(const unsigned char *m, size_t n, uint32_t tag)
+{
+	for (size_t i = 0; i < n; i++)
+		CHECK(m[i] == (unsigned char)(tag * 7 + i * 13 + (i >> 9)), "message %u byte %zu", tag, i);
+}
+
+static void test_bytes(void)
+{
+	rmpsc_channel *ch = make(4, 1, 4);
+	rmpsc_producer *p;
+	CHECK_OK(rmpsc_producer_register(ch, &p));
+	static unsigned char msg[SLAB_SIZE + 1], out[SLAB_SIZE];
+	size_t sizes[] = { 0, 1, 100, SLAB_SIZE };
+	for (uint32_t i = 0; i < 4; i++) {
+		fill_msg(msg, sizes[i], i);
+		CHECK_OK(rmpsc_producer_send_bytes(p, sizes[i] ? msg : NULL, sizes[i], 0));
+	}
+	/* zero-copy, then copying; every slab back in the pool afterwards */
+	const void *b;
+	CHECK_RC(rmpsc_read_bytes(ch, 0, &b), 0);
+	CHECK_OK(rmpsc_advance_bytes(ch));
+	CHECK_RC(rmpsc_advance_bytes(ch), RMPSC_EINVAL); /* nothing open */
+	CHECK_RC(rmpsc_read_bytes(ch, 0, &b), 1);
+	check_msg_bytes(b, 1, 1);
+	CHECK_RC(rmpsc_read_bytes(ch, 0, &b), 1); /* not advanced: read again */
+	CHECK_OK(rmpsc_advance_bytes(ch));
+	CHECK_RC(rmpsc_recv_bytes(ch, out, 99, 0), RMPSC_EINVAL); /* too small: left unread */
+	CHECK(strstr(rmpsc_last_error(), "100 bytes"), "message: %s", rmpsc_last_error());
+	CHECK_RC(rmpsc_recv_bytes(ch, out, sizeof out, 0), 100);
+	check_msg_bytes(out, 100, 2);
+	CHECK_RC(rmpsc_recv_bytes(ch, out, sizeof out, 0), SLAB_SIZE);
+	check_msg_bytes(out, SLAB_SIZE, 3);
+	CHECK_RC(rmpsc_recv_bytes(ch, out, sizeof out, 0), RMPSC_EEMPTY);
+	CHECK(rmpsc_slab_free_count(ch) == 4, "free count %u", rmpsc_slab_free_count(ch));
+
+	/* bad input changes nothing */
+	CHECK_RC(rmpsc_producer_send_bytes(p, msg, SLAB_SIZE + 1, 0), RMPSC_EINVAL);
+	CHECK(strstr(rmpsc_last_error(), "too long"), "message: %s", rmpsc_last_error());
+	CHECK_RC(rmpsc_producer_send_bytes(p, NULL, 5, 0), RMPSC_EINVAL);
+	CHECK_RC(rmpsc_read_bytes(ch, 0, NULL), RMPSC_EINVAL);
+	CHECK(rmpsc_pending(ch) == 0 && rmpsc_slab_free_count(ch) == 4, "bad calls changed something");
+
+	/* A record that is not a message is reported (ECORRUPT) and consumed; the next goes on. */
+	unsigned char raw[RS] = { 1, 0, 0, 0 }; /* names slab 1, which is free */
+	CHECK_OK(rmpsc_producer_send(p, raw, RS, 0));
+	fill_msg(msg, 10, 9);
+	CHECK_OK(rmpsc_producer_send_bytes(p, msg, 10, 0));
+	CHECK_RC(rmpsc_recv_bytes(ch, out, sizeof out, 0), RMPSC_ECORRUPT);
+	CHECK(strstr(rmpsc_last_error(), "not a slab message"), "message: %s", rmpsc_last_error());
+	CHECK_RC(rmpsc_recv_bytes(ch, out, sizeof out, 0), 10);
+	check_msg_bytes(out, 10, 9);
+
+	/* One deadline for both waits; what could not be sent goes back to the pool. */
+	for (int i = 0; i < 4; i++)
+		CHECK_OK(rmpsc_producer_send_bytes(p, msg, 10, 0));
+	int64_t t0 = now_ns();
+	CHECK_RC(rmpsc_producer_send_bytes(p, msg, 10, 50 * MS), RMPSC_ETIMEDOUT); /* pool empty */
+	CHECK(now_ns() - t0 >= 50 * MS && now_ns() - t0 < 2000 * MS, "waited %lld ms",
+	      (long long)((now_ns() - t0) / MS));
+	CHECK_RC(rmpsc_recv_bytes(ch, out, sizeof out, 0), 10); /* one slab free, 3 records left */
+	unsigned char fill[RS] = { 0 };
+	CHECK_OK(rmpsc_producer_send(p, fill, RS, 0)); /* the ring (capacity 4) is full */
+	CHECK(rmpsc_slab_free_count(ch) == 1, "free count %u", rmpsc_slab_free_count(ch));
+	CHECK_RC(rmpsc_producer_send_bytes(p, msg, 10, 30 * MS), RMPSC_ETIMEDOUT); /* ring full */
+	CHECK(rmpsc_slab_free_count(ch) == 1, "a slab that was never sent stayed out: %u free",
+	      rmpsc_slab_free_count(ch));
+	CHECK_OK(rmpsc_channel_close(ch));
+	CHECK_RC(rmpsc_producer_send_bytes(p, msg, 10, 0), RMPSC_ECLOSED);
+	CHECK(rmpsc_slab_free_count(ch) == 1, "free count after ECLOSED %u", rmpsc_slab_free_count(ch));
+	rmpsc_producer_close(p);
+	rmpsc_channel_release(ch);
+
+	rmpsc_channel *nopool;
+	struct rmpsc_config c = { .record_size = RS, .capacity = 4, .max_producers = 1 };
+	CHECK_OK(rmpsc_channel_create(&nopool, NULL, &c, 0));
+	CHECK_OK(rmpsc_producer_register(nopool, &p));
+	CHECK_RC(rmpsc_producer_send_bytes(p, msg, 1, 0), RMPSC_EINVAL);
+	CHECK(strstr(rmpsc_last_error(), "no slab pool"), "message: %s", rmpsc_last_error());
+	rmpsc_producer_close(p);
+	rmpsc_channel_release(nopool);
+}
+
+/* A consumer killed between read_bytes and advance_bytes: the message is delivered
+ * again, intact, to the next consumer, and its slab returns once consumed. */
+static void test_bytes_consumer_killed(void)
+{
+	rmpsc_channel *ch = make(8, 1, 2);
+	rmpsc_producer *p;
+	CHECK_OK(rmpsc_producer_register(ch, &p));
+	static unsigned char msg[SLAB_SIZE], out[SLAB_SIZE];
+	fill_msg(msg, 500, 4);
+	CHECK_OK(rmpsc_producer_send_bytes(p, msg, 500, 0));
+	struct link l;
+	pid_t c = fork_linked(&l);
+	if (c == 0) {
+		const void *b;
+		CHECK_RC(rmpsc_read_bytes(ch, 0, &b), 500);
+		pipe_put(l.wr, "r", 1);
+		for (;;)
+			pause();
+	}
+	char r;
+	pipe_get(l.rd, &r, 1);
+	kill(c, SIGKILL);
+	CHECK_RC(reap(c), 128 + SIGKILL);
+	CHECK_RC(rmpsc_recv_bytes(ch, out, sizeof out, SEC_NS), 500);
+	check_msg_bytes(out, 500, 4);
+	CHECK(rmpsc_slab_free_count(ch) == 2, "free count %u", rmpsc_slab_free_count(ch));
+	link_close(&l);
+	rmpsc_producer_close(p);
+	rmpsc_channel_release(ch);
+}
+
 /* The natural pattern: free each slab inside the consume callback that received it. */
 static int free_in_callback(void *ctx, const void *records, size_t count, uint32_t slot)
 {
@@ -764,6 +886,8 @@ int main(void)
 	test_send_slab();
 	test_accept();
 	test_free_by_non_holder();
+	test_bytes();
+	test_bytes_consumer_killed();
 	test_free_in_consume_callback();
 	test_dead_producer();
 	test_consumer_takeover();

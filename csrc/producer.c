@@ -1,0 +1,312 @@
+/*
+ * Producers: registration, reservations and sends on the producer's own SPSC ring
+ * (ring.h), the producer half of the close protocol (slot.c), and messages over
+ * slabs (slab.h).
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "attach.h"
+#include "barrier.h"
+#include "error.h"
+#include "handle.h"
+#include "ring.h"
+#include "slab.h"
+#include "slot.h"
+#include "wait.h"
+
+int rmpsc_producer_register(rmpsc_channel *ch, rmpsc_producer **out)
+{
+	if (!ch || !out)
+		return rmpsc__set_error(RMPSC_EINVAL, "producer_register: NULL channel or out");
+	*out = NULL;
+	if (is_closed(ch))
+		return rmpsc__set_error(RMPSC_ECLOSED, "producer_register: channel is closed");
+	uint64_t me;
+	int rc = rmpsc__attach(&ch->file, &me);
+	if (rc)
+		return rc;
+	rmpsc_producer *p = calloc(1, sizeof *p);
+	if (!p) {
+		errno = ENOMEM;
+		return rmpsc__sys_error("allocating a producer");
+	}
+	int s = rmpsc__take_slot(ch, me);
+	if (s < 0) {
+		free(p);
+		return rmpsc__set_error(RMPSC_ENOSLOT, "all %u producer slots are in use by live producers",
+					ch->L.max_producers);
+	}
+	struct ring_ctrl *c = slot_ctrl(ch, (uint32_t)s);
+	ring_view_init(&p->ring, c, slot_data(ch, (uint32_t)s), ch->L.record_size, ch->L.ring_bits);
+	p->owner = owner_word(RMPSC_SLOT_ACTIVE, me);
+	p->ch = ch;
+	p->ctrl = c;
+	p->slot = (uint32_t)s;
+	p->fork_gen = load_relaxed(&rmpsc__fork_generation);
+	p->light = hot_light(ch->asymmetric);
+	*out = p;
+	return RMPSC_OK;
+}
+
+uint32_t rmpsc_producer_slot(const rmpsc_producer *p)
+{
+	return p ? p->slot : UINT32_MAX;
+}
+
+static inline int check_producer(const rmpsc_producer *p, const char *fn)
+{
+	if (unlikely(!p))
+		return rmpsc__set_error(RMPSC_EINVAL, "%s: NULL producer", fn);
+	if (unlikely(p->fork_gen != rmpsc__fork_generation))
+		return rmpsc__set_error(RMPSC_EFORKED, "%s: producer was created in another process (inherited by fork)",
+				 fn);
+	return RMPSC_OK;
+}
+
+/* End a reservation window: clear the announcement and wake a consumer that may be
+ * waiting for the channel to drain. */
+static inline void end_reservation(rmpsc_producer *p)
+{
+	struct region_header *h = p->ch->hdr;
+	/* Release: after the tail, so a consumer that sees 0 also sees the new tail. */
+	store_release(&p->ctrl->reserving, 0);
+	wake_waiters(&h->consumer_waiting, &h->data_seq, p->light);
+}
+
+struct space_wait {
+	rmpsc_producer *p;
+};
+
+static int space_ready(void *arg)
+{
+	rmpsc_producer *p = ((struct space_wait *)arg)->p;
+	if (is_closed(p->ch))
+		return rmpsc__set_error_static(RMPSC_ECLOSED, "closed: the channel was closed");
+	struct ring_ctrl *c = p->ctrl;
+	uint64_t used = load_relaxed(&c->tail) - load_acquire(&c->head);
+	if (used > p->ring.mask_ + 1)
+		return rmpsc__set_error(RMPSC_ECORRUPT, "ring %u: head is impossible", p->slot);
+	return used <= p->ring.mask_ ? 1 : WAIT_NOT_READY;
+}
+
+static int producer_reserve(rmpsc_producer *p, size_t want, struct deadline *dl, void **ptr)
+{
+	struct ring_ctrl *c = p->ctrl;
+	struct region_header *h = p->ch->hdr;
+	for (;;) {
+		/* Store, hot barrier, load: the producer half of the close protocol. */
+		store_relaxed(&c->reserving, 1);
+		hot_barrier(p->light);
+		if (unlikely(load_relaxed(&h->closed))) {
+			end_reservation(p);
+			return rmpsc__set_error_static(RMPSC_ECLOSED, "closed: the channel was closed");
+		}
+		int n = ring_reserve(&p->ring, want, ptr);
+		if (likely(n > 0)) {
+			p->ring.reserved_ = (uint32_t)n;
+			return n;
+		}
+		end_reservation(p);
+		if (n < 0)
+			return rmpsc__set_error(n, "ring %u: head is impossible (corrupt region)", p->slot);
+		struct space_wait w = { p };
+		struct waiter wt = { .flag = &c->producer_waiting, .seq = &c->space_seq, .ready = space_ready,
+				     .arg = &w, .would_block = RMPSC_EFULL, .spin_ns = rmpsc__spin_ns, .sole = 1,
+				     .interruptible = interruptible(p->ch), .asymmetric = p->ch->asymmetric };
+		int r = rmpsc__wait(&wt, dl);
+		if (r < 0)
+			return r;
+	}
+}
+
+int rmpsc_producer_reserve(rmpsc_producer *p, size_t want, int64_t timeout_ns, void **ptr)
+{
+	int rc = check_producer(p, "producer_reserve");
+	if (rc)
+		return rc;
+	if (!ptr || want == 0)
+		return rmpsc__set_error(RMPSC_EINVAL, "producer_reserve: want must be >= 1 and ptr non-NULL");
+	if (p->ring.reserved_)
+		return rmpsc__set_error(RMPSC_EINVAL, "producer_reserve: a reservation is already open");
+	struct deadline dl = deadline_from_timeout(timeout_ns);
+	return producer_reserve(p, clamp_count(want), &dl, ptr);
+}
+
+static inline void producer_commit(rmpsc_producer *p, size_t n)
+{
+	p->ring.reserved_ = 0;
+	if (n)
+		ring_publish(&p->ring, n);
+	end_reservation(p);
+}
+
+int rmpsc_producer_commit(rmpsc_producer *p, size_t n)
+{
+	int rc = check_producer(p, "producer_commit");
+	if (rc)
+		return rc;
+	if (!p->ring.reserved_)
+		return rmpsc__set_error(RMPSC_EINVAL, "producer_commit: no reservation is open");
+	if (n > p->ring.reserved_)
+		return rmpsc__set_error(RMPSC_EINVAL, "producer_commit: n %zu exceeds the %u records reserved", n,
+				 p->ring.reserved_);
+	producer_commit(p, n);
+	return RMPSC_OK;
+}
+
+/*
+ * send's common case, in one pass: the ring has room by the producer's cached
+ * view of head and the channel is open. Returns 1 when sent, 0 (nothing changed
+ * but a cancelled announcement) when the general path must decide: full by the
+ * cache, closed, or an impossible head.
+ */
+static inline int send_now(rmpsc_producer *p, const void *data, size_t len)
+{
+	struct ring_ctrl *c = p->ctrl;
+	const rmpsc_ring *r = &p->ring;
+	uint64_t tail = load_relaxed(&c->tail); /* only this producer writes it */
+	if (unlikely(tail - c->cached_head > r->mask_))
+		return 0;
+	/* The producer half of the close protocol, as in producer_reserve. */
+	store_relaxed(&c->reserving, 1);
+	hot_barrier(p->light);
+	if (unlikely(load_relaxed(&p->ch->hdr->closed))) {
+		end_reservation(p);
+		return 0;
+	}
+	unsigned char *dst = r->data_ + (tail & r->mask_) * r->record_size_;
+	memcpy(dst, data, len);
+	if (len < r->record_size_)
+		memset(dst + len, 0, r->record_size_ - len);
+	store_release(&c->tail, tail + 1); /* A1, as ring_publish */
+	end_reservation(p);
+	return 1;
+}
+
+int rmpsc_producer_send(rmpsc_producer *p, const void *data, size_t len, int64_t timeout_ns)
+{
+	/* data == NULL (a 0-byte send) takes the general path: memcpy from NULL is undefined even for 0 bytes. */
+	if (likely(p && p->fork_gen == rmpsc__fork_generation && len <= p->ring.record_size_ && data &&
+		   !p->ring.reserved_ && send_now(p, data, len)))
+		return RMPSC_OK;
+	int rc = check_producer(p, "producer_send");
+	if (rc)
+		return rc;
+	uint32_t rs = p->ring.record_size_;
+	if (len > rs)
+		return rmpsc__set_error(RMPSC_EINVAL, "producer_send: too long: %zu bytes > record_size %u", len, rs);
+	if (!data && len)
+		return rmpsc__set_error(RMPSC_EINVAL, "producer_send: NULL data");
+	if (p->ring.reserved_)
+		return rmpsc__set_error(RMPSC_EINVAL, "producer_send: a reservation is open");
+	struct deadline dl = deadline_from_timeout(timeout_ns);
+	void *dst;
+	int n = producer_reserve(p, 1, &dl, &dst);
+	if (n < 0)
+		return n;
+	if (len)
+		memcpy(dst, data, len);
+	if (len < rs)
+		memset((unsigned char *)dst + len, 0, rs - len);
+	producer_commit(p, 1);
+	return RMPSC_OK;
+}
+
+int rmpsc_producer_send_many(rmpsc_producer *p, const void *records, size_t count, int64_t timeout_ns)
+{
+	int rc = check_producer(p, "producer_send_many");
+	if (rc)
+		return rc;
+	if (!records && count)
+		return rmpsc__set_error(RMPSC_EINVAL, "producer_send_many: NULL records");
+	if (p->ring.reserved_)
+		return rmpsc__set_error(RMPSC_EINVAL, "producer_send_many: a reservation is open");
+	struct deadline dl = deadline_from_timeout(timeout_ns);
+	const unsigned char *src = records;
+	uint32_t rs = p->ring.record_size_;
+	size_t sent = 0;
+	count = clamp_count(count);
+	while (sent < count) {
+		void *dst;
+		int n = producer_reserve(p, count - sent, &dl, &dst);
+		if (n < 0)
+			return sent ? (int)sent : n;
+		memcpy(dst, src + sent * rs, (size_t)n * rs);
+		producer_commit(p, (size_t)n);
+		sent += (size_t)n;
+	}
+	return (int)sent;
+}
+
+void rmpsc_producer_close(rmpsc_producer *p)
+{
+	if (!p)
+		return;
+	if (p->fork_gen == rmpsc__fork_generation) {
+		if (p->ring.reserved_)
+			producer_commit(p, 0); /* abort: nothing of it was published */
+		uint64_t w = p->owner;
+		/* Fails only if the slot was fenced or (wrongly) reclaimed: leave it then. */
+		cas_acq_rel(&p->ctrl->owner, &w, owner_word(RMPSC_SLOT_DETACHED, owner_id(p->owner)));
+		struct region_header *h = p->ch->hdr;
+		wake_waiters(&h->consumer_waiting, &h->data_seq, hot_light(p->ch->asymmetric));
+	}
+	free(p);
+}
+
+
+/* ------------------------------------------------------------------------- */
+/* Messages over slabs. */
+
+static int send_slab(rmpsc_producer *p, uint32_t handle, struct deadline *dl, const char *fn)
+{
+	void *dst;
+	int n = producer_reserve(p, 1, dl, &dst);
+	if (n < 0)
+		return n;
+	slab_record_encode(dst, p->ring.record_size_, handle);
+	int rc = rmpsc__slab_to_record(p->ch, handle, owner_id(p->owner), p->slot, load_relaxed(&p->ctrl->tail), fn);
+	producer_commit(p, rc == RMPSC_OK); /* 0 aborts: nothing was published */
+	return rc;
+}
+
+int rmpsc_producer_send_slab(rmpsc_producer *p, uint32_t handle, int64_t timeout_ns)
+{
+	int rc = check_producer(p, "producer_send_slab");
+	if (rc || (rc = rmpsc__slab_check(p->ch, handle, "producer_send_slab")))
+		return rc;
+	if (p->ring.reserved_)
+		return rmpsc__set_error(RMPSC_EINVAL, "producer_send_slab: a reservation is open");
+	struct deadline dl = deadline_from_timeout(timeout_ns);
+	return send_slab(p, handle, &dl, "producer_send_slab");
+}
+
+int rmpsc_producer_send_bytes(rmpsc_producer *p, const void *data, size_t len, int64_t timeout_ns)
+{
+	int rc = check_producer(p, "producer_send_bytes");
+	if (rc)
+		return rc;
+	rmpsc_channel *ch = p->ch;
+	if (!ch->L.slab_count)
+		return rmpsc__set_error(RMPSC_EINVAL, "producer_send_bytes: this channel has no slab pool");
+	if (len > ch->L.slab_size)
+		return rmpsc__set_error(RMPSC_EINVAL, "producer_send_bytes: too long: %zu bytes > slab_size %u", len,
+					ch->L.slab_size);
+	if (!data && len)
+		return rmpsc__set_error(RMPSC_EINVAL, "producer_send_bytes: NULL data");
+	if (p->ring.reserved_)
+		return rmpsc__set_error(RMPSC_EINVAL, "producer_send_bytes: a reservation is open");
+	/* One deadline for both waits: a free slab, then ring space. */
+	struct deadline dl = deadline_from_timeout(timeout_ns);
+	uint32_t h;
+	if ((rc = rmpsc__slab_alloc(ch, &dl, &h)))
+		return rc;
+	if (len)
+		memcpy(rmpsc_slab_ptr(ch, h), data, len);
+	store_relaxed(&slab_meta_of(ch, h)->len, (uint32_t)len); /* published by the commit (release) */
+	if ((rc = send_slab(p, h, &dl, "producer_send_bytes")))
+		rmpsc_slab_free(ch, h); /* never sent: back to the pool (ours, so this cannot fail) */
+	return rc;
+}

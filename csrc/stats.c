@@ -1,0 +1,50 @@
+/* Channel figures for humans and monitoring: a snapshot, not atomic across rings. */
+#include <string.h>
+
+#include "attach.h"
+#include "barrier.h"
+#include "error.h"
+#include "handle.h"
+#include "ring.h"
+
+int rmpsc_stats(const rmpsc_channel *ch, struct rmpsc_stats *out, struct rmpsc_ring_stats *rings,
+		uint32_t max_rings)
+{
+	if (!ch || !out)
+		return rmpsc__set_error(RMPSC_EINVAL, "stats: NULL channel or out");
+	const struct region_header *h = ch->hdr;
+	memset(out, 0, sizeof *out);
+	out->max_producers = ch->L.max_producers;
+	out->consumer_pid = load_acquire(&h->consumer_owner) ? load_relaxed(&h->consumer_pid) : 0;
+	out->closed = load_acquire(&h->closed) != 0;
+	out->slab_count = ch->L.slab_count;
+	out->slabs_free = rmpsc_slab_free_count(ch);
+	out->fenced_rings = load_relaxed(&h->fenced_rings);
+	out->reclaimed_slots = load_relaxed(&h->reclaimed_slots);
+	uint32_t written = 0;
+	for (uint32_t s = 0; s < ch->L.max_producers; s++) {
+		struct ring_ctrl *c = slot_ctrl(ch, s);
+		uint64_t w = load_acquire(&c->owner);
+		uint64_t head = load_acquire(&c->head), tail = load_acquire(&c->tail);
+		uint64_t base = load_relaxed(&c->base);
+		uint32_t st = owner_state(w);
+		uint64_t pending = tail - head <= ch->L.capacity ? tail - head : 0;
+		if (st != RMPSC_SLOT_FENCED) {
+			out->pending += pending;
+			out->committed += tail - ch->L.start_position;
+			out->consumed += head - ch->L.start_position;
+		}
+		out->active_producers += st == RMPSC_SLOT_ACTIVE;
+		if (st == RMPSC_SLOT_FREE || !rings || written >= max_rings)
+			continue;
+		struct rmpsc_ring_stats *r = &rings[written++];
+		r->slot = s;
+		r->state = st;
+		r->owner_pid = load_relaxed(&c->owner_pid);
+		r->owner_alive = (uint32_t)rmpsc__owner_alive(&ch->file, w);
+		r->pending = pending;
+		r->committed = tail - base;
+		r->consumed = head - base;
+	}
+	return (int)written;
+}
