@@ -22,8 +22,6 @@
 #include "barrier.h"
 #include "error.h"
 
-uint32_t rmpsc__fork_generation;
-
 /*
  * One per region this process maps, shared by its handles on it. `lock_fd` is
  * opened when the first handle is made, not when the process first attaches,
@@ -62,9 +60,56 @@ static int reopen_fd(int fd)
 	return nfd;
 }
 
+/* Descriptors 0..2 get replaced by whoever redirects stdio (a daemon pointing
+ * stdout at a log file with dup2): ours live above them. -1 with errno on failure. */
+int rmpsc__fd_above_stdio(int fd)
+{
+	if (fd < 0 || fd > 2)
+		return fd;
+	int up = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+	int err = errno;
+	close(fd);
+	errno = err;
+	return up;
+}
+
+/* ------------------------------------------------------------------------- */
+/* Fork detection (attach.h). */
+
+struct fork_words {
+	uint32_t generation;    /* this process's fork generation; 0 in a child that has not noticed yet */
+	uint32_t resetting;     /* a thread of a child is doing the reset (rmpsc__forked) */
+};
+static struct fork_words fork_words_fallback = { 1, 0 }; /* where MADV_WIPEONFORK is missing (< 4.14) */
+static struct fork_words *fork_words = &fork_words_fallback;
+uint32_t *rmpsc__fork_word = &fork_words_fallback.generation;
+static uint32_t last_generation = 1; /* ordinary memory: a child inherits it, to number its own */
+
+/* In a child, before anything else of ours runs there: the parent's lock
+ * descriptions would keep the parent "alive" after it died, so each is replaced
+ * by a description of the child's own (unlocked: the child attaches when it first
+ * needs an identity); then the child gets a generation of its own. */
+static void child_reset(void)
+{
+	pthread_mutex_init(&attach_lock, NULL); /* the parent's state of it means nothing here */
+	for (struct attachment *a = attachments; a; a = a->next) {
+		if (a->lock_fd >= 0) {
+			int own = rmpsc__fd_above_stdio(reopen_fd(a->lock_fd));
+			close(a->lock_fd);
+			a->lock_fd = own; /* -1: attaching retries, and says why it cannot */
+		}
+		a->id = 0;
+		a->consumer_holders = 0;
+	}
+	rmpsc__fence_on_fork_child();
+	uint32_t gen = last_generation + 1 ? last_generation + 1 : 1;
+	last_generation = gen;
+	store_release(&fork_words->generation, gen);
+}
+
 static void on_fork_prepare(void)
 {
-	pthread_mutex_lock(&attach_lock);
+	pthread_mutex_lock(&attach_lock); /* a child never inherits half an update */
 }
 
 static void on_fork_parent(void)
@@ -72,29 +117,43 @@ static void on_fork_parent(void)
 	pthread_mutex_unlock(&attach_lock);
 }
 
-/* The child inherited the parent's lock descriptions: keeping them would keep the
- * parent "alive" after it died. Each is replaced by a description of the child's
- * own (unlocked: the child attaches when it first needs an identity). */
 static void on_fork_child(void)
 {
-	for (struct attachment *a = attachments; a; a = a->next) {
-		if (a->lock_fd >= 0) {
-			int own = reopen_fd(a->lock_fd);
-			close(a->lock_fd);
-			a->lock_fd = own; /* -1: attaching retries, and says why it cannot */
-		}
-		a->id = 0;
-		a->consumer_holders = 0;
-	}
-	rmpsc__fork_generation++;
-	pthread_mutex_init(&attach_lock, NULL); /* held by the forking thread, which is gone here */
-	rmpsc__fence_on_fork_child();
+	child_reset();
 }
 
-__attribute__((constructor)) static void register_fork_handlers(void)
+uint32_t rmpsc__forked(void)
 {
+	/* A child whose fork ran no atfork handlers (glibc's _Fork, a raw clone):
+	 * the first thread here resets, the others wait for it. */
+	uint32_t idle = 0;
+	if (__atomic_compare_exchange_n(&fork_words->resetting, &idle, 1, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+		child_reset();
+		store_release(&fork_words->resetting, 0);
+	}
+	uint32_t gen;
+	while (!(gen = load_acquire(&fork_words->generation)))
+		cpu_relax();
+	return gen;
+}
+
+__attribute__((constructor)) static void init_fork_detection(void)
+{
+	/* The kernel zeroes a MADV_WIPEONFORK page in every child that does not
+	 * share our memory, whether or not the child runs atfork handlers. */
+	void *page = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (page != MAP_FAILED && madvise(page, 4096, MADV_WIPEONFORK) == 0) {
+		fork_words = page;
+		fork_words->generation = last_generation;
+		rmpsc__fork_word = &fork_words->generation;
+	} else if (page != MAP_FAILED) {
+		munmap(page, 4096);
+	}
 	pthread_atfork(on_fork_prepare, on_fork_parent, on_fork_child);
 }
+
+/* ------------------------------------------------------------------------- */
+/* Attachments. */
 
 static inline struct attach_entry *entry_of(const struct region_file *f, uint32_t i)
 {
@@ -128,6 +187,7 @@ static int open_private(const struct region_file *f)
 	int fd = reopen_fd(f->fd);
 	if (fd < 0 && errno == ENOENT && f->name) /* no /proc: a named region can be opened by name */
 		fd = shm_open(f->name, O_RDWR | O_CLOEXEC, 0);
+	fd = rmpsc__fd_above_stdio(fd);
 	if (fd >= 0 && !same_file(fd, f->key)) {
 		close(fd);
 		errno = ESTALE; /* the name now refers to another file */
@@ -167,6 +227,7 @@ static int take_entry(const struct region_file *f, struct attachment *a)
 
 int rmpsc__attach_open(struct region_file *f)
 {
+	fork_generation(); /* a child that ran no atfork handler resets first */
 	pthread_mutex_lock(&attach_lock);
 	struct attachment *a = attachments;
 	while (a && !(a->key.dev == f->key.dev && a->key.ino == f->key.ino))
@@ -192,6 +253,7 @@ void rmpsc__attach_close(struct region_file *f)
 	struct attachment *a = f->att;
 	if (!a)
 		return;
+	fork_generation();
 	pthread_mutex_lock(&attach_lock);
 	if (--a->handles == 0) {
 		for (struct attachment **pp = &attachments; *pp; pp = &(*pp)->next)
@@ -212,11 +274,13 @@ void rmpsc__attach_close(struct region_file *f)
 
 uint64_t rmpsc__attached_id(const struct region_file *f)
 {
+	fork_generation();
 	return load_acquire(&f->att->id);
 }
 
 int rmpsc__attach(struct region_file *f, uint64_t *id)
 {
+	fork_generation();
 	struct attachment *a = f->att;
 	if (likely((*id = load_acquire(&a->id)) != 0))
 		return RMPSC_OK;
@@ -259,22 +323,26 @@ int rmpsc__owner_alive(const struct region_file *f, uint64_t id)
 	struct flock fl;
 	if (lock_byte(f->fd, F_OFD_GETLK, lock_offset(f, i), &fl) < 0)
 		return 1; /* the kernel cannot tell: never take a live owner's claim */
-	return fl.l_type != F_UNLCK;
+	if (fl.l_type != F_UNLCK)
+		return 1;
+	/* Unlocked: believe it only if our descriptor still is the region's file
+	 * (someone may have replaced it with dup2), else we cannot tell. */
+	return !same_file(f->fd, f->key);
 }
 
 int rmpsc__owner_alive_cached(const struct region_file *f, struct alive_cache *c, uint64_t id)
 {
 	id = owner_id(id);
-	unsigned i = (unsigned)((id * 0x9E3779B97F4A7C15ull) >> 58); /* 64 buckets */
-	for (unsigned probe = 0; probe < ALIVE_CACHE; probe++, i = (i + 1) % ALIVE_CACHE) {
-		if (c->id[i] == id)
-			return c->alive[i];
-		if (c->id[i] == 0) {
-			c->id[i] = id;
-			return c->alive[i] = rmpsc__owner_alive(f, id);
-		}
-	}
-	return rmpsc__owner_alive(f, id); /* full: ask directly */
+	uint32_t i = owner_index(id);
+	uint64_t gen = owner_gen(id);
+	if (gen == 0 || i >= ATTACH_SLOTS)
+		return 0;
+	uint64_t k = c->known[i];
+	if (k && k >> 2 == gen)
+		return (int)(k & 1);
+	int alive = rmpsc__owner_alive(f, id);
+	c->known[i] = gen << 2 | 2 | (uint64_t)alive;
+	return alive;
 }
 
 uint32_t rmpsc__owner_pid(const struct region_file *f, uint64_t id)
@@ -284,12 +352,15 @@ uint32_t rmpsc__owner_pid(const struct region_file *f, uint64_t id)
 	if (owner_gen(id) == 0 || i >= ATTACH_SLOTS)
 		return 0;
 	const struct attach_entry *e = entry_of(f, i);
-	uint32_t pid = load_relaxed(&e->pid);
-	return load_acquire(&e->gen) == owner_gen(id) ? pid : 0;
+	if (load_acquire(&e->gen) != owner_gen(id))
+		return 0;
+	uint32_t pid = load_acquire(&e->pid);
+	return load_acquire(&e->gen) == owner_gen(id) ? pid : 0; /* the same holder throughout */
 }
 
 int rmpsc__consumer_holders(struct region_file *f, int delta)
 {
+	fork_generation();
 	pthread_mutex_lock(&attach_lock);
 	struct attachment *a = f->att;
 	a->consumer_holders += delta;
@@ -298,4 +369,14 @@ int rmpsc__consumer_holders(struct region_file *f, int delta)
 	int n = a->consumer_holders;
 	pthread_mutex_unlock(&attach_lock);
 	return n;
+}
+
+void rmpsc__consumer_let_go(struct region_file *f, uint64_t *role, uint64_t me)
+{
+	fork_generation();
+	pthread_mutex_lock(&attach_lock);
+	struct attachment *a = f->att;
+	if (a->consumer_holders > 0 && --a->consumer_holders == 0)
+		cas_acq_rel(role, &me, 0); /* fails only if the role was taken from us meanwhile */
+	pthread_mutex_unlock(&attach_lock);
 }

@@ -31,6 +31,7 @@
 
 #include <stdint.h>
 
+#include "barrier.h"
 #include "layout.h"
 
 #define OWNER_STATE_MASK  0x7ull
@@ -86,11 +87,10 @@ uint64_t rmpsc__attached_id(const struct region_file *f);
 /* Is the holder named by owner identity `id` still attached? 1 or 0. When the
  * kernel cannot answer, 1: a live owner's claim is never taken. */
 int rmpsc__owner_alive(const struct region_file *f, uint64_t id);
-/* The same, remembering answers for one scan so each owner costs one system call. */
-#define ALIVE_CACHE 64
+/* The same, remembering answers for one scan so each owner costs at most one
+ * system call (16 KiB: per attachment entry, generation << 2 | known | alive). */
 struct alive_cache {
-	uint64_t id[ALIVE_CACHE];
-	int alive[ALIVE_CACHE];
+	uint64_t known[ATTACH_SLOTS];
 };
 int rmpsc__owner_alive_cached(const struct region_file *f, struct alive_cache *cache, uint64_t id);
 /* The pid the holder of `id` recorded (as its own PID namespace sees it), or 0
@@ -99,11 +99,27 @@ uint32_t rmpsc__owner_pid(const struct region_file *f, uint64_t id);
 
 /* Handles of this process holding the consumer role: add delta, return the new count. */
 int rmpsc__consumer_holders(struct region_file *f, int delta);
+/* A handle gives the consumer role up: the last holder of this process clears
+ * `role` (which names `me`) under the lock claims count themselves in, so a claim
+ * through another handle either shares before the clear or claims after it. */
+void rmpsc__consumer_let_go(struct region_file *f, uint64_t *role, uint64_t me);
+
+/* Move a descriptor above stdio (0..2), closing the low one. -1 with errno. */
+int rmpsc__fd_above_stdio(int fd);
 
 /*
- * Incremented in the child by a pthread_atfork handler. A handle records it when
- * made; a mismatch on use means the handle was inherited through fork.
+ * This process's fork generation, which changes in every child whether or not
+ * the child ran pthread_atfork handlers (glibc's _Fork, a raw clone): the word
+ * lives in a MADV_WIPEONFORK page, which the kernel zeroes in a child, and the
+ * first call that reads 0 there resets the child (rmpsc__forked). A handle records
+ * it when made; a mismatch on use means the handle was inherited through fork.
  */
-extern uint32_t rmpsc__fork_generation;
+extern uint32_t *rmpsc__fork_word;
+uint32_t rmpsc__forked(void);
+static inline uint32_t fork_generation(void)
+{
+	uint32_t gen = load_acquire(rmpsc__fork_word);
+	return likely(gen) ? gen : rmpsc__forked();
+}
 
 #endif

@@ -42,14 +42,14 @@ int rmpsc_consumer_claim(rmpsc_channel *ch)
 {
 	if (!ch)
 		return rmpsc__set_error(RMPSC_EINVAL, "consumer_claim: NULL channel");
-	if (ch->consumer_claimed && ch->consumer_gen == rmpsc__fork_generation &&
+	if (ch->consumer_claimed && ch->consumer_gen == fork_generation() &&
 	    load_acquire(&ch->hdr->consumer_owner) == ch->self)
 		return RMPSC_OK;
 	uint64_t me;
 	int rc = rmpsc__attach(&ch->file, &me);
 	if (rc)
 		return rc;
-	if (ch->consumer_claimed && ch->consumer_gen == rmpsc__fork_generation)
+	if (ch->consumer_claimed && ch->consumer_gen == fork_generation())
 		rmpsc__consumer_holders(&ch->file, -1); /* our claim was lost; count it again below */
 	ch->consumer_claimed = 0;
 	/* Count ourselves first, so a concurrent claim by another handle of this
@@ -71,7 +71,7 @@ int rmpsc_consumer_claim(rmpsc_channel *ch)
 		}
 	}
 	ch->consumer_claimed = 1;
-	ch->consumer_gen = rmpsc__fork_generation;
+	ch->consumer_gen = fork_generation();
 	ch->self = me;
 	ch->read_count = 0;
 	if (fresh) {
@@ -86,13 +86,10 @@ int rmpsc_consumer_claim(rmpsc_channel *ch)
 
 void rmpsc_consumer_release(rmpsc_channel *ch)
 {
-	if (!ch || !ch->consumer_claimed || ch->consumer_gen != rmpsc__fork_generation)
+	if (!ch || !ch->consumer_claimed || ch->consumer_gen != fork_generation())
 		return;
 	ch->consumer_claimed = 0;
-	if (rmpsc__consumer_holders(&ch->file, -1) == 0) {
-		uint64_t me = ch->self;
-		cas_acq_rel(&ch->hdr->consumer_owner, &me, 0);
-	}
+	rmpsc__consumer_let_go(&ch->file, &ch->hdr->consumer_owner, ch->self);
 }
 
 static inline int consumer_enter(rmpsc_channel *ch, const char *fn)
@@ -100,7 +97,7 @@ static inline int consumer_enter(rmpsc_channel *ch, const char *fn)
 	if (unlikely(!ch))
 		return rmpsc__set_error(RMPSC_EINVAL, "%s: NULL channel", fn);
 	/* One load of a line that is rarely written: is the role still ours? */
-	if (unlikely(!ch->consumer_claimed || ch->consumer_gen != rmpsc__fork_generation ||
+	if (unlikely(!ch->consumer_claimed || ch->consumer_gen != fork_generation() ||
 		     load_relaxed(&ch->hdr->consumer_owner) != ch->self)) {
 		int rc = rmpsc_consumer_claim(ch);
 		if (rc)
@@ -369,8 +366,14 @@ int rmpsc_advance(rmpsc_channel *ch, size_t n)
 	if (n > ch->read_count)
 		return rmpsc__set_error(RMPSC_EINVAL, "advance: n %zu exceeds the %u records of the last read", n,
 				 ch->read_count);
-	if (ch->consumer_gen != rmpsc__fork_generation)
+	if (ch->consumer_gen != fork_generation())
 		return rmpsc__set_error(RMPSC_EFORKED, "advance: the read was made in another process");
+	if (n && unlikely(load_relaxed(&ch->hdr->consumer_owner) != ch->self)) {
+		/* Given up or taken over since the read: the records are the new owner's now. */
+		ch->read_count = 0;
+		ch->in_span = 0;
+		return rmpsc__set_error(RMPSC_ECONSUMER, "advance: the consumer role is no longer this process's");
+	}
 	ch->in_span = 0;
 	if (n)
 		consumer_release(ch, ch->read_slot, n);

@@ -44,7 +44,7 @@ int rmpsc_producer_register(rmpsc_channel *ch, rmpsc_producer **out)
 	p->ch = ch;
 	p->ctrl = c;
 	p->slot = (uint32_t)s;
-	p->fork_gen = load_relaxed(&rmpsc__fork_generation);
+	p->fork_gen = fork_generation();
 	p->light = hot_light(ch->asymmetric);
 	*out = p;
 	return RMPSC_OK;
@@ -59,7 +59,7 @@ static inline int check_producer(const rmpsc_producer *p, const char *fn)
 {
 	if (unlikely(!p))
 		return rmpsc__set_error(RMPSC_EINVAL, "%s: NULL producer", fn);
-	if (unlikely(p->fork_gen != rmpsc__fork_generation))
+	if (unlikely(p->fork_gen != fork_generation()))
 		return rmpsc__set_error(RMPSC_EFORKED, "%s: producer was created in another process (inherited by fork)",
 				 fn);
 	return RMPSC_OK;
@@ -188,7 +188,7 @@ static inline int send_now(rmpsc_producer *p, const void *data, size_t len)
 int rmpsc_producer_send(rmpsc_producer *p, const void *data, size_t len, int64_t timeout_ns)
 {
 	/* data == NULL (a 0-byte send) takes the general path: memcpy from NULL is undefined even for 0 bytes. */
-	if (likely(p && p->fork_gen == rmpsc__fork_generation && len <= p->ring.record_size_ && data &&
+	if (likely(p && p->fork_gen == fork_generation() && len <= p->ring.record_size_ && data &&
 		   !p->ring.reserved_ && send_now(p, data, len)))
 		return RMPSC_OK;
 	int rc = check_producer(p, "producer_send");
@@ -244,7 +244,7 @@ void rmpsc_producer_close(rmpsc_producer *p)
 {
 	if (!p)
 		return;
-	if (p->fork_gen == rmpsc__fork_generation) {
+	if (p->fork_gen == fork_generation()) {
 		if (p->ring.reserved_)
 			producer_commit(p, 0); /* abort: nothing of it was published */
 		uint64_t w = p->owner;

@@ -132,8 +132,13 @@ int rmpsc_channel_create(rmpsc_channel **out, const char *name, const struct rmp
 		fd = shm_open(shm_name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 		if (fd < 0)
 			return rmpsc__sys_error(errno == EEXIST ? "shm_open: name exists (unlink it first)" : "shm_open");
+		if ((fd = rmpsc__fd_above_stdio(fd)) < 0) {
+			rc = rmpsc__sys_error("fcntl(F_DUPFD_CLOEXEC)");
+			shm_unlink(shm_name);
+			return rc;
+		}
 	} else {
-		fd = memfd_create("ringmpsc", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+		fd = rmpsc__fd_above_stdio(memfd_create("ringmpsc", MFD_CLOEXEC | MFD_ALLOW_SEALING));
 		if (fd < 0)
 			return rmpsc__sys_error("memfd_create");
 	}
@@ -283,7 +288,7 @@ int rmpsc_channel_open(rmpsc_channel **out, const char *name, unsigned flags)
 	int rc = normalize_name(name, shm_name, sizeof shm_name);
 	if (rc)
 		return rc;
-	int fd = shm_open(shm_name, O_RDWR | O_CLOEXEC, 0);
+	int fd = rmpsc__fd_above_stdio(shm_open(shm_name, O_RDWR | O_CLOEXEC, 0));
 	if (fd < 0)
 		return rmpsc__sys_error("shm_open");
 	return attach_owned_fd(out, fd, shm_name, flags);
@@ -298,7 +303,7 @@ int rmpsc_channel_attach_fd(rmpsc_channel **out, int fd, unsigned flags)
 		return rmpsc__set_error(RMPSC_EINVAL, "channel_attach_fd: fd %d is not a file descriptor", fd);
 	if (flags & ~RMPSC_OPEN_INTERRUPTIBLE)
 		return rmpsc__set_error(RMPSC_EINVAL, "channel_attach_fd: unknown flags 0x%x", flags);
-	int own = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+	int own = fcntl(fd, F_DUPFD_CLOEXEC, 3); /* above stdio, which others redirect (attach.c) */
 	if (own < 0)
 		return rmpsc__sys_error("dup");
 	return attach_owned_fd(out, own, NULL, flags);

@@ -14,12 +14,19 @@
  *    still attach (nginx workers); one that never could open the file is told why;
  *  - two handles of one process share the consumer role: releasing one keeps it.
  */
+#include <fcntl.h>
 #include <pthread.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 
 #include "harness.h"
 
 #define SEC 1000000000ll
+
+static inline void cpu_relax_test(void)
+{
+	__asm__ __volatile__("" ::: "memory");
+}
 
 static rmpsc_channel *make(const char *name, uint32_t maxp, uint32_t slabs)
 {
@@ -364,6 +371,188 @@ static void test_privilege_drop(const char *self)
 	printf("privilege drop after open ok; without the file's permission: \"%s\"\n", msg);
 }
 
+/* --- stdio redirected after attaching: liveness is not fooled --------------------------- */
+
+/* A process started with stdin/stdout/stderr closed gets the lowest descriptors
+ * for whatever it opens; a daemon later points them at log files with dup2. The
+ * region's descriptors must not be among them, or the redirect would silently drop
+ * the attachment's lock (and others would reclaim a live producer's slot) or make
+ * this process ask the kernel about the wrong file (and reclaim live ones). This
+ * runs as a new image started with 0..2 closed, so it inherits nothing of ours. */
+static int stdio_redirected(const char *name, int wr)
+{
+	rmpsc_channel *ch;
+	rmpsc_producer *p;
+	if (rmpsc_channel_open(&ch, name, 0) || rmpsc_producer_register(ch, &p))
+		return 100;
+	int null = open("/dev/null", O_RDWR);
+	if (null < 0 || dup2(null, 0) < 0 || dup2(null, 1) < 0 || dup2(null, 2) < 0)
+		return 101;
+	uint64_t v = 12;
+	if (rmpsc_producer_send(p, &v, 8, 0))
+		return 102;
+	char verdict = rmpsc_reclaim_dead(ch) == 0 ? 's' : 'R'; /* the parent's producer is alive */
+	if (write(wr, &verdict, 1) != 1)
+		return 103;
+	pause();
+	return 0;
+}
+
+static void test_stdio_redirect(const char *self)
+{
+	char name[64];
+	snprintf(name, sizeof name, "/rmpsc-stdio-%d", (int)getpid());
+	rmpsc_channel *ch = make(name, 2, 0);
+	rmpsc_producer *mine;
+	CHECK_OK(rmpsc_producer_register(ch, &mine));
+	int sync[2];
+	CHECK(pipe(sync) == 0, "pipe");
+	pid_t pid = fork();
+	if (pid == 0) {
+		alarm(30);
+		char wr[16];
+		snprintf(wr, sizeof wr, "%d", sync[1]);
+		close(0);
+		close(1);
+		close(2);
+		execl(self, self, "stdio-redirected", name, wr, (char *)NULL);
+		_exit(104);
+	}
+	char verdict;
+	CHECK(read(sync[0], &verdict, 1) == 1, "the child registered and redirected stdio");
+	CHECK(verdict == 's', "with its region descriptor replaced, the child reclaimed a live producer's slot");
+	CHECK_RC(rmpsc_reclaim_dead(ch), 0); /* the child's lock survived the redirect */
+	rmpsc_producer *p;
+	CHECK_RC(rmpsc_producer_register(ch, &p), RMPSC_ENOSLOT);
+	uint64_t rec[2];
+	CHECK_RC(rmpsc_recv(ch, rec, 1, SEC), 1);
+	reap(pid);
+	CHECK_RC(rmpsc_reclaim_dead(ch), 1);
+	close(sync[0]);
+	close(sync[1]);
+	rmpsc_producer_close(mine);
+	rmpsc_channel_release(ch);
+	rmpsc_unlink(name);
+	printf("stdio redirected after attaching ok\n");
+}
+
+/* --- a child of _Fork (no atfork handlers) is a process of its own ---------------------- */
+
+static void test_underscore_fork(void)
+{
+	rmpsc_channel *ch = make(NULL, 2, 0);
+	int sync[2];
+	CHECK(pipe(sync) == 0, "pipe");
+	pid_t parent = fork();
+	if (parent == 0) { /* registers, then makes a child with _Fork, then waits to be killed */
+		alarm(30);
+		rmpsc_producer *p;
+		if (rmpsc_producer_register(ch, &p))
+			_exit(110);
+		pid_t child = _Fork();
+		if (child == 0) {
+			alarm(30); /* orphaned when the test kills its parent: never outlive the test */
+			uint64_t v = 13;
+			char verdict = rmpsc_producer_send(p, &v, 8, 0) == RMPSC_EFORKED ? 'f' : 'X';
+			rmpsc_producer *own;
+			if (verdict == 'f' && (rmpsc_producer_register(ch, &own) || rmpsc_producer_send(own, &v, 8, 0)))
+				verdict = 'R';
+			pid_t me = getpid();
+			if (write(sync[1], &verdict, 1) != 1 || write(sync[1], &me, sizeof me) != sizeof me)
+				_exit(111);
+			pause();
+			_exit(0);
+		}
+		pause();
+		_exit(0);
+	}
+	char verdict;
+	pid_t child;
+	CHECK(read(sync[0], &verdict, 1) == 1 && read(sync[0], &child, sizeof child) == sizeof child,
+	      "the _Fork child answered");
+	CHECK(verdict == 'f', "a _Fork child used its parent's producer (%c)", verdict);
+	/* The child holds a slot of its own; its parent's dies with the parent. */
+	kill(parent, SIGKILL);
+	reap(parent);
+	CHECK_RC(rmpsc_reclaim_dead(ch), 1);
+	uint64_t rec[2];
+	CHECK_RC(rmpsc_recv(ch, rec, 1, SEC), 1);
+	CHECK(rec[0] == 13, "the child's own record");
+	close(sync[0]);
+	close(sync[1]);
+	kill(child, SIGKILL); /* orphaned when its parent died; not ours to reap */
+	rmpsc_channel_release(ch);
+	printf("a _Fork child attaches as itself ok\n");
+}
+
+/* --- two handles releasing and claiming the role in two threads ------------------------- */
+
+/* One process's handles claim and release the consumer role concurrently while
+ * another process keeps trying to claim it: the other process must never get the
+ * role while a handle here believes it holds it (the last release and a new claim
+ * through another handle must not interleave into a cleared word). */
+struct role_race {
+	rmpsc_channel *h;
+	volatile int *stop;
+	int *held;   /* shared with the other process */
+};
+
+static void *role_thread(void *arg)
+{
+	struct role_race *r = arg;
+	while (!*r->stop)
+		if (rmpsc_consumer_claim(r->h) == RMPSC_OK) {
+			__atomic_fetch_add(r->held, 1, __ATOMIC_SEQ_CST);
+			for (int i = 0; i < 200; i++)
+				cpu_relax_test();
+			__atomic_fetch_sub(r->held, 1, __ATOMIC_SEQ_CST);
+			rmpsc_consumer_release(r->h);
+		}
+	return NULL;
+}
+
+static void test_role_release_race(void)
+{
+	int *shared = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	CHECK(shared != MAP_FAILED, "mmap");
+	int *held = &shared[0], *violations = &shared[1], *claims = &shared[2];
+	volatile int *stop = &shared[3];
+	rmpsc_channel *h0 = make(NULL, 1, 0), *h1;
+	CHECK_OK(rmpsc_channel_attach_fd(&h1, rmpsc_channel_fd(h0), 0));
+	pid_t pid = fork();
+	if (pid == 0) {
+		alarm(30);
+		rmpsc_channel *mine;
+		if (rmpsc_channel_attach_fd(&mine, rmpsc_channel_fd(h0), 0))
+			_exit(120);
+		while (!*stop)
+			if (rmpsc_consumer_claim(mine) == RMPSC_OK) {
+				__atomic_fetch_add(claims, 1, __ATOMIC_SEQ_CST);
+				if (__atomic_load_n(held, __ATOMIC_SEQ_CST) > 0)
+					__atomic_fetch_add(violations, 1, __ATOMIC_SEQ_CST);
+				rmpsc_consumer_release(mine);
+			}
+		_exit(0);
+	}
+	struct role_race r[2] = { { h0, stop, held }, { h1, stop, held } };
+	pthread_t t[2];
+	for (int i = 0; i < 2; i++)
+		pthread_create(&t[i], NULL, role_thread, &r[i]);
+	usleep(2000000);
+	*stop = 1;
+	for (int i = 0; i < 2; i++)
+		pthread_join(t[i], NULL);
+	int status;
+	waitpid(pid, &status, 0);
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "claiming process status %d", WEXITSTATUS(status));
+	CHECK(*violations == 0, "another process got the consumer role %d times while a handle here held it",
+	      *violations);
+	printf("consumer role release/claim race: %d claims by another process, none while held here\n", *claims);
+	rmpsc_channel_release(h1);
+	rmpsc_channel_release(h0);
+	munmap(shared, 4096);
+}
+
 /* --- received slabs after a normal release; accepted ones are kept ------------------- */
 
 static void test_released_consumer_slabs(void)
@@ -495,6 +684,8 @@ int main(int argc, char **argv)
 		return exec_after_reserve(argv[2], atoi(argv[3]), atoi(argv[4]));
 	if (argc == 4 && !strcmp(argv[1], "attach-unprivileged"))
 		return attach_unprivileged(atoi(argv[2]), atoi(argv[3]));
+	if (argc == 4 && !strcmp(argv[1], "stdio-redirected"))
+		return stdio_redirected(argv[2], atoi(argv[3]));
 	if (argc == 3 && !strcmp(argv[1], "exec-idle"))
 		return exec_idle(atoi(argv[2]));
 	harness_start("test_proc_liveness", 120);
@@ -507,6 +698,9 @@ int main(int argc, char **argv)
 	test_exec_open_reservation(self);
 	test_exec_held_slabs(self);
 	test_privilege_drop(self);
+	test_stdio_redirect(self);
+	test_underscore_fork();
+	test_role_release_race();
 	test_released_consumer_slabs();
 	test_blocked_alloc_reclaims();
 	test_two_handles();
