@@ -530,16 +530,9 @@ static PyObject *channel_recv_many(ChannelObject *self, PyObject *const *args, P
 			/* The new bytes object is ours alone until returned: filling it
 			 * without the GIL is safe (os.read does the same). */
 			struct op_recv o = { self->ch, PyBytes_AS_STRING(b), (size_t)want, 0 };
-			rc = RMPSC_EEMPTY;
-			if ((size_t)want * rs > BIG_COPY) {
-				Py_BEGIN_ALLOW_THREADS
-				errno = 0;
-				rc = op_recv(&o, 0);
-				err = errno;
-				Py_END_ALLOW_THREADS
-			}
-			if (would_block(rc)) /* pending but not readable (a fenced ring): wait */
-				rc = run_op(op_recv, &o, until, &err);
+			/* Waits if pending but not readable (a fenced ring). */
+			rc = (size_t)want * rs > BIG_COPY ? run_op_nogil(op_recv, &o, until, &err)
+							  : run_op(op_recv, &o, until, &err);
 			if (rc <= 0)
 				Py_CLEAR(b);
 			else if (rc < want && _PyBytes_Resize(&b, (Py_ssize_t)rc * (Py_ssize_t)rs) < 0)
