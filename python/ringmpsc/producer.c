@@ -243,15 +243,9 @@ static PyObject *producer_reserve(ProducerObject *self, PyObject *const *args, P
 	return (PyObject *)r;
 }
 
-struct op_send_bytes {
-	rmpsc_producer *p;
-	const void *data;
-	size_t len;
-};
-
 static int op_send_bytes(void *ctx, int64_t t)
 {
-	struct op_send_bytes *o = ctx;
+	struct op_send *o = ctx;
 	return rmpsc_producer_send_bytes(o->p, o->data, o->len, t);
 }
 
@@ -290,9 +284,10 @@ static PyObject *producer_send_bytes(ProducerObject *self, PyObject *const *args
 		return NULL;
 	}
 	/* The core copies into the slab: a large copy goes without the GIL, the first try included. */
-	struct op_send_bytes o = { self->p, b.buf, (size_t)b.len };
+	struct op_send o = { self->p, b.buf, (size_t)b.len };
 	int err = 0;
-	int rc = b.len > BIG_COPY ? run_op_nogil(op_send_bytes, &o, until, &err) : run_op(op_send_bytes, &o, until, &err);
+	int rc = b.len > BIG_COPY ? run_op_nogil(op_send_bytes, &o, until, &err)
+				  : run_op(op_send_bytes, &o, until, &err);
 	hlock_release(&self->lock);
 	data_release(&b);
 	if (rc < 0) {
