@@ -137,6 +137,10 @@ int rmpsc_slab_set_len(rmpsc_channel *ch, uint32_t handle, uint32_t len);
 int64_t rmpsc_slab_len(const rmpsc_channel *ch, uint32_t handle);
 int rmpsc_producer_send_slab(rmpsc_producer *p, uint32_t handle, int64_t timeout_ns);
 uint32_t rmpsc_record_handle(const void *record);
+int rmpsc_producer_send_bytes(rmpsc_producer *p, const void *data, size_t len, int64_t timeout_ns);
+int64_t rmpsc_read_bytes(rmpsc_channel *ch, int64_t timeout_ns, const void **bytes);
+int rmpsc_advance_bytes(rmpsc_channel *ch);
+int64_t rmpsc_recv_bytes(rmpsc_channel *ch, void *buf, size_t cap, int64_t timeout_ns);
 
 int rmpsc_stats(const rmpsc_channel *ch, struct rmpsc_stats *out,
 		struct rmpsc_ring_stats *rings, uint32_t max_rings);
@@ -281,7 +285,6 @@ local prod_out = ffi_new("rmpsc_producer *[1]")
 local ptr_out = ffi_new("void *[1]")
 local cptr_out = ffi_new("const void *[1]")
 local slot_out = ffi_new("uint32_t[1]")
-local handle_out = ffi_new("uint32_t[1]")
 local config_out = ffi_new("struct rmpsc_config")
 local u8ptr_t = ffi_typeof("uint8_t *")
 local cu8ptr_t = ffi_typeof("const uint8_t *")
@@ -535,6 +538,7 @@ end
 
 -- ch:recv_bytes([timeout]) -> string | nil, err: one variable-length message sent
 -- with p:send_bytes (or Python's Producer.send_bytes); its slab goes back to the pool.
+-- "corrupt" for a record that is not a slab message (consumed: the next call goes on).
 function Channel:recv_bytes(timeout)
 	local ch = self._chs.ch
 	if not ch then
@@ -543,19 +547,15 @@ function Channel:recv_bytes(timeout)
 	if self.slab_count == 0 then
 		return nil, "invalid"
 	end
-	local buf = self._buf
-	local rc = C.rmpsc_recv(ch, buf, 1, timeout_ns(timeout, 1, "recv_bytes"))
+	local len = C.rmpsc_read_bytes(ch, timeout_ns(timeout, 1, "recv_bytes"), cptr_out)
+	if len < 0 then
+		return fail(tonumber(len))
+	end
+	local s = ffi_string(cptr_out[0], len)
+	local rc = C.rmpsc_advance_bytes(ch)
 	if rc < 0 then
 		return fail(rc)
 	end
-	local h = C.rmpsc_record_handle(buf)
-	local len = C.rmpsc_slab_len(ch, h)
-	local src = C.rmpsc_slab_ptr(ch, h)
-	if len < 0 or src == nil then
-		return nil, "corrupt" -- the record carries no valid slab handle
-	end
-	local s = ffi_string(src, len)
-	C.rmpsc_slab_free(ch, h)
 	return s
 end
 
@@ -760,8 +760,9 @@ end
 
 -- p:send_bytes(str [, timeout]) -> true | nil, err: a variable-length message of up
 -- to slab_size bytes through the channel's slab pool (the record carries the slab
--- handle; receive with ch:recv_bytes). The timeout bounds each of the two waits
--- (for a free slab, for ring space). "invalid" when the channel has no pool.
+-- handle; receive with ch:recv_bytes). One deadline covers both waits (for a free
+-- slab, then for ring space); a slab that could not be sent goes back to the pool.
+-- "invalid" when the channel has no pool.
 function Producer:send_bytes(s, timeout)
 	local p = self._ps.p
 	if not p then
@@ -779,17 +780,8 @@ function Producer:send_bytes(s, timeout)
 	if len > chw.slab_size then
 		return nil, "too long"
 	end
-	local ch = chw._chs.ch
-	local rc = C.rmpsc_slab_alloc(ch, ns, handle_out)
+	local rc = C.rmpsc_producer_send_bytes(p, s, len, ns)
 	if rc < 0 then
-		return fail(rc)
-	end
-	local h = handle_out[0]
-	ffi.copy(C.rmpsc_slab_ptr(ch, h), s, len)
-	C.rmpsc_slab_set_len(ch, h, len)
-	rc = C.rmpsc_producer_send_slab(p, h, ns)
-	if rc < 0 then
-		C.rmpsc_slab_free(ch, h) -- never sent: back to the pool
 		return fail(rc)
 	end
 	return true

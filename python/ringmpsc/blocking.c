@@ -61,6 +61,18 @@ int run_op_slow(op_fn fn, void *ctx, int64_t until, int rc, int *err)
 	}
 }
 
+int run_op_nogil(op_fn fn, void *ctx, int64_t until, int *err)
+{
+	int rc, e;
+	Py_BEGIN_ALLOW_THREADS
+	errno = 0;
+	rc = fn(ctx, 0);
+	e = errno;
+	Py_END_ALLOW_THREADS
+	*err = e;
+	return would_block(rc) ? run_op_slow(fn, ctx, until, rc, err) : rc;
+}
+
 /*
  * The lock's slow path.
  *

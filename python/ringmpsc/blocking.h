@@ -65,6 +65,10 @@ static ALWAYS_INLINE int run_op(op_fn fn, void *ctx, int64_t until, int *err)
 	return run_op_slow(fn, ctx, until, rc, err);
 }
 
+/* run_op for an op whose first try is itself long (a large copy): that try too
+ * runs with the GIL released. */
+int run_op_nogil(op_fn fn, void *ctx, int64_t until, int *err);
+
 static inline void hlock_init(hlock *l, const modstate *st)
 {
 	l->owner = 0;

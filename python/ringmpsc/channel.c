@@ -530,16 +530,9 @@ static PyObject *channel_recv_many(ChannelObject *self, PyObject *const *args, P
 			/* The new bytes object is ours alone until returned: filling it
 			 * without the GIL is safe (os.read does the same). */
 			struct op_recv o = { self->ch, PyBytes_AS_STRING(b), (size_t)want, 0 };
-			rc = RMPSC_EEMPTY;
-			if ((size_t)want * rs > BIG_COPY) {
-				Py_BEGIN_ALLOW_THREADS
-				errno = 0;
-				rc = op_recv(&o, 0);
-				err = errno;
-				Py_END_ALLOW_THREADS
-			}
-			if (would_block(rc)) /* pending but not readable (a fenced ring): wait */
-				rc = run_op(op_recv, &o, until, &err);
+			/* Waits if pending but not readable (a fenced ring). */
+			rc = (size_t)want * rs > BIG_COPY ? run_op_nogil(op_recv, &o, until, &err)
+							  : run_op(op_recv, &o, until, &err);
 			if (rc <= 0)
 				Py_CLEAR(b);
 			else if (rc < want && _PyBytes_Resize(&b, (Py_ssize_t)rc * (Py_ssize_t)rs) < 0)
@@ -660,6 +653,22 @@ static PyObject *channel_read(ChannelObject *self, PyObject *const *args, Py_ssi
 	return (PyObject *)v;
 }
 
+struct op_read_bytes {
+	rmpsc_channel *ch;
+	const void *bytes;
+	int64_t len;
+};
+
+static int op_read_bytes(void *ctx, int64_t t)
+{
+	struct op_read_bytes *o = ctx;
+	int64_t n = rmpsc_read_bytes(o->ch, t, &o->bytes);
+	if (n < 0)
+		return (int)n;
+	o->len = n;
+	return 0;
+}
+
 PyDoc_STRVAR(channel_recv_bytes_doc,
 "recv_bytes($self, /, timeout=None)\n--\n\n\
 Receive one variable-length message sent with Producer.send_bytes (copied out of\n\
@@ -677,43 +686,33 @@ static PyObject *channel_recv_bytes(ChannelObject *self, PyObject *const *args, 
 		return NULL;
 	}
 	int64_t until = deadline_at(t);
-	char small[64];
-	char *rec = self->cfg.record_size <= sizeof small ? small : PyMem_Malloc(self->cfg.record_size);
-	if (!rec)
-		return PyErr_NoMemory();
+	if (consumer_lock(self, st, until) < 0)
+		return NULL;
+	struct op_read_bytes o = { self->ch, NULL, 0 };
+	int err;
+	int rc = run_op(op_read_bytes, &o, until, &err);
 	PyObject *result = NULL;
-	if (recv_one(self, st, rec, until) < 0)
-		goto out;
-	uint32_t h = rmpsc_record_handle(rec);
-	int64_t len = rmpsc_slab_len(self->ch, h);
-	const char *src = rmpsc_slab_ptr(self->ch, h);
-	if (len < 0) {
-		raise_rc(st, (int)len, 0, ON_RECV, NULL);
-		goto out;
-	}
-	if (!src) {
-		PyErr_Format(st->CorruptRegion, "recv_bytes: record carries no valid slab handle (%u)", h);
-		goto out;
-	}
-	result = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)len);
-	if (result) {
-		char *dst = PyBytes_AS_STRING(result);
-		if (len > BIG_COPY) {
-			Py_BEGIN_ALLOW_THREADS
-			memcpy(dst, src, (size_t)len);
-			Py_END_ALLOW_THREADS
-		} else {
-			memcpy(dst, src, (size_t)len);
+	if (rc >= 0) {
+		/* Not advanced if this fails: the message is read again by the next call. */
+		result = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)o.len);
+		if (result) {
+			/* The new bytes object is ours alone until returned (see recv_record). */
+			char *dst = PyBytes_AS_STRING(result);
+			if (o.len > BIG_COPY) {
+				Py_BEGIN_ALLOW_THREADS
+				memcpy(dst, o.bytes, (size_t)o.len);
+				Py_END_ALLOW_THREADS
+			} else {
+				memcpy(dst, o.bytes, (size_t)o.len);
+			}
+			rc = rmpsc_advance_bytes(self->ch);
+			if (rc < 0)
+				Py_CLEAR(result);
 		}
 	}
-	int rc = rmpsc_slab_free(self->ch, h); /* free it even if the copy failed */
-	if (rc < 0 && result) {
-		Py_CLEAR(result);
-		raise_rc(st, rc, 0, ON_RECV, NULL);
-	}
-out:
-	if (rec != small)
-		PyMem_Free(rec);
+	hlock_release(&self->lock);
+	if (rc < 0)
+		raise_rc(st, rc, err, ON_RECV, NULL);
 	return result;
 }
 

@@ -23,11 +23,11 @@ static const struct error_row {
 	size_t exc;           /* offsetof(modstate, <exception>), or a builtin above */
 	const char *msg;      /* NULL: rmpsc_last_error() */
 } error_table[] = {
-	{ RMPSC_EFULL, ON_SLAB, EXC(Full), "slab pool exhausted" },
+	{ RMPSC_EFULL, ON_SEND_BYTES, EXC(Full), NULL }, /* the core's names the pool or the ring */
 	{ RMPSC_EFULL, ANY_SIDE, EXC(Full), "ring full" },
 	{ RMPSC_EEMPTY, ANY_SIDE, EXC(Empty), "no record available" },
 	{ RMPSC_ETIMEDOUT, ON_RECV, EXC(Empty), "no record within the timeout" },
-	{ RMPSC_ETIMEDOUT, ON_SLAB, EXC(Full), "no free slab within the timeout" },
+	{ RMPSC_ETIMEDOUT, ON_SEND_BYTES, EXC(Full), "no free slab or ring space within the timeout" },
 	{ RMPSC_ETIMEDOUT, ANY_SIDE, EXC(Full), "no space within the timeout" },
 	{ RMPSC_ECLOSED, ON_RECV, EXC(Closed), "channel is closed and drained" },
 	{ RMPSC_ECLOSED, ANY_SIDE, EXC(Closed), "channel is closed" },

@@ -1,5 +1,4 @@
 /* The Producer type: one ring of a Channel, bound to the process that registered it. */
-#include <string.h>
 
 #include "args.h"
 #include "blocking.h"
@@ -244,33 +243,17 @@ static PyObject *producer_reserve(ProducerObject *self, PyObject *const *args, P
 	return (PyObject *)r;
 }
 
-struct op_slab_alloc {
-	rmpsc_channel *ch;
-	uint32_t handle;
-};
-
-static int op_slab_alloc(void *ctx, int64_t t)
+static int op_send_bytes(void *ctx, int64_t t)
 {
-	struct op_slab_alloc *o = ctx;
-	return rmpsc_slab_alloc(o->ch, t, &o->handle);
-}
-
-struct op_send_slab {
-	rmpsc_producer *p;
-	uint32_t handle;
-};
-
-static int op_send_slab(void *ctx, int64_t t)
-{
-	struct op_send_slab *o = ctx;
-	return rmpsc_producer_send_slab(o->p, o->handle, t);
+	struct op_send *o = ctx;
+	return rmpsc_producer_send_bytes(o->p, o->data, o->len, t);
 }
 
 PyDoc_STRVAR(producer_send_bytes_doc,
 "send_bytes($self, /, data, timeout=None)\n--\n\n\
 Send a variable-length message of up to slab_size bytes through the channel's slab\n\
-pool (the record carries its handle). Waits up to timeout for a free slab and\n\
-ring space, then raises Full.");
+pool (the record carries its handle). Waits up to timeout, in all, for a free slab\n\
+and then ring space, then raises Full.");
 static PyObject *producer_send_bytes(ProducerObject *self, PyObject *const *args, Py_ssize_t nargs,
 				     PyObject *kwnames)
 {
@@ -280,7 +263,6 @@ static PyObject *producer_send_bytes(ProducerObject *self, PyObject *const *args
 	if (fast_args("send_bytes", args, nargs, kwnames, kw_data_timeout, 1, 2, av) < 0 ||
 	    parse_timeout(av[1], &t) < 0)
 		return NULL;
-	PyObject *data = av[0];
 	const struct rmpsc_config *cfg = &self->chan->cfg;
 	if (producer_usable(self, st) < 0)
 		return NULL;
@@ -289,7 +271,7 @@ static PyObject *producer_send_bytes(ProducerObject *self, PyObject *const *args
 		return NULL;
 	}
 	Py_buffer b;
-	if (get_data(data, &b, PyBUF_SIMPLE, "data") < 0)
+	if (get_data(av[0], &b, PyBUF_SIMPLE, "data") < 0)
 		return NULL;
 	if ((size_t)b.len > cfg->slab_size) {
 		PyErr_Format(PyExc_ValueError, "data is %zd bytes, longer than slab_size %u", b.len, cfg->slab_size);
@@ -301,33 +283,15 @@ static PyObject *producer_send_bytes(ProducerObject *self, PyObject *const *args
 		data_release(&b);
 		return NULL;
 	}
-	rmpsc_channel *ch = self->chan->ch;
-	struct op_slab_alloc a = { ch, RMPSC_INVALID_HANDLE };
+	/* The core copies into the slab: a large copy goes without the GIL, the first try included. */
+	struct op_send o = { self->p, b.buf, (size_t)b.len };
 	int err = 0;
-	int rc = run_op(op_slab_alloc, &a, until, &err);
-	enum side side = ON_SLAB;
-	if (rc >= 0) {
-		char *dst = rmpsc_slab_ptr(ch, a.handle);
-		if (b.len > BIG_COPY) {
-			Py_BEGIN_ALLOW_THREADS
-			memcpy(dst, b.buf, (size_t)b.len);
-			Py_END_ALLOW_THREADS
-		} else {
-			memcpy(dst, b.buf, (size_t)b.len);
-		}
-		rc = rmpsc_slab_set_len(ch, a.handle, (uint32_t)b.len);
-		if (rc >= 0) {
-			struct op_send_slab s = { self->p, a.handle };
-			rc = run_op(op_send_slab, &s, until, &err);
-			side = ON_SEND;
-		}
-		if (rc < 0)
-			rmpsc_slab_free(ch, a.handle); /* never sent: back to the pool */
-	}
+	int rc = b.len > BIG_COPY ? run_op_nogil(op_send_bytes, &o, until, &err)
+				  : run_op(op_send_bytes, &o, until, &err);
 	hlock_release(&self->lock);
 	data_release(&b);
 	if (rc < 0) {
-		raise_rc(st, rc, err, side, NULL);
+		raise_rc(st, rc, err, ON_SEND_BYTES, NULL);
 		return NULL;
 	}
 	Py_RETURN_NONE;

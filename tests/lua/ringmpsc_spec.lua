@@ -371,6 +371,53 @@ describe("send_bytes / recv_bytes (slab pool)", function()
 		ch:release()
 	end)
 
+	it("gives one deadline to both waits: a free slab, then ring space", function()
+		-- The pool is empty, then (a slab freed late) the ring is full: the call
+		-- returns after about 0.5 s, not 0.3 + 0.5.
+		local ch = assert(ringmpsc.new { record_size = 8, capacity = 2, slab_size = 16, slab_count = 1 })
+		local q = assert(ch:producer()) -- slot 0, read first: holds the only slab
+		local p = assert(ch:producer())
+		assert.is_true(q:send_bytes("q"))
+		assert.equal(2, p:send_many(zeros(16), 2)) -- p's ring full of plain records
+		local parent = H.getpid()
+		local child = H.spawn(function()
+			H.wait_until(function() return H.sleeping(parent) end, 10, "the parent to wait for a slab")
+			H.sleep(0.3)
+			assert(ch:recv_bytes(1) == "q")
+		end)
+		local t0 = H.now()
+		assert.same({ nil, "timeout" }, { p:send_bytes("p", 0.5) })
+		local elapsed = H.now() - t0
+		assert.equal(0, H.wait(child, 10))
+		assert.is_true(elapsed >= 0.45 and elapsed < 0.75, "returned after " .. elapsed .. " s")
+		assert.equal(1, ch:stats().slabs_free) -- the slab it took and could not send is back
+		ch:release()
+	end)
+
+	it("puts a slab that could not be sent back in the pool", function()
+		local ch = assert(ringmpsc.new { record_size = 8, capacity = 2, slab_size = 64, slab_count = 4 })
+		local p = assert(ch:producer())
+		assert.is_true(p:send_bytes("1"))
+		assert.is_true(p:send_bytes("2"))
+		assert.same({ nil, "full" }, { p:send_bytes("3") }) -- ring full
+		assert.same({ nil, "timeout" }, { p:send_bytes("3", 0.05) })
+		assert.equal(2, ch:stats().slabs_free)
+		ch:release()
+	end)
+
+	it("answers 'corrupt' for a record that is not a slab message, then goes on", function()
+		local ch = assert(ringmpsc.new { record_size = 8, capacity = 8, slab_size = 16, slab_count = 2 })
+		local p = assert(ch:producer())
+		assert.is_true(p:send(ffi.string(ffi.new("uint32_t[1]", 12345), 4))) -- no such slab
+		assert.is_true(p:send(zeros(4))) -- slab 0, but not in transit on this record
+		assert.is_true(p:send_bytes("after"))
+		assert.same({ nil, "corrupt" }, { ch:recv_bytes() })
+		assert.same({ nil, "corrupt" }, { ch:recv_bytes() })
+		assert.equal("after", ch:recv_bytes(1))
+		assert.equal(2, ch:stats().slabs_free)
+		ch:release()
+	end)
+
 	it("slabs of a producer killed before sending return to the pool", function()
 		local ch = assert(ringmpsc.new { record_size = 8, capacity = 8, slab_size = 64, slab_count = 1 })
 		local child = H.spawn(function()

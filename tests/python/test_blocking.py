@@ -203,6 +203,34 @@ def test_signal_handler_that_does_not_raise_keeps_waiting():
 
 
 @pytest.mark.timeout(60)
+def test_send_bytes_one_deadline_for_both_waits():
+    # The pool is empty, then (a slab freed late) the ring is full: the timeout
+    # covers both waits, so the call returns after about 0.5 s, not 0.3 + 0.5.
+    ch = ringmpsc.Channel(8, capacity=2, slab_size=16, slabs=1)
+    q = ch.producer()  # slot 0, read first: holds the only slab
+    p = ch.producer()
+    q.send_bytes(b"q")
+    p.send_many(bytes(16))  # p's ring full of plain records
+
+    got = []
+
+    def free_the_slab():
+        time.sleep(0.3)
+        got.append(ch.recv_bytes(timeout=1))
+
+    freed = _when_asleep(ch, free_the_slab)
+    t0 = time.monotonic()
+    with pytest.raises(ringmpsc.Full):
+        p.send_bytes(b"p", timeout=0.5)
+    elapsed = time.monotonic() - t0
+    freed()
+    assert got == [b"q"]
+    assert 0.45 <= elapsed < 0.75, elapsed
+    assert ch.stats()["slabs_free"] == 1  # the slab it took and could not send is back
+    assert len(ch) == 2
+
+
+@pytest.mark.timeout(60)
 @pytest.mark.parametrize("case", ["recv", "recv_many", "read", "recv_bytes", "send", "reserve", "send_bytes"])
 def test_close_from_another_thread_wakes_waiters(case):
     ch = ringmpsc.Channel(8, capacity=2, slab_size=8, slabs=1)

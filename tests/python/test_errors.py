@@ -258,10 +258,18 @@ def test_read_view_bad_input():
 
 
 def test_recv_bytes_on_a_plain_record():
+    # A record that is not a slab message is consumed and reported; the next message arrives.
     ch = ringmpsc.Channel(8, slab_size=16, slabs=2)
-    ch.producer().send(struct.pack("<I", 12345))
-    with pytest.raises(ValueError, match="handle"):
+    p = ch.producer()
+    p.send(struct.pack("<I", 12345))  # no such slab
+    p.send(struct.pack("<I", 0))  # a slab, but not in transit on this record
+    p.send_bytes(b"after")
+    with pytest.raises(ringmpsc.CorruptRegion, match="no slab handle"):
         ch.recv_bytes()
+    with pytest.raises(ringmpsc.CorruptRegion, match="not a slab message"):
+        ch.recv_bytes()
+    assert ch.recv_bytes(timeout=1) == b"after"
+    assert ch.stats()["slabs_free"] == 2
 
 
 # --- regions that must not open ------------------------------------------------------
