@@ -302,11 +302,16 @@ int rmpsc_producer_send_bytes(rmpsc_producer *p, const void *data, size_t len, i
 	struct deadline dl = deadline_from_timeout(timeout_ns);
 	uint32_t h;
 	if ((rc = rmpsc__slab_alloc(ch, &dl, &h)))
-		return rc;
+		return rc == RMPSC_ETIMEDOUT ? rmpsc__set_error(rc, "producer_send_bytes: no free slab before the deadline")
+					     : rc;
 	if (len)
 		memcpy(rmpsc_slab_ptr(ch, h), data, len);
 	store_relaxed(&slab_meta_of(ch, h)->len, (uint32_t)len); /* published by the commit (release) */
-	if ((rc = send_slab(p, h, &dl, "producer_send_bytes")))
+	if ((rc = send_slab(p, h, &dl, "producer_send_bytes"))) {
 		rmpsc_slab_free(ch, h); /* never sent: back to the pool (ours, so this cannot fail) */
+		if (rc == RMPSC_EFULL || rc == RMPSC_ETIMEDOUT)
+			rc = rmpsc__set_error(rc, "producer_send_bytes: ring %u is full%s", p->slot,
+					      rc == RMPSC_ETIMEDOUT ? " until the deadline" : "");
+	}
 	return rc;
 }
