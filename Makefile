@@ -38,10 +38,17 @@ help:
 	@echo "make demo         the main job end to end: producer processes -> one consumer, verified,"
 	@echo "                  next to multiprocessing.Queue (installs what it needs)"
 	@echo "make example-c    build and run the C quick start (csrc/examples/quickstart.c)"
-	@echo "make install      PREFIX=/usr/local: library, headers, pkg-config file"
+	@echo "make install      PREFIX=/usr/local: library (SONAME libringmpsc.so.MAJOR, versioned symbols), headers,"
+	@echo "                  pkg-config file"
 	@echo "make uninstall    PREFIX=/usr/local: remove what make install put there"
 	@echo "make version      after editing VERSION: write it into the header, Python and Lua"
 	@echo "make clean        remove build/"
+
+# The shared library: real name libringmpsc.so.MAJOR.MINOR.PATCH, SONAME
+# libringmpsc.so.MAJOR, exports exactly csrc/ringmpsc.map (versioned symbols).
+SO_MAJOR   := $(word 1,$(subst ., ,$(VERSION)))
+SO_REAL    := libringmpsc.so.$(VERSION)
+SO_NAME    := libringmpsc.so.$(SO_MAJOR)
 
 lib: $(BUILD)/libringmpsc.so $(BUILD)/libringmpsc.a
 
@@ -51,8 +58,12 @@ $(BUILD)/obj/%.o: csrc/%.c $(CORE_HDR) | $(BUILD)/obj
 $(BUILD)/obj:
 	mkdir -p $@
 
-$(BUILD)/libringmpsc.so: $(CORE_OBJ)
-	$(CC) -shared -o $@ $^ $(LDLIBS)
+$(BUILD)/$(SO_REAL): $(CORE_OBJ) csrc/ringmpsc.map
+	$(CC) -shared -Wl,-soname,$(SO_NAME) -Wl,--version-script=csrc/ringmpsc.map -o $@ $(CORE_OBJ) $(LDLIBS)
+
+$(BUILD)/libringmpsc.so: $(BUILD)/$(SO_REAL)
+	ln -sf $(SO_REAL) $(BUILD)/$(SO_NAME)
+	ln -sf $(SO_NAME) $@
 
 $(BUILD)/libringmpsc.a: $(CORE_OBJ)
 	rm -f $@ && ar rcs $@ $^
@@ -171,7 +182,9 @@ PUBLIC_HDR := csrc/include/ringmpsc.h csrc/include/ringmpsc_version.h
 
 install: lib
 	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig
-	install -m 0755 $(BUILD)/libringmpsc.so $(DESTDIR)$(PREFIX)/lib/
+	install -m 0755 $(BUILD)/$(SO_REAL) $(DESTDIR)$(PREFIX)/lib/
+	ln -sf $(SO_REAL) $(DESTDIR)$(PREFIX)/lib/$(SO_NAME)
+	ln -sf $(SO_NAME) $(DESTDIR)$(PREFIX)/lib/libringmpsc.so
 	install -m 0644 $(BUILD)/libringmpsc.a $(DESTDIR)$(PREFIX)/lib/
 	install -m 0644 $(PUBLIC_HDR) $(DESTDIR)$(PREFIX)/include/
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' ringmpsc.pc.in \
@@ -179,7 +192,8 @@ install: lib
 
 # Exactly what install wrote; the directories stay (they may hold others' files).
 uninstall:
-	rm -f $(DESTDIR)$(PREFIX)/lib/libringmpsc.so $(DESTDIR)$(PREFIX)/lib/libringmpsc.a
+	rm -f $(DESTDIR)$(PREFIX)/lib/libringmpsc.so $(DESTDIR)$(PREFIX)/lib/$(SO_NAME) \
+		$(DESTDIR)$(PREFIX)/lib/$(SO_REAL) $(DESTDIR)$(PREFIX)/lib/libringmpsc.a
 	rm -f $(PUBLIC_HDR:csrc/include/%=$(DESTDIR)$(PREFIX)/include/%)
 	rm -f $(DESTDIR)$(PREFIX)/lib/pkgconfig/ringmpsc.pc
 

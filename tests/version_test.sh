@@ -2,7 +2,8 @@
 # VERSION is the source of truth: the C header's RMPSC_VERSION_* macros (as
 # installed), ringmpsc.pc (as installed), pyproject.toml's version (as setuptools
 # reads it), ringmpsc.__version__ and the Lua module's _VERSION must all say the
-# same; make uninstall must remove everything make install wrote.
+# same; make uninstall must remove everything make install wrote; the shared
+# library's SONAME and exported symbols match VERSION, ringmpsc.h and ringmpsc.map.
 # One TAP line per check; appends "version <passed> <failed> <skipped>" to
 # build/results.txt (or $RESULTS_FILE); exits non-zero on any failure.
 set -u
@@ -89,6 +90,30 @@ if command -v luajit > /dev/null && [ -f build/libringmpsc.so ]; then
 else
 	same "Lua ringmpsc._VERSION (lua/ringmpsc.lua)" \
 		"$(sed -n 's/^local _M = { _VERSION = "\([^"]*\)".*/\1/p' lua/ringmpsc.lua)"
+fi
+
+# The shared library's ABI: SONAME from VERSION's major number; it exports exactly
+# the functions ringmpsc.h declares, each under a version node of csrc/ringmpsc.map.
+check() { # description command...
+	local d=$1
+	shift
+	if "$@"; then echo "ok - $d"; pass=$((pass + 1)); else echo "not ok - $d"; fail=$((fail + 1)); fi
+}
+so=build/libringmpsc.so
+if [ -e "$so" ]; then
+	soname=$(readelf -d "$so" | sed -n 's/.*Library soname: \[\(.*\)\]/\1/p')
+	check "SONAME is libringmpsc.so.${want%%.*} (got '$soname')" [ "$soname" = "libringmpsc.so.${want%%.*}" ]
+	grep -o 'RMPSC_API [^(]*(' csrc/include/ringmpsc.h | sed -E 's/.*[ *]([a-z_0-9]+)\($/\1/' |
+		grep -v '^__attribute__$' | sort > "$tmp/api"
+	grep -o 'rmpsc_[a-z_0-9]*' csrc/ringmpsc.map | sort > "$tmp/map"
+	objdump -T "$so" | awk '$2 == "g" && $4 == ".text" { print $6 " " $7 }' | sort -k2 > "$tmp/exported"
+	awk '{ print $2 }' "$tmp/exported" > "$tmp/exported-names"
+	check "csrc/ringmpsc.map lists exactly the functions ringmpsc.h declares" diff "$tmp/api" "$tmp/map"
+	check "the library exports exactly those functions" diff "$tmp/api" "$tmp/exported-names"
+	check "every exported function has a RINGMPSC_ version" \
+		[ "$(grep -vc '^RINGMPSC_' "$tmp/exported")" -eq 0 ]
+else
+	skipped "shared library ABI" "build/libringmpsc.so is not built"
 fi
 
 echo "version $pass $fail $skip" >> "${RESULTS_FILE:-build/results.txt}"
