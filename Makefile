@@ -16,7 +16,7 @@ CORE_HDR   := $(wildcard csrc/*.h csrc/include/*.h)
 CORE_OBJ   := $(CORE_SRC:csrc/%.c=$(BUILD)/obj/%.o)
 
 .PHONY: all lib help deps test test-c test-c-plain test-c-tsan test-c-asan test-version bench bench-programs bench-c \
-	bench-python bench-lua install uninstall version lint clean demo example-c
+	bench-python bench-lua install uninstall version lint format clean demo example-c
 all: lib
 
 help:
@@ -27,7 +27,8 @@ help:
 	@echo "                  ends with 'N passed, N failed, N skipped'"
 	@echo "make test-c       the C suite only (plain, TSan, ASan+UBSan)"
 	@echo "make test-version VERSION agrees with the header, ringmpsc.pc, Python and Lua"
-	@echo "make lint         clang-format --dry-run on csrc/ and tests/c/, luacheck, ruff (if build/venv has it)"
+	@echo "make lint         clang-format --dry-run (C), luacheck (Lua), ruff (Python): the lint suite of make test"
+	@echo "make format       apply clang-format and ruff's fixes"
 	@echo "make bench        every suite (limits, C vs peers, Python vs peers, LuaJIT vs ngx.shared.DICT) in one run"
 	@echo "                  -> benchmarks/results/ (json, md, plots) and README; QUICK=1: a reduced set (< 2 min)"
 	@echo "make bench-programs  build every benchmark program (what make bench runs), nothing run"
@@ -163,19 +164,13 @@ example-c: $(BUILD)/quickstart
 version:
 	scripts/version.sh
 
-# Checks only, never rewrites (the C style is applied by whoever owns csrc/).
-# Not part of `make test` yet: csrc/ and tests/c/ are not formatted to .clang-format.
-RUFF := $(firstword $(wildcard $(BUILD)/venv/bin/ruff) $(shell command -v ruff 2>/dev/null))
+# tests/lint.sh (also a suite of make test) checks; format rewrites.
 lint:
-	@rc=0; \
-	echo "--- clang-format --dry-run (csrc/, tests/c/)"; \
-	clang-format --dry-run -Werror $(wildcard csrc/*.c csrc/*.h csrc/include/*.h csrc/examples/*.c) \
-		$(wildcard tests/c/*.c tests/c/*.h) || rc=1; \
-	echo "--- luacheck (lua/, tests/lua)"; \
-	luacheck --no-color --formatter plain lua tests/lua || rc=1; \
-	if [ -n "$(RUFF)" ]; then echo "--- ruff"; $(RUFF) check . || rc=1; \
-	else echo "--- ruff: not installed (build/venv/bin/ruff or PATH), skipped"; fi; \
-	exit $$rc
+	tests/lint.sh
+
+format:
+	clang-format -i $(wildcard csrc/*.c csrc/*.h csrc/include/*.h csrc/examples/*.c tests/c/*.c tests/c/*.h)
+	build/venv/bin/ruff check --fix .
 
 # --- install ----------------------------------------------------------------
 PUBLIC_HDR := csrc/include/ringmpsc.h csrc/include/ringmpsc_version.h

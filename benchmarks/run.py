@@ -12,7 +12,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from ringbench.cli import main  # noqa: E402
+from ringbench.cli import main
 
 if __name__ == "__main__":
     sys.exit(main())

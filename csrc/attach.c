@@ -33,10 +33,10 @@
 struct attachment {
 	struct attachment *next;
 	struct region_key key;
-	int lock_fd;            /* our own open file description of the region; -1 if none could be made */
-	uint64_t id;            /* owner identity while attached (entry locked), else 0 */
-	int handles;            /* handles of this process on the region */
-	int consumer_holders;   /* of those, the ones holding the consumer role */
+	int lock_fd;          /* our own open file description of the region; -1 if none could be made */
+	uint64_t id;          /* owner identity while attached (entry locked), else 0 */
+	int handles;          /* handles of this process on the region */
+	int consumer_holders; /* of those, the ones holding the consumer role */
 };
 
 /* Few entries (one per region in use), so a list. Guarded by attach_lock, which
@@ -77,8 +77,8 @@ int rmpsc__fd_above_stdio(int fd)
 /* Fork detection (attach.h). */
 
 struct fork_words {
-	uint32_t generation;    /* this process's fork generation; 0 in a child that has not noticed yet */
-	uint32_t resetting;     /* a thread of a child is doing the reset (rmpsc__forked) */
+	uint32_t generation; /* this process's fork generation; 0 in a child that has not noticed yet */
+	uint32_t resetting;  /* a thread of a child is doing the reset (rmpsc__forked) */
 };
 static struct fork_words fork_words_fallback = { 1, 0 }; /* where MADV_WIPEONFORK is missing (< 4.14) */
 static struct fork_words *fork_words = &fork_words_fallback;

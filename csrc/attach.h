@@ -42,13 +42,31 @@
 _Static_assert(ATTACH_SLOTS <= 1u << OWNER_INDEX_BITS, "an attachment index fits an owner word");
 
 /* Slab owner word states. A TRANSIT word keeps the ring slot and position instead (slab.c). */
-enum { SLAB_HELD = 1, SLAB_TRANSIT = 2 };
+enum {
+	SLAB_HELD = 1,
+	SLAB_TRANSIT = 2
+};
 
-static inline uint32_t owner_state(uint64_t w) { return (uint32_t)(w & OWNER_STATE_MASK); }
-static inline uint64_t owner_id(uint64_t w) { return w & ~OWNER_STATE_MASK; }
-static inline uint64_t owner_word(uint32_t state, uint64_t id) { return id | state; }
-static inline uint32_t owner_index(uint64_t id) { return (uint32_t)(id >> OWNER_INDEX_SHIFT) & ((1u << OWNER_INDEX_BITS) - 1); }
-static inline uint64_t owner_gen(uint64_t id) { return id >> OWNER_GEN_SHIFT; }
+static inline uint32_t owner_state(uint64_t w)
+{
+	return (uint32_t)(w & OWNER_STATE_MASK);
+}
+static inline uint64_t owner_id(uint64_t w)
+{
+	return w & ~OWNER_STATE_MASK;
+}
+static inline uint64_t owner_word(uint32_t state, uint64_t id)
+{
+	return id | state;
+}
+static inline uint32_t owner_index(uint64_t id)
+{
+	return (uint32_t)(id >> OWNER_INDEX_SHIFT) & ((1u << OWNER_INDEX_BITS) - 1);
+}
+static inline uint64_t owner_gen(uint64_t id)
+{
+	return id >> OWNER_GEN_SHIFT;
+}
 
 /* Identifies a region file: handles of one process on the same file share one
  * attachment. */
@@ -60,12 +78,12 @@ struct attachment; /* process-local: one per region file this process maps (atta
 
 /* What attaching needs to know of a handle's region. */
 struct region_file {
-	int fd;                        /* the handle's own descriptor of the region file */
-	char *name;                    /* its shm name ("/x"), or NULL (anonymous) */
+	int fd;     /* the handle's own descriptor of the region file */
+	char *name; /* its shm name ("/x"), or NULL (anonymous) */
 	struct region_key key;
-	struct attach_entry *table;    /* the mapped attachment table */
-	uint64_t table_off;            /* its offset in the file (entry i's lock byte: table_off + 16 i) */
-	struct attachment *att;        /* this process's record of the region */
+	struct attach_entry *table; /* the mapped attachment table */
+	uint64_t table_off;         /* its offset in the file (entry i's lock byte: table_off + 16 i) */
+	struct attachment *att;     /* this process's record of the region */
 };
 
 /* A handle is made: find or make this process's record of the region and open

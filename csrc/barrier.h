@@ -19,20 +19,20 @@ _Static_assert(__GCC_ATOMIC_LLONG_LOCK_FREE == 2, "64-bit atomics must be lock-f
 _Static_assert(__GCC_ATOMIC_INT_LOCK_FREE == 2, "32-bit atomics must be lock-free");
 _Static_assert(sizeof(long long) == 8, "u64 positions need 64-bit atomics");
 
-#define load_relaxed(p)       __atomic_load_n((p), __ATOMIC_RELAXED)
-#define load_acquire(p)       __atomic_load_n((p), __ATOMIC_ACQUIRE)
-#define load_seq_cst(p)       __atomic_load_n((p), __ATOMIC_SEQ_CST)
-#define store_relaxed(p, v)   __atomic_store_n((p), (v), __ATOMIC_RELAXED)
-#define store_release(p, v)   __atomic_store_n((p), (v), __ATOMIC_RELEASE)
-#define store_seq_cst(p, v)   __atomic_store_n((p), (v), __ATOMIC_SEQ_CST)
+#define load_relaxed(p)         __atomic_load_n((p), __ATOMIC_RELAXED)
+#define load_acquire(p)         __atomic_load_n((p), __ATOMIC_ACQUIRE)
+#define load_seq_cst(p)         __atomic_load_n((p), __ATOMIC_SEQ_CST)
+#define store_relaxed(p, v)     __atomic_store_n((p), (v), __ATOMIC_RELAXED)
+#define store_release(p, v)     __atomic_store_n((p), (v), __ATOMIC_RELEASE)
+#define store_seq_cst(p, v)     __atomic_store_n((p), (v), __ATOMIC_SEQ_CST)
 #define fetch_add_relaxed(p, v) __atomic_fetch_add((p), (v), __ATOMIC_RELAXED)
 #define fetch_add_acq_rel(p, v) __atomic_fetch_add((p), (v), __ATOMIC_ACQ_REL)
 /* Strong CAS, acq_rel on success, acquire on failure; *expected updated on failure. */
 #define cas_acq_rel(p, expected, desired) \
 	__atomic_compare_exchange_n((p), (expected), (desired), 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)
-#define xchg_acq_rel(p, v)    __atomic_exchange_n((p), (v), __ATOMIC_ACQ_REL)
+#define xchg_acq_rel(p, v) __atomic_exchange_n((p), (v), __ATOMIC_ACQ_REL)
 /* Full fence: orders earlier stores before later loads (the Dekker pattern). */
-#define smp_mb()              __atomic_thread_fence(__ATOMIC_SEQ_CST)
+#define smp_mb()           __atomic_thread_fence(__ATOMIC_SEQ_CST)
 
 #if defined(__x86_64__) || defined(__i386__)
 #define cpu_relax() __builtin_ia32_pause()
@@ -72,8 +72,8 @@ _Static_assert(sizeof(long long) == 8, "u64 positions need 64-bit atomics");
  * RMPSC_CREATE_FULL_FENCES) uses full fences on both sides.
  */
 enum fence_mode {
-	FENCE_FULL = 1,        /* smp_mb() on both sides */
-	FENCE_ASYMMETRIC = 2,  /* compiler barrier on the hot side, membarrier() on the cold side */
+	FENCE_FULL = 1,       /* smp_mb() on both sides */
+	FENCE_ASYMMETRIC = 2, /* compiler barrier on the hot side, membarrier() on the cold side */
 };
 
 /* 1 while this process is registered for MEMBARRIER_CMD_GLOBAL_EXPEDITED. */

@@ -16,10 +16,10 @@
 #include "slot.h"
 #include "wait.h"
 
-#define LIVENESS_PERIOD_NS   250000000  /* consumer checks producer liveness at most 4x/s */
-#define DRAIN_POLL_NS         10000000  /* closed with a reservation open: re-check owners */
-#define WAIT_POLL            (INT32_MIN + 1)
-#define CLOSE_FENCE_TRIES    100        /* failed close barriers (DRAIN_POLL_NS apart) before ESYS */
+#define LIVENESS_PERIOD_NS 250000000 /* consumer checks producer liveness at most 4x/s */
+#define DRAIN_POLL_NS      10000000  /* closed with a reservation open: re-check owners */
+#define WAIT_POLL          (INT32_MIN + 1)
+#define CLOSE_FENCE_TRIES  100 /* failed close barriers (DRAIN_POLL_NS apart) before ESYS */
 
 /* Enter the span whose records the consumer is reading (only slab frees care). */
 static inline void span_begin(rmpsc_channel *ch, uint32_t slot, uint64_t n)
@@ -106,8 +106,10 @@ static inline int consumer_enter(rmpsc_channel *ch, const char *fn)
 	if (unlikely(ch->pending_error)) {
 		int rc = ch->pending_error;
 		ch->pending_error = 0;
-		return rmpsc__set_error(rc, "%s: a ring was fenced off during the previous call "
-					   "(impossible positions; see rmpsc_stats)", fn);
+		return rmpsc__set_error(rc,
+					"%s: a ring was fenced off during the previous call "
+					"(impossible positions; see rmpsc_stats)",
+					fn);
 	}
 	return RMPSC_OK;
 }
@@ -129,8 +131,8 @@ static int fence_ring(rmpsc_channel *ch, uint32_t s)
 		;
 	fetch_add_relaxed(&ch->hdr->fenced_rings, 1);
 	return rmpsc__set_error(RMPSC_ECORRUPT, "ring %u fenced off: tail %llu - head %llu exceeds capacity %u", s,
-			 (unsigned long long)load_relaxed(&c->tail), (unsigned long long)load_relaxed(&c->head),
-			 ch->L.capacity);
+				(unsigned long long)load_relaxed(&c->tail), (unsigned long long)load_relaxed(&c->head),
+				ch->L.capacity);
 }
 
 /*
@@ -187,7 +189,7 @@ struct data_wait {
 	size_t max;
 	const void *ptr;
 	uint32_t slot;
-	int polling;   /* sleeping in slices because a reservation is open after close */
+	int polling; /* sleeping in slices because a reservation is open after close */
 };
 
 static int data_ready(void *arg)
@@ -253,10 +255,16 @@ static int wait_for_data_slow(rmpsc_channel *ch, struct data_wait *w, int64_t ti
 	struct deadline dl = deadline_from_timeout(timeout_ns);
 	struct region_header *h = ch->hdr;
 	for (;;) {
-		struct waiter wt = { .flag = &h->consumer_waiting, .seq = &h->data_seq, .ready = data_ready,
-				     .arg = w, .would_block = RMPSC_EEMPTY, .spin_ns = rmpsc__spin_ns,
-				     .slice_ns = w->polling ? DRAIN_POLL_NS : 0, .sole = 1,
-				     .interruptible = interruptible(ch), .asymmetric = ch->asymmetric };
+		struct waiter wt = { .flag = &h->consumer_waiting,
+				     .seq = &h->data_seq,
+				     .ready = data_ready,
+				     .arg = w,
+				     .would_block = RMPSC_EEMPTY,
+				     .spin_ns = rmpsc__spin_ns,
+				     .slice_ns = w->polling ? DRAIN_POLL_NS : 0,
+				     .sole = 1,
+				     .interruptible = interruptible(ch),
+				     .asymmetric = ch->asymmetric };
 		n = rmpsc__wait(&wt, &dl);
 		if (n != WAIT_POLL)
 			return n;
@@ -365,7 +373,7 @@ int rmpsc_advance(rmpsc_channel *ch, size_t n)
 		return rmpsc__set_error(RMPSC_EINVAL, "advance: NULL channel");
 	if (n > ch->read_count)
 		return rmpsc__set_error(RMPSC_EINVAL, "advance: n %zu exceeds the %u records of the last read", n,
-				 ch->read_count);
+					ch->read_count);
 	if (ch->consumer_gen != fork_generation())
 		return rmpsc__set_error(RMPSC_EFORKED, "advance: the read was made in another process");
 	if (n && unlikely(load_relaxed(&ch->hdr->consumer_owner) != ch->self)) {
@@ -405,7 +413,6 @@ uint64_t rmpsc_pending(const rmpsc_channel *ch)
 			total += ring_pending(&ch->rings[s]);
 	return total;
 }
-
 
 /* ------------------------------------------------------------------------- */
 /* Messages over slabs. */

@@ -12,19 +12,19 @@ static _Thread_local const char *last_static; /* when set, the message instead o
 const char *rmpsc_strerror(int err)
 {
 	switch (err) {
-	case RMPSC_OK:        return "success";
-	case RMPSC_EFULL:     return "full";
-	case RMPSC_EEMPTY:    return "empty";
-	case RMPSC_ECLOSED:   return "closed";
+	case RMPSC_OK: return "success";
+	case RMPSC_EFULL: return "full";
+	case RMPSC_EEMPTY: return "empty";
+	case RMPSC_ECLOSED: return "closed";
 	case RMPSC_ETIMEDOUT: return "timed out";
-	case RMPSC_ENOSLOT:   return "no free producer slot";
+	case RMPSC_ENOSLOT: return "no free producer slot";
 	case RMPSC_ECONSUMER: return "consumer role held by another process";
-	case RMPSC_EINVAL:    return "invalid argument";
-	case RMPSC_ECORRUPT:  return "corrupt or incompatible region";
-	case RMPSC_ESYS:      return "system error";
-	case RMPSC_EFORKED:   return "handle belongs to another process";
-	case RMPSC_EINTR:     return "interrupted";
-	default:              return "unknown error";
+	case RMPSC_EINVAL: return "invalid argument";
+	case RMPSC_ECORRUPT: return "corrupt or incompatible region";
+	case RMPSC_ESYS: return "system error";
+	case RMPSC_EFORKED: return "handle belongs to another process";
+	case RMPSC_EINTR: return "interrupted";
+	default: return "unknown error";
 	}
 }
 

@@ -13,26 +13,26 @@
 #include "ringmpsc.h"
 
 struct rmpsc_channel {
-	unsigned char *base;        /* the mapping */
+	unsigned char *base; /* the mapping */
 	struct region_header *hdr;
-	struct layout L;            /* recomputed from validated geometry */
-	struct region_file file;    /* descriptor, name, and this process's attachment (attach.h) */
-	rmpsc_ring *rings;          /* consumer's views, one per slot */
+	struct layout L;         /* recomputed from validated geometry */
+	struct region_file file; /* descriptor, name, and this process's attachment (attach.h) */
+	rmpsc_ring *rings;       /* consumer's views, one per slot */
 	unsigned flags;
-	int asymmetric;             /* the region's fence mode is FENCE_ASYMMETRIC (barrier.h) */
+	int asymmetric; /* the region's fence mode is FENCE_ASYMMETRIC (barrier.h) */
 	/* consumer role (consumer.c) */
-	uint64_t self;              /* this process's identity when the consumer role was claimed */
-	uint32_t consumer_gen;      /* fork generation in which this handle claimed the consumer role */
+	uint64_t self;         /* this process's identity when the consumer role was claimed */
+	uint32_t consumer_gen; /* fork generation in which this handle claimed the consumer role */
 	int consumer_claimed;
-	int close_fenced;           /* the consumer passed a cold barrier after seeing `closed` */
-	int close_fence_failures;   /* ... and how often that barrier failed before */
-	uint32_t sweep_cursor;      /* next slot the sweep starts at (fairness) */
-	uint32_t read_slot;         /* slot of the span returned by rmpsc_read */
-	uint32_t read_count;        /* its length; 0 when none is open */
-	uint32_t read_handle;       /* the slab of the message rmpsc_read_bytes returned, or RMPSC_INVALID_HANDLE */
+	int close_fenced;         /* the consumer passed a cold barrier after seeing `closed` */
+	int close_fence_failures; /* ... and how often that barrier failed before */
+	uint32_t sweep_cursor;    /* next slot the sweep starts at (fairness) */
+	uint32_t read_slot;       /* slot of the span returned by rmpsc_read */
+	uint32_t read_count;      /* its length; 0 when none is open */
+	uint32_t read_handle;     /* the slab of the message rmpsc_read_bytes returned, or RMPSC_INVALID_HANDLE */
 	uint32_t sweeps;
-	int pending_error;          /* ECORRUPT found after records were delivered: reported next call */
-	int64_t next_liveness_ns;   /* when the consumer next checks producer liveness */
+	int pending_error;        /* ECORRUPT found after records were delivered: reported next call */
+	int64_t next_liveness_ns; /* when the consumer next checks producer liveness */
 	/* The span being read (a consume callback, or an open rmpsc_read): slab frees
 	 * for its records wait in `deferred` until the head has moved past them, so a
 	 * consumer dying in between leaves each slab with its record (delivered again). */
@@ -44,13 +44,13 @@ struct rmpsc_channel {
 };
 
 struct rmpsc_producer {
-	rmpsc_ring ring;            /* view of this producer's slot */
+	rmpsc_ring ring; /* view of this producer's slot */
 	rmpsc_channel *ch;
 	struct ring_ctrl *ctrl;
-	uint64_t owner;             /* the ACTIVE owner word this producer wrote */
+	uint64_t owner; /* the ACTIVE owner word this producer wrote */
 	uint32_t slot;
-	uint32_t fork_gen;          /* fork generation at registration */
-	int light;                  /* hot_light() at registration: valid in fork_gen only */
+	uint32_t fork_gen; /* fork generation at registration */
+	int light;         /* hot_light() at registration: valid in fork_gen only */
 };
 
 /* Slot owner-word states (enum rmpsc_slot_state) live in the low bits of ring_ctrl.owner. */

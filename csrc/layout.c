@@ -1,26 +1,26 @@
-#include "error.h"
 #include "layout.h"
+#include "error.h"
 
 int rmpsc__layout_compute(struct layout *L, const struct rmpsc_config *c, const char *what)
 {
 	if (c->record_size < 1 || c->record_size > RMPSC_MAX_RECORD_SIZE)
-		return rmpsc__set_error(RMPSC_EINVAL, "%s: record_size %u out of range 1..%u", what,
-				 c->record_size, RMPSC_MAX_RECORD_SIZE);
+		return rmpsc__set_error(RMPSC_EINVAL, "%s: record_size %u out of range 1..%u", what, c->record_size,
+					RMPSC_MAX_RECORD_SIZE);
 	if (!is_pow2(c->capacity) || c->capacity < RMPSC_MIN_CAPACITY || c->capacity > RMPSC_MAX_CAPACITY)
 		return rmpsc__set_error(RMPSC_EINVAL, "%s: capacity %u must be a power of two in %u..%u", what,
-				 c->capacity, RMPSC_MIN_CAPACITY, RMPSC_MAX_CAPACITY);
+					c->capacity, RMPSC_MIN_CAPACITY, RMPSC_MAX_CAPACITY);
 	if (c->max_producers < 1 || c->max_producers > RMPSC_MAX_PRODUCERS)
-		return rmpsc__set_error(RMPSC_EINVAL, "%s: max_producers %u out of range 1..%u", what,
-				 c->max_producers, RMPSC_MAX_PRODUCERS);
+		return rmpsc__set_error(RMPSC_EINVAL, "%s: max_producers %u out of range 1..%u", what, c->max_producers,
+					RMPSC_MAX_PRODUCERS);
 	if ((c->slab_size == 0) != (c->slab_count == 0))
 		return rmpsc__set_error(RMPSC_EINVAL, "%s: slab_size %u and slab_count %u must both be 0 or both > 0",
-				 what, c->slab_size, c->slab_count);
+					what, c->slab_size, c->slab_count);
 	if (c->slab_size > RMPSC_MAX_SLAB_SIZE || c->slab_count > RMPSC_MAX_SLAB_COUNT)
 		return rmpsc__set_error(RMPSC_EINVAL, "%s: slab_size %u (max %u) or slab_count %u (max %u) too large",
-				 what, c->slab_size, RMPSC_MAX_SLAB_SIZE, c->slab_count, RMPSC_MAX_SLAB_COUNT);
+					what, c->slab_size, RMPSC_MAX_SLAB_SIZE, c->slab_count, RMPSC_MAX_SLAB_COUNT);
 	if (c->slab_count && c->record_size < 4)
 		return rmpsc__set_error(RMPSC_EINVAL, "%s: record_size %u too small to carry a slab handle (needs 4)",
-				 what, c->record_size);
+					what, c->record_size);
 
 	L->record_size = c->record_size;
 	L->capacity = c->capacity;
@@ -41,6 +41,6 @@ int rmpsc__layout_compute(struct layout *L, const struct rmpsc_config *c, const 
 	L->total_size = round_up(L->slab_data_off + (uint64_t)c->slab_count * L->slab_stride, 4096);
 	if (L->total_size > RMPSC_MAX_REGION_SIZE || L->total_size > (uint64_t)(SIZE_MAX / 2))
 		return rmpsc__set_error(RMPSC_EINVAL, "%s: region of %llu bytes exceeds the %llu-byte limit", what,
-				 (unsigned long long)L->total_size, (unsigned long long)RMPSC_MAX_REGION_SIZE);
+					(unsigned long long)L->total_size, (unsigned long long)RMPSC_MAX_REGION_SIZE);
 	return RMPSC_OK;
 }

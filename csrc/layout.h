@@ -19,8 +19,8 @@
 #include "ringmpsc.h"
 
 #define RMPSC_MAGIC      0x4353504d474e4952ull /* "RINGMPSC" little-endian */
-#define RMPSC_LAYOUT_VER 4u  /* bump on every change to the bytes below */
-#define LINE             128u  /* adjacent-line prefetch makes 64 bytes false-share */
+#define RMPSC_LAYOUT_VER 4u                    /* bump on every change to the bytes below */
+#define LINE             128u                  /* adjacent-line prefetch makes 64 bytes false-share */
 #define HEADER_SIZE      4096u
 #define ATTACH_SLOTS     2048u /* processes attached to one channel at a time (attach.h) */
 
@@ -34,35 +34,35 @@
  */
 struct ring_ctrl {
 	/* producer -> consumer */
-	uint64_t tail;            /* next position to publish; release-stored by the producer */
+	uint64_t tail; /* next position to publish; release-stored by the producer */
 	uint8_t pad0_[LINE - 8];
 	/* producer private */
-	uint64_t cached_head;     /* producer's last view of head */
-	uint32_t reserving;       /* 1 while a reservation is open (close/drain protocol) */
+	uint64_t cached_head; /* producer's last view of head */
+	uint32_t reserving;   /* 1 while a reservation is open (close/drain protocol) */
 	uint32_t reserve_pad_;
 	uint8_t pad1_[LINE - 16];
 	/* consumer -> producer */
-	uint64_t head;            /* next position to read; release-stored by the consumer */
+	uint64_t head; /* next position to read; release-stored by the consumer */
 	uint8_t pad2_[LINE - 8];
 	/* consumer private */
-	uint64_t cached_tail;     /* consumer's last view of tail */
+	uint64_t cached_tail; /* consumer's last view of tail */
 	uint8_t pad3_[LINE - 8];
 	/* control line */
-	uint64_t owner;           /* slot word: state + owner identity, see attach.h */
-	uint64_t base;            /* position at registration (stats) */
-	uint32_t producer_waiting;/* flag: the producer may sleep for space (wait.h) */
-	uint32_t space_seq;       /* futex word: bumped when space is freed while waited for */
-	uint32_t record_size;     /* standalone rings: geometry, validated on attach */
+	uint64_t owner;            /* slot word: state + owner identity, see attach.h */
+	uint64_t base;             /* position at registration (stats) */
+	uint32_t producer_waiting; /* flag: the producer may sleep for space (wait.h) */
+	uint32_t space_seq;        /* futex word: bumped when space is freed while waited for */
+	uint32_t record_size;      /* standalone rings: geometry, validated on attach */
 	uint32_t ring_bits;
-	uint32_t ring_version;    /* standalone rings: RMPSC_LAYOUT_VER, checked on attach */
-	uint32_t owner_pid;       /* the registered producer's pid, as it sees itself (stats only) */
+	uint32_t ring_version; /* standalone rings: RMPSC_LAYOUT_VER, checked on attach */
+	uint32_t owner_pid;    /* the registered producer's pid, as it sees itself (stats only) */
 	uint8_t pad4_[LINE - 40];
 };
 _Static_assert(sizeof(struct ring_ctrl) == 5 * LINE, "ring_ctrl is five lines");
 
 struct region_header {
 	/* immutable after creation */
-	uint64_t magic;           /* written last, with release, when the region is ready */
+	uint64_t magic; /* written last, with release, when the region is ready */
 	uint32_t version;
 	uint32_t header_size;
 	uint32_t record_size;
@@ -73,28 +73,28 @@ struct region_header {
 	uint32_t creator_uid;
 	uint64_t total_size;
 	uint64_t start_position;
-	uint32_t fence_mode;      /* enum fence_mode (barrier.h), fixed at creation */
-	uint32_t attach_slots;    /* ATTACH_SLOTS, checked on open */
+	uint32_t fence_mode;   /* enum fence_mode (barrier.h), fixed at creation */
+	uint32_t attach_slots; /* ATTACH_SLOTS, checked on open */
 	uint8_t pad0_[LINE - 64];
 
 	/* closed line */
-	uint32_t closed;          /* 0 open, 1 closed; futex waiters re-check it */
+	uint32_t closed; /* 0 open, 1 closed; futex waiters re-check it */
 	uint32_t fenced_rings;
 	uint32_t reclaimed_slots;
-	uint32_t slot_hw;         /* slots [0, slot_hw) were ever registered */
+	uint32_t slot_hw; /* slots [0, slot_hw) were ever registered */
 	uint8_t pad1_[LINE - 16];
 
 	/* consumer line */
-	uint64_t consumer_owner;  /* owner identity (attach.h) of the consumer process, 0 = none */
-	uint32_t consumer_waiting;/* flag: the consumer may sleep for data (wait.h) */
-	uint32_t data_seq;        /* futex word: bumped on publish while the consumer waits */
-	uint32_t consumer_pid;    /* the consumer's pid, as it sees itself (stats and messages only) */
+	uint64_t consumer_owner;   /* owner identity (attach.h) of the consumer process, 0 = none */
+	uint32_t consumer_waiting; /* flag: the consumer may sleep for data (wait.h) */
+	uint32_t data_seq;         /* futex word: bumped on publish while the consumer waits */
+	uint32_t consumer_pid;     /* the consumer's pid, as it sees itself (stats and messages only) */
 	uint8_t pad2_[LINE - 20];
 
 	/* slab line */
-	uint32_t slab_cursor;     /* rotating allocation hint */
-	uint32_t slab_waiting;    /* flag: allocators may sleep for a free slab (wait.h) */
-	uint32_t slab_seq;        /* futex word: bumped on free while someone waits */
+	uint32_t slab_cursor;  /* rotating allocation hint */
+	uint32_t slab_waiting; /* flag: allocators may sleep for a free slab (wait.h) */
+	uint32_t slab_seq;     /* futex word: bumped on free while someone waits */
 	uint8_t pad3_[LINE - 12];
 };
 _Static_assert(sizeof(struct region_header) <= HEADER_SIZE, "header fits its page");
@@ -104,8 +104,8 @@ _Static_assert(sizeof(struct region_header) <= HEADER_SIZE, "header fits its pag
  * first byte; the lock, not these words, says whether a holder is alive.
  */
 struct attach_entry {
-	uint64_t gen;             /* bumped by each new holder, while it holds the lock */
-	uint32_t pid;             /* holder's pid as it sees itself; 0 once released (a hint) */
+	uint64_t gen; /* bumped by each new holder, while it holds the lock */
+	uint32_t pid; /* holder's pid as it sees itself; 0 once released (a hint) */
 	uint32_t pad_;
 };
 _Static_assert(sizeof(struct attach_entry) == 16, "attach_entry is 16 bytes");
@@ -130,10 +130,10 @@ struct layout {
 	uint32_t max_producers;
 	uint32_t slab_size;
 	uint32_t slab_count;
-	uint32_t fence_mode;      /* enum fence_mode; set by the caller of rmpsc__layout_compute */
+	uint32_t fence_mode; /* enum fence_mode; set by the caller of rmpsc__layout_compute */
 	uint64_t slab_stride;
 	uint64_t start_position;
-	uint64_t ring_bytes;      /* data bytes per ring, rounded to LINE */
+	uint64_t ring_bytes; /* data bytes per ring, rounded to LINE */
 	uint64_t attach_off;
 	uint64_t ctrl_off;
 	uint64_t data_off;
@@ -146,7 +146,13 @@ struct layout {
  * naming the field (`what` prefixes it: "config" or "region"). */
 int rmpsc__layout_compute(struct layout *out, const struct rmpsc_config *cfg, const char *what);
 
-static inline int is_pow2(uint64_t v) { return v && !(v & (v - 1)); }
-static inline uint64_t round_up(uint64_t v, uint64_t a) { return (v + a - 1) & ~(a - 1); }
+static inline int is_pow2(uint64_t v)
+{
+	return v && !(v & (v - 1));
+}
+static inline uint64_t round_up(uint64_t v, uint64_t a)
+{
+	return (v + a - 1) & ~(a - 1);
+}
 
 #endif /* RMPSC_LAYOUT_H */

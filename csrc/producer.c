@@ -60,8 +60,8 @@ static inline int check_producer(const rmpsc_producer *p, const char *fn)
 	if (unlikely(!p))
 		return rmpsc__set_error(RMPSC_EINVAL, "%s: NULL producer", fn);
 	if (unlikely(p->fork_gen != fork_generation()))
-		return rmpsc__set_error(RMPSC_EFORKED, "%s: producer was created in another process (inherited by fork)",
-				 fn);
+		return rmpsc__set_error(RMPSC_EFORKED,
+					"%s: producer was created in another process (inherited by fork)", fn);
 	return RMPSC_OK;
 }
 
@@ -112,9 +112,15 @@ static int producer_reserve(rmpsc_producer *p, size_t want, struct deadline *dl,
 		if (n < 0)
 			return rmpsc__set_error(n, "ring %u: head is impossible (corrupt region)", p->slot);
 		struct space_wait w = { p };
-		struct waiter wt = { .flag = &c->producer_waiting, .seq = &c->space_seq, .ready = space_ready,
-				     .arg = &w, .would_block = RMPSC_EFULL, .spin_ns = rmpsc__spin_ns, .sole = 1,
-				     .interruptible = interruptible(p->ch), .asymmetric = p->ch->asymmetric };
+		struct waiter wt = { .flag = &c->producer_waiting,
+				     .seq = &c->space_seq,
+				     .ready = space_ready,
+				     .arg = &w,
+				     .would_block = RMPSC_EFULL,
+				     .spin_ns = rmpsc__spin_ns,
+				     .sole = 1,
+				     .interruptible = interruptible(p->ch),
+				     .asymmetric = p->ch->asymmetric };
 		int r = rmpsc__wait(&wt, dl);
 		if (r < 0)
 			return r;
@@ -151,7 +157,7 @@ int rmpsc_producer_commit(rmpsc_producer *p, size_t n)
 		return rmpsc__set_error(RMPSC_EINVAL, "producer_commit: no reservation is open");
 	if (n > p->ring.reserved_)
 		return rmpsc__set_error(RMPSC_EINVAL, "producer_commit: n %zu exceeds the %u records reserved", n,
-				 p->ring.reserved_);
+					p->ring.reserved_);
 	producer_commit(p, n);
 	return RMPSC_OK;
 }
@@ -188,8 +194,8 @@ static inline int send_now(rmpsc_producer *p, const void *data, size_t len)
 int rmpsc_producer_send(rmpsc_producer *p, const void *data, size_t len, int64_t timeout_ns)
 {
 	/* data == NULL (a 0-byte send) takes the general path: memcpy from NULL is undefined even for 0 bytes. */
-	if (likely(p && p->fork_gen == fork_generation() && len <= p->ring.record_size_ && data &&
-		   !p->ring.reserved_ && send_now(p, data, len)))
+	if (likely(p && p->fork_gen == fork_generation() && len <= p->ring.record_size_ && data && !p->ring.reserved_ &&
+		   send_now(p, data, len)))
 		return RMPSC_OK;
 	int rc = check_producer(p, "producer_send");
 	if (rc)
@@ -256,7 +262,6 @@ void rmpsc_producer_close(rmpsc_producer *p)
 	free(p);
 }
 
-
 /* ------------------------------------------------------------------------- */
 /* Messages over slabs. */
 
@@ -302,8 +307,9 @@ int rmpsc_producer_send_bytes(rmpsc_producer *p, const void *data, size_t len, i
 	struct deadline dl = deadline_from_timeout(timeout_ns);
 	uint32_t h;
 	if ((rc = rmpsc__slab_alloc(ch, &dl, &h)))
-		return rc == RMPSC_ETIMEDOUT ? rmpsc__set_error(rc, "producer_send_bytes: no free slab before the deadline")
-					     : rc;
+		return rc == RMPSC_ETIMEDOUT
+			       ? rmpsc__set_error(rc, "producer_send_bytes: no free slab before the deadline")
+			       : rc;
 	if (len)
 		memcpy(rmpsc_slab_ptr(ch, h), data, len);
 	store_relaxed(&slab_meta_of(ch, h)->len, (uint32_t)len); /* published by the commit (release) */

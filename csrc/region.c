@@ -16,12 +16,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "barrier.h"
-#include "handle.h"
-#include "slab.h"
 #include "attach.h"
+#include "barrier.h"
 #include "error.h"
+#include "handle.h"
 #include "ring.h"
+#include "slab.h"
 
 /* "jobs" and "/jobs" both name /dev/shm/jobs. Writes the normalized name to out. */
 static int normalize_name(const char *name, char *out, size_t outlen)
@@ -31,8 +31,7 @@ static int normalize_name(const char *name, char *out, size_t outlen)
 	if (len == 0 || len + 2 > outlen || len > NAME_MAX - 1)
 		return rmpsc__set_error(RMPSC_EINVAL, "name \"%s\" must be 1..%d characters", name, NAME_MAX - 1);
 	if (strchr(n, '/'))
-		return rmpsc__set_error(RMPSC_EINVAL, "name \"%s\" must not contain '/' after the first character",
-				 name);
+		return rmpsc__set_error(RMPSC_EINVAL, "name \"%s\" must not contain '/' after the first character", name);
 	if (!strcmp(n, ".") || !strcmp(n, ".."))
 		return rmpsc__set_error(RMPSC_EINVAL, "name \"%s\" is not a valid shm name", name);
 	out[0] = '/';
@@ -40,8 +39,8 @@ static int normalize_name(const char *name, char *out, size_t outlen)
 	return RMPSC_OK;
 }
 
-static int make_handle(rmpsc_channel **out, int fd, unsigned char *base, const struct layout *L,
-		       const char *name, unsigned flags)
+static int make_handle(rmpsc_channel **out, int fd, unsigned char *base, const struct layout *L, const char *name,
+		       unsigned flags)
 {
 	rmpsc_channel *ch = calloc(1, sizeof *ch);
 	rmpsc_ring *rings = calloc(L->max_producers, sizeof *rings);
@@ -108,8 +107,7 @@ static void format_region(unsigned char *base, const struct layout *L)
 	store_release(&h->magic, RMPSC_MAGIC);
 }
 
-int rmpsc_channel_create(rmpsc_channel **out, const char *name, const struct rmpsc_config *cfg,
-			 unsigned flags)
+int rmpsc_channel_create(rmpsc_channel **out, const char *name, const struct rmpsc_config *cfg, unsigned flags)
 {
 	if (out)
 		*out = NULL;
@@ -122,8 +120,8 @@ int rmpsc_channel_create(rmpsc_channel **out, const char *name, const struct rmp
 	if (rc)
 		return rc;
 	/* Asymmetric fences where this process can register for them (barrier.h). */
-	L.fence_mode = !(flags & RMPSC_CREATE_FULL_FENCES) && rmpsc__fence_register() == 0 ? FENCE_ASYMMETRIC
-											 : FENCE_FULL;
+	L.fence_mode =
+		!(flags & RMPSC_CREATE_FULL_FENCES) && rmpsc__fence_register() == 0 ? FENCE_ASYMMETRIC : FENCE_FULL;
 	char shm_name[NAME_MAX + 1];
 	int fd;
 	if (name) {
@@ -184,12 +182,13 @@ static int validate_header(const struct region_header *h, uint64_t file_size, st
 		return rmpsc__set_error(RMPSC_ECORRUPT, "region is not initialized (creation in progress or failed)");
 	if (magic != RMPSC_MAGIC)
 		return rmpsc__set_error(RMPSC_ECORRUPT, "region has bad magic 0x%016llx: not a ringmpsc channel",
-				 (unsigned long long)magic);
+					(unsigned long long)magic);
 	if (h->version != RMPSC_LAYOUT_VER)
 		return rmpsc__set_error(RMPSC_ECORRUPT, "region layout version %u, this library reads %u", h->version,
-				 RMPSC_LAYOUT_VER);
+					RMPSC_LAYOUT_VER);
 	if (h->header_size != HEADER_SIZE)
-		return rmpsc__set_error(RMPSC_ECORRUPT, "region header_size %u, expected %u", h->header_size, HEADER_SIZE);
+		return rmpsc__set_error(RMPSC_ECORRUPT, "region header_size %u, expected %u", h->header_size,
+					HEADER_SIZE);
 	uint32_t fence_mode = load_relaxed(&h->fence_mode); /* read once: the check and the use agree */
 	if (fence_mode != FENCE_FULL && fence_mode != FENCE_ASYMMETRIC)
 		return rmpsc__set_error(RMPSC_ECORRUPT, "region fence_mode %u is neither full (%u) nor asymmetric (%u)",
@@ -209,13 +208,13 @@ static int validate_header(const struct region_header *h, uint64_t file_size, st
 	};
 	if (rmpsc__layout_compute(L, &cfg, "region"))
 		return RMPSC_ECORRUPT; /* the message, naming the field, is already set */
-	L->fence_mode = fence_mode; /* in the layout, so the caller's re-check of the live header covers it */
+	L->fence_mode = fence_mode;    /* in the layout, so the caller's re-check of the live header covers it */
 	if (h->total_size != L->total_size)
 		return rmpsc__set_error(RMPSC_ECORRUPT, "region total_size %llu does not match its geometry (%llu)",
-				 (unsigned long long)h->total_size, (unsigned long long)L->total_size);
+					(unsigned long long)h->total_size, (unsigned long long)L->total_size);
 	if (file_size < L->total_size)
 		return rmpsc__set_error(RMPSC_ECORRUPT, "region file is %llu bytes, geometry needs %llu (truncated)",
-				 (unsigned long long)file_size, (unsigned long long)L->total_size);
+					(unsigned long long)file_size, (unsigned long long)L->total_size);
 	return RMPSC_OK;
 }
 
@@ -230,7 +229,7 @@ static int attach_owned_fd(rmpsc_channel **out, int fd, const char *name, unsign
 	}
 	if ((uint64_t)st.st_size < HEADER_SIZE) {
 		rc = rmpsc__set_error(RMPSC_ECORRUPT, "region file is %lld bytes, smaller than a header (%u)",
-			       (long long)st.st_size, HEADER_SIZE);
+				      (long long)st.st_size, HEADER_SIZE);
 		goto fail;
 	}
 	void *hp = mmap(NULL, HEADER_SIZE, PROT_READ, MAP_SHARED, fd, 0);

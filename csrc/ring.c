@@ -22,21 +22,20 @@ static int bits_of(uint32_t capacity)
 	return __builtin_ctz(capacity);
 }
 
-int rmpsc_ring_init(rmpsc_ring *ring, void *mem, size_t size, uint32_t record_size,
-		    uint32_t capacity, uint64_t start_position)
+int rmpsc_ring_init(rmpsc_ring *ring, void *mem, size_t size, uint32_t record_size, uint32_t capacity,
+		    uint64_t start_position)
 {
 	if (!ring || !mem)
 		return rmpsc__set_error(RMPSC_EINVAL, "ring_init: ring and mem must not be NULL");
 	if (!ring_geometry_ok(record_size, capacity))
-		return rmpsc__set_error(RMPSC_EINVAL,
-				 "ring_init: record_size %u must be 1..%u and capacity %u a power of two in %u..%u",
-				 record_size, RMPSC_MAX_RECORD_SIZE, capacity, RMPSC_MIN_CAPACITY,
-				 RMPSC_MAX_CAPACITY);
+		return rmpsc__set_error(RMPSC_EINVAL, "ring_init: record_size %u must be 1..%u and capacity %u a power of two in %u..%u",
+					record_size, RMPSC_MAX_RECORD_SIZE, capacity, RMPSC_MIN_CAPACITY,
+					RMPSC_MAX_CAPACITY);
 	if ((uintptr_t)mem % LINE)
 		return rmpsc__set_error(RMPSC_EINVAL, "ring_init: mem must be %u-byte aligned", LINE);
 	if (size < rmpsc_ring_footprint(record_size, capacity))
 		return rmpsc__set_error(RMPSC_EINVAL, "ring_init: size %zu < footprint %zu", size,
-				 rmpsc_ring_footprint(record_size, capacity));
+					rmpsc_ring_footprint(record_size, capacity));
 	struct ring_ctrl *c = mem;
 	memset(c, 0, sizeof *c);
 	c->tail = c->cached_head = c->head = c->cached_tail = start_position;
@@ -57,16 +56,17 @@ int rmpsc_ring_attach(rmpsc_ring *ring, void *mem, size_t size)
 		return rmpsc__set_error(RMPSC_ECORRUPT, "ring_attach: size %zu smaller than a ring header", size);
 	struct ring_ctrl *c = mem;
 	if (load_relaxed(&c->ring_version) != RMPSC_LAYOUT_VER)
-		return rmpsc__set_error(RMPSC_ECORRUPT, "ring_attach: layout version %u, this library reads %u "
-					"(not a ring, or formatted by another version)", load_relaxed(&c->ring_version),
-					RMPSC_LAYOUT_VER);
+		return rmpsc__set_error(RMPSC_ECORRUPT,
+					"ring_attach: layout version %u, this library reads %u "
+					"(not a ring, or formatted by another version)",
+					load_relaxed(&c->ring_version), RMPSC_LAYOUT_VER);
 	uint32_t rs = load_relaxed(&c->record_size), bits = load_relaxed(&c->ring_bits);
 	if (bits >= 32 || !ring_geometry_ok(rs, 1u << bits))
-		return rmpsc__set_error(RMPSC_ECORRUPT, "ring_attach: stored geometry (record_size %u, ring_bits %u) invalid",
-				 rs, bits);
+		return rmpsc__set_error(RMPSC_ECORRUPT,
+					"ring_attach: stored geometry (record_size %u, ring_bits %u) invalid", rs, bits);
 	if (size < rmpsc_ring_footprint(rs, 1u << bits))
 		return rmpsc__set_error(RMPSC_ECORRUPT, "ring_attach: size %zu < footprint %zu", size,
-				 rmpsc_ring_footprint(rs, 1u << bits));
+					rmpsc_ring_footprint(rs, 1u << bits));
 	ring_view_init(ring, c, (unsigned char *)mem + sizeof *c, rs, bits);
 	return RMPSC_OK;
 }
@@ -92,7 +92,7 @@ int rmpsc_ring_commit(rmpsc_ring *ring, size_t n)
 		return rmpsc__set_error(RMPSC_EINVAL, "ring_commit: no reservation is open");
 	if (!ring || n > ring->reserved_)
 		return rmpsc__set_error(RMPSC_EINVAL, "ring_commit: n %zu exceeds the %u records reserved", n,
-				 ring ? ring->reserved_ : 0);
+					ring ? ring->reserved_ : 0);
 	ring->reserved_ = 0;
 	if (n)
 		ring_publish(ring, n);
@@ -141,7 +141,7 @@ int rmpsc_ring_advance(rmpsc_ring *ring, size_t n)
 	uint64_t avail = load_acquire(&c->tail) - load_relaxed(&c->head);
 	if (n > avail || avail > ring->mask_ + 1)
 		return rmpsc__set_error(RMPSC_EINVAL, "ring_advance: n %zu exceeds the %llu readable records", n,
-				 (unsigned long long)avail);
+					(unsigned long long)avail);
 	if (n)
 		ring_release(ring, n);
 	return RMPSC_OK;

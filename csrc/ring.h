@@ -25,8 +25,8 @@ static inline struct ring_ctrl *ring_ctrl_of(const rmpsc_ring *r)
 	return (struct ring_ctrl *)r->ctrl_;
 }
 
-static inline void ring_view_init(rmpsc_ring *r, struct ring_ctrl *ctrl, unsigned char *data,
-				  uint32_t record_size, uint32_t ring_bits)
+static inline void ring_view_init(rmpsc_ring *r, struct ring_ctrl *ctrl, unsigned char *data, uint32_t record_size,
+				  uint32_t ring_bits)
 {
 	r->ctrl_ = ctrl;
 	r->data_ = data;

@@ -16,21 +16,21 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "barrier.h"
-#include "handle.h"
-#include "slab.h"
-#include "error.h"
 #include "attach.h"
+#include "barrier.h"
+#include "error.h"
+#include "handle.h"
 #include "ring.h"
+#include "slab.h"
 #include "wait.h"
 
 #define RECLAIM_PERIOD_NS 100000000 /* a blocked allocator looks for dead holders 10x/s */
 
 /* TRANSIT words: state in bits 0..2, slot in 3..12, the position's low 51 bits above. */
 #define TRANSIT_SLOT_SHIFT 3
-#define TRANSIT_SLOT_BITS 10
-#define TRANSIT_POS_SHIFT (TRANSIT_SLOT_SHIFT + TRANSIT_SLOT_BITS)
-#define TRANSIT_POS_BITS  (64 - TRANSIT_POS_SHIFT)
+#define TRANSIT_SLOT_BITS  10
+#define TRANSIT_POS_SHIFT  (TRANSIT_SLOT_SHIFT + TRANSIT_SLOT_BITS)
+#define TRANSIT_POS_BITS   (64 - TRANSIT_POS_SHIFT)
 _Static_assert(RMPSC_MAX_PRODUCERS <= 1u << TRANSIT_SLOT_BITS, "slot fits a TRANSIT word");
 
 static inline uint64_t transit_word(uint32_t slot, uint64_t pos)
@@ -67,8 +67,7 @@ int rmpsc__slab_check(const rmpsc_channel *ch, uint32_t h, const char *fn)
 	if (rc)
 		return rc;
 	if (h >= ch->L.slab_count)
-		return rmpsc__set_error(RMPSC_EINVAL, "%s: handle %u out of range (pool of %u)", fn, h,
-					ch->L.slab_count);
+		return rmpsc__set_error(RMPSC_EINVAL, "%s: handle %u out of range (pool of %u)", fn, h, ch->L.slab_count);
 	return RMPSC_OK;
 }
 
@@ -128,9 +127,14 @@ int rmpsc__slab_alloc(rmpsc_channel *ch, struct deadline *dl, uint32_t *handle)
 	struct slab_wait sw = { ch, owner_word(SLAB_HELD, me), RMPSC_INVALID_HANDLE, 0 };
 	struct region_header *h = ch->hdr;
 	/* No spin: each poll is a scan of the pool. Slices let a sleeper reclaim. */
-	struct waiter wt = { .flag = &h->slab_waiting, .seq = &h->slab_seq, .ready = slab_ready, .arg = &sw,
-			     .would_block = RMPSC_EFULL, .slice_ns = RECLAIM_PERIOD_NS,
-			     .interruptible = interruptible(ch), .asymmetric = ch->asymmetric };
+	struct waiter wt = { .flag = &h->slab_waiting,
+			     .seq = &h->slab_seq,
+			     .ready = slab_ready,
+			     .arg = &sw,
+			     .would_block = RMPSC_EFULL,
+			     .slice_ns = RECLAIM_PERIOD_NS,
+			     .interruptible = interruptible(ch),
+			     .asymmetric = ch->asymmetric };
 	rc = rmpsc__wait(&wt, dl);
 	if (rc == RMPSC_EFULL)
 		return rmpsc__set_error(rc, "slab_alloc: all %u slabs are in use", ch->L.slab_count);
@@ -151,8 +155,7 @@ int rmpsc_slab_alloc(rmpsc_channel *ch, int64_t timeout_ns, uint32_t *handle)
 	return rmpsc__slab_alloc(ch, &dl, handle);
 }
 
-int rmpsc__slab_to_record(rmpsc_channel *ch, uint32_t handle, uint64_t holder, uint32_t slot, uint64_t pos,
-			  const char *fn)
+int rmpsc__slab_to_record(rmpsc_channel *ch, uint32_t handle, uint64_t holder, uint32_t slot, uint64_t pos, const char *fn)
 {
 	uint64_t w = owner_word(SLAB_HELD, holder);
 	if (!cas_acq_rel(&slab_meta_of(ch, handle)->owner, &w, transit_word(slot, pos)))
@@ -170,8 +173,10 @@ int rmpsc__slab_of_record(const rmpsc_channel *ch, const void *record, uint32_t 
 	struct slab_meta *m = slab_meta_of(ch, handle);
 	/* The slab must ride on exactly this record: anything else is not a message. */
 	if (load_acquire(&m->owner) != transit_word(slot, pos))
-		return rmpsc__set_error(RMPSC_ECORRUPT, "record %llu of ring %u names slab %u, which is not in "
-					"transit on it (not a slab message)", (unsigned long long)pos, slot, handle);
+		return rmpsc__set_error(RMPSC_ECORRUPT,
+					"record %llu of ring %u names slab %u, which is not in "
+					"transit on it (not a slab message)",
+					(unsigned long long)pos, slot, handle);
 	uint32_t n = load_relaxed(&m->len);
 	if (n > ch->L.slab_size) /* the region may be hostile */
 		return rmpsc__set_error(RMPSC_ECORRUPT, "slab %u: stored len %u > slab_size %u", handle, n,
@@ -228,19 +233,20 @@ int rmpsc_slab_free(rmpsc_channel *ch, uint32_t handle)
 			/* Only the holder: a stale second free would hand a slab that someone
 			 * else allocated meanwhile to two owners at once. */
 			if (owner_id(w) != me)
-				return rmpsc__set_error(RMPSC_EINVAL,
-							"slab_free: slab %u is held by another process (pid %u), not this one",
+				return rmpsc__set_error(RMPSC_EINVAL, "slab_free: slab %u is held by another process (pid %u), not this one",
 							handle, rmpsc__owner_pid(&ch->file, w));
 		} else if (owner_state(w) == SLAB_TRANSIT && transit_slot(w) < ch->L.max_producers) {
 			if (!transit_consumed(w, load_acquire(&slot_ctrl(ch, transit_slot(w))->head))) {
 				if (in_read_span(ch, w)) /* freed once the head moves past its record */
 					return defer_free(ch, handle);
 				return rmpsc__set_error(RMPSC_EINVAL,
-							"slab_free: slab %u is in flight (sent, not yet received)", handle);
+							"slab_free: slab %u is in flight (sent, not yet received)",
+							handle);
 			}
 			if (!holds_consumer_role(ch, me))
 				return rmpsc__set_error(RMPSC_EINVAL,
-							"slab_free: slab %u was received by the consumer (pid %u); only the "
+							"slab_free: slab %u was received by the consumer (pid %u); "
+							"only the "
 							"consumer process frees it",
 							handle, load_relaxed(&ch->hdr->consumer_pid));
 		} else {
@@ -284,8 +290,10 @@ int rmpsc_slab_accept(rmpsc_channel *ch, uint32_t handle)
 	    !transit_consumed(w, load_acquire(&slot_ctrl(ch, transit_slot(w))->head)))
 		return rmpsc__set_error(RMPSC_EINVAL, "slab_accept: slab %u is not a received slab", handle);
 	if (!holds_consumer_role(ch, me))
-		return rmpsc__set_error(RMPSC_EINVAL, "slab_accept: slab %u belongs to the consumer (pid %u), not this "
-					"process", handle, load_relaxed(&ch->hdr->consumer_pid));
+		return rmpsc__set_error(RMPSC_EINVAL,
+					"slab_accept: slab %u belongs to the consumer (pid %u), not this "
+					"process",
+					handle, load_relaxed(&ch->hdr->consumer_pid));
 	if (!cas_acq_rel(&m->owner, &w, owner_word(SLAB_HELD, me)))
 		return rmpsc__set_error(RMPSC_EINVAL, "slab_accept: slab %u changed owner meanwhile", handle);
 	return RMPSC_OK;

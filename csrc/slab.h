@@ -21,8 +21,7 @@ int rmpsc__slab_alloc(rmpsc_channel *ch, struct deadline *dl, uint32_t *h);
  * sees the position is not below the tail and frees the slab. EINVAL (naming
  * `fn`) when the slab is not held by `holder`.
  */
-int rmpsc__slab_to_record(rmpsc_channel *ch, uint32_t h, uint64_t holder, uint32_t slot, uint64_t pos,
-			  const char *fn);
+int rmpsc__slab_to_record(rmpsc_channel *ch, uint32_t h, uint64_t holder, uint32_t slot, uint64_t pos, const char *fn);
 /* The slab a received record at position `pos` of ring `slot` carries, with its
  * bytes and length; ECORRUPT when the record is not a slab record. */
 int rmpsc__slab_of_record(const rmpsc_channel *ch, const void *record, uint32_t slot, uint64_t pos, uint32_t *h,

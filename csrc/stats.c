@@ -7,8 +7,7 @@
 #include "handle.h"
 #include "ring.h"
 
-int rmpsc_stats(const rmpsc_channel *ch, struct rmpsc_stats *out, struct rmpsc_ring_stats *rings,
-		uint32_t max_rings)
+int rmpsc_stats(const rmpsc_channel *ch, struct rmpsc_stats *out, struct rmpsc_ring_stats *rings, uint32_t max_rings)
 {
 	if (!ch || !out)
 		return rmpsc__set_error(RMPSC_EINVAL, "stats: NULL channel or out");

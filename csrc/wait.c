@@ -9,7 +9,7 @@
 #include "ringmpsc.h"
 #include "wait.h"
 
-#define UNFENCED_POLL_NS 1000000 /* sleep slice when membarrier failed: a wake-up may be missed */
+#define UNFENCED_POLL_NS       1000000               /* sleep slice when membarrier failed: a wake-up may be missed */
 #define INTERRUPTIBLE_SLICE_NS (3600 * 1000000000ll) /* any finite timeout will do (see below) */
 
 /* Poll this long before sleeping: a running peer publishes sooner than a futex
@@ -65,8 +65,8 @@ int rmpsc__wait(const struct waiter *w, struct deadline *dlp)
 		return r;
 	if (dlp->try_once)
 		return rmpsc__set_error_static(w->would_block, w->would_block == RMPSC_EFULL
-							     ? "full: no space without waiting"
-							     : "empty: nothing to read without waiting");
+								       ? "full: no space without waiting"
+								       : "empty: nothing to read without waiting");
 	deadline_start(dlp);
 	const struct deadline dl = *dlp;
 	/* Spin briefly: a futex sleep and wake-up costs several microseconds, and a
@@ -112,13 +112,15 @@ int rmpsc__wait(const struct waiter *w, struct deadline *dlp)
 			r = w->ready(w->arg);
 			return finish(w, r != WAIT_NOT_READY
 						 ? r
-						 : rmpsc__set_error_static(RMPSC_ETIMEDOUT, "timed out: the deadline passed"));
+						 : rmpsc__set_error_static(RMPSC_ETIMEDOUT,
+									   "timed out: the deadline passed"));
 		}
 		if (err == EINTR && w->interruptible) {
 			r = w->ready(w->arg);
 			return finish(w, r != WAIT_NOT_READY
 						 ? r
-						 : rmpsc__set_error_static(RMPSC_EINTR, "interrupted by a signal while waiting"));
+						 : rmpsc__set_error_static(RMPSC_EINTR,
+									   "interrupted by a signal while waiting"));
 		}
 	}
 }

@@ -28,7 +28,7 @@
  */
 struct deadline {
 	int64_t timeout_ns;
-	int64_t at_ns;   /* CLOCK_MONOTONIC once started; INT64_MAX = forever; 0 = not yet */
+	int64_t at_ns; /* CLOCK_MONOTONIC once started; INT64_MAX = forever; 0 = not yet */
 	int try_once;
 };
 
@@ -52,12 +52,12 @@ struct waiter {
 	uint32_t *seq;
 	ready_fn ready;
 	void *arg;
-	int would_block;     /* returned for a try-once deadline (EFULL / EEMPTY) */
-	int64_t spin_ns;     /* poll ready() this long before sleeping (0: sleep at once) */
-	int64_t slice_ns;    /* > 0: sleep at most this long at a time, so ready() also polls */
-	int sole;            /* the only thread that can wait on these words: clears its flag */
-	int interruptible;   /* return EINTR when a signal interrupts the sleep */
-	int asymmetric;      /* the channel's fence mode is FENCE_ASYMMETRIC (barrier.h) */
+	int would_block;   /* returned for a try-once deadline (EFULL / EEMPTY) */
+	int64_t spin_ns;   /* poll ready() this long before sleeping (0: sleep at once) */
+	int64_t slice_ns;  /* > 0: sleep at most this long at a time, so ready() also polls */
+	int sole;          /* the only thread that can wait on these words: clears its flag */
+	int interruptible; /* return EINTR when a signal interrupts the sleep */
+	int asymmetric;    /* the channel's fence mode is FENCE_ASYMMETRIC (barrier.h) */
 };
 
 /*

@@ -56,7 +56,7 @@ pip_install() {
 }
 for group in "$@"; do
 	case $group in
-	c) apt_install gcc make libc6-dev ;;
+	c) apt_install gcc make libc6-dev binutils clang-format ;;
 	python) pip_install $PY_TOOLS ;;
 	lua) apt_install luajit2 libluajit2-5.1-dev lua-busted lua-check nginx libnginx-mod-http-lua lua-resty-core ;;
 	bench) apt_install libck-dev libboost-dev libconcurrentqueue-dev libreaderwriterqueue-dev dpdk-dev

@@ -3,6 +3,7 @@ import math
 
 from .rows import NOISY
 
+
 def f_rate(v):
     if not isinstance(v, (int, float)):
         return "–"

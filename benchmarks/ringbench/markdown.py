@@ -2,8 +2,22 @@
 from .fmt import f_gbs, f_mrec, f_ns, f_pct, f_rate, f_x, impl_label, md_table, notes_of, scen_label
 from .machine import commit_text, machine_line
 from .plots import PLOTS
-from .rows import (NOISY, SUITE_ORDER, YARDSTICKS, bare_for, best_peer, cacheline_for, fallback_peer, groups_of,
-                   is_cost, is_latency, memcpy_for, num, rate)
+from .rows import (
+    NOISY,
+    SUITE_ORDER,
+    YARDSTICKS,
+    bare_for,
+    best_peer,
+    cacheline_for,
+    fallback_peer,
+    groups_of,
+    is_cost,
+    is_latency,
+    memcpy_for,
+    num,
+    rate,
+)
+
 
 def throughput_table(rows, allrows, show_p50):
     """rows: throughput rows of one (suite, source); one table, group key shown once."""
@@ -66,7 +80,7 @@ def latency_table(rows, allrows, source):
               "round trips/s", "note"]
     align = ["l", "l", "r", "r", "r", "r", "r", "l"]
     body = []
-    for key, group in groups_of(rows).items():
+    for group in groups_of(rows).values():
         peer = best_peer(group)
         order = sorted(group, key=lambda r: (0 if r.get("impl") == "cacheline" else 1 if r.get("impl") == "ringmpsc"
                                              else 2, num(r.get("p50_ns"), 1e18)))

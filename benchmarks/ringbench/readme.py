@@ -37,7 +37,8 @@ def readme_block(rows, meta, goals, plots):
                 continue
             mc = memcpy_for(r, group, rows)
             body.append([key[3], key[4], f_gbs(r["bytes_per_s"]), f_gbs(bare),
-                         f_x(r["bytes_per_s"] / bare, bold_at=1.0), f_gbs(mc), f_x(r["bytes_per_s"] / mc) if mc else "–"])
+                         f_x(r["bytes_per_s"] / bare, bold_at=1.0), f_gbs(mc),
+                         f_x(r["bytes_per_s"] / mc) if mc else "–"])
     if body:
         out.append("**C: ringmpsc ÷ a bare SPSC ring** (the headline: a hand-written ring without the library doing "
                    "the same copy between the same two CPUs in the same run; the consumer reads every record; "
@@ -94,7 +95,7 @@ def readme_block(rows, meta, goals, plots):
             continue
         best = max(peers, key=rate)
 
-        def vs(r, impl, paths):
+        def vs(r, impl, paths, group=group):
             ps = [p for p in group if p["impl"] == impl and p["path"] in paths]
             return f_x(rate(r) / rate(ps[0])) if ps else "–"
         for r in sorted([r for r in group if r["impl"] == "ringmpsc"], key=lambda r: -rate(r)):

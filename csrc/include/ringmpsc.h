@@ -53,29 +53,29 @@ extern "C" {
 #include "ringmpsc_version.h"
 
 /* Geometry bounds, validated on create and on every open/attach. */
-#define RMPSC_MAX_RECORD_SIZE   65536u          /* bytes */
-#define RMPSC_MIN_CAPACITY      2u              /* records per ring */
-#define RMPSC_MAX_CAPACITY      (1u << 24)
-#define RMPSC_MAX_PRODUCERS     1024u
-#define RMPSC_MAX_SLAB_SIZE     (1u << 26)      /* 64 MiB */
-#define RMPSC_MAX_SLAB_COUNT    (1u << 24)
-#define RMPSC_MAX_REGION_SIZE   (1ull << 40)    /* 1 TiB */
-#define RMPSC_INVALID_HANDLE    UINT32_MAX
+#define RMPSC_MAX_RECORD_SIZE 65536u /* bytes */
+#define RMPSC_MIN_CAPACITY    2u     /* records per ring */
+#define RMPSC_MAX_CAPACITY    (1u << 24)
+#define RMPSC_MAX_PRODUCERS   1024u
+#define RMPSC_MAX_SLAB_SIZE   (1u << 26) /* 64 MiB */
+#define RMPSC_MAX_SLAB_COUNT  (1u << 24)
+#define RMPSC_MAX_REGION_SIZE (1ull << 40) /* 1 TiB */
+#define RMPSC_INVALID_HANDLE  UINT32_MAX
 
 /* The one error vocabulary. Every failure is one of these. */
 enum rmpsc_error {
-	RMPSC_OK         = 0,
-	RMPSC_EFULL      = -1,  /* no space (ring full, or slab pool exhausted) */
-	RMPSC_EEMPTY     = -2,  /* nothing to read right now */
-	RMPSC_ECLOSED    = -3,  /* producer: channel closed; consumer: closed AND drained */
-	RMPSC_ETIMEDOUT  = -4,  /* a blocking call reached its deadline */
-	RMPSC_ENOSLOT    = -5,  /* no free producer slot */
-	RMPSC_ECONSUMER  = -6,  /* another live process holds the consumer role */
-	RMPSC_EINVAL     = -7,  /* invalid argument or call sequence */
-	RMPSC_ECORRUPT   = -8,  /* region is not a valid channel, or a ring was fenced off */
-	RMPSC_ESYS       = -9,  /* a system call failed; errno is preserved */
-	RMPSC_EFORKED    = -10, /* handle was created in another process (inherited by fork) */
-	RMPSC_EINTR      = -11, /* wait interrupted by a signal (RMPSC_OPEN_INTERRUPTIBLE only) */
+	RMPSC_OK = 0,
+	RMPSC_EFULL = -1,     /* no space (ring full, or slab pool exhausted) */
+	RMPSC_EEMPTY = -2,    /* nothing to read right now */
+	RMPSC_ECLOSED = -3,   /* producer: channel closed; consumer: closed AND drained */
+	RMPSC_ETIMEDOUT = -4, /* a blocking call reached its deadline */
+	RMPSC_ENOSLOT = -5,   /* no free producer slot */
+	RMPSC_ECONSUMER = -6, /* another live process holds the consumer role */
+	RMPSC_EINVAL = -7,    /* invalid argument or call sequence */
+	RMPSC_ECORRUPT = -8,  /* region is not a valid channel, or a ring was fenced off */
+	RMPSC_ESYS = -9,      /* a system call failed; errno is preserved */
+	RMPSC_EFORKED = -10,  /* handle was created in another process (inherited by fork) */
+	RMPSC_EINTR = -11,    /* wait interrupted by a signal (RMPSC_OPEN_INTERRUPTIBLE only) */
 };
 
 /* Name of an error code ("ring full", ...). Never NULL. */
@@ -95,7 +95,7 @@ typedef struct rmpsc_ring {
 	unsigned char *data_;
 	uint64_t mask_;
 	uint32_t record_size_;
-	uint32_t reserved_;   /* records of the open reservation */
+	uint32_t reserved_; /* records of the open reservation */
 } rmpsc_ring;
 
 /* Bytes of memory a ring of this geometry needs (0 if the geometry is invalid). */
@@ -106,8 +106,8 @@ RMPSC_API size_t rmpsc_ring_footprint(uint32_t record_size, uint32_t capacity);
  * UINT64_MAX to cross the wrap; pass 0 normally). Not thread-safe with users of
  * the same memory. Errors: EINVAL.
  */
-RMPSC_API int rmpsc_ring_init(rmpsc_ring *ring, void *mem, size_t size, uint32_t record_size,
-		    uint32_t capacity, uint64_t start_position);
+RMPSC_API int rmpsc_ring_init(rmpsc_ring *ring, void *mem, size_t size, uint32_t record_size, uint32_t capacity,
+			      uint64_t start_position);
 /* View a ring another party formatted in `mem`. Validates geometry. Errors: EINVAL, ECORRUPT. */
 RMPSC_API int rmpsc_ring_attach(rmpsc_ring *ring, void *mem, size_t size);
 
@@ -147,20 +147,20 @@ RMPSC_API uint32_t rmpsc_ring_capacity(const rmpsc_ring *ring);
 /* ------------------------------------------------------------------------- */
 /* Channels: the shared region. */
 
-typedef struct rmpsc_channel rmpsc_channel;    /* process-local handle */
-typedef struct rmpsc_producer rmpsc_producer;  /* process-local handle */
+typedef struct rmpsc_channel rmpsc_channel;   /* process-local handle */
+typedef struct rmpsc_producer rmpsc_producer; /* process-local handle */
 
 struct rmpsc_config {
-	uint32_t record_size;     /* 1 .. RMPSC_MAX_RECORD_SIZE */
-	uint32_t capacity;        /* records per producer ring, power of two */
-	uint32_t max_producers;   /* 1 .. RMPSC_MAX_PRODUCERS */
-	uint32_t slab_size;       /* 0, or bytes per slab */
-	uint32_t slab_count;      /* 0, or number of slabs (both or neither) */
-	uint64_t start_position;  /* first ring position; 0 normally (tests use ~UINT64_MAX) */
+	uint32_t record_size;    /* 1 .. RMPSC_MAX_RECORD_SIZE */
+	uint32_t capacity;       /* records per producer ring, power of two */
+	uint32_t max_producers;  /* 1 .. RMPSC_MAX_PRODUCERS */
+	uint32_t slab_size;      /* 0, or bytes per slab */
+	uint32_t slab_count;     /* 0, or number of slabs (both or neither) */
+	uint64_t start_position; /* first ring position; 0 normally (tests use ~UINT64_MAX) */
 };
 
 /* Flags for create/open/attach. */
-#define RMPSC_OPEN_INTERRUPTIBLE 0x1u  /* waits return RMPSC_EINTR when a signal arrives */
+#define RMPSC_OPEN_INTERRUPTIBLE 0x1u /* waits return RMPSC_EINTR when a signal arrives */
 /*
  * create only: full fences on every call instead of asymmetric ones. By default a
  * channel's per-call paths (commit, release, reserve) pay a compiler barrier and
@@ -179,8 +179,8 @@ struct rmpsc_config {
  * created with mode 0600; an existing name is never overwritten (ESYS, errno
  * EEXIST). Errors: EINVAL (geometry, naming the field), ESYS.
  */
-RMPSC_API int rmpsc_channel_create(rmpsc_channel **out, const char *name,
-			 const struct rmpsc_config *config, unsigned flags);
+RMPSC_API int rmpsc_channel_create(rmpsc_channel **out, const char *name, const struct rmpsc_config *config,
+				   unsigned flags);
 /* Open an existing named channel. Errors: EINVAL, ESYS (ENOENT, EACCES...),
  * ECORRUPT (any header field inconsistent, or the file smaller than claimed). */
 RMPSC_API int rmpsc_channel_open(rmpsc_channel **out, const char *name, unsigned flags);
@@ -262,8 +262,7 @@ RMPSC_API int rmpsc_producer_send(rmpsc_producer *p, const void *data, size_t le
  * all of them, or fewer when a wait ended early (deadline, close, signal). If none
  * could be sent, returns the error (EFULL, ETIMEDOUT, ECLOSED, EINTR, ...).
  */
-RMPSC_API int rmpsc_producer_send_many(rmpsc_producer *p, const void *records, size_t count,
-			     int64_t timeout_ns);
+RMPSC_API int rmpsc_producer_send_many(rmpsc_producer *p, const void *records, size_t count, int64_t timeout_ns);
 
 /* ------------------------------------------------------------------------- */
 /* Consumer (the process that owns the role; one thread at a time). */
@@ -287,8 +286,7 @@ RMPSC_API void rmpsc_consumer_release(rmpsc_channel *ch);
  * (closed and drained), ECORRUPT (a ring with an impossible tail was fenced off;
  * nothing read from it), ECONSUMER, EINTR.
  */
-RMPSC_API int rmpsc_consume(rmpsc_channel *ch, size_t max, int64_t timeout_ns,
-		  rmpsc_consume_fn fn, void *ctx);
+RMPSC_API int rmpsc_consume(rmpsc_channel *ch, size_t max, int64_t timeout_ns, rmpsc_consume_fn fn, void *ctx);
 /* Copy up to max records into buf (max * record_size bytes). Returns as rmpsc_consume. */
 RMPSC_API int rmpsc_recv(rmpsc_channel *ch, void *buf, size_t max, int64_t timeout_ns);
 /*
@@ -296,8 +294,7 @@ RMPSC_API int rmpsc_recv(rmpsc_channel *ch, void *buf, size_t max, int64_t timeo
  * (and its slot in *slot if non-NULL). Stays valid until rmpsc_advance.
  * Errors as rmpsc_consume.
  */
-RMPSC_API int rmpsc_read(rmpsc_channel *ch, size_t max, int64_t timeout_ns, const void **ptr,
-	       uint32_t *slot);
+RMPSC_API int rmpsc_read(rmpsc_channel *ch, size_t max, int64_t timeout_ns, const void **ptr, uint32_t *slot);
 /* Free the first n records of the span returned by the last rmpsc_read. n may be
  * less than the span (the rest is read again next time). Errors: EINVAL. */
 RMPSC_API int rmpsc_advance(rmpsc_channel *ch, size_t n);
@@ -385,33 +382,33 @@ enum rmpsc_slot_state {
 	RMPSC_SLOT_FREE = 0,
 	RMPSC_SLOT_REGISTERING = 1,
 	RMPSC_SLOT_ACTIVE = 2,
-	RMPSC_SLOT_DETACHED = 3,    /* deregistered or owner dead; drained then freed */
-	RMPSC_SLOT_RECLAIMING = 4,  /* a dead owner's slabs are being returned */
-	RMPSC_SLOT_FENCED = 5,      /* impossible positions seen; never read again */
+	RMPSC_SLOT_DETACHED = 3,   /* deregistered or owner dead; drained then freed */
+	RMPSC_SLOT_RECLAIMING = 4, /* a dead owner's slabs are being returned */
+	RMPSC_SLOT_FENCED = 5,     /* impossible positions seen; never read again */
 };
 
 struct rmpsc_ring_stats {
 	uint32_t slot;
-	uint32_t state;             /* enum rmpsc_slot_state */
-	uint32_t owner_pid;         /* the registered producer's pid, as it saw itself (in its own PID namespace) */
-	uint32_t owner_alive;       /* 1 while the owner's attachment is held (the process is alive, has not exec'd) */
-	uint64_t pending;           /* committed, not consumed */
-	uint64_t committed;         /* records committed since this slot was registered */
-	uint64_t consumed;          /* records consumed since this slot was registered */
+	uint32_t state;       /* enum rmpsc_slot_state */
+	uint32_t owner_pid;   /* the registered producer's pid, as it saw itself (in its own PID namespace) */
+	uint32_t owner_alive; /* 1 while the owner's attachment is held (the process is alive, has not exec'd) */
+	uint64_t pending;     /* committed, not consumed */
+	uint64_t committed;   /* records committed since this slot was registered */
+	uint64_t consumed;    /* records consumed since this slot was registered */
 };
 
 struct rmpsc_stats {
 	uint32_t max_producers;
-	uint32_t active_producers;  /* slots in ACTIVE state */
-	uint32_t consumer_pid;      /* as the consumer saw itself; 0 when unclaimed */
+	uint32_t active_producers; /* slots in ACTIVE state */
+	uint32_t consumer_pid;     /* as the consumer saw itself; 0 when unclaimed */
 	uint32_t closed;
 	uint64_t pending;
-	uint64_t committed;         /* all records ever committed in this channel */
-	uint64_t consumed;          /* all records ever consumed */
+	uint64_t committed; /* all records ever committed in this channel */
+	uint64_t consumed;  /* all records ever consumed */
 	uint32_t slab_count;
 	uint32_t slabs_free;
 	uint32_t fenced_rings;
-	uint32_t reclaimed_slots;   /* dead producers' slots taken back */
+	uint32_t reclaimed_slots; /* dead producers' slots taken back */
 };
 
 /*
@@ -419,8 +416,8 @@ struct rmpsc_stats {
  * slots that are not FREE. Returns the number of entries written. Any thread or
  * process; a snapshot, not atomic across rings.
  */
-RMPSC_API int rmpsc_stats(const rmpsc_channel *ch, struct rmpsc_stats *out,
-		struct rmpsc_ring_stats *rings, uint32_t max_rings);
+RMPSC_API int rmpsc_stats(const rmpsc_channel *ch, struct rmpsc_stats *out, struct rmpsc_ring_stats *rings,
+			  uint32_t max_rings);
 
 /*
  * Check every producer slot's owner and reclaim those whose process died:

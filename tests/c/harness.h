@@ -12,8 +12,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "ringmpsc.h"
@@ -27,8 +27,8 @@ static void harness_on_alarm(int sig)
 {
 	(void)sig;
 	char msg[256];
-	int n = snprintf(msg, sizeof msg, "FAIL %s: watchdog: no progress within %u s (hang)\n",
-			 harness_test_name, harness_timeout_s);
+	int n = snprintf(msg, sizeof msg, "FAIL %s: watchdog: no progress within %u s (hang)\n", harness_test_name,
+			 harness_timeout_s);
 	if (write(2, msg, (size_t)n) < 0) {
 	}
 	_exit(1);
@@ -44,33 +44,33 @@ static inline void harness_start(const char *name, unsigned timeout_s)
 	setvbuf(stdout, NULL, _IOLBF, 0);
 }
 
-#define FAIL(...)                                                                  \
-	do {                                                                       \
-		fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);               \
-		fprintf(stderr, __VA_ARGS__);                                      \
-		fprintf(stderr, "\n");                                             \
-		exit(1);                                                           \
+#define FAIL(...)                                                    \
+	do {                                                         \
+		fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__); \
+		fprintf(stderr, __VA_ARGS__);                        \
+		fprintf(stderr, "\n");                               \
+		exit(1);                                             \
 	} while (0)
 
-#define CHECK(cond, ...)                                                           \
-	do {                                                                       \
-		if (!(cond)) {                                                     \
+#define CHECK(cond, ...)                                                                      \
+	do {                                                                                  \
+		if (!(cond)) {                                                                \
 			fprintf(stderr, "FAIL %s:%d: CHECK(%s) ", __FILE__, __LINE__, #cond); \
-			fprintf(stderr, __VA_ARGS__);                              \
-			fprintf(stderr, "\n");                                     \
-			exit(1);                                                   \
-		}                                                                  \
+			fprintf(stderr, __VA_ARGS__);                                         \
+			fprintf(stderr, "\n");                                                \
+			exit(1);                                                              \
+		}                                                                             \
 	} while (0)
 
 /* Check that an rmpsc call returns `want` (a code or a count). */
-#define CHECK_RC(expr, want)                                                       \
-	do {                                                                       \
-		long long got_ = (long long)(expr);                                \
-		long long want_ = (long long)(want);                               \
-		if (got_ != want_)                                                 \
+#define CHECK_RC(expr, want)                                                                           \
+	do {                                                                                           \
+		long long got_ = (long long)(expr);                                                    \
+		long long want_ = (long long)(want);                                                   \
+		if (got_ != want_)                                                                     \
 			FAIL("%s returned %lld (%s), expected %lld (%s); last error: %s", #expr, got_, \
-			     got_ < 0 ? rmpsc_strerror((int)got_) : "count", want_,   \
-			     want_ < 0 ? rmpsc_strerror((int)want_) : "count", rmpsc_last_error()); \
+			     got_ < 0 ? rmpsc_strerror((int)got_) : "count", want_,                    \
+			     want_ < 0 ? rmpsc_strerror((int)want_) : "count", rmpsc_last_error());    \
 	} while (0)
 
 #define CHECK_OK(expr) CHECK_RC(expr, RMPSC_OK)

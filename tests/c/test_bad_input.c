@@ -44,10 +44,10 @@ static void check_msg_has(const char *what, const char *word)
 }
 
 /* The call returns `want` and leaves a message naming `word`. */
-#define BAD(expr, want, word)                                                       \
-	do {                                                                        \
-		CHECK_RC(expr, want);                                               \
-		check_msg_has(#expr, word);                                         \
+#define BAD(expr, want, word)               \
+	do {                                \
+		CHECK_RC(expr, want);       \
+		check_msg_has(#expr, word); \
 	} while (0)
 
 static rmpsc_channel *make(const struct rmpsc_config *c)
@@ -89,12 +89,20 @@ static void test_create_args(void)
 		{ { .record_size = 8, .capacity = 8, .max_producers = 1, .slab_count = 4 }, "slab" },
 		{ { .record_size = 8, .capacity = 8, .max_producers = 1, .slab_size = RMPSC_MAX_SLAB_SIZE + 1, .slab_count = 1 },
 		  "slab_size" },
-		{ { .record_size = 8, .capacity = 8, .max_producers = 1, .slab_size = 64, .slab_count = RMPSC_MAX_SLAB_COUNT + 1 },
+		{ { .record_size = 8,
+		    .capacity = 8,
+		    .max_producers = 1,
+		    .slab_size = 64,
+		    .slab_count = RMPSC_MAX_SLAB_COUNT + 1 },
 		  "slab_count" },
-		{ { .record_size = 3, .capacity = 8, .max_producers = 1, .slab_size = 64, .slab_count = 4 }, "record_size" },
-		{ { .record_size = 1, .capacity = 8, .max_producers = 1, .slab_size = 64, .slab_count = 4 }, "record_size" },
+		{ { .record_size = 3, .capacity = 8, .max_producers = 1, .slab_size = 64, .slab_count = 4 },
+		  "record_size" },
+		{ { .record_size = 1, .capacity = 8, .max_producers = 1, .slab_size = 64, .slab_count = 4 },
+		  "record_size" },
 		/* every field in range, the whole region over the 1 TiB limit */
-		{ { .record_size = RMPSC_MAX_RECORD_SIZE, .capacity = RMPSC_MAX_CAPACITY, .max_producers = RMPSC_MAX_PRODUCERS },
+		{ { .record_size = RMPSC_MAX_RECORD_SIZE,
+		    .capacity = RMPSC_MAX_CAPACITY,
+		    .max_producers = RMPSC_MAX_PRODUCERS },
 		  "exceeds" },
 	};
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
@@ -321,9 +329,10 @@ static void test_bad_calls_lose_nothing(void)
 	BAD(rmpsc_slab_free(ch, 4), RMPSC_EINVAL, "handle");
 	BAD(rmpsc_slab_free(ch, RMPSC_INVALID_HANDLE), RMPSC_EINVAL, "handle");
 	BAD(rmpsc_slab_free(ch, 0), RMPSC_EINVAL, "free"); /* never allocated */
-	BAD(rmpsc_slab_accept(ch, 0), RMPSC_EINVAL, NULL);  /* not received */
+	BAD(rmpsc_slab_accept(ch, 0), RMPSC_EINVAL, NULL); /* not received */
 	BAD(rmpsc_slab_accept(ch, 4), RMPSC_EINVAL, "handle");
-	CHECK(rmpsc_slab_ptr(ch, 4) == NULL && rmpsc_slab_ptr(ch, RMPSC_INVALID_HANDLE) == NULL, "slab_ptr out of range");
+	CHECK(rmpsc_slab_ptr(ch, 4) == NULL && rmpsc_slab_ptr(ch, RMPSC_INVALID_HANDLE) == NULL,
+	      "slab_ptr out of range");
 	BAD(rmpsc_slab_set_len(ch, 4, 0), RMPSC_EINVAL, "handle");
 	CHECK(rmpsc_slab_len(ch, 4) == RMPSC_EINVAL, "slab_len out of range");
 	BAD(rmpsc_producer_send_slab(p, 4, 0), RMPSC_EINVAL, "handle");
@@ -334,7 +343,7 @@ static void test_bad_calls_lose_nothing(void)
 	BAD(rmpsc_slab_set_len(ch, h, UINT32_MAX), RMPSC_EINVAL, "slab_size");
 	CHECK_OK(rmpsc_slab_set_len(ch, h, 128));
 	CHECK_OK(rmpsc_slab_free(ch, h));
-	BAD(rmpsc_slab_free(ch, h), RMPSC_EINVAL, "already free"); /* double free */
+	BAD(rmpsc_slab_free(ch, h), RMPSC_EINVAL, "already free");        /* double free */
 	BAD(rmpsc_producer_send_slab(p, h, 0), RMPSC_EINVAL, "not held"); /* freed slab */
 	CHECK(rmpsc_slab_free_count(ch) == 4, "slab count after bad calls %u", rmpsc_slab_free_count(ch));
 
@@ -386,8 +395,9 @@ static void test_bad_calls_lose_nothing(void)
 
 /* --- corrupted regions ------------------------------------------------------ */
 
-static const struct rmpsc_config corrupt_cfg = { .record_size = RS, .capacity = 16, .max_producers = 3,
-						 .slab_size = 256, .slab_count = 8 };
+static const struct rmpsc_config corrupt_cfg = {
+	.record_size = RS, .capacity = 16, .max_producers = 3, .slab_size = 256, .slab_count = 8
+};
 
 /* Create a named channel with a record in it, release it, map the file raw. */
 static struct region_header *raw_channel(const char *name, int *fd_out, size_t *size_out, const struct rmpsc_config *c)
@@ -440,23 +450,25 @@ static void expect_opens(const char *name, const char *what)
 /* The region size a header's geometry implies (0 if invalid). */
 static uint64_t geometry_total(const struct region_header *h)
 {
-	struct rmpsc_config c = { .record_size = h->record_size, .capacity = h->ring_bits < 32 ? 1u << h->ring_bits : 0,
-				  .max_producers = h->max_producers, .slab_size = h->slab_size,
+	struct rmpsc_config c = { .record_size = h->record_size,
+				  .capacity = h->ring_bits < 32 ? 1u << h->ring_bits : 0,
+				  .max_producers = h->max_producers,
+				  .slab_size = h->slab_size,
 				  .slab_count = h->slab_count };
 	struct layout L;
 	return rmpsc__layout_compute(&L, &c, "test") ? 0 : L.total_size;
 }
 
-#define FIELD_CASE(field, value, word)                                                   \
-	do {                                                                             \
-		__typeof__(h->field) saved_ = h->field;                                  \
-		h->field = (value);                                                      \
-		if (!strcmp(word, "total_size"))                                         \
-			CHECK(geometry_total(h) != h->total_size, "test case " #field " = " #value \
-			      " does not change the region size");                       \
-		expect_corrupt(name, fd, #field " = " #value, word);                     \
-		h->field = saved_;                                                       \
-		expect_opens(name, #field " = " #value);                                 \
+#define FIELD_CASE(field, value, word)                                                              \
+	do {                                                                                        \
+		__typeof__(h->field) saved_ = h->field;                                             \
+		h->field = (value);                                                                 \
+		if (!strcmp(word, "total_size"))                                                    \
+			CHECK(geometry_total(h) != h->total_size,                                   \
+			      "test case " #field " = " #value " does not change the region size"); \
+		expect_corrupt(name, fd, #field " = " #value, word);                                \
+		h->field = saved_;                                                                  \
+		expect_opens(name, #field " = " #value);                                            \
 	} while (0)
 
 static void test_corrupt_header(void)
@@ -483,8 +495,8 @@ static void test_corrupt_header(void)
 	FIELD_CASE(record_size, 0, "record_size");
 	FIELD_CASE(record_size, RMPSC_MAX_RECORD_SIZE + 1, "record_size");
 	FIELD_CASE(record_size, UINT32_MAX, "record_size");
-	FIELD_CASE(record_size, 3, "record_size");          /* too small for slab handles */
-	FIELD_CASE(record_size, RS * 4, "total_size");      /* valid alone, inconsistent with the size */
+	FIELD_CASE(record_size, 3, "record_size");     /* too small for slab handles */
+	FIELD_CASE(record_size, RS * 4, "total_size"); /* valid alone, inconsistent with the size */
 	FIELD_CASE(ring_bits, 40, "ring_bits");
 	FIELD_CASE(ring_bits, 32, "ring_bits");
 	FIELD_CASE(ring_bits, UINT32_MAX, "ring_bits");
@@ -496,8 +508,8 @@ static void test_corrupt_header(void)
 	FIELD_CASE(max_producers, UINT32_MAX, "max_producers");
 	FIELD_CASE(max_producers, 10, "total_size");
 	FIELD_CASE(max_producers, 1, "total_size");
-	FIELD_CASE(slab_size, 0, "slab");                   /* slab_count without slab_size */
-	FIELD_CASE(slab_count, 0, "slab");                  /* slab_size without slab_count */
+	FIELD_CASE(slab_size, 0, "slab");  /* slab_count without slab_size */
+	FIELD_CASE(slab_count, 0, "slab"); /* slab_size without slab_count */
 	FIELD_CASE(slab_size, RMPSC_MAX_SLAB_SIZE + 1, "slab_size");
 	FIELD_CASE(slab_count, RMPSC_MAX_SLAB_COUNT + 1, "slab_count");
 	FIELD_CASE(slab_count, UINT32_MAX, "slab_count");
@@ -557,9 +569,12 @@ static void test_corrupt_header(void)
 
 static struct ring_ctrl *ctrl_of(struct region_header *h, uint32_t slot)
 {
-	struct rmpsc_config c = { .record_size = h->record_size, .capacity = 1u << h->ring_bits,
-				  .max_producers = h->max_producers, .slab_size = h->slab_size,
-				  .slab_count = h->slab_count, .start_position = h->start_position };
+	struct rmpsc_config c = { .record_size = h->record_size,
+				  .capacity = 1u << h->ring_bits,
+				  .max_producers = h->max_producers,
+				  .slab_size = h->slab_size,
+				  .slab_count = h->slab_count,
+				  .start_position = h->start_position };
 	struct layout L;
 	CHECK_OK(rmpsc__layout_compute(&L, &c, "test"));
 	return (struct ring_ctrl *)((unsigned char *)h + L.ctrl_off) + slot;
@@ -695,7 +710,8 @@ static void test_impossible_head(void)
 	CHECK_OK(rmpsc_producer_send(q, r, RS, 0));
 	struct stat st;
 	CHECK(fstat(rmpsc_channel_fd(ch), &st) == 0, "fstat");
-	struct region_header *h = mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE, MAP_SHARED, rmpsc_channel_fd(ch), 0);
+	struct region_header *h =
+		mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE, MAP_SHARED, rmpsc_channel_fd(ch), 0);
 	CHECK(h != MAP_FAILED, "mmap");
 	struct ring_ctrl *c0 = ctrl_of(h, rmpsc_producer_slot(p));
 	uint64_t heads[] = { c0->tail + 7, c0->tail - 4 - 3, c0->tail + (1ull << 63) };
@@ -769,7 +785,7 @@ static void test_corrupt_slab_meta(void)
 	CHECK(m->owner == bad_transit, "a slab naming a bad slot was touched by the takeover");
 	rmpsc_slab_accept(ch, hd); /* must not crash; either answer is acceptable for garbage */
 	m->owner = bad_transit;
-	rmpsc_slab_free(ch, hd);   /* likewise */
+	rmpsc_slab_free(ch, hd); /* likewise */
 	m->owner = saved;
 	CHECK_OK(rmpsc_slab_free(ch, hd));
 	CHECK(rmpsc_slab_free_count(ch) == 4, "free count");
@@ -912,8 +928,8 @@ static void test_ring_api(void)
 		CHECK(n == RMPSC_ECORRUPT || n == RMPSC_EEMPTY || (n >= 1 && (uint64_t)n <= cap), "readable %d", n);
 		if (n > 0) {
 			const unsigned char *lo = ring_mem + sizeof(struct ring_ctrl);
-			CHECK((const unsigned char *)cp >= lo &&
-				      (const unsigned char *)cp + (size_t)n * g->record_size <= lo + cap * g->record_size,
+			CHECK((const unsigned char *)cp >= lo && (const unsigned char *)cp + (size_t)n * g->record_size <=
+									 lo + cap * g->record_size,
 			      "readable span outside the ring");
 		}
 		n = rmpsc_ring_reserve(&view, 1000, &w);

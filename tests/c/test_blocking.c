@@ -13,7 +13,7 @@
 
 #define SEC 1000000000ll
 
-#define HANDOFFS 1000000ull
+#define HANDOFFS  1000000ull
 #define PINGPONGS 100000
 
 static rmpsc_channel *make_channel(uint32_t rs, uint32_t cap, uint32_t maxp)
@@ -51,7 +51,9 @@ static void *handoff_producer(void *arg)
 
 static void test_million_handoffs(void)
 {
-	enum { PRODUCERS = 2 };
+	enum {
+		PRODUCERS = 2
+	};
 	rmpsc_channel *ch = make_channel(16, 64, PRODUCERS);
 	struct handoff h[PRODUCERS];
 	pthread_t t[PRODUCERS];

@@ -13,8 +13,8 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 
-#include "harness.h"
 #include "children.h"
+#include "harness.h"
 
 #define RS 32
 #define MS 1000000ll
@@ -134,8 +134,12 @@ static const struct rmpsc_ring_stats *ring_of(const struct rmpsc_ring_stats *r, 
 
 static void test_create_anonymous(void)
 {
-	struct rmpsc_config c = { .record_size = 24, .capacity = 16, .max_producers = 3, .slab_size = 100,
-				  .slab_count = 5, .start_position = 123 };
+	struct rmpsc_config c = { .record_size = 24,
+				  .capacity = 16,
+				  .max_producers = 3,
+				  .slab_size = 100,
+				  .slab_count = 5,
+				  .start_position = 123 };
 	rmpsc_channel *ch = NULL;
 	CHECK_OK(rmpsc_channel_create(&ch, NULL, &c, 0));
 	struct rmpsc_config got;
@@ -159,8 +163,8 @@ static void test_create_anonymous(void)
 	struct rmpsc_ring_stats rings[4];
 	CHECK_RC(rmpsc_stats(ch, &s, rings, 4), 0);
 	CHECK(s.max_producers == 3 && s.active_producers == 0 && s.consumer_pid == 0 && s.closed == 0 &&
-		      s.pending == 0 && s.committed == 0 && s.consumed == 0 && s.slab_count == 5 &&
-		      s.slabs_free == 5 && s.fenced_rings == 0 && s.reclaimed_slots == 0,
+		      s.pending == 0 && s.committed == 0 && s.consumed == 0 && s.slab_count == 5 && s.slabs_free == 5 &&
+		      s.fenced_rings == 0 && s.reclaimed_slots == 0,
 	      "fresh stats wrong");
 	/* Start position 123 is honoured: a record sent and received counts once. */
 	rmpsc_producer *p = reg(ch);
@@ -170,8 +174,7 @@ static void test_create_anonymous(void)
 	CHECK(out[0] == 1 && out[1] == 2 && out[2] == 3 && out[3] == 0 && out[23] == 0, "short send not zero-filled");
 	CHECK_RC(rmpsc_stats(ch, &s, rings, 4), 1);
 	CHECK(s.committed == 1 && s.consumed == 1 && rings[0].committed == 1 && rings[0].consumed == 1,
-	      "counts with start_position: %llu %llu", (unsigned long long)s.committed,
-	      (unsigned long long)s.consumed);
+	      "counts with start_position: %llu %llu", (unsigned long long)s.committed, (unsigned long long)s.consumed);
 	rmpsc_producer_close(p);
 	rmpsc_channel_release(ch);
 }
@@ -378,9 +381,11 @@ static void test_consumer_claim(void)
 		unsigned char r[RS];
 		const void *ptr;
 		CHECK_RC(rmpsc_recv(ch, r, 1, 0), RMPSC_ECONSUMER);
-		CHECK(strstr(rmpsc_last_error(), mypid), "message \"%s\" does not name pid %s", rmpsc_last_error(), mypid);
+		CHECK(strstr(rmpsc_last_error(), mypid), "message \"%s\" does not name pid %s", rmpsc_last_error(),
+		      mypid);
 		CHECK_RC(rmpsc_consumer_claim(ch), RMPSC_ECONSUMER);
-		CHECK(strstr(rmpsc_last_error(), mypid), "message \"%s\" does not name pid %s", rmpsc_last_error(), mypid);
+		CHECK(strstr(rmpsc_last_error(), mypid), "message \"%s\" does not name pid %s", rmpsc_last_error(),
+		      mypid);
 		CHECK_RC(rmpsc_read(ch, 1, 0, &ptr, NULL), RMPSC_ECONSUMER);
 		CHECK_RC(rmpsc_wait_readable(ch, 0), RMPSC_ECONSUMER);
 		CHECK_RC(rmpsc_recv(ch, r, 1, 50 * MS), RMPSC_ECONSUMER);
@@ -389,7 +394,8 @@ static void test_consumer_claim(void)
 	}
 	CHECK_RC(reap(c), 0);
 	rmpsc_stats(ch, &s, NULL, 0);
-	CHECK(s.consumer_pid == (uint32_t)getpid(), "child's release dropped the parent's claim (pid %u)", s.consumer_pid);
+	CHECK(s.consumer_pid == (uint32_t)getpid(), "child's release dropped the parent's claim (pid %u)",
+	      s.consumer_pid);
 	CHECK(rmpsc_pending(ch) == 1, "record lost");
 
 	/* After the parent releases, a child can claim; while it lives the parent is refused. */
@@ -495,10 +501,10 @@ static void test_consumer_shared_handles(void)
 /* --- send / recv / read / advance / consume -------------------------------- */
 
 struct spans {
-	uint32_t slot_id[4];    /* producer id expected on each slot */
-	uint64_t next[4];       /* next expected seq per producer id */
+	uint32_t slot_id[4]; /* producer id expected on each slot */
+	uint64_t next[4];    /* next expected seq per producer id */
 	int calls;
-	int stop_after;         /* stop after this many calls (0 = never) */
+	int stop_after; /* stop after this many calls (0 = never) */
 	size_t total;
 };
 
@@ -565,7 +571,8 @@ static void test_send_recv_read_consume(void)
 	sp.stop_after = 1;
 	size_t before = sp.total;
 	int n = rmpsc_consume(ch, 100, 0, span_cb, &sp);
-	CHECK(n >= 1 && sp.calls == 1 && (size_t)n == sp.total - before, "consume with stop: %d in %d calls", n, sp.calls);
+	CHECK(n >= 1 && sp.calls == 1 && (size_t)n == sp.total - before, "consume with stop: %d in %d calls", n,
+	      sp.calls);
 	CHECK(rmpsc_pending(ch) == 8 - (uint64_t)n, "pending after stop %llu", (unsigned long long)rmpsc_pending(ch));
 
 	/* consume bounded by max. */
@@ -579,8 +586,8 @@ static void test_send_recv_read_consume(void)
 	while ((n = rmpsc_recv(ch, buf, 16, 0)) > 0) {
 		for (int i = 0; i < n; i++) {
 			CHECK(rec_check(buf + i * RS, RS, &id, &seq) == 0 && id < 2, "corrupt");
-			CHECK(seq == sp.next[id], "recv order: producer %u seq %llu want %llu", id, (unsigned long long)seq,
-			      (unsigned long long)sp.next[id]);
+			CHECK(seq == sp.next[id], "recv order: producer %u seq %llu want %llu", id,
+			      (unsigned long long)seq, (unsigned long long)sp.next[id]);
 			sp.next[id]++;
 			sp.total++;
 		}
@@ -652,7 +659,7 @@ static void test_reservations(void)
 	for (int i = 0; i < 5; i++)
 		rec_fill((unsigned char *)b + i * RS, RS, 4, 8 + (uint64_t)i);
 	CHECK_RC(rmpsc_producer_commit(p, 6), RMPSC_EINVAL); /* more than reserved; stays open */
-	CHECK_OK(rmpsc_producer_commit(p, 2));                /* k < reserved */
+	CHECK_OK(rmpsc_producer_commit(p, 2));               /* k < reserved */
 	CHECK(rmpsc_pending(ch) == 5, "pending %llu", (unsigned long long)rmpsc_pending(ch));
 
 	/* The next reservation starts right after the 2 committed. An abort publishes nothing. */

@@ -12,15 +12,15 @@
  */
 #include <pthread.h>
 
-#include "handle.h"
-#include "wait.h"
 #include "children.h"
+#include "handle.h"
 #include "harness.h"
+#include "wait.h"
 
-#define SEC 1000000000ll
-#define PINGPONGS 20000
-#define HANDOFFS 50000
-#define CLOSE_ROUNDS 150
+#define SEC             1000000000ll
+#define PINGPONGS       20000
+#define HANDOFFS        50000
+#define CLOSE_ROUNDS    150
 #define CLOSE_PRODUCERS 2
 
 static const char *mode_name(unsigned flags)
@@ -57,8 +57,7 @@ static void test_mode_is_fixed_at_create(void)
 		rmpsc_channel *a, *f;
 		int ok = rmpsc_channel_attach_fd(&a, rmpsc_channel_fd(asym), 0) == 0 &&
 			 rmpsc_channel_attach_fd(&f, rmpsc_channel_fd(full), 0) == 0 &&
-			 a->asymmetric == asym->asymmetric && !f->asymmetric &&
-			 rmpsc__fence_registered == can_register;
+			 a->asymmetric == asym->asymmetric && !f->asymmetric && rmpsc__fence_registered == can_register;
 		_exit(ok ? 0 : 1);
 	}
 	CHECK(reap(pid) == 0, "child sees the modes and is registered after fork");
@@ -201,7 +200,8 @@ static void test_close_race(unsigned flags)
 			for (int i = 0; i < n; i++) {
 				uint32_t id;
 				uint64_t seq;
-				CHECK(rec_check(buf + 16 * i, 16, &id, &seq) == 0 && id < CLOSE_PRODUCERS, "corrupt record");
+				CHECK(rec_check(buf + 16 * i, 16, &id, &seq) == 0 && id < CLOSE_PRODUCERS,
+				      "corrupt record");
 				CHECK(seq == received[id], "producer %u: got %llu, expected %llu", id,
 				      (unsigned long long)seq, (unsigned long long)received[id]);
 				received[id]++;
@@ -226,8 +226,8 @@ static void test_close_race(unsigned flags)
 		CHECK_RC(rmpsc_recv(ch, buf, 1, 0), RMPSC_ECLOSED);
 		rmpsc_channel_release(ch);
 	}
-	printf("%s fences: %d close races, %llu records, every commit delivered before ECLOSED ok\n",
-	       mode_name(flags), CLOSE_ROUNDS, (unsigned long long)total);
+	printf("%s fences: %d close races, %llu records, every commit delivered before ECLOSED ok\n", mode_name(flags),
+	       CLOSE_ROUNDS, (unsigned long long)total);
 }
 
 int main(void)

@@ -31,8 +31,9 @@ static inline void cpu_relax_test(void)
 static rmpsc_channel *make(const char *name, uint32_t maxp, uint32_t slabs)
 {
 	rmpsc_channel *ch;
-	struct rmpsc_config c = { .record_size = 16, .capacity = 64, .max_producers = maxp, .slab_size = slabs ? 64 : 0,
-				  .slab_count = slabs };
+	struct rmpsc_config c = {
+		.record_size = 16, .capacity = 64, .max_producers = maxp, .slab_size = slabs ? 64 : 0, .slab_count = slabs
+	};
 	CHECK_OK(rmpsc_channel_create(&ch, name, &c, 0));
 	return ch;
 }
@@ -124,7 +125,7 @@ static int exec_child(const char *name)
 	rmpsc_channel *ch;
 	if (rmpsc_channel_open(&ch, name, 0))
 		return 10;
-	uint64_t rec[2]; /* record_size 16 */
+	uint64_t rec[2];                                     /* record_size 16 */
 	if (rmpsc_recv(ch, rec, 1, SEC) != 1 || rec[0] != 6) /* would be ECONSUMER if the old claim stood */
 		return 11;
 	rmpsc_producer *p; /* the old image's slot, drained now, is ours to take */
@@ -494,7 +495,7 @@ static void test_underscore_fork(void)
 struct role_race {
 	rmpsc_channel *h;
 	volatile int *stop;
-	int *held;   /* shared with the other process */
+	int *held; /* shared with the other process */
 };
 
 static void *role_thread(void *arg)

@@ -15,12 +15,12 @@
 #include <sched.h>
 #include <sys/mount.h>
 
-#include "harness.h"
 #include "children.h"
+#include "harness.h"
 
-#define RS 32
-#define SEC 1000000000ll
-#define MS 1000000ll
+#define RS             32
+#define SEC            1000000000ll
+#define MS             1000000ll
 #define ALIVE_WINDOW_S 10
 
 static rmpsc_channel *ch;
@@ -124,8 +124,8 @@ static void check_rec_in_order(const unsigned char *r, uint64_t *next, uint32_t 
 	uint64_t seq;
 	CHECK(rec_check(r, RS, &id, &seq) == 0, "corrupt record");
 	CHECK(id < nprod, "producer id %u", id);
-	CHECK(seq == next[id], "producer %u: seq %llu, expected %llu (lost or duplicated)", id,
-	      (unsigned long long)seq, (unsigned long long)next[id]);
+	CHECK(seq == next[id], "producer %u: seq %llu, expected %llu (lost or duplicated)", id, (unsigned long long)seq,
+	      (unsigned long long)next[id]);
 	next[id]++;
 }
 
@@ -252,8 +252,10 @@ static void test_consumer_role(int own_proc)
 	for (int64_t end = now_ns() + 2 * SEC; now_ns() < end; busy++) {
 		pipe_put(contender.l.wr, 't');
 		char got = pipe_get(contender.l.rd);
-		CHECK(got == 'b', "a process in a child PID namespace (own /proc: %d) took the consumer role from a "
-				  "live holder (answer %c)", own_proc, got);
+		CHECK(got == 'b',
+		      "a process in a child PID namespace (own /proc: %d) took the consumer role from a "
+		      "live holder (answer %c)",
+		      own_proc, got);
 		usleep(5000);
 	}
 	kill(host_holder, SIGKILL);
@@ -263,7 +265,8 @@ static void test_consumer_role(int own_proc)
 	kill_ns_child(&contender);
 	link_close(&hl);
 	printf("consumer role across PID namespaces (own /proc: %d): %d + %d refused claims while alive, taken "
-	       "after death\n", own_proc, tries, busy);
+	       "after death\n",
+	       own_proc, tries, busy);
 	rmpsc_channel_release(ch);
 }
 

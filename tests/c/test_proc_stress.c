@@ -17,8 +17,8 @@
 #define CHILD_ALARM_S 100
 #include "children.h"
 
-#define MS 1000000ll
-#define MAXP 8
+#define MS           1000000ll
+#define MAXP         8
 #define SEND_TIMEOUT (10000 * MS) /* a child blocked this long means the consumer is stuck */
 
 /* --- process hygiene -------------------------------------------------------------- */
@@ -48,11 +48,11 @@ struct run {
 	int named;
 	uint32_t record_size;
 	uint32_t capacity;
-	uint32_t producers;       /* first-phase producer processes (== max_producers) */
+	uint32_t producers; /* first-phase producer processes (== max_producers) */
 	uint32_t slab_size, slab_count;
 	uint64_t start_position;
-	uint64_t records;         /* per producer */
-	uint32_t kills;           /* producers SIGKILLed at random moments */
+	uint64_t records; /* per producer */
+	uint32_t kills;   /* producers SIGKILLed at random moments */
 	uint64_t seed;
 };
 
@@ -143,10 +143,10 @@ static void producer_main(rmpsc_channel *inherited, const struct run *r, uint32_
 struct verify {
 	rmpsc_channel *ch;
 	const struct run *r;
-	uint64_t next[2 * MAXP + 1];   /* next expected seq per producer id */
+	uint64_t next[2 * MAXP + 1]; /* next expected seq per producer id */
 	uint64_t total;
 	uint64_t slab_records;
-	uint32_t to_free[256];   /* slabs received in this consume call, freed after it returns */
+	uint32_t to_free[256]; /* slabs received in this consume call, freed after it returns */
 	uint32_t n_to_free;
 };
 
@@ -201,11 +201,11 @@ static int verify_span(void *ctx, const void *records, size_t count, uint32_t sl
 struct child {
 	pid_t pid;
 	int victim;
-	uint64_t kill_at;        /* kill once this many of its records arrived */
-	int64_t kill_deadline;   /* ...or at this time (whichever first) */
+	uint64_t kill_at;      /* kill once this many of its records arrived */
+	int64_t kill_deadline; /* ...or at this time (whichever first) */
 	int killed;
 	int reaped;
-	int status;              /* exit code, or 128 + signal */
+	int status; /* exit code, or 128 + signal */
 };
 
 static void reap_some(struct child *c, uint32_t n, int block)
@@ -226,8 +226,11 @@ static void reap_some(struct child *c, uint32_t n, int block)
 static void run_stress(const struct run *r)
 {
 	int64_t t_start = now_ns();
-	struct rmpsc_config cfg = { .record_size = r->record_size, .capacity = r->capacity, .max_producers = r->producers,
-				    .slab_size = r->slab_size, .slab_count = r->slab_count,
+	struct rmpsc_config cfg = { .record_size = r->record_size,
+				    .capacity = r->capacity,
+				    .max_producers = r->producers,
+				    .slab_size = r->slab_size,
+				    .slab_count = r->slab_count,
 				    .start_position = r->start_position };
 	rmpsc_channel *ch;
 	if (r->named) {
@@ -288,11 +291,11 @@ static void run_stress(const struct run *r)
 	uint32_t died = 0, registered_dead = 0;
 	for (uint32_t i = 0; i < r->producers; i++) {
 		if (c[i].status == 0) {
-			CHECK(v.next[i] == r->records, "[%s] producer %u finished but %llu of %llu records arrived", r->what, i,
-			      (unsigned long long)v.next[i], (unsigned long long)r->records);
+			CHECK(v.next[i] == r->records, "[%s] producer %u finished but %llu of %llu records arrived",
+			      r->what, i, (unsigned long long)v.next[i], (unsigned long long)r->records);
 		} else {
-			CHECK(c[i].killed && c[i].status == 128 + SIGKILL, "[%s] producer %u failed: status %d", r->what, i,
-			      c[i].status);
+			CHECK(c[i].killed && c[i].status == 128 + SIGKILL, "[%s] producer %u failed: status %d",
+			      r->what, i, c[i].status);
 			CHECK(v.next[i] <= r->records, "[%s] producer %u: too many records", r->what, i);
 			died++;
 			registered_dead += v.next[i] > 0;
@@ -398,14 +401,41 @@ int main(int argc, char **argv)
 	uint64_t seed = argc > 1 ? strtoull(argv[1], NULL, 0) : (uint64_t)time(NULL);
 	printf("seed %llu (rerun: %s %llu)\n", (unsigned long long)seed, argv[0], (unsigned long long)seed);
 	struct run runs[] = {
-		{ .what = "memfd cap 2", .named = 0, .record_size = 48, .capacity = 2, .producers = 5, .slab_size = 256,
-		  .slab_count = 32, .records = 30000, .kills = 2 },
-		{ .what = "named cap 4 across u64 wrap", .named = 1, .record_size = 32, .capacity = 4, .producers = 6,
-		  .slab_size = 128, .slab_count = 48, .start_position = UINT64_MAX - 100, .records = 30000, .kills = 3 },
-		{ .what = "memfd cap 64", .named = 0, .record_size = 24, .capacity = 64, .producers = 4, .slab_size = 64,
-		  .slab_count = 40, .records = 200000, .kills = 1 },
-		{ .what = "named cap 2 no slabs", .named = 1, .record_size = 16, .capacity = 2, .producers = 4,
-		  .records = 30000, .kills = 2 },
+		{ .what = "memfd cap 2",
+		  .named = 0,
+		  .record_size = 48,
+		  .capacity = 2,
+		  .producers = 5,
+		  .slab_size = 256,
+		  .slab_count = 32,
+		  .records = 30000,
+		  .kills = 2 },
+		{ .what = "named cap 4 across u64 wrap",
+		  .named = 1,
+		  .record_size = 32,
+		  .capacity = 4,
+		  .producers = 6,
+		  .slab_size = 128,
+		  .slab_count = 48,
+		  .start_position = UINT64_MAX - 100,
+		  .records = 30000,
+		  .kills = 3 },
+		{ .what = "memfd cap 64",
+		  .named = 0,
+		  .record_size = 24,
+		  .capacity = 64,
+		  .producers = 4,
+		  .slab_size = 64,
+		  .slab_count = 40,
+		  .records = 200000,
+		  .kills = 1 },
+		{ .what = "named cap 2 no slabs",
+		  .named = 1,
+		  .record_size = 16,
+		  .capacity = 2,
+		  .producers = 4,
+		  .records = 30000,
+		  .kills = 2 },
 	};
 	for (size_t i = 0; i < sizeof runs / sizeof runs[0]; i++) {
 		runs[i].seed = seed + i * 1000;

@@ -167,7 +167,8 @@ static void spsc_stress(uint32_t capacity, uint64_t total)
 			uint64_t seq;
 			CHECK(rec_check((const unsigned char *)p + i * 32, 32, &prod, &seq) == 0, "torn record at %llu",
 			      (unsigned long long)expect);
-			CHECK(seq == expect, "seq %llu, expected %llu", (unsigned long long)seq, (unsigned long long)expect);
+			CHECK(seq == expect, "seq %llu, expected %llu", (unsigned long long)seq,
+			      (unsigned long long)expect);
 			expect++;
 		}
 		CHECK_OK(rmpsc_ring_advance(&s.r, (size_t)n));

@@ -12,17 +12,16 @@
 #include <sys/prctl.h>
 #include <sys/wait.h>
 
-#include "harness.h"
 #include "children.h"
+#include "harness.h"
 
-#define RS 16
+#define RS        16
 #define SLAB_SIZE 1000
-#define SLABS 8
-#define MS 1000000ll
-#define SEC_NS 1000000000ll
+#define SLABS     8
+#define MS        1000000ll
+#define SEC_NS    1000000000ll
 
 /* --- process hygiene --------------------------------------------------------- */
-
 
 static void cleanup_at_exit(void)
 {
@@ -52,8 +51,9 @@ static void pipe_get(int fd, void *p, size_t n)
 
 static rmpsc_channel *make(uint32_t cap, uint32_t maxp, uint32_t slabs)
 {
-	struct rmpsc_config c = { .record_size = RS, .capacity = cap, .max_producers = maxp, .slab_size = SLAB_SIZE,
-				  .slab_count = slabs };
+	struct rmpsc_config c = {
+		.record_size = RS, .capacity = cap, .max_producers = maxp, .slab_size = SLAB_SIZE, .slab_count = slabs
+	};
 	rmpsc_channel *ch;
 	CHECK_OK(rmpsc_channel_create(&ch, NULL, &c, 0));
 	return ch;
@@ -73,9 +73,10 @@ static void check_slab(rmpsc_channel *ch, uint32_t h, uint32_t tag)
 	const unsigned char *p = rmpsc_slab_ptr(ch, h);
 	CHECK(p, "slab_ptr(%u) NULL", h);
 	for (uint32_t i = 0; i < SLAB_SIZE; i++)
-		CHECK(p[i] == (unsigned char)(tag * 131 + i * 7 + (i >> 8)), "slab %u (tag %u) byte %u corrupted", h, tag, i);
-	CHECK(rmpsc_slab_len(ch, h) == 100 + tag % 800, "slab %u len %lld, want %u", h, (long long)rmpsc_slab_len(ch, h),
-	      100 + tag % 800);
+		CHECK(p[i] == (unsigned char)(tag * 131 + i * 7 + (i >> 8)), "slab %u (tag %u) byte %u corrupted", h,
+		      tag, i);
+	CHECK(rmpsc_slab_len(ch, h) == 100 + tag % 800, "slab %u len %lld, want %u", h,
+	      (long long)rmpsc_slab_len(ch, h), 100 + tag % 800);
 }
 
 /* Receive one slab record; check it is the slab `h` with tag, zero after the handle. */
@@ -118,8 +119,8 @@ static void test_alloc_free_basics(void)
 	for (int i = 0; i < SLABS; i++)
 		for (int j = 0; j < SLABS; j++)
 			if (i != j)
-				CHECK(ptrs[i] + SLAB_SIZE <= ptrs[j] || ptrs[j] + SLAB_SIZE <= ptrs[i], "slabs %u and %u overlap",
-				      h[i], h[j]);
+				CHECK(ptrs[i] + SLAB_SIZE <= ptrs[j] || ptrs[j] + SLAB_SIZE <= ptrs[i],
+				      "slabs %u and %u overlap", h[i], h[j]);
 	for (int i = 0; i < SLABS; i++)
 		fill_slab(ch, h[i], (uint32_t)i);
 	CHECK_OK(rmpsc_slab_set_len(ch, h[0], SLAB_SIZE));
@@ -244,8 +245,10 @@ static void test_blocked_alloc_dead_holder(void)
 	CHECK_RC(reap(c), 128 + SIGKILL);
 	pthread_join(t, NULL);
 	int64_t el = now_ns() - t0;
-	CHECK(w.rc == RMPSC_OK, "alloc blocked while the holder died returned %d (%s) after %lld ms: the dead holder's "
-	      "slabs were never reclaimed", w.rc, rmpsc_strerror(w.rc), (long long)(el / MS));
+	CHECK(w.rc == RMPSC_OK,
+	      "alloc blocked while the holder died returned %d (%s) after %lld ms: the dead holder's "
+	      "slabs were never reclaimed",
+	      w.rc, rmpsc_strerror(w.rc), (long long)(el / MS));
 	CHECK(el < 2000 * MS, "the dead holder's slab came back only after %lld ms", (long long)(el / MS));
 	CHECK(w.handle == h[0] || w.handle == h[1], "got handle %u", w.handle);
 	CHECK_OK(rmpsc_slab_free(ch, w.handle));
@@ -275,7 +278,8 @@ static void test_send_slab(void)
 	CHECK_RC(rmpsc_slab_free(ch, h), RMPSC_EINVAL); /* sent, not yet received */
 	check_msg("free of a slab in flight");
 	CHECK_RC(rmpsc_slab_accept(ch, h), RMPSC_EINVAL);
-	CHECK(rmpsc_slab_free_count(ch) == SLABS - 1 && rmpsc_pending(ch) == 1, "refused free/accept changed something");
+	CHECK(rmpsc_slab_free_count(ch) == SLABS - 1 && rmpsc_pending(ch) == 1,
+	      "refused free/accept changed something");
 	uint32_t got = recv_slab(ch);
 	CHECK(got == h, "record handle %u, want %u", got, h);
 	check_slab(ch, got, 77);
@@ -504,8 +508,7 @@ static void test_bytes(void)
 		CHECK_OK(rmpsc_producer_send_bytes(p, msg, 10, 0));
 	int64_t t0 = now_ns();
 	CHECK_RC(rmpsc_producer_send_bytes(p, msg, 10, 50 * MS), RMPSC_ETIMEDOUT); /* pool empty */
-	CHECK(now_ns() - t0 >= 50 * MS && now_ns() - t0 < 2000 * MS, "waited %lld ms",
-	      (long long)((now_ns() - t0) / MS));
+	CHECK(now_ns() - t0 >= 50 * MS && now_ns() - t0 < 2000 * MS, "waited %lld ms", (long long)((now_ns() - t0) / MS));
 	CHECK_RC(rmpsc_recv_bytes(ch, out, sizeof out, 0), 10); /* one slab free, 3 records left */
 	unsigned char fill[RS] = { 0 };
 	CHECK_OK(rmpsc_producer_send(p, fill, RS, 0)); /* the ring (capacity 4) is full */
@@ -568,8 +571,8 @@ static int free_in_callback(void *ctx, const void *records, size_t count, uint32
 	for (size_t i = 0; i < count; i++) {
 		uint32_t h = rmpsc_record_handle((const unsigned char *)records + i * RS);
 		int rc = rmpsc_slab_free(ch, h);
-		CHECK(rc == RMPSC_OK, "slab_free(%u) inside the rmpsc_consume callback that received it: %d (%s)", h, rc,
-		      rmpsc_last_error());
+		CHECK(rc == RMPSC_OK, "slab_free(%u) inside the rmpsc_consume callback that received it: %d (%s)", h,
+		      rc, rmpsc_last_error());
 	}
 	return 0;
 }
@@ -643,7 +646,7 @@ static void test_send_slab_not_held(void)
 
 /* --- concurrency ----------------------------------------------------------------- */
 
-#define THREADS 4
+#define THREADS    4
 #define CONC_SLABS 6
 
 struct worker {
@@ -681,8 +684,9 @@ static void *conc_worker(void *arg)
 			uint32_t h = held[k];
 			const uint32_t *p = rmpsc_slab_ptr(w->ch, h);
 			for (uint32_t i = 0; i < SLAB_SIZE / 4; i++)
-				CHECK(p[i] == (tags[k] ^ i), "thread %u: slab %u word %u overwritten (0x%x, want 0x%x): two owners",
-				      w->id, h, i, p[i], tags[k] ^ i);
+				CHECK(p[i] == (tags[k] ^ i),
+				      "thread %u: slab %u word %u overwritten (0x%x, want 0x%x): two owners", w->id, h,
+				      i, p[i], tags[k] ^ i);
 			CHECK_OK(rmpsc_slab_free(w->ch, h));
 			held[k] = held[nheld - 1];
 			tags[k] = tags[nheld - 1];
@@ -712,7 +716,8 @@ static void test_concurrent(int iters)
 	}
 	CHECK(total >= (uint64_t)THREADS * (uint64_t)iters / 3, "only %llu allocations", (unsigned long long)total);
 	CHECK(rmpsc_slab_free_count(ch) == CONC_SLABS, "free count %u after the threads", rmpsc_slab_free_count(ch));
-	printf("concurrent: %d threads, %llu allocations over %d slabs\n", THREADS, (unsigned long long)total, CONC_SLABS);
+	printf("concurrent: %d threads, %llu allocations over %d slabs\n", THREADS, (unsigned long long)total,
+	       CONC_SLABS);
 	rmpsc_channel_release(ch);
 }
 
@@ -742,7 +747,7 @@ static void test_dead_producer(void)
 		void *w;
 		CHECK_RC(rmpsc_producer_reserve(p, 2, 0, &w), 2);
 		memset(w, 0xEE, 2 * RS); /* a half-written record that must never appear */
-		memcpy(w, &h[2], 4);      /* (would even name a held slab) */
+		memcpy(w, &h[2], 4);     /* (would even name a held slab) */
 		pipe_put(l.wr, h, sizeof h);
 		for (;;)
 			pause();
@@ -757,8 +762,9 @@ static void test_dead_producer(void)
 	CHECK(rmpsc_slab_free_count(ch) == SLABS - 4, "slabs returned before reclaim? %u", rmpsc_slab_free_count(ch));
 
 	CHECK_RC(rmpsc_reclaim_dead(ch), 1);
-	CHECK(rmpsc_slab_free_count(ch) == SLABS - 2, "after reclaim: %u free, want %u (held ones back, sent ones in transit)",
-	      rmpsc_slab_free_count(ch), SLABS - 2);
+	CHECK(rmpsc_slab_free_count(ch) == SLABS - 2,
+	      "after reclaim: %u free, want %u (held ones back, sent ones in transit)", rmpsc_slab_free_count(ch),
+	      SLABS - 2);
 	CHECK_RC(rmpsc_reclaim_dead(ch), 0); /* once */
 	struct rmpsc_stats s;
 	struct rmpsc_ring_stats rs[1];

@@ -23,9 +23,9 @@ struct cfg {
 struct shared {
 	struct cfg cfg;
 	rmpsc_channel *ch;
-	uint32_t next_stream;        /* atomic: stream ids handed out */
+	uint32_t next_stream;             /* atomic: stream ids handed out */
 	uint64_t stream_len[MAX_STREAMS]; /* records each stream sent (set before its producer closes) */
-	uint32_t producers_done;     /* atomic */
+	uint32_t producers_done;          /* atomic */
 };
 
 static uint32_t new_stream(struct shared *sh)
@@ -145,8 +145,10 @@ static void run(struct cfg cfg)
 	struct verifier *v = calloc(1, sizeof *v);
 	sh->cfg = cfg;
 	v->rs = cfg.record_size;
-	struct rmpsc_config c = { .record_size = cfg.record_size, .capacity = cfg.capacity,
-				  .max_producers = cfg.max_producers, .start_position = cfg.start };
+	struct rmpsc_config c = { .record_size = cfg.record_size,
+				  .capacity = cfg.capacity,
+				  .max_producers = cfg.max_producers,
+				  .start_position = cfg.start };
 	CHECK_OK(rmpsc_channel_create(&sh->ch, NULL, &c, 0));
 	pthread_t t[64];
 	for (uint32_t i = 0; i < cfg.producers; i++)
@@ -158,9 +160,7 @@ static void run(struct cfg cfg)
 	for (;;) {
 		int n;
 		switch (rng_next(&rng) % 3) {
-		case 0:
-			n = rmpsc_consume(sh->ch, 1 + rng_next(&rng) % 200, 1000000, verify_cb, v);
-			break;
+		case 0: n = rmpsc_consume(sh->ch, 1 + rng_next(&rng) % 200, 1000000, verify_cb, v); break;
 		case 1:
 			n = rmpsc_recv(sh->ch, buf, 1 + rng_next(&rng) % 64, 1000000);
 			if (n > 0)

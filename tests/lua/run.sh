@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The Lua suite: luacheck (lua/, tests/lua; .luacheckrc), busted specs under LuaJIT
+# The Lua suite (luacheck runs in the lint suite, tests/lint.sh): busted specs under LuaJIT
 # (tests/lua/*_spec.lua) and the real nginx test (tests/lua/nginx_test.sh), each
 # under a time limit.
 # Appends "lua <passed> <failed> <skipped>" to build/results.txt (or $RESULTS_FILE);
@@ -52,16 +52,6 @@ count_tap() { # file: adds its TAP results to pass/fail/skip; sets tap_failed
 	skip=$((skip + s))
 	fail=$((fail + tap_failed))
 }
-
-# --- luacheck: one finding fails the suite -----------------------------------------
-echo "--- luacheck (lua/, tests/lua)"
-if timeout 60 luacheck --no-color --formatter plain lua tests/lua > "$log_dir/luacheck.log" 2>&1; then
-	pass=$((pass + 1))
-else
-	echo "FAIL [lua] luacheck: $(grep -c . "$log_dir/luacheck.log") finding(s)"
-	head -n 40 "$log_dir/luacheck.log"
-	fail=$((fail + 1))
-fi
 
 # --- busted specs ----------------------------------------------------------------
 echo "--- busted (tests/lua/*_spec.lua)"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The Python suite: make the venv build/venv (scripts/ensure-deps.sh python),
 # install the package from this checkout into it (python/build.sh: pip, the real
-# `pip install` path), check the stubs (mypy.stubtest) and lint (ruff), run pytest
+# `pip install` path), check the stubs (mypy.stubtest), run pytest
 # under a whole-suite time limit, and append "python <passed> <failed> <skipped>"
 # to build/results.txt. Exits non-zero on any failure, crash or timeout. Nothing
 # comes from, or goes to, the system interpreter's site-packages.
@@ -51,8 +51,7 @@ static() { # name command...
 # stubtest imports the installed package; run it from build/ so that the source
 # tree's python/ringmpsc (no extension there) cannot shadow it.
 static stubtest bash -c 'cd build && venv/bin/python -m mypy.stubtest ringmpsc'
-# ruff: the package, its examples, the tests and setup.py (config in pyproject.toml).
-static ruff "$VPY" -m ruff check --no-cache python tests/python setup.py
+# ruff runs in the lint suite (tests/lint.sh), with every other style check.
 
 export RINGMPSC_TEST_WATCHDOG_LOG="$PWD/$WATCHDOG_LOG"
 export PYTHONFAULTHANDLER=1
