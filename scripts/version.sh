@@ -41,9 +41,9 @@ put csrc/include/ringmpsc_version.h <<HDR
 #ifndef RINGMPSC_VERSION_H
 #define RINGMPSC_VERSION_H
 
-#define RMPSC_VERSION_MAJOR $major
-#define RMPSC_VERSION_MINOR $minor
-#define RMPSC_VERSION_PATCH $patch
+#define RMPSC_VERSION_MAJOR  $major
+#define RMPSC_VERSION_MINOR  $minor
+#define RMPSC_VERSION_PATCH  $patch
 #define RMPSC_VERSION_STRING "$version"
 
 #endif /* RINGMPSC_VERSION_H */
