@@ -29,7 +29,8 @@
  * store on a hot path invalidates a line the other side is reading for another
  * reason. The published lines (tail, head) are each written by one side and read
  * by the other; the private lines are read and written by one side only (they are
- * in the region, not the handle, so a successor after a crash finds them); the
+ * in the region, not the handle, so a successor after a crash finds them), except
+ * `reserving`, which the consumer also reads while draining a closed channel; the
  * control line changes rarely.
  */
 struct ring_ctrl {
