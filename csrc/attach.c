@@ -127,7 +127,7 @@ uint32_t rmpsc__forked(void)
 	/* A child whose fork ran no atfork handlers (glibc's _Fork, a raw clone):
 	 * the first thread here resets, the others wait for it. */
 	uint32_t idle = 0;
-	if (__atomic_compare_exchange_n(&fork_words->resetting, &idle, 1, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+	if (cas_acq_rel(&fork_words->resetting, &idle, 1)) {
 		child_reset();
 		store_release(&fork_words->resetting, 0);
 	}

@@ -5,7 +5,8 @@
  * allocates slabs, reclaims) first *attaches*: it locks one entry of the region's
  * attachment table with an open-file-description lock (fcntl F_OFD_SETLK) on that
  * entry's byte of the region file, taken through an open file description of its
- * own (the region re-opened through /proc/self/fd, O_CLOEXEC), and then bumps the
+ * own (the region re-opened through /proc/thread-self/fd, else /proc/self/fd, else
+ * by name; O_CLOEXEC), and then bumps the
  * entry's generation. Owner words of producer slots, the consumer role and slabs
  * name (entry index, generation). The kernel drops the lock when the last file
  * descriptor of that description closes: when the process dies (zombies included),

@@ -2,8 +2,10 @@
  * Producer slots of the MPSC channel, and closing it.
  *
  * Slot life cycle (ring_ctrl.owner: state + owner identity, changed by CAS only):
- *   FREE -> REGISTERING(me) -> ACTIVE(me) -> DETACHED -> FREE
- *                                  `-(owner gone)-> RECLAIMING(x) -> DETACHED
+ *   FREE, or DETACHED and drained -> REGISTERING(me) -> ACTIVE(me) -> DETACHED
+ *   REGISTERING(x) or ACTIVE(x), x gone -> RECLAIMING(me) -> DETACHED
+ *   DETACHED, drained -> FREE (the consumer's sweep)
+ *   any state -> FENCED (the consumer saw impossible positions; never read again)
  * Positions are never reset: a slot is reused only once drained (head == tail), and
  * the next producer continues from there, so a consumer racing a re-registration
  * can never see a position go backwards. Each step is one CAS or store; if the

@@ -222,8 +222,9 @@ RMPSC_API int rmpsc_channel_is_closed(const rmpsc_channel *ch);
  * free, slots of dead owners and drained deregistered slots are reclaimed first.
  * The first call that needs an identity (register, consumer calls, slab_alloc,
  * reclaim) attaches this process to the channel: it locks an entry of the
- * region's attachment table through its own open file description (re-opened via
- * /proc/self/fd, or by name), which the kernel unlocks when the process dies or
+ * region's attachment table through its own open file description (opened when
+ * the process made its first handle on the region, via /proc or by name), which
+ * the kernel unlocks when the process dies or
  * execs; that lock is what "alive" means everywhere in this API.
  * Errors: ENOSLOT (no free slot, or all attachment entries held), ECLOSED, ESYS.
  */
