@@ -15,17 +15,18 @@ CORE_SRC   := $(wildcard csrc/*.c)
 CORE_HDR   := $(wildcard csrc/*.h csrc/include/*.h)
 CORE_OBJ   := $(CORE_SRC:csrc/%.c=$(BUILD)/obj/%.o)
 
-.PHONY: all lib help deps test test-c test-c-plain test-c-tsan test-c-asan test-version bench bench-programs bench-c \
-	bench-python bench-lua install uninstall version lint format clean demo example-c
+.PHONY: all lib help deps test test-c test-c-plain test-c-tsan test-c-asan test-version test-model bench \
+	bench-programs bench-c bench-python bench-lua install uninstall version lint format clean demo example-c
 all: lib
 
 help:
 	@echo "make lib          build/libringmpsc.so and build/libringmpsc.a (default)"
-	@echo "make deps         install what test and demo need, once (scripts/ensure-deps.sh c python lua;"
+	@echo "make deps         install what test and demo need, once (scripts/ensure-deps.sh c python lua model;"
 	@echo "                  Python tools go into the venv build/venv, never the system interpreter)"
-	@echo "make test         every suite: C (plain, TSan, ASan+UBSan), Python, LuaJIT + nginx; installs what it needs;"
+	@echo "make test         every suite: C (plain, TSan, ASan+UBSan), spin models, Python, LuaJIT + nginx; installs what it needs;"
 	@echo "                  ends with 'N passed, N failed, N skipped'"
 	@echo "make test-c       the C suite only (plain, TSan, ASan+UBSan)"
+	@echo "make test-model   spin model checks of the liveness protocol (tests/model: slots, consumer role)"
 	@echo "make test-version VERSION agrees with the header, ringmpsc.pc, Python and Lua"
 	@echo "make lint         clang-format --dry-run (C), luacheck (Lua), ruff (Python): the lint suite of make test"
 	@echo "make format       apply clang-format and ruff's fixes"
@@ -101,6 +102,10 @@ test-c-asan: $(TEST_NAMES:%=$(BUILD)/test-asan/%)
 test-version:
 	tests/version_test.sh
 
+test-model:
+	scripts/ensure-deps.sh model
+	tests/model/run.sh
+
 test-c: lib
 	@rm -f $(BUILD)/results.txt
 	$(MAKE) --no-print-directory -k test-c-plain test-c-tsan test-c-asan
@@ -109,7 +114,7 @@ test: deps lib
 	tests/run_all.sh
 
 deps:
-	scripts/ensure-deps.sh c python lua
+	scripts/ensure-deps.sh c python lua model
 
 # --- benchmarks -------------------------------------------------------------
 # The benchmark programs are ordinary targets: make decides what is out of date,

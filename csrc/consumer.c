@@ -65,6 +65,9 @@ int rmpsc_consumer_claim(rmpsc_channel *ch)
 			return rmpsc__set_error(RMPSC_ECONSUMER, "the consumer role is held by live process %u",
 						load_relaxed(&ch->hdr->consumer_pid));
 		}
+		/* cur == me with no other holder here: a word our last releaser has not
+		 * cleared yet cannot be seen, since it clears it under the lock our count
+		 * was taken under (rmpsc__consumer_let_go); so the word is ours to keep. */
 		if (cur == me || cas_acq_rel(&ch->hdr->consumer_owner, &cur, me)) {
 			fresh = 1;
 			break;

@@ -148,8 +148,11 @@ static int claim_slot(rmpsc_channel *ch, uint64_t me)
 		uint32_t hw = load_relaxed(&ch->hdr->slot_hw);
 		while (hw < s + 1 && !cas_acq_rel(&ch->hdr->slot_hw, &hw, s + 1))
 			; /* the consumer sweeps slots below slot_hw */
-		/* Release: the slot's reset fields are visible before it is ACTIVE. */
-		store_release(&c->owner, owner_word(RMPSC_SLOT_ACTIVE, me));
+		/* Release: the slot's reset fields are visible before it is ACTIVE. A CAS:
+		 * the consumer may have fenced the ring meanwhile (impossible positions). */
+		uint64_t registering = owner_word(RMPSC_SLOT_REGISTERING, me);
+		if (!cas_acq_rel(&c->owner, &registering, owner_word(RMPSC_SLOT_ACTIVE, me)))
+			continue;
 		return (int)s;
 	}
 	return -1;

@@ -25,6 +25,7 @@ run_suite c-plain $MAKE --no-print-directory test-c-plain
 run_suite c-tsan $MAKE --no-print-directory test-c-tsan
 run_suite c-asan $MAKE --no-print-directory test-c-asan
 run_suite version tests/version_test.sh
+run_suite model tests/model/run.sh
 run_suite lint tests/lint.sh
 [ -x tests/python/run.sh ] && run_suite python tests/python/run.sh
 [ -x tests/lua/run.sh ] && run_suite lua tests/lua/run.sh
