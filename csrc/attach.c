@@ -60,6 +60,15 @@ static int reopen_fd(int fd)
 	return nfd;
 }
 
+static int same_file(int fd, struct region_key key);
+
+/* Is a->lock_fd still a description of its region (nobody closed the number and
+ * opened something else under it)? */
+static int lock_fd_valid(const struct attachment *a)
+{
+	return same_file(a->lock_fd, a->key);
+}
+
 /* Descriptors 0..2 get replaced by whoever redirects stdio (a daemon pointing
  * stdout at a log file with dup2): ours live above them. -1 with errno on failure. */
 int rmpsc__fd_above_stdio(int fd)
@@ -93,10 +102,14 @@ static void child_reset(void)
 {
 	pthread_mutex_init(&attach_lock, NULL); /* the parent's state of it means nothing here */
 	for (struct attachment *a = attachments; a; a = a->next) {
-		if (a->lock_fd >= 0) {
+		/* After _Fork the child may have run code of its own first, closing or
+		 * reusing that descriptor number: only our own file is ours to close. */
+		if (a->lock_fd >= 0 && lock_fd_valid(a)) {
 			int own = rmpsc__fd_above_stdio(reopen_fd(a->lock_fd));
 			close(a->lock_fd);
 			a->lock_fd = own; /* -1: attaching retries, and says why it cannot */
+		} else {
+			a->lock_fd = -1;
 		}
 		a->id = 0;
 		a->consumer_holders = 0;
@@ -264,7 +277,7 @@ void rmpsc__attach_close(struct region_file *f)
 		/* Hint first, then the lock: until the close, (index, gen) is still ours. */
 		if (a->id)
 			store_relaxed(&entry_of(f, owner_index(a->id))->pid, 0);
-		if (a->lock_fd >= 0)
+		if (a->lock_fd >= 0 && lock_fd_valid(a))
 			close(a->lock_fd);
 		free(a);
 	}
@@ -287,6 +300,8 @@ int rmpsc__attach(struct region_file *f, uint64_t *id)
 	int rc = RMPSC_OK;
 	pthread_mutex_lock(&attach_lock);
 	if (!a->id) { /* else another thread attached meanwhile */
+		if (a->lock_fd >= 0 && !lock_fd_valid(a))
+			a->lock_fd = -1; /* its number now names something else: not ours to close */
 		if (a->lock_fd < 0 && (a->lock_fd = open_private(f)) < 0) {
 			int err = errno;
 			struct stat st;

@@ -77,6 +77,8 @@ int rmpsc_consumer_claim(rmpsc_channel *ch)
 	ch->consumer_gen = fork_generation();
 	ch->self = me;
 	ch->read_count = 0;
+	ch->read_handle = RMPSC_INVALID_HANDLE;
+	rmpsc__slab_forget_deferred(ch); /* frees deferred under an earlier claim are not ours */
 	if (fresh) {
 		store_relaxed(&ch->hdr->consumer_pid, (uint32_t)getpid());
 		/* A consumer killed in FUTEX_WAIT left its flag behind. */
@@ -92,7 +94,24 @@ void rmpsc_consumer_release(rmpsc_channel *ch)
 	if (!ch || !ch->consumer_claimed || ch->consumer_gen != fork_generation())
 		return;
 	ch->consumer_claimed = 0;
+	if (ch->n_deferred) /* what the head has passed; the rest go back on the next claim */
+		rmpsc__slab_flush_deferred(ch);
+	rmpsc__slab_forget_deferred(ch);
+	ch->read_count = 0;
+	ch->read_handle = RMPSC_INVALID_HANDLE;
 	rmpsc__consumer_let_go(&ch->file, &ch->hdr->consumer_owner, ch->self);
+}
+
+/* Is the consumer role still this handle's? If not, forget what it was reading:
+ * the records are the new owner's now (they are read again, nothing is lost). */
+static int still_consumer(rmpsc_channel *ch)
+{
+	if (likely(ch->consumer_claimed && load_relaxed(&ch->hdr->consumer_owner) == ch->self))
+		return 1;
+	ch->read_count = 0;
+	ch->read_handle = RMPSC_INVALID_HANDLE;
+	rmpsc__slab_forget_deferred(ch);
+	return 0;
 }
 
 static inline int consumer_enter(rmpsc_channel *ch, const char *fn)
@@ -379,12 +398,9 @@ int rmpsc_advance(rmpsc_channel *ch, size_t n)
 					ch->read_count);
 	if (ch->consumer_gen != fork_generation())
 		return rmpsc__set_error(RMPSC_EFORKED, "advance: the read was made in another process");
-	if (n && unlikely(load_relaxed(&ch->hdr->consumer_owner) != ch->self)) {
-		/* Given up or taken over since the read: the records are the new owner's now. */
-		ch->read_count = 0;
-		ch->in_span = 0;
-		return rmpsc__set_error(RMPSC_ECONSUMER, "advance: the consumer role is no longer this process's");
-	}
+	if (unlikely(!still_consumer(ch))) /* given up or taken over since the read */
+		return n ? rmpsc__set_error(RMPSC_ECONSUMER, "advance: the consumer role is no longer this process's")
+			 : RMPSC_OK;
 	ch->in_span = 0;
 	if (n)
 		consumer_release(ch, ch->read_slot, n);
@@ -448,6 +464,11 @@ int rmpsc_advance_bytes(rmpsc_channel *ch)
 		return rmpsc__set_error(RMPSC_EINVAL, "advance_bytes: NULL channel");
 	if (ch->read_count != 1 || ch->read_handle == RMPSC_INVALID_HANDLE)
 		return rmpsc__set_error(RMPSC_EINVAL, "advance_bytes: no message from rmpsc_read_bytes is open");
+	if (ch->consumer_gen != fork_generation())
+		return rmpsc__set_error(RMPSC_EFORKED, "advance_bytes: the read was made in another process");
+	if (!still_consumer(ch)) /* before the free: the slab is the new owner's */
+		return rmpsc__set_error(RMPSC_ECONSUMER,
+					"advance_bytes: the consumer role is no longer this process's");
 	/* Deferred while its record is being read: freed once the head has passed it. */
 	int rc = rmpsc_slab_free(ch, ch->read_handle);
 	ch->read_handle = RMPSC_INVALID_HANDLE;

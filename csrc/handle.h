@@ -12,6 +12,13 @@
 #include "layout.h"
 #include "ringmpsc.h"
 
+/* A slab free waiting for the head to pass its record: the exact TRANSIT word it
+ * was deferred on, so it can never free the slab riding on a later record. */
+struct deferred_free {
+	uint64_t word;
+	uint32_t handle;
+};
+
 struct rmpsc_channel {
 	unsigned char *base; /* the mapping */
 	struct region_header *hdr;
@@ -39,7 +46,7 @@ struct rmpsc_channel {
 	int in_span;
 	uint32_t span_slot;
 	uint64_t span_start, span_end;
-	uint32_t *deferred;
+	struct deferred_free *deferred;
 	uint32_t n_deferred, cap_deferred;
 };
 

@@ -325,9 +325,7 @@ void rmpsc_channel_release(rmpsc_channel *ch)
 {
 	if (!ch)
 		return;
-	if (ch->n_deferred) /* what the head has passed; the rest go back on the next claim */
-		rmpsc__slab_flush_deferred(ch);
-	rmpsc_consumer_release(ch);
+	rmpsc_consumer_release(ch);     /* frees deferred slabs whose records were advanced past */
 	rmpsc__attach_close(&ch->file); /* after every claim of ours is let go: they die with the attachment */
 	munmap(ch->base, ch->L.total_size);
 	close(ch->file.fd);

@@ -196,11 +196,11 @@ static int in_read_span(const rmpsc_channel *ch, uint64_t w)
 	return (((w >> TRANSIT_POS_SHIFT) - ch->span_start) & mask) < ((ch->span_end - ch->span_start) & mask);
 }
 
-static int defer_free(rmpsc_channel *ch, uint32_t handle)
+static int defer_free(rmpsc_channel *ch, uint32_t handle, uint64_t word)
 {
 	if (ch->n_deferred == ch->cap_deferred) {
 		uint32_t cap = ch->cap_deferred ? 2 * ch->cap_deferred : 64;
-		uint32_t *d = realloc(ch->deferred, cap * sizeof *d);
+		struct deferred_free *d = realloc(ch->deferred, cap * sizeof *d);
 		if (!d) {
 			errno = ENOMEM;
 			return rmpsc__sys_error("slab_free: deferring a free");
@@ -208,7 +208,7 @@ static int defer_free(rmpsc_channel *ch, uint32_t handle)
 		ch->deferred = d;
 		ch->cap_deferred = cap;
 	}
-	ch->deferred[ch->n_deferred++] = handle;
+	ch->deferred[ch->n_deferred++] = (struct deferred_free){ word, handle };
 	return RMPSC_OK;
 }
 
@@ -237,8 +237,9 @@ int rmpsc_slab_free(rmpsc_channel *ch, uint32_t handle)
 							handle, rmpsc__owner_pid(&ch->file, w));
 		} else if (owner_state(w) == SLAB_TRANSIT && transit_slot(w) < ch->L.max_producers) {
 			if (!transit_consumed(w, load_acquire(&slot_ctrl(ch, transit_slot(w))->head))) {
-				if (in_read_span(ch, w)) /* freed once the head moves past its record */
-					return defer_free(ch, handle);
+				/* Being read by us: freed once the head moves past its record. */
+				if (in_read_span(ch, w) && holds_consumer_role(ch, me))
+					return defer_free(ch, handle, w);
 				return rmpsc__set_error(RMPSC_EINVAL,
 							"slab_free: slab %u is in flight (sent, not yet received)",
 							handle);
@@ -263,19 +264,25 @@ void rmpsc__slab_flush_deferred(rmpsc_channel *ch)
 {
 	uint32_t kept = 0, freed = 0;
 	for (uint32_t i = 0; i < ch->n_deferred; i++) {
-		uint32_t h = ch->deferred[i];
-		struct slab_meta *m = slab_meta_of(ch, h);
+		struct deferred_free d = ch->deferred[i];
+		struct slab_meta *m = slab_meta_of(ch, d.handle);
 		uint64_t w = load_acquire(&m->owner);
-		if (owner_state(w) != SLAB_TRANSIT || transit_slot(w) >= ch->L.max_producers)
-			continue; /* taken care of meanwhile (a reclaim): drop it */
+		if (w != d.word)
+			continue; /* taken care of meanwhile (freed, reclaimed, sent again): drop it */
 		if (!transit_consumed(w, load_acquire(&slot_ctrl(ch, transit_slot(w))->head)))
-			ch->deferred[kept++] = h; /* its record was not advanced past: still in flight */
+			ch->deferred[kept++] = d; /* its record was not advanced past: still in flight */
 		else if (cas_acq_rel(&m->owner, &w, 0))
 			freed++;
 	}
 	ch->n_deferred = kept;
 	if (freed)
 		wake_slab_waiters(ch);
+}
+
+void rmpsc__slab_forget_deferred(rmpsc_channel *ch)
+{
+	ch->n_deferred = 0;
+	ch->in_span = 0;
 }
 
 int rmpsc_slab_accept(rmpsc_channel *ch, uint32_t handle)
@@ -335,13 +342,14 @@ uint32_t rmpsc_record_handle(const void *record)
 	return (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
 }
 
-/*
- * Return to the pool: slabs held by dead processes; with `unsent_slot` >= 0 (a slot
- * being reclaimed), slabs riding on it that were never committed (position not
- * below tail); with `consumed`, slabs whose record the consumer took and that were
- * neither freed nor accepted (an earlier consumer's).
- */
-static uint32_t reclaim_scan(rmpsc_channel *ch, int unsent_slot, int consumed)
+/* What a scan returns to the pool besides slabs held by gone processes. */
+enum reclaim_also {
+	ALSO_NOTHING,
+	ALSO_UNSENT,   /* slabs riding on ring `slot` that were never committed (position >= tail) */
+	ALSO_CONSUMED, /* slabs whose record the consumer took, neither freed nor accepted */
+};
+
+static uint32_t reclaim_scan(rmpsc_channel *ch, enum reclaim_also also, int slot)
 {
 	struct alive_cache cache;
 	memset(&cache, 0, sizeof cache);
@@ -354,9 +362,9 @@ static uint32_t reclaim_scan(rmpsc_channel *ch, int unsent_slot, int consumed)
 			release = !rmpsc__owner_alive_cached(&ch->file, &cache, w);
 		} else if (owner_state(w) == SLAB_TRANSIT && transit_slot(w) < ch->L.max_producers) {
 			struct ring_ctrl *c = slot_ctrl(ch, transit_slot(w));
-			if (consumed)
+			if (also == ALSO_CONSUMED)
 				release = transit_consumed(w, load_acquire(&c->head));
-			else if ((int)transit_slot(w) == unsent_slot)
+			else if (also == ALSO_UNSENT && (int)transit_slot(w) == slot)
 				release = !transit_consumed(w, load_acquire(&c->tail));
 		}
 		if (release && cas_acq_rel(&m->owner, &w, 0))
@@ -369,12 +377,12 @@ static uint32_t reclaim_scan(rmpsc_channel *ch, int unsent_slot, int consumed)
 
 uint32_t rmpsc__slab_reclaim(rmpsc_channel *ch, int slot_being_reclaimed)
 {
-	return reclaim_scan(ch, slot_being_reclaimed, 0);
+	return reclaim_scan(ch, slot_being_reclaimed >= 0 ? ALSO_UNSENT : ALSO_NOTHING, slot_being_reclaimed);
 }
 
 uint32_t rmpsc__slab_reclaim_consumed(rmpsc_channel *ch)
 {
-	return reclaim_scan(ch, -1, 1);
+	return reclaim_scan(ch, ALSO_CONSUMED, -1);
 }
 
 uint32_t rmpsc_slab_free_count(const rmpsc_channel *ch)

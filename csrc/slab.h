@@ -35,6 +35,9 @@ uint32_t rmpsc__slab_reclaim(rmpsc_channel *ch, int slot_being_reclaimed);
 uint32_t rmpsc__slab_reclaim_consumed(rmpsc_channel *ch);
 /* Free the deferred slabs whose records the head has passed. */
 void rmpsc__slab_flush_deferred(rmpsc_channel *ch);
+/* The consumer role changed hands (claimed afresh, or lost): frees deferred under
+ * an earlier claim are not ours to make; the records go to whoever reads them. */
+void rmpsc__slab_forget_deferred(rmpsc_channel *ch);
 
 /* A slab record: the handle as a little-endian u32, the rest of the record zero. */
 static inline void slab_record_encode(void *record, uint32_t record_size, uint32_t h)

@@ -486,6 +486,53 @@ static void test_underscore_fork(void)
 	printf("a _Fork child attaches as itself ok\n");
 }
 
+/* A _Fork child that closes descriptors it does not know about and opens a file of
+ * its own, which gets the number of the library's lock descriptor: the library must
+ * neither close the child's file nor lock through it (an identity dead from the
+ * start would let others reclaim the child's slot while it sends). */
+static void test_underscore_fork_reused_fd(void)
+{
+	rmpsc_channel *ch = make(NULL, 2, 0);
+	rmpsc_producer *mine;
+	CHECK_OK(rmpsc_producer_register(ch, &mine)); /* attached: a lock descriptor exists */
+	int keep = rmpsc_channel_fd(ch), sync[2];
+	CHECK(pipe(sync) == 0, "pipe");
+	pid_t child = _Fork();
+	if (child == 0) {
+		alarm(30);
+		for (int fd = 3; fd < 256; fd++)
+			if (fd != keep && fd != sync[1])
+				close(fd);
+		char path[64];
+		snprintf(path, sizeof path, "/tmp/rmpsc-reused-%d", (int)getpid());
+		int log = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+		unlink(path);
+		rmpsc_producer *p;
+		char verdict = 'r';
+		if (log < 0 || rmpsc_producer_register(ch, &p))
+			verdict = 'R';
+		else if (write(log, "x", 1) != 1)
+			verdict = 'C'; /* the library closed our file */
+		if (write(sync[1], &verdict, 1) != 1)
+			_exit(130);
+		pause();
+		_exit(0);
+	}
+	close(sync[1]);
+	char verdict;
+	CHECK(read(sync[0], &verdict, 1) == 1, "the _Fork child answered");
+	CHECK(verdict == 'r', "the _Fork child: %s",
+	      verdict == 'C' ? "its own file was closed by the library" : "could not register");
+	CHECK_RC(rmpsc_reclaim_dead(ch), 0); /* its identity is really held */
+	kill(child, SIGKILL);
+	waitpid(child, NULL, 0);
+	CHECK_RC(rmpsc_reclaim_dead(ch), 1);
+	close(sync[0]);
+	rmpsc_producer_close(mine);
+	rmpsc_channel_release(ch);
+	printf("a _Fork child reusing the lock descriptor's number ok\n");
+}
+
 /* --- two handles releasing and claiming the role in two threads ------------------------- */
 
 /* One process's handles claim and release the consumer role concurrently while
@@ -701,6 +748,7 @@ int main(int argc, char **argv)
 	test_privilege_drop(self);
 	test_stdio_redirect(self);
 	test_underscore_fork();
+	test_underscore_fork_reused_fd();
 	test_role_release_race();
 	test_released_consumer_slabs();
 	test_blocked_alloc_reclaims();

@@ -472,7 +472,8 @@ static void test_bytes(void)
 	const void *b;
 	CHECK_RC(rmpsc_read_bytes(ch, 0, &b), 0);
 	CHECK_OK(rmpsc_advance_bytes(ch));
-	CHECK_RC(rmpsc_advance_bytes(ch), RMPSC_EINVAL); /* nothing open */
+	int rc = rmpsc_advance_bytes(ch); /* refused: nothing open (or not the consumer) */
+	CHECK(rc == RMPSC_EINVAL || rc == RMPSC_ECONSUMER, "advance_bytes without the role: %d", rc); /* nothing open */
 	CHECK_RC(rmpsc_read_bytes(ch, 0, &b), 1);
 	check_msg_bytes(b, 1, 1);
 	CHECK_RC(rmpsc_read_bytes(ch, 0, &b), 1); /* not advanced: read again */
@@ -530,6 +531,38 @@ static void test_bytes(void)
 	CHECK(strstr(rmpsc_last_error(), "no slab pool"), "message: %s", rmpsc_last_error());
 	rmpsc_producer_close(p);
 	rmpsc_channel_release(nopool);
+}
+
+/* A deferred free belongs to the record it was made for, and to the claim it was
+ * made under: after the role was given up (advance_bytes then finds nothing
+ * open), nothing of it may later free the same slab riding on another record
+ * (a pool of one makes the reuse certain). */
+static void test_deferred_free_stays_with_its_record(void)
+{
+	rmpsc_channel *ch = make(8, 1, 1);
+	rmpsc_producer *p;
+	CHECK_OK(rmpsc_producer_register(ch, &p));
+	const void *b, *ptr;
+	unsigned char rec[RS];
+	CHECK_OK(rmpsc_producer_send_bytes(p, "m1", 3, 0));
+	CHECK_RC(rmpsc_read_bytes(ch, 0, &b), 3);
+	rmpsc_consumer_release(ch);       /* gives the role up: the open read is forgotten */
+	int rc = rmpsc_advance_bytes(ch); /* refused: nothing open (or not the consumer) */
+	CHECK(rc == RMPSC_EINVAL || rc == RMPSC_ECONSUMER, "advance_bytes without the role: %d", rc);
+	CHECK(rmpsc_slab_free_count(ch) == 0, "advance_bytes without the role freed the slab");
+	CHECK_RC(rmpsc_recv(ch, rec, 1, 0), 1); /* claims again; m1 is delivered again, as a raw record */
+	uint32_t h = rmpsc_record_handle(rec);
+	CHECK_OK(rmpsc_slab_free(ch, h));
+	CHECK_OK(rmpsc_producer_send_bytes(p, "m2", 3, 0)); /* the same slab, on a new record */
+	CHECK_RC(rmpsc_read(ch, 1, 0, &ptr, NULL), 1);
+	uint32_t h2 = rmpsc_record_handle(ptr);
+	CHECK_OK(rmpsc_advance(ch, 1)); /* received: the consumer's until freed or accepted */
+	CHECK(rmpsc_slab_free_count(ch) == 0, "a stale deferred free released the slab the consumer holds");
+	CHECK_RC(rmpsc_producer_send_bytes(p, "XX", 3, 0), RMPSC_EFULL);
+	CHECK(!strcmp(rmpsc_slab_ptr(ch, h2), "m2"), "the consumer's slab was overwritten");
+	CHECK_OK(rmpsc_slab_free(ch, h2));
+	rmpsc_producer_close(p);
+	rmpsc_channel_release(ch);
 }
 
 /* A consumer killed between read_bytes and advance_bytes: the message is delivered
@@ -894,6 +927,7 @@ int main(void)
 	test_free_by_non_holder();
 	test_bytes();
 	test_bytes_consumer_killed();
+	test_deferred_free_stays_with_its_record();
 	test_free_in_consume_callback();
 	test_dead_producer();
 	test_consumer_takeover();
