@@ -117,7 +117,7 @@ static void test_zombie_leader(void)
 	printf("zombie leader ok\n");
 }
 
-/* --- exec keeps pid and start time, not the claims -------------------------------- */
+/* --- exec keeps the pid, not the claims ------------------------------------------- */
 
 static int exec_child(const char *name)
 {
