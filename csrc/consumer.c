@@ -21,6 +21,23 @@
 #define WAIT_POLL          (INT32_MIN + 1)
 #define CLOSE_FENCE_TRIES  100 /* failed close barriers (DRAIN_POLL_NS apart) before ESYS */
 
+/* Close the span of rmpsc_read / rmpsc_read_bytes without advancing: whatever was
+ * not advanced past is read again by the next call. */
+static inline void forget_read(rmpsc_channel *ch)
+{
+	ch->read_count = 0;
+	ch->read_handle = RMPSC_INVALID_HANDLE;
+	ch->in_span = 0;
+}
+
+/* The role changed hands (claimed afresh, given up, or found lost): the open read
+ * and the frees deferred under the earlier claim are not ours any more. */
+static inline void forget_claim(rmpsc_channel *ch)
+{
+	forget_read(ch);
+	rmpsc__slab_forget_deferred(ch);
+}
+
 /* Enter the span whose records the consumer is reading (only slab frees care). */
 static inline void span_begin(rmpsc_channel *ch, uint32_t slot, uint64_t n)
 {
@@ -76,9 +93,7 @@ int rmpsc_consumer_claim(rmpsc_channel *ch)
 	ch->consumer_claimed = 1;
 	ch->consumer_gen = fork_generation();
 	ch->self = me;
-	ch->read_count = 0;
-	ch->read_handle = RMPSC_INVALID_HANDLE;
-	rmpsc__slab_forget_deferred(ch); /* frees deferred under an earlier claim are not ours */
+	forget_claim(ch);
 	if (fresh) {
 		store_relaxed(&ch->hdr->consumer_pid, (uint32_t)getpid());
 		/* A consumer killed in FUTEX_WAIT left its flag behind. */
@@ -96,9 +111,7 @@ void rmpsc_consumer_release(rmpsc_channel *ch)
 	ch->consumer_claimed = 0;
 	if (ch->n_deferred) /* what the head has passed; the rest go back on the next claim */
 		rmpsc__slab_flush_deferred(ch);
-	rmpsc__slab_forget_deferred(ch);
-	ch->read_count = 0;
-	ch->read_handle = RMPSC_INVALID_HANDLE;
+	forget_claim(ch);
 	rmpsc__consumer_let_go(&ch->file, &ch->hdr->consumer_owner, ch->self);
 }
 
@@ -108,9 +121,7 @@ static int still_consumer(rmpsc_channel *ch)
 {
 	if (likely(ch->consumer_claimed && load_relaxed(&ch->hdr->consumer_owner) == ch->self))
 		return 1;
-	ch->read_count = 0;
-	ch->read_handle = RMPSC_INVALID_HANDLE;
-	rmpsc__slab_forget_deferred(ch);
+	forget_claim(ch);
 	return 0;
 }
 
@@ -300,9 +311,7 @@ static int wait_for_data_slow(rmpsc_channel *ch, struct data_wait *w, int64_t ti
  * again) and wait for the first readable span. */
 static inline int take_first(rmpsc_channel *ch, struct data_wait *w, size_t max, int64_t timeout_ns)
 {
-	ch->read_count = 0;
-	ch->read_handle = RMPSC_INVALID_HANDLE;
-	ch->in_span = 0;
+	forget_read(ch);
 	*w = (struct data_wait){ .ch = ch, .max = clamp_count(max) };
 	return wait_for_data(ch, w, timeout_ns);
 }
@@ -401,11 +410,10 @@ int rmpsc_advance(rmpsc_channel *ch, size_t n)
 	if (unlikely(!still_consumer(ch))) /* given up or taken over since the read */
 		return n ? rmpsc__set_error(RMPSC_ECONSUMER, "advance: the consumer role is no longer this process's")
 			 : RMPSC_OK;
-	ch->in_span = 0;
+	uint32_t slot = ch->read_slot;
+	forget_read(ch);
 	if (n)
-		consumer_release(ch, ch->read_slot, n);
-	ch->read_count = 0;
-	ch->read_handle = RMPSC_INVALID_HANDLE;
+		consumer_release(ch, slot, n);
 	if (ch->n_deferred)
 		rmpsc__slab_flush_deferred(ch);
 	return RMPSC_OK;
@@ -450,9 +458,8 @@ int64_t rmpsc_read_bytes(rmpsc_channel *ch, int64_t timeout_ns, const void **byt
 	int rc = rmpsc__slab_of_record(ch, rec, slot, pos, &ch->read_handle, bytes, &len);
 	if (rc) {
 		/* Not a message: consumed and reported, so the next call goes on. */
-		ch->in_span = 0;
+		forget_read(ch);
 		consumer_release(ch, slot, 1);
-		ch->read_count = 0;
 		return rc;
 	}
 	return (int64_t)len;
@@ -486,9 +493,7 @@ int64_t rmpsc_recv_bytes(rmpsc_channel *ch, void *buf, size_t cap, int64_t timeo
 	if (len < 0)
 		return len;
 	if ((uint64_t)len > cap) { /* left unread: the next call reads it again */
-		ch->read_count = 0;
-		ch->in_span = 0;
-		ch->read_handle = RMPSC_INVALID_HANDLE;
+		forget_read(ch);
 		return rmpsc__set_error(RMPSC_EINVAL, "recv_bytes: the message is %lld bytes, more than cap %zu",
 					(long long)len, cap);
 	}

@@ -282,7 +282,6 @@ void rmpsc__slab_flush_deferred(rmpsc_channel *ch)
 void rmpsc__slab_forget_deferred(rmpsc_channel *ch)
 {
 	ch->n_deferred = 0;
-	ch->in_span = 0;
 }
 
 int rmpsc_slab_accept(rmpsc_channel *ch, uint32_t handle)

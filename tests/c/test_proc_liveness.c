@@ -16,6 +16,7 @@
  */
 #include <fcntl.h>
 #include <pthread.h>
+#include <sched.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
 
@@ -563,7 +564,7 @@ static void test_role_release_race(void)
 {
 	int *shared = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	CHECK(shared != MAP_FAILED, "mmap");
-	int *held = &shared[0], *violations = &shared[1], *claims = &shared[2];
+	int *held = &shared[0], *violations = &shared[1], *claims = &shared[2], *tries = &shared[4];
 	volatile int *stop = &shared[3];
 	rmpsc_channel *h0 = make(NULL, 1, 0), *h1;
 	CHECK_OK(rmpsc_channel_attach_fd(&h1, rmpsc_channel_fd(h0), 0));
@@ -573,7 +574,7 @@ static void test_role_release_race(void)
 		rmpsc_channel *mine;
 		if (rmpsc_channel_attach_fd(&mine, rmpsc_channel_fd(h0), 0))
 			_exit(120);
-		while (!*stop)
+		for (; !*stop; __atomic_fetch_add(tries, 1, __ATOMIC_SEQ_CST))
 			if (rmpsc_consumer_claim(mine) == RMPSC_OK) {
 				__atomic_fetch_add(claims, 1, __ATOMIC_SEQ_CST);
 				if (__atomic_load_n(held, __ATOMIC_SEQ_CST) > 0)
@@ -586,7 +587,10 @@ static void test_role_release_race(void)
 	pthread_t t[2];
 	for (int i = 0; i < 2; i++)
 		pthread_create(&t[i], NULL, role_thread, &r[i]);
-	usleep(2000000);
+	/* Until the other process has tried 200,000 times (about 2 s here), or 10 s on a
+	 * slow machine: a count, so a loaded machine tests as much as an idle one. */
+	for (int64_t end = now_ns() + 10 * SEC; __atomic_load_n(tries, __ATOMIC_SEQ_CST) < 200000 && now_ns() < end;)
+		sched_yield();
 	*stop = 1;
 	for (int i = 0; i < 2; i++)
 		pthread_join(t[i], NULL);
@@ -595,7 +599,9 @@ static void test_role_release_race(void)
 	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "claiming process status %d", WEXITSTATUS(status));
 	CHECK(*violations == 0, "another process got the consumer role %d times while a handle here held it",
 	      *violations);
-	printf("consumer role release/claim race: %d claims by another process, none while held here\n", *claims);
+	CHECK(*claims > 0, "the other process never got the role between the handles' claims (%d tries)", *tries);
+	printf("consumer role release/claim race: %d tries, %d claims by another process, none while held here\n",
+	       *tries, *claims);
 	rmpsc_channel_release(h1);
 	rmpsc_channel_release(h0);
 	munmap(shared, 4096);
