@@ -33,10 +33,10 @@
 struct attachment {
 	struct attachment *next;
 	struct region_key key;
-	int lock_fd;          /* our own open file description of the region; -1 if none could be made */
-	uint64_t id;          /* owner identity while attached (entry locked), else 0 */
-	int handles;          /* handles of this process on the region */
-	int consumer_holders; /* of those, the ones holding the consumer role */
+	int lock_fd; /* our own open file description of the region; -1 if none could be made */
+	uint64_t id; /* owner identity while attached (entry locked), else 0 */
+	int handles; /* handles of this process on the region */
+	int member_holders[RMPSC_MAX_CONSUMERS]; /* of those, the ones sharing each member place (group.c) */
 };
 
 /* Few entries (one per region in use), so a list. Guarded by attach_lock, which
@@ -112,7 +112,7 @@ static void child_reset(void)
 			a->lock_fd = -1;
 		}
 		a->id = 0;
-		a->consumer_holders = 0;
+		memset(a->member_holders, 0, sizeof a->member_holders);
 	}
 	rmpsc__fence_on_fork_child();
 	uint32_t gen = last_generation + 1 ? last_generation + 1 : 1;
@@ -373,25 +373,24 @@ uint32_t rmpsc__owner_pid(const struct region_file *f, uint64_t id)
 	return load_acquire(&e->gen) == owner_gen(id) ? pid : 0; /* the same holder throughout */
 }
 
-int rmpsc__consumer_holders(struct region_file *f, int delta)
+int rmpsc__member_hold(struct region_file *f, uint32_t idx, const uint64_t *owner, uint64_t expect)
 {
 	fork_generation();
 	pthread_mutex_lock(&attach_lock);
 	struct attachment *a = f->att;
-	a->consumer_holders += delta;
-	if (a->consumer_holders < 0)
-		a->consumer_holders = 0;
-	int n = a->consumer_holders;
+	int n = 0;
+	if (load_acquire(owner) == expect)
+		n = ++a->member_holders[idx];
 	pthread_mutex_unlock(&attach_lock);
 	return n;
 }
 
-void rmpsc__consumer_let_go(struct region_file *f, uint64_t *role, uint64_t me)
+void rmpsc__member_let_go(struct region_file *f, uint32_t idx, void (*leave)(void *), void *arg)
 {
 	fork_generation();
 	pthread_mutex_lock(&attach_lock);
 	struct attachment *a = f->att;
-	if (a->consumer_holders > 0 && --a->consumer_holders == 0)
-		cas_acq_rel(role, &me, 0); /* fails only if the role was taken from us meanwhile */
+	if (a->member_holders[idx] > 0 && --a->member_holders[idx] == 0)
+		leave(arg);
 	pthread_mutex_unlock(&attach_lock);
 }

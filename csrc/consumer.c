@@ -1,15 +1,19 @@
 /*
- * The consumer: the role (one process at a time, taken over from one that is
- * gone), the sweep over every ring, waiting for data, the consumer half of the
- * close protocol (slot.c), and messages over slabs (slab.h).
+ * Consumers: members of groups (group.c) taking records as claims and releasing
+ * them, the sweep over every ring, waiting for data, the consumer half of the
+ * close protocol (slot.c), and messages over slabs (slab.h). A group's one member
+ * takes and releases with plain stores (SOLO); several take claims under a
+ * per-ring lock and release them out of order (SHARED).
  */
 #include <errno.h>
+#include <sched.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "attach.h"
 #include "barrier.h"
 #include "error.h"
+#include "group.h"
 #include "handle.h"
 #include "ring.h"
 #include "slab.h"
@@ -21,6 +25,9 @@
 #define WAIT_POLL          (INT32_MIN + 1)
 #define CLOSE_FENCE_TRIES  100 /* failed close barriers (DRAIN_POLL_NS apart) before ESYS */
 
+#define NO_RING    UINT32_MAX
+#define BUSY_TRIES 64 /* sweeps that found claim locks taken before checking their holders */
+
 /* Close the span of rmpsc_read / rmpsc_read_bytes without advancing: whatever was
  * not advanced past is read again by the next call. */
 static inline void forget_read(rmpsc_channel *ch)
@@ -30,8 +37,8 @@ static inline void forget_read(rmpsc_channel *ch)
 	ch->in_span = 0;
 }
 
-/* The role changed hands (claimed afresh, given up, or found lost): the open read
- * and the frees deferred under the earlier claim are not ours any more. */
+/* The membership changed (joined afresh, left, or found lost): the open read and
+ * the frees deferred under the earlier one are not ours any more. */
 static inline void forget_claim(rmpsc_channel *ch)
 {
 	forget_read(ch);
@@ -39,63 +46,28 @@ static inline void forget_claim(rmpsc_channel *ch)
 }
 
 /* Enter the span whose records the consumer is reading (only slab frees care). */
-static inline void span_begin(rmpsc_channel *ch, uint32_t slot, uint64_t n)
+static inline void span_begin(rmpsc_channel *ch, uint32_t slot, uint64_t start, uint64_t n)
 {
-	if (!ch->L.slab_count)
+	if (!ch->L.slab_count || grouped(ch))
 		return;
 	ch->in_span = 1;
 	ch->span_slot = slot;
-	ch->span_start = load_relaxed(&slot_ctrl(ch, slot)->head); /* only the consumer writes it */
-	ch->span_end = ch->span_start + n;
+	ch->span_start = start;
+	ch->span_end = start + n;
 }
 
-/*
- * The consumer role belongs to a process: an owner word in the header naming its
- * attachment, claimed by CAS. Handles of one process share it (a count in the
- * attachment); the word is cleared when the last of them lets go. A word naming
- * an attachment that is gone (the process died or exec'd) is taken over.
- */
-int rmpsc_consumer_claim(rmpsc_channel *ch)
+/* ------------------------------------------------------------------------- */
+/* Membership. */
+
+static int join(rmpsc_channel *ch, const char *group, unsigned flags)
 {
-	if (!ch)
-		return rmpsc__set_error(RMPSC_EINVAL, "consumer_claim: NULL channel");
-	if (ch->consumer_claimed && ch->consumer_gen == fork_generation() &&
-	    load_acquire(&ch->hdr->consumer_owner) == ch->self)
-		return RMPSC_OK;
-	uint64_t me;
-	int rc = rmpsc__attach(&ch->file, &me);
-	if (rc)
-		return rc;
-	if (ch->consumer_claimed && ch->consumer_gen == fork_generation())
-		rmpsc__consumer_holders(&ch->file, -1); /* our claim was lost; count it again below */
-	ch->consumer_claimed = 0;
-	/* Count ourselves first, so a concurrent claim by another handle of this
-	 * process sees a holder and shares the role instead of taking it over. */
-	int holders = rmpsc__consumer_holders(&ch->file, +1);
-	uint64_t cur = load_acquire(&ch->hdr->consumer_owner);
-	int fresh = 0;
-	for (;;) {
-		if (cur == me && holders > 1)
-			break; /* another handle of this process holds it: share */
-		if (cur != 0 && cur != me && rmpsc__owner_alive(&ch->file, cur)) {
-			rmpsc__consumer_holders(&ch->file, -1);
-			return rmpsc__set_error(RMPSC_ECONSUMER, "the consumer role is held by live process %u",
-						load_relaxed(&ch->hdr->consumer_pid));
-		}
-		/* cur == me with no other holder here: a word our last releaser has not
-		 * cleared yet cannot be seen, since it clears it under the lock our count
-		 * was taken under (rmpsc__consumer_let_go); so the word is ours to keep. */
-		if (cur == me || cas_acq_rel(&ch->hdr->consumer_owner, &cur, me)) {
-			fresh = 1;
-			break;
-		}
-	}
-	ch->consumer_claimed = 1;
-	ch->consumer_gen = fork_generation();
-	ch->self = me;
 	forget_claim(ch);
-	if (fresh) {
-		store_relaxed(&ch->hdr->consumer_pid, (uint32_t)getpid());
+	rmpsc__member_leave(ch);
+	int rc = rmpsc__member_join(ch, group, flags);
+	if (rc < 0)
+		return rc;
+	ch->group_flags = flags;
+	if (!grouped(ch) && rc == 1) {
 		/* A consumer killed in FUTEX_WAIT left its flag behind. */
 		store_relaxed(&ch->hdr->consumer_waiting, 0);
 		/* Slabs an earlier consumer received and neither freed nor accepted. */
@@ -104,35 +76,65 @@ int rmpsc_consumer_claim(rmpsc_channel *ch)
 	return RMPSC_OK;
 }
 
-void rmpsc_consumer_release(rmpsc_channel *ch)
+/* Is the handle a member still (not forked away from it, its place not lost)? */
+static inline int still_member(const rmpsc_channel *ch)
 {
-	if (!ch || !ch->consumer_claimed || ch->consumer_gen != fork_generation())
-		return;
-	ch->consumer_claimed = 0;
-	if (ch->n_deferred) /* what the head has passed; the rest go back on the next claim */
-		rmpsc__slab_flush_deferred(ch);
-	forget_claim(ch);
-	rmpsc__consumer_let_go(&ch->file, &ch->hdr->consumer_owner, ch->self);
+	return ch->member >= 0 && ch->member_gen == fork_generation() &&
+	       load_relaxed(&member_at(ch, (uint32_t)ch->member)->owner) == ch->member_word;
 }
 
-/* Is the consumer role still this handle's? If not, forget what it was reading:
- * the records are the new owner's now (they are read again, nothing is lost). */
-static int still_consumer(rmpsc_channel *ch)
+int rmpsc_consumer_join(rmpsc_channel *ch, const char *group, unsigned flags)
 {
-	if (likely(ch->consumer_claimed && load_relaxed(&ch->hdr->consumer_owner) == ch->self))
-		return 1;
+	if (!ch)
+		return rmpsc__set_error(RMPSC_EINVAL, "consumer_join: NULL channel");
+	const char *name = group && *group ? group : RMPSC_DEFAULT_GROUP;
+	if (still_member(ch) && !strcmp(rmpsc_consumer_group(ch), name) && flags == ch->group_flags)
+		return RMPSC_OK;
+	return join(ch, name, flags);
+}
+
+int rmpsc_consumer_claim(rmpsc_channel *ch)
+{
+	if (!ch)
+		return rmpsc__set_error(RMPSC_EINVAL, "consumer_claim: NULL channel");
+	if (still_member(ch))
+		return RMPSC_OK;
+	return join(ch, NULL, 0);
+}
+
+void rmpsc_consumer_leave(rmpsc_channel *ch)
+{
+	if (!ch)
+		return;
+	if (ch->member >= 0 && ch->member_gen == fork_generation() && ch->n_deferred)
+		rmpsc__slab_flush_deferred(ch); /* what the head has passed; the rest go back on the next claim */
 	forget_claim(ch);
-	return 0;
+	rmpsc__member_leave(ch);
+}
+
+void rmpsc_consumer_release(rmpsc_channel *ch)
+{
+	rmpsc_consumer_leave(ch);
+}
+
+uint32_t rmpsc_deliveries(const rmpsc_channel *ch)
+{
+	return ch && (ch->read_count || ch->in_callback) ? ch->deliveries : 0;
 }
 
 static inline int consumer_enter(rmpsc_channel *ch, const char *fn)
 {
 	if (unlikely(!ch))
 		return rmpsc__set_error(RMPSC_EINVAL, "%s: NULL channel", fn);
-	/* One load of a line that is rarely written: is the role still ours? */
-	if (unlikely(!ch->consumer_claimed || ch->consumer_gen != fork_generation() ||
-		     load_relaxed(&ch->hdr->consumer_owner) != ch->self)) {
-		int rc = rmpsc_consumer_claim(ch);
+	/* One load of our own place: are we a member still? */
+	if (unlikely(!still_member(ch))) {
+		/* Lost (or forked, or never joined): join the group we were in again. */
+		char name[RMPSC_GROUP_NAME_MAX + 1] = RMPSC_DEFAULT_GROUP;
+		if (ch->member >= 0)
+			memcpy(name, group_at(ch, ch->group)->name, sizeof name - 1);
+		if (ch->member >= 0 && ch->member_gen == fork_generation())
+			ch->member = -1; /* the place is not ours: nothing to let go */
+		int rc = join(ch, name, ch->group_flags);
 		if (rc)
 			return rc;
 	}
@@ -147,14 +149,6 @@ static inline int consumer_enter(rmpsc_channel *ch, const char *fn)
 	return RMPSC_OK;
 }
 
-/* Free n records of slot s and wake its producer if it sleeps for space. */
-static inline void consumer_release(rmpsc_channel *ch, uint32_t s, uint64_t n)
-{
-	struct ring_ctrl *c = slot_ctrl(ch, s);
-	ring_release(&ch->rings[s], n);
-	wake_waiters(&c->producer_waiting, &c->space_seq, hot_light(ch->asymmetric));
-}
-
 static int fence_ring(rmpsc_channel *ch, uint32_t s)
 {
 	struct ring_ctrl *c = slot_ctrl(ch, s);
@@ -164,40 +158,305 @@ static int fence_ring(rmpsc_channel *ch, uint32_t s)
 		;
 	fetch_add_relaxed(&ch->hdr->fenced_rings, 1);
 	return rmpsc__set_error(RMPSC_ECORRUPT, "ring %u fenced off: tail %llu - head %llu exceeds capacity %u", s,
-				(unsigned long long)load_relaxed(&c->tail), (unsigned long long)load_relaxed(&c->head),
-				ch->L.capacity);
+				(unsigned long long)load_relaxed(&c->tail),
+				(unsigned long long)load_relaxed(group_head(ch, ch->group, s)), ch->L.capacity);
+}
+
+static inline int ring_fenced(const rmpsc_channel *ch, uint32_t s)
+{
+	return owner_state(load_relaxed(&slot_ctrl(ch, s)->owner)) == RMPSC_SLOT_FENCED;
 }
 
 /*
- * Find readable records, starting after the ring served last (fairness). Every ring
- * is looked at, so "empty" means empty: an idle ring costs one load of a tail line
- * nobody writes, which stays shared in this core's cache.
- * Returns a count with *ptr and *slot set, 0 if every ring is empty, or ECORRUPT
- * after fencing a ring whose positions are impossible.
+ * Records of ring s our group has not taken, from `cursor`: refreshes our view of
+ * the tail only when the cached one is short. Returns the count (0: none), or
+ * ECORRUPT when the positions are impossible.
  */
-static int sweep(rmpsc_channel *ch, size_t max, const void **ptr, uint32_t *slot)
+static inline int64_t untaken(rmpsc_channel *ch, uint32_t s, uint64_t cursor, size_t max)
 {
+	uint64_t avail = ch->tails[s] - cursor;
+	if (avail < max || avail > ch->L.capacity) {
+		/* C1: acquire pairs with the producer's release of tail (A1). */
+		ch->tails[s] = load_acquire(&slot_ctrl(ch, s)->tail);
+		avail = ch->tails[s] - cursor;
+		/* The group's head, too: it trails the cursor by the open claims. */
+		if (unlikely(avail > ch->L.capacity ||
+			     ch->tails[s] - load_relaxed(group_head(ch, ch->group, s)) > ch->L.capacity))
+			return RMPSC_ECORRUPT;
+	}
+	return (int64_t)avail;
+}
+
+/* The span of n records of ring s from position pos, cut at the buffer's end. */
+static inline uint32_t span_at(const rmpsc_channel *ch, uint32_t s, uint64_t pos, uint64_t n, size_t max, const void **ptr)
+{
+	uint64_t idx = pos & (ch->L.capacity - 1);
+	uint64_t k = ch->L.capacity - idx;
+	if (k > n)
+		k = n;
+	if (k > max)
+		k = max;
+	*ptr = slot_data(ch, s) + idx * ch->L.record_size;
+	return (uint32_t)k;
+}
+
+/* An empty ring or a corrupt one, found by a sweep. 0 to go on, or ECORRUPT. */
+static int empty_or_corrupt(rmpsc_channel *ch, uint32_t s, int64_t avail)
+{
+	if (avail == 0) {
+		rmpsc__slot_free_if_drained(ch, s); /* a deregistered slot is freed once drained */
+		return 0;
+	}
+	if (ring_fenced(ch, s))
+		return 0;
+	ch->sweep_cursor = s + 1;
+	return fence_ring(ch, s);
+}
+
+/*
+ * SOLO: we take records alone, with plain stores. A claim left open (read and not
+ * advanced past) is served again first. Every ring is looked at, starting after
+ * the one served last (fairness), so "empty" means empty: an idle ring costs one
+ * load of a tail line nobody writes.
+ */
+static int solo_take(rmpsc_channel *ch, size_t max, const void **ptr, uint32_t *slot)
+{
+	uint32_t g = ch->group;
+	if (ch->solo_open != NO_RING) {
+		uint32_t s = ch->solo_open;
+		uint64_t head = load_relaxed(group_head(ch, g, s)); /* only we write it */
+		uint64_t cursor = load_relaxed(&gpos_at(ch, g, s)->cursor);
+		*slot = s;
+		return (int)span_at(ch, s, head, cursor - head, max, ptr);
+	}
 	uint32_t n_slots = slot_limit(ch);
 	uint32_t s = ch->sweep_cursor < n_slots ? ch->sweep_cursor : 0;
 	for (uint32_t i = 0; i < n_slots; i++, s = s + 1 < n_slots ? s + 1 : 0) {
-		struct ring_ctrl *c = slot_ctrl(ch, s);
-		int n = ring_readable(&ch->rings[s], max, ptr);
-		if (n > 0) {
-			if (unlikely(owner_state(load_relaxed(&c->owner)) == RMPSC_SLOT_FENCED))
-				continue;
-			ch->sweep_cursor = s + 1;
-			*slot = s;
-			return n;
+		struct group_pos *p = gpos_at(ch, g, s);
+		uint64_t cursor = load_relaxed(&p->cursor);
+		int64_t avail = untaken(ch, s, cursor, max);
+		/* Alone with nothing open, everything taken is released: a head elsewhere
+		 * was written by someone else (a hostile region). */
+		if (unlikely(load_relaxed(group_head(ch, g, s)) != cursor))
+			avail = RMPSC_ECORRUPT;
+		if (avail <= 0 || unlikely(ring_fenced(ch, s))) {
+			int rc = empty_or_corrupt(ch, s, avail);
+			if (rc)
+				return rc;
+			continue;
 		}
-		if (unlikely(n < 0)) {
-			if (owner_state(load_relaxed(&c->owner)) == RMPSC_SLOT_FENCED)
-				continue;
-			ch->sweep_cursor = s + 1;
-			return fence_ring(ch, s);
-		}
-		rmpsc__slot_free_if_drained(ch, s); /* empty: a deregistered slot is freed once drained */
+		uint32_t n = span_at(ch, s, cursor, (uint64_t)avail, max, ptr);
+		store_relaxed(&p->cursor, cursor + n); /* the claim: read by a recoverer if we die */
+		ch->solo_open = s;
+		ch->deliveries = 1;
+		struct member *mb = member_at(ch, (uint32_t)ch->member);
+		if (unlikely(load_relaxed(&mb->deliveries) != 1))
+			store_relaxed(&mb->deliveries, 1); /* for whoever records this claim (group.c) */
+		ch->sweep_cursor = s + 1;
+		*slot = s;
+		return (int)n;
 	}
 	return 0;
+}
+
+#define TAKE_BUSY (INT32_MIN + 2)
+
+/* The claim of place f (ours, or an orphan we adopted), served again. */
+static int serve_claim(rmpsc_channel *ch, uint32_t f, uint64_t c, size_t max, const void **ptr, uint32_t *slot)
+{
+	struct member *mb = member_at(ch, f);
+	uint32_t s = claim_slot_of(c);
+	if (s >= ch->L.max_producers)
+		return rmpsc__set_error(RMPSC_ECORRUPT, "member place %u: claim names ring %u of %u", f, s,
+					ch->L.max_producers);
+	ch->deliveries = load_relaxed(&mb->deliveries);
+	*slot = s;
+	return (int)span_at(ch, s, load_relaxed(&mb->claim_start), claim_count_of(c), max, ptr);
+}
+
+/* SHARED: claims under the per-ring lock; one CAS per claimed batch. */
+static int shared_sweep(rmpsc_channel *ch, size_t max, const void **ptr, uint32_t *slot)
+{
+	uint32_t g = ch->group, e = (uint32_t)ch->member;
+	struct member *mb = member_at(ch, e);
+	uint32_t n_slots = slot_limit(ch);
+	uint32_t s = ch->sweep_cursor < n_slots ? ch->sweep_cursor : 0;
+	int busy = 0;
+	for (uint32_t i = 0; i < n_slots; i++, s = s + 1 < n_slots ? s + 1 : 0) {
+		struct group_pos *p = gpos_at(ch, g, s);
+		int64_t avail = untaken(ch, s, load_acquire(&p->cursor), 1);
+		if (avail <= 0 || unlikely(ring_fenced(ch, s))) {
+			int rc = empty_or_corrupt(ch, s, avail);
+			if (rc)
+				return rc;
+			continue;
+		}
+		uint64_t unlocked = 0;
+		if (!cas_acq_rel(&p->lock, &unlocked, (uint64_t)e + 1)) {
+			busy = 1; /* another member is taking a claim here: look again soon */
+			continue;
+		}
+		uint64_t cursor = load_acquire(&p->cursor);
+		avail = untaken(ch, s, cursor, max);
+		if (avail <= 0) {
+			store_release(&p->lock, 0);
+			if (avail < 0 && !ring_fenced(ch, s)) {
+				ch->sweep_cursor = s + 1;
+				return fence_ring(ch, s);
+			}
+			continue;
+		}
+		uint32_t n = span_at(ch, s, cursor, (uint64_t)avail, max, ptr);
+		/* The record before the cursor moves: a recompute that reads the new
+		 * cursor sees the claim (recompute_head). */
+		store_relaxed(&mb->claim_start, cursor);
+		store_relaxed(&mb->deliveries, 1);
+		store_release(&mb->claim, claim_word(s, n));
+		store_release(&p->cursor, cursor + n);
+		store_release(&p->lock, 0);
+		ch->deliveries = 1;
+		ch->sweep_cursor = s + 1;
+		*slot = s;
+		return (int)n;
+	}
+	return busy ? TAKE_BUSY : 0;
+}
+
+static int shared_take(rmpsc_channel *ch, uint64_t m, size_t max, const void **ptr, uint32_t *slot)
+{
+	struct member *own = member_at(ch, (uint32_t)ch->member);
+	uint64_t c = load_acquire(&member_at(ch, (uint32_t)ch->serving)->claim);
+	if (c) /* a claim left open, or an adopted orphan's */
+		return serve_claim(ch, (uint32_t)ch->serving, c, max, ptr, slot);
+	if (mode_count(m) == 1 && mode_kind(m) == MODE_SHARED && ch->serving == ch->member) {
+		rmpsc__go_solo(ch, m); /* alone now */
+		m = load_acquire(&group_at(ch, ch->group)->mode);
+		if (mode_kind(m) == MODE_SOLO && mode_solo(m) == (uint32_t)ch->member)
+			return solo_take(ch, max, ptr, slot);
+	}
+	if (rmpsc__adopt_orphan(ch)) {
+		c = load_acquire(&member_at(ch, (uint32_t)ch->serving)->claim);
+		if (c)
+			return serve_claim(ch, (uint32_t)ch->serving, c, max, ptr, slot);
+		rmpsc__orphan_done(ch); /* nothing left in it */
+	}
+	(void)own;
+	for (int tries = 1;; tries++) {
+		int n = shared_sweep(ch, max, ptr, slot);
+		if (n != TAKE_BUSY)
+			return n;
+		/* A lock is held for a few stores; a holder that died holds it for good. */
+		if (tries % BUSY_TRIES == 0) {
+			uint64_t me = 0;
+			rmpsc__recover_members(ch, &me, (int)ch->group);
+		}
+		sched_yield();
+	}
+}
+
+#define TAKE_PENDING (INT32_MIN + 3)
+
+/*
+ * Take the next span for this member: returns a count with *ptr and *slot set, 0
+ * when there is nothing to take, TAKE_PENDING while the group waits for its solo
+ * member to let others in, or ECORRUPT after fencing a ring.
+ */
+/*
+ * SOLO plain stores happen only inside busy = 1 and only after the mode was seen
+ * SOLO(us) past a hot barrier; a joiner sets PENDING, passes a cold barrier and
+ * ends SOLO for us only when it sees busy = 0 (group.c rmpsc__solo_end). So the
+ * joiner never records our claim while we move it.
+ */
+static inline uint64_t solo_enter(rmpsc_channel *ch, struct member *mb)
+{
+	store_relaxed(&mb->busy, 1);
+	hot_barrier(hot_light(ch->asymmetric));
+	return load_acquire(&group_at(ch, ch->group)->mode);
+}
+
+static inline void solo_exit(struct member *mb)
+{
+	store_release(&mb->busy, 0); /* our plain stores are visible to a joiner that sees 0 */
+}
+
+static inline int is_solo(const rmpsc_channel *ch, uint64_t m)
+{
+	return mode_kind(m) == MODE_SOLO && mode_solo(m) == (uint32_t)ch->member;
+}
+
+static inline int take_span(rmpsc_channel *ch, size_t max, const void **ptr, uint32_t *slot)
+{
+	struct member *mb = member_at(ch, (uint32_t)ch->member);
+	uint64_t m = solo_enter(ch, mb);
+	if (likely(is_solo(ch, m))) {
+		int n = solo_take(ch, max, ptr, slot);
+		solo_exit(mb);
+		return n;
+	}
+	solo_exit(mb);
+	if (ch->solo_open != NO_RING)
+		ch->solo_open = NO_RING; /* a joiner recorded our open claim: it is served from the record */
+	if (mode_kind(m) == MODE_PENDING) {
+		if (mode_solo(m) == (uint32_t)ch->member)
+			rmpsc__solo_ack(ch); /* a member joined: from now on we share */
+		else if (!rmpsc__solo_end(ch, m))
+			return TAKE_PENDING; /* the solo member is inside a take: soon */
+		m = load_acquire(&group_at(ch, ch->group)->mode);
+		if (mode_kind(m) == MODE_PENDING)
+			return TAKE_PENDING;
+	}
+	return shared_take(ch, m, max, ptr, slot);
+}
+
+/* Release the first n records of the span taken from ring s. */
+static inline void release_span(rmpsc_channel *ch, uint32_t s, uint64_t n)
+{
+	uint32_t g = ch->group;
+	if (likely(ch->solo_open == s)) {
+		struct member *self = member_at(ch, (uint32_t)ch->member);
+		uint64_t m = solo_enter(ch, self);
+		if (likely(is_solo(ch, m))) {
+			/* Nobody else takes records of this group, so a store will do.
+			 * C2: release orders our reads before the producer reuses the slots. */
+			uint64_t *head = group_head(ch, g, s);
+			uint64_t h = load_relaxed(head) + n;
+			store_release(head, h);
+			solo_exit(self);
+			if (h == load_relaxed(&gpos_at(ch, g, s)->cursor))
+				ch->solo_open = NO_RING;
+			struct ring_ctrl *c = slot_ctrl(ch, s);
+			wake_waiters(&c->producer_waiting, &c->space_seq, hot_light(ch->asymmetric));
+			return;
+		}
+		solo_exit(self);
+		/* A member joined since we took it: our claim is (or now becomes) a record. */
+		if (mode_kind(m) == MODE_PENDING && mode_solo(m) == (uint32_t)ch->member)
+			rmpsc__solo_ack(ch);
+		ch->solo_open = NO_RING;
+	}
+	struct member *mb = member_at(ch, (uint32_t)ch->serving);
+	uint64_t c = load_relaxed(&mb->claim);
+	uint32_t k = claim_count_of(c);
+	if (n >= k) {
+		store_release(&mb->claim, 0);
+	} else {
+		store_relaxed(&mb->claim_start, load_relaxed(&mb->claim_start) + n);
+		store_release(&mb->claim, claim_word(s, k - n));
+	}
+	/* Clear, fence, scan: of two members releasing at once, at least one sees
+	 * the other's clear, so the head always reaches the last release. */
+	smp_mb();
+	rmpsc__recompute_head(ch, g, s);
+	if (n >= k && ch->serving != ch->member)
+		rmpsc__orphan_done(ch);
+}
+
+/* Our own span for the deferred-free bookkeeping: its first position. */
+static inline uint64_t span_start_pos(rmpsc_channel *ch, uint32_t s)
+{
+	if (ch->solo_open == s)
+		return load_relaxed(group_head(ch, ch->group, s));
+	return load_relaxed(&member_at(ch, (uint32_t)ch->serving)->claim_start);
 }
 
 /* Is a reservation open on a slot whose owner is alive? (closed-channel drain) */
@@ -225,13 +484,31 @@ struct data_wait {
 	int polling; /* sleeping in slices because a reservation is open after close */
 };
 
+/* A waiting member of a channel with several places looks for dead peers now
+ * and then: their claims are redelivered, a solo member that will never
+ * acknowledge a joiner is taken out of the way. */
+static void maybe_recover_peers(rmpsc_channel *ch)
+{
+	int64_t now = rmpsc__monotonic_ns();
+	if (now < ch->next_recover_ns)
+		return;
+	ch->next_recover_ns = now + LIVENESS_PERIOD_NS;
+	uint64_t me = 0;
+	rmpsc__recover_members(ch, &me, (int)ch->group);
+}
+
 static int data_ready(void *arg)
 {
 	struct data_wait *w = arg;
-	int n = sweep(w->ch, w->max, &w->ptr, &w->slot);
+	rmpsc_channel *ch = w->ch;
+	int n = take_span(ch, w->max, &w->ptr, &w->slot);
+	if (n == TAKE_PENDING || (n == 0 && ch->L.max_consumers > 1)) {
+		maybe_recover_peers(ch);
+		if (n == TAKE_PENDING)
+			return WAIT_NOT_READY; /* wait for the solo member to let us in */
+	}
 	if (n != 0)
 		return n;
-	rmpsc_channel *ch = w->ch;
 	if (!load_seq_cst(&ch->hdr->closed))
 		return WAIT_NOT_READY;
 	/* Seen closed: one cold barrier before trusting `reserving` (see top). If it
@@ -249,13 +526,16 @@ static int data_ready(void *arg)
 	if (open_reservations(ch))
 		return w->polling ? WAIT_NOT_READY : WAIT_POLL;
 	/* Every reservation ended before we looked: one more sweep sees all commits. */
-	n = sweep(w->ch, w->max, &w->ptr, &w->slot);
+	n = take_span(ch, w->max, &w->ptr, &w->slot);
+	if (n == TAKE_PENDING)
+		return WAIT_NOT_READY;
 	if (n != 0)
 		return n;
 	return rmpsc__set_error_static(RMPSC_ECLOSED, "closed: the channel is closed and drained");
 }
 
-/* The periodic part of the consumer's sweep: reclaim dead producers' slots. */
+/* The periodic part of the consumer's sweep: reclaim dead producers' slots (and
+ * recover dead members). */
 static void maybe_check_liveness(rmpsc_channel *ch)
 {
 	if ((++ch->sweeps & 255) != 0)
@@ -273,8 +553,8 @@ static int wait_for_data_slow(rmpsc_channel *ch, struct data_wait *w, int64_t ti
 static inline int wait_for_data(rmpsc_channel *ch, struct data_wait *w, int64_t timeout_ns)
 {
 	maybe_check_liveness(ch);
-	int n = sweep(ch, w->max, &w->ptr, &w->slot);
-	if (likely(n != 0))
+	int n = take_span(ch, w->max, &w->ptr, &w->slot);
+	if (likely(n != 0 && n != TAKE_PENDING))
 		return n;
 	return wait_for_data_slow(ch, w, timeout_ns);
 }
@@ -294,8 +574,11 @@ static int wait_for_data_slow(rmpsc_channel *ch, struct data_wait *w, int64_t ti
 				     .arg = w,
 				     .would_block = RMPSC_EEMPTY,
 				     .spin_ns = rmpsc__spin_ns,
-				     .slice_ns = w->polling ? DRAIN_POLL_NS : 0,
-				     .sole = 1,
+				     /* several members share the words, and look for dead peers now and then */
+				     .slice_ns = w->polling                ? DRAIN_POLL_NS
+						 : ch->L.max_consumers > 1 ? LIVENESS_PERIOD_NS
+									   : 0,
+				     .sole = ch->L.max_consumers == 1,
 				     .interruptible = interruptible(ch),
 				     .asymmetric = ch->asymmetric };
 		n = rmpsc__wait(&wt, &dl);
@@ -320,7 +603,9 @@ static inline int take_first(rmpsc_channel *ch, struct data_wait *w, size_t max,
  * none. A ring found fenced now is reported by the next call. */
 static inline int take_next(rmpsc_channel *ch, struct data_wait *w, size_t left)
 {
-	int n = sweep(ch, left, &w->ptr, &w->slot);
+	int n = take_span(ch, left, &w->ptr, &w->slot);
+	if (n == TAKE_PENDING)
+		return 0;
 	if (unlikely(n < 0)) {
 		ch->pending_error = n;
 		return 0;
@@ -341,10 +626,12 @@ int rmpsc_consume(rmpsc_channel *ch, size_t max, int64_t timeout_ns, rmpsc_consu
 		return n;
 	size_t done = 0;
 	do {
-		span_begin(ch, w.slot, (uint64_t)n);
+		span_begin(ch, w.slot, span_start_pos(ch, w.slot), (uint64_t)n);
+		ch->in_callback = 1;
 		int stop = fn(ctx, w.ptr, (size_t)n, w.slot);
+		ch->in_callback = 0;
 		ch->in_span = 0;
-		consumer_release(ch, w.slot, (uint64_t)n);
+		release_span(ch, w.slot, (uint64_t)n);
 		if (ch->n_deferred)
 			rmpsc__slab_flush_deferred(ch);
 		done += (size_t)n;
@@ -372,7 +659,7 @@ int rmpsc_recv(rmpsc_channel *ch, void *buf, size_t max, int64_t timeout_ns)
 	do {
 		memcpy(dst, w.ptr, (size_t)n * rs);
 		dst += (size_t)n * rs;
-		consumer_release(ch, w.slot, (uint64_t)n);
+		release_span(ch, w.slot, (uint64_t)n);
 		done += (size_t)n;
 	} while (done < w.max && (n = take_next(ch, &w, w.max - done)) > 0);
 	return (int)done;
@@ -391,7 +678,8 @@ int rmpsc_read(rmpsc_channel *ch, size_t max, int64_t timeout_ns, const void **p
 		return n;
 	ch->read_slot = w.slot;
 	ch->read_count = (uint32_t)n;
-	span_begin(ch, w.slot, (uint64_t)n);
+	ch->read_pos = span_start_pos(ch, w.slot);
+	span_begin(ch, w.slot, ch->read_pos, (uint64_t)n);
 	*ptr = w.ptr;
 	if (slot)
 		*slot = w.slot;
@@ -405,15 +693,21 @@ int rmpsc_advance(rmpsc_channel *ch, size_t n)
 	if (n > ch->read_count)
 		return rmpsc__set_error(RMPSC_EINVAL, "advance: n %zu exceeds the %u records of the last read", n,
 					ch->read_count);
-	if (ch->consumer_gen != fork_generation())
+	if (ch->member_gen != fork_generation())
 		return rmpsc__set_error(RMPSC_EFORKED, "advance: the read was made in another process");
-	if (unlikely(!still_consumer(ch))) /* given up or taken over since the read */
-		return n ? rmpsc__set_error(RMPSC_ECONSUMER, "advance: the consumer role is no longer this process's")
+	if (unlikely(!still_member(ch))) { /* left, or lost, since the read */
+		forget_claim(ch);
+		return n ? rmpsc__set_error(RMPSC_ECONSUMER, "advance: this handle is no longer a member of its group")
 			 : RMPSC_OK;
+	}
 	uint32_t slot = ch->read_slot;
+	uint64_t pos = ch->read_pos;
 	forget_read(ch);
+	if (n && span_start_pos(ch, slot) != pos)
+		return rmpsc__set_error(RMPSC_EINVAL,
+					"advance: the span was advanced through another handle meanwhile");
 	if (n)
-		consumer_release(ch, slot, n);
+		release_span(ch, slot, n);
 	if (ch->n_deferred)
 		rmpsc__slab_flush_deferred(ch);
 	return RMPSC_OK;
@@ -433,11 +727,17 @@ uint64_t rmpsc_pending(const rmpsc_channel *ch)
 {
 	if (!ch)
 		return 0;
+	/* Our group's (the default group's, before we join one) unreleased records. */
+	uint32_t g = ch->member >= 0 ? ch->group : 0;
 	uint64_t total = 0;
 	uint32_t n_slots = slot_limit(ch);
-	for (uint32_t s = 0; s < n_slots; s++)
-		if (owner_state(load_relaxed(&slot_ctrl(ch, s)->owner)) != RMPSC_SLOT_FENCED)
-			total += ring_pending(&ch->rings[s]);
+	for (uint32_t s = 0; s < n_slots; s++) {
+		struct ring_ctrl *c = slot_ctrl(ch, s);
+		if (owner_state(load_relaxed(&c->owner)) == RMPSC_SLOT_FENCED)
+			continue;
+		uint64_t n = load_acquire(&c->tail) - load_acquire(group_head(ch, g, s));
+		total += n <= ch->L.capacity ? n : 0; /* a racing snapshot, or a corrupt ring */
+	}
 	return total;
 }
 
@@ -453,13 +753,12 @@ int64_t rmpsc_read_bytes(rmpsc_channel *ch, int64_t timeout_ns, const void **byt
 	int n = rmpsc_read(ch, 1, timeout_ns, &rec, &slot);
 	if (n < 0)
 		return n;
-	uint64_t pos = load_relaxed(&slot_ctrl(ch, slot)->head); /* only the consumer writes it */
 	size_t len;
-	int rc = rmpsc__slab_of_record(ch, rec, slot, pos, &ch->read_handle, bytes, &len);
+	int rc = rmpsc__slab_of_record(ch, rec, slot, ch->read_pos, &ch->read_handle, bytes, &len);
 	if (rc) {
 		/* Not a message: consumed and reported, so the next call goes on. */
 		forget_read(ch);
-		consumer_release(ch, slot, 1);
+		release_span(ch, slot, 1);
 		return rc;
 	}
 	return (int64_t)len;
@@ -471,13 +770,17 @@ int rmpsc_advance_bytes(rmpsc_channel *ch)
 		return rmpsc__set_error(RMPSC_EINVAL, "advance_bytes: NULL channel");
 	if (ch->read_count != 1 || ch->read_handle == RMPSC_INVALID_HANDLE)
 		return rmpsc__set_error(RMPSC_EINVAL, "advance_bytes: no message from rmpsc_read_bytes is open");
-	if (ch->consumer_gen != fork_generation())
+	if (ch->member_gen != fork_generation())
 		return rmpsc__set_error(RMPSC_EFORKED, "advance_bytes: the read was made in another process");
-	if (!still_consumer(ch)) /* before the free: the slab is the new owner's */
+	if (!still_member(ch)) { /* before the free: the slab is the new owner's */
+		forget_claim(ch);
 		return rmpsc__set_error(RMPSC_ECONSUMER,
-					"advance_bytes: the consumer role is no longer this process's");
-	/* Deferred while its record is being read: freed once the head has passed it. */
-	int rc = rmpsc_slab_free(ch, ch->read_handle);
+					"advance_bytes: this handle is no longer a member of its group");
+	}
+	/* With groups, the slab returns to the pool once every group has released its
+	 * record (slab.c). Alone, we free it: deferred while its record is being read,
+	 * freed once the head has passed it. */
+	int rc = grouped(ch) ? RMPSC_OK : rmpsc_slab_free(ch, ch->read_handle);
 	ch->read_handle = RMPSC_INVALID_HANDLE;
 	if (rc)
 		return rc;

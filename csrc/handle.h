@@ -27,15 +27,24 @@ struct rmpsc_channel {
 	rmpsc_ring *rings;       /* consumer's views, one per slot */
 	unsigned flags;
 	int asymmetric; /* the region's fence mode is FENCE_ASYMMETRIC (barrier.h) */
-	/* consumer role (consumer.c) */
-	uint64_t self;         /* this process's identity when the consumer role was claimed */
-	uint32_t consumer_gen; /* fork generation in which this handle claimed the consumer role */
-	int consumer_claimed;
+	/* membership (group.c, consumer.c) */
+	int member;               /* this process's member place, or -1 when not a member */
+	uint32_t group;           /* its group place */
+	uint64_t member_word;     /* MEMBER_ACTIVE | identity: the owner word of our place while we hold it */
+	uint32_t member_gen;      /* fork generation in which this handle joined */
+	int serving;              /* member place whose claim we serve: ours, or an orphan we adopted (ADOPTING) */
+	uint32_t solo_open;       /* SOLO: the ring where our claim is open (cursor > head), or UINT32_MAX */
+	uint32_t deliveries;      /* of the span being read: 1, or more when redelivered */
+	unsigned group_flags;     /* the flags we joined with (to join again after a fork) */
+	int in_callback;          /* an rmpsc_consume callback is running */
+	uint64_t *tails;          /* our last view of each ring's tail (max_producers) */
+	int64_t next_recover_ns;  /* a waiting member checks its peers' liveness at most this often */
 	int close_fenced;         /* the consumer passed a cold barrier after seeing `closed` */
 	int close_fence_failures; /* ... and how often that barrier failed before */
 	uint32_t sweep_cursor;    /* next slot the sweep starts at (fairness) */
 	uint32_t read_slot;       /* slot of the span returned by rmpsc_read */
 	uint32_t read_count;      /* its length; 0 when none is open */
+	uint64_t read_pos;        /* its first position */
 	uint32_t read_handle;     /* the slab of the message rmpsc_read_bytes returned, or RMPSC_INVALID_HANDLE */
 	uint32_t sweeps;
 	int pending_error;        /* ECORRUPT found after records were delivered: reported next call */
@@ -85,6 +94,13 @@ static inline int is_closed(const rmpsc_channel *ch)
 static inline int interruptible(const rmpsc_channel *ch)
 {
 	return (ch->flags & RMPSC_OPEN_INTERRUPTIBLE) != 0;
+}
+
+/* Several member places or groups: received slabs go back to the pool once every
+ * group released their record, never by hand. */
+static inline int grouped(const rmpsc_channel *ch)
+{
+	return ch->L.max_consumers > 1 || ch->L.max_groups > 1;
 }
 
 /* Slots the consumer must look at: those ever registered. */

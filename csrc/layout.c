@@ -22,7 +22,19 @@ int rmpsc__layout_compute(struct layout *L, const struct rmpsc_config *c, const 
 		return rmpsc__set_error(RMPSC_EINVAL, "%s: record_size %u too small to carry a slab handle (needs 4)",
 					what, c->record_size);
 
+	uint32_t max_consumers = c->max_consumers ? c->max_consumers : 1;
+	if (max_consumers > RMPSC_MAX_CONSUMERS)
+		return rmpsc__set_error(RMPSC_EINVAL, "%s: max_consumers %u out of range 1..%u", what, c->max_consumers,
+					RMPSC_MAX_CONSUMERS);
+	uint32_t max_groups =
+		c->max_groups ? c->max_groups : (max_consumers < RMPSC_MAX_GROUPS ? max_consumers : RMPSC_MAX_GROUPS);
+	if (max_groups > RMPSC_MAX_GROUPS)
+		return rmpsc__set_error(RMPSC_EINVAL, "%s: max_groups %u out of range 1..%u", what, c->max_groups,
+					RMPSC_MAX_GROUPS);
+
 	L->record_size = c->record_size;
+	L->max_consumers = max_consumers;
+	L->max_groups = max_groups;
 	L->capacity = c->capacity;
 	L->ring_bits = (uint32_t)__builtin_ctz(c->capacity);
 	L->max_producers = c->max_producers;
@@ -36,7 +48,10 @@ int rmpsc__layout_compute(struct layout *L, const struct rmpsc_config *c, const 
 	L->attach_off = HEADER_SIZE;
 	L->ctrl_off = L->attach_off + round_up((uint64_t)ATTACH_SLOTS * sizeof(struct attach_entry), LINE);
 	L->data_off = L->ctrl_off + (uint64_t)c->max_producers * sizeof(struct ring_ctrl);
-	L->slab_meta_off = L->data_off + (uint64_t)c->max_producers * L->ring_bytes;
+	L->groups_off = L->data_off + (uint64_t)c->max_producers * L->ring_bytes;
+	L->gpos_off = L->groups_off + (uint64_t)max_groups * sizeof(struct group);
+	L->members_off = round_up(L->gpos_off + (uint64_t)max_groups * c->max_producers * sizeof(struct group_pos), LINE);
+	L->slab_meta_off = L->members_off + (uint64_t)max_consumers * sizeof(struct member);
 	L->slab_data_off = round_up(L->slab_meta_off + (uint64_t)c->slab_count * sizeof(struct slab_meta), LINE);
 	L->total_size = round_up(L->slab_data_off + (uint64_t)c->slab_count * L->slab_stride, 4096);
 	if (L->total_size > RMPSC_MAX_REGION_SIZE || L->total_size > (uint64_t)(SIZE_MAX / 2))

@@ -7,6 +7,9 @@
  *   attachments[k]  struct attach_entry per attachment slot (attach.h), ATTACH_SLOTS of them
  *   ring control[i] struct ring_ctrl, five 128-byte lines per producer slot
  *   ring data[i]    capacity * record_size bytes, 128-byte aligned
+ *   groups[g]       struct group per group place (max_groups)
+ *   group pos[g][i] struct group_pos per group place and ring: head, cursor, claim lock
+ *   members[m]      struct member per member place (max_consumers)
  *   slab meta[j]    struct slab_meta per slab
  *   slab data[j]    slab_stride bytes per slab, 64-byte aligned
  */
@@ -19,7 +22,7 @@
 #include "ringmpsc.h"
 
 #define RMPSC_MAGIC      0x4353504d474e4952ull /* "RINGMPSC" little-endian */
-#define RMPSC_LAYOUT_VER 4u                    /* bump on every change to the bytes below */
+#define RMPSC_LAYOUT_VER 5u                    /* bump on every change to the bytes below */
 #define LINE             128u                  /* adjacent-line prefetch makes 64 bytes false-share */
 #define HEADER_SIZE      4096u
 #define ATTACH_SLOTS     2048u /* processes attached to one channel at a time (attach.h) */
@@ -76,7 +79,9 @@ struct region_header {
 	uint64_t start_position;
 	uint32_t fence_mode;   /* enum fence_mode (barrier.h), fixed at creation */
 	uint32_t attach_slots; /* ATTACH_SLOTS, checked on open */
-	uint8_t pad0_[LINE - 64];
+	uint32_t max_consumers;
+	uint32_t max_groups;
+	uint8_t pad0_[LINE - 72];
 
 	/* closed line */
 	uint32_t closed; /* 0 open, 1 closed; futex waiters re-check it */
@@ -86,10 +91,10 @@ struct region_header {
 	uint8_t pad1_[LINE - 16];
 
 	/* consumer line */
-	uint64_t consumer_owner;   /* owner identity (attach.h) of the consumer process, 0 = none */
-	uint32_t consumer_waiting; /* flag: the consumer may sleep for data (wait.h) */
-	uint32_t data_seq;         /* futex word: bumped on publish while the consumer waits */
-	uint32_t consumer_pid;     /* the consumer's pid, as it sees itself (stats and messages only) */
+	uint64_t groups_lock;      /* owner identity (attach.h) of the process creating or removing a group, 0 = none */
+	uint32_t consumer_waiting; /* flag: a member may sleep for data (wait.h) */
+	uint32_t data_seq;         /* futex word: bumped on publish while a member waits */
+	uint32_t recovered_members; /* dead members recovered (stats) */
 	uint8_t pad2_[LINE - 20];
 
 	/* slab line */
@@ -112,6 +117,56 @@ struct attach_entry {
 _Static_assert(sizeof(struct attach_entry) == 16, "attach_entry is 16 bytes");
 
 /*
+ * A consumer group place (group.c). `state` and `mode` change by CAS only.
+ *   state: GROUP_FREE, GROUP_CREATING | creator identity, GROUP_ACTIVE
+ *   mode:  member count (bits 0..15, orphans included) | kind (16..17) | solo member (18..33)
+ */
+struct group {
+	uint64_t state;
+	uint64_t mode;
+	uint32_t flags;       /* RMPSC_GROUP_*, fixed while the group exists */
+	uint32_t orphans;     /* member places of this group whose claim waits for adoption */
+	uint64_t released;    /* records released since creation (stats) */
+	uint64_t redelivered; /* records delivered again (stats) */
+	char name[RMPSC_GROUP_NAME_MAX + 1];
+	uint8_t pad_[LINE - 40 - (RMPSC_GROUP_NAME_MAX + 1)];
+};
+_Static_assert(sizeof(struct group) == LINE, "group is one line");
+
+/*
+ * A group's positions on one ring: every record below `head` is released by the
+ * group, every record below `cursor` was taken by one of its members; `lock` is 0
+ * or member index + 1 of the member taking a claim here (SHARED mode). With one
+ * group place (max_groups == 1) the group's head is ring_ctrl.head itself.
+ */
+struct group_pos {
+	uint64_t head;
+	uint64_t cursor;
+	uint64_t lock;
+	uint64_t pad_;
+};
+_Static_assert(sizeof(struct group_pos) == 32, "group_pos is 32 bytes");
+
+/*
+ * A member place: one consumer process in one group (group.c). Written by its
+ * member, read by recomputes and recoverers.
+ *   owner: MEMBER_FREE, MEMBER_ACTIVE | id, MEMBER_RECOVERING | id, MEMBER_ORPHAN,
+ *          MEMBER_ADOPTING | id (id: attach.h identity of the process)
+ *   claim: slot << 32 | count (0: no claim open); claim_start is written before it
+ */
+struct member {
+	uint64_t owner;
+	uint32_t group;
+	uint32_t pid; /* as the member sees itself (stats and messages) */
+	uint64_t claim_start;
+	uint64_t claim;
+	uint32_t deliveries; /* of the open claim: 1, or more once redelivered */
+	uint32_t busy;       /* SOLO: 1 while the member takes or releases with plain stores (group.c) */
+	uint8_t pad_[LINE - 40];
+};
+_Static_assert(sizeof(struct member) == LINE, "member is one line");
+
+/*
  * Per-slab state: the owner word (free, held by a process, or in transit on a
  * ring record; see slab.c) and the used length. One CAS moves a slab between
  * states, so no crash point leaks one.
@@ -131,6 +186,8 @@ struct layout {
 	uint32_t max_producers;
 	uint32_t slab_size;
 	uint32_t slab_count;
+	uint32_t max_consumers;
+	uint32_t max_groups;
 	uint32_t fence_mode; /* enum fence_mode; set by the caller of rmpsc__layout_compute */
 	uint64_t slab_stride;
 	uint64_t start_position;
@@ -138,6 +195,9 @@ struct layout {
 	uint64_t attach_off;
 	uint64_t ctrl_off;
 	uint64_t data_off;
+	uint64_t groups_off;
+	uint64_t gpos_off;
+	uint64_t members_off;
 	uint64_t slab_meta_off;
 	uint64_t slab_data_off;
 	uint64_t total_size;

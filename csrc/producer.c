@@ -10,11 +10,14 @@
 #include "attach.h"
 #include "barrier.h"
 #include "error.h"
+#include "group.h"
 #include "handle.h"
 #include "ring.h"
 #include "slab.h"
 #include "slot.h"
 #include "wait.h"
+
+#define SPACE_RECOVER_NS 100000000 /* a producer waiting for space looks for dead members 10x/s */
 
 int rmpsc_producer_register(rmpsc_channel *ch, rmpsc_producer **out)
 {
@@ -75,16 +78,45 @@ static inline void end_reservation(rmpsc_producer *p)
 	wake_waiters(&h->consumer_waiting, &h->data_seq, p->light);
 }
 
+/*
+ * Several group places: the ring's head is the least head of the groups (group.h),
+ * which only the producer gathers, on this slow path, into ring_ctrl.head, where
+ * ring_reserve reads it. 1 when it moved.
+ */
+static int refresh_head(rmpsc_producer *p)
+{
+	struct ring_ctrl *c = p->ctrl;
+	uint64_t h = rmpsc__released_head(p->ch, p->slot, load_relaxed(&c->tail));
+	if (h == load_relaxed(&c->head))
+		return 0;
+	store_release(&c->head, h);
+	return 1;
+}
+
 struct space_wait {
 	rmpsc_producer *p;
+	int64_t next_recover_ns;
 };
 
 static int space_ready(void *arg)
 {
-	rmpsc_producer *p = ((struct space_wait *)arg)->p;
+	struct space_wait *w = arg;
+	rmpsc_producer *p = w->p;
 	if (is_closed(p->ch))
 		return rmpsc__set_error_static(RMPSC_ECLOSED, "closed: the channel was closed");
 	struct ring_ctrl *c = p->ctrl;
+	if (grouped(p->ch)) {
+		/* A group whose members died holds us back until they are recovered (an
+		 * ephemeral group then goes away): look for them now and then. */
+		int64_t now = rmpsc__monotonic_ns();
+		if (now >= w->next_recover_ns) {
+			if (w->next_recover_ns)
+				rmpsc_reclaim_dead(p->ch);
+			w->next_recover_ns = now + SPACE_RECOVER_NS;
+		}
+		if (p->ch->L.max_groups > 1)
+			refresh_head(p);
+	}
 	uint64_t used = load_relaxed(&c->tail) - load_acquire(&c->head);
 	if (used > p->ring.mask_ + 1)
 		return rmpsc__set_error(RMPSC_ECORRUPT, "ring %u: head is impossible", p->slot);
@@ -104,6 +136,8 @@ static int producer_reserve(rmpsc_producer *p, size_t want, struct deadline *dl,
 			return rmpsc__set_error_static(RMPSC_ECLOSED, "closed: the channel was closed");
 		}
 		int n = ring_reserve(&p->ring, want, ptr);
+		if (n == 0 && p->ch->L.max_groups > 1 && refresh_head(p))
+			n = ring_reserve(&p->ring, want, ptr);
 		if (likely(n > 0)) {
 			p->ring.reserved_ = (uint32_t)n;
 			return n;
@@ -111,13 +145,14 @@ static int producer_reserve(rmpsc_producer *p, size_t want, struct deadline *dl,
 		end_reservation(p);
 		if (n < 0)
 			return rmpsc__set_error(n, "ring %u: head is impossible (corrupt region)", p->slot);
-		struct space_wait w = { p };
+		struct space_wait w = { p, 0 };
 		struct waiter wt = { .flag = &c->producer_waiting,
 				     .seq = &c->space_seq,
 				     .ready = space_ready,
 				     .arg = &w,
 				     .would_block = RMPSC_EFULL,
 				     .spin_ns = rmpsc__spin_ns,
+				     .slice_ns = grouped(p->ch) ? SPACE_RECOVER_NS : 0,
 				     .sole = 1,
 				     .interruptible = interruptible(p->ch),
 				     .asymmetric = p->ch->asymmetric };

@@ -19,6 +19,7 @@
 #include "attach.h"
 #include "barrier.h"
 #include "error.h"
+#include "group.h"
 #include "handle.h"
 #include "ring.h"
 #include "slab.h"
@@ -44,10 +45,12 @@ static int make_handle(rmpsc_channel **out, int fd, unsigned char *base, const s
 {
 	rmpsc_channel *ch = calloc(1, sizeof *ch);
 	rmpsc_ring *rings = calloc(L->max_producers, sizeof *rings);
+	uint64_t *tails = calloc(L->max_producers, sizeof *tails);
 	char *dup = name ? strdup(name) : NULL;
-	if (!ch || !rings || (name && !dup)) {
+	if (!ch || !rings || !tails || (name && !dup)) {
 		free(ch);
 		free(rings);
+		free(tails);
 		free(dup);
 		errno = ENOMEM;
 		return rmpsc__sys_error("allocating a channel handle");
@@ -56,6 +59,10 @@ static int make_handle(rmpsc_channel **out, int fd, unsigned char *base, const s
 	ch->hdr = (struct region_header *)base;
 	ch->L = *L;
 	ch->rings = rings;
+	ch->tails = tails;
+	ch->member = -1;
+	ch->serving = -1;
+	ch->solo_open = UINT32_MAX;
 	ch->file.fd = fd;
 	ch->file.table = (struct attach_entry *)(base + L->attach_off);
 	ch->file.table_off = L->attach_off;
@@ -72,6 +79,7 @@ static int make_handle(rmpsc_channel **out, int fd, unsigned char *base, const s
 	if (rc) {
 		free(ch);
 		free(rings);
+		free(tails);
 		free(dup);
 		return rc;
 	}
@@ -96,13 +104,28 @@ static void format_region(unsigned char *base, const struct layout *L)
 	h->creator_uid = (uint32_t)getuid();
 	h->total_size = L->total_size;
 	h->start_position = L->start_position;
+	h->max_consumers = L->max_consumers;
+	h->max_groups = L->max_groups;
 	for (uint32_t s = 0; s < L->max_producers; s++) {
 		struct ring_ctrl *c = (struct ring_ctrl *)(base + L->ctrl_off) + s;
 		c->tail = c->cached_head = c->head = c->cached_tail = c->base = L->start_position;
 		c->record_size = L->record_size;
 		c->ring_bits = L->ring_bits;
 	}
-	/* The file is fresh (zero-filled): slab owner words are already FREE (0). */
+	/* The default group exists from the start, durable and empty, so records wait
+	 * for its first member. Every group position starts at the first position. */
+	for (uint32_t g = 0; g < L->max_groups; g++)
+		for (uint32_t s = 0; s < L->max_producers; s++) {
+			struct group_pos *p =
+				(struct group_pos *)(base + L->gpos_off) + (uint64_t)g * L->max_producers + s;
+			p->head = p->cursor = L->start_position;
+		}
+	struct group *dflt = (struct group *)(base + L->groups_off);
+	memcpy(dflt->name, RMPSC_DEFAULT_GROUP, sizeof RMPSC_DEFAULT_GROUP);
+	dflt->mode = 1ull << MODE_GEN_SHIFT; /* generation 1, SHARED, no member */
+	dflt->state = GROUP_ACTIVE;
+	/* The file is fresh (zero-filled): slab owner words are already FREE (0), member
+	 * places FREE, other group places FREE. */
 	/* Publish last: an opener that sees the magic sees a fully formatted region. */
 	store_release(&h->magic, RMPSC_MAGIC);
 }
@@ -205,7 +228,12 @@ static int validate_header(const struct region_header *h, uint64_t file_size, st
 		.slab_size = h->slab_size,
 		.slab_count = h->slab_count,
 		.start_position = h->start_position,
+		.max_consumers = h->max_consumers,
+		.max_groups = h->max_groups,
 	};
+	if (h->max_consumers == 0 || h->max_groups == 0)
+		return rmpsc__set_error(RMPSC_ECORRUPT, "region max_consumers %u / max_groups %u must be >= 1",
+					h->max_consumers, h->max_groups);
 	if (rmpsc__layout_compute(L, &cfg, "region"))
 		return RMPSC_ECORRUPT; /* the message, naming the field, is already set */
 	L->fence_mode = fence_mode;    /* in the layout, so the caller's re-check of the live header covers it */
@@ -325,11 +353,12 @@ void rmpsc_channel_release(rmpsc_channel *ch)
 {
 	if (!ch)
 		return;
-	rmpsc_consumer_release(ch);     /* frees deferred slabs whose records were advanced past */
+	rmpsc_consumer_leave(ch);       /* frees deferred slabs whose records were advanced past */
 	rmpsc__attach_close(&ch->file); /* after every claim of ours is let go: they die with the attachment */
 	munmap(ch->base, ch->L.total_size);
 	close(ch->file.fd);
 	free(ch->rings);
+	free(ch->tails);
 	free(ch->deferred);
 	free(ch->file.name);
 	free(ch);
@@ -352,6 +381,8 @@ void rmpsc_channel_config(const rmpsc_channel *ch, struct rmpsc_config *out)
 	out->record_size = ch->L.record_size;
 	out->capacity = ch->L.capacity;
 	out->max_producers = ch->L.max_producers;
+	out->max_consumers = ch->L.max_consumers;
+	out->max_groups = ch->L.max_groups;
 	out->slab_size = ch->L.slab_size;
 	out->slab_count = ch->L.slab_count;
 	out->start_position = ch->L.start_position;

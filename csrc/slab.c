@@ -19,6 +19,7 @@
 #include "attach.h"
 #include "barrier.h"
 #include "error.h"
+#include "group.h"
 #include "handle.h"
 #include "ring.h"
 #include "slab.h"
@@ -77,15 +78,33 @@ static void wake_slab_waiters(rmpsc_channel *ch)
 	wake_waiters(&h->slab_waiting, &h->slab_seq, hot_light(ch->asymmetric));
 }
 
+/*
+ * With groups, a slab whose record every group has released is free: no member
+ * reads it again. `head` is where every group has released its ring.
+ */
+static inline int grouped_free(const rmpsc_channel *ch, uint64_t w, uint64_t head)
+{
+	return owner_state(w) == SLAB_TRANSIT && transit_slot(w) < ch->L.max_producers && transit_consumed(w, head);
+}
+
 static int try_alloc(rmpsc_channel *ch, uint64_t held, uint32_t *handle)
 {
 	uint32_t n = ch->L.slab_count;
 	uint32_t start = fetch_add_relaxed(&ch->hdr->slab_cursor, 1) % n;
+	int released = grouped(ch);
+	uint32_t head_slot = UINT32_MAX; /* the ring whose released head we gathered last */
+	uint64_t head = 0;
 	for (uint32_t i = 0, j = start; i < n; i++, j = j + 1 < n ? j + 1 : 0) {
 		struct slab_meta *m = slab_meta_of(ch, j);
 		uint64_t w = load_relaxed(&m->owner);
+		if (w != 0 && released && owner_state(w) == SLAB_TRANSIT && transit_slot(w) < ch->L.max_producers &&
+		    transit_slot(w) != head_slot) {
+			head_slot = transit_slot(w);
+			head = rmpsc__released_head(ch, head_slot, load_acquire(&slot_ctrl(ch, head_slot)->tail));
+		}
 		/* Acquire on success: the previous holder's accesses are done before ours. */
-		if (w == 0 && cas_acq_rel(&m->owner, &w, held)) {
+		if ((w == 0 || (released && transit_slot(w) == head_slot && grouped_free(ch, w, head))) &&
+		    cas_acq_rel(&m->owner, &w, held)) {
 			store_relaxed(&m->len, 0);
 			*handle = j;
 			return 1;
@@ -212,10 +231,16 @@ static int defer_free(rmpsc_channel *ch, uint32_t handle, uint64_t word)
 	return RMPSC_OK;
 }
 
-/* Does this process hold the consumer role (to which received slabs belong)? */
+/* Does this process hold the consumer role (to which received slabs belong)? Only
+ * a channel with one member place has one. */
 static int holds_consumer_role(const rmpsc_channel *ch, uint64_t me)
 {
-	return me && load_acquire(&ch->hdr->consumer_owner) == me;
+	return me && !grouped(ch) && load_acquire(&member_at(ch, 0)->owner) == owner_word(MEMBER_ACTIVE, me);
+}
+
+static uint32_t consumer_pid(const rmpsc_channel *ch)
+{
+	return load_relaxed(&member_at(ch, 0)->pid);
 }
 
 int rmpsc_slab_free(rmpsc_channel *ch, uint32_t handle)
@@ -236,6 +261,11 @@ int rmpsc_slab_free(rmpsc_channel *ch, uint32_t handle)
 				return rmpsc__set_error(RMPSC_EINVAL, "slab_free: slab %u is held by another process (pid %u), not this one",
 							handle, rmpsc__owner_pid(&ch->file, w));
 		} else if (owner_state(w) == SLAB_TRANSIT && transit_slot(w) < ch->L.max_producers) {
+			if (grouped(ch))
+				return rmpsc__set_error(RMPSC_EINVAL,
+							"slab_free: slab %u rides on a record; with consumer groups it "
+							"returns to the pool once every group has released it",
+							handle);
 			if (!transit_consumed(w, load_acquire(&slot_ctrl(ch, transit_slot(w))->head))) {
 				/* Being read by us: freed once the head moves past its record. */
 				if (in_read_span(ch, w) && holds_consumer_role(ch, me))
@@ -249,7 +279,7 @@ int rmpsc_slab_free(rmpsc_channel *ch, uint32_t handle)
 							"slab_free: slab %u was received by the consumer (pid %u); "
 							"only the "
 							"consumer process frees it",
-							handle, load_relaxed(&ch->hdr->consumer_pid));
+							handle, consumer_pid(ch));
 		} else {
 			return rmpsc__set_error(RMPSC_ECORRUPT, "slab_free: slab %u has an impossible owner word 0x%llx",
 						handle, (unsigned long long)w);
@@ -289,6 +319,10 @@ int rmpsc_slab_accept(rmpsc_channel *ch, uint32_t handle)
 	int rc = rmpsc__slab_check(ch, handle, "slab_accept");
 	if (rc)
 		return rc;
+	if (grouped(ch))
+		return rmpsc__set_error(RMPSC_EINVAL,
+					"slab_accept: with consumer groups a received slab is shared by every group "
+					"and returns to the pool once all have released it; copy what you keep");
 	uint64_t me = rmpsc__attached_id(&ch->file);
 	struct slab_meta *m = slab_meta_of(ch, handle);
 	uint64_t w = load_acquire(&m->owner);
@@ -299,7 +333,7 @@ int rmpsc_slab_accept(rmpsc_channel *ch, uint32_t handle)
 		return rmpsc__set_error(RMPSC_EINVAL,
 					"slab_accept: slab %u belongs to the consumer (pid %u), not this "
 					"process",
-					handle, load_relaxed(&ch->hdr->consumer_pid));
+					handle, consumer_pid(ch));
 	if (!cas_acq_rel(&m->owner, &w, owner_word(SLAB_HELD, me)))
 		return rmpsc__set_error(RMPSC_EINVAL, "slab_accept: slab %u changed owner meanwhile", handle);
 	return RMPSC_OK;
@@ -346,6 +380,7 @@ enum reclaim_also {
 	ALSO_NOTHING,
 	ALSO_UNSENT,   /* slabs riding on ring `slot` that were never committed (position >= tail) */
 	ALSO_CONSUMED, /* slabs whose record the consumer took, neither freed nor accepted */
+	ALSO_RELEASED, /* with groups: slabs whose record every group released */
 };
 
 static uint32_t reclaim_scan(rmpsc_channel *ch, enum reclaim_also also, int slot)
@@ -353,6 +388,8 @@ static uint32_t reclaim_scan(rmpsc_channel *ch, enum reclaim_also also, int slot
 	struct alive_cache cache;
 	memset(&cache, 0, sizeof cache);
 	uint32_t freed = 0;
+	if (also == ALSO_NOTHING && grouped(ch))
+		also = ALSO_RELEASED;
 	for (uint32_t j = 0; j < ch->L.slab_count; j++) {
 		struct slab_meta *m = slab_meta_of(ch, j);
 		uint64_t w = load_acquire(&m->owner);
@@ -363,6 +400,9 @@ static uint32_t reclaim_scan(rmpsc_channel *ch, enum reclaim_also also, int slot
 			struct ring_ctrl *c = slot_ctrl(ch, transit_slot(w));
 			if (also == ALSO_CONSUMED)
 				release = transit_consumed(w, load_acquire(&c->head));
+			else if (also == ALSO_RELEASED)
+				release = transit_consumed(w, rmpsc__released_head(ch, transit_slot(w),
+										   load_acquire(&c->tail)));
 			else if (also == ALSO_UNSENT && (int)transit_slot(w) == slot)
 				release = !transit_consumed(w, load_acquire(&c->tail));
 		}
@@ -389,7 +429,15 @@ uint32_t rmpsc_slab_free_count(const rmpsc_channel *ch)
 	if (!ch)
 		return 0;
 	uint32_t n = 0;
-	for (uint32_t j = 0; j < ch->L.slab_count; j++)
-		n += load_relaxed(&slab_meta_of(ch, j)->owner) == 0;
+	/* With groups, where every group has released each ring, gathered once. */
+	uint64_t *heads = grouped(ch) ? malloc(ch->L.max_producers * sizeof *heads) : NULL;
+	if (heads)
+		for (uint32_t s = 0; s < ch->L.max_producers; s++)
+			heads[s] = rmpsc__released_head(ch, s, load_acquire(&slot_ctrl(ch, s)->tail));
+	for (uint32_t j = 0; j < ch->L.slab_count; j++) {
+		uint64_t w = load_relaxed(&slab_meta_of(ch, j)->owner);
+		n += w == 0 || (heads && grouped_free(ch, w, heads[transit_slot(w) % ch->L.max_producers]));
+	}
+	free(heads);
 	return n;
 }

@@ -28,6 +28,7 @@
 #include "attach.h"
 #include "barrier.h"
 #include "error.h"
+#include "group.h"
 #include "handle.h"
 #include "slab.h"
 #include "slot.h"
@@ -109,7 +110,8 @@ int rmpsc_reclaim_dead(rmpsc_channel *ch)
 		}
 		reclaimed += reclaim_slot(ch, s, w, me);
 	}
-	return reclaimed;
+	/* Members of consumer groups that died: their claims go back to their group. */
+	return reclaimed + rmpsc__recover_members(ch, &me, -1);
 }
 
 /* Is a slot being reclaimed by a live process right now? */

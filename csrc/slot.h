@@ -7,13 +7,14 @@
 
 #include <stdint.h>
 
+#include "group.h"
 #include "handle.h"
 
-/* Has the consumer taken everything committed on slot s? */
+/* Has every group released everything committed on slot s? */
 static inline int slot_drained(const rmpsc_channel *ch, uint32_t s)
 {
-	struct ring_ctrl *c = slot_ctrl(ch, s);
-	return load_acquire(&c->tail) == load_acquire(&c->head);
+	uint64_t tail = load_acquire(&slot_ctrl(ch, s)->tail);
+	return tail == rmpsc__released_head(ch, s, tail);
 }
 
 /*

@@ -72,6 +72,8 @@ struct rmpsc_config {
 	uint32_t slab_size;
 	uint32_t slab_count;
 	uint64_t start_position;
+	uint32_t max_consumers;
+	uint32_t max_groups;
 };
 
 struct rmpsc_ring_stats {
@@ -96,6 +98,11 @@ struct rmpsc_stats {
 	uint32_t slabs_free;
 	uint32_t fenced_rings;
 	uint32_t reclaimed_slots;
+	uint32_t max_consumers;
+	uint32_t max_groups;
+	uint32_t groups;
+	uint32_t members;
+	uint32_t recovered_members;
 };
 
 const char *rmpsc_last_error(void);

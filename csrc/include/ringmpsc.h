@@ -9,15 +9,22 @@
  * Roles
  *   - Producer: a process-local handle bound to one ring slot. One thread at a
  *     time may use a given producer handle. Different producers never contend.
- *   - Consumer: exactly one process owns the consumer role at a time (claimed on
- *     first consumer call, taken over if the owner died). Within that process one
- *     thread at a time may call the consumer functions.
+ *   - Consumer: a process that is a *member* of a consumer *group* (the default
+ *     group unless it joined another; joined on its first consumer call). Every
+ *     group receives every record committed after it was created (fan-out);
+ *     inside a group each record goes to one member (work sharing). A channel has
+ *     room for max_consumers members (1 by default: one consumer process, taken
+ *     over when it dies). Handles of one process in one group share its
+ *     membership; one thread at a time may call the consumer functions of them.
  *
  * Ordering guarantees
- *   - FIFO per producer; no order across producers.
- *   - Every committed record is delivered exactly once to a live consumer.
- *     Records a consumer read but did not advance past before dying are delivered
- *     again to the next consumer.
+ *   - FIFO per producer within a group that has one member; with several members
+ *     each takes its own batches (claims), so a group's members together see every
+ *     record once but no order holds across members. No order across producers.
+ *   - Every committed record is delivered to every group, exactly once to a live
+ *     member. Records a member took but did not release (advance past) before
+ *     dying are delivered again to another member of its group (marked: see
+ *     rmpsc_deliveries), or dropped in a group created RMPSC_GROUP_AT_MOST_ONCE.
  *   - A commit is a release operation and a read is an acquire operation: all
  *     writes the producer made to the records (and anything before them) are
  *     visible to the consumer that reads them.
@@ -60,6 +67,9 @@ extern "C" {
 #define RMPSC_MAX_SLAB_SIZE   (1u << 26) /* 64 MiB */
 #define RMPSC_MAX_SLAB_COUNT  (1u << 24)
 #define RMPSC_MAX_REGION_SIZE (1ull << 40) /* 1 TiB */
+#define RMPSC_MAX_CONSUMERS   256u         /* member places (consumer processes at a time) */
+#define RMPSC_MAX_GROUPS      64u
+#define RMPSC_GROUP_NAME_MAX  31u /* bytes of a group name, without the NUL */
 #define RMPSC_INVALID_HANDLE  UINT32_MAX
 
 /* The one error vocabulary. Every failure is one of these. */
@@ -70,12 +80,13 @@ enum rmpsc_error {
 	RMPSC_ECLOSED = -3,   /* producer: channel closed; consumer: closed AND drained */
 	RMPSC_ETIMEDOUT = -4, /* a blocking call reached its deadline */
 	RMPSC_ENOSLOT = -5,   /* no free producer slot */
-	RMPSC_ECONSUMER = -6, /* another live process holds the consumer role */
-	RMPSC_EINVAL = -7,    /* invalid argument or call sequence */
-	RMPSC_ECORRUPT = -8,  /* region is not a valid channel, or a ring was fenced off */
-	RMPSC_ESYS = -9,      /* a system call failed; errno is preserved */
-	RMPSC_EFORKED = -10,  /* handle was created in another process (inherited by fork) */
-	RMPSC_EINTR = -11,    /* wait interrupted by a signal (RMPSC_OPEN_INTERRUPTIBLE only) */
+	RMPSC_ECONSUMER =
+		-6, /* no consumer place free (the one consumer role, or every member place, held by live processes) */
+	RMPSC_EINVAL = -7,   /* invalid argument or call sequence */
+	RMPSC_ECORRUPT = -8, /* region is not a valid channel, or a ring was fenced off */
+	RMPSC_ESYS = -9,     /* a system call failed; errno is preserved */
+	RMPSC_EFORKED = -10, /* handle was created in another process (inherited by fork) */
+	RMPSC_EINTR = -11,   /* wait interrupted by a signal (RMPSC_OPEN_INTERRUPTIBLE only) */
 };
 
 /* Name of an error code ("ring full", ...). Never NULL. */
@@ -157,6 +168,8 @@ struct rmpsc_config {
 	uint32_t slab_size;      /* 0, or bytes per slab */
 	uint32_t slab_count;     /* 0, or number of slabs (both or neither) */
 	uint64_t start_position; /* first ring position; 0 normally (tests use ~UINT64_MAX) */
+	uint32_t max_consumers;  /* 0 or 1: one consumer process; up to RMPSC_MAX_CONSUMERS members */
+	uint32_t max_groups;     /* 0: as many as max_consumers; 1 .. RMPSC_MAX_GROUPS */
 };
 
 /* Flags for create/open/attach. */
@@ -266,19 +279,54 @@ RMPSC_API int rmpsc_producer_send(rmpsc_producer *p, const void *data, size_t le
 RMPSC_API int rmpsc_producer_send_many(rmpsc_producer *p, const void *records, size_t count, int64_t timeout_ns);
 
 /* ------------------------------------------------------------------------- */
-/* Consumer (the process that owns the role; one thread at a time). */
+/* Consumers: members of groups (one thread at a time per handle). */
+
+/* The group every channel has from its creation: durable, at-least-once. */
+#define RMPSC_DEFAULT_GROUP      "default"
+/* Group flags, fixed when the group is created (by its first join). */
+#define RMPSC_GROUP_EPHEMERAL    0x1u /* removed when its last member leaves or dies (a subscriber) */
+#define RMPSC_GROUP_AT_MOST_ONCE 0x2u /* a dead member's unreleased records are dropped, not redelivered */
 
 /*
- * Claim the consumer role for this process. Done implicitly by every consumer
- * call, which also checks that the role is still this process's. Handles of one
- * process share the role (one thread at a time still). A dead owner's claim is
- * taken over, and so is one left by this pid before an exec. On every new claim,
- * slabs an earlier consumer received and neither freed nor accepted return to the
- * pool. Errors: ECONSUMER (another live process; rmpsc_last_error names its pid), ESYS.
+ * Make this handle's process a member of `group` (NULL: the default group),
+ * creating the group if it does not exist: a new group receives the records
+ * committed after its creation. A group's flags are those of its creation; a join
+ * asking for other flags fails (EINVAL). Handles of one process in one group share
+ * one membership. A handle is in one group at a time: joining another leaves the
+ * first. Consumer calls join the default group implicitly when the handle is in
+ * none. Dead members of the group are recovered first (their unreleased records
+ * go to the living). Errors: ECONSUMER (every member place is held by a live
+ * process, or no group place is left; the message says which), EINVAL (name too
+ * long, flags), ECLOSED, ESYS.
  */
+RMPSC_API int rmpsc_consumer_join(rmpsc_channel *ch, const char *group, unsigned flags);
+/*
+ * Leave the group (when the last handle of this process in it does). A record
+ * span read and not advanced goes to another member (not counted as a
+ * redelivery). The last member of an ephemeral group removes it. Safe to call
+ * when not a member.
+ */
+RMPSC_API void rmpsc_consumer_leave(rmpsc_channel *ch);
+/* The group this handle is a member of (NULL if none). Valid until it leaves. */
+RMPSC_API const char *rmpsc_consumer_group(const rmpsc_channel *ch);
+/* rmpsc_consumer_join(ch, NULL, 0): kept for the single-consumer API. */
 RMPSC_API int rmpsc_consumer_claim(rmpsc_channel *ch);
-/* Give the role up (when the last handle of this process that holds it does). */
+/* rmpsc_consumer_leave. */
 RMPSC_API void rmpsc_consumer_release(rmpsc_channel *ch);
+/*
+ * Remove a group that has no live member, with its unreleased records (producers
+ * held back by it go on). Any process. The default group may be removed too (a
+ * channel with no group holds nothing back: records committed then are never
+ * delivered). Errors: EINVAL (no such group, or it has a live member), ESYS.
+ */
+RMPSC_API int rmpsc_group_remove(rmpsc_channel *ch, const char *group);
+/*
+ * How many times the span of the last rmpsc_read / rmpsc_read_bytes, or the span
+ * an rmpsc_consume callback is running on, has been delivered: 1 the first time,
+ * more when a member died (or left) holding it and it was delivered again.
+ * 0 when no span is open.
+ */
+RMPSC_API uint32_t rmpsc_deliveries(const rmpsc_channel *ch);
 
 /*
  * Consume up to max records across all rings, in contiguous spans handed to fn,
@@ -314,7 +362,10 @@ RMPSC_API uint64_t rmpsc_pending(const rmpsc_channel *ch);
  */
 RMPSC_API int rmpsc_slab_alloc(rmpsc_channel *ch, int64_t timeout_ns, uint32_t *handle);
 /* Return a slab to the pool: one this process holds, or, in the process holding the
- * consumer role, one it received. Errors: EINVAL (bad handle, already free, sent and
+ * consumer role, one it received. In a channel with several member places or
+ * groups (max_consumers or max_groups > 1) a received slab is never freed or
+ * accepted by hand: it returns to the pool once every group has released its
+ * record (EINVAL here). Errors: EINVAL (bad handle, already free, sent and
  * not yet received, or held by another process: the message names its pid),
  * ECORRUPT (an impossible owner word). */
 RMPSC_API int rmpsc_slab_free(rmpsc_channel *ch, uint32_t handle);
@@ -401,7 +452,7 @@ struct rmpsc_ring_stats {
 struct rmpsc_stats {
 	uint32_t max_producers;
 	uint32_t active_producers; /* slots in ACTIVE state */
-	uint32_t consumer_pid;     /* as the consumer saw itself; 0 when unclaimed */
+	uint32_t consumer_pid;     /* the default group's member when it has exactly one, as it saw itself; else 0 */
 	uint32_t closed;
 	uint64_t pending;
 	uint64_t committed; /* all records ever committed in this channel */
@@ -410,7 +461,41 @@ struct rmpsc_stats {
 	uint32_t slabs_free;
 	uint32_t fenced_rings;
 	uint32_t reclaimed_slots; /* dead producers' slots taken back */
+	uint32_t max_consumers;
+	uint32_t max_groups;
+	uint32_t groups;            /* groups that exist */
+	uint32_t members;           /* member places in use (live, or dead and not yet recovered) */
+	uint32_t recovered_members; /* dead members recovered (their claims redelivered or dropped) */
 };
+
+struct rmpsc_group_stats {
+	char name[RMPSC_GROUP_NAME_MAX + 1];
+	uint32_t flags;   /* RMPSC_GROUP_* */
+	uint32_t members; /* member places of the group (including dead ones not yet recovered) */
+	uint32_t live_members;
+	uint32_t solo;        /* 1 while one member consumes alone (no CAS per batch) */
+	uint32_t claims;      /* spans taken and not released */
+	uint64_t pending;     /* committed and not yet taken by this group (lag) */
+	uint64_t unreleased;  /* taken and not yet released */
+	uint64_t redelivered; /* records delivered again after a member died or left holding them */
+};
+
+struct rmpsc_member_stats {
+	uint32_t pid; /* as the member saw itself */
+	uint32_t alive;
+	uint32_t group; /* index into the groups rmpsc_group_stats returned */
+	uint32_t state; /* 1 member, 2 being recovered, 3 claim orphaned (awaiting redelivery), 4 serving an orphan */
+	uint32_t claim_slot;  /* ring of its open claim, if claim_count */
+	uint32_t claim_count; /* records of its open claim (0: none) */
+};
+
+/*
+ * Groups and members: up to max_groups entries in `groups` and max_members in
+ * `members` (either may be NULL). Returns the number of groups written; *n_members
+ * (if not NULL) receives the number of members written. A snapshot.
+ */
+RMPSC_API int rmpsc_group_stats(const rmpsc_channel *ch, struct rmpsc_group_stats *groups, uint32_t max_groups,
+				struct rmpsc_member_stats *members, uint32_t max_members, uint32_t *n_members);
 
 /*
  * Channel figures; `rings` (may be NULL) receives up to `max_rings` entries for
@@ -423,8 +508,11 @@ RMPSC_API int rmpsc_stats(const rmpsc_channel *ch, struct rmpsc_stats *out, stru
 /*
  * Check every producer slot's owner and reclaim those whose process died:
  * committed records stay readable, slabs held but never sent return to the pool,
- * the slot is freed once drained. Runs automatically on register (when no slot is
- * free) and in the consumer's sweep at a bounded rate. Returns slots reclaimed.
+ * the slot is freed once drained. Then recover dead consumer members: their open
+ * claims go back to their group (or are dropped, at-most-once), an ephemeral group
+ * whose last member died is removed. Runs automatically on register (when no slot
+ * is free), in members' sweeps and in producers' waits for space, at a bounded
+ * rate. Returns slots reclaimed plus members recovered.
  */
 RMPSC_API int rmpsc_reclaim_dead(rmpsc_channel *ch);
 

@@ -779,8 +779,11 @@ static void test_corrupt_slab_meta(void)
 	m->owner = bad_transit;
 	CHECK(rmpsc_reclaim_dead(ch) >= 0, "reclaim");
 	/* A dead consumer's claim is taken over: the takeover scan meets the bad slot too. */
-	struct region_header *h = (struct region_header *)base;
-	h->consumer_owner = (4194000ull << 3) | (12345ull << 25);
+	struct member *dead = (struct member *)(base + L.members_off);
+	dead->owner = 1 | (5ull << 3) | (12345ull << 14); /* ACTIVE, an attachment that is not held */
+	dead->group = 0;
+	struct group *dflt = (struct group *)(base + L.groups_off);
+	dflt->mode = (dflt->mode & ~((1ull << 34) - 1)) | (1ull << 16) | 1; /* SOLO(0), one member */
 	CHECK_OK(rmpsc_consumer_claim(ch));
 	CHECK(m->owner == bad_transit, "a slab naming a bad slot was touched by the takeover");
 	rmpsc_slab_accept(ch, hd); /* must not crash; either answer is acceptable for garbage */
