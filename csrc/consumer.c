@@ -157,9 +157,12 @@ static int fence_ring(rmpsc_channel *ch, uint32_t s)
 	       !cas_acq_rel(&c->owner, &w, owner_word(RMPSC_SLOT_FENCED, owner_id(w))))
 		;
 	fetch_add_relaxed(&ch->hdr->fenced_rings, 1);
-	return rmpsc__set_error(RMPSC_ECORRUPT, "ring %u fenced off: tail %llu - head %llu exceeds capacity %u", s,
-				(unsigned long long)load_relaxed(&c->tail),
-				(unsigned long long)load_relaxed(group_head(ch, ch->group, s)), ch->L.capacity);
+	return rmpsc__set_error(RMPSC_ECORRUPT,
+				"ring %u fenced off: impossible positions (tail %llu, group head %llu, cursor %llu, "
+				"capacity %u)",
+				s, (unsigned long long)load_relaxed(&c->tail),
+				(unsigned long long)load_relaxed(group_head(ch, ch->group, s)),
+				(unsigned long long)load_relaxed(&gpos_at(ch, ch->group, s)->cursor), ch->L.capacity);
 }
 
 static inline int ring_fenced(const rmpsc_channel *ch, uint32_t s)
@@ -170,9 +173,12 @@ static inline int ring_fenced(const rmpsc_channel *ch, uint32_t s)
 /*
  * Records of ring s our group has not taken, from `cursor`: refreshes our view of
  * the tail only when the cached one is short. Returns the count (0: none), or
- * ECORRUPT when the positions are impossible.
+ * ECORRUPT when the positions are impossible. Only an `exact` look can tell: one
+ * where nobody else moves the cursor and head (SOLO, or holding the ring's claim
+ * lock). Without it, a cursor read before the tail may be far behind by now (other
+ * members took and released meanwhile): such a look answers 1, "look under the lock".
  */
-static inline int64_t untaken(rmpsc_channel *ch, uint32_t s, uint64_t cursor, size_t max)
+static inline int64_t untaken(rmpsc_channel *ch, uint32_t s, uint64_t cursor, size_t max, int exact)
 {
 	uint64_t avail = ch->tails[s] - cursor;
 	if (avail < max || avail > ch->L.capacity) {
@@ -182,7 +188,7 @@ static inline int64_t untaken(rmpsc_channel *ch, uint32_t s, uint64_t cursor, si
 		/* The group's head, too: it trails the cursor by the open claims. */
 		if (unlikely(avail > ch->L.capacity ||
 			     ch->tails[s] - load_relaxed(group_head(ch, ch->group, s)) > ch->L.capacity))
-			return RMPSC_ECORRUPT;
+			return exact ? RMPSC_ECORRUPT : 1;
 	}
 	return (int64_t)avail;
 }
@@ -234,7 +240,7 @@ static int solo_take(rmpsc_channel *ch, size_t max, const void **ptr, uint32_t *
 	for (uint32_t i = 0; i < n_slots; i++, s = s + 1 < n_slots ? s + 1 : 0) {
 		struct group_pos *p = gpos_at(ch, g, s);
 		uint64_t cursor = load_relaxed(&p->cursor);
-		int64_t avail = untaken(ch, s, cursor, max);
+		int64_t avail = untaken(ch, s, cursor, max, 1);
 		/* Alone with nothing open, everything taken is released: a head elsewhere
 		 * was written by someone else (a hostile region). */
 		if (unlikely(load_relaxed(group_head(ch, g, s)) != cursor))
@@ -284,7 +290,7 @@ static int shared_sweep(rmpsc_channel *ch, size_t max, const void **ptr, uint32_
 	int busy = 0;
 	for (uint32_t i = 0; i < n_slots; i++, s = s + 1 < n_slots ? s + 1 : 0) {
 		struct group_pos *p = gpos_at(ch, g, s);
-		int64_t avail = untaken(ch, s, load_acquire(&p->cursor), 1);
+		int64_t avail = untaken(ch, s, load_acquire(&p->cursor), 1, 0);
 		if (avail <= 0 || unlikely(ring_fenced(ch, s))) {
 			int rc = empty_or_corrupt(ch, s, avail);
 			if (rc)
@@ -297,7 +303,7 @@ static int shared_sweep(rmpsc_channel *ch, size_t max, const void **ptr, uint32_
 			continue;
 		}
 		uint64_t cursor = load_acquire(&p->cursor);
-		avail = untaken(ch, s, cursor, max);
+		avail = untaken(ch, s, cursor, max, 1);
 		if (avail <= 0) {
 			store_release(&p->lock, 0);
 			if (avail < 0 && !ring_fenced(ch, s)) {

@@ -181,29 +181,49 @@ static void remove_group(rmpsc_channel *ch, uint32_t g)
 /*
  * The group's solo member e stops taking alone: its open claim (the ring where
  * cursor > head) becomes its claim record and the mode SHARED. Done by e itself,
- * by a joiner once e is not inside a take or release (rmpsc__solo_end), or by the
- * recoverer of a dead e. Whoever does it computes the same record: e makes no
- * plain store once the mode is not SOLO(e).
+ * by a joiner once e is not inside a take or release (rmpsc__solo_end), or by
+ * whoever recovers or takes over a dead e. One process at a time (the group's
+ * `converter` word, taken over from a dead one): a second writer of the record
+ * could land its write after the claim was released and bring it back. e makes
+ * no plain store once the mode is not SOLO(e), so the record is the same whoever
+ * writes it. Returns 1 when the mode is no longer SOLO(e) or PENDING(e), 0 while
+ * another live process is converting.
  */
-static void convert_solo(rmpsc_channel *ch, uint32_t e, uint32_t g)
+static int convert_solo(rmpsc_channel *ch, uint32_t e, uint32_t g, uint64_t me)
 {
 	struct group *grp = group_at(ch, g);
 	uint64_t m = load_acquire(&grp->mode);
-	uint32_t k = mode_kind(m);
-	if ((k != MODE_SOLO && k != MODE_PENDING) || mode_solo(m) != e)
-		return;
-	struct member *mb = member_at(ch, e);
-	uint32_t d = load_relaxed(&mb->deliveries);
-	record_solo_claim(ch, e, g, solo_open_ring(ch, g), d ? d : 1);
-	while ((mode_kind(m) == MODE_SOLO || mode_kind(m) == MODE_PENDING) && mode_solo(m) == e &&
-	       !cas_acq_rel(&grp->mode, &m, mode_make(m, MODE_SHARED, 0, mode_count(m))))
-		;
+	if ((mode_kind(m) != MODE_SOLO && mode_kind(m) != MODE_PENDING) || mode_solo(m) != e)
+		return 1;
+	uint64_t cur = load_acquire(&grp->converter);
+	if (cur != me && cur != 0 && rmpsc__owner_alive(&ch->file, cur))
+		return 0;
+	if (cur != me && !cas_acq_rel(&grp->converter, &cur, me))
+		return 0;
+	m = load_acquire(&grp->mode);
+	if ((mode_kind(m) == MODE_SOLO || mode_kind(m) == MODE_PENDING) && mode_solo(m) == e) {
+		struct member *mb = member_at(ch, e);
+		uint32_t d = load_relaxed(&mb->deliveries);
+		record_solo_claim(ch, e, g, solo_open_ring(ch, g), d ? d : 1);
+		while ((mode_kind(m) == MODE_SOLO || mode_kind(m) == MODE_PENDING) && mode_solo(m) == e &&
+		       !cas_acq_rel(&grp->mode, &m, mode_make(m, MODE_SHARED, 0, mode_count(m))))
+			;
+	}
+	store_release(&grp->converter, 0);
 	rmpsc__wake_members(ch);
+	return 1;
+}
+
+/* The same, waiting for another live converter to finish (it is a few stores). */
+static void convert_solo_wait(rmpsc_channel *ch, uint32_t e, uint32_t g, uint64_t me)
+{
+	while (!convert_solo(ch, e, g, me))
+		sched_yield();
 }
 
 void rmpsc__solo_ack(rmpsc_channel *ch)
 {
-	convert_solo(ch, (uint32_t)ch->member, ch->group);
+	convert_solo_wait(ch, (uint32_t)ch->member, ch->group, owner_id(ch->member_word));
 	ch->solo_open = UINT32_MAX;
 }
 
@@ -223,19 +243,18 @@ int rmpsc__solo_end(rmpsc_channel *ch, uint64_t m)
 	}
 	if (load_acquire(&group_at(ch, ch->group)->mode) != m)
 		return 1; /* changed meanwhile: look again */
-	convert_solo(ch, e, ch->group);
-	return 1;
+	return convert_solo(ch, e, ch->group, owner_id(ch->member_word));
 }
 
 void rmpsc__go_solo(rmpsc_channel *ch, uint64_t m)
 {
 	struct group *grp = group_at(ch, ch->group);
-	if (!cas_acq_rel(&grp->mode, &m, mode_make(m, MODE_SOLO, (uint32_t)ch->member, 1)))
-		return;
-	/* Alone, with nothing open: everything taken is released. */
-	for (uint32_t s = 0; s < ch->L.max_producers; s++)
-		raise_head(ch, ch->group, s, load_acquire(&gpos_at(ch, ch->group, s)->cursor));
-	ch->solo_open = UINT32_MAX;
+	/* Alone with nothing open, every claim of the group was released, and the
+	 * last release of each moved its head to the cursor (recompute_head): a head
+	 * behind its cursor now is a corrupt ring, which solo_take fences. Raising
+	 * heads here would race a joiner's first claim. */
+	if (cas_acq_rel(&grp->mode, &m, mode_make(m, MODE_SOLO, (uint32_t)ch->member, 1)))
+		ch->solo_open = UINT32_MAX;
 }
 
 int rmpsc__pending_solo_alive(rmpsc_channel *ch, uint64_t m)
@@ -358,7 +377,7 @@ static int recover_place(rmpsc_channel *ch, uint32_t e, uint64_t *mep, struct al
 		drop_unattended_orphans(ch, g, me);
 	} else {
 		break_locks(ch, e, g);
-		convert_solo(ch, e, g); /* gone: its open claim becomes a record, the group SHARED */
+		convert_solo_wait(ch, e, g, me); /* gone: its open claim becomes a record, the group SHARED */
 		orphan_or_drop(ch, e, g, held, me);
 	}
 	fetch_add_relaxed(&ch->hdr->recovered_members, 1);
@@ -642,23 +661,20 @@ static int take_over_place(rmpsc_channel *ch, uint32_t g, uint64_t me)
 			continue; /* cannot happen: the place is ours */
 		store_relaxed(&mb->pid, (uint32_t)getpid());
 		become_member(ch, e, g, me);
-		uint64_t m = load_acquire(&group_at(ch, g)->mode);
+		store_relaxed(&mb->busy, 0); /* it may have died inside a take */
+		/* A solo member's open claim becomes its record first: from here on the
+		 * claim, if any, is in the record, as for any member. */
+		convert_solo_wait(ch, e, g, me);
 		uint32_t redelivered = 0;
-		if ((mode_kind(m) == MODE_SOLO || mode_kind(m) == MODE_PENDING) && mode_solo(m) == e) {
-			ch->solo_open = solo_open_ring(ch, g);
-			if (ch->solo_open != UINT32_MAX) {
-				ch->deliveries = 2;
-				store_relaxed(&mb->deliveries, 2);
-				redelivered = (uint32_t)(load_acquire(&gpos_at(ch, g, ch->solo_open)->cursor) -
-							 load_acquire(group_head(ch, g, ch->solo_open)));
-			}
-		} else {
-			uint64_t c = load_acquire(&mb->claim);
-			if (c) {
-				store_relaxed(&mb->deliveries, load_relaxed(&mb->deliveries) + 1);
-				if (load_relaxed(&mb->deliveries) > 1)
-					redelivered = claim_count_of(c);
-			}
+		uint64_t c = load_acquire(&mb->claim);
+		if (c && (load_relaxed(&group_at(ch, g)->flags) & RMPSC_GROUP_AT_MOST_ONCE)) {
+			store_release(&mb->claim, 0); /* at-most-once: what it took is dropped */
+			smp_mb();                     /* clear, then scan: see recompute_head */
+			rmpsc__recompute_head(ch, g, claim_slot_of(c));
+		} else if (c) {
+			store_relaxed(&mb->deliveries, load_relaxed(&mb->deliveries) + 1);
+			if (load_relaxed(&mb->deliveries) > 1)
+				redelivered = claim_count_of(c);
 		}
 		if (redelivered)
 			fetch_add_relaxed(&group_at(ch, g)->redelivered, redelivered);
@@ -701,10 +717,7 @@ static int take_free_place(rmpsc_channel *ch, uint32_t g, uint64_t gen_mode, uin
 			}
 		}
 		rmpsc__member_hold(&ch->file, e, &mb->owner, word);
-		become_member(ch, e, g, me);
-		if (mode_count(m) == 0) /* alone: everything taken before is released */
-			for (uint32_t s = 0; s < ch->L.max_producers; s++)
-				raise_head(ch, g, s, load_acquire(&gpos_at(ch, g, s)->cursor));
+		become_member(ch, e, g, me); /* alone (count was 0): heads are at the cursors, see go_solo */
 		return 1;
 	}
 	return -1;
@@ -785,7 +798,7 @@ static void leave_place(void *arg)
 		uint32_t s = ch->solo_open;
 		if (s != UINT32_MAX && amo) /* at-most-once: what we took is dropped */
 			raise_head(ch, g, s, load_acquire(&gpos_at(ch, g, s)->cursor));
-		convert_solo(ch, e, g); /* an open claim becomes a record, the group SHARED */
+		convert_solo_wait(ch, e, g, me); /* an open claim becomes a record, the group SHARED */
 		store_relaxed(&mb->deliveries, 0);
 	} else if (load_acquire(&mb->claim)) {
 		store_relaxed(&mb->deliveries, load_relaxed(&mb->deliveries) - 1); /* leaving is not a redelivery */

@@ -126,7 +126,7 @@ struct group {
 	uint64_t mode;
 	uint32_t flags;       /* RMPSC_GROUP_*, fixed while the group exists */
 	uint32_t orphans;     /* member places of this group whose claim waits for adoption */
-	uint64_t released;    /* records released since creation (stats) */
+	uint64_t converter;   /* identity of the process ending the group's SOLO mode, 0 = none (group.c) */
 	uint64_t redelivered; /* records delivered again (stats) */
 	char name[RMPSC_GROUP_NAME_MAX + 1];
 	uint8_t pad_[LINE - 40 - (RMPSC_GROUP_NAME_MAX + 1)];
