@@ -40,7 +40,7 @@ help:
 	@echo "make demo         the main job end to end: producer processes -> one consumer, verified,"
 	@echo "                  next to multiprocessing.Queue (installs what it needs)"
 	@echo "make example-c    build and run the C quick start (csrc/examples/quickstart.c)"
-	@echo "make install      PREFIX=/usr/local: library (SONAME libringmpsc.so.MAJOR, versioned symbols), headers,"
+	@echo "make install      PREFIX=/usr/local: library (SONAME libringmpsc.so.MAJOR; 0.MINOR before 1.0; versioned symbols), headers,"
 	@echo "                  pkg-config file"
 	@echo "make uninstall    PREFIX=/usr/local: remove what make install put there"
 	@echo "make version      after editing VERSION: write it into the header, Python and Lua"
@@ -48,9 +48,12 @@ help:
 
 # The shared library: real name libringmpsc.so.MAJOR.MINOR.PATCH, SONAME
 # libringmpsc.so.MAJOR, exports exactly csrc/ringmpsc.map (versioned symbols).
+# Before 1.0 a minor release may change the ABI (0.3 grew struct rmpsc_config and
+# struct rmpsc_stats), so the SONAME is libringmpsc.so.0.MINOR then.
 SO_MAJOR   := $(word 1,$(subst ., ,$(VERSION)))
+SO_ABI     := $(if $(filter 0,$(SO_MAJOR)),0.$(word 2,$(subst ., ,$(VERSION))),$(SO_MAJOR))
 SO_REAL    := libringmpsc.so.$(VERSION)
-SO_NAME    := libringmpsc.so.$(SO_MAJOR)
+SO_NAME    := libringmpsc.so.$(SO_ABI)
 
 lib: $(BUILD)/libringmpsc.so $(BUILD)/libringmpsc.a
 

@@ -26,7 +26,7 @@ local ffi_new, ffi_string, ffi_cast, ffi_gc, ffi_typeof = ffi.new, ffi.string, f
 local type, error, tonumber, setmetatable, tostring = type, error, tonumber, setmetatable, tostring
 local concat = table.concat
 
-local _M = { _VERSION = "0.2.0" } -- from VERSION by scripts/version.sh; do not edit
+local _M = { _VERSION = "0.3.0" } -- from VERSION by scripts/version.sh; do not edit
 
 -- Exactly the declarations this module uses, copied from csrc/include/ringmpsc.h
 -- (tests/lua/cdef_spec.lua checks each against the preprocessed header; the two

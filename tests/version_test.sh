@@ -92,7 +92,7 @@ else
 		"$(sed -n 's/^local _M = { _VERSION = "\([^"]*\)".*/\1/p' lua/ringmpsc.lua)"
 fi
 
-# The shared library's ABI: SONAME from VERSION's major number; it exports exactly
+# The shared library's ABI: SONAME from VERSION's major number (0.MINOR before 1.0); it exports exactly
 # the functions ringmpsc.h declares, each under a version node of csrc/ringmpsc.map.
 check() { # description command...
 	local d=$1
@@ -102,7 +102,9 @@ check() { # description command...
 so=build/libringmpsc.so
 if [ -e "$so" ]; then
 	soname=$(readelf -d "$so" | sed -n 's/.*Library soname: \[\(.*\)\]/\1/p')
-	check "SONAME is libringmpsc.so.${want%%.*} (got '$soname')" [ "$soname" = "libringmpsc.so.${want%%.*}" ]
+	abi=${want%%.*}
+	[ "$abi" = 0 ] && abi=$(echo "$want" | cut -d. -f1,2) # before 1.0 a minor release may break the ABI
+	check "SONAME is libringmpsc.so.$abi (got '$soname')" [ "$soname" = "libringmpsc.so.$abi" ]
 	grep -o 'RMPSC_API [^(]*(' csrc/include/ringmpsc.h | sed -E 's/.*[ *]([a-z_0-9]+)\($/\1/' |
 		grep -v '^__attribute__$' | sort > "$tmp/api"
 	grep -o 'rmpsc_[a-z_0-9]*' csrc/ringmpsc.map | sort > "$tmp/map"
