@@ -19,8 +19,6 @@
 #include "error.h"
 #include "group.h"
 #include "handle.h"
-#include "slab.h"
-#include "slot.h"
 #include "wait.h"
 
 #define GROUPS_LOCK_WAIT_NS 5000000000ll /* a live creator holds the table lock for microseconds */
