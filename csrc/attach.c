@@ -98,9 +98,12 @@ static uint32_t last_generation = 1; /* ordinary memory: a child inherits it, to
  * descriptions would keep the parent "alive" after it died, so each is replaced
  * by a description of the child's own (unlocked: the child attaches when it first
  * needs an identity); then the child gets a generation of its own. */
-static void child_reset(void)
+static void child_reset(int reinit_lock)
 {
-	pthread_mutex_init(&attach_lock, NULL); /* the parent's state of it means nothing here */
+	/* After _Fork another parent thread may have held the lock: its state means
+	 * nothing here. After fork() our prepare handler holds it (on_fork_child). */
+	if (reinit_lock)
+		pthread_mutex_init(&attach_lock, NULL);
 	for (struct attachment *a = attachments; a; a = a->next) {
 		/* After _Fork the child may have run code of its own first, closing or
 		 * reusing that descriptor number: only our own file is ours to close. */
@@ -132,7 +135,8 @@ static void on_fork_parent(void)
 
 static void on_fork_child(void)
 {
-	child_reset();
+	pthread_mutex_unlock(&attach_lock); /* the forking thread, ours in the child too, took it in prepare */
+	child_reset(0);
 }
 
 uint32_t rmpsc__forked(void)
@@ -141,7 +145,7 @@ uint32_t rmpsc__forked(void)
 	 * the first thread here resets, the others wait for it. */
 	uint32_t idle = 0;
 	if (cas_acq_rel(&fork_words->resetting, &idle, 1)) {
-		child_reset();
+		child_reset(1);
 		store_release(&fork_words->resetting, 0);
 	}
 	uint32_t gen;
@@ -373,24 +377,18 @@ uint32_t rmpsc__owner_pid(const struct region_file *f, uint64_t id)
 	return load_acquire(&e->gen) == owner_gen(id) ? pid : 0; /* the same holder throughout */
 }
 
-int rmpsc__member_hold(struct region_file *f, uint32_t idx, const uint64_t *owner, uint64_t expect)
+void rmpsc__process_lock(void)
 {
-	fork_generation();
+	fork_generation(); /* a child made without atfork handlers resets its copy of the lock first */
 	pthread_mutex_lock(&attach_lock);
-	struct attachment *a = f->att;
-	int n = 0;
-	if (load_acquire(owner) == expect)
-		n = ++a->member_holders[idx];
-	pthread_mutex_unlock(&attach_lock);
-	return n;
 }
 
-void rmpsc__member_let_go(struct region_file *f, uint32_t idx, void (*leave)(void *), void *arg)
+void rmpsc__process_unlock(void)
 {
-	fork_generation();
-	pthread_mutex_lock(&attach_lock);
-	struct attachment *a = f->att;
-	if (a->member_holders[idx] > 0 && --a->member_holders[idx] == 0)
-		leave(arg);
 	pthread_mutex_unlock(&attach_lock);
+}
+
+int *rmpsc__member_holders(struct region_file *f, uint32_t idx)
+{
+	return &f->att->member_holders[idx];
 }

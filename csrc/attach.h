@@ -116,13 +116,14 @@ int rmpsc__owner_alive_cached(const struct region_file *f, struct alive_cache *c
  * when that entry has another holder or none now. For messages and humans only. */
 uint32_t rmpsc__owner_pid(const struct region_file *f, uint64_t id);
 
-/* Handles of this process sharing member place `idx` (group.c): count one more
- * if the place's owner word still is `expect`, under the lock lettings-go run
- * under. Returns the new count, or 0 when the place is not ours (any more). */
-int rmpsc__member_hold(struct region_file *f, uint32_t idx, const uint64_t *owner, uint64_t expect);
-/* A handle lets its membership go: the last holder of this process runs `leave`
- * under the same lock, so another handle either shares before or joins after. */
-void rmpsc__member_let_go(struct region_file *f, uint32_t idx, void (*leave)(void *), void *arg);
+/* This process's lock over its attachments (attach_lock, held across fork). Group
+ * code (group.c) holds it while it holds a group's lock, so one thread of a process
+ * at a time acts for the process's identity there; it never waits for another
+ * process while holding it. Not to be taken around rmpsc__attach. */
+void rmpsc__process_lock(void);
+void rmpsc__process_unlock(void);
+/* Handles of this process sharing member place `idx` (process lock held). */
+int *rmpsc__member_holders(struct region_file *f, uint32_t idx);
 
 /* Move a descriptor above stdio (0..2), closing the low one. -1 with errno. */
 int rmpsc__fd_above_stdio(int fd);

@@ -7,6 +7,7 @@
  */
 #include <errno.h>
 #include <sched.h>
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -25,8 +26,9 @@
 #define WAIT_POLL          (INT32_MIN + 1)
 #define CLOSE_FENCE_TRIES  100 /* failed close barriers (DRAIN_POLL_NS apart) before ESYS */
 
-#define NO_RING    UINT32_MAX
-#define BUSY_TRIES 64 /* sweeps that found claim locks taken before checking their holders */
+#define NO_RING      UINT32_MAX
+#define BUSY_TRIES   64      /* sweeps that found claim locks taken before a wait sleeps a slice */
+#define BUSY_POLL_NS 1000000 /* ... that slice */
 
 /* Close the span of rmpsc_read / rmpsc_read_bytes without advancing: whatever was
  * not advanced past is read again by the next call. */
@@ -61,12 +63,16 @@ static inline void span_begin(rmpsc_channel *ch, uint32_t slot, uint64_t start, 
 
 static int join(rmpsc_channel *ch, const char *group, unsigned flags)
 {
+	int rc = rmpsc__check_join(group, flags); /* a refused join leaves nothing */
+	if (rc)
+		return rc;
 	forget_claim(ch);
 	rmpsc__member_leave(ch);
-	int rc = rmpsc__member_join(ch, group, flags);
+	rc = rmpsc__member_join(ch, group, flags);
 	if (rc < 0)
 		return rc;
 	ch->group_flags = flags;
+	snprintf(ch->group_name, sizeof ch->group_name, "%s", group && *group ? group : RMPSC_DEFAULT_GROUP);
 	if (!grouped(ch) && rc == 1) {
 		/* A consumer killed in FUTEX_WAIT left its flag behind. */
 		store_relaxed(&ch->hdr->consumer_waiting, 0);
@@ -129,9 +135,8 @@ static inline int consumer_enter(rmpsc_channel *ch, const char *fn)
 	/* One load of our own place: are we a member still? */
 	if (unlikely(!still_member(ch))) {
 		/* Lost (or forked, or never joined): join the group we were in again. */
-		char name[RMPSC_GROUP_NAME_MAX + 1] = RMPSC_DEFAULT_GROUP;
-		if (ch->member >= 0)
-			memcpy(name, group_at(ch, ch->group)->name, sizeof name - 1);
+		char name[RMPSC_GROUP_NAME_MAX + 1];
+		memcpy(name, ch->group_name, sizeof name);
 		if (ch->member >= 0 && ch->member_gen == fork_generation())
 			ch->member = -1; /* the place is not ours: nothing to let go */
 		int rc = join(ch, name, ch->group_flags);
@@ -220,31 +225,78 @@ static int empty_or_corrupt(rmpsc_channel *ch, uint32_t s, int64_t avail)
 }
 
 /*
- * SOLO: we take records alone, with plain stores. A claim left open (read and not
- * advanced past) is served again first. Every ring is looked at, starting after
- * the one served last (fairness), so "empty" means empty: an idle ring costs one
- * load of a tail line nobody writes.
+ * SOLO plain stores happen only inside busy = 1 and only after the mode was seen
+ * SOLO(us) past a hot barrier; a joiner sets PENDING, passes a cold barrier and
+ * ends our solo mode only when it sees busy = 0 (group.c rmpsc__solo_end). So the
+ * joiner never records our claim while we move it.
+ */
+static inline uint64_t solo_enter(rmpsc_channel *ch, struct member *mb)
+{
+	store_relaxed(&mb->busy, 1);
+	hot_barrier(hot_light(ch->asymmetric));
+	return load_acquire(&group_at(ch, ch->group)->mode);
+}
+
+static inline void solo_exit(struct member *mb)
+{
+	store_release(&mb->busy, 0); /* our plain stores are visible to a joiner that sees 0 */
+}
+
+static inline int is_solo(const rmpsc_channel *ch, uint64_t m)
+{
+	return mode_kind(m) == MODE_SOLO && mode_solo(m) == (uint32_t)ch->member;
+}
+
+/*
+ * SOLO (inside solo_enter): the claim a handle of ours left open on ring s
+ * (head < cursor: read and not advanced past) is served again; a head that is not
+ * a possible open claim was written by someone else (a hostile region).
+ * Returns the count, or ECORRUPT.
+ */
+static int solo_open_span(rmpsc_channel *ch, uint32_t s, uint64_t head, uint64_t cursor, size_t max, const void **ptr,
+			  uint32_t *slot)
+{
+	uint64_t tail = load_acquire(&slot_ctrl(ch, s)->tail);
+	if (cursor - head > ch->L.capacity || tail - head > ch->L.capacity || cursor - head > tail - head)
+		return RMPSC_ECORRUPT;
+	ch->solo_open = s;
+	uint32_t d = load_relaxed(&member_at(ch, (uint32_t)ch->member)->deliveries);
+	ch->deliveries = d ? d : 1;
+	*slot = s;
+	return (int)span_at(ch, s, head, cursor - head, max, ptr);
+}
+
+/*
+ * SOLO: we take records alone, with plain stores. A claim left open is served
+ * again first. Every ring is looked at, starting after the one served last
+ * (fairness), so "empty" means empty: an idle ring costs one load of a tail line
+ * nobody writes.
  */
 static int solo_take(rmpsc_channel *ch, size_t max, const void **ptr, uint32_t *slot)
 {
 	uint32_t g = ch->group;
-	if (ch->solo_open != NO_RING) {
+	if (ch->solo_open != NO_RING) { /* the ring this handle left open, if it still is */
 		uint32_t s = ch->solo_open;
-		uint64_t head = load_relaxed(group_head(ch, g, s)); /* only we write it */
-		uint64_t cursor = load_relaxed(&gpos_at(ch, g, s)->cursor);
-		*slot = s;
-		return (int)span_at(ch, s, head, cursor - head, max, ptr);
+		uint64_t head = load_relaxed(group_head(ch, g, s)), cursor = load_relaxed(&gpos_at(ch, g, s)->cursor);
+		ch->solo_open = NO_RING;
+		if (head != cursor) {
+			int n = solo_open_span(ch, s, head, cursor, max, ptr, slot);
+			return n > 0 ? n : empty_or_corrupt(ch, s, n);
+		}
 	}
 	uint32_t n_slots = slot_limit(ch);
 	uint32_t s = ch->sweep_cursor < n_slots ? ch->sweep_cursor : 0;
 	for (uint32_t i = 0; i < n_slots; i++, s = s + 1 < n_slots ? s + 1 : 0) {
 		struct group_pos *p = gpos_at(ch, g, s);
 		uint64_t cursor = load_relaxed(&p->cursor);
+		uint64_t head = load_relaxed(group_head(ch, g, s));
+		if (unlikely(head != cursor) && !ring_fenced(ch, s)) { /* open, by another handle of ours */
+			int n = solo_open_span(ch, s, head, cursor, max, ptr, slot);
+			if (n > 0)
+				return n;
+			return empty_or_corrupt(ch, s, n);
+		}
 		int64_t avail = untaken(ch, s, cursor, max, 1);
-		/* Alone with nothing open, everything taken is released: a head elsewhere
-		 * was written by someone else (a hostile region). */
-		if (unlikely(load_relaxed(group_head(ch, g, s)) != cursor))
-			avail = RMPSC_ECORRUPT;
 		if (avail <= 0 || unlikely(ring_fenced(ch, s))) {
 			int rc = empty_or_corrupt(ch, s, avail);
 			if (rc)
@@ -265,19 +317,22 @@ static int solo_take(rmpsc_channel *ch, size_t max, const void **ptr, uint32_t *
 	return 0;
 }
 
-#define TAKE_BUSY (INT32_MIN + 2)
+#define TAKE_BUSY  (INT32_MIN + 2) /* another process holds what we need for a moment: look again soon */
+#define TAKE_AGAIN (INT32_MIN + 3)
 
 /* The claim of place f (ours, or an orphan we adopted), served again. */
 static int serve_claim(rmpsc_channel *ch, uint32_t f, uint64_t c, size_t max, const void **ptr, uint32_t *slot)
 {
 	struct member *mb = member_at(ch, f);
 	uint32_t s = claim_slot_of(c);
-	if (s >= ch->L.max_producers)
-		return rmpsc__set_error(RMPSC_ECORRUPT, "member place %u: claim names ring %u of %u", f, s,
-					ch->L.max_producers);
+	uint64_t start = load_relaxed(&mb->claim_start);
+	uint64_t left = claim_left(c, start);
+	if (s >= ch->L.max_producers || left == 0 || left > ch->L.capacity)
+		return rmpsc__set_error(RMPSC_ECORRUPT, "member place %u: an impossible claim (ring %u, %llu records)",
+					f, s, (unsigned long long)left);
 	ch->deliveries = load_relaxed(&mb->deliveries);
 	*slot = s;
-	return (int)span_at(ch, s, load_relaxed(&mb->claim_start), claim_count_of(c), max, ptr);
+	return (int)span_at(ch, s, start, left, max, ptr);
 }
 
 /* SHARED: claims under the per-ring lock; one CAS per claimed batch. */
@@ -317,7 +372,7 @@ static int shared_sweep(rmpsc_channel *ch, size_t max, const void **ptr, uint32_
 		 * cursor sees the claim (recompute_head). */
 		store_relaxed(&mb->claim_start, cursor);
 		store_relaxed(&mb->deliveries, 1);
-		store_release(&mb->claim, claim_word(s, n));
+		store_release(&mb->claim, claim_word(s, cursor + n));
 		store_release(&p->cursor, cursor + n);
 		store_release(&p->lock, 0);
 		ch->deliveries = 1;
@@ -330,96 +385,74 @@ static int shared_sweep(rmpsc_channel *ch, size_t max, const void **ptr, uint32_
 
 static int shared_take(rmpsc_channel *ch, uint64_t m, size_t max, const void **ptr, uint32_t *slot)
 {
-	struct member *own = member_at(ch, (uint32_t)ch->member);
 	uint64_t c = load_acquire(&member_at(ch, (uint32_t)ch->serving)->claim);
 	if (c) /* a claim left open, or an adopted orphan's */
 		return serve_claim(ch, (uint32_t)ch->serving, c, max, ptr, slot);
-	if (mode_count(m) == 1 && mode_kind(m) == MODE_SHARED && ch->serving == ch->member) {
-		rmpsc__go_solo(ch, m); /* alone now */
-		m = load_acquire(&group_at(ch, ch->group)->mode);
-		if (mode_kind(m) == MODE_SOLO && mode_solo(m) == (uint32_t)ch->member)
-			return solo_take(ch, max, ptr, slot);
-	}
+	if (ch->serving != ch->member)
+		rmpsc__orphan_done(ch); /* released by another handle of ours */
+	if (mode_count(m) == 1 && mode_kind(m) == MODE_SHARED && rmpsc__go_solo(ch))
+		return TAKE_AGAIN; /* alone now */
 	if (rmpsc__adopt_orphan(ch)) {
 		c = load_acquire(&member_at(ch, (uint32_t)ch->serving)->claim);
 		if (c)
 			return serve_claim(ch, (uint32_t)ch->serving, c, max, ptr, slot);
 		rmpsc__orphan_done(ch); /* nothing left in it */
 	}
-	(void)own;
-	for (int tries = 1;; tries++) {
+	/* A claim lock is held for a few stores: look again a few times before
+	 * reporting busy to a wait that has a deadline. */
+	for (int tries = 0;; tries++) {
 		int n = shared_sweep(ch, max, ptr, slot);
-		if (n != TAKE_BUSY)
+		if (n != TAKE_BUSY || tries == BUSY_TRIES)
 			return n;
-		/* A lock is held for a few stores; a holder that died holds it for good. */
-		if (tries % BUSY_TRIES == 0) {
-			uint64_t me = 0;
-			rmpsc__recover_members(ch, &me, (int)ch->group);
-		}
 		sched_yield();
 	}
 }
 
-#define TAKE_PENDING (INT32_MIN + 3)
-
 /*
  * Take the next span for this member: returns a count with *ptr and *slot set, 0
- * when there is nothing to take, TAKE_PENDING while the group waits for its solo
- * member to let others in, or ECORRUPT after fencing a ring.
+ * when there is nothing to take, TAKE_BUSY when another process holds what we
+ * need for a moment (a claim lock, the group's lock, a solo member inside a take),
+ * or ECORRUPT after fencing a ring.
  */
-/*
- * SOLO plain stores happen only inside busy = 1 and only after the mode was seen
- * SOLO(us) past a hot barrier; a joiner sets PENDING, passes a cold barrier and
- * ends SOLO for us only when it sees busy = 0 (group.c rmpsc__solo_end). So the
- * joiner never records our claim while we move it.
- */
-static inline uint64_t solo_enter(rmpsc_channel *ch, struct member *mb)
-{
-	store_relaxed(&mb->busy, 1);
-	hot_barrier(hot_light(ch->asymmetric));
-	return load_acquire(&group_at(ch, ch->group)->mode);
-}
-
-static inline void solo_exit(struct member *mb)
-{
-	store_release(&mb->busy, 0); /* our plain stores are visible to a joiner that sees 0 */
-}
-
-static inline int is_solo(const rmpsc_channel *ch, uint64_t m)
-{
-	return mode_kind(m) == MODE_SOLO && mode_solo(m) == (uint32_t)ch->member;
-}
-
-static inline int take_span(rmpsc_channel *ch, size_t max, const void **ptr, uint32_t *slot)
+static int take_span(rmpsc_channel *ch, size_t max, const void **ptr, uint32_t *slot)
 {
 	struct member *mb = member_at(ch, (uint32_t)ch->member);
-	uint64_t m = solo_enter(ch, mb);
-	if (likely(is_solo(ch, m))) {
-		int n = solo_take(ch, max, ptr, slot);
+	for (int round = 0; round < 4; round++) {
+		uint64_t m = solo_enter(ch, mb);
+		if (likely(is_solo(ch, m))) {
+			int n = solo_take(ch, max, ptr, slot);
+			solo_exit(mb);
+			return n;
+		}
 		solo_exit(mb);
-		return n;
+		ch->solo_open = NO_RING; /* an open claim of ours is a record now, or about to be */
+		uint32_t kind = mode_kind(m);
+		if ((kind == MODE_SOLO || kind == MODE_PENDING) && mode_solo(m) >= ch->L.max_consumers)
+			return rmpsc__set_error(RMPSC_ECORRUPT, "group \"%s\": its mode names member place %u of %u",
+						ch->group_name, mode_solo(m), ch->L.max_consumers);
+		if (kind == MODE_PENDING) { /* a member joined a solo member: end its solo mode */
+			int r = rmpsc__solo_end(ch, m);
+			if (r < 0)
+				return r;
+			if (r == 0)
+				return TAKE_BUSY;
+			continue;
+		}
+		if (kind != MODE_SHARED)
+			return kind == MODE_SOLO ? TAKE_BUSY : 0; /* another's SOLO: a join is being counted */
+		int n = shared_take(ch, m, max, ptr, slot);
+		if (n != TAKE_AGAIN)
+			return n;
 	}
-	solo_exit(mb);
-	if (ch->solo_open != NO_RING)
-		ch->solo_open = NO_RING; /* a joiner recorded our open claim: it is served from the record */
-	if (mode_kind(m) == MODE_PENDING) {
-		if (mode_solo(m) == (uint32_t)ch->member)
-			rmpsc__solo_ack(ch); /* a member joined: from now on we share */
-		else if (!rmpsc__solo_end(ch, m))
-			return TAKE_PENDING; /* the solo member is inside a take: soon */
-		m = load_acquire(&group_at(ch, ch->group)->mode);
-		if (mode_kind(m) == MODE_PENDING)
-			return TAKE_PENDING;
-	}
-	return shared_take(ch, m, max, ptr, slot);
+	return TAKE_BUSY;
 }
 
 /* Release the first n records of the span taken from ring s. */
 static inline void release_span(rmpsc_channel *ch, uint32_t s, uint64_t n)
 {
 	uint32_t g = ch->group;
-	if (likely(ch->solo_open == s)) {
-		struct member *self = member_at(ch, (uint32_t)ch->member);
+	struct member *self = member_at(ch, (uint32_t)ch->member);
+	for (;;) {
 		uint64_t m = solo_enter(ch, self);
 		if (likely(is_solo(ch, m))) {
 			/* Nobody else takes records of this group, so a store will do.
@@ -435,29 +468,33 @@ static inline void release_span(rmpsc_channel *ch, uint32_t s, uint64_t n)
 			return;
 		}
 		solo_exit(self);
-		/* A member joined since we took it: our claim is (or now becomes) a record. */
-		if (mode_kind(m) == MODE_PENDING && mode_solo(m) == (uint32_t)ch->member)
-			rmpsc__solo_ack(ch);
-		ch->solo_open = NO_RING;
+		if (mode_kind(m) != MODE_PENDING || mode_solo(m) != (uint32_t)ch->member)
+			break;
+		/* A member joined while our span was open: record it first (the group's
+		 * lock is held by live processes for a few stores at a time). */
+		if (rmpsc__solo_end(ch, m) <= 0)
+			sched_yield();
 	}
+	ch->solo_open = NO_RING;
 	struct member *mb = member_at(ch, (uint32_t)ch->serving);
-	uint64_t c = load_relaxed(&mb->claim);
-	uint32_t k = claim_count_of(c);
-	if (n >= k) {
+	uint64_t c = load_acquire(&mb->claim);
+	if (!c || claim_slot_of(c) != s)
+		return; /* not ours any more (a corrupt region): nothing to release */
+	uint64_t start = load_relaxed(&mb->claim_start);
+	uint64_t left = claim_left(c, start);
+	if (n >= left)
 		store_release(&mb->claim, 0);
-	} else {
-		store_relaxed(&mb->claim_start, load_relaxed(&mb->claim_start) + n);
-		store_release(&mb->claim, claim_word(s, k - n));
-	}
+	else
+		store_release(&mb->claim_start, start + n); /* one store: a member dying here leaves a whole claim */
 	/* Clear, fence, scan: of two members releasing at once, at least one sees
 	 * the other's clear, so the head always reaches the last release. */
 	smp_mb();
 	rmpsc__recompute_head(ch, g, s);
-	if (n >= k && ch->serving != ch->member)
+	if (n >= left && ch->serving != ch->member)
 		rmpsc__orphan_done(ch);
 }
 
-/* Our own span for the deferred-free bookkeeping: its first position. */
+/* The first position of the span just taken from ring s. */
 static inline uint64_t span_start_pos(rmpsc_channel *ch, uint32_t s)
 {
 	if (ch->solo_open == s)
@@ -488,6 +525,7 @@ struct data_wait {
 	const void *ptr;
 	uint32_t slot;
 	int polling; /* sleeping in slices because a reservation is open after close */
+	int busy;    /* ... or because another process held what we needed for a moment */
 };
 
 /* A waiting member of a channel with several places looks for dead peers now
@@ -508,10 +546,11 @@ static int data_ready(void *arg)
 	struct data_wait *w = arg;
 	rmpsc_channel *ch = w->ch;
 	int n = take_span(ch, w->max, &w->ptr, &w->slot);
-	if (n == TAKE_PENDING || (n == 0 && ch->L.max_consumers > 1)) {
-		maybe_recover_peers(ch);
-		if (n == TAKE_PENDING)
-			return WAIT_NOT_READY; /* wait for the solo member to let us in */
+	if (n == TAKE_BUSY || (n == 0 && ch->L.max_consumers > 1))
+		maybe_recover_peers(ch); /* a holder that died holds for good */
+	if (n == TAKE_BUSY) {
+		w->busy = 1; /* sleep in short slices from now on */
+		return w->polling ? WAIT_NOT_READY : WAIT_POLL;
 	}
 	if (n != 0)
 		return n;
@@ -533,10 +572,15 @@ static int data_ready(void *arg)
 		return w->polling ? WAIT_NOT_READY : WAIT_POLL;
 	/* Every reservation ended before we looked: one more sweep sees all commits. */
 	n = take_span(ch, w->max, &w->ptr, &w->slot);
-	if (n == TAKE_PENDING)
-		return WAIT_NOT_READY;
+	if (n == TAKE_BUSY)
+		return w->polling ? WAIT_NOT_READY : WAIT_POLL;
 	if (n != 0)
 		return n;
+	/* Orphans of the group are records it has not got yet: adopt them first. */
+	if (ch->L.max_consumers > 1 && rmpsc__has_orphans(ch)) {
+		fetch_add_relaxed(&group_at(ch, ch->group)->orphans, 1); /* the hint adopters look at */
+		return w->polling ? WAIT_NOT_READY : WAIT_POLL;
+	}
 	return rmpsc__set_error_static(RMPSC_ECLOSED, "closed: the channel is closed and drained");
 }
 
@@ -560,7 +604,7 @@ static inline int wait_for_data(rmpsc_channel *ch, struct data_wait *w, int64_t 
 {
 	maybe_check_liveness(ch);
 	int n = take_span(ch, w->max, &w->ptr, &w->slot);
-	if (likely(n != 0 && n != TAKE_PENDING))
+	if (likely(n != 0 && n != TAKE_BUSY))
 		return n;
 	return wait_for_data_slow(ch, w, timeout_ns);
 }
@@ -581,7 +625,7 @@ static int wait_for_data_slow(rmpsc_channel *ch, struct data_wait *w, int64_t ti
 				     .would_block = RMPSC_EEMPTY,
 				     .spin_ns = rmpsc__spin_ns,
 				     /* several members share the words, and look for dead peers now and then */
-				     .slice_ns = w->polling                ? DRAIN_POLL_NS
+				     .slice_ns = w->polling                ? (w->busy ? BUSY_POLL_NS : DRAIN_POLL_NS)
 						 : ch->L.max_consumers > 1 ? LIVENESS_PERIOD_NS
 									   : 0,
 				     .sole = ch->L.max_consumers == 1,
@@ -610,7 +654,7 @@ static inline int take_first(rmpsc_channel *ch, struct data_wait *w, size_t max,
 static inline int take_next(rmpsc_channel *ch, struct data_wait *w, size_t left)
 {
 	int n = take_span(ch, left, &w->ptr, &w->slot);
-	if (n == TAKE_PENDING)
+	if (n == TAKE_BUSY)
 		return 0;
 	if (unlikely(n < 0)) {
 		ch->pending_error = n;
@@ -637,6 +681,11 @@ int rmpsc_consume(rmpsc_channel *ch, size_t max, int64_t timeout_ns, rmpsc_consu
 		int stop = fn(ctx, w.ptr, (size_t)n, w.slot);
 		ch->in_callback = 0;
 		ch->in_span = 0;
+		if (unlikely(!still_member(ch))) { /* the callback left the group: the span went with it */
+			forget_claim(ch);
+			return done ? (int)done
+				    : rmpsc__set_error(RMPSC_ECONSUMER, "consume: the callback left the group");
+		}
 		release_span(ch, w.slot, (uint64_t)n);
 		if (ch->n_deferred)
 			rmpsc__slab_flush_deferred(ch);

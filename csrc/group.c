@@ -1,14 +1,23 @@
 /*
- * Consumer groups: creating and removing groups, joining and leaving them, the
- * SOLO/SHARED handshake, orphaned claims, and recovering members that died.
- * The claim and release hot paths are in consumer.c. docs/ARCHITECTURE.md
- * ("Consumer groups") gives the protocol and why each step is ordered as it is;
+ * Consumer groups: creating and removing groups, joining and leaving them, ending
+ * a group's SOLO mode, orphaned claims, and members that died or left. The claim
+ * and release hot paths are in consumer.c; docs/ARCHITECTURE.md ("Consumer
+ * groups") gives the protocol and why each step is ordered as it is, and
  * tests/model/groups.pml checks it.
  *
- * Every shared word here changes by CAS, or is a field of a place that only its
- * holder writes. A process that dies between two steps leaves a word naming it
- * (CREATING, RECOVERING, ADOPTING, a claim lock), and the next recoverer that
- * finds it dead finishes or undoes its step; each step is idempotent.
+ * Two kinds of change, two disciplines:
+ *   - Taking and releasing records (consumer.c, recompute_head here) never waits
+ *     for anyone: plain stores in SOLO mode, one CAS per claim in SHARED mode.
+ *   - Who is in a group (the member places, the mode word, orphans) changes only
+ *     under the group's lock (`group.lock`, an owner word: a holder that died is
+ *     taken over), taken while this process holds its own lock (attach.h), so one
+ *     thread of one process at a time. The holder recounts the group from its
+ *     places (`settle`), so a holder that died between two steps leaves nothing
+ *     for the next one to guess. Nobody waits long for the lock: callers that
+ *     find it held by a live process come back later (a wait with a deadline) or
+ *     leave the work to its holder.
+ * Places change only by CAS, so a member's own unlocked steps (leaving, handing an
+ * orphan back, finishing one) and a lock holder's steps never overwrite each other.
  */
 #include <sched.h>
 #include <string.h>
@@ -21,7 +30,7 @@
 #include "handle.h"
 #include "wait.h"
 
-#define GROUPS_LOCK_WAIT_NS 5000000000ll /* a live creator holds the table lock for microseconds */
+#define GROUP_LOCK_WAIT_NS 2000000000ll /* joins, leaves and removals wait this long for a live lock holder */
 
 static inline uint64_t ring_cap(const rmpsc_channel *ch)
 {
@@ -32,6 +41,11 @@ static inline uint64_t ring_cap(const rmpsc_channel *ch)
 static inline int pos_before(uint64_t a, uint64_t b)
 {
 	return (int64_t)(a - b) < 0;
+}
+
+static inline int is_solo_of(uint64_t m, uint32_t e)
+{
+	return (mode_kind(m) == MODE_SOLO || mode_kind(m) == MODE_PENDING) && mode_solo(m) == e;
 }
 
 uint64_t rmpsc__released_head(const rmpsc_channel *ch, uint32_t s, uint64_t tail)
@@ -81,192 +95,98 @@ static void wake_all_producers(rmpsc_channel *ch)
 /* ------------------------------------------------------------------------- */
 /* Heads. */
 
-/* Raise group g's head on ring s to h (never lower it). */
-static void raise_head(rmpsc_channel *ch, uint32_t g, uint32_t s, uint64_t h)
-{
-	uint64_t *head = group_head(ch, g, s);
-	uint64_t cur = load_acquire(head);
-	/* Forward by at most a ring: anything else is a corrupt head, left for the
-	 * sweep to find and fence. */
-	while (pos_before(cur, h) && h - cur <= ring_cap(ch) && !cas_acq_rel(head, &cur, h))
-		;
-}
-
 void rmpsc__recompute_head(rmpsc_channel *ch, uint32_t g, uint32_t s)
 {
 	/* The cursor first: a claim starting below the cursor we read wrote its record
 	 * before it moved the cursor, so the scan below sees it. */
-	uint64_t h = load_acquire(&gpos_at(ch, g, s)->cursor);
+	uint64_t cursor = load_acquire(&gpos_at(ch, g, s)->cursor), h = cursor;
 	for (uint32_t m = 0; m < ch->L.max_consumers; m++) {
 		struct member *mb = member_at(ch, m);
 		if (load_relaxed(&mb->group) != g || load_acquire(&mb->owner) == MEMBER_FREE)
 			continue;
 		uint64_t c = load_acquire(&mb->claim);
-		if (c && claim_slot_of(c) == s) {
-			uint64_t start = load_relaxed(&mb->claim_start);
-			if (pos_before(start, h))
-				h = start;
-		}
+		if (!c || claim_slot_of(c) != s)
+			continue;
+		uint64_t start = load_relaxed(&mb->claim_start);
+		uint64_t left = claim_left(c, start);
+		if (left == 0 || left > ring_cap(ch) || cursor - start > ring_cap(ch))
+			continue; /* released meanwhile, or not a claim a live member could hold */
+		if (pos_before(start, h))
+			h = start;
 	}
-	raise_head(ch, g, s, h);
+	uint64_t *head = group_head(ch, g, s);
+	uint64_t cur = load_acquire(head);
+	/* Forward by at most a ring: anything else is a corrupt head, left for a sweep
+	 * to find and fence. */
+	while (pos_before(cur, h) && h - cur <= ring_cap(ch) && !cas_acq_rel(head, &cur, h))
+		;
 	wake_producer(ch, s);
 }
 
-/* The ring where a SOLO member's claim is open (cursor > head), or UINT32_MAX. */
+static void recompute_all(rmpsc_channel *ch, uint32_t g)
+{
+	for (uint32_t s = 0; s < ch->L.max_producers; s++)
+		rmpsc__recompute_head(ch, g, s);
+}
+
+/* The ring where a SOLO member's claim is open (head < cursor), or UINT32_MAX. */
 static uint32_t solo_open_ring(const rmpsc_channel *ch, uint32_t g)
 {
-	for (uint32_t s = 0; s < ch->L.max_producers; s++) {
-		struct group_pos *p = gpos_at(ch, g, s);
-		if (pos_before(load_acquire(group_head(ch, g, s)), load_acquire(&p->cursor)))
+	for (uint32_t s = 0; s < ch->L.max_producers; s++)
+		if (pos_before(load_acquire(group_head(ch, g, s)), load_acquire(&gpos_at(ch, g, s)->cursor)))
 			return s;
-	}
 	return UINT32_MAX;
 }
 
-/* Write the SOLO claim open on ring s (if any) as member e's claim record. */
-static void record_solo_claim(rmpsc_channel *ch, uint32_t e, uint32_t g, uint32_t s, uint32_t deliveries)
+/* ------------------------------------------------------------------------- */
+/* The group lock. */
+
+static int group_trylock(rmpsc_channel *ch, uint32_t g, uint64_t me)
 {
+	uint64_t *lk = &group_at(ch, g)->lock;
+	uint64_t cur = load_acquire(lk);
+	if (cur != 0 && cur != me && rmpsc__owner_alive(&ch->file, cur))
+		return 0;
+	/* Free, or its holder died (whatever it left half done, settle() recounts). */
+	return cas_acq_rel(lk, &cur, me);
+}
+
+static void group_unlock(rmpsc_channel *ch, uint32_t g, uint64_t me)
+{
+	cas_acq_rel(&group_at(ch, g)->lock, &me, 0);
+}
+
+/* ------------------------------------------------------------------------- */
+/* Under the group lock. */
+
+/* SOLO(e) or PENDING(e) ends: e's open claim (the ring where cursor > head) becomes
+ * its claim record, then the mode is SHARED. e makes no plain store once the mode
+ * is not SOLO(e) (consumer.c solo_enter), and nobody else writes e's record while
+ * we hold the lock, so the record is exact. */
+static void convert_solo(rmpsc_channel *ch, uint32_t e, uint32_t g)
+{
+	struct group *grp = group_at(ch, g);
+	uint64_t m = load_acquire(&grp->mode);
+	if (!is_solo_of(m, e))
+		return;
 	struct member *mb = member_at(ch, e);
+	uint32_t s = solo_open_ring(ch, g);
 	if (s == UINT32_MAX) {
 		store_release(&mb->claim, 0);
-		return;
+	} else {
+		/* deliveries: as the solo member left it (solo_take sets 1 per claim; a
+		 * member that leaves takes one off, since handing on is no redelivery). */
+		store_relaxed(&mb->claim_start, load_acquire(group_head(ch, g, s)));
+		store_release(&mb->claim, claim_word(s, load_acquire(&gpos_at(ch, g, s)->cursor)));
 	}
-	uint64_t head = load_acquire(group_head(ch, g, s));
-	uint64_t cursor = load_acquire(&gpos_at(ch, g, s)->cursor);
-	store_relaxed(&mb->claim_start, head);
-	store_relaxed(&mb->deliveries, deliveries);
-	store_release(&mb->claim, claim_word(s, cursor - head));
-}
-
-/* ------------------------------------------------------------------------- */
-/* The mode word. */
-
-/* Member place e leaves the count (after its place was freed). The last member of
- * an ephemeral group removes the group. */
-static void remove_group(rmpsc_channel *ch, uint32_t g);
-
-static void count_down(rmpsc_channel *ch, uint32_t g, uint32_t e)
-{
-	struct group *grp = group_at(ch, g);
-	uint64_t m = load_acquire(&grp->mode);
-	for (;;) {
-		if (mode_kind(m) == MODE_REMOVED)
-			return;
-		uint32_t n = mode_count(m) ? mode_count(m) - 1 : 0;
-		uint32_t kind = mode_kind(m), solo = mode_solo(m);
-		if ((kind == MODE_SOLO || kind == MODE_PENDING) && solo == e)
-			kind = MODE_SHARED, solo = 0;
-		int removing = n == 0 && (load_relaxed(&grp->flags) & RMPSC_GROUP_EPHEMERAL);
-		uint64_t next = removing ? mode_make(m, MODE_REMOVED, 0, 0) : mode_make(m, kind, solo, n);
-		if (cas_acq_rel(&grp->mode, &m, next)) {
-			if (removing)
-				remove_group(ch, g);
-			rmpsc__wake_members(ch); /* a PENDING wait may have ended */
-			return;
-		}
-	}
-}
-
-static void remove_group(rmpsc_channel *ch, uint32_t g)
-{
-	struct group *grp = group_at(ch, g);
-	uint64_t st = load_acquire(&grp->state);
-	while (owner_state(st) != GROUP_FREE && !cas_acq_rel(&grp->state, &st, (uint64_t)GROUP_FREE))
+	while (is_solo_of(m, e) && !cas_acq_rel(&grp->mode, &m, mode_make(m, MODE_SHARED, 0, mode_count(m))))
 		;
-	wake_all_producers(ch); /* those it held back */
-}
-
-/*
- * The group's solo member e stops taking alone: its open claim (the ring where
- * cursor > head) becomes its claim record and the mode SHARED. Done by e itself,
- * by a joiner once e is not inside a take or release (rmpsc__solo_end), or by
- * whoever recovers or takes over a dead e. One process at a time (the group's
- * `converter` word, taken over from a dead one): a second writer of the record
- * could land its write after the claim was released and bring it back. e makes
- * no plain store once the mode is not SOLO(e), so the record is the same whoever
- * writes it. Returns 1 when the mode is no longer SOLO(e) or PENDING(e), 0 while
- * another live process is converting.
- */
-static int convert_solo(rmpsc_channel *ch, uint32_t e, uint32_t g, uint64_t me)
-{
-	struct group *grp = group_at(ch, g);
-	uint64_t m = load_acquire(&grp->mode);
-	if ((mode_kind(m) != MODE_SOLO && mode_kind(m) != MODE_PENDING) || mode_solo(m) != e)
-		return 1;
-	uint64_t cur = load_acquire(&grp->converter);
-	if (cur != me && cur != 0 && rmpsc__owner_alive(&ch->file, cur))
-		return 0;
-	if (cur != me && !cas_acq_rel(&grp->converter, &cur, me))
-		return 0;
-	m = load_acquire(&grp->mode);
-	if ((mode_kind(m) == MODE_SOLO || mode_kind(m) == MODE_PENDING) && mode_solo(m) == e) {
-		struct member *mb = member_at(ch, e);
-		uint32_t d = load_relaxed(&mb->deliveries);
-		record_solo_claim(ch, e, g, solo_open_ring(ch, g), d ? d : 1);
-		while ((mode_kind(m) == MODE_SOLO || mode_kind(m) == MODE_PENDING) && mode_solo(m) == e &&
-		       !cas_acq_rel(&grp->mode, &m, mode_make(m, MODE_SHARED, 0, mode_count(m))))
-			;
-	}
-	store_release(&grp->converter, 0);
 	rmpsc__wake_members(ch);
-	return 1;
 }
 
-/* The same, waiting for another live converter to finish (it is a few stores). */
-static void convert_solo_wait(rmpsc_channel *ch, uint32_t e, uint32_t g, uint64_t me)
-{
-	while (!convert_solo(ch, e, g, me))
-		sched_yield();
-}
-
-void rmpsc__solo_ack(rmpsc_channel *ch)
-{
-	convert_solo_wait(ch, (uint32_t)ch->member, ch->group, owner_id(ch->member_word));
-	ch->solo_open = UINT32_MAX;
-}
-
-int rmpsc__solo_end(rmpsc_channel *ch, uint64_t m)
-{
-	uint32_t e = mode_solo(m);
-	struct member *mb = member_at(ch, e);
-	/* Store, cold barrier, load, against the solo member's store, hot barrier, load
-	 * (consumer.c take_span): either it sees PENDING and makes no plain store, or
-	 * we see it busy and wait. */
-	if (cold_barrier(ch->asymmetric) != 0)
-		return 0;
-	for (int tries = 0; load_acquire(&mb->busy); tries++) {
-		if (tries == 1000) /* preempted inside a take, or dead there */
-			return 0;
-		sched_yield();
-	}
-	if (load_acquire(&group_at(ch, ch->group)->mode) != m)
-		return 1; /* changed meanwhile: look again */
-	return convert_solo(ch, e, ch->group, owner_id(ch->member_word));
-}
-
-void rmpsc__go_solo(rmpsc_channel *ch, uint64_t m)
-{
-	struct group *grp = group_at(ch, ch->group);
-	/* Alone with nothing open, every claim of the group was released, and the
-	 * last release of each moved its head to the cursor (recompute_head): a head
-	 * behind its cursor now is a corrupt ring, which solo_take fences. Raising
-	 * heads here would race a joiner's first claim. */
-	if (cas_acq_rel(&grp->mode, &m, mode_make(m, MODE_SOLO, (uint32_t)ch->member, 1)))
-		ch->solo_open = UINT32_MAX;
-}
-
-int rmpsc__pending_solo_alive(rmpsc_channel *ch, uint64_t m)
-{
-	uint64_t w = load_acquire(&member_at(ch, mode_solo(m))->owner);
-	return owner_state(w) == MEMBER_ACTIVE && rmpsc__owner_alive(&ch->file, w);
-}
-
-/* ------------------------------------------------------------------------- */
-/* Claims of places that are gone. */
-
-/* Member place e (held by us now) died holding claim locks of group g: a claim it
- * finished taking (the cursor moved) stays its claim; one it had not (the cursor
- * did not move) is forgotten. Then the locks are free. */
+/* Break the claim locks place e holds in group g (it died taking a claim): a claim
+ * it had finished taking (the cursor moved to its end) stays its claim, one it had
+ * not is forgotten (the cursor did not move). */
 static void break_locks(rmpsc_channel *ch, uint32_t e, uint32_t g)
 {
 	struct member *mb = member_at(ch, e);
@@ -277,120 +197,156 @@ static void break_locks(rmpsc_channel *ch, uint32_t e, uint32_t g)
 			continue;
 		uint64_t c = load_acquire(&mb->claim);
 		if (c && claim_slot_of(c) == s &&
-		    load_acquire(&p->cursor) != load_relaxed(&mb->claim_start) + claim_count_of(c))
+		    load_acquire(&p->cursor) !=
+			    load_relaxed(&mb->claim_start) + claim_left(c, load_relaxed(&mb->claim_start)))
 			store_release(&mb->claim, 0);
 		cas_acq_rel(&p->lock, &lk, 0);
 	}
 }
 
-/* Does group g have a live ACTIVE member other than place `except`? */
-static int has_live_member(rmpsc_channel *ch, uint32_t g, uint32_t except)
-{
-	for (uint32_t m = 0; m < ch->L.max_consumers; m++) {
-		if (m == except || load_relaxed(&member_at(ch, m)->group) != g)
-			continue;
-		uint64_t w = load_acquire(&member_at(ch, m)->owner);
-		if ((owner_state(w) == MEMBER_ACTIVE || owner_state(w) == MEMBER_ADOPTING) &&
-		    rmpsc__owner_alive(&ch->file, w))
-			return 1;
-	}
-	return 0;
-}
-
-/* Drop the claim of place e (held by us as `held`) and free the place. */
-static void drop_place(rmpsc_channel *ch, uint32_t e, uint32_t g, uint64_t held)
+/* Drop place e's claim and free the place (it is ours to change: lock held). */
+static int drop_place(rmpsc_channel *ch, uint32_t e, uint64_t w)
 {
 	struct member *mb = member_at(ch, e);
-	uint64_t c = load_acquire(&mb->claim);
-	if (c) {
-		store_release(&mb->claim, 0);
-		smp_mb(); /* clear, then scan: see recompute_head */
-		rmpsc__recompute_head(ch, g, claim_slot_of(c));
-	}
-	if (cas_acq_rel(&mb->owner, &held, (uint64_t)MEMBER_FREE))
-		count_down(ch, g, e);
+	store_release(&mb->claim, 0);
+	return cas_acq_rel(&mb->owner, &w, (uint64_t)MEMBER_FREE);
 }
 
-/* Orphans of an ephemeral group nobody is left to adopt are dropped. */
-static void drop_unattended_orphans(rmpsc_channel *ch, uint32_t g, uint64_t me)
+/*
+ * Bring group g's places and mode word up to date (lock held): places of members
+ * that died or left give their claim to the group as an orphan (at-least-once) or
+ * drop it; orphans served by a process that died become orphans again; finished
+ * ones are freed; then the count is recounted from the places, heads recomputed
+ * where a claim was dropped, and a solo member that is gone is ended. An ephemeral
+ * group left with no live member loses its orphans and is removed, unless
+ * `may_remove` is 0 (a joiner is about to count in). Returns the places of dead
+ * or departed members it finished.
+ */
+static int settle(rmpsc_channel *ch, uint32_t g, struct alive_cache *cache, int may_remove)
 {
 	struct group *grp = group_at(ch, g);
-	if (!(load_relaxed(&grp->flags) & RMPSC_GROUP_EPHEMERAL) || has_live_member(ch, g, UINT32_MAX))
-		return;
+	uint32_t flags = load_relaxed(&grp->flags);
+	int amo = (flags & RMPSC_GROUP_AT_MOST_ONCE) != 0;
+	int finished = 0, dropped = 0, live = 0;
+	/* Who is alive, first: an ephemeral group without live members keeps no orphans. */
 	for (uint32_t e = 0; e < ch->L.max_consumers; e++) {
 		struct member *mb = member_at(ch, e);
-		uint64_t w = MEMBER_ORPHAN, held = owner_word(MEMBER_RECOVERING, me);
-		if (load_relaxed(&mb->group) != g || !cas_acq_rel(&mb->owner, &w, held))
+		uint64_t w = load_acquire(&mb->owner);
+		if (load_relaxed(&mb->group) == g && owner_state(w) == MEMBER_ACTIVE &&
+		    rmpsc__owner_alive_cached(&ch->file, cache, w))
+			live++;
+	}
+	int keep_orphans = !amo && (live > 0 || !(flags & RMPSC_GROUP_EPHEMERAL));
+	for (uint32_t e = 0; e < ch->L.max_consumers; e++) {
+		struct member *mb = member_at(ch, e);
+		if (load_relaxed(&mb->group) != g)
 			continue;
-		fetch_add_relaxed(&grp->orphans, (uint32_t)-1);
-		drop_place(ch, e, g, held);
-	}
-}
-
-/* Place e is ours as `held` (RECOVERING(me), or ACTIVE(me) leaving): its claim, if
- * any, becomes an orphan for the group (at-least-once), or is dropped. */
-static void orphan_or_drop(rmpsc_channel *ch, uint32_t e, uint32_t g, uint64_t held, uint64_t me)
-{
-	struct group *grp = group_at(ch, g);
-	struct member *mb = member_at(ch, e);
-	uint32_t flags = load_relaxed(&grp->flags);
-	int keep = load_acquire(&mb->claim) && !(flags & RMPSC_GROUP_AT_MOST_ONCE) &&
-		   (!(flags & RMPSC_GROUP_EPHEMERAL) || has_live_member(ch, g, e));
-	if (keep) {
-		if (cas_acq_rel(&mb->owner, &held, (uint64_t)MEMBER_ORPHAN)) {
-			fetch_add_acq_rel(&grp->orphans, 1);
-			rmpsc__wake_members(ch);
+		uint64_t w = load_acquire(&mb->owner);
+		uint32_t st = owner_state(w);
+		int gone = (st == MEMBER_ACTIVE || st == MEMBER_JOINING || st == MEMBER_ADOPTING) &&
+			   !rmpsc__owner_alive_cached(&ch->file, cache, w);
+		if (st == MEMBER_JOINING) {
+			if (gone && cas_acq_rel(&mb->owner, &w, (uint64_t)MEMBER_FREE))
+				finished++; /* never counted in */
+			continue;
 		}
-		return;
-	}
-	drop_place(ch, e, g, held);
-	drop_unattended_orphans(ch, g, me);
-}
-
-/* Recover place e if its holder is gone. 1 if we did. */
-static int recover_place(rmpsc_channel *ch, uint32_t e, uint64_t *mep, struct alive_cache *cache)
-{
-	struct member *mb = member_at(ch, e);
-	uint64_t w = load_acquire(&mb->owner);
-	uint32_t st = owner_state(w);
-	if (st != MEMBER_ACTIVE && st != MEMBER_RECOVERING && st != MEMBER_ADOPTING)
-		return 0;
-	if (rmpsc__owner_alive_cached(&ch->file, cache, w))
-		return 0;
-	if (!*mep && rmpsc__attach(&ch->file, mep) != RMPSC_OK)
-		return 0; /* attached only when there is something to recover */
-	uint64_t me = *mep;
-	uint64_t held = owner_word(MEMBER_RECOVERING, me);
-	if (!cas_acq_rel(&mb->owner, &w, held))
-		return 0;
-	uint32_t g = load_relaxed(&mb->group);
-	if (g >= ch->L.max_groups)
-		return 0; /* corrupt: leave the place held rather than act on it */
-	if (st == MEMBER_ADOPTING) {
-		/* The adopter died serving e's orphaned claim: e is an orphan again. */
-		if (cas_acq_rel(&mb->owner, &held, (uint64_t)MEMBER_ORPHAN)) {
-			fetch_add_acq_rel(&group_at(ch, g)->orphans, 1);
-			rmpsc__wake_members(ch);
+		if ((st == MEMBER_ACTIVE && gone) || st == MEMBER_LEFT) {
+			if (st == MEMBER_ACTIVE) {
+				break_locks(ch, e, g);
+				fetch_add_relaxed(&ch->hdr->recovered_members, 1);
+			}
+			convert_solo(ch, e, g);
+			if (load_acquire(&mb->claim) && keep_orphans) {
+				if (cas_acq_rel(&mb->owner, &w, (uint64_t)MEMBER_ORPHAN))
+					finished++;
+			} else {
+				dropped += load_acquire(&mb->claim) != 0;
+				finished += drop_place(ch, e, w);
+			}
+			continue;
 		}
-		drop_unattended_orphans(ch, g, me);
-	} else {
-		break_locks(ch, e, g);
-		convert_solo_wait(ch, e, g, me); /* gone: its open claim becomes a record, the group SHARED */
-		orphan_or_drop(ch, e, g, held, me);
+		if (st == MEMBER_ADOPTING && gone) { /* its adopter died serving it */
+			uint64_t next = keep_orphans ? (uint64_t)MEMBER_ORPHAN : (uint64_t)MEMBER_FREE;
+			if (next == MEMBER_FREE)
+				dropped += drop_place(ch, e, w);
+			else
+				cas_acq_rel(&mb->owner, &w, next);
+			continue;
+		}
+		if ((st == MEMBER_ADOPTING || st == MEMBER_ORPHAN) && !load_acquire(&mb->claim)) {
+			cas_acq_rel(&mb->owner, &w, (uint64_t)MEMBER_FREE); /* served and released */
+			continue;
+		}
+		if (st == MEMBER_ORPHAN && !keep_orphans)
+			dropped += drop_place(ch, e, w);
 	}
-	fetch_add_relaxed(&ch->hdr->recovered_members, 1);
-	return 1;
+	/* Recount. */
+	uint32_t count = 0, orphans = 0;
+	for (uint32_t e = 0; e < ch->L.max_consumers; e++) {
+		struct member *mb = member_at(ch, e);
+		uint32_t st = owner_state(load_acquire(&mb->owner));
+		if (load_relaxed(&mb->group) != g || st == MEMBER_FREE || st == MEMBER_JOINING)
+			continue;
+		count++;
+		orphans += st == MEMBER_ORPHAN;
+	}
+	store_relaxed(&grp->orphans, orphans);
+	uint64_t m = load_acquire(&grp->mode);
+	for (;;) {
+		uint32_t kind = mode_kind(m), solo = mode_solo(m);
+		if (kind == MODE_REMOVED)
+			break;
+		if ((kind == MODE_SOLO || kind == MODE_PENDING) && solo >= ch->L.max_consumers)
+			break; /* a corrupt region: members taking records report it (ECORRUPT) */
+		if ((kind == MODE_SOLO || kind == MODE_PENDING) &&
+		    (owner_state(load_acquire(&member_at(ch, solo)->owner)) != MEMBER_ACTIVE ||
+		     load_relaxed(&member_at(ch, solo)->group) != g))
+			kind = MODE_SHARED, solo = 0; /* its solo member is gone (converted above) */
+		int remove = count == 0 && (flags & RMPSC_GROUP_EPHEMERAL) && may_remove;
+		uint64_t next = remove ? mode_make(m, MODE_REMOVED, 0, 0) : mode_make(m, kind, solo, count);
+		if (next == m || cas_acq_rel(&grp->mode, &m, next)) {
+			if (remove) {
+				store_release(&grp->state, (uint64_t)GROUP_FREE);
+				wake_all_producers(ch); /* those it held back */
+			} else if ((dropped || finished) && mode_kind(next) == MODE_SHARED) {
+				/* Claims dropped, or cleared by a member that died before it
+				 * recomputed. Not while a solo member runs the group: its open
+				 * claim is no record, and it moves the heads itself. */
+				recompute_all(ch, g);
+			}
+			break;
+		}
+	}
+	if (orphans)
+		rmpsc__wake_members(ch); /* waiting members adopt them */
+	return finished;
 }
 
-/* A group left CREATING by a creator that died is freed. */
-static void recover_groups(rmpsc_channel *ch, struct alive_cache *cache)
+/* A group left CREATING by a creator that died, or REMOVED by a remover that died
+ * before freeing it, is freed. A REMOVED group is freed only under its lock: its
+ * remover frees it under the lock itself, and a second, unlocked free could land
+ * after the place was created again for another group. */
+static void recover_groups(rmpsc_channel *ch, struct alive_cache *cache, uint64_t me)
 {
 	for (uint32_t g = 0; g < ch->L.max_groups; g++) {
 		struct group *grp = group_at(ch, g);
 		uint64_t st = load_acquire(&grp->state);
-		if (owner_state(st) == GROUP_CREATING && !rmpsc__owner_alive_cached(&ch->file, cache, st) &&
-		    cas_acq_rel(&grp->state, &st, (uint64_t)GROUP_FREE))
-			wake_all_producers(ch);
+		if (owner_state(st) == GROUP_CREATING && !rmpsc__owner_alive_cached(&ch->file, cache, st)) {
+			if (cas_acq_rel(&grp->state, &st, (uint64_t)GROUP_FREE))
+				wake_all_producers(ch);
+			continue;
+		}
+		if (owner_state(st) != GROUP_ACTIVE || mode_kind(load_acquire(&grp->mode)) != MODE_REMOVED || !me)
+			continue;
+		rmpsc__process_lock();
+		if (group_trylock(ch, g, me)) {
+			st = load_acquire(&grp->state);
+			if (owner_state(st) == GROUP_ACTIVE && mode_kind(load_acquire(&grp->mode)) == MODE_REMOVED &&
+			    cas_acq_rel(&grp->state, &st, (uint64_t)GROUP_FREE))
+				wake_all_producers(ch);
+			group_unlock(ch, g, me);
+		}
+		rmpsc__process_unlock();
 	}
 }
 
@@ -399,43 +355,158 @@ int rmpsc__recover_members(rmpsc_channel *ch, uint64_t *me, int only_group)
 	struct alive_cache cache;
 	memset(&cache, 0, sizeof cache);
 	int n = 0;
-	for (uint32_t e = 0; e < ch->L.max_consumers; e++)
-		if (only_group < 0 || load_relaxed(&member_at(ch, e)->group) == (uint32_t)only_group)
-			n += recover_place(ch, e, me, &cache);
+	for (uint32_t g = 0; g < ch->L.max_groups; g++) {
+		if (only_group >= 0 && g != (uint32_t)only_group)
+			continue;
+		if (owner_state(load_acquire(&group_at(ch, g)->state)) != GROUP_ACTIVE)
+			continue;
+		/* Anything to do? Places of dead or departed members, finished orphans, a
+		 * count that is not the places' (a lock holder died between the two), or
+		 * a lock holder that died. */
+		struct group *grp = group_at(ch, g);
+		uint64_t lk = load_acquire(&grp->lock);
+		int work = lk != 0 && !rmpsc__owner_alive_cached(&ch->file, &cache, lk);
+		uint32_t places = 0;
+		for (uint32_t e = 0; e < ch->L.max_consumers && !work; e++) {
+			struct member *mb = member_at(ch, e);
+			uint64_t w = load_acquire(&mb->owner);
+			uint32_t st = owner_state(w);
+			if (load_relaxed(&mb->group) != g || st == MEMBER_FREE || st == MEMBER_JOINING)
+				continue;
+			places++;
+			if (st == MEMBER_ORPHAN)
+				continue;
+			work = st == MEMBER_LEFT || !rmpsc__owner_alive_cached(&ch->file, &cache, w) ||
+			       (st == MEMBER_ADOPTING && !load_acquire(&mb->claim));
+		}
+		uint64_t m = load_acquire(&grp->mode);
+		work = work || (mode_kind(m) != MODE_REMOVED && places != mode_count(m)) ||
+		       (places == 0 && (load_relaxed(&grp->flags) & RMPSC_GROUP_EPHEMERAL) && lk == 0);
+		if (!work)
+			continue;
+		if (!*me && rmpsc__attach(&ch->file, me) != RMPSC_OK)
+			return n;
+		rmpsc__process_lock();
+		if (group_trylock(ch, g, *me)) {
+			n += settle(ch, g, &cache, 1);
+			group_unlock(ch, g, *me);
+		}
+		rmpsc__process_unlock();
+	}
 	if (only_group < 0)
-		recover_groups(ch, &cache);
+		recover_groups(ch, &cache, *me);
 	return n;
 }
 
-int rmpsc__adopt_orphan(rmpsc_channel *ch)
+int rmpsc__has_orphans(const rmpsc_channel *ch)
 {
-	struct group *grp = group_at(ch, ch->group);
-	if (!load_relaxed(&grp->orphans))
-		return 0;
-	uint64_t adopting = owner_word(MEMBER_ADOPTING, owner_id(ch->member_word));
 	for (uint32_t e = 0; e < ch->L.max_consumers; e++) {
 		struct member *mb = member_at(ch, e);
-		uint64_t w = MEMBER_ORPHAN;
-		if (load_relaxed(&mb->group) != ch->group || !cas_acq_rel(&mb->owner, &w, adopting))
-			continue;
-		fetch_add_relaxed(&grp->orphans, (uint32_t)-1);
-		uint32_t d = load_relaxed(&mb->deliveries) + 1;
-		store_relaxed(&mb->deliveries, d);
-		if (d > 1)
-			fetch_add_relaxed(&grp->redelivered, (uint64_t)claim_count_of(load_acquire(&mb->claim)));
-		ch->serving = (int)e;
-		return 1;
+		if (load_relaxed(&mb->group) == ch->group && load_acquire(&mb->owner) == MEMBER_ORPHAN)
+			return 1;
 	}
 	return 0;
 }
 
+/* ------------------------------------------------------------------------- */
+/* The member's own steps (consumer.c). */
+
+static uint64_t my_id(const rmpsc_channel *ch)
+{
+	return owner_id(ch->member_word);
+}
+
+int rmpsc__solo_end(rmpsc_channel *ch, uint64_t m)
+{
+	uint32_t e = mode_solo(m), g = ch->group;
+	if (e >= ch->L.max_consumers)
+		return rmpsc__set_error(RMPSC_ECORRUPT, "group %u: solo member %u out of range", g, e);
+	struct member *mb = member_at(ch, e);
+	/* Store, cold barrier, load, against the solo member's store, hot barrier, load
+	 * (consumer.c solo_enter): either it sees PENDING before its next plain store,
+	 * or we see it busy and come back. Not needed when we are the solo member. */
+	if (e != (uint32_t)ch->member) {
+		if (cold_barrier(ch->asymmetric) != 0 || load_acquire(&mb->busy))
+			return 0;
+	}
+	int done = 0;
+	rmpsc__process_lock();
+	if (group_trylock(ch, g, my_id(ch))) {
+		if (load_acquire(&group_at(ch, g)->mode) == m)
+			convert_solo(ch, e, g);
+		group_unlock(ch, g, my_id(ch));
+		done = 1;
+	}
+	rmpsc__process_unlock();
+	return done;
+}
+
+int rmpsc__go_solo(rmpsc_channel *ch)
+{
+	uint32_t g = ch->group, e = (uint32_t)ch->member;
+	struct group *grp = group_at(ch, g);
+	int done = 0;
+	rmpsc__process_lock();
+	if (group_trylock(ch, g, my_id(ch))) {
+		uint64_t m = load_acquire(&grp->mode);
+		/* Alone, nothing open: every claim of the group was released and the last
+		 * release of each moved its head to the cursor (recompute_head). */
+		if (mode_kind(m) == MODE_SHARED && mode_count(m) == 1 && !load_acquire(&member_at(ch, e)->claim) &&
+		    ch->serving == ch->member)
+			done = cas_acq_rel(&grp->mode, &m, mode_make(m, MODE_SOLO, e, 1));
+		group_unlock(ch, g, my_id(ch));
+	}
+	rmpsc__process_unlock();
+	return done;
+}
+
+int rmpsc__adopt_orphan(rmpsc_channel *ch)
+{
+	uint32_t g = ch->group;
+	struct group *grp = group_at(ch, g);
+	if (!load_relaxed(&grp->orphans))
+		return 0;
+	int adopted = 0;
+	uint64_t adopting = owner_word(MEMBER_ADOPTING, my_id(ch));
+	rmpsc__process_lock();
+	if (group_trylock(ch, g, my_id(ch))) {
+		for (uint32_t e = 0; e < ch->L.max_consumers && !adopted; e++) {
+			struct member *mb = member_at(ch, e);
+			uint64_t w = MEMBER_ORPHAN;
+			if (load_relaxed(&mb->group) != g || !load_acquire(&mb->claim) ||
+			    !cas_acq_rel(&mb->owner, &w, adopting))
+				continue;
+			uint32_t d = load_relaxed(&mb->deliveries) + 1;
+			store_relaxed(&mb->deliveries, d);
+			if (d > 1) {
+				uint64_t c = load_acquire(&mb->claim);
+				fetch_add_relaxed(&grp->redelivered, claim_left(c, load_relaxed(&mb->claim_start)));
+			}
+			ch->serving = (int)e;
+			adopted = 1;
+		}
+		uint32_t o = load_relaxed(&grp->orphans);
+		store_relaxed(&grp->orphans, o ? o - (uint32_t)adopted : 0);
+		group_unlock(ch, g, my_id(ch));
+	}
+	rmpsc__process_unlock();
+	return adopted;
+}
+
 void rmpsc__orphan_done(rmpsc_channel *ch)
 {
-	uint32_t e = (uint32_t)ch->serving;
+	uint32_t g = ch->group, e = (uint32_t)ch->serving;
 	ch->serving = ch->member;
-	uint64_t held = owner_word(MEMBER_ADOPTING, owner_id(ch->member_word));
-	if (cas_acq_rel(&member_at(ch, e)->owner, &held, (uint64_t)MEMBER_FREE))
-		count_down(ch, ch->group, e);
+	rmpsc__process_lock();
+	if (group_trylock(ch, g, my_id(ch))) {
+		uint64_t w = owner_word(MEMBER_ADOPTING, my_id(ch));
+		cas_acq_rel(&member_at(ch, e)->owner, &w, (uint64_t)MEMBER_FREE);
+		struct alive_cache cache;
+		memset(&cache, 0, sizeof cache);
+		settle(ch, g, &cache, 1); /* the count */
+		group_unlock(ch, g, my_id(ch));
+	} /* else the lock's holder frees it: ADOPTING with no claim is finished (settle) */
+	rmpsc__process_unlock();
 }
 
 /* ------------------------------------------------------------------------- */
@@ -457,10 +528,10 @@ static int find_group(const rmpsc_channel *ch, const char *name)
 	return -1;
 }
 
-static int lock_groups(rmpsc_channel *ch, uint64_t me)
+static int lock_table(rmpsc_channel *ch, uint64_t me)
 {
 	uint64_t *lk = &ch->hdr->groups_lock;
-	int64_t until = rmpsc__monotonic_ns() + GROUPS_LOCK_WAIT_NS;
+	int64_t until = rmpsc__monotonic_ns() + GROUP_LOCK_WAIT_NS;
 	for (;;) {
 		uint64_t cur = load_acquire(lk);
 		if (cur == 0 || !rmpsc__owner_alive(&ch->file, cur)) {
@@ -475,7 +546,7 @@ static int lock_groups(rmpsc_channel *ch, uint64_t me)
 	}
 }
 
-static void unlock_groups(rmpsc_channel *ch, uint64_t me)
+static void unlock_table(rmpsc_channel *ch, uint64_t me)
 {
 	cas_acq_rel(&ch->hdr->groups_lock, &me, 0);
 }
@@ -501,6 +572,9 @@ static int group_create(rmpsc_channel *ch, const char *name, unsigned flags, uin
 	store_relaxed(&grp->flags, flags);
 	store_relaxed(&grp->orphans, 0);
 	store_relaxed(&grp->redelivered, 0);
+	/* Ours until our join counts us in: nobody settles (and so removes) the new,
+	 * empty group meanwhile; if we die first, the next holder does. */
+	store_relaxed(&grp->lock, me);
 	uint64_t m = load_relaxed(&grp->mode);
 	store_relaxed(&grp->mode, mode_make(m + (1ull << MODE_GEN_SHIFT), MODE_SHARED, 0, 0));
 	for (uint32_t s = 0; s < ch->L.max_producers; s++) {
@@ -532,23 +606,46 @@ static int group_create(rmpsc_channel *ch, const char *name, unsigned flags, uin
 	return (int)g;
 }
 
-/* Find group `name`, creating it if absent. */
-static int find_or_create(rmpsc_channel *ch, const char *name, unsigned flags, uint64_t me)
+/* Find group `name`, creating it if absent (*created set then). */
+static int find_or_create(rmpsc_channel *ch, const char *name, unsigned flags, uint64_t me, int *created)
 {
 	int g = find_group(ch, name);
 	if (g >= 0)
 		return g;
-	int rc = lock_groups(ch, me);
+	int rc = lock_table(ch, me);
 	if (rc)
 		return rc;
 	struct alive_cache cache;
 	memset(&cache, 0, sizeof cache);
-	recover_groups(ch, &cache); /* a creator that died under the lock */
+	recover_groups(ch, &cache, me); /* a creator that died under the lock, a removal half done */
 	g = find_group(ch, name);
-	if (g < 0)
+	if (g < 0) {
 		g = group_create(ch, name, flags, me);
-	unlock_groups(ch, me);
+		*created = g >= 0;
+	}
+	unlock_table(ch, me);
 	return g;
+}
+
+/* Take group g's lock (process lock held on return, and the group lock when
+ * RMPSC_OK), waiting a bounded time for a live holder. */
+static int lock_group_waiting(rmpsc_channel *ch, uint32_t g, uint64_t me)
+{
+	int64_t until = 0;
+	for (;;) {
+		rmpsc__process_lock();
+		if (group_trylock(ch, g, me))
+			return RMPSC_OK;
+		rmpsc__process_unlock();
+		int64_t now = rmpsc__monotonic_ns();
+		if (!until)
+			until = now + GROUP_LOCK_WAIT_NS;
+		else if (now > until)
+			return rmpsc__set_error(RMPSC_ETIMEDOUT, "group \"%s\" is locked by live process %u",
+						group_at(ch, g)->name,
+						rmpsc__owner_pid(&ch->file, load_acquire(&group_at(ch, g)->lock)));
+		sched_yield();
+	}
 }
 
 int rmpsc_group_remove(rmpsc_channel *ch, const char *name)
@@ -567,36 +664,55 @@ int rmpsc_group_remove(rmpsc_channel *ch, const char *name)
 	int g = find_group(ch, name);
 	if (g < 0)
 		return rmpsc__set_error(RMPSC_EINVAL, "group_remove: no group \"%s\"", name);
-	rmpsc__recover_members(ch, &me, g);
-	if (has_live_member(ch, (uint32_t)g, UINT32_MAX))
-		return rmpsc__set_error(RMPSC_EINVAL, "group_remove: group \"%s\" has a live member", name);
+	if ((rc = lock_group_waiting(ch, (uint32_t)g, me)))
+		return rc;
 	struct group *grp = group_at(ch, (uint32_t)g);
+	struct alive_cache cache;
+	memset(&cache, 0, sizeof cache);
+	settle(ch, (uint32_t)g, &cache, 1);
+	uint64_t m = load_acquire(&grp->mode);
+	int live = 0;
+	for (uint32_t e = 0; e < ch->L.max_consumers; e++) {
+		struct member *mb = member_at(ch, e);
+		uint64_t w = load_acquire(&mb->owner);
+		uint32_t st = owner_state(w);
+		if (load_relaxed(&mb->group) == (uint32_t)g &&
+		    (st == MEMBER_ACTIVE || st == MEMBER_JOINING || st == MEMBER_ADOPTING))
+			live++;
+	}
+	if (live || mode_kind(m) == MODE_REMOVED || !name_eq(grp, name)) {
+		group_unlock(ch, (uint32_t)g, me);
+		rmpsc__process_unlock();
+		return live ? rmpsc__set_error(RMPSC_EINVAL, "group_remove: group \"%s\" has a live member", name)
+			    : rmpsc__set_error(RMPSC_EINVAL, "group_remove: no group \"%s\"", name);
+	}
 	/* Orphans nobody will adopt now, then the group itself. */
 	for (uint32_t e = 0; e < ch->L.max_consumers; e++) {
 		struct member *mb = member_at(ch, e);
-		uint64_t w = MEMBER_ORPHAN, held = owner_word(MEMBER_RECOVERING, me);
-		if (load_relaxed(&mb->group) == (uint32_t)g && cas_acq_rel(&mb->owner, &w, held)) {
-			fetch_add_relaxed(&grp->orphans, (uint32_t)-1);
-			store_release(&mb->claim, 0);
-			if (cas_acq_rel(&mb->owner, &held, (uint64_t)MEMBER_FREE))
-				count_down(ch, (uint32_t)g, e);
-		}
+		if (load_relaxed(&mb->group) == (uint32_t)g && load_acquire(&mb->owner) == MEMBER_ORPHAN)
+			drop_place(ch, e, MEMBER_ORPHAN);
 	}
-	uint64_t m = load_acquire(&grp->mode);
-	for (;;) {
-		if (mode_kind(m) == MODE_REMOVED)
-			break;
-		if (mode_count(m) != 0)
-			return rmpsc__set_error(RMPSC_EINVAL, "group_remove: group \"%s\" has a member", name);
-		if (cas_acq_rel(&grp->mode, &m, mode_make(m, MODE_REMOVED, 0, 0)))
-			break;
-	}
-	remove_group(ch, (uint32_t)g);
+	while (!cas_acq_rel(&grp->mode, &m, mode_make(m, MODE_REMOVED, 0, 0)))
+		;
+	store_release(&grp->state, (uint64_t)GROUP_FREE); /* a remover that dies here: recover_groups */
+	group_unlock(ch, (uint32_t)g, me);
+	rmpsc__process_unlock();
+	wake_all_producers(ch);
 	return RMPSC_OK;
 }
 
 /* ------------------------------------------------------------------------- */
 /* Joining and leaving. */
+
+int rmpsc__check_join(const char *name, unsigned flags)
+{
+	if (name && strlen(name) > RMPSC_GROUP_NAME_MAX)
+		return rmpsc__set_error(RMPSC_EINVAL, "consumer_join: group name \"%.40s...\" is longer than %u bytes",
+					name, RMPSC_GROUP_NAME_MAX);
+	if (flags & ~(RMPSC_GROUP_EPHEMERAL | RMPSC_GROUP_AT_MOST_ONCE))
+		return rmpsc__set_error(RMPSC_EINVAL, "consumer_join: unknown flags 0x%x", flags);
+	return RMPSC_OK;
+}
 
 static void become_member(rmpsc_channel *ch, uint32_t e, uint32_t g, uint64_t me)
 {
@@ -611,208 +727,183 @@ static void become_member(rmpsc_channel *ch, uint32_t e, uint32_t g, uint64_t me
 		ch->tails[s] = load_relaxed(&gpos_at(ch, g, s)->cursor);
 }
 
-/* Another handle of this process is a member of g: share its place. */
-static int share_place(rmpsc_channel *ch, uint32_t g, uint64_t me)
-{
-	uint64_t word = owner_word(MEMBER_ACTIVE, me);
-	for (uint32_t e = 0; e < ch->L.max_consumers; e++) {
-		struct member *mb = member_at(ch, e);
-		if (load_acquire(&mb->owner) != word || load_relaxed(&mb->group) != g)
-			continue;
-		if (rmpsc__member_hold(&ch->file, e, &mb->owner, word) > 0) {
-			become_member(ch, e, g, me);
-			uint64_t m = load_acquire(&group_at(ch, g)->mode);
-			if ((mode_kind(m) == MODE_SOLO || mode_kind(m) == MODE_PENDING) && mode_solo(m) == e)
-				ch->solo_open = solo_open_ring(ch, g);
-			return 1;
-		}
-	}
-	return 0;
-}
-
-/* Take over a place of group g whose holder is gone, or whose claim is orphaned:
- * we become that member, and its open claim is ours, delivered again. */
-static int take_over_place(rmpsc_channel *ch, uint32_t g, uint64_t me)
-{
-	struct alive_cache cache;
-	memset(&cache, 0, sizeof cache);
-	uint64_t held = owner_word(MEMBER_RECOVERING, me);
-	for (uint32_t e = 0; e < ch->L.max_consumers; e++) {
-		struct member *mb = member_at(ch, e);
-		if (load_relaxed(&mb->group) != g)
-			continue;
-		uint64_t w = load_acquire(&mb->owner);
-		uint32_t st = owner_state(w);
-		if (st == MEMBER_ORPHAN) {
-			if (!cas_acq_rel(&mb->owner, &w, held))
-				continue;
-			fetch_add_relaxed(&group_at(ch, g)->orphans, (uint32_t)-1);
-		} else if (st == MEMBER_ACTIVE || st == MEMBER_RECOVERING || st == MEMBER_ADOPTING) {
-			if (rmpsc__owner_alive_cached(&ch->file, &cache, w) || !cas_acq_rel(&mb->owner, &w, held))
-				continue;
-			if (st != MEMBER_ADOPTING)
-				break_locks(ch, e, g);
-		} else {
-			continue;
-		}
-		if (rmpsc__member_hold(&ch->file, e, &mb->owner, held) <= 0)
-			continue; /* cannot happen: the place is ours */
-		store_relaxed(&mb->pid, (uint32_t)getpid());
-		become_member(ch, e, g, me);
-		store_relaxed(&mb->busy, 0); /* it may have died inside a take */
-		/* A solo member's open claim becomes its record first: from here on the
-		 * claim, if any, is in the record, as for any member. */
-		convert_solo_wait(ch, e, g, me);
-		uint32_t redelivered = 0;
-		uint64_t c = load_acquire(&mb->claim);
-		if (c && (load_relaxed(&group_at(ch, g)->flags) & RMPSC_GROUP_AT_MOST_ONCE)) {
-			store_release(&mb->claim, 0); /* at-most-once: what it took is dropped */
-			smp_mb();                     /* clear, then scan: see recompute_head */
-			rmpsc__recompute_head(ch, g, claim_slot_of(c));
-		} else if (c) {
-			store_relaxed(&mb->deliveries, load_relaxed(&mb->deliveries) + 1);
-			if (load_relaxed(&mb->deliveries) > 1)
-				redelivered = claim_count_of(c);
-		}
-		if (redelivered)
-			fetch_add_relaxed(&group_at(ch, g)->redelivered, redelivered);
-		fetch_add_relaxed(&ch->hdr->recovered_members, st == MEMBER_ORPHAN ? 0 : 1);
-		store_release(&mb->owner, owner_word(MEMBER_ACTIVE, me));
-		return 1;
-	}
-	return 0;
-}
-
-/* A free place: counted into the group by CAS on its mode word. 0 when the group
- * went away meanwhile (the caller looks it up again), -1 when no place is free. */
-static int take_free_place(rmpsc_channel *ch, uint32_t g, uint64_t gen_mode, uint64_t me)
+/*
+ * Join group g (process lock and group lock held): share this process's place,
+ * take over an orphaned one (its claim is ours, delivered once more), or take a
+ * free one; then count in. Returns 1 (a place of our own), 0 (shared), or -1 (no
+ * place free).
+ */
+static int join_locked(rmpsc_channel *ch, uint32_t g, uint64_t me)
 {
 	struct group *grp = group_at(ch, g);
-	/* RECOVERING(me) until counted in and held: another handle of this process
-	 * shares only an ACTIVE place, so its let-go cannot free it under us. */
-	uint64_t held = owner_word(MEMBER_RECOVERING, me);
-	for (uint32_t e = 0; e < ch->L.max_consumers; e++) {
+	uint64_t active = owner_word(MEMBER_ACTIVE, me);
+	for (uint32_t e = 0; e < ch->L.max_consumers; e++) { /* another handle of ours is a member */
+		struct member *mb = member_at(ch, e);
+		if (load_relaxed(&mb->group) == g && load_acquire(&mb->owner) == active) {
+			++*rmpsc__member_holders(&ch->file, e);
+			become_member(ch, e, g, me);
+			return 0;
+		}
+	}
+	int took = -1;
+	for (uint32_t e = 0; e < ch->L.max_consumers && took < 0; e++) {
+		struct member *mb = member_at(ch, e);
+		uint64_t w = MEMBER_ORPHAN;
+		if (load_relaxed(&mb->group) != g || !cas_acq_rel(&mb->owner, &w, active))
+			continue;
+		/* Its claim is ours now, delivered once more. */
+		store_relaxed(&mb->pid, (uint32_t)getpid());
+		store_relaxed(&mb->busy, 0);
+		uint64_t c = load_acquire(&mb->claim);
+		uint32_t d = load_relaxed(&mb->deliveries) + 1;
+		store_relaxed(&mb->deliveries, d);
+		if (c && d > 1)
+			fetch_add_relaxed(&grp->redelivered, claim_left(c, load_relaxed(&mb->claim_start)));
+		took = (int)e;
+	}
+	for (uint32_t e = 0; e < ch->L.max_consumers && took < 0; e++) {
 		struct member *mb = member_at(ch, e);
 		uint64_t w = MEMBER_FREE;
-		if (load_relaxed(&mb->owner) != MEMBER_FREE || !cas_acq_rel(&mb->owner, &w, held))
+		/* JOINING until set up: a place free for every group is not counted in any
+		 * (settle) until its group field is ours. */
+		if (load_relaxed(&mb->owner) != MEMBER_FREE ||
+		    !cas_acq_rel(&mb->owner, &w, owner_word(MEMBER_JOINING, me)))
 			continue;
 		store_relaxed(&mb->claim, 0);
 		store_relaxed(&mb->deliveries, 0);
+		store_relaxed(&mb->busy, 0);
 		store_relaxed(&mb->pid, (uint32_t)getpid());
 		store_release(&mb->group, g);
-		uint64_t m = load_acquire(&grp->mode);
-		for (;;) {
-			if (mode_kind(m) == MODE_REMOVED || m >> MODE_GEN_SHIFT != gen_mode >> MODE_GEN_SHIFT) {
-				cas_acq_rel(&mb->owner, &held, (uint64_t)MEMBER_FREE);
-				return 0;
-			}
-			uint32_t n = mode_count(m), k = mode_kind(m);
-			uint64_t next = n == 0           ? mode_make(m, MODE_SOLO, e, 1)
-					: k == MODE_SOLO ? mode_make(m, MODE_PENDING, mode_solo(m), n + 1)
-							 : mode_make(m, k, mode_solo(m), n + 1);
-			if (cas_acq_rel(&grp->mode, &m, next)) {
-				if (k == MODE_SOLO)
-					rmpsc__wake_members(ch); /* the solo member may sleep: it must acknowledge */
-				break;
-			}
-		}
-		rmpsc__member_hold(&ch->file, e, &mb->owner, held); /* ours: cannot fail */
-		become_member(ch, e, g, me); /* alone (count was 0): heads are at the cursors, see go_solo */
-		store_release(&mb->owner, owner_word(MEMBER_ACTIVE, me));
-		return 1;
+		store_release(&mb->owner, active);
+		took = (int)e;
 	}
-	return -1;
+	if (took < 0)
+		return -1;
+	*rmpsc__member_holders(&ch->file, (uint32_t)took) = 1;
+	become_member(ch, (uint32_t)took, g, me);
+	/* Count in: alone, SOLO at once (heads are at the cursors: see go_solo); with a
+	 * solo member, PENDING until its solo mode is ended (consumer.c). */
+	struct alive_cache cache;
+	memset(&cache, 0, sizeof cache);
+	settle(ch, g, &cache, 1);
+	uint64_t m = load_acquire(&grp->mode);
+	uint32_t n = mode_count(m);
+	uint64_t next = m;
+	if (n == 1 && mode_kind(m) == MODE_SHARED && !load_acquire(&member_at(ch, (uint32_t)took)->claim))
+		next = mode_make(m, MODE_SOLO, (uint32_t)took, 1);
+	else if (mode_kind(m) == MODE_SOLO && mode_solo(m) != (uint32_t)took)
+		next = mode_make(m, MODE_PENDING, mode_solo(m), n);
+	if (next != m && cas_acq_rel(&grp->mode, &m, next) && mode_kind(next) == MODE_PENDING)
+		rmpsc__wake_members(ch); /* the solo member may sleep: let it see PENDING */
+	return 1;
 }
 
 int rmpsc__member_join(rmpsc_channel *ch, const char *name, unsigned flags)
 {
 	if (!name || !*name)
 		name = RMPSC_DEFAULT_GROUP;
-	if (strlen(name) > RMPSC_GROUP_NAME_MAX)
-		return rmpsc__set_error(RMPSC_EINVAL, "consumer_join: group name \"%.40s...\" is longer than %u bytes",
-					name, RMPSC_GROUP_NAME_MAX);
-	if (flags & ~(RMPSC_GROUP_EPHEMERAL | RMPSC_GROUP_AT_MOST_ONCE))
-		return rmpsc__set_error(RMPSC_EINVAL, "consumer_join: unknown flags 0x%x", flags);
-	uint64_t me;
-	int rc = rmpsc__attach(&ch->file, &me);
+	int rc = rmpsc__check_join(name, flags);
 	if (rc)
 		return rc;
+	uint64_t me;
+	if ((rc = rmpsc__attach(&ch->file, &me)))
+		return rc;
 	for (int round = 0; round < 4; round++) {
-		int g = find_or_create(ch, name, flags, me);
+		int created = 0;
+		int g = find_or_create(ch, name, flags, me, &created);
 		if (g < 0)
 			return g;
 		struct group *grp = group_at(ch, (uint32_t)g);
+		uint64_t gen = load_acquire(&grp->mode) >> MODE_GEN_SHIFT;
+		if ((rc = lock_group_waiting(ch, (uint32_t)g, me)))
+			return rc;
+		/* Still the group we looked up (not removed and re-created meanwhile)? */
+		uint64_t m = load_acquire(&grp->mode);
+		if (owner_state(load_acquire(&grp->state)) != GROUP_ACTIVE || mode_kind(m) == MODE_REMOVED ||
+		    m >> MODE_GEN_SHIFT != gen || !name_eq(grp, name)) {
+			group_unlock(ch, (uint32_t)g, me);
+			rmpsc__process_unlock();
+			continue;
+		}
 		uint32_t have = load_relaxed(&grp->flags);
-		if (have != flags)
+		if (have != flags) {
+			group_unlock(ch, (uint32_t)g, me);
+			rmpsc__process_unlock();
 			return rmpsc__set_error(RMPSC_EINVAL,
 						"consumer_join: group \"%s\" exists with flags 0x%x (%s%s), not 0x%x",
 						name, have, have & RMPSC_GROUP_EPHEMERAL ? "ephemeral " : "durable ",
 						have & RMPSC_GROUP_AT_MOST_ONCE ? "at-most-once" : "at-least-once",
 						flags);
-		uint64_t gen_mode = load_acquire(&grp->mode);
-		if (share_place(ch, (uint32_t)g, me))
-			return 0;
-		if (take_over_place(ch, (uint32_t)g, me))
-			return 1;
-		int got = take_free_place(ch, (uint32_t)g, gen_mode, me);
-		if (got > 0)
-			return 1;
-		if (got < 0 && !rmpsc__recover_members(ch, &me, -1) && round > 0) {
-			if (ch->L.max_consumers == 1) {
-				uint32_t pid = load_relaxed(&member_at(ch, 0)->pid);
-				return rmpsc__set_error(RMPSC_ECONSUMER, "the consumer role is held by live process %u",
-							pid);
-			}
-			return rmpsc__set_error(RMPSC_ECONSUMER,
-						"all %u consumer places (max_consumers) are held by live processes",
-						ch->L.max_consumers);
 		}
-	}
-	return rmpsc__set_error(RMPSC_ECONSUMER, "consumer_join: group \"%s\" keeps changing; try again", name);
-}
-
-/* The last handle of this process in the group lets go (under the attach lock). */
-static void leave_place(void *arg)
-{
-	rmpsc_channel *ch = arg;
-	uint32_t e = (uint32_t)ch->member, g = ch->group;
-	uint64_t me = owner_id(ch->member_word);
-	struct group *grp = group_at(ch, g);
-	struct member *mb = member_at(ch, e);
-	int amo = (load_relaxed(&grp->flags) & RMPSC_GROUP_AT_MOST_ONCE) != 0;
-	if (ch->serving >= 0 && ch->serving != (int)e) { /* an adopted orphan goes back */
-		struct member *ob = member_at(ch, (uint32_t)ch->serving);
-		uint64_t held = owner_word(MEMBER_ADOPTING, me);
-		if (amo) {
-			drop_place(ch, (uint32_t)ch->serving, g, held);
-		} else {
-			store_relaxed(&ob->deliveries, load_relaxed(&ob->deliveries) - 1);
-			if (cas_acq_rel(&ob->owner, &held, (uint64_t)MEMBER_ORPHAN)) {
-				fetch_add_acq_rel(&grp->orphans, 1);
-				rmpsc__wake_members(ch);
+		struct alive_cache cache;
+		memset(&cache, 0, sizeof cache);
+		/* Dead members' places first (one may be ours to take); an ephemeral group
+		 * left empty stays for us. */
+		settle(ch, (uint32_t)g, &cache, 0);
+		int got = join_locked(ch, (uint32_t)g, me);
+		if (got < 0) {
+			/* No place for us: an empty ephemeral group goes, and so does one this
+			 * join created (a failed join leaves nothing behind). */
+			settle(ch, (uint32_t)g, &cache, 1);
+			uint64_t now = load_acquire(&grp->mode);
+			if (created && mode_kind(now) != MODE_REMOVED && mode_count(now) == 0 &&
+			    cas_acq_rel(&grp->mode, &now, mode_make(now, MODE_REMOVED, 0, 0))) {
+				store_release(&grp->state, (uint64_t)GROUP_FREE);
+				wake_all_producers(ch);
 			}
 		}
-		ch->serving = (int)e;
+		group_unlock(ch, (uint32_t)g, me);
+		rmpsc__process_unlock();
+		if (got >= 0)
+			return got;
+		/* No place free: members of other groups may be dead. */
+		uint64_t id = me;
+		if (!rmpsc__recover_members(ch, &id, -1) && round > 0)
+			break;
 	}
-	uint64_t m = load_acquire(&grp->mode);
-	if ((mode_kind(m) == MODE_SOLO || mode_kind(m) == MODE_PENDING) && mode_solo(m) == e) {
-		uint32_t s = ch->solo_open;
-		if (s != UINT32_MAX && amo) /* at-most-once: what we took is dropped */
-			raise_head(ch, g, s, load_acquire(&gpos_at(ch, g, s)->cursor));
-		convert_solo_wait(ch, e, g, me); /* an open claim becomes a record, the group SHARED */
-		store_relaxed(&mb->deliveries, 0);
-	} else if (load_acquire(&mb->claim)) {
-		store_relaxed(&mb->deliveries, load_relaxed(&mb->deliveries) - 1); /* leaving is not a redelivery */
+	if (ch->L.max_consumers == 1) {
+		uint32_t pid = load_relaxed(&member_at(ch, 0)->pid);
+		return rmpsc__set_error(RMPSC_ECONSUMER, "the consumer role is held by live process %u", pid);
 	}
-	orphan_or_drop(ch, e, g, ch->member_word, me);
+	return rmpsc__set_error(RMPSC_ECONSUMER, "all %u consumer places (max_consumers) are held by live processes",
+				ch->L.max_consumers);
 }
 
 void rmpsc__member_leave(rmpsc_channel *ch)
 {
 	if (ch->member < 0)
 		return;
-	if (ch->member_gen == fork_generation())
-		rmpsc__member_let_go(&ch->file, (uint32_t)ch->member, leave_place, ch);
+	if (ch->member_gen == fork_generation()) {
+		uint32_t e = (uint32_t)ch->member, g = ch->group;
+		uint64_t me = my_id(ch);
+		struct member *mb = member_at(ch, e);
+		rmpsc__process_lock();
+		/* An orphan this handle serves goes back, whoever else holds our place. */
+		if (ch->serving >= 0 && ch->serving != ch->member) {
+			struct member *ob = member_at(ch, (uint32_t)ch->serving);
+			uint64_t w = owner_word(MEMBER_ADOPTING, me);
+			store_relaxed(&ob->deliveries, load_relaxed(&ob->deliveries) - 1); /* not a redelivery */
+			if (cas_acq_rel(&ob->owner, &w, (uint64_t)MEMBER_ORPHAN))
+				fetch_add_relaxed(&group_at(ch, g)->orphans, 1);
+		}
+		int *holders = rmpsc__member_holders(&ch->file, e);
+		if (*holders > 0 && --*holders == 0 && load_acquire(&mb->owner) == ch->member_word) {
+			/* Handing on what we hold is not a redelivery. */
+			uint32_t d = load_relaxed(&mb->deliveries);
+			if (d && (load_acquire(&mb->claim) || is_solo_of(load_acquire(&group_at(ch, g)->mode), e)))
+				store_relaxed(&mb->deliveries, d - 1);
+			uint64_t w = ch->member_word;
+			cas_acq_rel(&mb->owner, &w, (uint64_t)MEMBER_LEFT);
+		}
+		/* Whoever holds the group lock next finishes it; now, if nobody does. */
+		if (group_trylock(ch, g, me)) {
+			struct alive_cache cache;
+			memset(&cache, 0, sizeof cache);
+			settle(ch, g, &cache, 1);
+			group_unlock(ch, g, me);
+		}
+		rmpsc__process_unlock();
+	}
 	ch->member = -1;
 	ch->serving = -1;
 	ch->solo_open = UINT32_MAX;
@@ -866,10 +957,10 @@ int rmpsc_group_stats(const rmpsc_channel *ch, struct rmpsc_group_stats *groups,
 		struct member *mb = member_at(ch, e);
 		uint64_t w = load_acquire(&mb->owner);
 		uint32_t g = load_relaxed(&mb->group);
-		if (w == MEMBER_FREE || g >= ch->L.max_groups || index_of[g] == UINT32_MAX)
-			continue;
 		uint32_t st = owner_state(w);
-		int alive = st != MEMBER_ORPHAN && rmpsc__owner_alive(&ch->file, w);
+		if (st == MEMBER_FREE || st == MEMBER_JOINING || g >= ch->L.max_groups || index_of[g] == UINT32_MAX)
+			continue;
+		int alive = (st == MEMBER_ACTIVE || st == MEMBER_ADOPTING) && rmpsc__owner_alive(&ch->file, w);
 		uint64_t c = load_acquire(&mb->claim);
 		if (groups && index_of[g] < max_groups) {
 			groups[index_of[g]].live_members += alive && st == MEMBER_ACTIVE;
@@ -882,7 +973,7 @@ int rmpsc_group_stats(const rmpsc_channel *ch, struct rmpsc_group_stats *groups,
 			o->group = index_of[g];
 			o->state = st;
 			o->claim_slot = c ? claim_slot_of(c) : 0;
-			o->claim_count = c ? claim_count_of(c) : 0;
+			o->claim_count = c ? (uint32_t)claim_left(c, load_relaxed(&mb->claim_start)) : 0;
 		}
 		nm++;
 	}

@@ -55,27 +55,33 @@ static inline uint64_t mode_make(uint64_t old, uint32_t kind, uint32_t solo, uin
 	       (uint64_t)kind << MODE_KIND_SHIFT | count;
 }
 
-/* member.owner: one of these | process identity (attach.h) for ACTIVE, RECOVERING, ADOPTING */
+/* member.owner: one of these | process identity (attach.h) for ACTIVE, JOINING, ADOPTING */
 enum {
 	MEMBER_FREE = 0,
-	MEMBER_ACTIVE = 1,
-	MEMBER_RECOVERING = 2,
-	MEMBER_ORPHAN = 3,
-	MEMBER_ADOPTING = 4
+	MEMBER_ACTIVE = 1,   /* a member process */
+	MEMBER_JOINING = 2,  /* taken by a joiner, not counted in yet */
+	MEMBER_ORPHAN = 3,   /* its member died or left: its claim waits for another member */
+	MEMBER_ADOPTING = 4, /* an orphan whose claim a member of the group serves */
+	MEMBER_LEFT = 5,     /* its member left: the next holder of the group lock finishes it */
 };
 
-/* member.claim: slot << 32 | count; 0 = no claim open */
-static inline uint64_t claim_word(uint32_t slot, uint64_t count)
+/* member.claim: (slot + 1) << 40 | (end mod 2^40); 0 = no claim open */
+#define CLAIM_END_BITS 40
+#define CLAIM_END_MASK ((1ull << CLAIM_END_BITS) - 1)
+_Static_assert(RMPSC_MAX_CAPACITY < CLAIM_END_MASK, "a claim's length fits its end bits");
+
+static inline uint64_t claim_word(uint32_t slot, uint64_t end)
 {
-	return (uint64_t)slot << 32 | count;
+	return (uint64_t)(slot + 1) << CLAIM_END_BITS | (end & CLAIM_END_MASK);
 }
 static inline uint32_t claim_slot_of(uint64_t c)
 {
-	return (uint32_t)(c >> 32);
+	return (uint32_t)(c >> CLAIM_END_BITS) - 1;
 }
-static inline uint32_t claim_count_of(uint64_t c)
+/* Records left in a claim that starts (now) at `start`. */
+static inline uint64_t claim_left(uint64_t c, uint64_t start)
 {
-	return (uint32_t)c;
+	return (c - start) & CLAIM_END_MASK;
 }
 
 static inline struct group *group_at(const rmpsc_channel *ch, uint32_t g)
@@ -111,29 +117,35 @@ static inline int group_live(uint64_t state, uint64_t mode)
  */
 uint64_t rmpsc__released_head(const rmpsc_channel *ch, uint32_t s, uint64_t tail);
 
-/* Membership (consumer.c calls these). Join returns 1 for a place of our own, 0
- * for one shared with another handle of this process, or an error. */
+/*
+ * Membership (consumer.c calls these). Join returns 1 for a place of our own, 0 for
+ * one shared with another handle of this process, or an error (never waits for
+ * another process longer than GROUP_LOCK_WAIT_NS: ETIMEDOUT then).
+ */
 int rmpsc__member_join(rmpsc_channel *ch, const char *group, unsigned flags);
+/* Validate a group name and flags (before leaving the group a handle is in). */
+int rmpsc__check_join(const char *group, unsigned flags);
 void rmpsc__member_leave(rmpsc_channel *ch);
-/* The group's one member acknowledges a joiner (PENDING -> SHARED); see group.c. */
-void rmpsc__solo_ack(rmpsc_channel *ch);
-/* A joiner ends PENDING(m) itself once m is not inside a take or release: 1 when
- * the mode moved on (or changed meanwhile), 0 when m is busy or barriers fail. */
+/*
+ * The group is PENDING(m): end m's solo mode (m may be us), recording m's open
+ * claim, once m is not inside a take or release. 1 done (or changed meanwhile),
+ * 0 busy (m inside a take, or the group lock held): look again soon.
+ */
 int rmpsc__solo_end(rmpsc_channel *ch, uint64_t mode);
-/* A member alone in a SHARED group with nothing open goes SOLO. */
-void rmpsc__go_solo(rmpsc_channel *ch, uint64_t mode);
+/* Alone in a SHARED group with nothing open: go SOLO. 1 if we did. */
+int rmpsc__go_solo(rmpsc_channel *ch);
 /* Adopt an orphaned claim of this member's group: 1 when one is now served. */
 int rmpsc__adopt_orphan(rmpsc_channel *ch);
 /* Move group g's head on ring s up to the lowest open claim (or its cursor). */
 void rmpsc__recompute_head(rmpsc_channel *ch, uint32_t g, uint32_t s);
 /* Finish serving an adopted orphan whose claim was released entirely. */
 void rmpsc__orphan_done(rmpsc_channel *ch);
-/* Recover dead members of every group (or only where `only_group` >= 0). Returns
- * member places recovered. *me is our identity, or 0: we attach only when there
- * is something to recover. */
+/* Recover dead or departed members of every group (or only where `only_group` >= 0).
+ * Returns member places recovered. *me is our identity, or 0: we attach only when
+ * there is something to recover. Skips a group whose lock a live process holds. */
 int rmpsc__recover_members(rmpsc_channel *ch, uint64_t *me, int only_group);
-/* Any member of a group in PENDING(m) waits for m's acknowledgement: is m alive? */
-int rmpsc__pending_solo_alive(rmpsc_channel *ch, uint64_t mode);
+/* Is there an ORPHAN place in our group (exact scan)? */
+int rmpsc__has_orphans(const rmpsc_channel *ch);
 /* Wake every member waiting for data (orphans appeared, a mode changed). */
 void rmpsc__wake_members(rmpsc_channel *ch);
 

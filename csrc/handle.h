@@ -28,14 +28,15 @@ struct rmpsc_channel {
 	unsigned flags;
 	int asymmetric; /* the region's fence mode is FENCE_ASYMMETRIC (barrier.h) */
 	/* membership (group.c, consumer.c) */
-	int member;               /* this process's member place, or -1 when not a member */
-	uint32_t group;           /* its group place */
-	uint64_t member_word;     /* MEMBER_ACTIVE | identity: the owner word of our place while we hold it */
-	uint32_t member_gen;      /* fork generation in which this handle joined */
-	int serving;              /* member place whose claim we serve: ours, or an orphan we adopted (ADOPTING) */
-	uint32_t solo_open;       /* SOLO: the ring where our claim is open (cursor > head), or UINT32_MAX */
-	uint32_t deliveries;      /* of the span being read: 1, or more when redelivered */
-	unsigned group_flags;     /* the flags we joined with (to join again after a fork) */
+	int member;           /* this process's member place, or -1 when not a member */
+	uint32_t group;       /* its group place */
+	uint64_t member_word; /* MEMBER_ACTIVE | identity: the owner word of our place while we hold it */
+	uint32_t member_gen;  /* fork generation in which this handle joined */
+	int serving;          /* member place whose claim we serve: ours, or an orphan we adopted (ADOPTING) */
+	uint32_t solo_open;   /* SOLO: the ring where our claim is open (cursor > head), or UINT32_MAX */
+	uint32_t deliveries;  /* of the span being read: 1, or more when redelivered */
+	unsigned group_flags; /* the group and flags we joined with (to join again after a fork) */
+	char group_name[RMPSC_GROUP_NAME_MAX + 1];
 	int in_callback;          /* an rmpsc_consume callback is running */
 	uint64_t *tails;          /* our last view of each ring's tail (max_producers) */
 	int64_t next_recover_ns;  /* a waiting member checks its peers' liveness at most this often */
@@ -65,8 +66,9 @@ struct rmpsc_producer {
 	struct ring_ctrl *ctrl;
 	uint64_t owner; /* the ACTIVE owner word this producer wrote */
 	uint32_t slot;
-	uint32_t fork_gen; /* fork generation at registration */
-	int light;         /* hot_light() at registration: valid in fork_gen only */
+	uint32_t fork_gen;       /* fork generation at registration */
+	int light;               /* hot_light() at registration: valid in fork_gen only */
+	int64_t next_recover_ns; /* waiting for space, look for dead members no sooner (groups) */
 };
 
 /* Slot owner-word states (enum rmpsc_slot_state) live in the low bits of ring_ctrl.owner. */

@@ -117,16 +117,17 @@ struct attach_entry {
 _Static_assert(sizeof(struct attach_entry) == 16, "attach_entry is 16 bytes");
 
 /*
- * A consumer group place (group.c). `state` and `mode` change by CAS only.
+ * A consumer group place (group.c). `state` and `mode` change by CAS only; the
+ * mode and the group's member places change only under `lock`.
  *   state: GROUP_FREE, GROUP_CREATING | creator identity, GROUP_ACTIVE
- *   mode:  member count (bits 0..15, orphans included) | kind (16..17) | solo member (18..33)
+ *   mode:  member count (bits 0..15) | kind (16..17) | solo member (18..33) | generation
  */
 struct group {
 	uint64_t state;
 	uint64_t mode;
 	uint32_t flags;       /* RMPSC_GROUP_*, fixed while the group exists */
 	uint32_t orphans;     /* member places of this group whose claim waits for adoption */
-	uint64_t converter;   /* identity of the process ending the group's SOLO mode, 0 = none (group.c) */
+	uint64_t lock;        /* identity of the process changing the group's members, 0 = none (group.c) */
 	uint64_t redelivered; /* records delivered again (stats) */
 	char name[RMPSC_GROUP_NAME_MAX + 1];
 	uint8_t pad_[LINE - 40 - (RMPSC_GROUP_NAME_MAX + 1)];
@@ -150,9 +151,11 @@ _Static_assert(sizeof(struct group_pos) == 32, "group_pos is 32 bytes");
 /*
  * A member place: one consumer process in one group (group.c). Written by its
  * member, read by recomputes and recoverers.
- *   owner: MEMBER_FREE, MEMBER_ACTIVE | id, MEMBER_RECOVERING | id, MEMBER_ORPHAN,
- *          MEMBER_ADOPTING | id (id: attach.h identity of the process)
- *   claim: slot << 32 | count (0: no claim open); claim_start is written before it
+ *   owner: MEMBER_FREE, MEMBER_ACTIVE | id, MEMBER_JOINING | id, MEMBER_ORPHAN,
+ *          MEMBER_ADOPTING | id, MEMBER_LEFT (id: attach.h identity of the process)
+ *   claim: (slot + 1) << 40 | (end position mod 2^40), 0: no claim open. The claim
+ *          is [claim_start, end); claim_start is written before the word, and a
+ *          partial release moves claim_start alone (one store).
  */
 struct member {
 	uint64_t owner;

@@ -95,7 +95,6 @@ static int refresh_head(rmpsc_producer *p)
 
 struct space_wait {
 	rmpsc_producer *p;
-	int64_t next_recover_ns;
 };
 
 static int space_ready(void *arg)
@@ -108,11 +107,13 @@ static int space_ready(void *arg)
 	if (grouped(p->ch)) {
 		/* A group whose members died holds us back until they are recovered (an
 		 * ephemeral group then goes away): look for them now and then. */
+		/* Per producer, not per wait: a caller that waits in short slices (a
+		 * binding checking for signals) still looks at the bounded rate. */
 		int64_t now = rmpsc__monotonic_ns();
-		if (now >= w->next_recover_ns) {
-			if (w->next_recover_ns)
+		if (now >= p->next_recover_ns) {
+			if (p->next_recover_ns)
 				rmpsc_reclaim_dead(p->ch);
-			w->next_recover_ns = now + SPACE_RECOVER_NS;
+			p->next_recover_ns = now + SPACE_RECOVER_NS;
 		}
 		if (p->ch->L.max_groups > 1)
 			refresh_head(p);
@@ -145,7 +146,7 @@ static int producer_reserve(rmpsc_producer *p, size_t want, struct deadline *dl,
 		end_reservation(p);
 		if (n < 0)
 			return rmpsc__set_error(n, "ring %u: head is impossible (corrupt region)", p->slot);
-		struct space_wait w = { p, 0 };
+		struct space_wait w = { p };
 		struct waiter wt = { .flag = &c->producer_waiting,
 				     .seq = &c->space_seq,
 				     .ready = space_ready,

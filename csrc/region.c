@@ -63,6 +63,7 @@ static int make_handle(rmpsc_channel **out, int fd, unsigned char *base, const s
 	ch->member = -1;
 	ch->serving = -1;
 	ch->solo_open = UINT32_MAX;
+	memcpy(ch->group_name, RMPSC_DEFAULT_GROUP, sizeof RMPSC_DEFAULT_GROUP);
 	ch->file.fd = fd;
 	ch->file.table = (struct attach_entry *)(base + L->attach_off);
 	ch->file.table_off = L->attach_off;
