@@ -459,3 +459,34 @@ def test_stats_and_info_show_groups_members_claims_and_lag(shm_name, procs):
     lines = [ln.split() for ln in out.splitlines()]
     assert ["audit", "durable,", "at-most-once", "1", "1", "yes", "0", "10", "0", "0"] in lines  # lag 10
     del c
+
+
+@pytest.mark.timeout(60)
+def test_a_consumer_inherited_through_fork_joins_its_group_anew_in_the_child(procs):
+    ch = ringmpsc.Channel(GROUP_REC.size, capacity=8, max_producers=1, max_consumers=2, max_groups=2)
+    c = ch.consumer("g")
+    p = ch.producer()
+    p.send_nowait(rec(0))
+    p.send_nowait(rec(1))
+    assert c.recv_nowait() == rec(0)
+    parent, child = mp.get_context("fork").Pipe()
+    k = mp.get_context("fork").Process(target=_use_inherited_consumer, args=(c, child))
+    procs.append(k)
+    k.start()
+    assert parent.poll(30)
+    assert parent.recv() == (rec(1), 1, 2)  # the child: a second member of g
+    k.join(30)
+    assert k.exitcode == 0
+    ch.reclaim_dead()  # the child exited without leaving
+    assert group_stats(ch, "g")["members"] == 1
+    p.send_nowait(rec(2))
+    assert c.recv_nowait() == rec(2)  # the parent's membership is untouched
+    with pytest.raises(TypeError, match="Consumer"):
+        mp.get_context("spawn").Process(target=print, args=(c,)).start()
+
+
+def _use_inherited_consumer(c, conn):
+    workers.arm_watchdog(30)
+    r = c.recv(timeout=10)
+    conn.send((r, c.last_deliveries, group_stats(c.channel, "g")["live_members"]))
+    os._exit(0)
