@@ -114,16 +114,18 @@ def test_blocked_send_and_reserve_release_the_gil():
 
 
 SIGNAL_CASES = {
-    "recv": lambda ch, p: ch.recv(),
-    "recv_timeout": lambda ch, p: ch.recv(timeout=30),
-    "recv_many": lambda ch, p: ch.recv_many(),
-    "recv_into": lambda ch, p: ch.recv_into(bytearray(64)),
-    "read": lambda ch, p: ch.read(),
-    "iterate": lambda ch, p: next(iter(ch)),
-    "recv_bytes": lambda ch, p: ch.recv_bytes(),
-    "send_full": lambda ch, p: (p.send_many(bytes(8 * 4)), p.send(b"x")),
-    "reserve_full": lambda ch, p: (p.send_many(bytes(8 * 4)), p.reserve()),
-    "send_bytes_pool_empty": lambda ch, p: ([p.send_bytes(b"s") for _ in range(2)], p.send_bytes(b"t")),
+    "recv": lambda ch, p, c: ch.recv(),
+    "recv_timeout": lambda ch, p, c: ch.recv(timeout=30),
+    "recv_many": lambda ch, p, c: ch.recv_many(),
+    "recv_into": lambda ch, p, c: ch.recv_into(bytearray(64)),
+    "read": lambda ch, p, c: ch.read(),
+    "iterate": lambda ch, p, c: next(iter(ch)),
+    "recv_bytes": lambda ch, p, c: ch.recv_bytes(),
+    "send_full": lambda ch, p, c: (p.send_many(bytes(8 * 4)), p.send(b"x")),
+    "reserve_full": lambda ch, p, c: (p.send_many(bytes(8 * 4)), p.reserve()),
+    "send_bytes_pool_empty": lambda ch, p, c: ([p.send_bytes(b"s") for _ in range(2)], p.send_bytes(b"t")),
+    "consumer_recv": lambda ch, p, c: c.recv(),
+    "consumer_read": lambda ch, p, c: c.read(),
 }
 
 
@@ -133,6 +135,7 @@ SIGNAL_CASES = {
 def test_sigint_interrupts_blocking_calls(case, how):
     ch = ringmpsc.Channel(8, capacity=4, slab_size=16, slabs=2)
     p = ch.producer()
+    c = ch.consumer()  # a Consumer of the default group: mapped before the watcher looks
     if how == "pthread_kill":
         kick = lambda: signal.pthread_kill(MAIN, signal.SIGINT)  # noqa: E731  lands on the waiting thread
     else:
@@ -140,7 +143,7 @@ def test_sigint_interrupts_blocking_calls(case, how):
     kicked = _when_asleep(ch, kick)
     returned = []
     with pytest.raises(KeyboardInterrupt):
-        SIGNAL_CASES[case](ch, p)
+        SIGNAL_CASES[case](ch, p, c)
         returned.append(True)
         time.sleep(5)  # take the signal here, not in the next test
     assert not returned, "the call returned instead of blocking"
@@ -231,9 +234,11 @@ def test_send_bytes_one_deadline_for_both_waits():
 
 
 @pytest.mark.timeout(60)
-@pytest.mark.parametrize("case", ["recv", "recv_many", "read", "recv_bytes", "send", "reserve", "send_bytes"])
+@pytest.mark.parametrize("case", ["recv", "recv_many", "read", "recv_bytes", "send", "reserve", "send_bytes",
+                                  "consumer_recv_many", "consumer_recv_into"])
 def test_close_from_another_thread_wakes_waiters(case):
-    ch = ringmpsc.Channel(8, capacity=2, slab_size=8, slabs=1)
+    ch = ringmpsc.Channel(8, capacity=2, slab_size=8, slabs=1, max_consumers=2)
+    c = ch.consumer("g")
     p = ch.producer()
     if case in ("send", "reserve"):
         p.send_many(bytes(16))
@@ -247,6 +252,8 @@ def test_close_from_another_thread_wakes_waiters(case):
         "send": lambda: p.send(b"x"),
         "reserve": lambda: p.reserve(),
         "send_bytes": lambda: p.send_bytes(b"2"),
+        "consumer_recv_many": c.recv_many,
+        "consumer_recv_into": lambda: c.recv_into(bytearray(8)),
     }
     closed = _when_asleep(ch, ch.close)
     with pytest.raises(ringmpsc.Closed):
@@ -280,3 +287,30 @@ def test_blocked_recv_gets_a_record_sent_later_from_another_thread():
         sent = _when_asleep(ch, lambda: p.send(b"hi"))
         assert ch.recv(timeout=5)[:2] == b"hi"
         sent()
+
+
+@pytest.mark.timeout(60)
+def test_consumers_of_several_groups_wait_in_threads_without_the_gil():
+    """Two groups, a thread each: both sleep in the channel, each gets every record."""
+    ch = ringmpsc.Channel(8, capacity=4, max_consumers=2)
+    ch.remove_group()
+    cs = [ch.consumer("a"), ch.consumer("b")]
+    got = {0: [], 1: []}
+
+    def run(i):
+        for rec in cs[i]:  # until closed and drained
+            got[i].append(rec[:1])
+
+    ts = [threading.Thread(target=run, args=(i,)) for i in (0, 1)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        observe.wait_asleep_in_channel(ch, t.native_id)
+    assert _spin(0.1) > 0  # this thread runs meanwhile
+    with ch.producer() as p:
+        for i in range(20):
+            p.send(bytes([i]), timeout=10)
+    ch.close()
+    for t in ts:
+        t.join(10)
+    assert got[0] == got[1] == [bytes([i]) for i in range(20)]
