@@ -58,7 +58,9 @@ struct opts {
 	uint32_t capacity;          /* records per ring; 0 = auto */
 	int64_t timeout_ns;
 	int consumer_read;          /* batched consumer uses read/advance instead of consume */
-	int do_spsc, do_mpsc, do_pingpong, do_cacheline, do_count_only, do_bare, do_liveness;
+	int do_spsc, do_mpsc, do_pingpong, do_cacheline, do_count_only, do_bare, do_liveness, do_groups;
+	int group_size;             /* record size of the group rows */
+	int group_batches[MAX_LIST], n_group_batches;
 	int pin;
 	int quick;
 	const char *json_path;
@@ -134,10 +136,13 @@ static struct noise_mark noise_now(void)
 			m.sys_busy_s = (double)(v[0] + v[1] + v[2] + v[5] + v[6] + v[7]) / (double)sysconf(_SC_CLK_TCK);
 		fclose(f);
 	}
+	/* Ours: this process and its children that were waited for (the worker processes
+	 * of the group rows are reaped before a row ends). */
 	struct rusage ru;
-	if (getrusage(RUSAGE_SELF, &ru) == 0)
-		m.self_s = (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + (double)ru.ru_stime.tv_sec +
-			   ru.ru_stime.tv_usec / 1e6;
+	for (int who = 0; who < 2; who++)
+		if (getrusage(who ? RUSAGE_CHILDREN : RUSAGE_SELF, &ru) == 0)
+			m.self_s += (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
+				    (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
 	return m;
 }
 
@@ -283,6 +288,90 @@ static void fail_run(struct tp_shared *sh, char *buf, size_t len, const char *wh
 	rmpsc_channel_close(sh->ch); /* wakes everybody; the run is reported as failed */
 }
 
+/* The producer's loop, shared by every throughput row: until *stop, send one record at
+ * a time (batch 1) or reserve, fill in place and commit up to `batch` records, each
+ * stamped seq, seq+1, ... Returns the records sent; *rc < 0 (and *what) on a failure. */
+static uint64_t produce_until_stop(rmpsc_producer *p, uint32_t rs, uint32_t batch, unsigned char *tmpl,
+				   uint64_t seq, const int *stop, int *rc_out, const char **what)
+{
+	uint64_t sent = 0;
+	*rc_out = 0;
+	if (batch == 1) {
+		while (!__atomic_load_n(stop, __ATOMIC_RELAXED)) {
+			if (rs >= 8)
+				store_u64(tmpl, seq);
+			int rc = rmpsc_producer_send(p, tmpl, rs, O.timeout_ns);
+			if (rc < 0) {
+				*rc_out = rc;
+				*what = "producer_send";
+				break;
+			}
+			seq++;
+			sent++;
+		}
+		return sent;
+	}
+	while (!__atomic_load_n(stop, __ATOMIC_RELAXED)) {
+		uint32_t left = batch;
+		const unsigned char *src = tmpl;
+		while (left) {
+			void *dst;
+			int k = rmpsc_producer_reserve(p, left, O.timeout_ns, &dst);
+			if (k < 0) {
+				*rc_out = k;
+				*what = "producer_reserve";
+				return sent;
+			}
+			/* Fill in place: copy the records from the source, then stamp each. */
+			memcpy(dst, src, (size_t)k * rs);
+			if (rs >= 8)
+				for (int i = 0; i < k; i++)
+					store_u64((unsigned char *)dst + (size_t)i * rs, seq + (uint64_t)i);
+			int rc = rmpsc_producer_commit(p, (size_t)k);
+			if (rc < 0) { /* never ECLOSED: a commit succeeds after a close */
+				*rc_out = rc;
+				*what = "producer_commit";
+				return sent;
+			}
+			seq += (uint64_t)k;
+			sent += (uint64_t)k;
+			src += (size_t)k * rs;
+			left -= (uint32_t)k;
+		}
+	}
+	return sent;
+}
+
+/* The consumer's loop, shared by every throughput row: read (batch 1, or --consumer
+ * read) or consume up to `batch` records per call until "closed and drained",
+ * summing (CONS_SUM) or counting them into *acc. Returns 0, or the error (and *what). */
+static int consume_until_closed(rmpsc_channel *ch, uint32_t batch, int use_read, enum cons_mode mode,
+				struct acc *acc, const char **what)
+{
+	if (batch == 1 || use_read) {
+		for (;;) {
+			const void *p;
+			int n = rmpsc_read(ch, batch, O.timeout_ns, &p, NULL);
+			if (n < 0) {
+				*what = "read";
+				return n == RMPSC_ECLOSED ? 0 : n;
+			}
+			if (mode == CONS_SUM)
+				acc->sum += sum_records(p, (size_t)n, acc->rs);
+			acc->count += (uint64_t)n;
+			rmpsc_advance(ch, (size_t)n);
+		}
+	}
+	rmpsc_consume_fn fn = mode == CONS_SUM ? cb_sum : cb_count;
+	for (;;) {
+		int n = rmpsc_consume(ch, batch, O.timeout_ns, fn, acc);
+		if (n < 0) {
+			*what = "consume";
+			return n == RMPSC_ECLOSED ? 0 : n;
+		}
+	}
+}
+
 static void *producer_main(void *arg)
 {
 	struct prod_arg *a = arg;
@@ -292,53 +381,12 @@ static void *producer_main(void *arg)
 	a->pin_err = pin_self(a->cpu);
 	unsigned char *tmpl = xaligned((size_t)batch * rs);
 	fill_template(tmpl, rs, batch);
-	uint64_t seq = producer_base(a->idx), sent = 0;
 	pthread_barrier_wait(&sh->start);
-
-	if (batch == 1) {
-		while (!__atomic_load_n(&sh->stop, __ATOMIC_RELAXED)) {
-			if (rs >= 8)
-				store_u64(tmpl, seq);
-			int rc = rmpsc_producer_send(a->p, tmpl, rs, O.timeout_ns);
-			if (rc < 0) {
-				if (rc != RMPSC_ECLOSED || !__atomic_load_n(&sh->failed, __ATOMIC_RELAXED))
-					fail_run(sh, a->err, sizeof a->err, "producer_send", rc);
-				break;
-			}
-			seq++;
-			sent++;
-		}
-	} else {
-		while (!__atomic_load_n(&sh->stop, __ATOMIC_RELAXED)) {
-			uint32_t left = batch;
-			const unsigned char *src = tmpl;
-			while (left) {
-				void *dst;
-				int k = rmpsc_producer_reserve(a->p, left, O.timeout_ns, &dst);
-				if (k < 0) {
-					if (k != RMPSC_ECLOSED || !__atomic_load_n(&sh->failed, __ATOMIC_RELAXED))
-						fail_run(sh, a->err, sizeof a->err, "producer_reserve", k);
-					goto out;
-				}
-				/* Fill in place: copy the records from the source, then stamp each. */
-				memcpy(dst, src, (size_t)k * rs);
-				if (rs >= 8)
-					for (int i = 0; i < k; i++)
-						store_u64((unsigned char *)dst + (size_t)i * rs, seq + (uint64_t)i);
-				int rc = rmpsc_producer_commit(a->p, (size_t)k);
-				if (rc < 0) {
-					fail_run(sh, a->err, sizeof a->err, "producer_commit", rc);
-					goto out;
-				}
-				seq += (uint64_t)k;
-				sent += (uint64_t)k;
-				src += (size_t)k * rs;
-				left -= (uint32_t)k;
-			}
-		}
-	}
-out:
-	a->sent = sent;
+	int rc;
+	const char *what = "";
+	a->sent = produce_until_stop(a->p, rs, batch, tmpl, producer_base(a->idx), &sh->stop, &rc, &what);
+	if (rc < 0 && (rc != RMPSC_ECLOSED || !__atomic_load_n(&sh->failed, __ATOMIC_RELAXED)))
+		fail_run(sh, a->err, sizeof a->err, what, rc);
 	free(tmpl);
 	rmpsc_producer_close(a->p);
 	a->p = NULL;
@@ -360,34 +408,12 @@ static void *consumer_main(void *arg)
 		fail_run(sh, a->err, sizeof a->err, "consumer_claim", rc);
 	pthread_barrier_wait(&sh->start);
 	a->t_start = now_ns();
-	if (rc < 0)
-		goto out;
-	if (c->batch == 1 || c->consumer_read) {
-		for (;;) {
-			const void *p;
-			int n = rmpsc_read(sh->ch, c->batch, O.timeout_ns, &p, NULL);
-			if (n < 0) {
-				if (n != RMPSC_ECLOSED)
-					fail_run(sh, a->err, sizeof a->err, "read", n);
-				break;
-			}
-			if (c->mode == CONS_SUM)
-				acc.sum += sum_records(p, (size_t)n, c->rs);
-			acc.count += (uint64_t)n;
-			rmpsc_advance(sh->ch, (size_t)n);
-		}
-	} else {
-		rmpsc_consume_fn fn = c->mode == CONS_SUM ? cb_sum : cb_count;
-		for (;;) {
-			int n = rmpsc_consume(sh->ch, c->batch, O.timeout_ns, fn, &acc);
-			if (n < 0) {
-				if (n != RMPSC_ECLOSED)
-					fail_run(sh, a->err, sizeof a->err, "consume", n);
-				break;
-			}
-		}
+	if (rc == 0) {
+		const char *what = "";
+		rc = consume_until_closed(sh->ch, c->batch, c->consumer_read, c->mode, &acc, &what);
+		if (rc < 0)
+			fail_run(sh, a->err, sizeof a->err, what, rc);
 	}
-out:
 	a->t_end = now_ns();
 	a->count = acc.count;
 	a->sum = acc.sum;
@@ -1209,6 +1235,472 @@ static void liveness_row(void)
 }
 
 /* ------------------------------------------------------------------------- */
+/* Consumer groups: what a group costs next to the classic single consumer.
+ *
+ * Each row runs a group configuration and, alternately in the same run, the classic
+ * single consumer (a channel created with max_consumers = 1) with the same
+ * producers, record size, batch and ring capacity, threads or processes alike:
+ *
+ *   group-solo  one group with one member on a channel with max_consumers = 4 (the
+ *               default group; SOLO mode: plain stores, no CAS per batch), 1 producer
+ *   fanout      1 producer -> 4 groups (the default group removed), one consumer
+ *               thread per group, each with its own channel handle; every group
+ *               receives every record. The row's rate is the slowest group's
+ *   workshare   P producer processes -> 4 member processes of the default group of
+ *               a channel with max_consumers = 4: each record to one member (SHARED
+ *               mode: one CAS per claimed batch). The row's rate is the group's
+ *               (all members together, from the start barrier to the last member
+ *               seeing "closed and drained"); its single consumer is one process
+ *
+ * Every consumer reads every record it receives (the line-start sum) and the run is
+ * checked: in a fan-out each group must have received exactly what the producers
+ * sent (count and sum), in a work-sharing group the members' counts and sums added
+ * up. Placement: every thread or process on a CPU of its own (consumers on the first
+ * CPUs, then the producers) when there are enough; otherwise nothing is pinned and
+ * the row is marked oversubscribed (the scheduler shares the CPUs). */
+
+#define G_MAX_PROD 16
+#define G_MAX_CONS 16
+
+enum g_kind { G_CLASSIC, G_SOLO, G_FANOUT, G_SHARE };
+
+struct g_cfg {
+	enum g_kind kind;
+	int producers, consumers, procs; /* procs: producers and consumers are processes */
+	int pin;                         /* each worker on a CPU of its own */
+	uint32_t rs, batch, capacity;
+	double duration_s;
+};
+
+struct g_prod {
+	uint64_t sent;
+	char err[160];
+} ALIGNED;
+
+struct g_cons {
+	uint64_t count, sum;
+	int64_t t_start, t_end;
+	char err[160];
+} ALIGNED;
+
+/* Shared with the workers: a MAP_SHARED mapping, so processes see it as threads do. */
+struct g_shared {
+	pthread_barrier_t start; /* process-shared */
+	ALIGNED int stop;
+	ALIGNED int finished;
+	ALIGNED int failed;
+	struct g_prod prod[G_MAX_PROD];
+	struct g_cons cons[G_MAX_CONS];
+};
+
+struct g_worker {
+	struct g_shared *sh;
+	const struct g_cfg *c;
+	rmpsc_channel *ch; /* the creator's handle */
+	int idx;
+};
+
+static int g_total_threads(const struct g_cfg *c)
+{
+	return c->producers + c->consumers;
+}
+
+static int g_oversubscribed(const struct g_cfg *c)
+{
+	return g_total_threads(c) > n_cpus;
+}
+
+/* Consumers on cpus[0 ..], producers after them; -1: not pinned. */
+static int g_cpu(const struct g_cfg *c, int consumer, int idx)
+{
+	if (!c->pin)
+		return -1;
+	return cpus[consumer ? idx : c->consumers + idx];
+}
+
+static void g_fail(struct g_shared *sh, rmpsc_channel *ch, char *buf, size_t len, const char *what, int rc)
+{
+	snprintf(buf, len, "%s: %s (%s)", what, rmpsc_strerror(rc), rmpsc_last_error());
+	__atomic_store_n(&sh->failed, 1, __ATOMIC_RELAXED);
+	__atomic_store_n(&sh->stop, 1, __ATOMIC_RELAXED);
+	rmpsc_channel_close(ch); /* wakes everybody; the run is reported as failed */
+}
+
+static rmpsc_channel *g_handle(struct g_worker *w, char *err, size_t len)
+{
+	rmpsc_channel *h = NULL;
+	int rc = rmpsc_channel_attach_fd(&h, rmpsc_channel_fd(w->ch), 0);
+	if (rc < 0) {
+		g_fail(w->sh, w->ch, err, len, "channel_attach_fd", rc);
+		return NULL;
+	}
+	return h;
+}
+
+static void *g_producer(void *arg)
+{
+	struct g_worker *w = arg;
+	struct g_shared *sh = w->sh;
+	const struct g_cfg *c = w->c;
+	struct g_prod *me = &sh->prod[w->idx];
+	pin_self(g_cpu(c, 0, w->idx));
+	/* A process registers through a handle of its own; threads share the creator's. */
+	rmpsc_channel *h = c->procs ? g_handle(w, me->err, sizeof me->err) : w->ch;
+	rmpsc_producer *p = NULL;
+	int rc = h ? rmpsc_producer_register(h, &p) : RMPSC_ESYS;
+	if (h && rc < 0)
+		g_fail(sh, w->ch, me->err, sizeof me->err, "producer_register", rc);
+	unsigned char *tmpl = xaligned((size_t)c->batch * c->rs);
+	fill_template(tmpl, c->rs, c->batch);
+	pthread_barrier_wait(&sh->start);
+	if (p) {
+		const char *what = "";
+		me->sent = produce_until_stop(p, c->rs, c->batch, tmpl, producer_base(w->idx), &sh->stop, &rc, &what);
+		if (rc < 0 && (rc != RMPSC_ECLOSED || !__atomic_load_n(&sh->failed, __ATOMIC_RELAXED)))
+			g_fail(sh, h, me->err, sizeof me->err, what, rc);
+		rmpsc_producer_close(p);
+	}
+	free(tmpl);
+	/* The last producer out closes the channel: every consumer drains, then sees ECLOSED. */
+	if (__atomic_add_fetch(&sh->finished, 1, __ATOMIC_ACQ_REL) == c->producers)
+		rmpsc_channel_close(h ? h : w->ch);
+	if (c->procs && h)
+		rmpsc_channel_release(h);
+	return NULL;
+}
+
+static void *g_consumer(void *arg)
+{
+	struct g_worker *w = arg;
+	struct g_shared *sh = w->sh;
+	const struct g_cfg *c = w->c;
+	struct g_cons *me = &sh->cons[w->idx];
+	pin_self(g_cpu(c, 1, w->idx));
+	struct acc acc = { 0, 0, c->rs };
+	/* Every consumer has a handle of its own: a handle is in one group at a time. */
+	rmpsc_channel *h = g_handle(w, me->err, sizeof me->err);
+	int rc = RMPSC_ESYS;
+	if (h) {
+		char name[16];
+		snprintf(name, sizeof name, "g%d", w->idx);
+		rc = rmpsc_consumer_join(h, c->kind == G_FANOUT ? name : NULL, 0);
+		if (rc < 0)
+			g_fail(sh, w->ch, me->err, sizeof me->err, "consumer_join", rc);
+	}
+	pthread_barrier_wait(&sh->start);
+	me->t_start = now_ns();
+	if (rc == 0) {
+		const char *what = "";
+		rc = consume_until_closed(h, c->batch, 0, CONS_SUM, &acc, &what);
+		if (rc < 0)
+			g_fail(sh, h, me->err, sizeof me->err, what, rc);
+	}
+	me->t_end = now_ns();
+	me->count = acc.count;
+	me->sum = acc.sum;
+	if (h)
+		rmpsc_channel_release(h); /* leaves the group */
+	return NULL;
+}
+
+/* A forked worker: its own watchdog (alarms are not inherited), then the body. */
+static pid_t g_fork(void *(*body)(void *), struct g_worker *w, double duration_s)
+{
+	pid_t pid = fork();
+	if (pid == 0) {
+		alarm((unsigned)ceil(duration_s + 4.0 * (double)O.timeout_ns / 1e9 + 30.0));
+		body(w);
+		_exit(0);
+	}
+	if (pid < 0) {
+		perror("bench_c: fork");
+		exit(1);
+	}
+	return pid;
+}
+
+struct g_result {
+	double rec_per_s;                   /* fanout: the slowest group; workshare: the group */
+	double group_rate[G_MAX_CONS];      /* fanout: per group; workshare: per member (its share) */
+	uint64_t member_count[G_MAX_CONS];
+	int ok;
+};
+
+static const char *g_kind_name(enum g_kind k)
+{
+	return k == G_CLASSIC ? "single consumer" : k == G_SOLO ? "group-solo" : k == G_FANOUT ? "fanout" : "workshare";
+}
+
+/* One run: fresh channel, workers, duration_s of traffic, drain, verify. */
+static struct g_result g_run(const struct g_cfg *c, const char *label)
+{
+	struct g_result res;
+	memset(&res, 0, sizeof res);
+	struct rmpsc_config cfg = { .record_size = c->rs, .capacity = c->capacity,
+				    .max_producers = (uint32_t)c->producers,
+				    .max_consumers = c->kind == G_CLASSIC ? 1 : 4 };
+	if ((uint32_t)c->consumers > cfg.max_consumers)
+		cfg.max_consumers = (uint32_t)c->consumers;
+	rmpsc_channel *ch;
+	int rc = rmpsc_channel_create(&ch, NULL, &cfg, 0);
+	if (rc == 0 && c->kind == G_FANOUT)
+		rc = rmpsc_group_remove(ch, NULL); /* only the named groups hold records */
+	if (rc < 0) {
+		fprintf(stderr, "bench_c: %s: setup: %s (%s)\n", label, rmpsc_strerror(rc), rmpsc_last_error());
+		any_failure = 1;
+		return res;
+	}
+	struct g_shared *sh = mmap(NULL, sizeof *sh, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (sh == MAP_FAILED) {
+		perror("bench_c: mmap");
+		exit(1);
+	}
+	memset(sh, 0, sizeof *sh);
+	pthread_barrierattr_t ba;
+	pthread_barrierattr_init(&ba);
+	pthread_barrierattr_setpshared(&ba, PTHREAD_PROCESS_SHARED);
+	pthread_barrier_init(&sh->start, &ba, (unsigned)g_total_threads(c) + 1);
+	pthread_barrierattr_destroy(&ba);
+	int nw = g_total_threads(c);
+	struct g_worker w[G_MAX_PROD + G_MAX_CONS];
+	pthread_t th[G_MAX_PROD + G_MAX_CONS];
+	pid_t pid[G_MAX_PROD + G_MAX_CONS];
+	watchdog_arm(label, c->duration_s);
+	if (c->procs)
+		fflush(NULL); /* the children must not flush our buffered output again */
+	for (int i = 0; i < nw; i++) {
+		int cons = i < c->consumers;
+		w[i] = (struct g_worker){ sh, c, ch, cons ? i : i - c->consumers };
+		void *(*body)(void *) = cons ? g_consumer : g_producer;
+		if (c->procs)
+			pid[i] = g_fork(body, &w[i], c->duration_s);
+		else if (pthread_create(&th[i], NULL, body, &w[i]) != 0) {
+			perror("pthread_create");
+			exit(1);
+		}
+	}
+	pthread_barrier_wait(&sh->start);
+	sleep_s(c->duration_s);
+	__atomic_store_n(&sh->stop, 1, __ATOMIC_RELAXED);
+	int child_failed = 0;
+	for (int i = 0; i < nw; i++) {
+		if (!c->procs) {
+			pthread_join(th[i], NULL);
+			continue;
+		}
+		int st;
+		while (waitpid(pid[i], &st, 0) < 0 && errno == EINTR)
+			;
+		if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+			fprintf(stderr, "bench_c: %s: worker process %d ended with status 0x%x\n", label, (int)pid[i], st);
+			child_failed = 1;
+		}
+	}
+	alarm(0);
+
+	uint64_t sent = 0, want = 0, got = 0, got_sum = 0;
+	for (int i = 0; i < c->producers; i++) {
+		sent += sh->prod[i].sent;
+		want += expected_stamps(producer_base(i), sh->prod[i].sent);
+		if (sh->prod[i].err[0])
+			fprintf(stderr, "bench_c: %s: producer %d: %s\n", label, i, sh->prod[i].err);
+	}
+	want += sent * extra_words(c->rs);
+	int ok = !sh->failed && !child_failed && sent > 0;
+	/* One clock for all: from the first consumer past the start barrier (a consumer
+	 * scheduled late cannot miss records: its group holds the producers back). */
+	int64_t t0 = INT64_MAX, t1 = INT64_MIN;
+	for (int j = 0; j < c->consumers; j++) {
+		t0 = sh->cons[j].t_start < t0 ? sh->cons[j].t_start : t0;
+		t1 = sh->cons[j].t_end > t1 ? sh->cons[j].t_end : t1;
+	}
+	double slowest = INFINITY;
+	for (int j = 0; j < c->consumers; j++) {
+		struct g_cons *k = &sh->cons[j];
+		if (k->err[0])
+			fprintf(stderr, "bench_c: %s: consumer %d: %s\n", label, j, k->err);
+		got += k->count;
+		got_sum += k->sum;
+		double secs = (double)(k->t_end - t0) / 1e9;
+		res.group_rate[j] = secs > 0 ? (double)k->count / secs : 0;
+		res.member_count[j] = k->count;
+		if (res.group_rate[j] < slowest)
+			slowest = res.group_rate[j];
+		if (c->kind == G_FANOUT && (k->count != sent || k->sum != want)) {
+			fprintf(stderr,
+				"bench_c: %s: FAILED: group g%d received %" PRIu64 " records (sum %" PRIu64
+				"), the producers sent %" PRIu64 " (sum %" PRIu64 ")\n",
+				label, j, k->count, k->sum, sent, want);
+			ok = 0;
+		}
+	}
+	if (c->kind != G_FANOUT && (got != sent || got_sum != want)) {
+		fprintf(stderr,
+			"bench_c: %s: FAILED: the consumer%s received %" PRIu64 " records (sum %" PRIu64
+			"), the producers sent %" PRIu64 " (sum %" PRIu64 ")\n",
+			label, c->consumers > 1 ? "s together" : "", got, got_sum, sent, want);
+		ok = 0;
+	}
+	if (!ok)
+		any_failure = 1;
+	res.ok = ok;
+	if (c->kind == G_FANOUT)
+		res.rec_per_s = slowest;
+	else
+		res.rec_per_s = t1 > t0 ? (double)got / ((double)(t1 - t0) / 1e9) : 0;
+	pthread_barrier_destroy(&sh->start);
+	munmap(sh, sizeof *sh);
+	rmpsc_channel_release(ch);
+	return res;
+}
+
+static void g_print_header(void)
+{
+	printf("\nconsumer groups: %d B records; \"single\" = the classic single consumer (max_consumers=1) with the "
+	       "same producers,\nrun alternately with the row; ratio = row / single; fanout rate = the slowest group's; "
+	       "workshare rate = the group's (all members)\n",
+	       O.group_size);
+	printf("%-10s %-34s %4s %4s %5s %8s %8s %6s %6s %6s  %s\n", "scenario", "configuration", "prod", "cons", "batch",
+	       "Mrec/s", "single", "ratio", "spread", "lineRT", "note");
+}
+
+static void g_emit_json(const char *impl, const char *scenario, const struct g_cfg *c, double rate, const double *runs,
+			int n_runs, double single, double spread, double foreign, double line_rt, int ok,
+			const double *per, const char *per_key, int n_per)
+{
+	if (!json_out)
+		return;
+	int single_row = !strcmp(impl, "single_consumer");
+	int consumers = single_row ? 1 : c->consumers;
+	int groups = c->kind == G_FANOUT && !single_row ? c->consumers : 1;
+	unsigned max_consumers = single_row || c->kind == G_CLASSIC ? 1 : (c->consumers > 4 ? (unsigned)c->consumers : 4);
+	const char *path = c->batch == 1 ? "send/read+advance" : "reserve+commit/consume";
+	fprintf(json_out,
+		"{\"suite\":\"c\",\"impl\":\"%s\",\"path\":\"%s\",\"scenario\":\"%s\",\"record_size\":%u,"
+		"\"batch\":%u,\"producers\":%d,\"consumers\":%d,\"groups\":%d,\"max_consumers\":%u,"
+		"\"processes\":%s,\"reads_data\":true,",
+		impl, path, scenario, c->rs, c->batch, c->producers, consumers, groups, max_consumers,
+		c->procs ? "true" : "false");
+	json_num("records_per_s", rate, 0);
+	json_num("bytes_per_s", rate * c->rs, 0);
+	fprintf(json_out, "\"p50_ns\":null,\"p99_ns\":null,\"runs\":%d,\"runs_records_per_s\":[", n_runs);
+	for (int i = 0; i < n_runs; i++)
+		fprintf(json_out, "%.6g%s", runs[i], i + 1 < n_runs ? "," : "");
+	fprintf(json_out, "],");
+	if (!single_row) {
+		json_num("single_consumer_records_per_s", single, 0);
+		json_num("vs_single_consumer", rate / single, 0);
+	}
+	if (per && n_per) {
+		fprintf(json_out, "\"%s\":[", per_key);
+		for (int i = 0; i < n_per; i++)
+			fprintf(json_out, "%.6g%s", per[i], i + 1 < n_per ? "," : "");
+		fprintf(json_out, "],");
+	}
+	json_num("spread", spread, 0);
+	json_num("other_cpu_load", foreign, 0);
+	json_num("cacheline_rt_ns", line_rt, 0);
+	int oversub = single_row ? (c->producers + 1 > n_cpus) : g_oversubscribed(c);
+	fprintf(json_out,
+		"\"capacity\":%u,\"cpus\":%d,\"oversubscribed\":%s,\"pinned\":%s,\"ok\":%s,\"duration_s\":%.3g}\n",
+		c->capacity, n_cpus, oversub ? "true" : "false", c->pin ? "true" : "false", ok ? "true" : "false",
+		c->duration_s);
+	fflush(json_out);
+}
+
+/* One group row and its single-consumer yardstick: a warm-up of each, then --runs runs
+ * of each, alternating, so the ratio compares figures taken a fraction of a second apart. */
+static void g_row(enum g_kind kind, int producers, int consumers, int procs, uint32_t rs, uint32_t batch)
+{
+	struct g_cfg c = { .kind = kind, .producers = producers, .consumers = consumers, .procs = procs, .rs = rs,
+			   .batch = batch, .capacity = pick_capacity(batch), .duration_s = O.duration_s };
+	/* The yardstick is placed as the row is: both pinned, or (oversubscribed) neither. */
+	c.pin = O.pin && n_cpus > 1 && !g_oversubscribed(&c);
+	struct g_cfg s = c;
+	s.kind = G_CLASSIC;
+	s.consumers = 1;
+	char label[128], slabel[128];
+	snprintf(label, sizeof label, "%s p=%d c=%d rs=%u batch=%u%s", g_kind_name(kind), producers, consumers, rs,
+		 batch, procs ? " processes" : "");
+	snprintf(slabel, sizeof slabel, "single consumer p=%d rs=%u batch=%u%s (for %s)", producers, rs, batch,
+		 procs ? " processes" : "", g_kind_name(kind));
+	int runs = O.runs > 64 ? 64 : O.runs, ok = 1;
+	double rate[64], single[64], per[G_MAX_CONS][64];
+	struct noise_mark mark = noise_now();
+	double line_rt = n_cpus > 1 ? cacheline_run(0.01).p50 : NAN;
+	struct g_cfg wc = c, ws = s; /* untimed warm-up of both */
+	wc.duration_s = ws.duration_s = c.duration_s / 4;
+	g_run(&ws, slabel);
+	g_run(&wc, label);
+	uint64_t last_counts[G_MAX_CONS] = { 0 };
+	for (int i = 0; i < runs; i++) {
+		struct g_result b = g_run(&s, slabel);
+		struct g_result r = g_run(&c, label);
+		ok &= b.ok && r.ok;
+		single[i] = b.rec_per_s;
+		rate[i] = r.rec_per_s;
+		for (int j = 0; j < consumers; j++)
+			per[j][i] = r.group_rate[j];
+		memcpy(last_counts, r.member_count, sizeof last_counts);
+	}
+	double foreign = foreign_load(mark);
+	double med = median(rate, runs), smed = median(single, runs);
+	double per_med[G_MAX_CONS];
+	for (int j = 0; j < consumers; j++)
+		per_med[j] = median(per[j], runs);
+	char cfgtext[64], note[128] = "";
+	if (kind == G_SOLO)
+		snprintf(cfgtext, sizeof cfgtext, "1 group x 1 member, max_consumers=4");
+	else if (kind == G_FANOUT)
+		snprintf(cfgtext, sizeof cfgtext, "%d groups x 1 member (threads)", consumers);
+	else
+		snprintf(cfgtext, sizeof cfgtext, "1 group x %d member processes", consumers);
+	if (g_oversubscribed(&c))
+		snprintf(note, sizeof note, "oversubscribed: %d %s on %d CPUs, unpinned ", g_total_threads(&c),
+			 procs ? "processes" : "threads", n_cpus);
+	if (foreign >= 0.10)
+		snprintf(note + strlen(note), sizeof note - strlen(note), "NOISY: others used %.0f%% CPU ", foreign * 100);
+	if (!ok)
+		snprintf(note + strlen(note), sizeof note - strlen(note), "CHECK FAILED");
+	printf("%-10s %-34s %4d %4d %5u %8.2f %8.2f %5.2fx %5.0f%% %6.0f  %s\n", g_kind_name(kind), cfgtext, producers,
+	       consumers, batch, med / 1e6, smed / 1e6, med / smed, spread_of(rate, runs, med) * 100, line_rt, note);
+	if (kind == G_FANOUT) {
+		printf("%-10s   per group Mrec/s:", "");
+		for (int j = 0; j < consumers; j++)
+			printf(" %.2f", per_med[j] / 1e6);
+		printf("\n");
+	} else if (kind == G_SHARE) {
+		uint64_t tot = 0;
+		for (int j = 0; j < consumers; j++)
+			tot += last_counts[j];
+		printf("%-10s   per member share of the records (last run):", "");
+		for (int j = 0; j < consumers; j++)
+			printf(" %.0f%%", tot ? 100.0 * (double)last_counts[j] / (double)tot : 0);
+		printf("\n");
+	}
+	fflush(stdout);
+	const char *scen = kind == G_SOLO ? "group-solo" : kind == G_FANOUT ? "fanout" : "workshare";
+	g_emit_json("ringmpsc", scen, &c, med, rate, runs, smed, spread_of(rate, runs, med), foreign, line_rt, ok,
+		    kind == G_SOLO ? NULL : per_med, kind == G_FANOUT ? "group_records_per_s" : "member_records_per_s",
+		    consumers);
+	g_emit_json("single_consumer", scen, &s, smed, single, runs, NAN, spread_of(single, runs, smed), foreign,
+		    line_rt, ok, NULL, NULL, 0);
+}
+
+static void groups_rows(void)
+{
+	uint32_t rs = (uint32_t)O.group_size;
+	g_print_header();
+	for (int bi = 0; bi < O.n_group_batches; bi++)
+		g_row(G_SOLO, 1, 1, 0, rs, (uint32_t)O.group_batches[bi]);
+	for (int bi = 0; bi < O.n_group_batches; bi++)
+		g_row(G_FANOUT, 1, 4, 0, rs, (uint32_t)O.group_batches[bi]);
+	for (int pi = 0; pi < 2; pi++)
+		for (int bi = 0; bi < O.n_group_batches; bi++)
+			g_row(G_SHARE, pi ? 4 : 1, 4, 1, rs, (uint32_t)O.group_batches[bi]);
+}
+
+/* ------------------------------------------------------------------------- */
 /* Command line. */
 
 static void usage(FILE *f)
@@ -1223,8 +1715,11 @@ static void usage(FILE *f)
 		"  --capacity N        records per ring, power of two (default 4096, raised to >= 2*batch)\n"
 		"  --timeout-ms MS     timeout of every blocking call (default 2000)\n"
 		"  --consumer read     batched consumer uses rmpsc_read/rmpsc_advance instead of rmpsc_consume\n"
-		"  --only LIST         any of spsc,mpsc,countonly,pingpong,cacheline,liveness (default all)\n"
-		"  --quick             a ~20 s subset: 3 runs of 120 ms, SPSC + the largest MPSC count\n"
+		"  --only LIST         any of spsc,mpsc,countonly,pingpong,cacheline,liveness,groups (default all)\n"
+		"  --groups            only the consumer-group rows (= --only groups)\n"
+		"  --group-batches L   batch sizes of the group rows (default 1,32)\n"
+		"  --group-size B      record size of the group rows (default 64)\n"
+		"  --quick             a ~20 s subset: 3 runs of 120 ms, SPSC + the largest MPSC count, the group rows\n"
 		"  --no-bare           skip the hand-written SPSC yardstick in the spsc rows\n"
 		"  --no-pin            do not pin threads\n"
 		"  --json FILE         also write one JSON object per row to FILE\n"
@@ -1254,7 +1749,8 @@ static void parse_args(int argc, char **argv)
 	O.timeout_ns = 2000000000;
 	O.pin = 1;
 	O.do_spsc = O.do_mpsc = O.do_pingpong = O.do_cacheline = O.do_count_only = O.do_bare = 1;
-	O.do_liveness = 1;
+	O.do_liveness = O.do_groups = 1;
+	O.group_size = 64;
 	int runs_set = 0, dur_set = 0;
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
@@ -1308,6 +1804,16 @@ static void parse_args(int argc, char **argv)
 			O.do_pingpong = strstr(v, "pingpong") != NULL;
 			O.do_cacheline = strstr(v, "cacheline") != NULL;
 			O.do_liveness = strstr(v, "liveness") != NULL;
+			O.do_groups = strstr(v, "groups") != NULL;
+		} else if (!strcmp(a, "--groups")) {
+			O.do_spsc = O.do_mpsc = O.do_count_only = O.do_pingpong = O.do_cacheline = O.do_liveness = 0;
+			O.do_groups = 1;
+		} else if (!strcmp(a, "--group-batches")) {
+			NEED_VALUE;
+			O.n_group_batches = parse_list(v, O.group_batches, MAX_LIST);
+		} else if (!strcmp(a, "--group-size")) {
+			NEED_VALUE;
+			O.group_size = atoi(v);
 		} else if (!strcmp(a, "--quick")) {
 			O.quick = 1;
 		} else if (!strcmp(a, "--no-bare")) {
@@ -1329,7 +1835,8 @@ static void parse_args(int argc, char **argv)
 		if (!dur_set)
 			O.duration_s = 0.12;
 	}
-	if (O.n_sizes < 0 || O.n_batches < 0 || O.n_producers < 0 || O.runs < 1 || O.duration_s <= 0 ||
+	if (O.n_sizes < 0 || O.n_batches < 0 || O.n_producers < 0 || O.n_group_batches < 0 || O.group_size < 8 ||
+	    (uint32_t)O.group_size > RMPSC_MAX_RECORD_SIZE || O.runs < 1 || O.duration_s <= 0 ||
 	    O.timeout_ns <= 0 || (O.capacity && (O.capacity & (O.capacity - 1)))) {
 		fprintf(stderr, "bench_c: bad option value\n");
 		usage(stderr);
@@ -1344,6 +1851,11 @@ static void parse_args(int argc, char **argv)
 		int d[] = { 8, 64, 256 };
 		memcpy(O.sizes, d, sizeof d);
 		O.n_sizes = 3;
+	}
+	if (O.n_group_batches == 0) {
+		O.group_batches[0] = 1;
+		O.group_batches[1] = 32;
+		O.n_group_batches = 2;
 	}
 	if (O.n_batches == 0) {
 		int d[] = { 1, 32, 256 };
@@ -1435,10 +1947,14 @@ int main(int argc, char **argv)
 				for (int bi = 0; bi < O.n_batches; bi++)
 					tp_config("mpsc", O.producers[pi], (uint32_t)O.sizes[si], (uint32_t)O.batches[bi],
 						  CONS_SUM);
-	printf("\nper-sample latencies include one clock read (~%.0f ns here)\n", clock_overhead_ns());
-	latency_rows();
+	if (O.do_pingpong || O.do_cacheline) {
+		printf("\nper-sample latencies include one clock read (~%.0f ns here)\n", clock_overhead_ns());
+		latency_rows();
+	}
 	if (O.do_liveness)
 		liveness_row();
+	if (O.do_groups)
+		groups_rows();
 
 	printf("\n");
 	if (have_s64)
