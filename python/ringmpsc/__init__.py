@@ -11,6 +11,12 @@ feeder threads::
         p.send(b"hello")
     ch.recv()                             # b"hello" + 59 zero bytes
 
+Consumers are members of groups: every group receives every record committed after
+its creation (fan-out), and inside a group each record goes to one member (work
+sharing between processes, ``Channel(..., max_consumers=N)``). A process consuming
+through the Channel itself is a member of the default group;
+``ch.consumer("name")`` returns a :class:`Consumer` of another group.
+
 Order is FIFO per producer and unspecified across producers. Every blocking call
 releases the GIL, honours ``timeout`` (None: forever, 0: never block, seconds
 otherwise) and is interruptible with Ctrl-C.
@@ -23,13 +29,17 @@ import os as _os
 
 from . import _ringmpsc
 from ._ringmpsc import (
+    DEFAULT_GROUP,
     MAX_CAPACITY,
+    MAX_CONSUMERS,
+    MAX_GROUPS,
     MAX_PRODUCERS,
     MAX_RECORD_SIZE,
     MAX_SLAB_SIZE,
     MAX_SLABS,
     Channel,
     Closed,
+    Consumer,
     ConsumerBusy,
     CorruptRegion,
     Empty,
@@ -44,6 +54,7 @@ from ._ringmpsc import (
 
 __all__ = [
     "Channel",
+    "Consumer",
     "Producer",
     "Reservation",
     "ReadView",
@@ -60,6 +71,9 @@ __all__ = [
     "MAX_PRODUCERS",
     "MAX_SLAB_SIZE",
     "MAX_SLABS",
+    "MAX_CONSUMERS",
+    "MAX_GROUPS",
+    "DEFAULT_GROUP",
 ]
 __version__ = "0.3.0"  # from VERSION by scripts/version.sh; do not edit
 

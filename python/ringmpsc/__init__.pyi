@@ -15,6 +15,7 @@ _Timeout = Optional[float]
 
 __all__ = [
     "Channel",
+    "Consumer",
     "Producer",
     "Reservation",
     "ReadView",
@@ -31,6 +32,9 @@ __all__ = [
     "MAX_PRODUCERS",
     "MAX_SLAB_SIZE",
     "MAX_SLABS",
+    "MAX_CONSUMERS",
+    "MAX_GROUPS",
+    "DEFAULT_GROUP",
 ]
 __version__: str
 MAX_RECORD_SIZE: int
@@ -38,6 +42,9 @@ MAX_CAPACITY: int
 MAX_PRODUCERS: int
 MAX_SLAB_SIZE: int
 MAX_SLABS: int
+MAX_CONSUMERS: int
+MAX_GROUPS: int
+DEFAULT_GROUP: str
 
 class Error(Exception):
     """Base class of ringmpsc's errors."""
@@ -55,7 +62,7 @@ class TooManyProducers(Error):
     """Every producer slot is held by a live producer."""
 
 class ConsumerBusy(Error):
-    """Another live process holds the consumer role (the message names its pid)."""
+    """No consumer place: every member place (max_consumers) or group place (max_groups) is taken."""
 
 class CorruptRegion(Error):
     """The region is not a valid (or compatible) channel, or a ring was fenced off."""
@@ -99,6 +106,9 @@ class ReadView:
     def slot(self) -> int: ...
     @property
     def done(self) -> bool: ...
+    @property
+    def deliveries(self) -> int:
+        """1 for a first delivery, more when a member of the group died holding these records."""
     def consume(self, k: Optional[int] = None) -> None:
         """Consume the first k records (default all; 0 cancels)."""
     def cancel(self) -> None:
@@ -153,6 +163,8 @@ class Channel:
         slab_size: int = 0,
         slabs: int = 0,
         full_fences: bool = False,
+        max_consumers: int = 1,
+        max_groups: Optional[int] = None,
     ) -> Channel: ...
     @classmethod
     def open(cls, name: str) -> Channel:
@@ -173,8 +185,25 @@ class Channel:
     def name(self) -> Optional[str]: ...
     @property
     def closed(self) -> bool: ...
+    @property
+    def max_consumers(self) -> int: ...
+    @property
+    def max_groups(self) -> int: ...
+    @property
+    def group(self) -> Optional[str]:
+        """'default' while this Channel's handle is a member of the default group, else None."""
+    @property
+    def last_deliveries(self) -> int:
+        """Deliveries of the records the last receive returned (1 first, more redelivered, 0 before any)."""
     def producer(self) -> Producer:
         """Register a producer in this process."""
+    def consumer(self, group: Optional[str] = None, *, ephemeral: bool = False,
+                 at_most_once: bool = False) -> Consumer:
+        """Join a consumer group (created if absent) and return its Consumer."""
+    def leave(self) -> None:
+        """Give up this Channel's membership of the default group (the consumer role)."""
+    def remove_group(self, name: Optional[str] = None) -> None:
+        """Remove a group without live members (None: the default group)."""
     def recv(self, timeout: _Timeout = None) -> bytes:
         """Receive one record."""
     def recv_nowait(self) -> bytes:
@@ -190,12 +219,54 @@ class Channel:
     def close(self) -> None:
         """Close the channel for every process."""
     def stats(self) -> Dict[str, Any]:
-        """A snapshot of the channel's figures, with 'producers': List[Dict[str, Any]]."""
+        """A snapshot of the channel's figures, with 'producers', 'groups', 'members': List[Dict[str, Any]]."""
     def fileno(self) -> int: ...
     def reclaim_dead(self) -> int:
-        """Reclaim slots of dead producers; returns how many."""
+        """Reclaim slots of dead producers and recover dead group members; returns how many."""
     def __len__(self) -> int:
         """Records committed and not yet consumed (a snapshot)."""
+    def __bool__(self) -> bool:
+        """Always True, even when empty."""
+    def __iter__(self) -> Iterator[bytes]: ...
+    def __next__(self) -> bytes: ...
+
+@final
+class Consumer:
+    """A member of a consumer group of a Channel (Channel.consumer())."""
+
+    @property
+    def group(self) -> str: ...
+    @property
+    def channel(self) -> Channel: ...
+    @property
+    def closed(self) -> bool: ...
+    @property
+    def ephemeral(self) -> bool: ...
+    @property
+    def at_most_once(self) -> bool: ...
+    @property
+    def last_deliveries(self) -> int:
+        """Deliveries of the records the last receive returned (1 first, more redelivered, 0 before any)."""
+    def recv(self, timeout: _Timeout = None) -> bytes:
+        """Receive one record."""
+    def recv_nowait(self) -> bytes:
+        """recv(timeout=0)."""
+    def recv_many(self, max_records: Optional[int] = None, timeout: _Timeout = None) -> bytes:
+        """Wait for >= 1 record, return all available (up to max_records) concatenated."""
+    def recv_into(self, buffer: _Buffer, timeout: _Timeout = None) -> int:
+        """Copy whole records into a writable buffer; returns the number of records."""
+    def read(self, max_records: Optional[int] = None, timeout: _Timeout = None) -> ReadView:
+        """Zero-copy read of contiguous records of one producer."""
+    def recv_bytes(self, timeout: _Timeout = None) -> bytes:
+        """Receive one message sent with Producer.send_bytes."""
+    def close(self) -> None:
+        """Leave the group and release the handle (the channel stays open)."""
+    def __enter__(self) -> Consumer: ...
+    def __exit__(
+        self, et: Optional[Type[BaseException]], ev: Optional[BaseException], tb: Optional[TracebackType]
+    ) -> bool: ...
+    def __len__(self) -> int:
+        """Records committed and not yet consumed by this group (a snapshot)."""
     def __bool__(self) -> bool:
         """Always True, even when empty."""
     def __iter__(self) -> Iterator[bytes]: ...

@@ -2,7 +2,9 @@
  * The Channel type: construction, properties, and the consumer side.
  *
  * Channel may be subclassed from Python (users subclass queues): a subclass has
- * no module state of its own, so each object keeps its module's (self->st).
+ * no module state of its own, so each object keeps its module's (self->cs.st).
+ *
+ * The consumer methods (recv, read, ...) are consumer.c's, shared with Consumer.
  */
 #include <limits.h>
 #include <string.h>
@@ -11,10 +13,7 @@
 #include "args.h"
 #include "blocking.h"
 
-#define CSTATE(self) (((ChannelObject *)(self))->st)
-
-static const char CONSUMER_BUSY[] =
-	"this thread holds the channel's consumer side (an open read() view): consume or cancel it first";
+#define CSTATE(self) (((ChannelObject *)(self))->cs.st)
 
 /* ------------------------------------------------------------------------- */
 /* Channel: construction. */
@@ -27,10 +26,13 @@ static PyObject *channel_wrap(PyTypeObject *type, modstate *st, rmpsc_channel *c
 		rmpsc_channel_release(c);
 		return NULL;
 	}
-	self->ch = c;
-	self->st = st;
-	rmpsc_channel_config(c, &self->cfg);
-	hlock_init(&self->lock, st);
+	self->cs.ch = c;
+	self->cs.st = st;
+	rmpsc_channel_config(c, &self->cs.cfg);
+	if (!(self->cs.gl = glock_get(self, RMPSC_DEFAULT_GROUP))) {
+		Py_DECREF(self);
+		return NULL;
+	}
 	const char *cname = rmpsc_channel_name(c);
 	if (name && name != Py_None) {
 		self->name = Py_NewRef(name);
@@ -48,14 +50,13 @@ static PyObject *channel_wrap(PyTypeObject *type, modstate *st, rmpsc_channel *c
 
 PyDoc_STRVAR(channel_doc,
 "Channel(record_size, capacity=4096, max_producers=16, *, name=None, slab_size=0, slabs=0,\n\
-        full_fences=False)\n\
+        full_fences=False, max_consumers=1, max_groups=None)\n\
 --\n\
 \n\
-A multi-producer, single-consumer channel of fixed-size records in one shared\n\
-memory region.\n\
+A multi-producer channel of fixed-size records in one shared memory region.\n\
 \n\
 Each producer gets its own lock-free ring of `capacity` records (a power of two);\n\
-the consumer sweeps the rings. Order is FIFO per producer, none across producers.\n\
+consumers sweep the rings. Order is FIFO per producer, none across producers.\n\
 With name=None the region is anonymous (memfd): it reaches other processes by\n\
 fork or by multiprocessing (file-descriptor passing). With a name it is a POSIX\n\
 shared-memory object (/dev/shm/NAME, mode 0600) that any process of the same user\n\
@@ -63,21 +64,29 @@ can attach with Channel.open(name); an existing name is never overwritten\n\
 (FileExistsError). slab_size and slabs > 0 add a pool for variable-length\n\
 messages (send_bytes/recv_bytes).\n\
 \n\
-Any one process consumes: the first to call a consumer method (recv*, read,\n\
-iteration) claims the role; another live process then gets ConsumerBusy.");
+Consumers are members of groups. A process calling a consumer method of the\n\
+Channel (recv*, read, iteration) is a member of the default group, joined by\n\
+that first call; consumer(group) makes a Consumer for another group. Every group\n\
+receives every record committed after its creation; inside a group each record\n\
+goes to one member. max_consumers (1..MAX_CONSUMERS) is how many members the\n\
+channel has room for: with the default 1, one process consumes and another gets\n\
+ConsumerBusy; with more, that many processes share the work. max_groups\n\
+(1..MAX_GROUPS; None or 0: as many as max_consumers, at most MAX_GROUPS) is how\n\
+many groups can exist at once.");
 static PyObject *channel_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 {
-	static char *kwlist[] = { "record_size", "capacity", "max_producers", "name", "slab_size", "slabs",
-				  "full_fences", NULL };
+	static char *kwlist[] = { "record_size", "capacity",    "max_producers", "name", "slab_size",
+				  "slabs",       "full_fences", "max_consumers", "max_groups", NULL };
 	modstate *st = state_of_subtype(type);
 	if (!st)
 		return NULL;
-	PyObject *o_rs, *o_cap = NULL, *o_mp = NULL, *o_name = Py_None, *o_ss = NULL, *o_sc = NULL;
+	PyObject *o_rs, *o_cap = NULL, *o_mp = NULL, *o_name = Py_None, *o_ss = NULL, *o_sc = NULL, *o_mc = NULL,
+		 *o_mg = Py_None;
 	int full_fences = 0;
-	if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|OO$OOOp:Channel", kwlist, &o_rs, &o_cap, &o_mp, &o_name,
-					 &o_ss, &o_sc, &full_fences))
+	if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|OO$OOOpOO:Channel", kwlist, &o_rs, &o_cap, &o_mp, &o_name,
+					 &o_ss, &o_sc, &full_fences, &o_mc, &o_mg))
 		return NULL;
-	long long rs, cap = 4096, mp = 16, ss = 0, sc = 0;
+	long long rs, cap = 4096, mp = 16, ss = 0, sc = 0, mc = 1, mg = 0;
 	if (parse_int(o_rs, "record_size", 1, RMPSC_MAX_RECORD_SIZE, &rs) < 0)
 		return NULL;
 	if (o_cap && parse_int(o_cap, "capacity", RMPSC_MIN_CAPACITY, RMPSC_MAX_CAPACITY, &cap) < 0)
@@ -96,6 +105,10 @@ static PyObject *channel_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 		PyErr_Format(PyExc_ValueError, "slab_size (%lld) and slabs (%lld) must both be 0 or both be > 0", ss, sc);
 		return NULL;
 	}
+	if (o_mc && parse_int(o_mc, "max_consumers", 1, RMPSC_MAX_CONSUMERS, &mc) < 0)
+		return NULL;
+	if (o_mg != Py_None && parse_int(o_mg, "max_groups", 0, RMPSC_MAX_GROUPS, &mg) < 0)
+		return NULL;
 	if (sc && rs < 4) {
 		PyErr_Format(PyExc_ValueError, "record_size must be >= 4 to carry slab handles, got %lld", rs);
 		return NULL;
@@ -110,6 +123,8 @@ static PyObject *channel_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 		.slab_size = (uint32_t)ss,
 		.slab_count = (uint32_t)sc,
 		.start_position = 0,
+		.max_consumers = (uint32_t)mc,
+		.max_groups = (uint32_t)mg,
 	};
 	rmpsc_channel *c = NULL;
 	int rc, err;
@@ -191,8 +206,9 @@ static void channel_dealloc(ChannelObject *self)
 	PyTypeObject *tp = Py_TYPE(self);
 	if (self->weakrefs)
 		PyObject_ClearWeakRefs((PyObject *)self);
-	if (self->ch)
-		rmpsc_channel_release(self->ch); /* gives the consumer role up if held */
+	if (self->cs.ch)
+		rmpsc_channel_release(self->cs.ch); /* leaves the default group if a member */
+	glock_put(self, self->cs.gl);            /* the last: every Consumer holds the channel */
 	Py_XDECREF(self->name);
 	tp->tp_free(self);
 	Py_DECREF(tp);
@@ -203,23 +219,38 @@ static void channel_dealloc(ChannelObject *self)
 
 static PyObject *channel_get_record_size(ChannelObject *self, void *c)
 {
-	return PyLong_FromUnsignedLong(self->cfg.record_size);
+	return PyLong_FromUnsignedLong(self->cs.cfg.record_size);
 }
 static PyObject *channel_get_capacity(ChannelObject *self, void *c)
 {
-	return PyLong_FromUnsignedLong(self->cfg.capacity);
+	return PyLong_FromUnsignedLong(self->cs.cfg.capacity);
 }
 static PyObject *channel_get_max_producers(ChannelObject *self, void *c)
 {
-	return PyLong_FromUnsignedLong(self->cfg.max_producers);
+	return PyLong_FromUnsignedLong(self->cs.cfg.max_producers);
 }
 static PyObject *channel_get_slab_size(ChannelObject *self, void *c)
 {
-	return PyLong_FromUnsignedLong(self->cfg.slab_size);
+	return PyLong_FromUnsignedLong(self->cs.cfg.slab_size);
 }
 static PyObject *channel_get_slabs(ChannelObject *self, void *c)
 {
-	return PyLong_FromUnsignedLong(self->cfg.slab_count);
+	return PyLong_FromUnsignedLong(self->cs.cfg.slab_count);
+}
+static PyObject *channel_get_max_consumers(ChannelObject *self, void *c)
+{
+	return PyLong_FromUnsignedLong(self->cs.cfg.max_consumers);
+}
+static PyObject *channel_get_max_groups(ChannelObject *self, void *c)
+{
+	return PyLong_FromUnsignedLong(self->cs.cfg.max_groups);
+}
+static PyObject *channel_get_group(ChannelObject *self, void *c)
+{
+	const char *g = rmpsc_consumer_group(self->cs.ch);
+	if (!g)
+		Py_RETURN_NONE;
+	return PyUnicode_FromString(g);
 }
 static PyObject *channel_get_name(ChannelObject *self, void *c)
 {
@@ -227,25 +258,25 @@ static PyObject *channel_get_name(ChannelObject *self, void *c)
 }
 static PyObject *channel_get_closed(ChannelObject *self, void *c)
 {
-	return PyBool_FromLong(rmpsc_channel_is_closed(self->ch));
+	return PyBool_FromLong(rmpsc_channel_is_closed(self->cs.ch));
 }
 
 PyDoc_STRVAR(channel_fileno_doc, "fileno($self, /)\n--\n\nThe file descriptor of the region's mapping (owned by the channel).");
 static PyObject *channel_fileno(ChannelObject *self, PyObject *unused)
 {
-	return PyLong_FromLong(rmpsc_channel_fd(self->ch));
+	return PyLong_FromLong(rmpsc_channel_fd(self->cs.ch));
 }
 
 PyDoc_STRVAR(channel_close_doc,
 "close($self, /)\n--\n\n\
 Close the channel for every process. Sends fail with Closed from now on, blocked\n\
-senders and receivers wake at once, and the consumer still receives every\n\
-committed record before getting Closed. Idempotent. This process's handle stays\n\
+senders and receivers wake at once, and every group still receives every\n\
+committed record before its members get Closed. Idempotent. This process's handle stays\n\
 usable (it is released when the object is freed). Channel is deliberately not a\n\
 context manager: leaving a block should not close the channel for everyone.");
 static PyObject *channel_close(ChannelObject *self, PyObject *unused)
 {
-	rmpsc_channel_close(self->ch); /* stores and futex wakes only: never blocks */
+	rmpsc_channel_close(self->cs.ch); /* stores and futex wakes only: never blocks */
 	Py_RETURN_NONE;
 }
 
@@ -255,18 +286,16 @@ static int always_true(PyObject *self)
 	return 1;
 }
 
-static Py_ssize_t channel_len(ChannelObject *self)
-{
-	uint64_t n = rmpsc_pending(self->ch);
-	return n > (uint64_t)PY_SSIZE_T_MAX ? PY_SSIZE_T_MAX : (Py_ssize_t)n;
-}
-
 static PyObject *channel_repr(ChannelObject *self)
 {
-	return PyUnicode_FromFormat("<%s name=%R record_size=%u capacity=%u max_producers=%u%s%s>",
-				    Py_TYPE(self)->tp_name, self->name, self->cfg.record_size, self->cfg.capacity, self->cfg.max_producers,
-				    self->cfg.slab_count ? " slabs" : "",
-				    rmpsc_channel_is_closed(self->ch) ? " closed" : "");
+	const struct rmpsc_config *cfg = &self->cs.cfg;
+	char consumers[48] = "";
+	if (cfg->max_consumers > 1)
+		snprintf(consumers, sizeof consumers, " max_consumers=%u", cfg->max_consumers);
+	return PyUnicode_FromFormat("<%s name=%R record_size=%u capacity=%u max_producers=%u%s%s%s>",
+				    Py_TYPE(self)->tp_name, self->name, cfg->record_size, cfg->capacity,
+				    cfg->max_producers, consumers, cfg->slab_count ? " slabs" : "",
+				    rmpsc_channel_is_closed(self->cs.ch) ? " closed" : "");
 }
 
 PyDoc_STRVAR(channel_reduce_doc, "Named channels pickle by name; anonymous ones only through multiprocessing.");
@@ -287,68 +316,144 @@ static PyObject *channel_reduce(ChannelObject *self, PyObject *unused)
 static const char *const slot_state_names[] = { "free", "registering", "active", "detached", "reclaiming",
 						 "fenced" };
 
-PyDoc_STRVAR(channel_stats_doc,
-"stats($self, /)\n--\n\n\
-A snapshot of the channel's figures: geometry, pending/committed/consumed counts,\n\
-consumer_pid, closed, slab and reclaim counters, and 'producers': one dict per\n\
-slot in use (slot, state, pid, alive, pending, committed, consumed).");
-static PyObject *channel_stats(ChannelObject *self, PyObject *unused)
+static const char *const member_state_names[] = { "free", "active", "recovering", "orphaned", "adopted" };
+
+/* d[key] = v, stealing v; -1 (with an exception) on failure. */
+static int put(PyObject *d, const char *key, PyObject *v)
 {
-	struct rmpsc_stats s;
-	uint32_t n = self->cfg.max_producers;
-	struct rmpsc_ring_stats *rings = PyMem_Calloc(n, sizeof *rings);
-	if (!rings)
-		return PyErr_NoMemory();
-	int w;
-	/* Liveness checks read /proc for each producer. */
-	Py_BEGIN_ALLOW_THREADS
-	w = rmpsc_stats(self->ch, &s, rings, n);
-	Py_END_ALLOW_THREADS
-	if (w < 0) {
-		PyMem_Free(rings);
-		raise_rc(CSTATE(self), w, 0, ON_OTHER, NULL);
-		return NULL;
-	}
+	if (!v)
+		return -1;
+	int rc = PyDict_SetItemString(d, key, v);
+	Py_DECREF(v);
+	return rc;
+}
+
+static PyObject *producers_list(const struct rmpsc_ring_stats *rings, int n)
+{
 	PyObject *list = PyList_New(0);
-	PyObject *d = NULL;
-	if (!list)
-		goto fail;
-	for (int i = 0; i < w; i++) {
-		struct rmpsc_ring_stats *r = &rings[i];
+	for (int i = 0; list && i < n; i++) {
+		const struct rmpsc_ring_stats *r = &rings[i];
 		PyObject *e = Py_BuildValue(
 			"{s:I,s:s,s:I,s:O,s:K,s:K,s:K}", "slot", r->slot, "state",
 			r->state < 6 ? slot_state_names[r->state] : "unknown", "pid", r->owner_pid, "alive",
 			r->owner_alive ? Py_True : Py_False, "pending", (unsigned long long)r->pending, "committed",
 			(unsigned long long)r->committed, "consumed", (unsigned long long)r->consumed);
-		if (!e || PyList_Append(list, e) < 0) {
-			Py_XDECREF(e);
-			goto fail;
-		}
-		Py_DECREF(e);
+		if (!e || PyList_Append(list, e) < 0)
+			Py_CLEAR(list);
+		Py_XDECREF(e);
 	}
-	d = Py_BuildValue("{s:O,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:O,s:K,s:K,s:K,s:I,s:I,s:I,s:O}", "name", self->name,
-			  "record_size", self->cfg.record_size, "capacity", self->cfg.capacity, "max_producers",
-			  s.max_producers, "slab_size", self->cfg.slab_size, "slabs", s.slab_count,
-			  "active_producers", s.active_producers, "consumer_pid", s.consumer_pid, "closed",
-			  s.closed ? Py_True : Py_False, "pending", (unsigned long long)s.pending, "committed",
-			  (unsigned long long)s.committed, "consumed", (unsigned long long)s.consumed, "slabs_free",
-			  s.slabs_free, "fenced_rings", s.fenced_rings, "reclaimed_slots", s.reclaimed_slots,
-			  "producers", list);
-fail:
-	Py_XDECREF(list);
+	return list;
+}
+
+static PyObject *groups_list(const struct rmpsc_group_stats *g, int n)
+{
+	PyObject *list = PyList_New(0);
+	for (int i = 0; list && i < n; i++) {
+		PyObject *e = Py_BuildValue(
+			"{s:s,s:I,s:O,s:O,s:I,s:I,s:O,s:I,s:K,s:K,s:K}", "name", g[i].name, "flags", g[i].flags,
+			"ephemeral", g[i].flags & RMPSC_GROUP_EPHEMERAL ? Py_True : Py_False, "at_most_once",
+			g[i].flags & RMPSC_GROUP_AT_MOST_ONCE ? Py_True : Py_False, "members", g[i].members,
+			"live_members", g[i].live_members, "solo", g[i].solo ? Py_True : Py_False, "claims",
+			g[i].claims, "pending", (unsigned long long)g[i].pending, "unreleased",
+			(unsigned long long)g[i].unreleased, "redelivered", (unsigned long long)g[i].redelivered);
+		if (!e || PyList_Append(list, e) < 0)
+			Py_CLEAR(list);
+		Py_XDECREF(e);
+	}
+	return list;
+}
+
+static PyObject *members_list(const struct rmpsc_member_stats *m, uint32_t n, const struct rmpsc_group_stats *g,
+			      int ng)
+{
+	PyObject *list = PyList_New(0);
+	for (uint32_t i = 0; list && i < n; i++) {
+		PyObject *claim = m[i].claim_count ? Py_BuildValue("(II)", m[i].claim_slot, m[i].claim_count)
+						   : Py_NewRef(Py_None);
+		PyObject *e = claim ? Py_BuildValue("{s:I,s:O,s:s,s:s,s:O}", "pid", m[i].pid, "alive",
+						    m[i].alive ? Py_True : Py_False, "group",
+						    (int)m[i].group < ng ? g[m[i].group].name : "?", "state",
+						    m[i].state < 5 ? member_state_names[m[i].state] : "unknown",
+						    "claim", claim)
+				    : NULL;
+		Py_XDECREF(claim);
+		if (!e || PyList_Append(list, e) < 0)
+			Py_CLEAR(list);
+		Py_XDECREF(e);
+	}
+	return list;
+}
+
+PyDoc_STRVAR(channel_stats_doc,
+"stats($self, /)\n--\n\n\
+A snapshot of the channel's figures: geometry (with max_consumers, max_groups),\n\
+pending/committed/consumed counts, consumer_pid (the default group's member when\n\
+it has exactly one, else 0), closed, slab and reclaim counters,\n\
+recovered_members, 'producers': one dict per slot in use (slot, state, pid,\n\
+alive, pending, committed, consumed), 'groups': one dict per group (name, flags,\n\
+ephemeral, at_most_once, members, live_members, solo, claims, pending: records\n\
+committed and not yet taken by the group (its lag), unreleased: taken and not\n\
+yet consumed, redelivered) and 'members': one dict per member place in use (pid,\n\
+alive, group: its name, state: 'active', 'recovering', 'orphaned' (held a claim\n\
+when it died or left; waiting for another member) or 'adopted' (that claim being\n\
+served), claim: (slot, records) of its open claim, or None; the claim of a\n\
+group's one member consuming alone is not recorded and shows in the group's\n\
+unreleased only).");
+static PyObject *channel_stats(ChannelObject *self, PyObject *unused)
+{
+	const struct rmpsc_config *cfg = &self->cs.cfg;
+	struct rmpsc_stats s;
+	uint32_t n = cfg->max_producers;
+	struct rmpsc_ring_stats *rings = PyMem_Calloc(n, sizeof *rings);
+	struct rmpsc_group_stats *groups = PyMem_Calloc(cfg->max_groups, sizeof *groups);
+	struct rmpsc_member_stats *members = PyMem_Calloc(cfg->max_consumers, sizeof *members);
+	PyObject *d = NULL;
+	if (!rings || !groups || !members) {
+		PyErr_NoMemory();
+		goto done;
+	}
+	int w, ng;
+	uint32_t nm = 0;
+	/* Liveness checks lock-test the owners' attachments. */
+	Py_BEGIN_ALLOW_THREADS
+	w = rmpsc_stats(self->cs.ch, &s, rings, n);
+	ng = w < 0 ? 0 : rmpsc_group_stats(self->cs.ch, groups, cfg->max_groups, members, cfg->max_consumers, &nm);
+	Py_END_ALLOW_THREADS
+	if (w < 0 || ng < 0) {
+		raise_rc(CSTATE(self), w < 0 ? w : ng, 0, ON_OTHER, NULL);
+		goto done;
+	}
+	d = Py_BuildValue("{s:O,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:O,s:K,s:K,s:K,s:I,s:I,s:I,s:I}", "name",
+			  self->name, "record_size", cfg->record_size, "capacity", cfg->capacity, "max_producers",
+			  s.max_producers, "slab_size", cfg->slab_size, "slabs", s.slab_count, "max_consumers",
+			  s.max_consumers, "max_groups", s.max_groups, "active_producers", s.active_producers,
+			  "consumer_pid", s.consumer_pid, "closed", s.closed ? Py_True : Py_False, "pending",
+			  (unsigned long long)s.pending, "committed", (unsigned long long)s.committed, "consumed",
+			  (unsigned long long)s.consumed, "slabs_free", s.slabs_free, "fenced_rings", s.fenced_rings,
+			  "reclaimed_slots", s.reclaimed_slots, "recovered_members", s.recovered_members);
+	if (d && (put(d, "producers", producers_list(rings, w)) < 0 || put(d, "groups", groups_list(groups, ng)) < 0 ||
+		  put(d, "members", members_list(members, nm, groups, ng)) < 0))
+		Py_CLEAR(d);
+done:
 	PyMem_Free(rings);
+	PyMem_Free(groups);
+	PyMem_Free(members);
 	return d;
 }
 
 PyDoc_STRVAR(channel_reclaim_doc,
 "reclaim_dead($self, /)\n--\n\n\
-Reclaim the slots of producers whose process died (also done automatically on\n\
-register and by the consumer). Returns the number of slots reclaimed.");
+Reclaim the slots of producers whose process died, then recover consumer group\n\
+members that died: their unconsumed records go to another member of their group\n\
+(or are dropped, at-most-once), an ephemeral group whose last member died goes\n\
+away. Also done automatically on register, by waiting members and by producers\n\
+waiting for space, at a bounded rate. Returns slots reclaimed plus members\n\
+recovered.");
 static PyObject *channel_reclaim_dead(ChannelObject *self, PyObject *unused)
 {
 	int n;
 	Py_BEGIN_ALLOW_THREADS
-	n = rmpsc_reclaim_dead(self->ch);
+	n = rmpsc_reclaim_dead(self->cs.ch);
 	Py_END_ALLOW_THREADS
 	if (n < 0) {
 		raise_rc(CSTATE(self), n, errno, ON_OTHER, NULL);
@@ -372,7 +477,7 @@ static PyObject *channel_producer(ChannelObject *self, PyObject *unused)
 	int rc, err;
 	/* Registering may scan the slots' owners in /proc when none is free. */
 	Py_BEGIN_ALLOW_THREADS
-	rc = rmpsc_producer_register(self->ch, &p);
+	rc = rmpsc_producer_register(self->cs.ch, &p);
 	err = errno;
 	Py_END_ALLOW_THREADS
 	if (rc < 0) {
@@ -394,326 +499,93 @@ static PyObject *channel_producer(ChannelObject *self, PyObject *unused)
 }
 
 /* ------------------------------------------------------------------------- */
-/* Channel: consumer methods. */
+/* Channel: consumer groups (the consumer methods are consumer.c's). */
 
-/* Take the consumer lock by the deadline. 0 ok; -1 with an exception (Empty on timeout). */
-static int consumer_lock(ChannelObject *self, modstate *st, int64_t until)
+static const char *const kw_consumer[] = { "group", "ephemeral", "at_most_once" };
+
+PyDoc_STRVAR(channel_consumer_doc,
+"consumer($self, /, group=None, *, ephemeral=False, at_most_once=False)\n--\n\n\
+Join `group` (None: the default group) and return a Consumer: a member of that\n\
+group with a handle of its own on this channel. A group that does not exist is\n\
+created, and receives the records committed from then on; its flags are those\n\
+of its creation: ephemeral (it goes away when its last member leaves or dies,\n\
+and stops holding producers back) and at_most_once (records a member died\n\
+holding are dropped instead of delivered again). Joining an existing group with\n\
+other flags raises ValueError. Raises ConsumerBusy when every member place\n\
+(max_consumers) is held by a live process or no group place (max_groups) is\n\
+left; ValueError for a name longer than 31 bytes.");
+static PyObject *channel_consumer(ChannelObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
-	int r = hlock_acquire(&self->lock, st, until, CONSUMER_BUSY);
-	if (r == 1)
-		PyErr_SetString(st->Empty, until == 0 ? "no record available (another thread is consuming)"
-						      : "no record within the timeout (another thread is consuming)");
-	return r == 0 ? 0 : -1;
-}
-
-struct op_recv {
-	rmpsc_channel *ch;
-	char *buf;
-	size_t max;
-	int got;
-};
-
-static int op_recv(void *ctx, int64_t t)
-{
-	struct op_recv *o = ctx;
-	int n = rmpsc_recv(o->ch, o->buf, o->max, t);
-	if (n > 0)
-		o->got = n;
-	return n;
-}
-
-static int op_wait_readable(void *ctx, int64_t t)
-{
-	return rmpsc_wait_readable(ctx, t);
-}
-
-/* One record into buf (record_size bytes) by the deadline; 0 or -1 with an exception. */
-static int recv_one(ChannelObject *self, modstate *st, char *buf, int64_t until)
-{
-	if (consumer_lock(self, st, until) < 0)
-		return -1;
-	struct op_recv o = { self->ch, buf, 1, 0 };
-	int err;
-	int rc = run_op(op_recv, &o, until, &err);
-	hlock_release(&self->lock);
-	if (rc < 0) {
-		raise_rc(st, rc, err, ON_RECV, NULL);
-		return -1;
-	}
-	return 0;
-}
-
-static PyObject *recv_record(ChannelObject *self, int64_t timeout)
-{
-	modstate *st = CSTATE(self);
-	int64_t until = deadline_at(timeout);
-	PyObject *b = PyBytes_FromStringAndSize(NULL, self->cfg.record_size);
-	if (!b)
+	PyObject *a[3];
+	if (fast_args("consumer", args, nargs, kwnames, kw_consumer, 0, 3, a) < 0)
 		return NULL;
-	/* The new bytes object is ours alone until returned: filling it without the
-	 * GIL is safe (os.read does the same). */
-	if (recv_one(self, st, PyBytes_AS_STRING(b), until) < 0) {
-		Py_DECREF(b);
+	if (nargs > 1) {
+		PyErr_Format(PyExc_TypeError, "consumer() takes at most 1 positional argument (%zd given)", nargs);
 		return NULL;
 	}
-	return b;
+	unsigned flags = 0;
+	int ephemeral = a[1] ? PyObject_IsTrue(a[1]) : 0, amo = a[2] ? PyObject_IsTrue(a[2]) : 0;
+	if (ephemeral < 0 || amo < 0)
+		return NULL;
+	if (ephemeral)
+		flags |= RMPSC_GROUP_EPHEMERAL;
+	if (amo)
+		flags |= RMPSC_GROUP_AT_MOST_ONCE;
+	return consumer_new(self, a[0], flags);
 }
 
-static const char *const kw_timeout[] = { "timeout" };
-static const char *const kw_max_timeout[] = { "max_records", "timeout" };
-static const char *const kw_buffer_timeout[] = { "buffer", "timeout" };
+PyDoc_STRVAR(channel_leave_doc,
+"leave($self, /)\n--\n\n\
+Give up this process's membership of the default group through this Channel\n\
+(the consumer role, with max_consumers=1): records it took and did not consume\n\
+go to another member (or the next consumer), and its place is free for another\n\
+process. The next consumer method called on this Channel joins again. Consumers\n\
+of the default group made from this Channel share the membership: it ends when\n\
+the last of them lets go. Waits for a call another thread is making on the\n\
+default group's consumer side to finish. Safe to call when not a member.");
+static PyObject *channel_leave(ChannelObject *self, PyObject *unused)
+{
+	consumer_side *cs = &self->cs;
+	if (hlock_acquire(&cs->gl->lock, cs->st, FOREVER,
+			  "this thread holds the consumer side of this group (an open read() view): "
+			  "consume or cancel it first") != 0)
+		return NULL;
+	Py_BEGIN_ALLOW_THREADS
+	rmpsc_consumer_leave(cs->ch);
+	Py_END_ALLOW_THREADS
+	hlock_release(&cs->gl->lock);
+	Py_RETURN_NONE;
+}
 
-PyDoc_STRVAR(channel_recv_doc,
-"recv($self, /, timeout=None)\n--\n\n\
-Receive one record (bytes of record_size). Blocks up to timeout seconds (None:\n\
-forever, 0: never) and raises Empty when none arrived, Closed once the channel is\n\
-closed and every committed record has been received.");
-static PyObject *channel_recv(ChannelObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+static const char *const kw_name[] = { "name" };
+
+PyDoc_STRVAR(channel_remove_group_doc,
+"remove_group($self, /, name=None)\n--\n\n\
+Remove a group that has no live member (None: the default group), with the\n\
+records it had not consumed, so that it stops holding producers back. Any\n\
+process may. ValueError when there is no such group or it has a live member. A\n\
+Channel whose default group was removed joins a new one (receiving what is\n\
+committed from then on) at its next consumer call.");
+static PyObject *channel_remove_group(ChannelObject *self, PyObject *const *args, Py_ssize_t nargs,
+				      PyObject *kwnames)
 {
 	PyObject *a[1];
-	int64_t t;
-	if (fast_args("recv", args, nargs, kwnames, kw_timeout, 0, 1, a) < 0 || parse_timeout(a[0], &t) < 0)
+	if (fast_args("remove_group", args, nargs, kwnames, kw_name, 0, 1, a) < 0)
 		return NULL;
-	return recv_record(self, t);
-}
-
-PyDoc_STRVAR(channel_recv_nowait_doc,
-"recv_nowait($self, /)\n--\n\nrecv(timeout=0): raise Empty at once when no record is ready.");
-static PyObject *channel_recv_nowait(ChannelObject *self, PyObject *unused)
-{
-	return recv_record(self, 0);
-}
-
-static PyObject *channel_iternext(ChannelObject *self)
-{
-	PyObject *r = recv_record(self, -1);
-	if (!r && PyErr_ExceptionMatches(CSTATE(self)->Closed))
-		PyErr_Clear(); /* closed and drained: StopIteration */
-	return r;
-}
-
-PyDoc_STRVAR(channel_recv_many_doc,
-"recv_many($self, /, max_records=None, timeout=None)\n--\n\n\
-Wait (as recv) for at least one record, then return every record available, up\n\
-to max_records, concatenated in one bytes object (a multiple of record_size).");
-static PyObject *channel_recv_many(ChannelObject *self, PyObject *const *args, Py_ssize_t nargs,
-				   PyObject *kwnames)
-{
-	modstate *st = CSTATE(self);
-	PyObject *a[2];
-	int64_t t;
-	long long max;
-	/* More than every ring holds at once is never available. */
-	long long cap = (long long)self->cfg.capacity * self->cfg.max_producers;
-	if (cap > INT32_MAX)
-		cap = INT32_MAX; /* counts travel as int through the C API */
-	if (fast_args("recv_many", args, nargs, kwnames, kw_max_timeout, 0, 2, a) < 0 ||
-	    parse_count(a[0], "max_records", cap, cap, &max) < 0 || parse_timeout(a[1], &t) < 0)
+	const char *name = NULL;
+	if (a[0] && a[0] != Py_None && !(name = parse_name(a[0], "name")))
 		return NULL;
-	int64_t until = deadline_at(t);
-	if (consumer_lock(self, st, until) < 0)
-		return NULL;
-	/* Size one bytes object by what is pending once something is readable; the
-	 * core's recv then takes every record available up to that many. */
-	int rc = 0, err = 0;
-	PyObject *b = NULL;
-	if (rmpsc_pending(self->ch) == 0)
-		rc = run_op(op_wait_readable, self->ch, until, &err);
-	if (rc >= 0) {
-		uint64_t pending = rmpsc_pending(self->ch);
-		long long want = pending < 1 ? 1 : pending > (uint64_t)max ? max : (long long)pending;
-		size_t rs = self->cfg.record_size;
-		b = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)(want * rs));
-		if (!b) {
-			rc = RC_PYERR;
-		} else {
-			/* The new bytes object is ours alone until returned: filling it
-			 * without the GIL is safe (os.read does the same). */
-			struct op_recv o = { self->ch, PyBytes_AS_STRING(b), (size_t)want, 0 };
-			/* Waits if pending but not readable (a fenced ring). */
-			rc = (size_t)want * rs > BIG_COPY ? run_op_nogil(op_recv, &o, until, &err)
-							  : run_op(op_recv, &o, until, &err);
-			if (rc <= 0)
-				Py_CLEAR(b);
-			else if (rc < want && _PyBytes_Resize(&b, (Py_ssize_t)rc * (Py_ssize_t)rs) < 0)
-				rc = RC_PYERR; /* b is NULL */
-		}
-	}
-	hlock_release(&self->lock);
-	if (!b)
-		raise_rc(st, rc, err, ON_RECV, NULL);
-	return b;
-}
-
-PyDoc_STRVAR(channel_recv_into_doc,
-"recv_into($self, /, buffer, timeout=None)\n--\n\n\
-Wait (as recv) for at least one record, then copy as many whole records as are\n\
-available and fit into the writable buffer. Returns the number of records.");
-static PyObject *channel_recv_into(ChannelObject *self, PyObject *const *args, Py_ssize_t nargs,
-				   PyObject *kwnames)
-{
-	modstate *st = CSTATE(self);
-	PyObject *a[2];
-	int64_t t;
-	if (fast_args("recv_into", args, nargs, kwnames, kw_buffer_timeout, 1, 2, a) < 0 ||
-	    parse_timeout(a[1], &t) < 0)
-		return NULL;
-	Py_buffer view;
-	if (get_data(a[0], &view, PyBUF_WRITABLE, "buffer") < 0)
-		return NULL;
-	size_t max = (size_t)view.len / self->cfg.record_size;
-	if (max > INT32_MAX)
-		max = INT32_MAX; /* counts travel as int through the C API */
-	if (max == 0) {
-		PyErr_Format(PyExc_ValueError, "buffer of %zd bytes cannot hold one record of record_size %u", view.len,
-			     self->cfg.record_size);
-		data_release(&view);
-		return NULL;
-	}
-	int64_t until = deadline_at(t);
-	if (consumer_lock(self, st, until) < 0) {
-		data_release(&view);
-		return NULL;
-	}
-	/* The exported buffer cannot move or shrink while we hold the export. */
-	/* The core takes every record available up to max. */
-	struct op_recv o = { self->ch, view.buf, max, 0 };
-	int err;
-	int rc = run_op(op_recv, &o, until, &err);
-	hlock_release(&self->lock);
-	data_release(&view);
+	int rc, err;
+	/* Recovers the group's dead members first. */
+	Py_BEGIN_ALLOW_THREADS
+	rc = rmpsc_group_remove(self->cs.ch, name);
+	err = errno;
+	Py_END_ALLOW_THREADS
 	if (rc < 0) {
-		raise_rc(st, rc, err, ON_RECV, NULL);
+		raise_rc(CSTATE(self), rc, err, ON_OTHER, NULL);
 		return NULL;
 	}
-	return PyLong_FromLong(o.got);
-}
-
-struct op_read {
-	rmpsc_channel *ch;
-	size_t max;
-	const void *ptr;
-	uint32_t slot;
-	int got;
-};
-
-static int op_read(void *ctx, int64_t t)
-{
-	struct op_read *o = ctx;
-	int n = rmpsc_read(o->ch, o->max, t, &o->ptr, &o->slot);
-	if (n > 0)
-		o->got = n;
-	return n;
-}
-
-PyDoc_STRVAR(channel_read_doc,
-"read($self, /, max_records=None, timeout=None)\n--\n\n\
-Wait (as recv) for records and return a ReadView of k (1 <= k <= max_records)\n\
-contiguous records of one producer, in place (zero-copy, read-only):\n\
-\n\
-    with ch.read() as view:   # memoryview of len(view) // record_size records\n\
-        process(view)\n\
-\n\
-The records are consumed when the block exits normally and left for the next\n\
-read when it raises; the view is released when the block ends. Until then this\n\
-channel's consumer calls from other threads wait.");
-static PyObject *channel_read(ChannelObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
-{
-	modstate *st = CSTATE(self);
-	PyObject *a[2];
-	int64_t t;
-	long long max;
-	if (fast_args("read", args, nargs, kwnames, kw_max_timeout, 0, 2, a) < 0 ||
-	    parse_count(a[0], "max_records", self->cfg.capacity, self->cfg.capacity, &max) < 0 ||
-	    parse_timeout(a[1], &t) < 0)
-		return NULL;
-	int64_t until = deadline_at(t);
-	if (consumer_lock(self, st, until) < 0)
-		return NULL;
-	struct op_read o = { self->ch, (size_t)max, NULL, 0, 0 };
-	int err;
-	int rc = run_op(op_read, &o, until, &err);
-	if (rc < 0) {
-		hlock_release(&self->lock);
-		raise_rc(st, rc, err, ON_RECV, NULL);
-		return NULL;
-	}
-	SpanObject *v = (SpanObject *)st->ReadViewType->tp_alloc(st->ReadViewType, 0);
-	if (!v) {
-		rmpsc_advance(self->ch, 0);
-		hlock_release(&self->lock);
-		return NULL;
-	}
-	/* The view keeps the lock until consumed, cancelled or freed. */
-	v->owner = Py_NewRef(self);
-	v->ptr = (char *)o.ptr;
-	v->k = o.got;
-	v->nbytes = (Py_ssize_t)o.got * self->cfg.record_size;
-	v->slot = o.slot;
-	return (PyObject *)v;
-}
-
-struct op_read_bytes {
-	rmpsc_channel *ch;
-	const void *bytes;
-	int64_t len;
-};
-
-static int op_read_bytes(void *ctx, int64_t t)
-{
-	struct op_read_bytes *o = ctx;
-	int64_t n = rmpsc_read_bytes(o->ch, t, &o->bytes);
-	if (n < 0)
-		return (int)n;
-	o->len = n;
-	return 0;
-}
-
-PyDoc_STRVAR(channel_recv_bytes_doc,
-"recv_bytes($self, /, timeout=None)\n--\n\n\
-Receive one variable-length message sent with Producer.send_bytes (copied out of\n\
-its slab, which then returns to the pool). Waits as recv.");
-static PyObject *channel_recv_bytes(ChannelObject *self, PyObject *const *args, Py_ssize_t nargs,
-				    PyObject *kwnames)
-{
-	modstate *st = CSTATE(self);
-	PyObject *a[1];
-	int64_t t;
-	if (fast_args("recv_bytes", args, nargs, kwnames, kw_timeout, 0, 1, a) < 0 || parse_timeout(a[0], &t) < 0)
-		return NULL;
-	if (!self->cfg.slab_count) {
-		PyErr_SetString(PyExc_ValueError, "recv_bytes: this channel has no slab pool (created with slabs=0)");
-		return NULL;
-	}
-	int64_t until = deadline_at(t);
-	if (consumer_lock(self, st, until) < 0)
-		return NULL;
-	struct op_read_bytes o = { self->ch, NULL, 0 };
-	int err;
-	int rc = run_op(op_read_bytes, &o, until, &err);
-	PyObject *result = NULL;
-	if (rc >= 0) {
-		/* Not advanced if this fails: the message is read again by the next call. */
-		result = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)o.len);
-		if (result) {
-			/* The new bytes object is ours alone until returned (see recv_record). */
-			char *dst = PyBytes_AS_STRING(result);
-			if (o.len > BIG_COPY) {
-				Py_BEGIN_ALLOW_THREADS
-				memcpy(dst, o.bytes, (size_t)o.len);
-				Py_END_ALLOW_THREADS
-			} else {
-				memcpy(dst, o.bytes, (size_t)o.len);
-			}
-			rc = rmpsc_advance_bytes(self->ch);
-			if (rc < 0)
-				Py_CLEAR(result);
-		}
-	}
-	hlock_release(&self->lock);
-	if (rc < 0)
-		raise_rc(st, rc, err, ON_RECV, NULL);
-	return result;
+	Py_RETURN_NONE;
 }
 
 /* ------------------------------------------------------------------------- */
@@ -756,15 +628,12 @@ static PyMethodDef channel_methods[] = {
 	{ "_from_fd", (PyCFunction)(void (*)(void))channel_from_fd, METH_VARARGS | METH_KEYWORDS | METH_CLASS,
 	  channel_from_fd_doc },
 	{ "producer", (PyCFunction)channel_producer, METH_NOARGS, channel_producer_doc },
-	{ "recv", (PyCFunction)(void (*)(void))channel_recv, METH_FASTCALL | METH_KEYWORDS, channel_recv_doc },
-	{ "recv_nowait", (PyCFunction)channel_recv_nowait, METH_NOARGS, channel_recv_nowait_doc },
-	{ "recv_many", (PyCFunction)(void (*)(void))channel_recv_many, METH_FASTCALL | METH_KEYWORDS,
-	  channel_recv_many_doc },
-	{ "recv_into", (PyCFunction)(void (*)(void))channel_recv_into, METH_FASTCALL | METH_KEYWORDS,
-	  channel_recv_into_doc },
-	{ "read", (PyCFunction)(void (*)(void))channel_read, METH_FASTCALL | METH_KEYWORDS, channel_read_doc },
-	{ "recv_bytes", (PyCFunction)(void (*)(void))channel_recv_bytes, METH_FASTCALL | METH_KEYWORDS,
-	  channel_recv_bytes_doc },
+	CONSUMER_SIDE_METHODS,
+	{ "consumer", (PyCFunction)(void (*)(void))channel_consumer, METH_FASTCALL | METH_KEYWORDS,
+	  channel_consumer_doc },
+	{ "leave", (PyCFunction)channel_leave, METH_NOARGS, channel_leave_doc },
+	{ "remove_group", (PyCFunction)(void (*)(void))channel_remove_group, METH_FASTCALL | METH_KEYWORDS,
+	  channel_remove_group_doc },
 	{ "close", (PyCFunction)channel_close, METH_NOARGS, channel_close_doc },
 	{ "stats", (PyCFunction)channel_stats, METH_NOARGS, channel_stats_doc },
 	{ "fileno", (PyCFunction)channel_fileno, METH_NOARGS, channel_fileno_doc },
@@ -781,6 +650,13 @@ static PyGetSetDef channel_getset[] = {
 	{ "slabs", (getter)channel_get_slabs, NULL, "Slabs in the pool (0: none).", NULL },
 	{ "name", (getter)channel_get_name, NULL, "The shm name ('/NAME'), or None for an anonymous channel.", NULL },
 	{ "closed", (getter)channel_get_closed, NULL, "True once the channel was closed (by any process).", NULL },
+	{ "max_consumers", (getter)channel_get_max_consumers, NULL, "Member places: consumer processes at a time.", NULL },
+	{ "max_groups", (getter)channel_get_max_groups, NULL, "Group places: groups at a time.", NULL },
+	{ "group", (getter)channel_get_group, NULL,
+	  "The group this Channel's own handle is a member of ('default'), or None before its first consumer call "
+	  "and after leave().",
+	  NULL },
+	{ "last_deliveries", (getter)cs_get_last_deliveries, NULL, LAST_DELIVERIES_DOC, NULL },
 	{ NULL },
 };
 
@@ -798,9 +674,9 @@ static PyType_Slot channel_slots[] = {
 	{ Py_tp_getset, channel_getset },
 	{ Py_tp_members, channel_members },
 	{ Py_tp_iter, PyObject_SelfIter },
-	{ Py_tp_iternext, channel_iternext },
-	{ Py_sq_length, channel_len },
-	{ Py_mp_length, channel_len },
+	{ Py_tp_iternext, cs_iternext },
+	{ Py_sq_length, cs_len },
+	{ Py_mp_length, cs_len },
 	{ Py_nb_bool, always_true },
 	{ 0, NULL },
 };

@@ -134,8 +134,10 @@ static int module_exec(PyObject *m)
 						   "Every producer slot is held by a live producer.", st->Error)))
 		goto done;
 	if (!(st->ConsumerBusy = new_exception(m, "ringmpsc.ConsumerBusy",
-					       "Another live process holds the channel's consumer role "
-					       "(the message names its pid).", st->Error)))
+					       "No consumer place is free: the one consumer role, or every member place "
+					       "(max_consumers), is held by live processes, or no group place (max_groups) "
+					       "is left. The message says which (and names the owner's pid with one "
+					       "consumer place).", st->Error)))
 		goto done;
 	if (!(st->CorruptRegion = new_exception(m, "ringmpsc.CorruptRegion",
 						"The region is not a valid (or compatible) channel, or a ring was "
@@ -143,6 +145,9 @@ static int module_exec(PyObject *m)
 		goto done;
 	if (!(st->ChannelType = (PyTypeObject *)PyType_FromModuleAndSpec(m, &channel_spec, NULL)) ||
 	    PyModule_AddType(m, st->ChannelType) < 0)
+		goto done;
+	if (!(st->ConsumerType = (PyTypeObject *)PyType_FromModuleAndSpec(m, &consumer_spec, NULL)) ||
+	    PyModule_AddType(m, st->ConsumerType) < 0)
 		goto done;
 	if (!(st->ProducerType = (PyTypeObject *)PyType_FromModuleAndSpec(m, &producer_spec, NULL)) ||
 	    PyModule_AddType(m, st->ProducerType) < 0)
@@ -155,6 +160,7 @@ static int module_exec(PyObject *m)
 		goto done;
 #if PY_VERSION_HEX < 0x030A0000
 	/* No Py_TPFLAGS_DISALLOW_INSTANTIATION before 3.10: refuse "T()" the old way. */
+	st->ConsumerType->tp_new = NULL;
 	st->ProducerType->tp_new = NULL;
 	st->ReservationType->tp_new = NULL;
 	st->ReadViewType->tp_new = NULL;
@@ -166,7 +172,10 @@ static int module_exec(PyObject *m)
 	    PyModule_AddIntConstant(m, "MAX_CAPACITY", RMPSC_MAX_CAPACITY) < 0 ||
 	    PyModule_AddIntConstant(m, "MAX_PRODUCERS", RMPSC_MAX_PRODUCERS) < 0 ||
 	    PyModule_AddIntConstant(m, "MAX_SLAB_SIZE", RMPSC_MAX_SLAB_SIZE) < 0 ||
-	    PyModule_AddIntConstant(m, "MAX_SLABS", RMPSC_MAX_SLAB_COUNT) < 0)
+	    PyModule_AddIntConstant(m, "MAX_SLABS", RMPSC_MAX_SLAB_COUNT) < 0 ||
+	    PyModule_AddIntConstant(m, "MAX_CONSUMERS", RMPSC_MAX_CONSUMERS) < 0 ||
+	    PyModule_AddIntConstant(m, "MAX_GROUPS", RMPSC_MAX_GROUPS) < 0 ||
+	    PyModule_AddStringConstant(m, "DEFAULT_GROUP", RMPSC_DEFAULT_GROUP) < 0)
 		goto done;
 	ok = 1;
 done:
@@ -187,6 +196,7 @@ static int module_traverse(PyObject *m, visitproc visit, void *arg)
 	Py_VISIT(st->ConsumerBusy);
 	Py_VISIT(st->CorruptRegion);
 	Py_VISIT(st->ChannelType);
+	Py_VISIT(st->ConsumerType);
 	Py_VISIT(st->ProducerType);
 	Py_VISIT(st->ReservationType);
 	Py_VISIT(st->ReadViewType);
@@ -205,6 +215,7 @@ static int module_clear(PyObject *m)
 	Py_CLEAR(st->ConsumerBusy);
 	Py_CLEAR(st->CorruptRegion);
 	Py_CLEAR(st->ChannelType);
+	Py_CLEAR(st->ConsumerType);
 	Py_CLEAR(st->ProducerType);
 	Py_CLEAR(st->ReservationType);
 	Py_CLEAR(st->ReadViewType);

@@ -10,7 +10,8 @@
  *   errors.c    the one table from RMPSC_E* codes to exceptions (raise_rc)
  *   args.c/.h   argument conversion (timeouts, ints, names, buffers, FASTCALL)
  *   blocking.c/.h  waits in GIL-free slices, Ctrl-C, the per-object lock
- *   channel.c   the Channel type (construction, consumer side)
+ *   channel.c   the Channel type (construction, properties, stats, groups)
+ *   consumer.c  the consumer methods Channel and Consumer share, and the Consumer type
  *   producer.c  the Producer type
  *   span.c      Reservation and ReadView (one struct, two types)
  *
@@ -75,6 +76,7 @@ typedef struct {
 	PyObject *ConsumerBusy;
 	PyObject *CorruptRegion;
 	PyTypeObject *ChannelType;
+	PyTypeObject *ConsumerType;
 	PyTypeObject *ProducerType;
 	PyTypeObject *ReservationType;
 	PyTypeObject *ReadViewType;
@@ -103,15 +105,57 @@ typedef struct {
 	unsigned long gen;     /* fork generation the lock was made in */
 } hlock;
 
+/*
+ * The lock of this process's membership in one group, through one Channel: the
+ * core lets handles of one process in one group share a member place, and one
+ * thread at a time call the consumer functions of them. The Channel (a member of
+ * the default group) and every Consumer made from it for the same group take
+ * this one lock. Kept in a list on the Channel, counted by its users; changed
+ * under the GIL only.
+ */
+typedef struct glock {
+	hlock lock;
+	struct glock *next;
+	Py_ssize_t users;
+	char group[RMPSC_GROUP_NAME_MAX + 1];
+} glock;
+
+/*
+ * What the consumer methods (consumer.c) work on, the first member of Channel and
+ * of Consumer alike, so that one implementation of each method serves both types.
+ */
+typedef struct {
+	rmpsc_channel *ch;           /* the C handle consumer calls use; NULL once a Consumer is closed */
+	modstate *st;                /* Py_TYPE may be a Python subclass without module state */
+	glock *gl;                   /* the lock of the membership the handle is in */
+	struct rmpsc_config cfg;
+	uint32_t deliveries;         /* of the records the last receive returned; 0 before any */
+} consumer_side;
+
 typedef struct {
 	PyObject_HEAD
-	rmpsc_channel *ch;
-	modstate *st;                /* Py_TYPE may be a Python subclass without module state */
+	consumer_side cs;            /* first: see consumer_side */
+} ConsumerBase;
+
+#define CS(obj) (&((ConsumerBase *)(obj))->cs)
+
+typedef struct ChannelObject {
+	PyObject_HEAD
+	consumer_side cs;            /* the channel's own handle, a member of the default group */
 	PyObject *name;              /* str or None */
-	struct rmpsc_config cfg;
-	hlock lock;                  /* consumer side of this handle */
+	glock *glocks;               /* the membership locks of this channel and its Consumers */
 	PyObject *weakrefs;
 } ChannelObject;
+
+/* A member of a named group: its own C handle on the Channel's region (Channel.consumer()). */
+typedef struct {
+	PyObject_HEAD
+	consumer_side cs;            /* cs.ch: NULL once closed */
+	ChannelObject *chan;         /* keeps the Channel (and its lock list) alive */
+	PyObject *group;             /* str: the group's name */
+	unsigned flags;              /* RMPSC_GROUP_* it joined with */
+	PyObject *weakrefs;
+} ConsumerObject;
 
 typedef struct {
 	PyObject_HEAD
@@ -124,16 +168,17 @@ typedef struct {
 	PyObject *weakrefs;
 } ProducerObject;
 
-/* An open reservation (Producer) or readable span (Channel): one struct, two types. */
+/* An open reservation (Producer) or readable span (Channel, Consumer): one struct, two types. */
 typedef struct {
 	PyObject_HEAD
-	PyObject *owner;             /* ProducerObject or ChannelObject */
+	PyObject *owner;             /* ProducerObject, or a Channel or Consumer (a ConsumerBase) */
 	char *ptr;
 	Py_ssize_t k;                /* records granted / readable */
 	Py_ssize_t nbytes;
 	Py_ssize_t exports;          /* live buffer exports */
 	PyObject *view;              /* weakref to the memoryview __enter__ returned */
 	uint32_t slot;
+	uint32_t deliveries;         /* ReadView: 1 first delivery, more when delivered again */
 	int done;
 } SpanObject;
 
@@ -147,8 +192,39 @@ PyObject *self_enter(PyObject *self, PyObject *unused);
 PyObject *not_picklable(PyObject *self, PyObject *unused);
 extern const char enter_doc[];
 
+/* consumer.c: the membership locks, the Consumer constructor, and the consumer
+ * methods both types share (one implementation, in both method tables). */
+glock *glock_get(ChannelObject *chan, const char *group);
+void glock_put(ChannelObject *chan, glock *gl);
+PyObject *consumer_new(ChannelObject *chan, PyObject *group, unsigned flags);
+PyObject *cs_recv(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames);
+PyObject *cs_recv_nowait(PyObject *self, PyObject *unused);
+PyObject *cs_recv_many(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames);
+PyObject *cs_recv_into(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames);
+PyObject *cs_read(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames);
+PyObject *cs_recv_bytes(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames);
+PyObject *cs_iternext(PyObject *self);
+Py_ssize_t cs_len(PyObject *self);
+PyObject *cs_get_last_deliveries(PyObject *self, void *c);
+extern const char cs_recv_doc[], cs_recv_nowait_doc[], cs_recv_many_doc[], cs_recv_into_doc[], cs_read_doc[],
+	cs_recv_bytes_doc[];
+
+#define CONSUMER_SIDE_METHODS                                                                                       \
+	{ "recv", (PyCFunction)(void (*)(void))cs_recv, METH_FASTCALL | METH_KEYWORDS, cs_recv_doc },               \
+	{ "recv_nowait", (PyCFunction)cs_recv_nowait, METH_NOARGS, cs_recv_nowait_doc },                            \
+	{ "recv_many", (PyCFunction)(void (*)(void))cs_recv_many, METH_FASTCALL | METH_KEYWORDS, cs_recv_many_doc }, \
+	{ "recv_into", (PyCFunction)(void (*)(void))cs_recv_into, METH_FASTCALL | METH_KEYWORDS, cs_recv_into_doc }, \
+	{ "read", (PyCFunction)(void (*)(void))cs_read, METH_FASTCALL | METH_KEYWORDS, cs_read_doc },               \
+	{ "recv_bytes", (PyCFunction)(void (*)(void))cs_recv_bytes, METH_FASTCALL | METH_KEYWORDS, cs_recv_bytes_doc }
+
+#define LAST_DELIVERIES_DOC                                                                                \
+	"How many times the records the last successful receive returned (recv, recv_many, recv_into, read, " \
+	"recv_bytes) had been delivered: 1 the first time, more when a member of the group died holding "     \
+	"them (max over the spans of one call); 0 before any."
+
 /* The type specs, one per type file. */
 extern PyType_Spec channel_spec;
+extern PyType_Spec consumer_spec;
 extern PyType_Spec producer_spec;
 extern PyType_Spec reservation_spec;
 extern PyType_Spec readview_spec;

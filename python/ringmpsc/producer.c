@@ -73,7 +73,7 @@ static PyObject *do_send(ProducerObject *self, PyObject *data, int64_t timeout)
 	Py_buffer b;
 	if (get_data(data, &b, PyBUF_SIMPLE, "data") < 0)
 		return NULL;
-	uint32_t rs = self->chan->cfg.record_size;
+	uint32_t rs = self->chan->cs.cfg.record_size;
 	if ((size_t)b.len > rs) {
 		PyErr_Format(PyExc_ValueError, "data is %zd bytes, longer than record_size %u", b.len, rs);
 		data_release(&b);
@@ -152,7 +152,7 @@ static PyObject *producer_send_many(ProducerObject *self, PyObject *const *args,
 	Py_buffer b;
 	if (get_data(a[0], &b, PyBUF_SIMPLE, "data") < 0)
 		return NULL;
-	uint32_t rs = self->chan->cfg.record_size;
+	uint32_t rs = self->chan->cs.cfg.record_size;
 	if ((size_t)b.len % rs) {
 		PyErr_Format(PyExc_ValueError, "data is %zd bytes, not a multiple of record_size %u", b.len, rs);
 		data_release(&b);
@@ -213,7 +213,7 @@ static PyObject *producer_reserve(ProducerObject *self, PyObject *const *args, P
 	PyObject *a[2];
 	int64_t t;
 	long long n;
-	uint32_t cap = self->chan->cfg.capacity;
+	uint32_t cap = self->chan->cs.cfg.capacity;
 	if (fast_args("reserve", args, nargs, kwnames, kw_n_timeout, 0, 2, a) < 0 ||
 	    parse_count(a[0], "n", 1, cap, &n) < 0 || parse_timeout(a[1], &t) < 0)
 		return NULL;
@@ -238,7 +238,7 @@ static PyObject *producer_reserve(ProducerObject *self, PyObject *const *args, P
 	r->owner = Py_NewRef(self);
 	r->ptr = o.ptr;
 	r->k = o.got;
-	r->nbytes = (Py_ssize_t)o.got * self->chan->cfg.record_size;
+	r->nbytes = (Py_ssize_t)o.got * self->chan->cs.cfg.record_size;
 	r->slot = self->slot;
 	return (PyObject *)r;
 }
@@ -263,7 +263,7 @@ static PyObject *producer_send_bytes(ProducerObject *self, PyObject *const *args
 	if (fast_args("send_bytes", args, nargs, kwnames, kw_data_timeout, 1, 2, av) < 0 ||
 	    parse_timeout(av[1], &t) < 0)
 		return NULL;
-	const struct rmpsc_config *cfg = &self->chan->cfg;
+	const struct rmpsc_config *cfg = &self->chan->cs.cfg;
 	if (producer_usable(self, st) < 0)
 		return NULL;
 	if (!cfg->slab_count) {

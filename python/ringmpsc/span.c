@@ -1,5 +1,5 @@
 /*
- * Reservation (Producer.reserve) and ReadView (Channel.read): a span of records in
+ * Reservation (Producer.reserve) and ReadView (Channel.read, Consumer.read): a span of records in
  * a ring, exported through the buffer protocol, finished once. One struct and one
  * set of functions, two types.
  */
@@ -75,13 +75,13 @@ static int span_finish(SpanObject *self, size_t n)
 		rc = rmpsc_producer_commit(p->p, n);
 		lock = &p->lock;
 	} else {
-		ChannelObject *c = (ChannelObject *)self->owner;
-		if (c->lock.gen != st->fork_gen) {
+		consumer_side *cs = CS(self->owner);
+		if (cs->gl->lock.gen != st->fork_gen) {
 			PyErr_SetString(st->Error, "this read view was inherited through fork");
 			return -1;
 		}
-		rc = rmpsc_advance(c->ch, n);
-		lock = &c->lock;
+		rc = rmpsc_advance(cs->ch, n);
+		lock = &cs->gl->lock;
 	}
 	self->done = 1;
 	hlock_release(lock);
@@ -105,10 +105,10 @@ static void span_dealloc(SpanObject *self)
 				hlock_release(&p->lock);
 			}
 		} else {
-			ChannelObject *c = (ChannelObject *)self->owner;
-			if (c->lock.gen == st->fork_gen) {
-				rmpsc_advance(c->ch, 0);
-				hlock_release(&c->lock);
+			consumer_side *cs = CS(self->owner);
+			if (cs->gl->lock.gen == st->fork_gen) {
+				rmpsc_advance(cs->ch, 0);
+				hlock_release(&cs->gl->lock);
 			}
 		}
 	}
@@ -212,6 +212,10 @@ static PyObject *span_get_slot(SpanObject *self, void *c)
 {
 	return PyLong_FromUnsignedLong(self->slot);
 }
+static PyObject *span_get_deliveries(SpanObject *self, void *c)
+{
+	return PyLong_FromUnsignedLong(self->deliveries);
+}
 static PyObject *span_get_done(SpanObject *self, void *c)
 {
 	return PyBool_FromLong(self->done);
@@ -234,17 +238,30 @@ holds what the ring carried there one lap earlier, and committing bytes you did\
 not write delivers those. Write every byte you commit.");
 
 PyDoc_STRVAR(readview_doc,
-"Records readable in place (Channel.read()).\n\
+"Records readable in place (Channel.read(), Consumer.read()).\n\
 \n\
 Exposes the buffer protocol: memoryview(v) is a read-only 1-D view of len(v)\n\
 records from producer slot v.slot. consume(k=None) frees the first k (all by\n\
 default); cancel() leaves them for the next read. Refuses with BufferError while a\n\
-view of it is still exported.");
+view of it is still exported. deliveries is 1 for records delivered the first\n\
+time, more when a member of the group died holding them.");
 
-static PyGetSetDef span_getset[] = {
-	{ "nbytes", (getter)span_get_nbytes, NULL, "Bytes in the span (len(self) * record_size).", NULL },
-	{ "slot", (getter)span_get_slot, NULL, "Producer slot of the ring the records are in.", NULL },
-	{ "done", (getter)span_get_done, NULL, "True once finished.", NULL },
+#define SPAN_GETSET                                                                                     \
+	{ "nbytes", (getter)span_get_nbytes, NULL, "Bytes in the span (len(self) * record_size).", NULL }, \
+	{ "slot", (getter)span_get_slot, NULL, "Producer slot of the ring the records are in.", NULL },     \
+	{ "done", (getter)span_get_done, NULL, "True once finished.", NULL }
+
+static PyGetSetDef reservation_getset[] = {
+	SPAN_GETSET,
+	{ NULL },
+};
+
+static PyGetSetDef readview_getset[] = {
+	SPAN_GETSET,
+	{ "deliveries", (getter)span_get_deliveries, NULL,
+	  "How many times these records have been delivered: 1 the first time, more when a member of the group "
+	  "died holding them.",
+	  NULL },
 	{ NULL },
 };
 
@@ -266,15 +283,15 @@ static PyMethodDef readview_methods[] = {
 	{ NULL },
 };
 
-#define SPAN_SLOTS(methods, doc)                                    \
+#define SPAN_SLOTS(methods, getset, doc)                            \
 	{ Py_tp_doc, (void *)doc },                                 \
 	{ Py_tp_dealloc, span_dealloc }, { Py_tp_repr, span_repr }, \
-	{ Py_tp_methods, methods }, { Py_tp_getset, span_getset },  \
+	{ Py_tp_methods, methods }, { Py_tp_getset, getset },       \
 	{ Py_sq_length, span_len }, { Py_mp_length, span_len },     \
 	{ Py_bf_getbuffer, span_getbuffer }, { Py_bf_releasebuffer, span_releasebuffer }, { 0, NULL }
 
-static PyType_Slot reservation_slots[] = { SPAN_SLOTS(reservation_methods, reservation_doc) };
-static PyType_Slot readview_slots[] = { SPAN_SLOTS(readview_methods, readview_doc) };
+static PyType_Slot reservation_slots[] = { SPAN_SLOTS(reservation_methods, reservation_getset, reservation_doc) };
+static PyType_Slot readview_slots[] = { SPAN_SLOTS(readview_methods, readview_getset, readview_doc) };
 
 PyType_Spec reservation_spec = {
 	.name = "ringmpsc.Reservation",

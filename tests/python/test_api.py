@@ -25,18 +25,26 @@ def test_exports_and_hierarchy():
 
 
 def test_docstrings_and_signatures():
-    public = [ringmpsc.Channel, ringmpsc.Producer, ringmpsc.Reservation, ringmpsc.ReadView, ringmpsc.unlink]
+    public = [ringmpsc.Channel, ringmpsc.Consumer, ringmpsc.Producer, ringmpsc.Reservation, ringmpsc.ReadView,
+              ringmpsc.unlink]
     for obj in public:
         assert obj.__doc__ and len(obj.__doc__) > 20, obj
-    for cls in (ringmpsc.Channel, ringmpsc.Producer, ringmpsc.Reservation, ringmpsc.ReadView):
+    for cls in (ringmpsc.Channel, ringmpsc.Consumer, ringmpsc.Producer, ringmpsc.Reservation, ringmpsc.ReadView):
         for name, member in vars(cls).items():
             if name.startswith("_"):
                 continue
             assert member.__doc__, "%s.%s has no docstring" % (cls.__name__, name)
     sig = inspect.signature(ringmpsc.Channel)
     assert list(sig.parameters) == [
-        "record_size", "capacity", "max_producers", "name", "slab_size", "slabs", "full_fences"]
+        "record_size", "capacity", "max_producers", "name", "slab_size", "slabs", "full_fences", "max_consumers",
+        "max_groups"]
     assert sig.parameters["name"].kind is inspect.Parameter.KEYWORD_ONLY
+    assert sig.parameters["max_consumers"].kind is inspect.Parameter.KEYWORD_ONLY
+    assert list(inspect.signature(ringmpsc.Channel.consumer).parameters) == [
+        "self", "group", "ephemeral", "at_most_once"]
+    # one implementation of the consumer methods, in both types
+    for name in ("recv", "recv_nowait", "recv_many", "recv_into", "read", "recv_bytes"):
+        assert getattr(ringmpsc.Consumer, name).__doc__ == getattr(ringmpsc.Channel, name).__doc__, name
     assert list(inspect.signature(ringmpsc.Producer.send).parameters) == ["self", "data", "timeout"]
     assert list(inspect.signature(ringmpsc.Channel.recv_many).parameters) == ["self", "max_records", "timeout"]
     pkg = os.path.dirname(ringmpsc.__file__)
@@ -51,8 +59,15 @@ def test_properties_and_repr():
     assert len(ch) == 0
     assert bool(ch) is True  # empty, but a channel handle is never false
     assert "record_size=24" in repr(ch)
+    assert (ch.max_consumers, ch.max_groups, ch.group, ch.last_deliveries) == (1, 1, None, 0)
+    assert "max_consumers" not in repr(ch)
     ch2 = ringmpsc.Channel(8)
     assert (ch2.capacity, ch2.max_producers) == (4096, 16)
+    ch3 = ringmpsc.Channel(8, capacity=2, max_producers=1, max_consumers=100)
+    assert (ch3.max_consumers, ch3.max_groups) == (100, 64)  # max_groups defaults to max_consumers, at most 64
+    assert "max_consumers=100" in repr(ch3)
+    assert ringmpsc.Channel(8, max_consumers=3, max_groups=0).max_groups == 3
+    assert ringmpsc.Channel(8, max_consumers=3, max_groups=1).max_groups == 1
     assert ch.fileno() >= 0
 
 

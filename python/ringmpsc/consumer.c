@@ -1,0 +1,622 @@
+/*
+ * The consumer side, one implementation for two types: Channel (its own handle, a
+ * member of the default group, joined by the first consumer call) and Consumer (a
+ * handle of its own on the channel's region, joined to a named group by
+ * Channel.consumer()). Both objects start with a consumer_side (module.h), which
+ * every method here works on: the C handle, the membership lock, the geometry and
+ * the deliveries of the last receive.
+ *
+ * Every wait runs in GIL-free slices (blocking.h); the membership lock is taken
+ * first, by the call's deadline. Receives that copy go through rmpsc_consume, so
+ * that the copying callback can see rmpsc_deliveries() of each span it copies.
+ */
+#include <limits.h>
+#include <string.h>
+
+#include "args.h"
+#include "blocking.h"
+
+static const char CONSUMER_BUSY[] =
+	"this thread holds the consumer side of this group (an open read() view): consume or cancel it first";
+
+/* ------------------------------------------------------------------------- */
+/* Membership locks: one per group per Channel, shared by its users (module.h). */
+
+glock *glock_get(ChannelObject *chan, const char *group)
+{
+	for (glock *g = chan->glocks; g; g = g->next) {
+		if (strcmp(g->group, group) == 0) {
+			g->users++;
+			return g;
+		}
+	}
+	glock *g = PyMem_Calloc(1, sizeof *g);
+	if (!g) {
+		PyErr_NoMemory();
+		return NULL;
+	}
+	hlock_init(&g->lock, chan->cs.st);
+	snprintf(g->group, sizeof g->group, "%s", group);
+	g->users = 1;
+	g->next = chan->glocks;
+	chan->glocks = g;
+	return g;
+}
+
+void glock_put(ChannelObject *chan, glock *gl)
+{
+	if (!gl || --gl->users > 0)
+		return;
+	for (glock **p = &chan->glocks; *p; p = &(*p)->next) {
+		if (*p == gl) {
+			*p = gl->next;
+			break;
+		}
+	}
+	PyMem_Free(gl);
+}
+
+/* ------------------------------------------------------------------------- */
+/* The shared methods. */
+
+static int closed_consumer(void)
+{
+	PyErr_SetString(PyExc_ValueError, "Consumer is closed");
+	return -1;
+}
+
+/* Take the membership lock by the deadline. 0 ok; -1 with an exception (Empty on timeout). */
+static int consumer_lock(consumer_side *cs, int64_t until)
+{
+	if (unlikely(!cs->ch))
+		return closed_consumer();
+	int r = hlock_acquire(&cs->gl->lock, cs->st, until, CONSUMER_BUSY);
+	if (r == 1)
+		PyErr_SetString(cs->st->Empty, until == 0 ? "no record available (another thread is consuming)"
+							  : "no record within the timeout (another thread is consuming)");
+	if (r != 0)
+		return -1;
+	if (unlikely(!cs->ch)) { /* closed by another thread meanwhile */
+		hlock_release(&cs->gl->lock);
+		return closed_consumer();
+	}
+	return 0;
+}
+
+/* Copies records out, span by span, noting how often each span was delivered. */
+struct op_recv {
+	rmpsc_channel *ch;
+	char *buf;
+	size_t max;
+	size_t rs;
+	int got;
+	uint32_t deliveries;
+};
+
+static int copy_span(void *ctx, const void *records, size_t count, uint32_t slot)
+{
+	struct op_recv *o = ctx;
+	memcpy(o->buf + (size_t)o->got * o->rs, records, count * o->rs);
+	o->got += (int)count;
+	uint32_t d = rmpsc_deliveries(o->ch);
+	if (d > o->deliveries)
+		o->deliveries = d;
+	return 0;
+}
+
+static int op_recv(void *ctx, int64_t t)
+{
+	struct op_recv *o = ctx;
+	o->got = 0;
+	o->deliveries = 0;
+	return rmpsc_consume(o->ch, o->max, t, copy_span, o);
+}
+
+static int op_wait_readable(void *ctx, int64_t t)
+{
+	return rmpsc_wait_readable(ctx, t);
+}
+
+static PyObject *recv_record(PyObject *self, int64_t timeout)
+{
+	consumer_side *cs = CS(self);
+	int64_t until = deadline_at(timeout);
+	PyObject *b = PyBytes_FromStringAndSize(NULL, cs->cfg.record_size);
+	if (!b)
+		return NULL;
+	if (consumer_lock(cs, until) < 0) {
+		Py_DECREF(b);
+		return NULL;
+	}
+	/* The new bytes object is ours alone until returned: filling it without the
+	 * GIL is safe (os.read does the same). */
+	struct op_recv o = { cs->ch, PyBytes_AS_STRING(b), 1, cs->cfg.record_size, 0, 0 };
+	int err;
+	int rc = run_op(op_recv, &o, until, &err);
+	if (rc > 0)
+		cs->deliveries = o.deliveries;
+	hlock_release(&cs->gl->lock);
+	if (rc < 0) {
+		Py_DECREF(b);
+		raise_rc(cs->st, rc, err, ON_RECV, NULL);
+		return NULL;
+	}
+	return b;
+}
+
+static const char *const kw_timeout[] = { "timeout" };
+static const char *const kw_max_timeout[] = { "max_records", "timeout" };
+static const char *const kw_buffer_timeout[] = { "buffer", "timeout" };
+
+const char cs_recv_doc[] = PyDoc_STR(
+"recv($self, /, timeout=None)\n--\n\n\
+Receive one record (bytes of record_size). Blocks up to timeout seconds (None:\n\
+forever, 0: never) and raises Empty when none arrived, Closed once the channel is\n\
+closed and every committed record has been received. last_deliveries tells\n\
+whether it was delivered before.");
+PyObject *cs_recv(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+	PyObject *a[1];
+	int64_t t;
+	if (fast_args("recv", args, nargs, kwnames, kw_timeout, 0, 1, a) < 0 || parse_timeout(a[0], &t) < 0)
+		return NULL;
+	return recv_record(self, t);
+}
+
+const char cs_recv_nowait_doc[] = PyDoc_STR(
+"recv_nowait($self, /)\n--\n\nrecv(timeout=0): raise Empty at once when no record is ready.");
+PyObject *cs_recv_nowait(PyObject *self, PyObject *unused)
+{
+	return recv_record(self, 0);
+}
+
+PyObject *cs_iternext(PyObject *self)
+{
+	PyObject *r = recv_record(self, -1);
+	if (!r && PyErr_ExceptionMatches(CS(self)->st->Closed))
+		PyErr_Clear(); /* closed and drained: StopIteration */
+	return r;
+}
+
+const char cs_recv_many_doc[] = PyDoc_STR(
+"recv_many($self, /, max_records=None, timeout=None)\n--\n\n\
+Wait (as recv) for at least one record, then return every record available, up\n\
+to max_records, concatenated in one bytes object (a multiple of record_size).");
+PyObject *cs_recv_many(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+	consumer_side *cs = CS(self);
+	PyObject *a[2];
+	int64_t t;
+	long long max;
+	/* More than every ring holds at once is never available. */
+	long long cap = (long long)cs->cfg.capacity * cs->cfg.max_producers;
+	if (cap > INT32_MAX)
+		cap = INT32_MAX; /* counts travel as int through the C API */
+	if (fast_args("recv_many", args, nargs, kwnames, kw_max_timeout, 0, 2, a) < 0 ||
+	    parse_count(a[0], "max_records", cap, cap, &max) < 0 || parse_timeout(a[1], &t) < 0)
+		return NULL;
+	int64_t until = deadline_at(t);
+	if (consumer_lock(cs, until) < 0)
+		return NULL;
+	/* Size one bytes object by what is pending once something is readable; the
+	 * core then takes every record available up to that many. */
+	int rc = 0, err = 0;
+	PyObject *b = NULL;
+	if (rmpsc_pending(cs->ch) == 0)
+		rc = run_op(op_wait_readable, cs->ch, until, &err);
+	if (rc >= 0) {
+		uint64_t pending = rmpsc_pending(cs->ch);
+		long long want = pending < 1 ? 1 : pending > (uint64_t)max ? max : (long long)pending;
+		size_t rs = cs->cfg.record_size;
+		b = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)(want * rs));
+		if (!b) {
+			rc = RC_PYERR;
+		} else {
+			/* The new bytes object is ours alone until returned: filling it
+			 * without the GIL is safe (os.read does the same). */
+			struct op_recv o = { cs->ch, PyBytes_AS_STRING(b), (size_t)want, rs, 0, 0 };
+			/* Waits if pending but not readable (a fenced ring, or records other
+			 * members of the group hold). */
+			rc = (size_t)want * rs > BIG_COPY ? run_op_nogil(op_recv, &o, until, &err)
+							  : run_op(op_recv, &o, until, &err);
+			if (rc <= 0)
+				Py_CLEAR(b);
+			else if (rc < want && _PyBytes_Resize(&b, (Py_ssize_t)rc * (Py_ssize_t)rs) < 0)
+				rc = RC_PYERR; /* b is NULL */
+			if (rc > 0)
+				cs->deliveries = o.deliveries;
+		}
+	}
+	hlock_release(&cs->gl->lock);
+	if (!b)
+		raise_rc(cs->st, rc, err, ON_RECV, NULL);
+	return b;
+}
+
+const char cs_recv_into_doc[] = PyDoc_STR(
+"recv_into($self, /, buffer, timeout=None)\n--\n\n\
+Wait (as recv) for at least one record, then copy as many whole records as are\n\
+available and fit into the writable buffer. Returns the number of records.");
+PyObject *cs_recv_into(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+	consumer_side *cs = CS(self);
+	PyObject *a[2];
+	int64_t t;
+	if (fast_args("recv_into", args, nargs, kwnames, kw_buffer_timeout, 1, 2, a) < 0 ||
+	    parse_timeout(a[1], &t) < 0)
+		return NULL;
+	Py_buffer view;
+	if (get_data(a[0], &view, PyBUF_WRITABLE, "buffer") < 0)
+		return NULL;
+	size_t max = (size_t)view.len / cs->cfg.record_size;
+	if (max > INT32_MAX)
+		max = INT32_MAX; /* counts travel as int through the C API */
+	if (max == 0) {
+		PyErr_Format(PyExc_ValueError, "buffer of %zd bytes cannot hold one record of record_size %u", view.len,
+			     cs->cfg.record_size);
+		data_release(&view);
+		return NULL;
+	}
+	int64_t until = deadline_at(t);
+	if (consumer_lock(cs, until) < 0) {
+		data_release(&view);
+		return NULL;
+	}
+	/* The exported buffer cannot move or shrink while we hold the export. */
+	/* The core takes every record available up to max. */
+	struct op_recv o = { cs->ch, view.buf, max, cs->cfg.record_size, 0, 0 };
+	int err;
+	int rc = run_op(op_recv, &o, until, &err);
+	if (rc > 0)
+		cs->deliveries = o.deliveries;
+	hlock_release(&cs->gl->lock);
+	data_release(&view);
+	if (rc < 0) {
+		raise_rc(cs->st, rc, err, ON_RECV, NULL);
+		return NULL;
+	}
+	return PyLong_FromLong(o.got);
+}
+
+struct op_read {
+	rmpsc_channel *ch;
+	size_t max;
+	const void *ptr;
+	uint32_t slot;
+	int got;
+};
+
+static int op_read(void *ctx, int64_t t)
+{
+	struct op_read *o = ctx;
+	int n = rmpsc_read(o->ch, o->max, t, &o->ptr, &o->slot);
+	if (n > 0)
+		o->got = n;
+	return n;
+}
+
+const char cs_read_doc[] = PyDoc_STR(
+"read($self, /, max_records=None, timeout=None)\n--\n\n\
+Wait (as recv) for records and return a ReadView of k (1 <= k <= max_records)\n\
+contiguous records of one producer, in place (zero-copy, read-only):\n\
+\n\
+    with ch.read() as view:   # memoryview of len(view) // record_size records\n\
+        process(view)\n\
+\n\
+The records are consumed when the block exits normally and left for the next\n\
+read when it raises; the view is released when the block ends. Until then the\n\
+consumer calls of this group from other threads wait. The ReadView's\n\
+deliveries is 1 for a first delivery, more when a member of the group died\n\
+holding these records.");
+PyObject *cs_read(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+	consumer_side *cs = CS(self);
+	modstate *st = cs->st;
+	PyObject *a[2];
+	int64_t t;
+	long long max;
+	if (fast_args("read", args, nargs, kwnames, kw_max_timeout, 0, 2, a) < 0 ||
+	    parse_count(a[0], "max_records", cs->cfg.capacity, cs->cfg.capacity, &max) < 0 ||
+	    parse_timeout(a[1], &t) < 0)
+		return NULL;
+	int64_t until = deadline_at(t);
+	if (consumer_lock(cs, until) < 0)
+		return NULL;
+	struct op_read o = { cs->ch, (size_t)max, NULL, 0, 0 };
+	int err;
+	int rc = run_op(op_read, &o, until, &err);
+	if (rc < 0) {
+		hlock_release(&cs->gl->lock);
+		raise_rc(st, rc, err, ON_RECV, NULL);
+		return NULL;
+	}
+	SpanObject *v = (SpanObject *)st->ReadViewType->tp_alloc(st->ReadViewType, 0);
+	if (!v) {
+		rmpsc_advance(cs->ch, 0);
+		hlock_release(&cs->gl->lock);
+		return NULL;
+	}
+	/* The view keeps the lock until consumed, cancelled or freed. */
+	v->owner = Py_NewRef(self);
+	v->ptr = (char *)o.ptr;
+	v->k = o.got;
+	v->nbytes = (Py_ssize_t)o.got * cs->cfg.record_size;
+	v->slot = o.slot;
+	v->deliveries = rmpsc_deliveries(cs->ch);
+	cs->deliveries = v->deliveries;
+	return (PyObject *)v;
+}
+
+struct op_read_bytes {
+	rmpsc_channel *ch;
+	const void *bytes;
+	int64_t len;
+};
+
+static int op_read_bytes(void *ctx, int64_t t)
+{
+	struct op_read_bytes *o = ctx;
+	int64_t n = rmpsc_read_bytes(o->ch, t, &o->bytes);
+	if (n < 0)
+		return (int)n;
+	o->len = n;
+	return 0;
+}
+
+const char cs_recv_bytes_doc[] = PyDoc_STR(
+"recv_bytes($self, /, timeout=None)\n--\n\n\
+Receive one variable-length message sent with Producer.send_bytes (copied out of\n\
+its slab, which then returns to the pool). Waits as recv.");
+PyObject *cs_recv_bytes(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+	consumer_side *cs = CS(self);
+	PyObject *a[1];
+	int64_t t;
+	if (fast_args("recv_bytes", args, nargs, kwnames, kw_timeout, 0, 1, a) < 0 || parse_timeout(a[0], &t) < 0)
+		return NULL;
+	if (!cs->cfg.slab_count) {
+		PyErr_SetString(PyExc_ValueError, "recv_bytes: this channel has no slab pool (created with slabs=0)");
+		return NULL;
+	}
+	int64_t until = deadline_at(t);
+	if (consumer_lock(cs, until) < 0)
+		return NULL;
+	struct op_read_bytes o = { cs->ch, NULL, 0 };
+	int err;
+	int rc = run_op(op_read_bytes, &o, until, &err);
+	PyObject *result = NULL;
+	if (rc >= 0) {
+		uint32_t deliveries = rmpsc_deliveries(cs->ch);
+		/* Not advanced if this fails: the message is read again by the next call. */
+		result = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)o.len);
+		if (result) {
+			/* The new bytes object is ours alone until returned (see recv_record). */
+			char *dst = PyBytes_AS_STRING(result);
+			if (o.len > BIG_COPY) {
+				Py_BEGIN_ALLOW_THREADS
+				memcpy(dst, o.bytes, (size_t)o.len);
+				Py_END_ALLOW_THREADS
+			} else {
+				memcpy(dst, o.bytes, (size_t)o.len);
+			}
+			rc = rmpsc_advance_bytes(cs->ch);
+			if (rc < 0)
+				Py_CLEAR(result);
+			else
+				cs->deliveries = deliveries;
+		}
+	}
+	hlock_release(&cs->gl->lock);
+	if (rc < 0)
+		raise_rc(cs->st, rc, err, ON_RECV, NULL);
+	return result;
+}
+
+Py_ssize_t cs_len(PyObject *self)
+{
+	consumer_side *cs = CS(self);
+	if (!cs->ch)
+		return closed_consumer();
+	uint64_t n = rmpsc_pending(cs->ch);
+	return n > (uint64_t)PY_SSIZE_T_MAX ? PY_SSIZE_T_MAX : (Py_ssize_t)n;
+}
+
+PyObject *cs_get_last_deliveries(PyObject *self, void *c)
+{
+	return PyLong_FromUnsignedLong(CS(self)->deliveries);
+}
+
+
+/* ------------------------------------------------------------------------- */
+/* Consumer: a member of a named group. */
+
+PyObject *consumer_new(ChannelObject *chan, PyObject *o_group, unsigned flags)
+{
+	modstate *st = chan->cs.st;
+	const char *group = RMPSC_DEFAULT_GROUP;
+	if (o_group && o_group != Py_None) {
+		if (!(group = parse_name(o_group, "group")))
+			return NULL;
+		if (!*group) {
+			PyErr_SetString(PyExc_ValueError, "group must not be empty (None is the default group)");
+			return NULL;
+		}
+	}
+	ConsumerObject *self = (ConsumerObject *)st->ConsumerType->tp_alloc(st->ConsumerType, 0);
+	if (!self)
+		return NULL;
+	self->cs.st = st;
+	self->cs.cfg = chan->cs.cfg;
+	self->chan = (ChannelObject *)Py_NewRef(chan);
+	self->flags = flags;
+	if (!(self->group = PyUnicode_FromString(group)) || !(self->cs.gl = glock_get(chan, group))) {
+		Py_DECREF(self);
+		return NULL;
+	}
+	rmpsc_channel *h = NULL;
+	int rc, err;
+	/* Joining may recover dead members, or wait for the group table's lock. */
+	Py_BEGIN_ALLOW_THREADS
+	rc = rmpsc_channel_attach_fd(&h, rmpsc_channel_fd(chan->cs.ch), OPEN_FLAGS);
+	if (rc == RMPSC_OK)
+		rc = rmpsc_consumer_join(h, group, flags);
+	err = errno;
+	Py_END_ALLOW_THREADS
+	if (rc < 0) {
+		raise_rc(st, rc, err, ON_OTHER, NULL); /* the core's message first: it is this thread's */
+		if (h)
+			rmpsc_channel_release(h);
+		Py_DECREF(self);
+		return NULL;
+	}
+	self->cs.ch = h;
+	return (PyObject *)self;
+}
+
+static void consumer_dealloc(ConsumerObject *self)
+{
+	PyTypeObject *tp = Py_TYPE(self);
+	if (self->weakrefs)
+		PyObject_ClearWeakRefs((PyObject *)self);
+	if (self->cs.ch)
+		rmpsc_channel_release(self->cs.ch); /* leaves the group */
+	if (self->chan)
+		glock_put(self->chan, self->cs.gl);
+	Py_XDECREF(self->group);
+	Py_XDECREF(self->chan);
+	tp->tp_free(self);
+	Py_DECREF(tp);
+}
+
+PyDoc_STRVAR(consumer_close_doc,
+"close($self, /)\n--\n\n\
+Leave the group and release this Consumer's handle: records it took and did not\n\
+consume go to another member of the group (not counted as delivered again); the\n\
+last member of an ephemeral group removes it. Waits for a call another thread is\n\
+making on this group's consumer side to finish. Does not close the channel.\n\
+Idempotent.");
+static PyObject *consumer_close(ConsumerObject *self, PyObject *unused)
+{
+	consumer_side *cs = &self->cs;
+	if (!cs->ch)
+		Py_RETURN_NONE;
+	if (hlock_acquire(&cs->gl->lock, cs->st, FOREVER, CONSUMER_BUSY) != 0)
+		return NULL;
+	rmpsc_channel *h = cs->ch;
+	cs->ch = NULL;
+	if (h) {
+		Py_BEGIN_ALLOW_THREADS
+		rmpsc_consumer_leave(h);
+		rmpsc_channel_release(h);
+		Py_END_ALLOW_THREADS
+	}
+	hlock_release(&cs->gl->lock);
+	Py_RETURN_NONE;
+}
+
+PyDoc_STRVAR(consumer_exit_doc, "__exit__($self, /, *exc_info)\n--\n\nLeave the group (close()).");
+static PyObject *consumer_exit(ConsumerObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+	PyObject *r = consumer_close(self, NULL);
+	if (!r)
+		return NULL;
+	Py_DECREF(r);
+	Py_RETURN_FALSE;
+}
+
+static PyObject *consumer_get_group(ConsumerObject *self, void *c)
+{
+	return Py_NewRef(self->group);
+}
+static PyObject *consumer_get_channel(ConsumerObject *self, void *c)
+{
+	return Py_NewRef(self->chan);
+}
+static PyObject *consumer_get_closed(ConsumerObject *self, void *c)
+{
+	return PyBool_FromLong(self->cs.ch == NULL);
+}
+static PyObject *consumer_get_ephemeral(ConsumerObject *self, void *c)
+{
+	return PyBool_FromLong((self->flags & RMPSC_GROUP_EPHEMERAL) != 0);
+}
+static PyObject *consumer_get_at_most_once(ConsumerObject *self, void *c)
+{
+	return PyBool_FromLong((self->flags & RMPSC_GROUP_AT_MOST_ONCE) != 0);
+}
+
+static PyObject *consumer_repr(ConsumerObject *self)
+{
+	return PyUnicode_FromFormat("<ringmpsc.Consumer group=%R%s%s%s>", self->group,
+				    self->flags & RMPSC_GROUP_EPHEMERAL ? " ephemeral" : "",
+				    self->flags & RMPSC_GROUP_AT_MOST_ONCE ? " at_most_once" : "",
+				    self->cs.ch ? "" : " closed");
+}
+
+/* A Consumer is always true, even when empty (as Channel). */
+static int consumer_bool(PyObject *self)
+{
+	return 1;
+}
+
+PyDoc_STRVAR(consumer_doc,
+"A member of a consumer group of a Channel, made by Channel.consumer(group).\n\
+\n\
+Every group receives every record committed after the group was created\n\
+(fan-out); inside a group each record goes to one member (work sharing between\n\
+processes). A Consumer has the consumer methods of Channel (recv, recv_nowait,\n\
+recv_many, recv_into, read, recv_bytes, iteration, len) for its group, and its own\n\
+handle on the channel's memory. close() (or leaving a with block) leaves the\n\
+group; it does not close the channel. last_deliveries is 1 when the records the\n\
+last receive returned were delivered for the first time, more when a member of\n\
+the group died holding them. Consumers of one group made from one Channel in one\n\
+process share one membership (as the core's handles do) and take turns.\n\
+Consumers do not pickle; one inherited through fork joins its group anew in the\n\
+child when used there.");
+
+static PyMethodDef consumer_methods[] = {
+	CONSUMER_SIDE_METHODS,
+	{ "close", (PyCFunction)consumer_close, METH_NOARGS, consumer_close_doc },
+	{ "__enter__", (PyCFunction)self_enter, METH_NOARGS, enter_doc },
+	{ "__exit__", (PyCFunction)(void (*)(void))consumer_exit, METH_FASTCALL, consumer_exit_doc },
+	{ "__reduce__", (PyCFunction)not_picklable, METH_NOARGS, NULL },
+	{ NULL },
+};
+
+static PyGetSetDef consumer_getset[] = {
+	{ "group", (getter)consumer_get_group, NULL, "The name of the group this Consumer is a member of.", NULL },
+	{ "channel", (getter)consumer_get_channel, NULL, "The Channel it was made from.", NULL },
+	{ "closed", (getter)consumer_get_closed, NULL, "True after close().", NULL },
+	{ "ephemeral", (getter)consumer_get_ephemeral, NULL, "The group goes away with its last member.", NULL },
+	{ "at_most_once", (getter)consumer_get_at_most_once, NULL,
+	  "Records a dead member held are dropped, not delivered again.", NULL },
+	{ "last_deliveries", (getter)cs_get_last_deliveries, NULL, LAST_DELIVERIES_DOC, NULL },
+	{ NULL },
+};
+
+static PyMemberDef consumer_members[] = {
+	{ "__weaklistoffset__", T_PYSSIZET, offsetof(ConsumerObject, weakrefs), READONLY },
+	{ NULL },
+};
+
+static PyType_Slot consumer_slots[] = {
+	{ Py_tp_doc, (void *)consumer_doc },
+	{ Py_tp_dealloc, consumer_dealloc },
+	{ Py_tp_repr, consumer_repr },
+	{ Py_tp_methods, consumer_methods },
+	{ Py_tp_getset, consumer_getset },
+	{ Py_tp_members, consumer_members },
+	{ Py_tp_iter, PyObject_SelfIter },
+	{ Py_tp_iternext, cs_iternext },
+	{ Py_sq_length, cs_len },
+	{ Py_mp_length, cs_len },
+	{ Py_nb_bool, consumer_bool },
+	{ 0, NULL },
+};
+
+PyType_Spec consumer_spec = {
+	.name = "ringmpsc.Consumer",
+	.basicsize = sizeof(ConsumerObject),
+	.flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_IMMUTABLETYPE | Py_TPFLAGS_DISALLOW_INSTANTIATION,
+	.slots = consumer_slots,
+};
