@@ -60,6 +60,8 @@ struct opts {
 	int consumer_read;          /* batched consumer uses read/advance instead of consume */
 	int do_spsc, do_mpsc, do_pingpong, do_cacheline, do_count_only, do_bare, do_liveness, do_groups;
 	int group_size;             /* record size of the group rows */
+	int group_solo, group_fanout, group_share; /* which group rows (--group-scenarios) */
+	int group_runs;             /* runs of each group row and of its single consumer */
 	int group_batches[MAX_LIST], n_group_batches;
 	int pin;
 	int quick;
@@ -1557,7 +1559,7 @@ static struct g_result g_run(const struct g_cfg *c, const char *label)
 static void g_print_header(void)
 {
 	printf("\nconsumer groups: %d B records; \"single\" = the classic single consumer (max_consumers=1) with the "
-	       "same producers,\nrun alternately with the row; ratio = row / single; fanout rate = the slowest group's; "
+	       "same producers,\nrun alternately with the row; ratio = median of the runs' row / single; fanout rate = the slowest group's; "
 	       "workshare rate = the group's (all members)\n",
 	       O.group_size);
 	printf("%-10s %-34s %4s %4s %5s %8s %8s %6s %6s %6s  %s\n", "scenario", "configuration", "prod", "cons", "batch",
@@ -1565,8 +1567,8 @@ static void g_print_header(void)
 }
 
 static void g_emit_json(const char *impl, const char *scenario, const struct g_cfg *c, double rate, const double *runs,
-			int n_runs, double single, double spread, double foreign, double line_rt, int ok,
-			const double *per, const char *per_key, int n_per)
+			int n_runs, double single, double ratio, double spread, double foreign, double line_rt, int ok,
+			const double *per, const char *per_key, int n_per, const double *one_thread)
 {
 	if (!json_out)
 		return;
@@ -1589,7 +1591,11 @@ static void g_emit_json(const char *impl, const char *scenario, const struct g_c
 	fprintf(json_out, "],");
 	if (!single_row) {
 		json_num("single_consumer_records_per_s", single, 0);
-		json_num("vs_single_consumer", rate / single, 0);
+		json_num("vs_single_consumer", ratio, 0); /* the median of the pairs' ratios */
+	}
+	if (one_thread) {
+		json_num("one_thread_ns_per_record", one_thread[0], 0);
+		json_num("single_consumer_one_thread_ns_per_record", one_thread[1], 0);
 	}
 	if (per && n_per) {
 		fprintf(json_out, "\"%s\":[", per_key);
@@ -1608,8 +1614,95 @@ static void g_emit_json(const char *impl, const char *scenario, const struct g_c
 	fflush(json_out);
 }
 
-/* One group row and its single-consumer yardstick: a warm-up of each, then --runs runs
- * of each, alternating, so the ratio compares figures taken a fraction of a second apart. */
+/* The cost per record without cross-core traffic: producer and consumer in this one
+ * thread (send, then read + advance; or reserve + fill + commit, then consume), on a
+ * channel with one group of one member (solo) or a classic one. CPU time of the thread,
+ * ns per record; the consumer reads every record and the sum is checked. */
+static double g_one_thread_ns(int solo, uint32_t rs, uint32_t batch, uint64_t records)
+{
+	struct rmpsc_config cfg = { .record_size = rs, .capacity = pick_capacity(batch), .max_producers = 1,
+				    .max_consumers = solo ? 4 : 1 };
+	rmpsc_channel *ch;
+	rmpsc_producer *p = NULL;
+	if (rmpsc_channel_create(&ch, NULL, &cfg, 0) < 0) {
+		fprintf(stderr, "bench_c: one-thread cost: create: %s\n", rmpsc_last_error());
+		any_failure = 1;
+		return NAN;
+	}
+	if (rmpsc_consumer_join(ch, NULL, 0) < 0 || rmpsc_producer_register(ch, &p) < 0) {
+		fprintf(stderr, "bench_c: one-thread cost: join/register: %s\n", rmpsc_last_error());
+		any_failure = 1;
+		rmpsc_channel_release(ch);
+		return NAN;
+	}
+	unsigned char *tmpl = xaligned((size_t)batch * rs);
+	fill_template(tmpl, rs, batch);
+	struct acc acc = { 0, 0, rs };
+	uint64_t seq = 0, sent = 0;
+	int64_t t0 = 0;
+	int fail = 0;
+	for (int pass = 0; pass < 2 && !fail; pass++) { /* pass 0: one lap of the ring, untimed */
+		uint64_t n = pass ? records : cfg.capacity;
+		if (pass) {
+			struct timespec ts;
+			clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+			t0 = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+		}
+		for (uint64_t done = 0; done < n && !fail;) {
+			if (batch == 1) {
+				store_u64(tmpl, seq);
+				const void *r;
+				int k;
+				fail = rmpsc_producer_send(p, tmpl, rs, 0) < 0 || (k = rmpsc_read(ch, 1, 0, &r, NULL)) != 1;
+				if (!fail) {
+					acc.sum += sum_records(r, 1, rs);
+					acc.count++;
+					rmpsc_advance(ch, 1);
+				}
+				seq++;
+				sent++;
+				done++;
+				continue;
+			}
+			void *dst;
+			int k = rmpsc_producer_reserve(p, batch, 0, &dst);
+			if (k < 1) {
+				fail = 1;
+				break;
+			}
+			memcpy(dst, tmpl, (size_t)k * rs);
+			for (int i = 0; i < k; i++)
+				store_u64((unsigned char *)dst + (size_t)i * rs, seq + (uint64_t)i);
+			rmpsc_producer_commit(p, (size_t)k);
+			seq += (uint64_t)k;
+			sent += (uint64_t)k;
+			done += (uint64_t)k;
+			while (acc.count < sent)
+				if (rmpsc_consume(ch, batch, 0, cb_sum, &acc) < 1) {
+					fail = 1;
+					break;
+				}
+		}
+	}
+	struct timespec ts;
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	int64_t t1 = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+	uint64_t want = expected_stamps(0, sent) + sent * extra_words(rs);
+	if (fail || acc.count != sent || acc.sum != want) {
+		fprintf(stderr, "bench_c: one-thread cost (%s, batch %u): FAILED: sent %" PRIu64 " received %" PRIu64 " (%s)\n",
+			solo ? "group-solo" : "classic", batch, sent, acc.count, rmpsc_last_error());
+		any_failure = 1;
+	}
+	free(tmpl);
+	rmpsc_producer_close(p);
+	rmpsc_channel_release(ch);
+	return (double)(t1 - t0) / (double)records;
+}
+
+/* One group row and its single-consumer yardstick: a warm-up of each, then
+ * --group-runs runs of each in pairs (the order alternating: AB BA AB ...), so each
+ * pair compares figures taken a fraction of a second apart. The ratio is the median of
+ * the pairs' ratios: a change in the load of a shared machine between pairs cancels. */
 static void g_row(enum g_kind kind, int producers, int consumers, int procs, uint32_t rs, uint32_t batch)
 {
 	struct g_cfg c = { .kind = kind, .producers = producers, .consumers = consumers, .procs = procs, .rs = rs,
@@ -1624,8 +1717,8 @@ static void g_row(enum g_kind kind, int producers, int consumers, int procs, uin
 		 batch, procs ? " processes" : "");
 	snprintf(slabel, sizeof slabel, "single consumer p=%d rs=%u batch=%u%s (for %s)", producers, rs, batch,
 		 procs ? " processes" : "", g_kind_name(kind));
-	int runs = O.runs > 64 ? 64 : O.runs, ok = 1;
-	double rate[64], single[64], per[G_MAX_CONS][64];
+	int runs = O.group_runs > 64 ? 64 : O.group_runs, ok = 1;
+	double rate[64], single[64], pair[64], per[G_MAX_CONS][64];
 	struct noise_mark mark = noise_now();
 	double line_rt = n_cpus > 1 ? cacheline_run(0.01).p50 : NAN;
 	struct g_cfg wc = c, ws = s; /* untimed warm-up of both */
@@ -1634,17 +1727,24 @@ static void g_row(enum g_kind kind, int producers, int consumers, int procs, uin
 	g_run(&wc, label);
 	uint64_t last_counts[G_MAX_CONS] = { 0 };
 	for (int i = 0; i < runs; i++) {
-		struct g_result b = g_run(&s, slabel);
-		struct g_result r = g_run(&c, label);
+		struct g_result b, r;
+		if (i % 2) {
+			r = g_run(&c, label);
+			b = g_run(&s, slabel);
+		} else {
+			b = g_run(&s, slabel);
+			r = g_run(&c, label);
+		}
 		ok &= b.ok && r.ok;
 		single[i] = b.rec_per_s;
 		rate[i] = r.rec_per_s;
+		pair[i] = b.rec_per_s > 0 ? r.rec_per_s / b.rec_per_s : 0;
 		for (int j = 0; j < consumers; j++)
 			per[j][i] = r.group_rate[j];
 		memcpy(last_counts, r.member_count, sizeof last_counts);
 	}
 	double foreign = foreign_load(mark);
-	double med = median(rate, runs), smed = median(single, runs);
+	double med = median(rate, runs), smed = median(single, runs), ratio = median(pair, runs);
 	double per_med[G_MAX_CONS];
 	for (int j = 0; j < consumers; j++)
 		per_med[j] = median(per[j], runs);
@@ -1663,7 +1763,7 @@ static void g_row(enum g_kind kind, int producers, int consumers, int procs, uin
 	if (!ok)
 		snprintf(note + strlen(note), sizeof note - strlen(note), "CHECK FAILED");
 	printf("%-10s %-34s %4d %4d %5u %8.2f %8.2f %5.2fx %5.0f%% %6.0f  %s\n", g_kind_name(kind), cfgtext, producers,
-	       consumers, batch, med / 1e6, smed / 1e6, med / smed, spread_of(rate, runs, med) * 100, line_rt, note);
+	       consumers, batch, med / 1e6, smed / 1e6, ratio, spread_of(rate, runs, med) * 100, line_rt, note);
 	if (kind == G_FANOUT) {
 		printf("%-10s   per group Mrec/s:", "");
 		for (int j = 0; j < consumers; j++)
@@ -1679,23 +1779,41 @@ static void g_row(enum g_kind kind, int producers, int consumers, int procs, uin
 		printf("\n");
 	}
 	fflush(stdout);
+	/* group-solo: also the cost per record in one thread, alternately, the least of
+	 * --group-runs each (no cross-core traffic: what a noisy machine disturbs least). */
+	double one[2] = { NAN, NAN };
+	if (kind == G_SOLO) {
+		uint64_t n = (uint64_t)(O.duration_s * (batch == 1 ? 2e6 : 2e7));
+		watchdog_arm("one-thread cost", 4.0 * runs * O.duration_s);
+		for (int i = 0; i < runs; i++)
+			for (int k = 0; k < 2; k++) {
+				double v = g_one_thread_ns((i + k) % 2 == 0, rs, batch, n);
+				int slot = (i + k) % 2 == 0 ? 0 : 1;
+				if (isnan(one[slot]) || v < one[slot])
+					one[slot] = v;
+			}
+		alarm(0);
+		printf("%-10s   one thread (producer and consumer in this thread, CPU time, least of %d): %.2f ns/record, "
+		       "classic %.2f ns/record: rate ratio %.3fx\n",
+		       "", runs, one[0], one[1], one[1] / one[0]);
+	}
 	const char *scen = kind == G_SOLO ? "group-solo" : kind == G_FANOUT ? "fanout" : "workshare";
-	g_emit_json("ringmpsc", scen, &c, med, rate, runs, smed, spread_of(rate, runs, med), foreign, line_rt, ok,
+	g_emit_json("ringmpsc", scen, &c, med, rate, runs, smed, ratio, spread_of(rate, runs, med), foreign, line_rt, ok,
 		    kind == G_SOLO ? NULL : per_med, kind == G_FANOUT ? "group_records_per_s" : "member_records_per_s",
-		    consumers);
-	g_emit_json("single_consumer", scen, &s, smed, single, runs, NAN, spread_of(single, runs, smed), foreign,
-		    line_rt, ok, NULL, NULL, 0);
+		    consumers, kind == G_SOLO ? one : NULL);
+	g_emit_json("single_consumer", scen, &s, smed, single, runs, NAN, NAN, spread_of(single, runs, smed), foreign,
+		    line_rt, ok, NULL, NULL, 0, NULL);
 }
 
 static void groups_rows(void)
 {
 	uint32_t rs = (uint32_t)O.group_size;
 	g_print_header();
-	for (int bi = 0; bi < O.n_group_batches; bi++)
+	for (int bi = 0; O.group_solo && bi < O.n_group_batches; bi++)
 		g_row(G_SOLO, 1, 1, 0, rs, (uint32_t)O.group_batches[bi]);
-	for (int bi = 0; bi < O.n_group_batches; bi++)
+	for (int bi = 0; O.group_fanout && bi < O.n_group_batches; bi++)
 		g_row(G_FANOUT, 1, 4, 0, rs, (uint32_t)O.group_batches[bi]);
-	for (int pi = 0; pi < 2; pi++)
+	for (int pi = 0; O.group_share && pi < 2; pi++)
 		for (int bi = 0; bi < O.n_group_batches; bi++)
 			g_row(G_SHARE, pi ? 4 : 1, 4, 1, rs, (uint32_t)O.group_batches[bi]);
 }
@@ -1719,6 +1837,8 @@ static void usage(FILE *f)
 		"  --groups            only the consumer-group rows (= --only groups)\n"
 		"  --group-batches L   batch sizes of the group rows (default 1,32)\n"
 		"  --group-size B      record size of the group rows (default 64)\n"
+		"  --group-scenarios L any of solo,fanout,workshare (default all)\n"
+		"  --group-runs N      runs of each group row and its single consumer (default 2 x --runs)\n"
 		"  --quick             a ~20 s subset: 3 runs of 120 ms, SPSC + the largest MPSC count, the group rows\n"
 		"  --no-bare           skip the hand-written SPSC yardstick in the spsc rows\n"
 		"  --no-pin            do not pin threads\n"
@@ -1751,6 +1871,7 @@ static void parse_args(int argc, char **argv)
 	O.do_spsc = O.do_mpsc = O.do_pingpong = O.do_cacheline = O.do_count_only = O.do_bare = 1;
 	O.do_liveness = O.do_groups = 1;
 	O.group_size = 64;
+	O.group_solo = O.group_fanout = O.group_share = 1;
 	int runs_set = 0, dur_set = 0;
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
@@ -1811,6 +1932,14 @@ static void parse_args(int argc, char **argv)
 		} else if (!strcmp(a, "--group-batches")) {
 			NEED_VALUE;
 			O.n_group_batches = parse_list(v, O.group_batches, MAX_LIST);
+		} else if (!strcmp(a, "--group-scenarios")) {
+			NEED_VALUE;
+			O.group_solo = strstr(v, "solo") != NULL;
+			O.group_fanout = strstr(v, "fanout") != NULL;
+			O.group_share = strstr(v, "workshare") != NULL;
+		} else if (!strcmp(a, "--group-runs")) {
+			NEED_VALUE;
+			O.group_runs = atoi(v);
 		} else if (!strcmp(a, "--group-size")) {
 			NEED_VALUE;
 			O.group_size = atoi(v);
@@ -1852,6 +1981,8 @@ static void parse_args(int argc, char **argv)
 		memcpy(O.sizes, d, sizeof d);
 		O.n_sizes = 3;
 	}
+	if (O.group_runs <= 0)
+		O.group_runs = 2 * O.runs;
 	if (O.n_group_batches == 0) {
 		O.group_batches[0] = 1;
 		O.group_batches[1] = 32;

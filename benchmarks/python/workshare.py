@@ -48,14 +48,10 @@ import os
 import platform
 import signal
 import statistics
-import struct
-import sys
 import time
 
 import ringmpsc
-
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from peers import CAPACITY, RS, STEP, U64, Hang, cpu_ticks, expected_sum, fmt_rate, make_records  # noqa: E402
+from peers import CAPACITY, RS, STEP, U64, Hang, cpu_ticks, expected_sum, fmt_rate, make_records  # this directory
 
 try:
     import faster_fifo
@@ -263,7 +259,7 @@ def run_once(impl, path, batch, producers, consumers, cycle, reps):
             p.start()
         signal.alarm(90)
         pids = [os.getpid()] + [p.pid for p in procs]
-        c0 = cpu_ticks(pids)  # everybody waits at the barrier meanwhile
+        c0, w0 = cpu_ticks(pids), time.monotonic()  # everybody waits at the barrier meanwhile
         barrier.wait()
         t0 = time.monotonic()
         if not setup.done.wait(60):
@@ -271,7 +267,7 @@ def run_once(impl, path, batch, producers, consumers, cycle, reps):
         end_run(setup)
         got = [results.get() for _ in range(consumers)]
         t1 = max(g[3] for g in got)
-        c1 = cpu_ticks(pids)  # before the joins: /proc/PID goes with the reaped process
+        c1, w1 = cpu_ticks(pids), time.monotonic()  # before the joins: /proc/PID goes with the reaped process
         for p in procs:
             p.join(30)
         signal.alarm(0)
@@ -286,8 +282,8 @@ def run_once(impl, path, batch, producers, consumers, cycle, reps):
                                "(sum %d): records lost, duplicated or corrupted" % (impl, path, n, acc, total, want))
         others = None
         if c0 and c1:
-            others = max(0.0, ((c1[0] - c0[0]) - (c1[1] - c0[1])) / os.sysconf("SC_CLK_TCK")
-                         / ((t1 - t0) * (os.cpu_count() or 1)))
+            others = min(1.0, max(0.0, ((c1[0] - c0[0]) - (c1[1] - c0[1])) / os.sysconf("SC_CLK_TCK")
+                                  / ((w1 - w0) * (os.cpu_count() or 1))))
         share = [g[1] / n for g in sorted(got)]
         return total / (t1 - t0), others, share
     finally:

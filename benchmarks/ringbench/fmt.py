@@ -100,7 +100,9 @@ def impl_label(r):
     return "%s" % r.get("impl")
 
 
-def scen_label(scen, producers, processes, suite):
+def scen_label(scen, producers, processes, suite, consumers=None):
+    if scen in ("fanout", "workshare") and isinstance(consumers, int) and consumers > 1:
+        scen = "%s %s→%d" % (scen, producers, consumers)
     if suite == "python" and scen != "threads":
         return "%s (%s)" % (scen, "processes" if processes else "threads")
     return str(scen)
