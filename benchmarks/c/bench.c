@@ -62,6 +62,7 @@ struct opts {
 	int group_size;             /* record size of the group rows */
 	int group_solo, group_fanout, group_share; /* which group rows (--group-scenarios) */
 	int group_runs;             /* runs of each group row and of its single consumer */
+	double group_duration_s;    /* length of one of those runs */
 	int group_batches[MAX_LIST], n_group_batches;
 	int pin;
 	int quick;
@@ -1706,7 +1707,7 @@ static double g_one_thread_ns(int solo, uint32_t rs, uint32_t batch, uint64_t re
 static void g_row(enum g_kind kind, int producers, int consumers, int procs, uint32_t rs, uint32_t batch)
 {
 	struct g_cfg c = { .kind = kind, .producers = producers, .consumers = consumers, .procs = procs, .rs = rs,
-			   .batch = batch, .capacity = pick_capacity(batch), .duration_s = O.duration_s };
+			   .batch = batch, .capacity = pick_capacity(batch), .duration_s = O.group_duration_s };
 	/* The yardstick is placed as the row is: both pinned, or (oversubscribed) neither. */
 	c.pin = O.pin && n_cpus > 1 && !g_oversubscribed(&c);
 	struct g_cfg s = c;
@@ -1783,8 +1784,8 @@ static void g_row(enum g_kind kind, int producers, int consumers, int procs, uin
 	 * --group-runs each (no cross-core traffic: what a noisy machine disturbs least). */
 	double one[2] = { NAN, NAN };
 	if (kind == G_SOLO) {
-		uint64_t n = (uint64_t)(O.duration_s * (batch == 1 ? 2e6 : 2e7));
-		watchdog_arm("one-thread cost", 4.0 * runs * O.duration_s);
+		uint64_t n = (uint64_t)(O.group_duration_s * (batch == 1 ? 2e6 : 2e7));
+		watchdog_arm("one-thread cost", 4.0 * runs * O.group_duration_s);
 		for (int i = 0; i < runs; i++)
 			for (int k = 0; k < 2; k++) {
 				double v = g_one_thread_ns((i + k) % 2 == 0, rs, batch, n);
@@ -1838,7 +1839,8 @@ static void usage(FILE *f)
 		"  --group-batches L   batch sizes of the group rows (default 1,32)\n"
 		"  --group-size B      record size of the group rows (default 64)\n"
 		"  --group-scenarios L any of solo,fanout,workshare (default all)\n"
-		"  --group-runs N      runs of each group row and its single consumer (default 2 x --runs)\n"
+		"  --group-runs N      runs of each group row and its single consumer (default 2 x --runs; --quick 4)\n"
+		"  --group-duration-ms MS  length of one of those runs (default 150; --quick 100)\n"
 		"  --quick             a ~20 s subset: 3 runs of 120 ms, SPSC + the largest MPSC count, the group rows\n"
 		"  --no-bare           skip the hand-written SPSC yardstick in the spsc rows\n"
 		"  --no-pin            do not pin threads\n"
@@ -1940,6 +1942,9 @@ static void parse_args(int argc, char **argv)
 		} else if (!strcmp(a, "--group-runs")) {
 			NEED_VALUE;
 			O.group_runs = atoi(v);
+		} else if (!strcmp(a, "--group-duration-ms")) {
+			NEED_VALUE;
+			O.group_duration_s = atof(v) / 1000;
 		} else if (!strcmp(a, "--group-size")) {
 			NEED_VALUE;
 			O.group_size = atoi(v);
@@ -1981,8 +1986,10 @@ static void parse_args(int argc, char **argv)
 		memcpy(O.sizes, d, sizeof d);
 		O.n_sizes = 3;
 	}
-	if (O.group_runs <= 0)
-		O.group_runs = 2 * O.runs;
+	if (O.group_runs <= 0) /* pairs: a ratio needs more of them than a rate does */
+		O.group_runs = O.quick && !runs_set ? 4 : 2 * O.runs;
+	if (O.group_duration_s <= 0)
+		O.group_duration_s = O.quick ? 0.10 : 0.15;
 	if (O.n_group_batches == 0) {
 		O.group_batches[0] = 1;
 		O.group_batches[1] = 32;

@@ -35,7 +35,8 @@ end, the rate is every record received ÷ that time. A short warm-up run sizes e
 row (about --seconds per run); the reported rate is the median of --runs runs,
 taken in rounds (every row once per round). Nothing is pinned: with more processes
 than CPUs (the rows say oversubscribed) the scheduler shares them, as it would for
-any user of these queues. --quick: 5 runs of ~0.1 s; default: 7 runs of ~0.3 s.
+any user of these queues. --quick: 3 runs of ~0.1 s (about 10 s on 2 cores); default: 5
+runs of ~0.25 s (about 25 s).
 
 --json FILE writes one JSON object per row and line (the fields of peers.py, plus
 consumers, oversubscribed and member_share = each consumer's share of the records in
@@ -310,19 +311,19 @@ def _alarm(signum, frame):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
-    ap.add_argument("--quick", action="store_true", help="fewer, shorter runs (about 15 s on 2 cores)")
+    ap.add_argument("--quick", action="store_true", help="fewer, shorter runs (about 10 s on 2 cores)")
     ap.add_argument("--json", metavar="FILE", help="write one JSON row per line to FILE")
     ap.add_argument("--batch", type=int, default=64, help="records per batched call, every queue (default 64)")
     ap.add_argument("--producers", default="1,4", help="producer process counts, one scenario each (default 1,4)")
     ap.add_argument("--consumers", type=int, default=4, help="consumer processes sharing the work (default 4)")
-    ap.add_argument("--runs", type=int, help="measured runs per row (default 7; --quick 5)")
-    ap.add_argument("--seconds", type=float, help="target length of one run (default 0.3; --quick 0.1)")
+    ap.add_argument("--runs", type=int, help="measured runs per row (default 5; --quick 3)")
+    ap.add_argument("--seconds", type=float, help="target length of one run (default 0.25; --quick 0.1)")
     ap.add_argument("--impls", help="only these impls (comma-separated, e.g. ringmpsc,faster-fifo)")
     args = ap.parse_args()
     if args.runs is None:
-        args.runs = 5 if args.quick else 7
+        args.runs = 3 if args.quick else 5
     if args.seconds is None:
-        args.seconds = 0.1 if args.quick else 0.3
+        args.seconds = 0.1 if args.quick else 0.25
     try:
         plist = [int(x) for x in args.producers.split(",")]
     except ValueError:
