@@ -546,9 +546,7 @@ default group's consumer side to finish. Safe to call when not a member.");
 static PyObject *channel_leave(ChannelObject *self, PyObject *unused)
 {
 	consumer_side *cs = &self->cs;
-	if (hlock_acquire(&cs->gl->lock, cs->st, FOREVER,
-			  "this thread holds the consumer side of this group (an open read() view): "
-			  "consume or cancel it first") != 0)
+	if (hlock_acquire(&cs->gl->lock, cs->st, FOREVER, CONSUMER_BUSY) != 0)
 		return NULL;
 	Py_BEGIN_ALLOW_THREADS
 	rmpsc_consumer_leave(cs->ch);

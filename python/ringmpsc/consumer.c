@@ -16,7 +16,7 @@
 #include "args.h"
 #include "blocking.h"
 
-static const char CONSUMER_BUSY[] =
+const char CONSUMER_BUSY[] =
 	"this thread holds the consumer side of this group (an open read() view): consume or cancel it first";
 
 /* ------------------------------------------------------------------------- */
@@ -453,6 +453,12 @@ PyObject *consumer_new(ChannelObject *chan, PyObject *o_group, unsigned flags)
 		Py_DECREF(self);
 		return NULL;
 	}
+	/* Joining may share the membership of the Channel or another Consumer of this
+	 * group in this process: one thread at a time, as for any consumer call. */
+	if (hlock_acquire(&self->cs.gl->lock, st, FOREVER, CONSUMER_BUSY) != 0) {
+		Py_DECREF(self);
+		return NULL;
+	}
 	rmpsc_channel *h = NULL;
 	int rc, err;
 	/* Joining may recover dead members, or wait for the group table's lock. */
@@ -462,6 +468,7 @@ PyObject *consumer_new(ChannelObject *chan, PyObject *o_group, unsigned flags)
 		rc = rmpsc_consumer_join(h, group, flags);
 	err = errno;
 	Py_END_ALLOW_THREADS
+	hlock_release(&self->cs.gl->lock);
 	if (rc < 0) {
 		raise_rc(st, rc, err, ON_OTHER, NULL); /* the core's message first: it is this thread's */
 		if (h)

@@ -197,6 +197,7 @@ extern const char enter_doc[];
 glock *glock_get(ChannelObject *chan, const char *group);
 void glock_put(ChannelObject *chan, glock *gl);
 PyObject *consumer_new(ChannelObject *chan, PyObject *group, unsigned flags);
+extern const char CONSUMER_BUSY[]; /* RuntimeError: this thread holds the group's lock (a ReadView) */
 PyObject *cs_recv(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames);
 PyObject *cs_recv_nowait(PyObject *self, PyObject *unused);
 PyObject *cs_recv_many(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames);

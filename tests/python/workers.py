@@ -204,3 +204,94 @@ def put_jobs(q, first, count):
     for i in range(first, first + count):
         q.put(b"job %d" % i)
     return os.getpid()
+
+
+# --- consumer groups (test_groups.py) -------------------------------------------------
+
+GROUP_REC = struct.Struct("<Q")  # records of the group tests: one u64 id
+RESULT = struct.Struct("<QQ")  # a worker's report: its pid, a record id it received
+
+
+def share_worker(ch, results, n_workers, group=None, watchdog=60):
+    """A worker of a group (the Channel's default group, or `group` through a Consumer):
+    take records until the channel is closed and drained, reporting each id to `results`.
+
+    After its first record it waits until every worker has reported one (the
+    results channel's committed count), so that each worker provably takes some.
+    Returns this process's pid (for Pool).
+    """
+    if watchdog:
+        arm_watchdog(watchdog)
+    src = ch if group is None else ch.consumer(group)
+    pid = os.getpid()
+    with results.producer() as out:
+        first = GROUP_REC.unpack(src.recv(timeout=30))[0]
+        out.send(RESULT.pack(pid, first))
+        deadline = time.monotonic() + 30
+        while results.stats()["committed"] < n_workers:
+            assert time.monotonic() < deadline, "the other workers never took a record"
+            time.sleep(0.001)
+        while True:
+            try:
+                rec = src.recv(timeout=30)
+            except ringmpsc.Closed:
+                break
+            out.send(RESULT.pack(pid, GROUP_REC.unpack(rec)[0]))
+    if group is not None:
+        src.close()
+    signal.alarm(0)  # a Pool worker lives on after its task
+    return pid
+
+
+def share_pool_task(args):
+    return share_worker(*args)
+
+
+def hold_and_wait(ch, conn, group=None, flags=(), max_records=4):
+    """Join (the default group, or `group`), read up to max_records and never
+    advance: report the ids held through `conn`, then wait to be killed."""
+    arm_watchdog(60)
+    src = ch if group is None else ch.consumer(group, **dict.fromkeys(flags, True))
+    if max_records:
+        v = src.read(max_records, timeout=30)
+        ids = [GROUP_REC.unpack_from(memoryview(v), i * GROUP_REC.size)[0] for i in range(len(v))]
+        conn.send((ids, v.deliveries))
+    else:
+        conn.send(([], 0))
+    while True:
+        signal.pause()
+
+
+def member_loop(conn, ch, group, flags):
+    """A member process of the stateful test: runs the parent's commands one at a
+    time and answers each (errors as ('error', type name, message))."""
+    arm_watchdog(120)
+    c = view = None
+    while True:
+        cmd, arg = conn.recv()
+        try:
+            if cmd == "join":
+                c = ch.consumer(group, ephemeral="ephemeral" in flags, at_most_once="at_most_once" in flags)
+                out = None
+            elif cmd == "recv":
+                rec = c.recv_nowait()
+                out = ([GROUP_REC.unpack(rec)[0]], c.last_deliveries)
+            elif cmd == "read":
+                view = c.read(arg, timeout=0)
+                mv = memoryview(view)
+                out = ([GROUP_REC.unpack_from(mv, i * GROUP_REC.size)[0] for i in range(len(view))],
+                       view.deliveries)
+                mv.release()
+            elif cmd == "consume":
+                view.consume(arg)
+                view = None
+                out = None
+            elif cmd == "leave":
+                c.close()
+                c = None
+                out = None
+            else:
+                raise ValueError(cmd)
+            conn.send(("ok", out))
+        except ringmpsc.Error as e:
+            conn.send(("error", type(e).__name__, str(e)))
