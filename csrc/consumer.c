@@ -733,15 +733,18 @@ uint64_t rmpsc_pending(const rmpsc_channel *ch)
 {
 	if (!ch)
 		return 0;
-	/* Our group's (the default group's, before we join one) unreleased records. */
-	uint32_t g = ch->member >= 0 ? ch->group : 0;
+	/* A member: its group's unreleased records. Anyone else: those some group has
+	 * not released yet. */
+	int member = ch->member >= 0 && ch->member_gen == fork_generation();
 	uint64_t total = 0;
 	uint32_t n_slots = slot_limit(ch);
 	for (uint32_t s = 0; s < n_slots; s++) {
 		struct ring_ctrl *c = slot_ctrl(ch, s);
 		if (owner_state(load_relaxed(&c->owner)) == RMPSC_SLOT_FENCED)
 			continue;
-		uint64_t n = load_acquire(&c->tail) - load_acquire(group_head(ch, g, s));
+		uint64_t tail = load_acquire(&c->tail);
+		uint64_t n =
+			tail - (member ? load_acquire(group_head(ch, ch->group, s)) : rmpsc__released_head(ch, s, tail));
 		total += n <= ch->L.capacity ? n : 0; /* a racing snapshot, or a corrupt ring */
 	}
 	return total;

@@ -19,8 +19,6 @@
 #include "error.h"
 #include "group.h"
 #include "handle.h"
-#include "slab.h"
-#include "slot.h"
 #include "wait.h"
 
 #define GROUPS_LOCK_WAIT_NS 5000000000ll /* a live creator holds the table lock for microseconds */
@@ -690,11 +688,13 @@ static int take_over_place(rmpsc_channel *ch, uint32_t g, uint64_t me)
 static int take_free_place(rmpsc_channel *ch, uint32_t g, uint64_t gen_mode, uint64_t me)
 {
 	struct group *grp = group_at(ch, g);
-	uint64_t word = owner_word(MEMBER_ACTIVE, me);
+	/* RECOVERING(me) until counted in and held: another handle of this process
+	 * shares only an ACTIVE place, so its let-go cannot free it under us. */
+	uint64_t held = owner_word(MEMBER_RECOVERING, me);
 	for (uint32_t e = 0; e < ch->L.max_consumers; e++) {
 		struct member *mb = member_at(ch, e);
 		uint64_t w = MEMBER_FREE;
-		if (load_relaxed(&mb->owner) != MEMBER_FREE || !cas_acq_rel(&mb->owner, &w, word))
+		if (load_relaxed(&mb->owner) != MEMBER_FREE || !cas_acq_rel(&mb->owner, &w, held))
 			continue;
 		store_relaxed(&mb->claim, 0);
 		store_relaxed(&mb->deliveries, 0);
@@ -703,7 +703,7 @@ static int take_free_place(rmpsc_channel *ch, uint32_t g, uint64_t gen_mode, uin
 		uint64_t m = load_acquire(&grp->mode);
 		for (;;) {
 			if (mode_kind(m) == MODE_REMOVED || m >> MODE_GEN_SHIFT != gen_mode >> MODE_GEN_SHIFT) {
-				cas_acq_rel(&mb->owner, &word, (uint64_t)MEMBER_FREE);
+				cas_acq_rel(&mb->owner, &held, (uint64_t)MEMBER_FREE);
 				return 0;
 			}
 			uint32_t n = mode_count(m), k = mode_kind(m);
@@ -716,8 +716,9 @@ static int take_free_place(rmpsc_channel *ch, uint32_t g, uint64_t gen_mode, uin
 				break;
 			}
 		}
-		rmpsc__member_hold(&ch->file, e, &mb->owner, word);
+		rmpsc__member_hold(&ch->file, e, &mb->owner, held); /* ours: cannot fail */
 		become_member(ch, e, g, me); /* alone (count was 0): heads are at the cursors, see go_solo */
+		store_release(&mb->owner, owner_word(MEMBER_ACTIVE, me));
 		return 1;
 	}
 	return -1;

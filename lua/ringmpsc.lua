@@ -15,21 +15,26 @@
 -- close or error. Under nginx never pass a timeout > 0 from a request or timer: a
 -- blocking call blocks the whole worker; poll with 0 and ngx.sleep instead.
 --
--- Order is FIFO per producer, none across producers. One process at a time holds
--- the consumer role (claimed by its first recv/read); a dead holder's role is taken
--- over. A producer belongs to the process that registered it: after fork, register
--- a new one in the child (the inherited one answers "forked").
+-- Order is FIFO per producer, none across producers. Consumers are members of
+-- groups: every group receives every record (fan-out), inside a group each record
+-- goes to one member (work sharing). A channel handle joins the default group with
+-- its first recv/read (one consumer process, max_consumers = 1, by default; a dead
+-- one's place is taken over); ch:consumer(group) makes a Consumer of its own handle
+-- in any group. A producer belongs to the process that registered it: after fork,
+-- register a new one in the child (the inherited one answers "forked").
 
 local ffi = require "ffi"
+local bit = require "bit"
 
 local ffi_new, ffi_string, ffi_cast, ffi_gc, ffi_typeof = ffi.new, ffi.string, ffi.cast, ffi.gc, ffi.typeof
 local type, error, tonumber, setmetatable, tostring = type, error, tonumber, setmetatable, tostring
 local concat = table.concat
+local band = bit.band
 
 local _M = { _VERSION = "0.3.0" } -- from VERSION by scripts/version.sh; do not edit
 
 -- Exactly the declarations this module uses, copied from csrc/include/ringmpsc.h
--- (tests/lua/cdef_spec.lua checks each against the preprocessed header; the two
+-- (tests/lua/cdef_spec.lua checks each against the preprocessed header; the
 -- flags are macros there, static consts here). Guarded so that a second load of
 -- this file into the same state (package.loaded cleared by a test) does not fail
 -- with "attempt to redefine".
@@ -61,6 +66,8 @@ enum rmpsc_slot_state {
 
 static const unsigned RMPSC_OPEN_INTERRUPTIBLE = 0x1;
 static const unsigned RMPSC_CREATE_FULL_FENCES = 0x2;
+static const unsigned RMPSC_GROUP_EPHEMERAL = 0x1;
+static const unsigned RMPSC_GROUP_AT_MOST_ONCE = 0x2;
 
 typedef struct rmpsc_channel rmpsc_channel;
 typedef struct rmpsc_producer rmpsc_producer;
@@ -105,6 +112,27 @@ struct rmpsc_stats {
 	uint32_t recovered_members;
 };
 
+struct rmpsc_group_stats {
+	char name[31u + 1];
+	uint32_t flags;
+	uint32_t members;
+	uint32_t live_members;
+	uint32_t solo;
+	uint32_t claims;
+	uint64_t pending;
+	uint64_t unreleased;
+	uint64_t redelivered;
+};
+
+struct rmpsc_member_stats {
+	uint32_t pid;
+	uint32_t alive;
+	uint32_t group;
+	uint32_t state;
+	uint32_t claim_slot;
+	uint32_t claim_count;
+};
+
 const char *rmpsc_last_error(void);
 
 int rmpsc_channel_create(rmpsc_channel **out, const char *name,
@@ -128,8 +156,13 @@ int rmpsc_producer_send(rmpsc_producer *p, const void *data, size_t len, int64_t
 int rmpsc_producer_send_many(rmpsc_producer *p, const void *records, size_t count,
 			     int64_t timeout_ns);
 
+int rmpsc_consumer_join(rmpsc_channel *ch, const char *group, unsigned flags);
+void rmpsc_consumer_leave(rmpsc_channel *ch);
+const char *rmpsc_consumer_group(const rmpsc_channel *ch);
 int rmpsc_consumer_claim(rmpsc_channel *ch);
 void rmpsc_consumer_release(rmpsc_channel *ch);
+int rmpsc_group_remove(rmpsc_channel *ch, const char *group);
+uint32_t rmpsc_deliveries(const rmpsc_channel *ch);
 int rmpsc_recv(rmpsc_channel *ch, void *buf, size_t max, int64_t timeout_ns);
 int rmpsc_read(rmpsc_channel *ch, size_t max, int64_t timeout_ns, const void **ptr,
 	       uint32_t *slot);
@@ -149,6 +182,8 @@ int64_t rmpsc_read_bytes(rmpsc_channel *ch, int64_t timeout_ns, const void **byt
 int rmpsc_advance_bytes(rmpsc_channel *ch);
 int64_t rmpsc_recv_bytes(rmpsc_channel *ch, void *buf, size_t cap, int64_t timeout_ns);
 
+int rmpsc_group_stats(const rmpsc_channel *ch, struct rmpsc_group_stats *groups, uint32_t max_groups,
+		      struct rmpsc_member_stats *members, uint32_t max_members, uint32_t *n_members);
 int rmpsc_stats(const rmpsc_channel *ch, struct rmpsc_stats *out,
 		struct rmpsc_ring_stats *rings, uint32_t max_rings);
 int rmpsc_reclaim_dead(rmpsc_channel *ch);
@@ -292,6 +327,7 @@ local prod_out = ffi_new("rmpsc_producer *[1]")
 local ptr_out = ffi_new("void *[1]")
 local cptr_out = ffi_new("const void *[1]")
 local slot_out = ffi_new("uint32_t[1]")
+local count_out = ffi_new("uint32_t[1]")
 local config_out = ffi_new("struct rmpsc_config")
 local u8ptr_t = ffi_typeof("uint8_t *")
 local cu8ptr_t = ffi_typeof("const uint8_t *")
@@ -346,15 +382,24 @@ local Channel = {}
 Channel.__index = Channel
 local Producer = {}
 Producer.__index = Producer
-_M.Channel, _M.Producer = Channel, Producer
+-- A Consumer is a channel handle of its own (attached through the channel's fd),
+-- member of one group. It has the Channel's consumer methods -- the same functions
+-- (assigned below), which read only _chs, _buf, record_size and slab_count -- and
+-- no producer or channel-wide ones.
+local Consumer = {}
+Consumer.__index = Consumer
+_M.Channel, _M.Producer, _M.Consumer = Channel, Producer, Consumer
 
 local function closed_handle(what)
 	error("ringmpsc: " .. what, 3)
 end
 
--- Wrap a fresh rmpsc_channel* (in chan_out[0]).
-local function wrap_channel(raw)
-	local chs = { ch = raw, prods = {} }
+-- Wrap a fresh rmpsc_channel* (in chan_out[0]) as an object of metatable mt
+-- (Channel or Consumer). `flags`: its open flags (the interruptible bit), which
+-- the consumers made from a channel inherit. `gone`: what a call on it says once
+-- it is released.
+local function wrap_channel(raw, mt, flags, gone)
+	local chs = { ch = raw, prods = {}, gone = gone }
 	local gced = ffi_gc(chan_out[0], function()
 		channel_state_release(chs)
 	end)
@@ -365,14 +410,19 @@ local function wrap_channel(raw)
 		_ch = gced,
 		_chs = chs,
 		_buf = ffi_new(u8arr_t, rs),   -- recv's copy-out buffer
+		_flags = flags,
 		record_size = rs,
 		capacity = tonumber(config_out.capacity),
 		max_producers = tonumber(config_out.max_producers),
 		slab_size = tonumber(config_out.slab_size),
 		slab_count = tonumber(config_out.slab_count),
+		max_consumers = tonumber(config_out.max_consumers),
+		max_groups = tonumber(config_out.max_groups),
 		name = name ~= nil and ffi_string(name) or nil,
-	}, Channel)
+	}, mt)
 end
+
+local CHANNEL_GONE = "channel handle is released"
 
 -- `level`: error() level of the public function's caller (default: our caller's caller).
 local function check_flags(opts, fname, level)
@@ -411,8 +461,9 @@ local function opt_u32(opts, key, default)
 end
 
 -- ringmpsc.new{ record_size =, capacity = 1024, max_producers = 16, name = nil,
---               slab_size = 0, slab_count = 0, interruptible = false,
---               full_fences = false, start_position = 0 }
+--               slab_size = 0, slab_count = 0, max_consumers = 1, max_groups = nil,
+--               interruptible = false, full_fences = false, start_position = 0 }
+-- max_groups nil (0): as many as max_consumers (at most 64).
 function _M.new(opts)
 	if type(opts) ~= "table" then
 		argerror(1, "new", "table", opts)
@@ -426,7 +477,7 @@ function _M.new(opts)
 	end
 	local cfg = ffi_new("struct rmpsc_config")
 	for _, f in ipairs { { "record_size" }, { "capacity", 1024 }, { "max_producers", 16 },
-		{ "slab_size", 0 }, { "slab_count", 0 } } do
+		{ "slab_size", 0 }, { "slab_count", 0 }, { "max_consumers", 1 }, { "max_groups", 0 } } do
 		local v = opt_u32(opts, f[1], f[2])
 		if v == nil then
 			return nil, "invalid"
@@ -442,6 +493,7 @@ function _M.new(opts)
 		cfg.start_position = sp
 	end
 	local flags = check_flags(opts, "new")
+	local open_flags = flags
 	local full = opts.full_fences -- RMPSC_CREATE_FULL_FENCES: for processes without membarrier
 	if full ~= nil and type(full) ~= "boolean" then
 		error("bad option 'full_fences' to 'new' (boolean expected, got " .. type(full) .. ")", 2)
@@ -453,7 +505,7 @@ function _M.new(opts)
 	if rc < 0 then
 		return fail(rc)
 	end
-	return wrap_channel(chan_out[0])
+	return wrap_channel(chan_out[0], Channel, open_flags, CHANNEL_GONE)
 end
 
 -- ringmpsc.open(name [, { interruptible = bool }])
@@ -466,7 +518,7 @@ function _M.open(name, opts)
 	if rc < 0 then
 		return fail(rc)
 	end
-	return wrap_channel(chan_out[0])
+	return wrap_channel(chan_out[0], Channel, flags, CHANNEL_GONE)
 end
 
 -- ringmpsc.attach_fd(fd [, opts]): the fd is dup'ed; the caller keeps its own.
@@ -479,7 +531,7 @@ function _M.attach_fd(fd, opts)
 	if rc < 0 then
 		return fail(rc)
 	end
-	return wrap_channel(chan_out[0])
+	return wrap_channel(chan_out[0], Channel, flags, CHANNEL_GONE)
 end
 
 function _M.unlink(name)
@@ -497,9 +549,10 @@ end
 -- Channel methods.
 
 local function chan(self)
-	local ch = self._chs.ch
+	local chs = self._chs
+	local ch = chs.ch
 	if not ch then
-		closed_handle("channel handle is released")
+		closed_handle(chs.gone)
 	end
 	return ch
 end
@@ -533,7 +586,7 @@ end
 function Channel:recv(timeout)
 	local ch = self._chs.ch
 	if not ch then
-		closed_handle("channel handle is released")
+		closed_handle(self._chs.gone)
 	end
 	local buf = self._buf
 	local rc = C.rmpsc_recv(ch, buf, 1, timeout_ns(timeout, 1, "recv"))
@@ -549,7 +602,7 @@ end
 function Channel:recv_bytes(timeout)
 	local ch = self._chs.ch
 	if not ch then
-		closed_handle("channel handle is released")
+		closed_handle(self._chs.gone)
 	end
 	if self.slab_count == 0 then
 		return nil, "invalid"
@@ -571,7 +624,7 @@ end
 function Channel:recv_into(buf, max, timeout)
 	local ch = self._chs.ch
 	if not ch then
-		closed_handle("channel handle is released")
+		closed_handle(self._chs.gone)
 	end
 	if type(buf) ~= "cdata" then
 		argerror(1, "recv_into", "cdata buffer", buf)
@@ -594,7 +647,7 @@ end
 function Channel:read(max, timeout)
 	local ch = self._chs.ch
 	if not ch then
-		closed_handle("channel handle is released")
+		closed_handle(self._chs.gone)
 	end
 	if type(max) ~= "number" then
 		argerror(1, "read", "number", max)
@@ -613,7 +666,7 @@ end
 function Channel:advance(n)
 	local ch = self._chs.ch
 	if not ch then
-		closed_handle("channel handle is released")
+		closed_handle(self._chs.gone)
 	end
 	if type(n) ~= "number" then
 		argerror(1, "advance", "number", n)
@@ -649,6 +702,127 @@ end
 function Channel:unclaim()
 	C.rmpsc_consumer_release(chan(self))
 	return true
+end
+
+---------------------------------------------------------------------------
+-- Consumer groups.
+
+-- A group name: a string, or nil for the default group (argument 1 of fname).
+local function check_group(group, fname)
+	if group ~= nil and type(group) ~= "string" then
+		argerror(1, fname, "string or nil", group, 4)
+	end
+end
+
+local function opt_bool(opts, key, fname)
+	local v = opts[key]
+	if v ~= nil and type(v) ~= "boolean" then
+		error("bad option '" .. key .. "' to '" .. fname .. "' (boolean expected, got " .. type(v) .. ")", 4)
+	end
+	return v
+end
+
+-- RMPSC_GROUP_* flags from an optional options table given as argument 2:
+-- { ephemeral = bool, at_most_once = bool }.
+local function group_flags(opts, fname)
+	if opts == nil then
+		return 0
+	end
+	if type(opts) ~= "table" then
+		argerror(2, fname, "table", opts, 4)
+	end
+	local flags = 0
+	if opt_bool(opts, "ephemeral", fname) then
+		flags = flags + C.RMPSC_GROUP_EPHEMERAL
+	end
+	if opt_bool(opts, "at_most_once", fname) then
+		flags = flags + C.RMPSC_GROUP_AT_MOST_ONCE
+	end
+	return flags
+end
+
+-- ch:join([group [, { ephemeral =, at_most_once = }]]) -> true | nil, err: make this
+-- handle's process a member of `group` (nil: the default group), creating it with
+-- these flags if it does not exist (a new group receives what is committed from
+-- then on). Joining another group leaves the first. "invalid": name longer than
+-- 31 bytes, or the group exists with other flags; "consumer busy": no member or
+-- group place left (last_error() says which).
+function Channel:join(group, opts)
+	local ch = chan(self)
+	check_group(group, "join")
+	local rc = C.rmpsc_consumer_join(ch, group, group_flags(opts, "join"))
+	if rc < 0 then
+		return fail(rc)
+	end
+	return true
+end
+
+-- ch:leave() -> true: leave the group (a span read and not advanced goes to
+-- another member; the last member of an ephemeral group removes it). The next
+-- recv/read joins the group again.
+function Channel:leave()
+	C.rmpsc_consumer_leave(chan(self))
+	return true
+end
+
+-- ch:group() -> name of the group this handle is a member of, or nil.
+function Channel:group()
+	local g = C.rmpsc_consumer_group(chan(self))
+	if g == nil then
+		return nil
+	end
+	return ffi_string(g)
+end
+
+-- ch:deliveries() -> how many times the span of the last read is being delivered:
+-- 1 the first time, more when a member died or left holding it; 0 when no span is
+-- open (after advance, and after recv / recv_into / recv_bytes, which close theirs).
+function Channel:deliveries()
+	return tonumber(C.rmpsc_deliveries(chan(self)))
+end
+
+-- ch:remove_group(name) -> true | nil, err: remove a group that has no live
+-- member, with its unreleased records. "invalid": no such group, it has a live
+-- member, or the channel has one group place.
+function Channel:remove_group(name)
+	local ch = chan(self)
+	if type(name) ~= "string" then
+		argerror(1, "remove_group", "string", name)
+	end
+	local rc = C.rmpsc_group_remove(ch, name)
+	if rc < 0 then
+		return fail(rc)
+	end
+	return true
+end
+
+local CONSUMER_GONE = "consumer is closed"
+
+-- ch:consumer([group [, { ephemeral =, at_most_once =, interruptible = }]]) ->
+-- Consumer | nil, err: a handle of its own on this channel (attached through its
+-- fd), joined to `group` (nil: the default group). interruptible defaults to this
+-- channel's. Errors as ch:join.
+function Channel:consumer(group, opts)
+	local ch = chan(self)
+	check_group(group, "consumer")
+	local gflags = group_flags(opts, "consumer")
+	local flags = self._flags
+	if opts ~= nil and opts.interruptible ~= nil then
+		flags = check_flags(opts, "consumer")
+	end
+	local rc = C.rmpsc_channel_attach_fd(chan_out, C.rmpsc_channel_fd(ch), flags)
+	if rc < 0 then
+		return fail(rc)
+	end
+	local raw = chan_out[0]
+	rc = C.rmpsc_consumer_join(raw, group, gflags)
+	if rc < 0 then
+		local none, err = fail(rc)
+		C.rmpsc_channel_release(raw)
+		return none, err
+	end
+	-- chan_out[0] still holds raw: wrap_channel anchors its finalizer on a fresh box
+	return wrap_channel(raw, Consumer, flags, CONSUMER_GONE)
 end
 
 -- Close the channel for everyone (producers get "closed"; the consumer drains what
@@ -690,6 +864,8 @@ function Channel:reclaim_dead()
 	return rc
 end
 
+local member_states = { "member", "recovering", "orphan", "adopting" }
+
 local slot_states = {
 	[C.RMPSC_SLOT_FREE] = "free",
 	[C.RMPSC_SLOT_REGISTERING] = "registering",
@@ -699,7 +875,9 @@ local slot_states = {
 	[C.RMPSC_SLOT_FENCED] = "fenced",
 }
 
--- ch:stats() -> table: channel figures plus `rings`, one entry per slot in use.
+-- ch:stats() -> table: channel figures plus `rings`, one entry per slot in use,
+-- `groups`, one per group, and `members`, one per member place in use (its
+-- `group` indexes `groups`).
 function Channel:stats()
 	local ch = chan(self)
 	local st = self._stats
@@ -707,11 +885,48 @@ function Channel:stats()
 		st = ffi_new("struct rmpsc_stats")
 		self._stats = st
 		self._ring_stats = ffi_new("struct rmpsc_ring_stats[?]", self.max_producers)
+		self._group_stats = ffi_new("struct rmpsc_group_stats[?]", self.max_groups)
+		self._member_stats = ffi_new("struct rmpsc_member_stats[?]", self.max_consumers)
 	end
 	local rs = self._ring_stats
 	local n = C.rmpsc_stats(ch, st, rs, self.max_producers)
 	if n < 0 then
 		return fail(n)
+	end
+	local gs, ms = self._group_stats, self._member_stats
+	local ng = C.rmpsc_group_stats(ch, gs, self.max_groups, ms, self.max_consumers, count_out)
+	if ng < 0 then
+		return fail(ng)
+	end
+	local groups = {}
+	for i = 0, ng - 1 do
+		local g = gs[i]
+		local flags = tonumber(g.flags)
+		groups[i + 1] = {
+			name = ffi_string(g.name),
+			ephemeral = band(flags, C.RMPSC_GROUP_EPHEMERAL) ~= 0,
+			at_most_once = band(flags, C.RMPSC_GROUP_AT_MOST_ONCE) ~= 0,
+			members = tonumber(g.members),
+			live_members = tonumber(g.live_members),
+			solo = g.solo ~= 0,
+			claims = tonumber(g.claims),
+			pending = tonumber(g.pending),
+			unreleased = tonumber(g.unreleased),
+			redelivered = tonumber(g.redelivered),
+		}
+	end
+	local members = {}
+	for i = 0, tonumber(count_out[0]) - 1 do
+		local m = ms[i]
+		local count = tonumber(m.claim_count)
+		members[i + 1] = {
+			pid = tonumber(m.pid),
+			alive = m.alive ~= 0,
+			group = tonumber(m.group) + 1,
+			state = member_states[tonumber(m.state)] or tostring(m.state),
+			claim_slot = count > 0 and tonumber(m.claim_slot) or nil,
+			claim_count = count,
+		}
 	end
 	local rings = {}
 	for i = 0, n - 1 do
@@ -738,7 +953,12 @@ function Channel:stats()
 		slabs_free = tonumber(st.slabs_free),
 		fenced_rings = tonumber(st.fenced_rings),
 		reclaimed_slots = tonumber(st.reclaimed_slots),
+		max_consumers = tonumber(st.max_consumers),
+		max_groups = tonumber(st.max_groups),
+		recovered_members = tonumber(st.recovered_members),
 		rings = rings,
+		groups = groups,   -- #groups: the groups that exist
+		members = members, -- #members: the member places in use
 	}
 end
 
@@ -874,6 +1094,24 @@ end
 
 function Producer:is_closed()
 	return not self._ps.p
+end
+
+---------------------------------------------------------------------------
+-- Consumer methods: the Channel's own functions, plus close.
+
+for _, m in ipairs { "recv", "recv_bytes", "recv_into", "read", "advance", "wait", "pending", "group",
+	"deliveries" } do
+	Consumer[m] = Channel[m]
+end
+
+-- c:close() -> true: leave the group and release the handle. Idempotent; any later
+-- use raises.
+function Consumer:close()
+	local ch = self._chs.ch
+	if ch then
+		C.rmpsc_consumer_leave(ch)
+	end
+	return Channel.release(self)
 end
 
 return _M

@@ -349,7 +349,8 @@ RMPSC_API int rmpsc_read(rmpsc_channel *ch, size_t max, int64_t timeout_ns, cons
 RMPSC_API int rmpsc_advance(rmpsc_channel *ch, size_t n);
 /* Wait until a record is readable. Returns 0, or EEMPTY/ETIMEDOUT/ECLOSED/EINTR. */
 RMPSC_API int rmpsc_wait_readable(rmpsc_channel *ch, int64_t timeout_ns);
-/* Records committed and not yet consumed, over all rings (a snapshot; any thread). */
+/* Records committed and not yet consumed, over all rings (a snapshot; any thread): by this
+ * handle's group when it is a member, else not yet released by every group. */
 RMPSC_API uint64_t rmpsc_pending(const rmpsc_channel *ch);
 
 /* ------------------------------------------------------------------------- */

@@ -7,6 +7,7 @@
  * slab messages in two groups; and the errors (flags, names, no place left).
  */
 #include <poll.h>
+#include <pthread.h>
 #include <sched.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
@@ -482,6 +483,84 @@ static void test_slabs_in_groups(void)
 	printf("slab messages in two groups ok\n");
 }
 
+/* --- threads in different groups: fan-out under TSan ---------------------------------- */
+
+#define FAN_RECORDS 20000
+#define FAN_GROUPS  3
+
+struct fan_arg {
+	rmpsc_channel *ch;
+	int group;
+	uint64_t next[2];
+};
+
+static void *fan_producer(void *arg)
+{
+	rmpsc_producer *p;
+	CHECK_OK(rmpsc_producer_register(((struct fan_arg *)arg)->ch, &p));
+	uint64_t id = (uint64_t)((struct fan_arg *)arg)->group;
+	for (uint64_t i = 0; i < FAN_RECORDS; i++) {
+		uint64_t v = id << 32 | i;
+		CHECK_OK(rmpsc_producer_send(p, &v, 8, 10 * SEC));
+	}
+	rmpsc_producer_close(p);
+	return NULL;
+}
+
+static void *fan_consumer(void *arg)
+{
+	struct fan_arg *a = arg;
+	char name[16];
+	snprintf(name, sizeof name, "fan%d", a->group);
+	for (;;) {
+		const void *ptr;
+		int n = rmpsc_read(a->ch, 64, 10 * SEC, &ptr, NULL);
+		if (n == RMPSC_ECLOSED)
+			break;
+		CHECK(n > 0, "%s: read %d (%s)", name, n, rmpsc_last_error());
+		CHECK(!strcmp(rmpsc_consumer_group(a->ch), name), "group of the handle");
+		for (int i = 0; i < n; i++) {
+			uint64_t v = ((const uint64_t *)ptr)[i];
+			uint32_t id = (uint32_t)(v >> 32);
+			CHECK(id < 2 && (v & 0xffffffffu) == a->next[id], "%s: producer %u record %llu, want %llu",
+			      name, id, (unsigned long long)(v & 0xffffffffu), (unsigned long long)a->next[id]);
+			a->next[id]++;
+		}
+		CHECK_OK(rmpsc_advance(a->ch, (size_t)n));
+	}
+	return NULL;
+}
+
+static void test_threads_fan_out(void)
+{
+	rmpsc_channel *ch = make(FAN_GROUPS, FAN_GROUPS, 64, 0);
+	CHECK_OK(rmpsc_group_remove(ch, NULL));
+	struct fan_arg cons[FAN_GROUPS], prods[2];
+	pthread_t ct[FAN_GROUPS], pt[2];
+	for (int g = 0; g < FAN_GROUPS; g++) {
+		cons[g] = (struct fan_arg){ handle_of(ch), g, { 0, 0 } };
+		char name[16];
+		snprintf(name, sizeof name, "fan%d", g);
+		CHECK_OK(rmpsc_consumer_join(cons[g].ch, name, 0)); /* before the first record */
+		CHECK(pthread_create(&ct[g], NULL, fan_consumer, &cons[g]) == 0, "pthread_create");
+	}
+	for (int i = 0; i < 2; i++) {
+		prods[i] = (struct fan_arg){ ch, i, { 0, 0 } };
+		CHECK(pthread_create(&pt[i], NULL, fan_producer, &prods[i]) == 0, "pthread_create");
+	}
+	for (int i = 0; i < 2; i++)
+		pthread_join(pt[i], NULL);
+	rmpsc_channel_close(ch);
+	for (int g = 0; g < FAN_GROUPS; g++) {
+		pthread_join(ct[g], NULL);
+		CHECK(cons[g].next[0] == FAN_RECORDS && cons[g].next[1] == FAN_RECORDS, "group %d got %llu + %llu", g,
+		      (unsigned long long)cons[g].next[0], (unsigned long long)cons[g].next[1]);
+		rmpsc_channel_release(cons[g].ch);
+	}
+	rmpsc_channel_release(ch);
+	printf("threads in %d groups: every group every record, in order ok\n", FAN_GROUPS);
+}
+
 /* --- errors ---------------------------------------------------------------------------- */
 
 static void test_errors(void)
@@ -538,6 +617,7 @@ int main(void)
 	test_leave_with_read_open();
 	test_ephemeral();
 	test_slabs_in_groups();
+	test_threads_fan_out();
 	test_errors();
 	return 0;
 }

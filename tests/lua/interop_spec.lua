@@ -201,4 +201,85 @@ print("ok", sum(last.values()), sorted(last.items()))
 		ringmpsc.unlink(name)
 		assert.matches("^ok " .. N * K, out)
 	end)
+
+	-- Python's API has no groups yet: its consumer calls join the default group
+	-- implicitly, which makes it a member beside LuaJIT members of a channel Lua made.
+	it("a Python consumer shares the default group with a LuaJIT member process; a Lua group sees all", function()
+		if skip_without_python() then return end
+		local name = H.name("py-group")
+		local N = 400
+		local ch = assert(ringmpsc.new { record_size = 8, capacity = 1024, max_producers = 1, max_consumers = 3,
+			max_groups = 2, name = name })
+		local audit = assert(ch:consumer("audit"))
+		local out_path, lua_path = os.tmpname(), os.tmpname()
+		local script = write_script(([[
+import time
+ch = ringmpsc.Channel.open(%q)
+got = []
+def take(rec):
+    got.append(int(bytes(rec).rstrip(b"\0")))
+    time.sleep(0.0005)  # a slow member: the other one takes its share meanwhile
+try:
+    take(ch.recv_nowait())  # joins the default group (records may flow already)
+except ringmpsc.Empty:
+    pass
+for rec in ch:  # until closed and drained
+    take(rec)
+print("ok", len(got), " ".join(map(str, got)))
+]]):format(name))
+		os.execute("timeout 60 " .. PYTHON .. " " .. script .. " > " .. out_path .. " 2>&1 &")
+		local child = H.spawn(function()
+			local c = assert(ch:consumer())
+			local got = {}
+			while true do
+				local rec, err = c:recv(10)
+				if err == "closed" then break end
+				got[#got + 1] = assert(rec, err):match("^%d+")
+				H.sleep(0.0005)
+			end
+			local f = assert(io.open(lua_path, "w"))
+			f:write(table.concat(got, " "))
+			f:close()
+		end)
+		H.wait_until(function()
+			for _, g in ipairs(ch:stats().groups) do
+				if g.name == "default" and g.live_members == 2 then
+					return true
+				end
+			end
+		end, 30, function() return "Python and LuaJIT to join the default group; Python's output:\n"
+			.. read_file(out_path) end)
+		local p = assert(ch:producer())
+		for i = 1, N do
+			assert(p:send(tostring(i), 10))
+		end
+		ch:close()
+		assert.equal(0, H.wait(child, 30))
+		H.wait_until(function() return read_file(out_path):find("\n", 1, true) ~= nil end, 30,
+			function() return "the Python consumer's verdict; its output:\n" .. read_file(out_path) end)
+		local py_out, lua_out = read_file(out_path), read_file(lua_path)
+		os.remove(out_path)
+		os.remove(lua_path)
+		os.remove(script)
+		assert.matches("^ok %d+", py_out)
+		local seen, counts = {}, {}
+		for k, list in ipairs { py_out:match("^ok %d+ ?([^\n]*)"), lua_out } do
+			counts[k] = 0
+			for id in list:gmatch("%d+") do
+				id = tonumber(id)
+				assert(not seen[id], "record " .. id .. " delivered to both members")
+				seen[id] = true
+				counts[k] = counts[k] + 1
+			end
+		end
+		assert.equal(N, counts[1] + counts[2])
+		assert.is_true(counts[1] > 0 and counts[2] > 0, "Python got " .. counts[1] .. ", LuaJIT " .. counts[2])
+		for i = 1, N do -- the audit group got every record, in order
+			assert.equal(padded(tostring(i), 8), audit:recv())
+		end
+		assert.same({ nil, "closed" }, { audit:recv() })
+		audit:close()
+		ch:release()
+		ringmpsc.unlink(name)
+	end)
 end)

@@ -84,6 +84,33 @@ cases.full = function()
 	assert(fulls > 0)
 end
 
+-- A Consumer (a handle of its own, member of a group) shares the Channel's methods.
+cases.consumer = function()
+	local gch = assert(ringmpsc.new { record_size = 64, capacity = 1024, max_consumers = 2 })
+	assert(gch:remove_group("default")) -- only "jit" holds records
+	local c = assert(gch:consumer("jit"))
+	local gp = assert(gch:producer())
+	local s = string.rep("c", 64)
+	local sum = 0
+	for _ = 1, N / 16 do
+		for _ = 1, 8 do
+			assert(gp:send(s))
+			assert(c:recv())
+		end
+		local ptr, n = gp:reserve(8)
+		ffi.fill(ptr, n * 64, 2)
+		gp:commit(n)
+		local got = 0
+		while got < n do
+			local rp, rn = c:read(8)
+			sum = sum + rp[0] + c:deliveries()
+			c:advance(rn)
+			got = got + rn
+		end
+	end
+	assert(sum > 0)
+end
+
 local fn = assert(cases[arg[1]], "unknown case " .. tostring(arg[1]))
 local stops, aborts = 0, {}
 local function listener(what, _, func, pc, otr, oex)

@@ -27,6 +27,7 @@ describe("JIT compilation of hot paths (fresh process each)", function()
 		{ "reserve_read", "p:reserve/commit + ch:read/advance" },
 		{ "recv_into_empty", "ch:recv_into and the 'empty' error path" },
 		{ "full", "the 'full' error path of p:send" },
+		{ "consumer", "a Consumer's recv, read/advance and deliveries" },
 	} do
 		it(case[2], function()
 			local stops, bad, out = run_case(case[1])
