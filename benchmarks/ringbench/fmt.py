@@ -84,6 +84,8 @@ def notes_of(r):
         n.append("**CHECK FAILED**")
     if r.get("oversubscribed"):
         n.append("oversubscribed")
+    if r.get("pinned") is False:
+        n.append("unpinned")
     if r.get("reads_data") is False:
         n.append("count only")
     if r.get("calls") == "blocking" and "blocking" not in str(r.get("path")):
