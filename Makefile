@@ -16,7 +16,7 @@ CORE_HDR   := $(wildcard csrc/*.h csrc/include/*.h)
 CORE_OBJ   := $(CORE_SRC:csrc/%.c=$(BUILD)/obj/%.o)
 
 .PHONY: all lib help deps test test-c test-c-plain test-c-tsan test-c-asan test-version test-model bench \
-	bench-programs bench-c bench-python bench-lua install uninstall version lint format clean demo example-c
+	bench-programs bench-c bench-python bench-python-share bench-lua install uninstall version lint format clean demo example-c
 all: lib
 
 help:
@@ -30,12 +30,15 @@ help:
 	@echo "make test-version VERSION agrees with the header, ringmpsc.pc, Python and Lua"
 	@echo "make lint         clang-format --dry-run (C), luacheck (Lua), ruff (Python): the lint suite of make test"
 	@echo "make format       apply clang-format and ruff's fixes"
-	@echo "make bench        every suite (limits, C vs peers, Python vs peers, LuaJIT vs ngx.shared.DICT) in one run"
+	@echo "make bench        every suite (limits, C vs peers, consumer groups, Python vs peers and work sharing,"
+	@echo "                  LuaJIT vs ngx.shared.DICT) in one run"
 	@echo "                  -> benchmarks/results/ (json, md, plots) and README; QUICK=1: a reduced set (< 2 min)"
 	@echo "make bench-programs  build every benchmark program (what make bench runs), nothing run"
 	@echo "make bench-c      C benchmark of the core alone (SPSC/MPSC x record size x batch, vs a bare SPSC ring;"
 	@echo "                  ping-pong, cache-line round trip, liveness check)"
 	@echo "make bench-python Python paths across processes vs multiprocessing, faster-fifo, pyzmq"
+	@echo "make bench-python-share  Python work sharing: producer processes -> 4 consumer processes (a consumer"
+	@echo "                  group) vs faster-fifo and multiprocessing.Queue"
 	@echo "make bench-lua    LuaJIT inside nginx vs ngx.shared.DICT"
 	@echo "make demo         the main job end to end: producer processes -> one consumer, verified,"
 	@echo "                  next to multiprocessing.Queue (installs what it needs)"
@@ -153,6 +156,11 @@ bench-python:
 	scripts/ensure-deps.sh python bench
 	$(MAKE) --no-print-directory $(BUILD)/venv/.ringmpsc-built
 	build/venv/bin/python benchmarks/python/peers.py $(BENCH_ARGS)
+
+bench-python-share:
+	scripts/ensure-deps.sh python bench
+	$(MAKE) --no-print-directory $(BUILD)/venv/.ringmpsc-built
+	build/venv/bin/python benchmarks/python/workshare.py $(BENCH_ARGS)
 
 bench-lua: lib
 	scripts/ensure-deps.sh lua

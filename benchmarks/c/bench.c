@@ -58,7 +58,12 @@ struct opts {
 	uint32_t capacity;          /* records per ring; 0 = auto */
 	int64_t timeout_ns;
 	int consumer_read;          /* batched consumer uses read/advance instead of consume */
-	int do_spsc, do_mpsc, do_pingpong, do_cacheline, do_count_only, do_bare, do_liveness;
+	int do_spsc, do_mpsc, do_pingpong, do_cacheline, do_count_only, do_bare, do_liveness, do_groups;
+	int group_size;             /* record size of the group rows */
+	int group_solo, group_fanout, group_share; /* which group rows (--group-scenarios) */
+	int group_runs;             /* runs of each group row and of its single consumer */
+	double group_duration_s;    /* length of one of those runs */
+	int group_batches[MAX_LIST], n_group_batches;
 	int pin;
 	int quick;
 	const char *json_path;
@@ -134,10 +139,13 @@ static struct noise_mark noise_now(void)
 			m.sys_busy_s = (double)(v[0] + v[1] + v[2] + v[5] + v[6] + v[7]) / (double)sysconf(_SC_CLK_TCK);
 		fclose(f);
 	}
+	/* Ours: this process and its children that were waited for (the worker processes
+	 * of the group rows are reaped before a row ends). */
 	struct rusage ru;
-	if (getrusage(RUSAGE_SELF, &ru) == 0)
-		m.self_s = (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + (double)ru.ru_stime.tv_sec +
-			   ru.ru_stime.tv_usec / 1e6;
+	for (int who = 0; who < 2; who++)
+		if (getrusage(who ? RUSAGE_CHILDREN : RUSAGE_SELF, &ru) == 0)
+			m.self_s += (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
+				    (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
 	return m;
 }
 
@@ -283,6 +291,90 @@ static void fail_run(struct tp_shared *sh, char *buf, size_t len, const char *wh
 	rmpsc_channel_close(sh->ch); /* wakes everybody; the run is reported as failed */
 }
 
+/* The producer's loop, shared by every throughput row: until *stop, send one record at
+ * a time (batch 1) or reserve, fill in place and commit up to `batch` records, each
+ * stamped seq, seq+1, ... Returns the records sent; *rc < 0 (and *what) on a failure. */
+static uint64_t produce_until_stop(rmpsc_producer *p, uint32_t rs, uint32_t batch, unsigned char *tmpl,
+				   uint64_t seq, const int *stop, int *rc_out, const char **what)
+{
+	uint64_t sent = 0;
+	*rc_out = 0;
+	if (batch == 1) {
+		while (!__atomic_load_n(stop, __ATOMIC_RELAXED)) {
+			if (rs >= 8)
+				store_u64(tmpl, seq);
+			int rc = rmpsc_producer_send(p, tmpl, rs, O.timeout_ns);
+			if (rc < 0) {
+				*rc_out = rc;
+				*what = "producer_send";
+				break;
+			}
+			seq++;
+			sent++;
+		}
+		return sent;
+	}
+	while (!__atomic_load_n(stop, __ATOMIC_RELAXED)) {
+		uint32_t left = batch;
+		const unsigned char *src = tmpl;
+		while (left) {
+			void *dst;
+			int k = rmpsc_producer_reserve(p, left, O.timeout_ns, &dst);
+			if (k < 0) {
+				*rc_out = k;
+				*what = "producer_reserve";
+				return sent;
+			}
+			/* Fill in place: copy the records from the source, then stamp each. */
+			memcpy(dst, src, (size_t)k * rs);
+			if (rs >= 8)
+				for (int i = 0; i < k; i++)
+					store_u64((unsigned char *)dst + (size_t)i * rs, seq + (uint64_t)i);
+			int rc = rmpsc_producer_commit(p, (size_t)k);
+			if (rc < 0) { /* never ECLOSED: a commit succeeds after a close */
+				*rc_out = rc;
+				*what = "producer_commit";
+				return sent;
+			}
+			seq += (uint64_t)k;
+			sent += (uint64_t)k;
+			src += (size_t)k * rs;
+			left -= (uint32_t)k;
+		}
+	}
+	return sent;
+}
+
+/* The consumer's loop, shared by every throughput row: read (batch 1, or --consumer
+ * read) or consume up to `batch` records per call until "closed and drained",
+ * summing (CONS_SUM) or counting them into *acc. Returns 0, or the error (and *what). */
+static int consume_until_closed(rmpsc_channel *ch, uint32_t batch, int use_read, enum cons_mode mode,
+				struct acc *acc, const char **what)
+{
+	if (batch == 1 || use_read) {
+		for (;;) {
+			const void *p;
+			int n = rmpsc_read(ch, batch, O.timeout_ns, &p, NULL);
+			if (n < 0) {
+				*what = "read";
+				return n == RMPSC_ECLOSED ? 0 : n;
+			}
+			if (mode == CONS_SUM)
+				acc->sum += sum_records(p, (size_t)n, acc->rs);
+			acc->count += (uint64_t)n;
+			rmpsc_advance(ch, (size_t)n);
+		}
+	}
+	rmpsc_consume_fn fn = mode == CONS_SUM ? cb_sum : cb_count;
+	for (;;) {
+		int n = rmpsc_consume(ch, batch, O.timeout_ns, fn, acc);
+		if (n < 0) {
+			*what = "consume";
+			return n == RMPSC_ECLOSED ? 0 : n;
+		}
+	}
+}
+
 static void *producer_main(void *arg)
 {
 	struct prod_arg *a = arg;
@@ -292,53 +384,12 @@ static void *producer_main(void *arg)
 	a->pin_err = pin_self(a->cpu);
 	unsigned char *tmpl = xaligned((size_t)batch * rs);
 	fill_template(tmpl, rs, batch);
-	uint64_t seq = producer_base(a->idx), sent = 0;
 	pthread_barrier_wait(&sh->start);
-
-	if (batch == 1) {
-		while (!__atomic_load_n(&sh->stop, __ATOMIC_RELAXED)) {
-			if (rs >= 8)
-				store_u64(tmpl, seq);
-			int rc = rmpsc_producer_send(a->p, tmpl, rs, O.timeout_ns);
-			if (rc < 0) {
-				if (rc != RMPSC_ECLOSED || !__atomic_load_n(&sh->failed, __ATOMIC_RELAXED))
-					fail_run(sh, a->err, sizeof a->err, "producer_send", rc);
-				break;
-			}
-			seq++;
-			sent++;
-		}
-	} else {
-		while (!__atomic_load_n(&sh->stop, __ATOMIC_RELAXED)) {
-			uint32_t left = batch;
-			const unsigned char *src = tmpl;
-			while (left) {
-				void *dst;
-				int k = rmpsc_producer_reserve(a->p, left, O.timeout_ns, &dst);
-				if (k < 0) {
-					if (k != RMPSC_ECLOSED || !__atomic_load_n(&sh->failed, __ATOMIC_RELAXED))
-						fail_run(sh, a->err, sizeof a->err, "producer_reserve", k);
-					goto out;
-				}
-				/* Fill in place: copy the records from the source, then stamp each. */
-				memcpy(dst, src, (size_t)k * rs);
-				if (rs >= 8)
-					for (int i = 0; i < k; i++)
-						store_u64((unsigned char *)dst + (size_t)i * rs, seq + (uint64_t)i);
-				int rc = rmpsc_producer_commit(a->p, (size_t)k);
-				if (rc < 0) {
-					fail_run(sh, a->err, sizeof a->err, "producer_commit", rc);
-					goto out;
-				}
-				seq += (uint64_t)k;
-				sent += (uint64_t)k;
-				src += (size_t)k * rs;
-				left -= (uint32_t)k;
-			}
-		}
-	}
-out:
-	a->sent = sent;
+	int rc;
+	const char *what = "";
+	a->sent = produce_until_stop(a->p, rs, batch, tmpl, producer_base(a->idx), &sh->stop, &rc, &what);
+	if (rc < 0 && (rc != RMPSC_ECLOSED || !__atomic_load_n(&sh->failed, __ATOMIC_RELAXED)))
+		fail_run(sh, a->err, sizeof a->err, what, rc);
 	free(tmpl);
 	rmpsc_producer_close(a->p);
 	a->p = NULL;
@@ -360,34 +411,12 @@ static void *consumer_main(void *arg)
 		fail_run(sh, a->err, sizeof a->err, "consumer_claim", rc);
 	pthread_barrier_wait(&sh->start);
 	a->t_start = now_ns();
-	if (rc < 0)
-		goto out;
-	if (c->batch == 1 || c->consumer_read) {
-		for (;;) {
-			const void *p;
-			int n = rmpsc_read(sh->ch, c->batch, O.timeout_ns, &p, NULL);
-			if (n < 0) {
-				if (n != RMPSC_ECLOSED)
-					fail_run(sh, a->err, sizeof a->err, "read", n);
-				break;
-			}
-			if (c->mode == CONS_SUM)
-				acc.sum += sum_records(p, (size_t)n, c->rs);
-			acc.count += (uint64_t)n;
-			rmpsc_advance(sh->ch, (size_t)n);
-		}
-	} else {
-		rmpsc_consume_fn fn = c->mode == CONS_SUM ? cb_sum : cb_count;
-		for (;;) {
-			int n = rmpsc_consume(sh->ch, c->batch, O.timeout_ns, fn, &acc);
-			if (n < 0) {
-				if (n != RMPSC_ECLOSED)
-					fail_run(sh, a->err, sizeof a->err, "consume", n);
-				break;
-			}
-		}
+	if (rc == 0) {
+		const char *what = "";
+		rc = consume_until_closed(sh->ch, c->batch, c->consumer_read, c->mode, &acc, &what);
+		if (rc < 0)
+			fail_run(sh, a->err, sizeof a->err, what, rc);
 	}
-out:
 	a->t_end = now_ns();
 	a->count = acc.count;
 	a->sum = acc.sum;
@@ -1209,6 +1238,588 @@ static void liveness_row(void)
 }
 
 /* ------------------------------------------------------------------------- */
+/* Consumer groups: what a group costs next to the classic single consumer.
+ *
+ * Each row runs a group configuration and, alternately in the same run, the classic
+ * single consumer (a channel created with max_consumers = 1) with the same
+ * producers, record size, batch and ring capacity, threads or processes alike:
+ *
+ *   group-solo  one group with one member on a channel with max_consumers = 4 (the
+ *               default group; SOLO mode: plain stores, no CAS per batch), 1 producer
+ *   fanout      1 producer -> 4 groups (the default group removed), one consumer
+ *               thread per group, each with its own channel handle; every group
+ *               receives every record. The row's rate is the slowest group's
+ *   workshare   P producer processes -> 4 member processes of the default group of
+ *               a channel with max_consumers = 4: each record to one member (SHARED
+ *               mode: one CAS per claimed batch). The row's rate is the group's
+ *               (all members together, from the start barrier to the last member
+ *               seeing "closed and drained"); its single consumer is one process
+ *
+ * Every consumer reads every record it receives (the line-start sum) and the run is
+ * checked: in a fan-out each group must have received exactly what the producers
+ * sent (count and sum), in a work-sharing group the members' counts and sums added
+ * up. Placement: every thread or process on a CPU of its own (consumers on the first
+ * CPUs, then the producers) when there are enough; otherwise nothing is pinned and
+ * the row is marked oversubscribed (the scheduler shares the CPUs). */
+
+#define G_MAX_PROD 16
+#define G_MAX_CONS 16
+
+enum g_kind { G_CLASSIC, G_SOLO, G_FANOUT, G_SHARE };
+
+struct g_cfg {
+	enum g_kind kind;
+	int producers, consumers, procs; /* procs: producers and consumers are processes */
+	int pin;                         /* each worker on a CPU of its own */
+	uint32_t rs, batch, capacity;
+	double duration_s;
+};
+
+struct g_prod {
+	uint64_t sent;
+	char err[160];
+} ALIGNED;
+
+struct g_cons {
+	uint64_t count, sum;
+	int64_t t_start, t_end;
+	char err[160];
+} ALIGNED;
+
+/* Shared with the workers: a MAP_SHARED mapping, so processes see it as threads do. */
+struct g_shared {
+	pthread_barrier_t start; /* process-shared */
+	ALIGNED int stop;
+	ALIGNED int finished;
+	ALIGNED int failed;
+	struct g_prod prod[G_MAX_PROD];
+	struct g_cons cons[G_MAX_CONS];
+};
+
+struct g_worker {
+	struct g_shared *sh;
+	const struct g_cfg *c;
+	rmpsc_channel *ch; /* the creator's handle */
+	int idx;
+};
+
+static int g_total_threads(const struct g_cfg *c)
+{
+	return c->producers + c->consumers;
+}
+
+static int g_oversubscribed(const struct g_cfg *c)
+{
+	return g_total_threads(c) > n_cpus;
+}
+
+/* Consumers on cpus[0 ..], producers after them; -1: not pinned. */
+static int g_cpu(const struct g_cfg *c, int consumer, int idx)
+{
+	if (!c->pin)
+		return -1;
+	return cpus[consumer ? idx : c->consumers + idx];
+}
+
+static void g_fail(struct g_shared *sh, rmpsc_channel *ch, char *buf, size_t len, const char *what, int rc)
+{
+	snprintf(buf, len, "%s: %s (%s)", what, rmpsc_strerror(rc), rmpsc_last_error());
+	__atomic_store_n(&sh->failed, 1, __ATOMIC_RELAXED);
+	__atomic_store_n(&sh->stop, 1, __ATOMIC_RELAXED);
+	rmpsc_channel_close(ch); /* wakes everybody; the run is reported as failed */
+}
+
+static rmpsc_channel *g_handle(struct g_worker *w, char *err, size_t len)
+{
+	rmpsc_channel *h = NULL;
+	int rc = rmpsc_channel_attach_fd(&h, rmpsc_channel_fd(w->ch), 0);
+	if (rc < 0) {
+		g_fail(w->sh, w->ch, err, len, "channel_attach_fd", rc);
+		return NULL;
+	}
+	return h;
+}
+
+static void *g_producer(void *arg)
+{
+	struct g_worker *w = arg;
+	struct g_shared *sh = w->sh;
+	const struct g_cfg *c = w->c;
+	struct g_prod *me = &sh->prod[w->idx];
+	pin_self(g_cpu(c, 0, w->idx));
+	/* A process registers through a handle of its own; threads share the creator's. */
+	rmpsc_channel *h = c->procs ? g_handle(w, me->err, sizeof me->err) : w->ch;
+	rmpsc_producer *p = NULL;
+	int rc = h ? rmpsc_producer_register(h, &p) : RMPSC_ESYS;
+	if (h && rc < 0)
+		g_fail(sh, w->ch, me->err, sizeof me->err, "producer_register", rc);
+	unsigned char *tmpl = xaligned((size_t)c->batch * c->rs);
+	fill_template(tmpl, c->rs, c->batch);
+	pthread_barrier_wait(&sh->start);
+	if (p) {
+		const char *what = "";
+		me->sent = produce_until_stop(p, c->rs, c->batch, tmpl, producer_base(w->idx), &sh->stop, &rc, &what);
+		if (rc < 0 && (rc != RMPSC_ECLOSED || !__atomic_load_n(&sh->failed, __ATOMIC_RELAXED)))
+			g_fail(sh, h, me->err, sizeof me->err, what, rc);
+		rmpsc_producer_close(p);
+	}
+	free(tmpl);
+	/* The last producer out closes the channel: every consumer drains, then sees ECLOSED. */
+	if (__atomic_add_fetch(&sh->finished, 1, __ATOMIC_ACQ_REL) == c->producers)
+		rmpsc_channel_close(h ? h : w->ch);
+	if (c->procs && h)
+		rmpsc_channel_release(h);
+	return NULL;
+}
+
+static void *g_consumer(void *arg)
+{
+	struct g_worker *w = arg;
+	struct g_shared *sh = w->sh;
+	const struct g_cfg *c = w->c;
+	struct g_cons *me = &sh->cons[w->idx];
+	pin_self(g_cpu(c, 1, w->idx));
+	struct acc acc = { 0, 0, c->rs };
+	/* Every consumer has a handle of its own: a handle is in one group at a time. */
+	rmpsc_channel *h = g_handle(w, me->err, sizeof me->err);
+	int rc = RMPSC_ESYS;
+	if (h) {
+		char name[16];
+		snprintf(name, sizeof name, "g%d", w->idx);
+		rc = rmpsc_consumer_join(h, c->kind == G_FANOUT ? name : NULL, 0);
+		if (rc < 0)
+			g_fail(sh, w->ch, me->err, sizeof me->err, "consumer_join", rc);
+	}
+	pthread_barrier_wait(&sh->start);
+	me->t_start = now_ns();
+	if (rc == 0) {
+		const char *what = "";
+		rc = consume_until_closed(h, c->batch, 0, CONS_SUM, &acc, &what);
+		if (rc < 0)
+			g_fail(sh, h, me->err, sizeof me->err, what, rc);
+	}
+	me->t_end = now_ns();
+	me->count = acc.count;
+	me->sum = acc.sum;
+	if (h)
+		rmpsc_channel_release(h); /* leaves the group */
+	return NULL;
+}
+
+/* A forked worker: its own watchdog (alarms are not inherited), then the body. */
+static pid_t g_fork(void *(*body)(void *), struct g_worker *w, double duration_s)
+{
+	pid_t pid = fork();
+	if (pid == 0) {
+		alarm((unsigned)ceil(duration_s + 4.0 * (double)O.timeout_ns / 1e9 + 30.0));
+		body(w);
+		_exit(0);
+	}
+	if (pid < 0) {
+		perror("bench_c: fork");
+		exit(1);
+	}
+	return pid;
+}
+
+struct g_result {
+	double rec_per_s;                   /* fanout: the slowest group; workshare: the group */
+	double group_rate[G_MAX_CONS];      /* fanout: per group; workshare: per member (its share) */
+	uint64_t member_count[G_MAX_CONS];
+	int ok;
+};
+
+static const char *g_kind_name(enum g_kind k)
+{
+	return k == G_CLASSIC ? "single consumer" : k == G_SOLO ? "group-solo" : k == G_FANOUT ? "fanout" : "workshare";
+}
+
+/* One run: fresh channel, workers, duration_s of traffic, drain, verify. */
+static struct g_result g_run(const struct g_cfg *c, const char *label)
+{
+	struct g_result res;
+	memset(&res, 0, sizeof res);
+	struct rmpsc_config cfg = { .record_size = c->rs, .capacity = c->capacity,
+				    .max_producers = (uint32_t)c->producers,
+				    .max_consumers = c->kind == G_CLASSIC ? 1 : 4 };
+	if ((uint32_t)c->consumers > cfg.max_consumers)
+		cfg.max_consumers = (uint32_t)c->consumers;
+	rmpsc_channel *ch;
+	int rc = rmpsc_channel_create(&ch, NULL, &cfg, 0);
+	if (rc == 0 && c->kind == G_FANOUT)
+		rc = rmpsc_group_remove(ch, NULL); /* only the named groups hold records */
+	if (rc < 0) {
+		fprintf(stderr, "bench_c: %s: setup: %s (%s)\n", label, rmpsc_strerror(rc), rmpsc_last_error());
+		any_failure = 1;
+		return res;
+	}
+	struct g_shared *sh = mmap(NULL, sizeof *sh, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (sh == MAP_FAILED) {
+		perror("bench_c: mmap");
+		exit(1);
+	}
+	memset(sh, 0, sizeof *sh);
+	pthread_barrierattr_t ba;
+	pthread_barrierattr_init(&ba);
+	pthread_barrierattr_setpshared(&ba, PTHREAD_PROCESS_SHARED);
+	pthread_barrier_init(&sh->start, &ba, (unsigned)g_total_threads(c) + 1);
+	pthread_barrierattr_destroy(&ba);
+	int nw = g_total_threads(c);
+	struct g_worker w[G_MAX_PROD + G_MAX_CONS];
+	pthread_t th[G_MAX_PROD + G_MAX_CONS];
+	pid_t pid[G_MAX_PROD + G_MAX_CONS];
+	watchdog_arm(label, c->duration_s);
+	if (c->procs)
+		fflush(NULL); /* the children must not flush our buffered output again */
+	for (int i = 0; i < nw; i++) {
+		int cons = i < c->consumers;
+		w[i] = (struct g_worker){ sh, c, ch, cons ? i : i - c->consumers };
+		void *(*body)(void *) = cons ? g_consumer : g_producer;
+		if (c->procs)
+			pid[i] = g_fork(body, &w[i], c->duration_s);
+		else if (pthread_create(&th[i], NULL, body, &w[i]) != 0) {
+			perror("pthread_create");
+			exit(1);
+		}
+	}
+	pthread_barrier_wait(&sh->start);
+	sleep_s(c->duration_s);
+	__atomic_store_n(&sh->stop, 1, __ATOMIC_RELAXED);
+	int child_failed = 0;
+	for (int i = 0; i < nw; i++) {
+		if (!c->procs) {
+			pthread_join(th[i], NULL);
+			continue;
+		}
+		int st;
+		while (waitpid(pid[i], &st, 0) < 0 && errno == EINTR)
+			;
+		if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+			fprintf(stderr, "bench_c: %s: worker process %d ended with status 0x%x\n", label, (int)pid[i], st);
+			child_failed = 1;
+		}
+	}
+	alarm(0);
+
+	uint64_t sent = 0, want = 0, got = 0, got_sum = 0;
+	for (int i = 0; i < c->producers; i++) {
+		sent += sh->prod[i].sent;
+		want += expected_stamps(producer_base(i), sh->prod[i].sent);
+		if (sh->prod[i].err[0])
+			fprintf(stderr, "bench_c: %s: producer %d: %s\n", label, i, sh->prod[i].err);
+	}
+	want += sent * extra_words(c->rs);
+	int ok = !sh->failed && !child_failed && sent > 0;
+	/* One clock for all: from the first consumer past the start barrier (a consumer
+	 * scheduled late cannot miss records: its group holds the producers back). */
+	int64_t t0 = INT64_MAX, t1 = INT64_MIN;
+	for (int j = 0; j < c->consumers; j++) {
+		t0 = sh->cons[j].t_start < t0 ? sh->cons[j].t_start : t0;
+		t1 = sh->cons[j].t_end > t1 ? sh->cons[j].t_end : t1;
+	}
+	double slowest = INFINITY;
+	for (int j = 0; j < c->consumers; j++) {
+		struct g_cons *k = &sh->cons[j];
+		if (k->err[0])
+			fprintf(stderr, "bench_c: %s: consumer %d: %s\n", label, j, k->err);
+		got += k->count;
+		got_sum += k->sum;
+		double secs = (double)(k->t_end - t0) / 1e9;
+		res.group_rate[j] = secs > 0 ? (double)k->count / secs : 0;
+		res.member_count[j] = k->count;
+		if (res.group_rate[j] < slowest)
+			slowest = res.group_rate[j];
+		if (c->kind == G_FANOUT && (k->count != sent || k->sum != want)) {
+			fprintf(stderr,
+				"bench_c: %s: FAILED: group g%d received %" PRIu64 " records (sum %" PRIu64
+				"), the producers sent %" PRIu64 " (sum %" PRIu64 ")\n",
+				label, j, k->count, k->sum, sent, want);
+			ok = 0;
+		}
+	}
+	if (c->kind != G_FANOUT && (got != sent || got_sum != want)) {
+		fprintf(stderr,
+			"bench_c: %s: FAILED: the consumer%s received %" PRIu64 " records (sum %" PRIu64
+			"), the producers sent %" PRIu64 " (sum %" PRIu64 ")\n",
+			label, c->consumers > 1 ? "s together" : "", got, got_sum, sent, want);
+		ok = 0;
+	}
+	if (!ok)
+		any_failure = 1;
+	res.ok = ok;
+	if (c->kind == G_FANOUT)
+		res.rec_per_s = slowest;
+	else
+		res.rec_per_s = t1 > t0 ? (double)got / ((double)(t1 - t0) / 1e9) : 0;
+	pthread_barrier_destroy(&sh->start);
+	munmap(sh, sizeof *sh);
+	rmpsc_channel_release(ch);
+	return res;
+}
+
+static void g_print_header(void)
+{
+	printf("\nconsumer groups: %d B records; \"single\" = the classic single consumer (max_consumers=1) with the "
+	       "same producers,\nrun alternately with the row; ratio = median of the runs' row / single; fanout rate = the slowest group's; "
+	       "workshare rate = the group's (all members)\n",
+	       O.group_size);
+	printf("%-10s %-34s %4s %4s %5s %8s %8s %6s %6s %6s  %s\n", "scenario", "configuration", "prod", "cons", "batch",
+	       "Mrec/s", "single", "ratio", "spread", "lineRT", "note");
+}
+
+static void g_emit_json(const char *impl, const char *scenario, const struct g_cfg *c, double rate, const double *runs,
+			int n_runs, double single, double ratio, double spread, double foreign, double line_rt, int ok,
+			const double *per, const char *per_key, int n_per, const double *one_thread)
+{
+	if (!json_out)
+		return;
+	int single_row = !strcmp(impl, "single_consumer");
+	int consumers = single_row ? 1 : c->consumers;
+	int groups = c->kind == G_FANOUT && !single_row ? c->consumers : 1;
+	unsigned max_consumers = single_row || c->kind == G_CLASSIC ? 1 : (c->consumers > 4 ? (unsigned)c->consumers : 4);
+	const char *path = c->batch == 1 ? "send/read+advance" : "reserve+commit/consume";
+	fprintf(json_out,
+		"{\"suite\":\"c\",\"impl\":\"%s\",\"path\":\"%s\",\"scenario\":\"%s\",\"record_size\":%u,"
+		"\"batch\":%u,\"producers\":%d,\"consumers\":%d,\"groups\":%d,\"max_consumers\":%u,"
+		"\"processes\":%s,\"reads_data\":true,",
+		impl, path, scenario, c->rs, c->batch, c->producers, consumers, groups, max_consumers,
+		c->procs ? "true" : "false");
+	json_num("records_per_s", rate, 0);
+	json_num("bytes_per_s", rate * c->rs, 0);
+	fprintf(json_out, "\"p50_ns\":null,\"p99_ns\":null,\"runs\":%d,\"runs_records_per_s\":[", n_runs);
+	for (int i = 0; i < n_runs; i++)
+		fprintf(json_out, "%.6g%s", runs[i], i + 1 < n_runs ? "," : "");
+	fprintf(json_out, "],");
+	if (!single_row) {
+		json_num("single_consumer_records_per_s", single, 0);
+		json_num("vs_single_consumer", ratio, 0); /* the median of the pairs' ratios */
+	}
+	if (one_thread) {
+		json_num("one_thread_ns_per_record", one_thread[0], 0);
+		json_num("single_consumer_one_thread_ns_per_record", one_thread[1], 0);
+	}
+	if (per && n_per) {
+		fprintf(json_out, "\"%s\":[", per_key);
+		for (int i = 0; i < n_per; i++)
+			fprintf(json_out, "%.6g%s", per[i], i + 1 < n_per ? "," : "");
+		fprintf(json_out, "],");
+	}
+	json_num("spread", spread, 0);
+	json_num("other_cpu_load", foreign, 0);
+	json_num("cacheline_rt_ns", line_rt, 0);
+	int oversub = single_row ? (c->producers + 1 > n_cpus) : g_oversubscribed(c);
+	fprintf(json_out,
+		"\"capacity\":%u,\"cpus\":%d,\"oversubscribed\":%s,\"pinned\":%s,\"ok\":%s,\"duration_s\":%.3g}\n",
+		c->capacity, n_cpus, oversub ? "true" : "false", c->pin ? "true" : "false", ok ? "true" : "false",
+		c->duration_s);
+	fflush(json_out);
+}
+
+/* The cost per record without cross-core traffic: producer and consumer in this one
+ * thread (send, then read + advance; or reserve + fill + commit, then consume), on a
+ * channel with one group of one member (solo) or a classic one. CPU time of the thread,
+ * ns per record; the consumer reads every record and the sum is checked. */
+static double g_one_thread_ns(int solo, uint32_t rs, uint32_t batch, uint64_t records)
+{
+	struct rmpsc_config cfg = { .record_size = rs, .capacity = pick_capacity(batch), .max_producers = 1,
+				    .max_consumers = solo ? 4 : 1 };
+	rmpsc_channel *ch;
+	rmpsc_producer *p = NULL;
+	if (rmpsc_channel_create(&ch, NULL, &cfg, 0) < 0) {
+		fprintf(stderr, "bench_c: one-thread cost: create: %s\n", rmpsc_last_error());
+		any_failure = 1;
+		return NAN;
+	}
+	if (rmpsc_consumer_join(ch, NULL, 0) < 0 || rmpsc_producer_register(ch, &p) < 0) {
+		fprintf(stderr, "bench_c: one-thread cost: join/register: %s\n", rmpsc_last_error());
+		any_failure = 1;
+		rmpsc_channel_release(ch);
+		return NAN;
+	}
+	unsigned char *tmpl = xaligned((size_t)batch * rs);
+	fill_template(tmpl, rs, batch);
+	struct acc acc = { 0, 0, rs };
+	uint64_t seq = 0, sent = 0;
+	int64_t t0 = 0;
+	int fail = 0;
+	for (int pass = 0; pass < 2 && !fail; pass++) { /* pass 0: one lap of the ring, untimed */
+		uint64_t n = pass ? records : cfg.capacity;
+		if (pass) {
+			struct timespec ts;
+			clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+			t0 = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+		}
+		for (uint64_t done = 0; done < n && !fail;) {
+			if (batch == 1) {
+				store_u64(tmpl, seq);
+				const void *r;
+				int k;
+				fail = rmpsc_producer_send(p, tmpl, rs, 0) < 0 || (k = rmpsc_read(ch, 1, 0, &r, NULL)) != 1;
+				if (!fail) {
+					acc.sum += sum_records(r, 1, rs);
+					acc.count++;
+					rmpsc_advance(ch, 1);
+				}
+				seq++;
+				sent++;
+				done++;
+				continue;
+			}
+			void *dst;
+			int k = rmpsc_producer_reserve(p, batch, 0, &dst);
+			if (k < 1) {
+				fail = 1;
+				break;
+			}
+			memcpy(dst, tmpl, (size_t)k * rs);
+			for (int i = 0; i < k; i++)
+				store_u64((unsigned char *)dst + (size_t)i * rs, seq + (uint64_t)i);
+			rmpsc_producer_commit(p, (size_t)k);
+			seq += (uint64_t)k;
+			sent += (uint64_t)k;
+			done += (uint64_t)k;
+			while (acc.count < sent)
+				if (rmpsc_consume(ch, batch, 0, cb_sum, &acc) < 1) {
+					fail = 1;
+					break;
+				}
+		}
+	}
+	struct timespec ts;
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	int64_t t1 = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+	uint64_t want = expected_stamps(0, sent) + sent * extra_words(rs);
+	if (fail || acc.count != sent || acc.sum != want) {
+		fprintf(stderr, "bench_c: one-thread cost (%s, batch %u): FAILED: sent %" PRIu64 " received %" PRIu64 " (%s)\n",
+			solo ? "group-solo" : "classic", batch, sent, acc.count, rmpsc_last_error());
+		any_failure = 1;
+	}
+	free(tmpl);
+	rmpsc_producer_close(p);
+	rmpsc_channel_release(ch);
+	return (double)(t1 - t0) / (double)records;
+}
+
+/* One group row and its single-consumer yardstick: a warm-up of each, then
+ * --group-runs runs of each in pairs (the order alternating: AB BA AB ...), so each
+ * pair compares figures taken a fraction of a second apart. The ratio is the median of
+ * the pairs' ratios: a change in the load of a shared machine between pairs cancels. */
+static void g_row(enum g_kind kind, int producers, int consumers, int procs, uint32_t rs, uint32_t batch)
+{
+	struct g_cfg c = { .kind = kind, .producers = producers, .consumers = consumers, .procs = procs, .rs = rs,
+			   .batch = batch, .capacity = pick_capacity(batch), .duration_s = O.group_duration_s };
+	/* The yardstick is placed as the row is: both pinned, or (oversubscribed) neither. */
+	c.pin = O.pin && n_cpus > 1 && !g_oversubscribed(&c);
+	struct g_cfg s = c;
+	s.kind = G_CLASSIC;
+	s.consumers = 1;
+	char label[128], slabel[128];
+	snprintf(label, sizeof label, "%s p=%d c=%d rs=%u batch=%u%s", g_kind_name(kind), producers, consumers, rs,
+		 batch, procs ? " processes" : "");
+	snprintf(slabel, sizeof slabel, "single consumer p=%d rs=%u batch=%u%s (for %s)", producers, rs, batch,
+		 procs ? " processes" : "", g_kind_name(kind));
+	int runs = O.group_runs > 64 ? 64 : O.group_runs, ok = 1;
+	double rate[64], single[64], pair[64], per[G_MAX_CONS][64];
+	struct noise_mark mark = noise_now();
+	double line_rt = n_cpus > 1 ? cacheline_run(0.01).p50 : NAN;
+	struct g_cfg wc = c, ws = s; /* untimed warm-up of both */
+	wc.duration_s = ws.duration_s = c.duration_s / 4;
+	g_run(&ws, slabel);
+	g_run(&wc, label);
+	uint64_t last_counts[G_MAX_CONS] = { 0 };
+	for (int i = 0; i < runs; i++) {
+		struct g_result b, r;
+		if (i % 2) {
+			r = g_run(&c, label);
+			b = g_run(&s, slabel);
+		} else {
+			b = g_run(&s, slabel);
+			r = g_run(&c, label);
+		}
+		ok &= b.ok && r.ok;
+		single[i] = b.rec_per_s;
+		rate[i] = r.rec_per_s;
+		pair[i] = b.rec_per_s > 0 ? r.rec_per_s / b.rec_per_s : 0;
+		for (int j = 0; j < consumers; j++)
+			per[j][i] = r.group_rate[j];
+		memcpy(last_counts, r.member_count, sizeof last_counts);
+	}
+	double foreign = foreign_load(mark);
+	double med = median(rate, runs), smed = median(single, runs), ratio = median(pair, runs);
+	double per_med[G_MAX_CONS];
+	for (int j = 0; j < consumers; j++)
+		per_med[j] = median(per[j], runs);
+	char cfgtext[64], note[128] = "";
+	if (kind == G_SOLO)
+		snprintf(cfgtext, sizeof cfgtext, "1 group x 1 member, max_consumers=4");
+	else if (kind == G_FANOUT)
+		snprintf(cfgtext, sizeof cfgtext, "%d groups x 1 member (threads)", consumers);
+	else
+		snprintf(cfgtext, sizeof cfgtext, "1 group x %d member processes", consumers);
+	if (g_oversubscribed(&c))
+		snprintf(note, sizeof note, "oversubscribed: %d %s on %d CPUs, unpinned ", g_total_threads(&c),
+			 procs ? "processes" : "threads", n_cpus);
+	if (foreign >= 0.10)
+		snprintf(note + strlen(note), sizeof note - strlen(note), "NOISY: others used %.0f%% CPU ", foreign * 100);
+	if (!ok)
+		snprintf(note + strlen(note), sizeof note - strlen(note), "CHECK FAILED");
+	printf("%-10s %-34s %4d %4d %5u %8.2f %8.2f %5.2fx %5.0f%% %6.0f  %s\n", g_kind_name(kind), cfgtext, producers,
+	       consumers, batch, med / 1e6, smed / 1e6, ratio, spread_of(rate, runs, med) * 100, line_rt, note);
+	if (kind == G_FANOUT) {
+		printf("%-10s   per group Mrec/s:", "");
+		for (int j = 0; j < consumers; j++)
+			printf(" %.2f", per_med[j] / 1e6);
+		printf("\n");
+	} else if (kind == G_SHARE) {
+		uint64_t tot = 0;
+		for (int j = 0; j < consumers; j++)
+			tot += last_counts[j];
+		printf("%-10s   per member share of the records (last run):", "");
+		for (int j = 0; j < consumers; j++)
+			printf(" %.0f%%", tot ? 100.0 * (double)last_counts[j] / (double)tot : 0);
+		printf("\n");
+	}
+	fflush(stdout);
+	/* group-solo: also the cost per record in one thread, alternately, the least of
+	 * --group-runs each (no cross-core traffic: what a noisy machine disturbs least). */
+	double one[2] = { NAN, NAN };
+	if (kind == G_SOLO) {
+		uint64_t n = (uint64_t)(O.group_duration_s * (batch == 1 ? 2e6 : 2e7));
+		watchdog_arm("one-thread cost", 4.0 * runs * O.group_duration_s);
+		for (int i = 0; i < runs; i++)
+			for (int k = 0; k < 2; k++) {
+				double v = g_one_thread_ns((i + k) % 2 == 0, rs, batch, n);
+				int slot = (i + k) % 2 == 0 ? 0 : 1;
+				if (isnan(one[slot]) || v < one[slot])
+					one[slot] = v;
+			}
+		alarm(0);
+		printf("%-10s   one thread (producer and consumer in this thread, CPU time, least of %d): %.2f ns/record, "
+		       "classic %.2f ns/record: rate ratio %.3fx\n",
+		       "", runs, one[0], one[1], one[1] / one[0]);
+	}
+	const char *scen = kind == G_SOLO ? "group-solo" : kind == G_FANOUT ? "fanout" : "workshare";
+	g_emit_json("ringmpsc", scen, &c, med, rate, runs, smed, ratio, spread_of(rate, runs, med), foreign, line_rt, ok,
+		    kind == G_SOLO ? NULL : per_med, kind == G_FANOUT ? "group_records_per_s" : "member_records_per_s",
+		    consumers, kind == G_SOLO ? one : NULL);
+	g_emit_json("single_consumer", scen, &s, smed, single, runs, NAN, NAN, spread_of(single, runs, smed), foreign,
+		    line_rt, ok, NULL, NULL, 0, NULL);
+}
+
+static void groups_rows(void)
+{
+	uint32_t rs = (uint32_t)O.group_size;
+	g_print_header();
+	for (int bi = 0; O.group_solo && bi < O.n_group_batches; bi++)
+		g_row(G_SOLO, 1, 1, 0, rs, (uint32_t)O.group_batches[bi]);
+	for (int bi = 0; O.group_fanout && bi < O.n_group_batches; bi++)
+		g_row(G_FANOUT, 1, 4, 0, rs, (uint32_t)O.group_batches[bi]);
+	for (int pi = 0; O.group_share && pi < 2; pi++)
+		for (int bi = 0; bi < O.n_group_batches; bi++)
+			g_row(G_SHARE, pi ? 4 : 1, 4, 1, rs, (uint32_t)O.group_batches[bi]);
+}
+
+/* ------------------------------------------------------------------------- */
 /* Command line. */
 
 static void usage(FILE *f)
@@ -1223,8 +1834,14 @@ static void usage(FILE *f)
 		"  --capacity N        records per ring, power of two (default 4096, raised to >= 2*batch)\n"
 		"  --timeout-ms MS     timeout of every blocking call (default 2000)\n"
 		"  --consumer read     batched consumer uses rmpsc_read/rmpsc_advance instead of rmpsc_consume\n"
-		"  --only LIST         any of spsc,mpsc,countonly,pingpong,cacheline,liveness (default all)\n"
-		"  --quick             a ~20 s subset: 3 runs of 120 ms, SPSC + the largest MPSC count\n"
+		"  --only LIST         any of spsc,mpsc,countonly,pingpong,cacheline,liveness,groups (default all)\n"
+		"  --groups            only the consumer-group rows (= --only groups)\n"
+		"  --group-batches L   batch sizes of the group rows (default 1,32)\n"
+		"  --group-size B      record size of the group rows (default 64)\n"
+		"  --group-scenarios L any of solo,fanout,workshare (default all)\n"
+		"  --group-runs N      runs of each group row and its single consumer (default 2 x --runs; --quick 4)\n"
+		"  --group-duration-ms MS  length of one of those runs (default 150; --quick 100)\n"
+		"  --quick             a ~20 s subset: 3 runs of 120 ms, SPSC + the largest MPSC count, the group rows\n"
 		"  --no-bare           skip the hand-written SPSC yardstick in the spsc rows\n"
 		"  --no-pin            do not pin threads\n"
 		"  --json FILE         also write one JSON object per row to FILE\n"
@@ -1254,7 +1871,9 @@ static void parse_args(int argc, char **argv)
 	O.timeout_ns = 2000000000;
 	O.pin = 1;
 	O.do_spsc = O.do_mpsc = O.do_pingpong = O.do_cacheline = O.do_count_only = O.do_bare = 1;
-	O.do_liveness = 1;
+	O.do_liveness = O.do_groups = 1;
+	O.group_size = 64;
+	O.group_solo = O.group_fanout = O.group_share = 1;
 	int runs_set = 0, dur_set = 0;
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
@@ -1308,6 +1927,27 @@ static void parse_args(int argc, char **argv)
 			O.do_pingpong = strstr(v, "pingpong") != NULL;
 			O.do_cacheline = strstr(v, "cacheline") != NULL;
 			O.do_liveness = strstr(v, "liveness") != NULL;
+			O.do_groups = strstr(v, "groups") != NULL;
+		} else if (!strcmp(a, "--groups")) {
+			O.do_spsc = O.do_mpsc = O.do_count_only = O.do_pingpong = O.do_cacheline = O.do_liveness = 0;
+			O.do_groups = 1;
+		} else if (!strcmp(a, "--group-batches")) {
+			NEED_VALUE;
+			O.n_group_batches = parse_list(v, O.group_batches, MAX_LIST);
+		} else if (!strcmp(a, "--group-scenarios")) {
+			NEED_VALUE;
+			O.group_solo = strstr(v, "solo") != NULL;
+			O.group_fanout = strstr(v, "fanout") != NULL;
+			O.group_share = strstr(v, "workshare") != NULL;
+		} else if (!strcmp(a, "--group-runs")) {
+			NEED_VALUE;
+			O.group_runs = atoi(v);
+		} else if (!strcmp(a, "--group-duration-ms")) {
+			NEED_VALUE;
+			O.group_duration_s = atof(v) / 1000;
+		} else if (!strcmp(a, "--group-size")) {
+			NEED_VALUE;
+			O.group_size = atoi(v);
 		} else if (!strcmp(a, "--quick")) {
 			O.quick = 1;
 		} else if (!strcmp(a, "--no-bare")) {
@@ -1329,7 +1969,8 @@ static void parse_args(int argc, char **argv)
 		if (!dur_set)
 			O.duration_s = 0.12;
 	}
-	if (O.n_sizes < 0 || O.n_batches < 0 || O.n_producers < 0 || O.runs < 1 || O.duration_s <= 0 ||
+	if (O.n_sizes < 0 || O.n_batches < 0 || O.n_producers < 0 || O.n_group_batches < 0 || O.group_size < 8 ||
+	    (uint32_t)O.group_size > RMPSC_MAX_RECORD_SIZE || O.runs < 1 || O.duration_s <= 0 ||
 	    O.timeout_ns <= 0 || (O.capacity && (O.capacity & (O.capacity - 1)))) {
 		fprintf(stderr, "bench_c: bad option value\n");
 		usage(stderr);
@@ -1344,6 +1985,15 @@ static void parse_args(int argc, char **argv)
 		int d[] = { 8, 64, 256 };
 		memcpy(O.sizes, d, sizeof d);
 		O.n_sizes = 3;
+	}
+	if (O.group_runs <= 0) /* pairs: a ratio needs more of them than a rate does */
+		O.group_runs = O.quick && !runs_set ? 4 : 2 * O.runs;
+	if (O.group_duration_s <= 0)
+		O.group_duration_s = O.quick ? 0.10 : 0.15;
+	if (O.n_group_batches == 0) {
+		O.group_batches[0] = 1;
+		O.group_batches[1] = 32;
+		O.n_group_batches = 2;
 	}
 	if (O.n_batches == 0) {
 		int d[] = { 1, 32, 256 };
@@ -1435,10 +2085,14 @@ int main(int argc, char **argv)
 				for (int bi = 0; bi < O.n_batches; bi++)
 					tp_config("mpsc", O.producers[pi], (uint32_t)O.sizes[si], (uint32_t)O.batches[bi],
 						  CONS_SUM);
-	printf("\nper-sample latencies include one clock read (~%.0f ns here)\n", clock_overhead_ns());
-	latency_rows();
+	if (O.do_pingpong || O.do_cacheline) {
+		printf("\nper-sample latencies include one clock read (~%.0f ns here)\n", clock_overhead_ns());
+		latency_rows();
+	}
 	if (O.do_liveness)
 		liveness_row();
+	if (O.do_groups)
+		groups_rows();
 
 	printf("\n");
 	if (have_s64)

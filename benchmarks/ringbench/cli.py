@@ -25,12 +25,16 @@ runs the reduced set. Steps:
  2. run the programs one after the other, each under a time limit, each writing JSON
     lines:
       bench_c      build/bench_c          suite "c" (ringmpsc alone, next to a bare SPSC
-                                          ring and memcpy; the liveness check) and, derived
-                                          from it, suite "limits" (memcpy of the same bytes,
-                                          cache-line round trip)
+                                          ring and memcpy; the liveness check; consumer
+                                          groups next to the classic single consumer) and,
+                                          derived from it, suite "limits" (memcpy of the
+                                          same bytes, cache-line round trip)
       bench_peers  build/bench_peers      suite "c": ringmpsc vs rte_ring, ck_ring, Boost,
                                           moodycamel
       python       benchmarks/python/peers.py   suite "python"
+      python_share benchmarks/python/workshare.py   suite "python" (work sharing across
+                                          processes: a consumer group vs faster-fifo and
+                                          multiprocessing.Queue)
       lua          benchmarks/lua/run.sh        suite "lua" (inside nginx)
  3. merge the rows into benchmarks/results/latest.json (a list of row objects; every row
     keeps the fields its program wrote and gets "source" = the program and "machine" =
@@ -83,7 +87,7 @@ def main():
                                  formatter_class=argparse.RawDescriptionHelpFormatter, epilog=USAGE)
     ap.add_argument("--quick", action="store_true", default=os.environ.get("QUICK", "") not in ("", "0"),
                     help="reduced set, under two minutes (default when QUICK=1 is in the environment)")
-    ap.add_argument("--only", help="comma-separated programs to run: bench_c,bench_peers,python,lua "
+    ap.add_argument("--only", help="comma-separated programs to run: bench_c,bench_peers,python,python_share,lua "
                                    "(the others are reported as not run; README.md is left alone)")
     ap.add_argument("--no-build", action="store_true", help="use what is built; do not call make")
     ap.add_argument("--timeout", type=int, help="time limit of every suite in seconds (default per suite: "

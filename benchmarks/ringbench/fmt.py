@@ -84,6 +84,8 @@ def notes_of(r):
         n.append("**CHECK FAILED**")
     if r.get("oversubscribed"):
         n.append("oversubscribed")
+    if r.get("pinned") is False:
+        n.append("unpinned")
     if r.get("reads_data") is False:
         n.append("count only")
     if r.get("calls") == "blocking" and "blocking" not in str(r.get("path")):
@@ -100,7 +102,9 @@ def impl_label(r):
     return "%s" % r.get("impl")
 
 
-def scen_label(scen, producers, processes, suite):
+def scen_label(scen, producers, processes, suite, consumers=None):
+    if scen in ("fanout", "workshare") and isinstance(consumers, int) and consumers > 1:
+        scen = "%s %s→%d" % (scen, producers, consumers)
     if suite == "python" and scen != "threads":
         return "%s (%s)" % (scen, "processes" if processes else "threads")
     return str(scen)

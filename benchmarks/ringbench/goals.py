@@ -5,7 +5,18 @@ judged on) is in this file. Each goal lists its checks (where, what was measured
 the ratio, the target); a goal is met when every counted check is.
 """
 from .fmt import f_dur, f_gbs, f_mrec, f_rate, f_x
-from .rows import bare_for, best_peer, cacheline_for, groups_of, num, rate, ringmpsc_best, scen_of
+from .rows import (
+    bare_for,
+    best_peer,
+    cacheline_for,
+    groups_of,
+    num,
+    rate,
+    ringmpsc_best,
+    scen_of,
+    single_for,
+    single_ratio,
+)
 
 MET, MISSED, NA, NOTRUN = "met", "MISSED", "not measurable", "not measured"
 
@@ -121,7 +132,9 @@ def evaluate_goals(rows, machine, suite_status):
         g5.reason = "no ping-pong and cache-line rows"
     goals.append(g5)
 
-    py = [r for r in rows if r.get("suite") == "python" and r.get("processes")]
+    goals += group_goals(rows, machine, suite_status)
+
+    py = [r for r in rows if r.get("suite") == "python" and r.get("processes") and r.get("scenario") != "workshare"]
 
     def find(sc, prod, impl, path):
         for r in py:
@@ -155,6 +168,7 @@ def evaluate_goals(rows, machine, suite_status):
         if not g.checks:
             g.reason = why_py or "the rows it needs are missing (faster-fifo / multiprocessing rows)"
     goals += [g6, g7, g8]
+    goals.append(python_share_goal(rows, suite_status))
 
     lua = [r for r in rows if r.get("suite") == "lua"]
     g9 = Goal("lua-send", "LuaJIT: send/recv ≥ 5× ngx.shared.DICT lpush/rpop")
@@ -199,3 +213,65 @@ def evaluate_goals(rows, machine, suite_status):
     goals.append(g11)
     return goals
 
+
+
+def group_goals(rows, machine, suite_status):
+    """Consumer groups in C (bench_c): each row against the classic single consumer with
+    the same producers, record size and batch, measured alternately in the same run."""
+    gs = Goal("c-group-solo", "C, consumer groups: one group with one member (max_consumers=4) ≥ 0.95× the classic "
+                              "single consumer")
+    gf = Goal("c-fanout", "C, fan-out 1 producer → 4 groups: every group ≥ 0.8× the classic single consumer")
+    cores = machine.get("cpus_usable") or machine.get("cpus") or 0
+    grows = [r for r in rows if r.get("source") == "bench_c" and r.get("scenario") in ("group-solo", "fanout")]
+    for key, group in groups_of(grows).items():
+        for r in group:
+            if r.get("impl") != "ringmpsc" or not rate(r) or r.get("ok") is False:
+                continue
+            single, ratio = single_for(r, group), single_ratio(r, group)
+            if not single or not ratio:
+                continue
+            where = "%s %d B batch %s" % (key[2], key[3], key[4])
+            if key[2] == "group-solo":
+                gs.add(where, "1 group × 1 member %s Mrec/s vs single consumer %s Mrec/s" % (
+                    f_mrec(rate(r)), f_mrec(single)), ratio, 0.95)
+            else:
+                need = (r.get("producers") or 1) + (r.get("consumers") or 4)
+                gf.add(where + ("*" if r.get("oversubscribed") else ""),
+                       "slowest of %s groups %s Mrec/s vs single consumer %s Mrec/s" % (
+                           r.get("consumers"), f_mrec(rate(r)), f_mrec(single)), ratio, 0.8,
+                       counted=cores >= need)
+    status = suite_status.get("bench_c", "?")
+    if not gs.checks:
+        gs.reason = "no bench_c group-solo rows (bench_c: %s)" % status
+    if not gf.checks:
+        gf.reason = "no bench_c fanout rows (bench_c: %s)" % status
+    elif not gf.counted():
+        vals = sorted(c[2] for c in gf.checks)
+        gf.reason = ("needs a machine with ≥ 5 cores (the producer and 4 consumers on cores of their own); this "
+                     "machine has %d, so 5 threads share them (measured, not judged: %s)" % (
+                         cores, ", ".join(f_x(v) for v in vals)))
+    return [gs, gf]
+
+
+def python_share_goal(rows, suite_status):
+    """Python work sharing across processes (benchmarks/python/workshare.py)."""
+    g = Goal("py-share-ff", "Python, work sharing across processes, per record: ringmpsc recv ≥ 20× faster-fifo get")
+    share = [r for r in rows if r.get("suite") == "python" and r.get("scenario") == "workshare" and rate(r)]
+
+    def find(prod, impl, path):
+        for r in share:
+            if (r.get("producers"), r.get("impl"), r.get("path")) == (prod, impl, path):
+                return r
+        return None
+    for prod in sorted({r.get("producers") for r in share}, key=num):
+        mine, ff = find(prod, "ringmpsc", "send/recv"), find(prod, "faster-fifo", "put/get")
+        if mine and ff:
+            g.add("workshare %s → %s processes%s" % (prod, mine.get("consumers"),
+                                                      "*" if mine.get("oversubscribed") else ""),
+                  "ringmpsc send/recv %s rec/s vs faster-fifo put/get %s rec/s" % (f_rate(rate(mine)),
+                                                                                  f_rate(rate(ff))),
+                  rate(mine) / rate(ff), 20)
+    if not g.checks:
+        g.reason = ("the work-sharing suite did not run (%s)" % suite_status.get("python_share", "?") if not share
+                    else "the rows it needs are missing (ringmpsc send/recv, faster-fifo put/get)")
+    return g

@@ -16,6 +16,7 @@ from .rows import (
     memcpy_for,
     num,
     rate,
+    single_ratio,
 )
 
 
@@ -23,9 +24,12 @@ def throughput_table(rows, allrows, show_p50):
     """rows: throughput rows of one (suite, source); one table, group key shown once."""
     # the bare ring runs only in bench_c's spsc rows; other tables leave its column out
     has_bare = any(r.get("impl") == "bare_spsc" or r.get("bare_spsc_bytes_per_s") for r in rows)
+    # the consumer-group rows come with the classic single consumer as their yardstick
+    has_single = any(r.get("impl") == "single_consumer" for r in rows)
     header = ["scenario", "rec B", "batch", "prod", "impl", "path", "Mrec/s", "GB/s", "× best peer"] + \
-        (["× bare ring"] if has_bare else []) + ["× memcpy (info)"]
-    align = ["l", "r", "r", "r", "l", "l", "r", "r", "r"] + (["r"] if has_bare else []) + ["r"]
+        (["× bare ring"] if has_bare else []) + (["× single consumer"] if has_single else []) + ["× memcpy (info)"]
+    align = ["l", "r", "r", "r", "l", "l", "r", "r", "r"] + (["r"] if has_bare else []) + \
+        (["r"] if has_single else []) + ["r"]
     if show_p50:
         header += ["p50 ns", "p99 ns"]
         align += ["r", "r"]
@@ -55,11 +59,14 @@ def throughput_table(rows, allrows, show_p50):
             if fallback and ratio is not None:
                 cell += " †"
                 footnote = True
-            line = [scen_label(scen, prod, procs, suite) if first else "", rs if first else "",
+            cons = max(num(x.get("consumers"), 0) for x in group)
+            line = [scen_label(scen, prod, procs, suite, cons) if first else "", rs if first else "",
                     batch if first else "", prod if first else "", impl_label(r), r.get("path"),
                     f_mrec(rate(r)), f_gbs(r.get("bytes_per_s")), cell]
             if has_bare:
                 line.append(f_x(rbare, bold_at=1.0) if r.get("impl") == "ringmpsc" else f_x(rbare))
+            if has_single:
+                line.append(f_x(single_ratio(r, group)) if r.get("impl") == "ringmpsc" else "–")
             line.append(f_x(rmc))
             if show_p50:
                 line += [f_ns(r.get("p50_ns")), f_ns(r.get("p99_ns"))]
@@ -128,6 +135,8 @@ SOURCE_TITLES = {
     "bench_peers": "build/bench_peers — ringmpsc vs rte_ring, ck_ring, Boost.Lockfree, moodycamel; same run, "
                    "same record size, same batch, same ring capacity, same pinning",
     "python": "benchmarks/python/peers.py — across processes (and threads), 64-byte records",
+    "python_share": "benchmarks/python/workshare.py — work sharing: producer processes → 4 consumer processes "
+                    "(ringmpsc: the members of one consumer group), 64-byte records",
     "lua": "benchmarks/lua/run.sh — inside one nginx worker (producer and consumer in turn: the per-record cost "
            "of the calls, not a cross-core figure)",
 }

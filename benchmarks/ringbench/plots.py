@@ -203,9 +203,11 @@ def make_plots(rows, meta):
     if py:
         for key in sorted({(r["scenario"], r["producers"], r.get("processes")) for r in py},
                           key=lambda k: (not k[2], sort_key_scen(k[0]), k[1])):
-            panels.append(("Python %s, %d producer%s (%s)" % (key[0], key[1], "s" if key[1] > 1 else "",
-                                                            "processes" if key[2] else "threads"),
-                           [r for r in py if (r["scenario"], r["producers"], r.get("processes")) == key]))
+            prs = [r for r in py if (r["scenario"], r["producers"], r.get("processes")) == key]
+            cons = max(num(r.get("consumers"), 1) for r in prs)
+            panels.append(("Python %s, %d producer%s%s (%s)" % (key[0], key[1], "s" if key[1] > 1 else "",
+                                                              " → %d consumers" % cons if cons > 1 else "",
+                                                              "processes" if key[2] else "threads"), prs))
     if lua:
         panels.append(("LuaJIT in one nginx worker", lua))
     if panels:

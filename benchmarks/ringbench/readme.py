@@ -3,7 +3,19 @@ from . import README
 from .fmt import f_dur, f_gbs, f_mrec, f_rate, f_us, f_x, md_table
 from .machine import commit_text, machine_line
 from .plots import PLOTS
-from .rows import bare_for, best_peer, cacheline_for, groups_of, is_peer, memcpy_for, rate, ringmpsc_best
+from .rows import (
+    GROUP_SCENARIOS,
+    bare_for,
+    best_peer,
+    cacheline_for,
+    groups_of,
+    is_peer,
+    memcpy_for,
+    rate,
+    ringmpsc_best,
+    single_for,
+    single_ratio,
+)
 
 BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
 
@@ -68,6 +80,7 @@ def readme_block(rows, meta, goals, plots):
         out += md_table(["scenario", "rec B", "batch", "ringmpsc Mrec/s", "best peer", "peer Mrec/s",
                          "ringmpsc ÷ peer"], body, ["l", "r", "r", "r", "l", "r", "r"])
         out.append("")
+    out += groups_table(rows, goals)
     # latency
     for source in ("bench_peers", "bench_c"):
         cl = cacheline_for(source, rows)
@@ -99,13 +112,20 @@ def readme_block(rows, meta, goals, plots):
             ps = [p for p in group if p["impl"] == impl and p["path"] in paths]
             return f_x(rate(r) / rate(ps[0])) if ps else "–"
         for r in sorted([r for r in group if r["impl"] == "ringmpsc"], key=lambda r: -rate(r)):
-            body.append([("%s ×%d" % (key[2], key[5])) if key[5] > 1 else key[2], key[4], r["path"],
+            if key[2] == "workshare":
+                scen = "workshare %d→%d%s" % (key[5], r.get("consumers") or 0, "*" if r.get("oversubscribed") else "")
+            else:
+                scen = ("%s ×%d" % (key[2], key[5])) if key[5] > 1 else key[2]
+            body.append([scen, key[4], r["path"],
                          f_rate(rate(r)), "%s %s" % (best["impl"], best["path"]),
                          f_x(rate(r) / rate(best), bold_at=1.0), vs(r, "mp.Queue", ("put/get",)),
                          vs(r, "faster-fifo", ("put/get", "put_many/get_many"))])
     if body:
         out.append("**Python** (64-byte records; spsc/mpsc: producer processes → one consumer process; threads: "
-                   "in one process; \"joined\" = a peer's batch joined into one bytes object per put)")
+                   "in one process; workshare P→C: P producer processes → C consumer processes sharing the work "
+                   "(ringmpsc: `Channel(max_consumers=C)`, every consumer calls recv / recv_many: the members of "
+                   "one consumer group; the peers: one queue, C processes calling get); \"joined\" = a peer's "
+                   "batch joined into one bytes object per put; * = more processes than CPUs)")
         out.append("")
         out += md_table(["scenario", "batch", "ringmpsc path", "records/s", "best peer", "÷ best peer",
                          "÷ mp.Queue put/get", "÷ faster-fifo (put/get; batched: put_many/get_many)"], body,
@@ -138,6 +158,53 @@ def readme_block(rows, meta, goals, plots):
     out.append("Re-run with `make bench` (full) or `QUICK=1 make bench` (reduced, under two minutes).")
     out.append(END)
     return "\n".join(out)
+
+
+def groups_table(rows, goals):
+    """C consumer groups (bench_c): each row ÷ the classic single consumer measured
+    alternately with it."""
+    targets = {g.gid: g for g in goals}
+    grows = [r for r in rows if r.get("suite") == "c" and r.get("source") == "bench_c"
+             and r.get("scenario") in GROUP_SCENARIOS]
+    body = []
+    what = {"group-solo": "1 group × 1 member (max_consumers=4)", "fanout": "1 group per consumer thread (fan-out)",
+            "workshare": "1 group, member processes (work sharing)"}
+    for key, group in groups_of(grows).items():
+        for r in group:
+            if r.get("impl") != "ringmpsc" or not rate(r):
+                continue
+            single = single_for(r, group)
+            scen = key[2]
+            goal = {"group-solo": ("c-group-solo", "≥ 0.95×"), "fanout": ("c-fanout", "≥ 0.8×")}.get(scen)
+            if goal and goal[0] in targets and not targets[goal[0]].counted():
+                goal = (goal[0], goal[1] + " (not judged: too few cores)")
+            body.append(["%s%s" % (scen, " (processes)" if r.get("processes") else ""), what.get(scen, ""),
+                         "%s → %s%s" % (r.get("producers"), r.get("consumers"), "*" if r.get("oversubscribed") else ""),
+                         key[3], key[4], f_mrec(rate(r)), f_mrec(single) if single else "–",
+                         f_x(single_ratio(r, group), bold_at=1.0) if single else "–",
+                         goal[1] if goal else "– (info)"])
+    if not body:
+        return []
+    out = ["**C: consumer groups** (each row ÷ the classic single consumer, a channel with max_consumers=1 and the "
+           "same producers, record size and batch, run alternately with it; fanout: the slowest of the groups, each "
+           "of which receives every record; workshare: the group's rate, all members together, processes on both "
+           "sides; every consumer reads every record it receives, counts and sums checked; * = more threads or "
+           "processes than CPUs: nothing pinned, the scheduler shares the CPUs)", ""]
+    out += md_table(["scenario", "what", "producers → consumers", "rec B", "batch", "Mrec/s", "single consumer Mrec/s",
+                     "÷ single consumer", "goal"], body, ["l", "l", "r", "r", "r", "r", "r", "r", "l"])
+    out.append("")
+    one = [r for r in grows if r.get("impl") == "ringmpsc" and r.get("one_thread_ns_per_record")
+           and r.get("single_consumer_one_thread_ns_per_record")]
+    if one:
+        parts = ["batch %s: %.2f ns per record vs classic %.2f ns = %s" % (
+            r["batch"], r["one_thread_ns_per_record"], r["single_consumer_one_thread_ns_per_record"],
+            f_x(r["single_consumer_one_thread_ns_per_record"] / r["one_thread_ns_per_record"]))
+            for r in sorted(one, key=lambda r: r["batch"])]
+        out.append("group-solo without cross-core traffic (producer and consumer in one thread, its CPU time, the "
+                   "least of %s runs each, alternating; what a noisy machine disturbs least): %s."
+                   % (one[0].get("runs"), "; ".join(parts)))
+        out.append("")
+    return out
 
 
 def update_readme(block):

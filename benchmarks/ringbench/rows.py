@@ -6,16 +6,21 @@ the yardsticks the program measured next to it: the hand-written bare SPSC ring 
 physical yardstick of a cross-core stream: the same copy between the same two CPUs),
 memcpy (information only: one thread, no cross-core traffic) and the cache-line round
 trip (the yardstick of latency). Rows with "ns_per_call" are costs of one call, not
-streams (the liveness check).
+streams (the liveness check). The consumer-group rows of bench_c (group-solo, fanout,
+workshare) each come with a "single_consumer" row: the classic single consumer
+(max_consumers = 1) with the same producers, record size and batch, run alternately
+with them; it is their yardstick.
 """
 import statistics
 
 REQUIRED = ["suite", "impl", "path", "scenario", "record_size", "batch", "producers", "consumers",
             "processes", "reads_data", "records_per_s", "bytes_per_s", "p50_ns", "p99_ns", "runs"]
 SUITE_ORDER = ["limits", "c", "python", "lua"]
-YARDSTICKS = {"memcpy", "cacheline", "bare_spsc"}
+YARDSTICKS = {"memcpy", "cacheline", "bare_spsc", "single_consumer"}
+GROUP_SCENARIOS = ("group-solo", "fanout", "workshare")  # consumer groups (bench_c; Python: workshare)
 LATENCY_SCENARIOS = {"pingpong", "cacheline", "latency"}
-SCENARIO_ORDER = ["spsc", "mpsc", "threads", "same-worker", "pingpong", "cacheline", "memcpy", "liveness"]
+SCENARIO_ORDER = ["spsc", "mpsc", "threads", "group-solo", "fanout", "workshare", "same-worker", "pingpong",
+                  "cacheline", "memcpy", "liveness"]
 NOISY = 0.10  # other_cpu_load at or above this marks a row noisy
 
 
@@ -173,6 +178,28 @@ def bare_for(r, group):
         if x.get("impl") == "bare_spsc" and x.get("source") == r.get("source") and x.get("bytes_per_s"):
             return x["bytes_per_s"]
     return None
+
+
+def single_for(r, group):
+    """records/s of the classic single consumer measured next to a consumer-group row
+    (same producers, record size, batch; the same run). None where none was measured."""
+    v = r.get("single_consumer_records_per_s")
+    if isinstance(v, (int, float)) and v > 0:
+        return v
+    for x in group:
+        if x.get("impl") == "single_consumer" and x.get("source") == r.get("source") and rate(x):
+            return rate(x)
+    return None
+
+
+def single_ratio(r, group):
+    """A consumer-group row ÷ its single consumer: the median of the runs' ratios where
+    the program paired the runs (vs_single_consumer), else the ratio of the medians."""
+    v = r.get("vs_single_consumer")
+    if isinstance(v, (int, float)) and v > 0:
+        return v
+    single = single_for(r, group)
+    return rate(r) / single if single and rate(r) else None
 
 
 def cacheline_for(source, rows):

@@ -93,6 +93,9 @@ def suites(quick):
               lambda out: ["build/bench_peers", "--json", out] + q, (90, 900)),
         Suite("python", "Python, ringmpsc vs peers", "build/venv/.ringmpsc-built", "benchmarks/python/peers.py",
               lambda out: [venv_python, "benchmarks/python/peers.py", "--json", out] + q, (90, 900)),
+        Suite("python_share", "Python, work sharing across processes (a consumer group) vs peers",
+              "build/venv/.ringmpsc-built", "benchmarks/python/workshare.py",
+              lambda out: [venv_python, "benchmarks/python/workshare.py", "--json", out] + q, (90, 600)),
         Suite("lua", "LuaJIT in nginx, ringmpsc vs ngx.shared.DICT", "lib", "benchmarks/lua/run.sh",
               lambda out: ["benchmarks/lua/run.sh", "--json", out] + q, (60, 300)),
     ]
