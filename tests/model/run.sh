@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Model-check the liveness protocol (attach.pml, consumer.pml) with spin. Each
+# Model-check the liveness protocol (attach.pml, consumer.pml) and consumer
+# groups (groups.pml) with spin. Each
 # check generates a verifier, compiles it and runs it under a time limit; the
 # real models must show 0 errors, the negative variants must find their
 # counterexample. Appends "model <passed> <failed> 0" to build/results.txt.
@@ -70,6 +71,51 @@ check slots-progress-nogen fail attach.pml "-DITER=1 -DMAXDEATHS=1 -DNO_GEN_CHEC
 check consumer-role ok consumer.pml "" "$S" ""
 # Negative: the let_go order before 1770540 (CAS after unlocking) loses the role.
 check consumer-role-old-let-go fail consumer.pml "-DOLD_LET_GO" "$S" ""
+# Consumer groups (groups.pml, docs/groups-protocol.md). The protocol as the doc
+# writes it has five flaws (see groups.pml's header): the checks that must pass
+# carry the proposed fixes ($FIX), and each groups-flaw-* check shows the doc's
+# version (that one fix left out) failing. Once the doc and group.c take a fix,
+# make it the model's default and drop its flaw check.
+FIX="-DFIX_JOIN -DFIX_PARTIAL -DFIX_RECOMPUTE -DFIX_CREATE -DFIX_EPH"
+# 2 producers, groups A = {0, 1} and B = {2}, one ring wrapping; member 0 may die
+# (member 1 is its mirror image: either may join first, be SOLO, or adopt); the
+# survivor recovers (producers recover in the other checks; here it would triple
+# the states).
+G_MAIN="-DCAP=1 -DNREC=2 -DNREC1=1 -DKILLMASK=1 -DPRECOVER=0"
+# group A alone, 2 rings of 2 (out-of-order releases, a claim per ring), both may die
+G_SHARED="-DONEGROUP -DNM=2 -DNP=2 -DCAP=2 -DNREC=3 -DNREC1=1 -DMAXB=1 -DKILLMASK=3"
+# three members in one group, one ring
+G_THREE="-DONEGROUP -DNM=3 -DNP=1 -DCAP=1 -DNREC=2 -DKILLMASK=1"
+# partial releases of 2-record claims
+G_PART="-DPARTIAL -DONEGROUP -DNM=2 -DNP=1 -DCAP=2 -DNREC=3 -DMAXB=2 -DKILLMASK=3"
+# group B created (CREATING) by member 2 while the producer runs; B ephemeral; its creator may die
+G_CREATE="-DCREATE -DEPH -DNP=1 -DCAP=1 -DNREC=3 -DKILLMASK=4"
+G_TWO="-DONEGROUP -DNM=2 -DNP=1 -DCAP=2 -DNREC=3 -DMAXB=1 -DKILLMASK=0"
+check groups ok groups.pml "$FIX $G_MAIN" "$S" ""
+check groups-shared ok groups.pml "$FIX $G_SHARED" "$S" ""
+check groups-three ok groups.pml "$FIX $G_THREE" "$S" ""
+check groups-partial ok groups.pml "$FIX $G_PART" "$S" ""
+check groups-create ok groups.pml "$FIX $G_CREATE" "$S" ""
+check groups-at-most-once ok groups.pml "$FIX -DAMO $G_THREE" "$S" ""
+# Negative: hazards the protocol's orders avoid.
+# A release that scans the other claims before clearing its own (no fence): two
+# releases each see the other's claim, the head is stranded below the cursor.
+check groups-no-fence fail groups.pml "$FIX -DNO_FENCE $G_TWO" "$S" ""
+# A claim that stores the cursor before its claim record: a recompute moves the
+# head past the claim being taken.
+check groups-cursor-first fail groups.pml "$FIX -DCURSOR_FIRST $G_TWO" "$S" ""
+# group_create reading the tails before it publishes CREATING: a producer that
+# did not see the group overwrites records the group starts at.
+check groups-tail-first fail groups.pml "$FIX -DTAIL_FIRST ${G_CREATE/-DKILLMASK=4/-DKILLMASK=0}" "$S" ""
+# An alone joiner setting heads = cursors before its mode CAS: the loser of two
+# joins moves the head past the winner's first SOLO claim.
+check groups-join-heads-first fail groups.pml "$FIX -DJOIN_HEADS_FIRST $G_TWO" "$S" ""
+# The doc's protocol, one fix left out at a time: each fails.
+check groups-flaw-join fail groups.pml "${FIX/-DFIX_JOIN/} $G_THREE" "$S" ""
+check groups-flaw-partial fail groups.pml "${FIX/-DFIX_PARTIAL/} $G_PART" "$S" ""
+check groups-flaw-recompute fail groups.pml "${FIX/-DFIX_RECOMPUTE/} $G_THREE" "$S" ""
+check groups-flaw-create fail groups.pml "${FIX/-DFIX_CREATE/} $G_CREATE" "$S" ""
+check groups-flaw-ephemeral fail groups.pml "${FIX/-DFIX_EPH/} $G_CREATE" "$S" ""
 echo "model $pass $fail 0" >> build/results.txt
 echo "[model] $pass passed, $fail failed, 0 skipped"
 [ "$fail" -eq 0 ]
