@@ -806,8 +806,8 @@ int64_t rmpsc_read_bytes(rmpsc_channel *ch, int64_t timeout_ns, const void **byt
 {
 	if (!ch || !bytes)
 		return rmpsc__set_error(RMPSC_EINVAL, "read_bytes: NULL channel or bytes");
-	const void *rec;
-	uint32_t slot;
+	const void *rec = NULL;
+	uint32_t slot = 0;
 	int n = rmpsc_read(ch, 1, timeout_ns, &rec, &slot);
 	if (n < 0)
 		return n;
