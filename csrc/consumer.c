@@ -93,6 +93,9 @@ int rmpsc_consumer_join(rmpsc_channel *ch, const char *group, unsigned flags)
 {
 	if (!ch)
 		return rmpsc__set_error(RMPSC_EINVAL, "consumer_join: NULL channel");
+	if (ch->in_callback)
+		return rmpsc__set_error(RMPSC_EINVAL,
+					"consumer_join: called inside an rmpsc_consume callback of this handle");
 	const char *name = group && *group ? group : RMPSC_DEFAULT_GROUP;
 	if (still_member(ch) && !strcmp(rmpsc_consumer_group(ch), name) && flags == ch->group_flags)
 		return RMPSC_OK;
@@ -132,6 +135,8 @@ static inline int consumer_enter(rmpsc_channel *ch, const char *fn)
 {
 	if (unlikely(!ch))
 		return rmpsc__set_error(RMPSC_EINVAL, "%s: NULL channel", fn);
+	if (unlikely(ch->in_callback))
+		return rmpsc__set_error(RMPSC_EINVAL, "%s: called inside an rmpsc_consume callback of this handle", fn);
 	/* One load of our own place: are we a member still? */
 	if (unlikely(!still_member(ch))) {
 		/* Lost (or forked, or never joined): join the group we were in again. */
@@ -275,14 +280,21 @@ static int solo_open_span(rmpsc_channel *ch, uint32_t s, uint64_t head, uint64_t
 static int solo_take(rmpsc_channel *ch, size_t max, const void **ptr, uint32_t *slot)
 {
 	uint32_t g = ch->group;
-	if (ch->solo_open != NO_RING) { /* the ring this handle left open, if it still is */
-		uint32_t s = ch->solo_open;
-		uint64_t head = load_relaxed(group_head(ch, g, s)), cursor = load_relaxed(&gpos_at(ch, g, s)->cursor);
-		ch->solo_open = NO_RING;
-		if (head != cursor) {
-			int n = solo_open_span(ch, s, head, cursor, max, ptr, slot);
-			return n > 0 ? n : empty_or_corrupt(ch, s, n);
+	struct member *mb = member_at(ch, (uint32_t)ch->member);
+	/* The claim our place left open (whichever handle of this process took it) is
+	 * served again before anything new: one open ring at a time. */
+	uint32_t open = load_relaxed(&mb->solo_ring);
+	if (open) {
+		uint32_t s = open - 1;
+		if (s < ch->L.max_producers) {
+			uint64_t head = load_relaxed(group_head(ch, g, s));
+			uint64_t cursor = load_relaxed(&gpos_at(ch, g, s)->cursor);
+			if (head != cursor) {
+				int n = solo_open_span(ch, s, head, cursor, max, ptr, slot);
+				return n > 0 ? n : empty_or_corrupt(ch, s, n);
+			}
 		}
+		store_relaxed(&mb->solo_ring, 0);
 	}
 	uint32_t n_slots = slot_limit(ch);
 	uint32_t s = ch->sweep_cursor < n_slots ? ch->sweep_cursor : 0;
@@ -304,10 +316,10 @@ static int solo_take(rmpsc_channel *ch, size_t max, const void **ptr, uint32_t *
 			continue;
 		}
 		uint32_t n = span_at(ch, s, cursor, (uint64_t)avail, max, ptr);
+		store_relaxed(&mb->solo_ring, s + 1);
 		store_relaxed(&p->cursor, cursor + n); /* the claim: read by a recoverer if we die */
 		ch->solo_open = s;
 		ch->deliveries = 1;
-		struct member *mb = member_at(ch, (uint32_t)ch->member);
 		if (unlikely(load_relaxed(&mb->deliveries) != 1))
 			store_relaxed(&mb->deliveries, 1); /* for whoever records this claim (group.c) */
 		ch->sweep_cursor = s + 1;
@@ -460,9 +472,11 @@ static inline void release_span(rmpsc_channel *ch, uint32_t s, uint64_t n)
 			uint64_t *head = group_head(ch, g, s);
 			uint64_t h = load_relaxed(head) + n;
 			store_release(head, h);
-			solo_exit(self);
-			if (h == load_relaxed(&gpos_at(ch, g, s)->cursor))
+			if (h == load_relaxed(&gpos_at(ch, g, s)->cursor)) {
+				store_relaxed(&self->solo_ring, 0);
 				ch->solo_open = NO_RING;
+			}
+			solo_exit(self);
 			struct ring_ctrl *c = slot_ctrl(ch, s);
 			wake_waiters(&c->producer_waiting, &c->space_seq, hot_light(ch->asymmetric));
 			return;

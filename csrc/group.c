@@ -43,6 +43,8 @@ static inline int pos_before(uint64_t a, uint64_t b)
 	return (int64_t)(a - b) < 0;
 }
 
+int rmpsc__group_has_orphans(const rmpsc_channel *ch, uint32_t g);
+
 static inline int is_solo_of(uint64_t m, uint32_t e)
 {
 	return (mode_kind(m) == MODE_SOLO || mode_kind(m) == MODE_PENDING) && mode_solo(m) == e;
@@ -92,6 +94,17 @@ static void wake_all_producers(rmpsc_channel *ch)
 		wake_producer(ch, s);
 }
 
+/* The owner word of member place mb if it belongs to group g, else MEMBER_FREE.
+ * The owner first: a joiner writes the place's group before the owner word that
+ * makes it ACTIVE (release), so a group read after the owner is that owner's; read
+ * the other way round, a place freed and joined to another group in between would
+ * pass for g's. */
+static inline uint64_t owner_in(const struct member *mb, uint32_t g)
+{
+	uint64_t w = load_acquire(&mb->owner);
+	return load_relaxed(&mb->group) == g ? w : (uint64_t)MEMBER_FREE;
+}
+
 /* ------------------------------------------------------------------------- */
 /* Heads. */
 
@@ -102,7 +115,7 @@ void rmpsc__recompute_head(rmpsc_channel *ch, uint32_t g, uint32_t s)
 	uint64_t cursor = load_acquire(&gpos_at(ch, g, s)->cursor), h = cursor;
 	for (uint32_t m = 0; m < ch->L.max_consumers; m++) {
 		struct member *mb = member_at(ch, m);
-		if (load_relaxed(&mb->group) != g || load_acquire(&mb->owner) == MEMBER_FREE)
+		if (owner_in(mb, g) == MEMBER_FREE)
 			continue;
 		uint64_t c = load_acquire(&mb->claim);
 		if (!c || claim_slot_of(c) != s)
@@ -170,7 +183,13 @@ static void convert_solo(rmpsc_channel *ch, uint32_t e, uint32_t g)
 	if (!is_solo_of(m, e))
 		return;
 	struct member *mb = member_at(ch, e);
-	uint32_t s = solo_open_ring(ch, g);
+	/* The ring it noted (consumer.c solo_take), or, for a region written by an older
+	 * or hostile hand, the first ring where head < cursor. */
+	uint32_t s = load_relaxed(&mb->solo_ring) - 1;
+	if (s >= ch->L.max_producers ||
+	    !pos_before(load_acquire(group_head(ch, g, s)), load_acquire(&gpos_at(ch, g, s)->cursor)))
+		s = solo_open_ring(ch, g);
+	store_relaxed(&mb->solo_ring, 0);
 	if (s == UINT32_MAX) {
 		store_release(&mb->claim, 0);
 	} else {
@@ -216,8 +235,8 @@ static int drop_place(rmpsc_channel *ch, uint32_t e, uint64_t w)
  * Bring group g's places and mode word up to date (lock held): places of members
  * that died or left give their claim to the group as an orphan (at-least-once) or
  * drop it; orphans served by a process that died become orphans again; finished
- * ones are freed; then the count is recounted from the places, heads recomputed
- * where a claim was dropped, and a solo member that is gone is ended. An ephemeral
+ * ones are freed; then the count is recounted from the places, the heads
+ * recomputed (SHARED), and a solo member that is gone is ended. An ephemeral
  * group left with no live member loses its orphans and is removed, unless
  * `may_remove` is 0 (a joiner is about to count in). Returns the places of dead
  * or departed members it finished.
@@ -227,22 +246,20 @@ static int settle(rmpsc_channel *ch, uint32_t g, struct alive_cache *cache, int 
 	struct group *grp = group_at(ch, g);
 	uint32_t flags = load_relaxed(&grp->flags);
 	int amo = (flags & RMPSC_GROUP_AT_MOST_ONCE) != 0;
-	int finished = 0, dropped = 0, live = 0;
+	int finished = 0, live = 0;
 	/* Who is alive, first: an ephemeral group without live members keeps no orphans. */
 	for (uint32_t e = 0; e < ch->L.max_consumers; e++) {
-		struct member *mb = member_at(ch, e);
-		uint64_t w = load_acquire(&mb->owner);
-		if (load_relaxed(&mb->group) == g && owner_state(w) == MEMBER_ACTIVE &&
-		    rmpsc__owner_alive_cached(&ch->file, cache, w))
+		uint64_t w = owner_in(member_at(ch, e), g);
+		if (owner_state(w) == MEMBER_ACTIVE && rmpsc__owner_alive_cached(&ch->file, cache, w))
 			live++;
 	}
 	int keep_orphans = !amo && (live > 0 || !(flags & RMPSC_GROUP_EPHEMERAL));
 	for (uint32_t e = 0; e < ch->L.max_consumers; e++) {
 		struct member *mb = member_at(ch, e);
-		if (load_relaxed(&mb->group) != g)
-			continue;
-		uint64_t w = load_acquire(&mb->owner);
+		uint64_t w = owner_in(mb, g);
 		uint32_t st = owner_state(w);
+		if (w == MEMBER_FREE)
+			continue;
 		int gone = (st == MEMBER_ACTIVE || st == MEMBER_JOINING || st == MEMBER_ADOPTING) &&
 			   !rmpsc__owner_alive_cached(&ch->file, cache, w);
 		if (st == MEMBER_JOINING) {
@@ -260,17 +277,15 @@ static int settle(rmpsc_channel *ch, uint32_t g, struct alive_cache *cache, int 
 				if (cas_acq_rel(&mb->owner, &w, (uint64_t)MEMBER_ORPHAN))
 					finished++;
 			} else {
-				dropped += load_acquire(&mb->claim) != 0;
 				finished += drop_place(ch, e, w);
 			}
 			continue;
 		}
 		if (st == MEMBER_ADOPTING && gone) { /* its adopter died serving it */
-			uint64_t next = keep_orphans ? (uint64_t)MEMBER_ORPHAN : (uint64_t)MEMBER_FREE;
-			if (next == MEMBER_FREE)
-				dropped += drop_place(ch, e, w);
-			else
-				cas_acq_rel(&mb->owner, &w, next);
+			if (keep_orphans && load_acquire(&mb->claim))
+				cas_acq_rel(&mb->owner, &w, (uint64_t)MEMBER_ORPHAN);
+			else /* dropped, or served to the end (it died before freeing it) */
+				finished += drop_place(ch, e, w);
 			continue;
 		}
 		if ((st == MEMBER_ADOPTING || st == MEMBER_ORPHAN) && !load_acquire(&mb->claim)) {
@@ -278,19 +293,22 @@ static int settle(rmpsc_channel *ch, uint32_t g, struct alive_cache *cache, int 
 			continue;
 		}
 		if (st == MEMBER_ORPHAN && !keep_orphans)
-			dropped += drop_place(ch, e, w);
+			drop_place(ch, e, w);
 	}
 	/* Recount. */
 	uint32_t count = 0, orphans = 0;
 	for (uint32_t e = 0; e < ch->L.max_consumers; e++) {
-		struct member *mb = member_at(ch, e);
-		uint32_t st = owner_state(load_acquire(&mb->owner));
-		if (load_relaxed(&mb->group) != g || st == MEMBER_FREE || st == MEMBER_JOINING)
+		uint32_t st = owner_state(owner_in(member_at(ch, e), g));
+		if (st == MEMBER_FREE || st == MEMBER_JOINING)
 			continue;
 		count++;
 		orphans += st == MEMBER_ORPHAN;
 	}
+	/* A hint (adopters look when it is not 0): a member handing an orphan back
+	 * without the lock adds one after its CAS, so never lower it below that. */
 	store_relaxed(&grp->orphans, orphans);
+	if (orphans == 0 && rmpsc__group_has_orphans(ch, g))
+		store_relaxed(&grp->orphans, 1);
 	uint64_t m = load_acquire(&grp->mode);
 	for (;;) {
 		uint32_t kind = mode_kind(m), solo = mode_solo(m);
@@ -308,10 +326,11 @@ static int settle(rmpsc_channel *ch, uint32_t g, struct alive_cache *cache, int 
 			if (remove) {
 				store_release(&grp->state, (uint64_t)GROUP_FREE);
 				wake_all_producers(ch); /* those it held back */
-			} else if ((dropped || finished) && mode_kind(next) == MODE_SHARED) {
-				/* Claims dropped, or cleared by a member that died before it
-				 * recomputed. Not while a solo member runs the group: its open
-				 * claim is no record, and it moves the heads itself. */
+			} else if (mode_kind(next) == MODE_SHARED) {
+				/* Claims dropped, or cleared by a member (or a holder of this
+				 * lock) that died before it recomputed. Not while a solo member
+				 * runs the group: its open claim is no record, and it moves the
+				 * heads itself. */
 				recompute_all(ch, g);
 			}
 			break;
@@ -369,13 +388,15 @@ int rmpsc__recover_members(rmpsc_channel *ch, uint64_t *me, int only_group)
 		uint32_t places = 0;
 		for (uint32_t e = 0; e < ch->L.max_consumers && !work; e++) {
 			struct member *mb = member_at(ch, e);
-			uint64_t w = load_acquire(&mb->owner);
+			uint64_t w = owner_in(mb, g);
 			uint32_t st = owner_state(w);
-			if (load_relaxed(&mb->group) != g || st == MEMBER_FREE || st == MEMBER_JOINING)
+			if (st == MEMBER_FREE || st == MEMBER_JOINING)
 				continue;
 			places++;
-			if (st == MEMBER_ORPHAN)
+			if (st == MEMBER_ORPHAN) {
+				work = !load_relaxed(&grp->orphans); /* handed back while a holder recounted */
 				continue;
+			}
 			work = st == MEMBER_LEFT || !rmpsc__owner_alive_cached(&ch->file, &cache, w) ||
 			       (st == MEMBER_ADOPTING && !load_acquire(&mb->claim));
 		}
@@ -398,14 +419,19 @@ int rmpsc__recover_members(rmpsc_channel *ch, uint64_t *me, int only_group)
 	return n;
 }
 
-int rmpsc__has_orphans(const rmpsc_channel *ch)
+int rmpsc__group_has_orphans(const rmpsc_channel *ch, uint32_t g)
 {
 	for (uint32_t e = 0; e < ch->L.max_consumers; e++) {
 		struct member *mb = member_at(ch, e);
-		if (load_relaxed(&mb->group) == ch->group && load_acquire(&mb->owner) == MEMBER_ORPHAN)
+		if (owner_in(mb, g) == MEMBER_ORPHAN && load_acquire(&mb->claim))
 			return 1;
 	}
 	return 0;
+}
+
+int rmpsc__has_orphans(const rmpsc_channel *ch)
+{
+	return rmpsc__group_has_orphans(ch, ch->group);
 }
 
 /* ------------------------------------------------------------------------- */
@@ -452,8 +478,12 @@ int rmpsc__go_solo(rmpsc_channel *ch)
 		/* Alone, nothing open: every claim of the group was released and the last
 		 * release of each moved its head to the cursor (recompute_head). */
 		if (mode_kind(m) == MODE_SHARED && mode_count(m) == 1 && !load_acquire(&member_at(ch, e)->claim) &&
-		    ch->serving == ch->member)
+		    ch->serving == ch->member) {
+			/* Every head to its cursor first (a holder that died before it
+			 * recomputed): nobody else can claim while we hold the lock. */
+			recompute_all(ch, g);
 			done = cas_acq_rel(&grp->mode, &m, mode_make(m, MODE_SOLO, e, 1));
+		}
 		group_unlock(ch, g, my_id(ch));
 	}
 	rmpsc__process_unlock();
@@ -473,9 +503,14 @@ int rmpsc__adopt_orphan(rmpsc_channel *ch)
 		for (uint32_t e = 0; e < ch->L.max_consumers && !adopted; e++) {
 			struct member *mb = member_at(ch, e);
 			uint64_t w = MEMBER_ORPHAN;
-			if (load_relaxed(&mb->group) != g || !load_acquire(&mb->claim) ||
+			if (owner_in(mb, g) != MEMBER_ORPHAN || !load_acquire(&mb->claim) ||
 			    !cas_acq_rel(&mb->owner, &w, adopting))
 				continue;
+			if (load_relaxed(&mb->group) != g) { /* freed and orphaned in another group meanwhile */
+				cas_acq_rel(&mb->owner, &adopting, (uint64_t)MEMBER_ORPHAN);
+				adopting = owner_word(MEMBER_ADOPTING, my_id(ch));
+				continue;
+			}
 			uint32_t d = load_relaxed(&mb->deliveries) + 1;
 			store_relaxed(&mb->deliveries, d);
 			if (d > 1) {
@@ -485,8 +520,7 @@ int rmpsc__adopt_orphan(rmpsc_channel *ch)
 			ch->serving = (int)e;
 			adopted = 1;
 		}
-		uint32_t o = load_relaxed(&grp->orphans);
-		store_relaxed(&grp->orphans, o ? o - (uint32_t)adopted : 0);
+		store_relaxed(&grp->orphans, (uint32_t)rmpsc__group_has_orphans(ch, g)); /* a hint */
 		group_unlock(ch, g, my_id(ch));
 	}
 	rmpsc__process_unlock();
@@ -673,11 +707,8 @@ int rmpsc_group_remove(rmpsc_channel *ch, const char *name)
 	uint64_t m = load_acquire(&grp->mode);
 	int live = 0;
 	for (uint32_t e = 0; e < ch->L.max_consumers; e++) {
-		struct member *mb = member_at(ch, e);
-		uint64_t w = load_acquire(&mb->owner);
-		uint32_t st = owner_state(w);
-		if (load_relaxed(&mb->group) == (uint32_t)g &&
-		    (st == MEMBER_ACTIVE || st == MEMBER_JOINING || st == MEMBER_ADOPTING))
+		uint32_t st = owner_state(owner_in(member_at(ch, e), (uint32_t)g));
+		if (st == MEMBER_ACTIVE || st == MEMBER_JOINING || st == MEMBER_ADOPTING)
 			live++;
 	}
 	if (live || mode_kind(m) == MODE_REMOVED || !name_eq(grp, name)) {
@@ -689,7 +720,7 @@ int rmpsc_group_remove(rmpsc_channel *ch, const char *name)
 	/* Orphans nobody will adopt now, then the group itself. */
 	for (uint32_t e = 0; e < ch->L.max_consumers; e++) {
 		struct member *mb = member_at(ch, e);
-		if (load_relaxed(&mb->group) == (uint32_t)g && load_acquire(&mb->owner) == MEMBER_ORPHAN)
+		if (owner_in(mb, (uint32_t)g) == MEMBER_ORPHAN)
 			drop_place(ch, e, MEMBER_ORPHAN);
 	}
 	while (!cas_acq_rel(&grp->mode, &m, mode_make(m, MODE_REMOVED, 0, 0)))
@@ -739,7 +770,7 @@ static int join_locked(rmpsc_channel *ch, uint32_t g, uint64_t me)
 	uint64_t active = owner_word(MEMBER_ACTIVE, me);
 	for (uint32_t e = 0; e < ch->L.max_consumers; e++) { /* another handle of ours is a member */
 		struct member *mb = member_at(ch, e);
-		if (load_relaxed(&mb->group) == g && load_acquire(&mb->owner) == active) {
+		if (owner_in(mb, g) == active) {
 			++*rmpsc__member_holders(&ch->file, e);
 			become_member(ch, e, g, me);
 			return 0;
@@ -749,8 +780,13 @@ static int join_locked(rmpsc_channel *ch, uint32_t g, uint64_t me)
 	for (uint32_t e = 0; e < ch->L.max_consumers && took < 0; e++) {
 		struct member *mb = member_at(ch, e);
 		uint64_t w = MEMBER_ORPHAN;
-		if (load_relaxed(&mb->group) != g || !cas_acq_rel(&mb->owner, &w, active))
+		if (owner_in(mb, g) != MEMBER_ORPHAN || !cas_acq_rel(&mb->owner, &w, active))
 			continue;
+		if (load_relaxed(&mb->group) != g) { /* freed and orphaned in another group meanwhile */
+			uint64_t back = active;
+			cas_acq_rel(&mb->owner, &back, (uint64_t)MEMBER_ORPHAN);
+			continue;
+		}
 		/* Its claim is ours now, delivered once more. */
 		store_relaxed(&mb->pid, (uint32_t)getpid());
 		store_relaxed(&mb->busy, 0);
@@ -772,6 +808,7 @@ static int join_locked(rmpsc_channel *ch, uint32_t g, uint64_t me)
 		store_relaxed(&mb->claim, 0);
 		store_relaxed(&mb->deliveries, 0);
 		store_relaxed(&mb->busy, 0);
+		store_relaxed(&mb->solo_ring, 0);
 		store_relaxed(&mb->pid, (uint32_t)getpid());
 		store_release(&mb->group, g);
 		store_release(&mb->owner, active);
@@ -789,9 +826,10 @@ static int join_locked(rmpsc_channel *ch, uint32_t g, uint64_t me)
 	uint64_t m = load_acquire(&grp->mode);
 	uint32_t n = mode_count(m);
 	uint64_t next = m;
-	if (n == 1 && mode_kind(m) == MODE_SHARED && !load_acquire(&member_at(ch, (uint32_t)took)->claim))
+	if (n == 1 && mode_kind(m) == MODE_SHARED && !load_acquire(&member_at(ch, (uint32_t)took)->claim)) {
+		recompute_all(ch, g); /* as go_solo */
 		next = mode_make(m, MODE_SOLO, (uint32_t)took, 1);
-	else if (mode_kind(m) == MODE_SOLO && mode_solo(m) != (uint32_t)took)
+	} else if (mode_kind(m) == MODE_SOLO && mode_solo(m) != (uint32_t)took)
 		next = mode_make(m, MODE_PENDING, mode_solo(m), n);
 	if (next != m && cas_acq_rel(&grp->mode, &m, next) && mode_kind(next) == MODE_PENDING)
 		rmpsc__wake_members(ch); /* the solo member may sleep: let it see PENDING */

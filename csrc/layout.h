@@ -165,7 +165,9 @@ struct member {
 	uint64_t claim;
 	uint32_t deliveries; /* of the open claim: 1, or more once redelivered */
 	uint32_t busy;       /* SOLO: 1 while the member takes or releases with plain stores (group.c) */
-	uint8_t pad_[LINE - 40];
+	uint32_t solo_ring;  /* SOLO: ring + 1 of the member's open claim (head < cursor there), 0 none */
+	uint32_t pad1_;
+	uint8_t pad_[LINE - 48];
 };
 _Static_assert(sizeof(struct member) == LINE, "member is one line");
 
