@@ -36,7 +36,8 @@ struct attachment {
 	int lock_fd; /* our own open file description of the region; -1 if none could be made */
 	uint64_t id; /* owner identity while attached (entry locked), else 0 */
 	int handles; /* handles of this process on the region */
-	int member_holders[RMPSC_MAX_CONSUMERS]; /* of those, the ones sharing each member place (group.c) */
+	int member_holders[RMPSC_MAX_CONSUMERS];         /* of those, the ones sharing each member place (group.c) */
+	uint8_t member_in_callback[RMPSC_MAX_CONSUMERS]; /* an rmpsc_consume callback runs for that place */
 };
 
 /* Few entries (one per region in use), so a list. Guarded by attach_lock, which
@@ -116,6 +117,7 @@ static void child_reset(int reinit_lock)
 		}
 		a->id = 0;
 		memset(a->member_holders, 0, sizeof a->member_holders);
+		memset(a->member_in_callback, 0, sizeof a->member_in_callback);
 	}
 	rmpsc__fence_on_fork_child();
 	uint32_t gen = last_generation + 1 ? last_generation + 1 : 1;
@@ -391,4 +393,9 @@ void rmpsc__process_unlock(void)
 int *rmpsc__member_holders(struct region_file *f, uint32_t idx)
 {
 	return &f->att->member_holders[idx];
+}
+
+uint8_t *rmpsc__member_in_callback(struct region_file *f, uint32_t idx)
+{
+	return &f->att->member_in_callback[idx];
 }

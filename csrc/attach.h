@@ -124,6 +124,9 @@ void rmpsc__process_lock(void);
 void rmpsc__process_unlock(void);
 /* Handles of this process sharing member place `idx` (process lock held). */
 int *rmpsc__member_holders(struct region_file *f, uint32_t idx);
+/* Set while an rmpsc_consume callback runs for member place `idx` in this process,
+ * whichever handle of the process runs it (one thread at a time per place). */
+uint8_t *rmpsc__member_in_callback(struct region_file *f, uint32_t idx);
 
 /* Move a descriptor above stdio (0..2), closing the low one. -1 with errno. */
 int rmpsc__fd_above_stdio(int fd);

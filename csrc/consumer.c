@@ -135,8 +135,12 @@ static inline int consumer_enter(rmpsc_channel *ch, const char *fn)
 {
 	if (unlikely(!ch))
 		return rmpsc__set_error(RMPSC_EINVAL, "%s: NULL channel", fn);
-	if (unlikely(ch->in_callback))
-		return rmpsc__set_error(RMPSC_EINVAL, "%s: called inside an rmpsc_consume callback of this handle", fn);
+	if (unlikely(ch->in_callback || (ch->member >= 0 && ch->member_gen == fork_generation() &&
+					 *rmpsc__member_in_callback(&ch->file, (uint32_t)ch->member))))
+		return rmpsc__set_error(RMPSC_EINVAL,
+					"%s: called inside an rmpsc_consume callback of this handle (or of another "
+					"handle of this process in its group)",
+					fn);
 	/* One load of our own place: are we a member still? */
 	if (unlikely(!still_member(ch))) {
 		/* Lost (or forked, or never joined): join the group we were in again. */
@@ -286,7 +290,7 @@ static int solo_take(rmpsc_channel *ch, size_t max, const void **ptr, uint32_t *
 	uint32_t open = load_relaxed(&mb->solo_ring);
 	if (open) {
 		uint32_t s = open - 1;
-		if (s < ch->L.max_producers) {
+		if (s < ch->L.max_producers && !ring_fenced(ch, s)) {
 			uint64_t head = load_relaxed(group_head(ch, g, s));
 			uint64_t cursor = load_relaxed(&gpos_at(ch, g, s)->cursor);
 			if (head != cursor) {
@@ -689,10 +693,14 @@ int rmpsc_consume(rmpsc_channel *ch, size_t max, int64_t timeout_ns, rmpsc_consu
 	if (n <= 0)
 		return n;
 	size_t done = 0;
+	uint8_t *in_cb = rmpsc__member_in_callback(&ch->file, (uint32_t)ch->member);
 	do {
-		span_begin(ch, w.slot, span_start_pos(ch, w.slot), (uint64_t)n);
+		uint64_t start = span_start_pos(ch, w.slot);
+		span_begin(ch, w.slot, start, (uint64_t)n);
 		ch->in_callback = 1;
+		*in_cb = 1; /* for every handle of this process on our place */
 		int stop = fn(ctx, w.ptr, (size_t)n, w.slot);
+		*in_cb = 0;
 		ch->in_callback = 0;
 		ch->in_span = 0;
 		if (unlikely(!still_member(ch))) { /* the callback left the group: the span went with it */
@@ -700,7 +708,8 @@ int rmpsc_consume(rmpsc_channel *ch, size_t max, int64_t timeout_ns, rmpsc_consu
 			return done ? (int)done
 				    : rmpsc__set_error(RMPSC_ECONSUMER, "consume: the callback left the group");
 		}
-		release_span(ch, w.slot, (uint64_t)n);
+		if (likely(span_start_pos(ch, w.slot) == start)) /* else released meanwhile: not twice */
+			release_span(ch, w.slot, (uint64_t)n);
 		if (ch->n_deferred)
 			rmpsc__slab_flush_deferred(ch);
 		done += (size_t)n;

@@ -317,9 +317,13 @@ static int settle(rmpsc_channel *ch, uint32_t g, struct alive_cache *cache, int 
 		if ((kind == MODE_SOLO || kind == MODE_PENDING) && solo >= ch->L.max_consumers)
 			break; /* a corrupt region: members taking records report it (ECORRUPT) */
 		if ((kind == MODE_SOLO || kind == MODE_PENDING) &&
-		    (owner_state(load_acquire(&member_at(ch, solo)->owner)) != MEMBER_ACTIVE ||
-		     load_relaxed(&member_at(ch, solo)->group) != g))
-			kind = MODE_SHARED, solo = 0; /* its solo member is gone (converted above) */
+		    owner_state(owner_in(member_at(ch, solo), g)) != MEMBER_ACTIVE) {
+			/* Its solo member left (or died) since we looked at its place: its open
+			 * claim becomes a record first (the next settle hands it on). */
+			convert_solo(ch, solo, g);
+			m = load_acquire(&grp->mode);
+			continue;
+		}
 		int remove = count == 0 && (flags & RMPSC_GROUP_EPHEMERAL) && may_remove;
 		uint64_t next = remove ? mode_make(m, MODE_REMOVED, 0, 0) : mode_make(m, kind, solo, count);
 		if (next == m || cas_acq_rel(&grp->mode, &m, next)) {
