@@ -330,7 +330,9 @@ RMPSC_API uint32_t rmpsc_deliveries(const rmpsc_channel *ch);
 
 /*
  * Consume up to max records across all rings, in contiguous spans handed to fn,
- * each span freed after fn returns. Waits per timeout_ns for the first record.
+ * each span freed after fn returns. Inside fn, consumer calls and joins on this
+ * handle (or another handle of this process in its group) fail with EINVAL;
+ * producer, slab and stats calls are fine. Waits per timeout_ns for the first record.
  * Returns records consumed (>= 1), or EEMPTY (timeout 0), ETIMEDOUT, ECLOSED
  * (closed and drained), ECORRUPT (a ring with an impossible tail was fenced off;
  * nothing read from it), ECONSUMER, EINTR.
