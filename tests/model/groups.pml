@@ -1,6 +1,16 @@
 /*
- * Consumer groups (docs/groups-protocol.md; csrc/group.c, csrc/consumer.c,
+ * Consumer groups (docs/ARCHITECTURE.md 2.7; csrc/group.c, csrc/consumer.c,
  * csrc/producer.c). Run by tests/model/run.sh.
+ *
+ * What this model is, and is not: it was written against the first groups design,
+ * where each membership step (taking a place, the mode word's count, orphans) was
+ * its own atomic step; it found the five flaws below, whose fixes (the FIX_* flags,
+ * which run.sh always sets) the C code took in its own form. Since then the C code
+ * makes membership changes under a per-group lock and recounts the group from its
+ * places (settle()); this model's finer, lock-free interleaving of those steps is a
+ * superset of what that lock allows. Not modelled: the joiner ending a solo
+ * member's SOLO mode itself (the busy flag against a membarrier), the per-place note
+ * of the solo member's open ring, and group removal.
  *
  * NP producers (pids NM, NM + 1), each the only writer of one ring of CAP
  * records, write NREC records each; the record at position t carries sequence
@@ -70,7 +80,7 @@
  * releases), -DPRECOVER=0 (producers do not recover), -DPROBE=n (fail when
  * situation n is reached: REACHED(n), to show a check is not vacuous).
  *
- * Flaws this model found in the protocol as docs/groups-protocol.md writes it
+ * Flaws this model found in the first design (docs/groups-protocol.md, retired)
  * (without the flag) and the fixes proposed (with it); run.sh's groups-flaw-*
  * checks fail without each:
  *  FIX_JOIN       a joiner that dies after taking its place (ACTIVE) and before

@@ -71,11 +71,10 @@ check slots-progress-nogen fail attach.pml "-DITER=1 -DMAXDEATHS=1 -DNO_GEN_CHEC
 check consumer-role ok consumer.pml "" "$S" ""
 # Negative: the let_go order before 1770540 (CAS after unlocking) loses the role.
 check consumer-role-old-let-go fail consumer.pml "-DOLD_LET_GO" "$S" ""
-# Consumer groups (groups.pml, docs/groups-protocol.md). The protocol as the doc
-# writes it has five flaws (see groups.pml's header): the checks that must pass
-# carry the proposed fixes ($FIX), and each groups-flaw-* check shows the doc's
-# version (that one fix left out) failing. Once the doc and group.c take a fix,
-# make it the model's default and drop its flaw check.
+# Consumer groups (groups.pml; docs/ARCHITECTURE.md 2.7). The first design had five
+# flaws (see groups.pml's header): the checks that must pass carry their fixes ($FIX,
+# which group.c has in its own form), and each groups-flaw-* check shows that design
+# (that one fix left out) failing.
 FIX="-DFIX_JOIN -DFIX_PARTIAL -DFIX_RECOMPUTE -DFIX_CREATE -DFIX_EPH"
 # 2 producers, groups A = {0, 1} and B = {2}, one ring wrapping; member 0 may die
 # (member 1 is its mirror image: either may join first, be SOLO, or adopt); the
