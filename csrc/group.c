@@ -154,14 +154,24 @@ static uint32_t solo_open_ring(const rmpsc_channel *ch, uint32_t g)
 /* ------------------------------------------------------------------------- */
 /* The group lock. */
 
+static int settle(rmpsc_channel *ch, uint32_t g, struct alive_cache *cache, int may_remove);
+
 static int group_trylock(rmpsc_channel *ch, uint32_t g, uint64_t me)
 {
 	uint64_t *lk = &group_at(ch, g)->lock;
 	uint64_t cur = load_acquire(lk);
 	if (cur != 0 && cur != me && rmpsc__owner_alive(&ch->file, cur))
 		return 0;
-	/* Free, or its holder died (whatever it left half done, settle() recounts). */
-	return cas_acq_rel(lk, &cur, me);
+	if (!cas_acq_rel(lk, &cur, me))
+		return 0;
+	if (cur != 0 && cur != me) {
+		/* Taken over from a holder that died: finish what it left half done (a
+		 * recount, a recompute, an orphans hint) before our caller goes on. */
+		struct alive_cache cache;
+		memset(&cache, 0, sizeof cache);
+		settle(ch, g, &cache, 1);
+	}
+	return 1;
 }
 
 static void group_unlock(rmpsc_channel *ch, uint32_t g, uint64_t me)
@@ -389,7 +399,7 @@ int rmpsc__recover_members(rmpsc_channel *ch, uint64_t *me, int only_group)
 		struct group *grp = group_at(ch, g);
 		uint64_t lk = load_acquire(&grp->lock);
 		int work = lk != 0 && !rmpsc__owner_alive_cached(&ch->file, &cache, lk);
-		uint32_t places = 0;
+		uint32_t places = 0, orphan_places = 0; /* an ephemeral group of orphans only has nobody to adopt them */
 		for (uint32_t e = 0; e < ch->L.max_consumers && !work; e++) {
 			struct member *mb = member_at(ch, e);
 			uint64_t w = owner_in(mb, g);
@@ -398,6 +408,7 @@ int rmpsc__recover_members(rmpsc_channel *ch, uint64_t *me, int only_group)
 				continue;
 			places++;
 			if (st == MEMBER_ORPHAN) {
+				orphan_places++;
 				work = !load_relaxed(&grp->orphans); /* handed back while a holder recounted */
 				continue;
 			}
@@ -406,7 +417,7 @@ int rmpsc__recover_members(rmpsc_channel *ch, uint64_t *me, int only_group)
 		}
 		uint64_t m = load_acquire(&grp->mode);
 		work = work || (mode_kind(m) != MODE_REMOVED && places != mode_count(m)) ||
-		       (places == 0 && (load_relaxed(&grp->flags) & RMPSC_GROUP_EPHEMERAL) && lk == 0);
+		       (places == orphan_places && (load_relaxed(&grp->flags) & RMPSC_GROUP_EPHEMERAL) && lk == 0);
 		if (!work)
 			continue;
 		if (!*me && rmpsc__attach(&ch->file, me) != RMPSC_OK)
