@@ -1,4 +1,4 @@
--- Consumer groups from LuaJIT (issue #11): fan-out to every group, work sharing
+-- Consumer groups from LuaJIT: fan-out to every group, work sharing
 -- between member processes, redelivery of a SIGKILLed member's read (marked) or its
 -- drop (at-most-once), ephemeral groups, group removal, argument errors, stats.
 -- Processes are forked with helpers.spawn; each waits on state it can observe.
