@@ -1,8 +1,9 @@
 /*
- * Consumer groups against the faults an adversarial review found: one case per
+ * Consumer groups against the faults three adversarial reviews found: one case per
  * finding, each asserting what the contract (ringmpsc.h) and docs/ARCHITECTURE.md
- * 2.7 promise. Every case failed on the first groups core (628071e) and passes
- * since the group lock and settle() (group.c) replaced per-step counters.
+ * 2.7 promise, and each failing on the code it was found in (the first 18 on
+ * 628071e, before the group lock and settle() replaced per-step counters; 7 on
+ * 2401b1b; 4 on bb217a1).
  *
  * Crash points that cannot be hit by timing alone are emulated the way the brief
  * allows: raw stores into the mapped region that a process would have made just
@@ -103,6 +104,23 @@ static pid_t member_child(rmpsc_channel *ch, const char *group, unsigned flags, 
 	int64_t n;
 	CHECK(read(l->rd, &n, 8) == 8, "member child did not report");
 	return kid;
+}
+
+/* Drain what `ch` can receive now (timeout per call); returns a bitmap of values < 64
+ * and the count. */
+static int drain(rmpsc_channel *ch, uint64_t *seen, int64_t timeout)
+{
+	int got = 0;
+	for (;;) {
+		uint64_t v;
+		int n = rmpsc_recv(ch, &v, 1, timeout);
+		if (n != 1)
+			break;
+		if (v < 64)
+			*seen |= 1ull << v;
+		got++;
+	}
+	return got;
 }
 
 static void kill_and_reap(pid_t kid)
@@ -754,6 +772,599 @@ static void case_leave_in_callback(void)
 
 /* ------------------------------------------------------------------------------------ */
 
+/* ---- Found by a second review (after the group lock and settle() came in): two handles of
+ * one process leaving spans open on two rings, an orphans hint lowered under a hand-back, an
+ * adopter dying after its last release, a lock holder dying before it recomputed, consumer
+ * calls inside a consume callback. ---- */
+
+/* ------------------------------------------------------------------------------------ */
+/* R1: a SOLO member's process with two handles (used one after the other from one
+ * thread, as the contract allows) can have spans open on two rings: handle B's
+ * sweep starts at its own sweep_cursor and takes a fresh ring before it looks at the
+ * ring A left open. convert_solo (solo_open_ring) records only the first open ring;
+ * the other open span is recorded nowhere, and settle's recompute_all moves that
+ * ring's head past it. The member dies: those records are never delivered again
+ * (at-least-once broken), in the default one-consumer configuration too. */
+static void two_open_rings(uint32_t consumers)
+{
+	rmpsc_channel *ch = make(consumers, 1, 16, 2);
+	rmpsc_producer *p0, *p1;
+	CHECK_OK(rmpsc_producer_register(ch, &p0));
+	CHECK_OK(rmpsc_producer_register(ch, &p1));
+	send_range(p0, 0, 1); /* one record for B to move its sweep cursor past ring 0 */
+	struct link l;
+	pid_t kid = fork_linked(&l);
+	if (kid == 0) {
+		rmpsc_channel *a = handle_of(ch), *b = handle_of(ch);
+		uint64_t v;
+		CHECK_RC(rmpsc_recv(b, &v, 1, SEC), 1); /* B: ring 0, sweep_cursor = 1 */
+		char c;
+		CHECK(write(l.wr, "r", 1) == 1, "report");
+		CHECK(read(l.rd, &c, 1) == 1, "go");
+		const void *ptr;
+		uint32_t sa = 9, sb = 9;
+		int na = rmpsc_read(a, 16, SEC, &ptr, &sa); /* A: ring 0 left open */
+		int nb = rmpsc_read(b, 16, SEC, &ptr, &sb); /* B: ring 1 left open */
+		int64_t r = (int64_t)sa << 32 | (uint32_t)sb;
+		(void)na, (void)nb;
+		CHECK(write(l.wr, &r, 8) == 8, "report");
+		for (;;)
+			pause();
+	}
+	char c;
+	CHECK(read(l.rd, &c, 1) == 1, "child ready");
+	send_range(p0, 1, 4);   /* ring 0: 1..3 */
+	send_range(p1, 10, 14); /* ring 1: 10..13 */
+	CHECK(write(l.wr, "g", 1) == 1, "go");
+	int64_t r;
+	CHECK(read(l.rd, &r, 8) == 8, "child report");
+	printf("  child: handle A read ring %u, handle B read ring %u (both left open)\n", (unsigned)(r >> 32),
+	       (unsigned)(uint32_t)r);
+	kill_and_reap(kid);
+	uint64_t seen = 0;
+	int got = drain(ch, &seen, 200 * MS);
+	uint64_t want = 0xeull | 0xfull << 10;
+	printf("  survivor got %d records (mask %#llx, want %#llx)\n", got, (unsigned long long)seen,
+	       (unsigned long long)want);
+	CHECK(seen == want, "records the dead member took on its second open ring were lost: missing mask %#llx",
+	      (unsigned long long)(want & ~seen));
+	rmpsc_producer_close(p0);
+	rmpsc_producer_close(p1);
+	rmpsc_channel_release(ch);
+}
+
+static void case_two_open_rings_default(void)
+{
+	two_open_rings(1);
+}
+
+static void case_two_open_rings_groups(void)
+{
+	two_open_rings(4);
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* R2: API misuse inside an rmpsc_consume callback: joining another group (or
+ * re-entering the handle with rmpsc_recv). consume only checks still_member() after
+ * the callback, which is true again after a join, and then releases the span's n
+ * records in the NEW group (release_span uses ch->group): its head moves past its
+ * cursor (SOLO: head += n), the next call fences the ring (ECORRUPT) for every group,
+ * and producers see an impossible head. Expected: a clear error, nothing fenced. */
+struct cb_ctx {
+	rmpsc_channel *ch;
+	int mode; /* 0: join "other"; 1: rmpsc_recv on the same handle */
+	int rc;
+};
+
+static int cb_misuse(void *ctx, const void *recs, size_t n, uint32_t slot)
+{
+	struct cb_ctx *c = ctx;
+	(void)recs, (void)n, (void)slot;
+	if (c->mode == 0) {
+		c->rc = rmpsc_consumer_join(c->ch, "other", 0);
+	} else {
+		uint64_t v[8];
+		c->rc = rmpsc_recv(c->ch, v, 8, 0);
+	}
+	return 1;
+}
+
+static void callback_misuse(int mode)
+{
+	rmpsc_channel *ch = make(2, 4, 16, 1);
+	rmpsc_producer *p;
+	CHECK_OK(rmpsc_producer_register(ch, &p));
+	CHECK_OK(rmpsc_consumer_join(ch, NULL, 0));
+	send_range(p, 0, 4);
+	struct cb_ctx c = { ch, mode, 0 };
+	int n = rmpsc_consume(ch, 4, SEC, cb_misuse, &c);
+	printf("  consume -> %d, call inside the callback -> %d\n", n, c.rc);
+	send_range(p, 4, 8);
+	uint64_t v[16];
+	int m = rmpsc_recv(ch, v, 16, 100 * MS);
+	printf("  next recv -> %d (%s), fenced rings %u\n", m, m < 0 ? rmpsc_last_error() : "", fenced(ch));
+	CHECK(fenced(ch) == 0, "a misused callback fenced a ring (every group loses it)");
+	rmpsc_producer_close(p);
+	rmpsc_channel_release(ch);
+}
+
+static void case_callback_joins_other(void)
+{
+	callback_misuse(0);
+}
+
+static void case_callback_reenters(void)
+{
+	callback_misuse(1);
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* R3: the orphans hint (group.orphans) is written by a lock holder's settle() as a
+ * recount (a plain store) while a member hands an adopted orphan back WITHOUT the
+ * group lock (rmpsc__member_leave: CAS ADOPTING -> ORPHAN; orphans += 1). A holder
+ * that recounted before the hand-back stores its stale 0 over the +1. Nothing
+ * repairs the hint while the channel is open: recover_members sees no work in an
+ * ORPHAN place, and adopt_orphan returns at once on orphans == 0. The orphan's
+ * records are never delivered, the group's head never passes them, and the producer
+ * blocks for good once the ring is full.
+ * Emulated: H (a live process, SIGSTOPped) holds the group lock inside settle(),
+ * past its recount; handle A of P hands its adopted orphan back (B keeps P's
+ * membership, so P's place stays ACTIVE and nothing else triggers a settle); then
+ * H's last stores (orphans = its recount, lock = 0). */
+static void case_orphan_hint_lost(void)
+{
+	rmpsc_channel *ch = make(4, 2, 8, 1);
+	rmpsc_producer *p;
+	CHECK_OK(rmpsc_producer_register(ch, &p));
+	rmpsc_channel *a = ch, *b = handle_of(ch);
+	CHECK_OK(rmpsc_consumer_join(a, NULL, 0));
+	CHECK_OK(rmpsc_consumer_join(b, NULL, 0));
+	send_range(p, 0, 5);
+	/* X takes [0,3) and dies: an orphan. */
+	struct link lx;
+	pid_t x = fork_linked(&lx);
+	if (x == 0) {
+		rmpsc_channel *h = handle_of(ch);
+		CHECK_OK(rmpsc_consumer_join(h, NULL, 0));
+		const void *ptr;
+		int n = rmpsc_read(h, 3, 5 * SEC, &ptr, NULL);
+		CHECK(n == 3, "X read %d (%s)", n, rmpsc_last_error());
+		CHECK(write(lx.wr, "x", 1) == 1, "report");
+		for (;;)
+			pause();
+	}
+	char c;
+	CHECK(read(lx.rd, &c, 1) == 1, "X ready");
+	kill_and_reap(x);
+	CHECK(rmpsc_reclaim_dead(ch) >= 1, "X recovered");
+	uint32_t g = (uint32_t)group_index(ch, RMPSC_DEFAULT_GROUP);
+	struct group *grp = group_at(ch, g);
+	CHECK(load_relaxed(&grp->orphans) == 1, "one orphan");
+	/* A adopts it (read left open). */
+	const void *ptr;
+	int n = rmpsc_read(a, 8, SEC, &ptr, NULL);
+	CHECK(n == 3 && rmpsc_deliveries(a) == 2, "A adopted the orphan: %d records, deliveries %u", n,
+	      rmpsc_deliveries(a));
+	/* H: a live process that holds the group lock (stopped inside settle). */
+	struct link lh;
+	pid_t hk = fork_linked(&lh);
+	if (hk == 0) {
+		rmpsc_channel *h = handle_of(ch);
+		CHECK_OK(rmpsc_consumer_join(h, "h", 0));
+		uint64_t w = load_relaxed(&member_at(h, (uint32_t)h->member)->owner);
+		CHECK(write(lh.wr, &w, 8) == 8, "report");
+		for (;;)
+			pause();
+	}
+	uint64_t hw;
+	CHECK(read(lh.rd, &hw, 8) == 8, "H ready");
+	kill(hk, SIGSTOP);
+	store_release(&grp->lock, owner_id(hw)); /* H: lock taken, settle() recounted orphans = 0 */
+	rmpsc_consumer_leave(a);                 /* hand-back: ORPHAN, orphans += 1; lock busy */
+	printf("  after the hand-back: orphans hint %u\n", load_relaxed(&grp->orphans));
+	store_relaxed(&grp->orphans, 0); /* H's settle stores its recount ... */
+	store_release(&grp->lock, 0);    /* ... and unlocks */
+	kill(hk, SIGCONT);
+	/* B (a live member) should get 0..4: the orphan's 0..2 and the rest. */
+	uint64_t seen = 0;
+	int64_t until = now_ns() + 2 * SEC;
+	while (now_ns() < until && seen != 0x1f) {
+		uint64_t v;
+		if (rmpsc_recv(b, &v, 1, 100 * MS) == 1 && v < 64)
+			seen |= 1ull << v;
+	}
+	int64_t t0 = now_ns();
+	int rc = 0;
+	for (uint64_t v = 5; v < 13 && rc == 0; v++)
+		rc = rmpsc_producer_send(p, &v, 8, 500 * MS);
+	printf("  B got mask %#llx in 2 s (want 0x1f); producer send -> %d after %lld ms\n", (unsigned long long)seen,
+	       rc, (long long)((now_ns() - t0) / MS));
+	CHECK(seen == 0x1f, "the orphan's records were never adopted: hint lost, group stuck");
+	kill_and_reap(hk);
+	rmpsc_producer_close(p);
+	rmpsc_channel_release(b);
+	rmpsc_channel_release(ch);
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* R4: a lock holder that dies inside settle() after drop_place() (claim = 0, owner
+ * FREE) and before recompute_all() leaves the group's head below its cursor with no
+ * claim covering the gap. The next holder finds nothing to finish (finished ==
+ * dropped == 0), so it never recomputes; it recounts the group to one member, which
+ * goes SOLO (go_solo trusts "every release moved its head to the cursor") and takes
+ * [head, cursor) as its own open claim: records the dead member was delivered are
+ * delivered again, unmarked, in an AT_MOST_ONCE group (and records other members
+ * already released would be delivered again too). */
+static void case_holder_dies_before_recompute(void)
+{
+	rmpsc_channel *ch = make(4, 3, 16, 1);
+	rmpsc_producer *p;
+	CHECK_OK(rmpsc_producer_register(ch, &p));
+	CHECK_OK(rmpsc_consumer_join(ch, "amo", RMPSC_GROUP_AT_MOST_ONCE));
+	uint64_t v;
+	CHECK_RC(rmpsc_recv(ch, &v, 1, 0), RMPSC_EEMPTY);
+	send_range(p, 0, 6);
+	struct link lx;
+	pid_t x = fork_linked(&lx);
+	if (x == 0) {
+		rmpsc_channel *h = handle_of(ch);
+		CHECK_OK(rmpsc_consumer_join(h, "amo", RMPSC_GROUP_AT_MOST_ONCE));
+		const void *ptr;
+		int n = rmpsc_read(h, 3, 5 * SEC, &ptr, NULL);
+		CHECK(n == 3, "X read %d (%s)", n, rmpsc_last_error());
+		int64_t e = h->member;
+		CHECK(write(lx.wr, &e, 8) == 8, "report");
+		for (;;)
+			pause();
+	}
+	int64_t e;
+	CHECK(read(lx.rd, &e, 8) == 8, "X ready");
+	/* H: another process, which will die holding the group lock. */
+	struct link lh;
+	pid_t hk = fork_linked(&lh);
+	if (hk == 0) {
+		rmpsc_channel *h = handle_of(ch);
+		CHECK_OK(rmpsc_consumer_join(h, "other", RMPSC_GROUP_EPHEMERAL));
+		uint64_t w = load_relaxed(&member_at(h, (uint32_t)h->member)->owner);
+		CHECK(write(lh.wr, &w, 8) == 8, "report");
+		for (;;)
+			pause();
+	}
+	uint64_t hw;
+	CHECK(read(lh.rd, &hw, 8) == 8, "H ready");
+	kill_and_reap(x);
+	/* H took amo's lock, settle() dropped X's claim (AMO) and freed X's place, and H
+	 * was killed before recompute_all() and before it stored the recount. */
+	uint32_t g = (uint32_t)group_index(ch, "amo");
+	struct member *mb = member_at(ch, (uint32_t)e);
+	if (!getenv("R2_CONTROL")) { /* R2_CONTROL=1: no emulated crash, the case passes */
+		store_release(&group_at(ch, g)->lock, owner_id(hw));
+		store_release(&mb->claim, 0);
+		store_release(&mb->owner, (uint64_t)MEMBER_FREE);
+	}
+	kill_and_reap(hk);
+	rmpsc_reclaim_dead(ch); /* the next holder: recount, nothing "finished" */
+	uint64_t seen = 0;
+	int got = drain(ch, &seen, 100 * MS);
+	printf("  survivor got %d records, mask %#llx (at-most-once: want 3..5 = 0x38)\n", got, (unsigned long long)seen);
+	CHECK(!(seen & 7), "at-most-once group delivered X's records 0..2 a second time (unmarked)");
+	rmpsc_producer_close(p);
+	rmpsc_channel_release(ch);
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* R5: an adopter killed after it released the whole adopted orphan (claim = 0,
+ * recompute) and before rmpsc__orphan_done() leaves ADOPTING(dead) with claim 0.
+ * settle() turns every ADOPTING(dead) into ORPHAN without looking at the claim, so
+ * the group keeps an ORPHAN place with nothing in it, which nothing finishes:
+ * recover_members sees no work in an ORPHAN place, adopt_orphan skips it (claim 0).
+ * Consequences: the group's count keeps it, so the survivor never goes SOLO, the
+ * hint stays 1 (every take takes the process and group locks), and after close
+ * data_ready finds has_orphans() true for ever: members never get ECLOSED (a
+ * blocking recv hangs; here one with a 1 s timeout returns ETIMEDOUT). */
+static void case_dead_adopter_empty_orphan(void)
+{
+	rmpsc_channel *ch = make(4, 1, 16, 1);
+	rmpsc_producer *p;
+	CHECK_OK(rmpsc_producer_register(ch, &p));
+	CHECK_OK(rmpsc_consumer_join(ch, NULL, 0));
+	uint64_t v;
+	CHECK_RC(rmpsc_recv(ch, &v, 1, 0), RMPSC_EEMPTY);
+	/* P: a member first; it adopts the orphan when told to. */
+	struct link lp;
+	pid_t pk = fork_linked(&lp);
+	if (pk == 0) {
+		rmpsc_channel *h = handle_of(ch);
+		CHECK_OK(rmpsc_consumer_join(h, NULL, 0));
+		char go;
+		CHECK(write(lp.wr, "p", 1) == 1, "report");
+		CHECK(read(lp.rd, &go, 1) == 1, "go");
+		const void *ptr;
+		int n = rmpsc_read(h, 8, 5 * SEC, &ptr, NULL);
+		CHECK(n == 3 && rmpsc_deliveries(h) == 2, "P adopted: %d, deliveries %u", n, rmpsc_deliveries(h));
+		int64_t f = h->serving;
+		CHECK(h->serving != h->member, "P serves an adopted orphan");
+		CHECK(write(lp.wr, &f, 8) == 8, "report");
+		for (;;)
+			pause();
+	}
+	char c;
+	CHECK(read(lp.rd, &c, 1) == 1, "P joined");
+	send_range(p, 0, 6);
+	struct link lx;
+	pid_t x = fork_linked(&lx);
+	if (x == 0) {
+		rmpsc_channel *h = handle_of(ch);
+		CHECK_OK(rmpsc_consumer_join(h, NULL, 0));
+		const void *ptr;
+		CHECK(rmpsc_read(h, 3, 5 * SEC, &ptr, NULL) == 3, "X read");
+		CHECK(write(lx.wr, "x", 1) == 1, "report");
+		for (;;)
+			pause();
+	}
+	CHECK(read(lx.rd, &c, 1) == 1, "X ready");
+	kill_and_reap(x);
+	CHECK(rmpsc_reclaim_dead(ch) >= 1, "X recovered: an orphan");
+	CHECK(write(lp.wr, "g", 1) == 1, "go");
+	int64_t f;
+	CHECK(read(lp.rd, &f, 8) == 8, "P ready");
+	/* P's rmpsc_advance(h, 3): release_span stores claim = 0, fences, recomputes the
+	 * head, and P is killed before rmpsc__orphan_done(). */
+	store_release(&member_at(ch, (uint32_t)f)->claim, 0);
+	smp_mb();
+	rmpsc__recompute_head(ch, 0, 0);
+	kill_and_reap(pk);
+	uint64_t seen = 0;
+	drain(ch, &seen, 100 * MS);
+	CHECK(seen == 0x38, "survivor got 3..5: mask %#llx", (unsigned long long)seen);
+	rmpsc_reclaim_dead(ch);
+	struct rmpsc_group_stats gs;
+	CHECK(rmpsc_group_stats(ch, &gs, 1, NULL, 0, NULL) == 1, "stats");
+	printf("  after recovery: members %u, solo %u, place %lld owner state %u, orphans hint %u\n", gs.members,
+	       gs.solo, (long long)f, owner_state(load_relaxed(&member_at(ch, (uint32_t)f)->owner)),
+	       load_relaxed(&group_at(ch, 0)->orphans));
+	CHECK_OK(rmpsc_channel_close(ch));
+	int64_t t0 = now_ns();
+	int rc = rmpsc_recv(ch, &v, 1, SEC);
+	printf("  recv after close -> %d after %lld ms\n", rc, (long long)((now_ns() - t0) / MS));
+	CHECK(rc == RMPSC_ECLOSED, "a closed, drained channel: recv gave %d, not ECLOSED (an empty ORPHAN place)", rc);
+	rmpsc_producer_close(p);
+	rmpsc_channel_release(ch);
+}
+
+/* ------------------------------------------------------------------------------------ */
+
+/* ---- Found by a third review: a solo member leaving while another process settles the
+ * group, a consume callback using another handle of the same process and place, a fenced
+ * ring noted as the open one. ---- */
+
+/* ------------------------------------------------------------------------------------ */
+/* Q1: settle() decides "its solo member is gone" in its mode loop from the solo
+ * place's owner word, read AFTER its per-place loop. A solo member that leaves
+ * (unlocked CAS ACTIVE -> LEFT in rmpsc__member_leave; the lock is busy, so the
+ * holder is to finish it) between the two loops is not converted (convert_solo runs
+ * only in the per-place loop), yet the mode loop makes the group SHARED and - new in
+ * bb217a1 - recompute_all() moves every head to its cursor: the member's open SOLO
+ * span, which no claim records, is released. The next settle finds LEFT, calls
+ * convert_solo (a no-op now: not solo), sees claim 0 and frees the place. The span
+ * the member read and did not advance is never delivered again (ringmpsc.h:
+ * "A record span read and not advanced goes to another member").
+ * Emulated: H (a live process, SIGSTOPped) holds the group lock, its settle() past
+ * the per-place loop (M seen ACTIVE, alive); M leaves; then H's mode loop (SOLO(M),
+ * M's place LEFT -> SHARED), recompute_all, unlock. A real holder is any joiner,
+ * rmpsc_reclaim_dead, or a waiting producer's recovery. */
+static void case_solo_leaves_during_settle(void)
+{
+	rmpsc_channel *ch = make(4, 2, 16, 1);
+	rmpsc_producer *p;
+	CHECK_OK(rmpsc_producer_register(ch, &p));
+	struct link lm;
+	pid_t mk = fork_linked(&lm);
+	if (mk == 0) {
+		rmpsc_channel *h = handle_of(ch);
+		CHECK_OK(rmpsc_consumer_join(h, NULL, 0));
+		uint64_t v;
+		CHECK_RC(rmpsc_recv(h, &v, 1, 0), RMPSC_EEMPTY); /* alone: SOLO */
+		CHECK(write(lm.wr, "j", 1) == 1, "report");
+		char go;
+		CHECK(read(lm.rd, &go, 1) == 1, "go");
+		const void *ptr;
+		int n = rmpsc_read(h, 3, SEC, &ptr, NULL); /* 0..2 read, not advanced */
+		CHECK(n == 3, "M read %d (%s)", n, rmpsc_last_error());
+		CHECK(write(lm.wr, "r", 1) == 1, "report");
+		CHECK(read(lm.rd, &go, 1) == 1, "leave");
+		rmpsc_consumer_leave(h); /* LEFT; the group lock is busy: H is to finish it */
+		CHECK(write(lm.wr, "l", 1) == 1, "report");
+		for (;;)
+			pause();
+	}
+	char c;
+	CHECK(read(lm.rd, &c, 1) == 1, "M joined");
+	uint32_t g = (uint32_t)group_index(ch, RMPSC_DEFAULT_GROUP);
+	struct group *grp = group_at(ch, g);
+	send_range(p, 0, 6);
+	CHECK(write(lm.wr, "g", 1) == 1, "go");
+	CHECK(read(lm.rd, &c, 1) == 1, "M read");
+	uint64_t m = load_acquire(&grp->mode);
+	CHECK(mode_kind(m) == MODE_SOLO, "M is SOLO (mode kind %u)", mode_kind(m));
+	/* H: a live process that holds the group lock (stopped inside settle). */
+	struct link lh;
+	pid_t hk = fork_linked(&lh);
+	if (hk == 0) {
+		rmpsc_channel *h = handle_of(ch);
+		CHECK_OK(rmpsc_consumer_join(h, "h", 0));
+		uint64_t w = load_relaxed(&member_at(h, (uint32_t)h->member)->owner);
+		CHECK(write(lh.wr, &w, 8) == 8, "report");
+		for (;;)
+			pause();
+	}
+	uint64_t hw;
+	CHECK(read(lh.rd, &hw, 8) == 8, "H ready");
+	kill(hk, SIGSTOP);
+	store_release(&grp->lock, owner_id(hw)); /* H: lock taken; its per-place loop saw M ACTIVE */
+	CHECK(write(lm.wr, "l", 1) == 1, "leave");
+	CHECK(read(lm.rd, &c, 1) == 1, "M left");
+	if (!getenv("Q1_CONTROL")) { /* Q1_CONTROL=1: H unlocks without its mode loop */
+		/* H resumes in its mode loop: SOLO(M) and M's place not ACTIVE. As group.c
+		 * settle() does since this review: M's open claim becomes its record first
+		 * (convert_solo: claim_start = head, end = cursor of the ring it noted), then
+		 * SHARED, then recompute_all (which must respect the record); it unlocks. */
+		int e = -1;
+		for (uint32_t i = 0; i < ch->L.max_consumers; i++)
+			if (load_relaxed(&member_at(ch, i)->pid) == (uint32_t)mk)
+				e = (int)i;
+		CHECK(e >= 0, "M's place");
+		struct member *mb = member_at(ch, (uint32_t)e);
+		uint32_t s0 = load_relaxed(&mb->solo_ring) - 1;
+		CHECK(s0 == 0, "M noted ring 0 as open (solo_ring %u)", s0 + 1);
+		store_relaxed(&mb->claim_start, load_acquire(group_head(ch, g, 0)));
+		store_release(&mb->claim, claim_word(0, load_acquire(&gpos_at(ch, g, 0)->cursor)));
+		store_relaxed(&mb->solo_ring, 0);
+		m = load_acquire(&grp->mode);
+		CHECK(cas_acq_rel(&grp->mode, &m, mode_make(m, MODE_SHARED, 0, mode_count(m))), "H's mode CAS");
+		for (uint32_t s = 0; s < ch->L.max_producers; s++)
+			rmpsc__recompute_head(ch, g, s);
+	}
+	store_release(&grp->lock, 0);
+	kill(hk, SIGCONT);
+	kill_and_reap(hk);
+	kill_and_reap(mk);
+	/* A survivor joins: it should get 0..2 (M's span, handed on) and 3..5. */
+	CHECK_OK(rmpsc_consumer_join(ch, NULL, 0));
+	uint64_t seen = 0;
+	int got = drain(ch, &seen, 200 * MS);
+	printf("  survivor got %d records, mask %#llx (want 0x3f)\n", got, (unsigned long long)seen);
+	CHECK(seen == 0x3f, "the span the solo member read and did not advance was dropped: missing %#llx",
+	      (unsigned long long)(0x3f & ~seen));
+	rmpsc_producer_close(p);
+	rmpsc_channel_release(ch);
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* Q2: the in_callback guard is per handle, but a process's handles in one group
+ * share one member place. An rmpsc_consume callback on handle A that calls
+ * rmpsc_recv on handle B (same process, same group; one thread, which the contract
+ * allows: "one thread at a time may call the consumer functions of them") is served
+ * A's open span again (SOLO: solo_ring, serving the open claim first; SHARED: the
+ * place's claim record) and releases it; then rmpsc_consume releases the span again
+ * for A, without the check rmpsc_advance makes (span_start_pos == read_pos). SOLO:
+ * head += n twice, the head passes the cursor (and the tail), the next take fences
+ * the ring (ECORRUPT, every group loses it). SHARED: the records are delivered twice
+ * to one live member, unmarked. */
+struct nest {
+	rmpsc_channel *b;
+	int rc;
+	uint64_t got[16];
+};
+
+static int cb_sibling(void *ctx, const void *recs, size_t n, uint32_t slot)
+{
+	struct nest *x = ctx;
+	(void)recs, (void)n, (void)slot;
+	x->rc = rmpsc_recv(x->b, x->got, 16, 0);
+	return 1;
+}
+
+static void sibling_in_callback(uint32_t consumers, int shared)
+{
+	rmpsc_channel *ch = make(consumers, 2, 16, 1);
+	rmpsc_producer *p;
+	CHECK_OK(rmpsc_producer_register(ch, &p));
+	rmpsc_channel *a = ch, *b = handle_of(ch);
+	CHECK_OK(rmpsc_consumer_join(a, NULL, 0));
+	CHECK_OK(rmpsc_consumer_join(b, NULL, 0));
+	pid_t other = 0;
+	if (shared) { /* a second member process: the group is SHARED */
+		struct link l;
+		other = fork_linked(&l);
+		if (other == 0) {
+			rmpsc_channel *h = handle_of(ch);
+			CHECK_OK(rmpsc_consumer_join(h, NULL, 0));
+			CHECK(write(l.wr, "j", 1) == 1, "report");
+			for (;;)
+				pause();
+		}
+		char c;
+		CHECK(read(l.rd, &c, 1) == 1, "other joined");
+	}
+	uint64_t v;
+	rmpsc_recv(a, &v, 1, 0); /* SOLO, or PENDING ended: SHARED */
+	send_range(p, 0, 4);
+	struct nest x = { b, 0, { 0 } };
+	int n = rmpsc_consume(a, 4, SEC, cb_sibling, &x);
+	printf("  consume(A) -> %d; recv(B) inside its callback -> %d", n, x.rc);
+	for (int i = 0; i < x.rc; i++)
+		printf(" %llu", (unsigned long long)x.got[i]);
+	printf("\n");
+	send_range(p, 4, 8);
+	uint64_t seen = 0;
+	int got = drain(a, &seen, 100 * MS);
+	printf("  then A got %d records (mask %#llx), fenced rings %u, mode kind %u\n", got, (unsigned long long)seen,
+	       fenced(ch), mode_kind(load_acquire(&group_at(ch, 0)->mode)));
+	CHECK(fenced(ch) == 0, "a sibling handle's recv inside a consume callback fenced the ring");
+	CHECK(x.rc <= 0, "records of A's open span delivered a second time (unmarked) through sibling B: %d", x.rc);
+	CHECK(seen == 0xf0, "records after it: mask %#llx, want 0xf0", (unsigned long long)seen);
+	if (other)
+		kill_and_reap(other);
+	rmpsc_producer_close(p);
+	rmpsc_channel_release(b);
+	rmpsc_channel_release(ch);
+}
+
+static void case_sibling_in_callback_solo(void)
+{
+	sibling_in_callback(1, 0);
+}
+
+static void case_sibling_in_callback_shared(void)
+{
+	sibling_in_callback(4, 1);
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* Q3: solo_take serves member.solo_ring first and, unlike the sweep, does not skip
+ * a fenced ring: a SOLO member whose open span is on a ring a (hostile or broken)
+ * producer corrupts gets ECORRUPT once (the ring is fenced, as designed), and then
+ * 0 ("nothing") from every take for ever: solo_open_span fails again, the ring is
+ * fenced so empty_or_corrupt returns 0, and solo_ring is never cleared. Every other
+ * ring of the group is starved (their producers block once full), where the sweep
+ * (before bb217a1) skipped fenced rings and went on. */
+static void case_fenced_solo_ring_starves(void)
+{
+	rmpsc_channel *ch = make(1, 1, 16, 2);
+	rmpsc_producer *p0, *p1;
+	CHECK_OK(rmpsc_producer_register(ch, &p0));
+	CHECK_OK(rmpsc_producer_register(ch, &p1));
+	uint32_t s0 = UINT32_MAX;
+	CHECK_OK(rmpsc_consumer_join(ch, NULL, 0));
+	send_range(p0, 0, 2);
+	const void *ptr;
+	CHECK(rmpsc_read(ch, 2, SEC, &ptr, &s0) == 2, "read ring 0");
+	/* The producer of that ring writes an impossible tail (hostile, or a wild store). */
+	struct ring_ctrl *c0 = slot_ctrl(ch, s0);
+	store_release(&c0->tail, load_relaxed(&c0->tail) + 1000);
+	send_range(p1, 10, 14);
+	uint64_t v;
+	int first = rmpsc_recv(ch, &v, 1, 100 * MS);
+	printf("  recv after the corrupt tail -> %d (%s), fenced %u\n", first, first < 0 ? rmpsc_strerror(first) : "",
+	       fenced(ch));
+	uint64_t seen = 0;
+	int got = 0;
+	for (int i = 0; i < 10 && seen != 0xfull << 10; i++) {
+		int n = rmpsc_recv(ch, &v, 1, 50 * MS);
+		if (n == 1 && v < 64)
+			seen |= 1ull << v, got++;
+	}
+	printf("  then from the healthy ring: %d records, mask %#llx (want %#llx)\n", got, (unsigned long long)seen,
+	       0xfull << 10);
+	CHECK(seen == 0xfull << 10, "a fenced ring noted in solo_ring starves every other ring of the group");
+	rmpsc_producer_close(p0);
+	rmpsc_producer_close(p1);
+	rmpsc_channel_release(ch);
+}
+
+/* ------------------------------------------------------------------------------------ */
+
 struct review_case {
 	const char *name;
 	void (*fn)(void);
@@ -778,6 +1389,17 @@ static const struct review_case cases[] = {
 	{ "bad_join_leaves_first", case_bad_join_leaves_first },
 	{ "half_joiner_count_low", case_half_joiner_count_low },
 	{ "leave_in_callback", case_leave_in_callback },
+	{ "two_open_rings_default", case_two_open_rings_default },
+	{ "two_open_rings_groups", case_two_open_rings_groups },
+	{ "callback_joins_other", case_callback_joins_other },
+	{ "callback_reenters", case_callback_reenters },
+	{ "orphan_hint_lost", case_orphan_hint_lost },
+	{ "holder_dies_before_recompute", case_holder_dies_before_recompute },
+	{ "dead_adopter_empty_orphan", case_dead_adopter_empty_orphan },
+	{ "solo_leaves_during_settle", case_solo_leaves_during_settle },
+	{ "sibling_in_callback_solo", case_sibling_in_callback_solo },
+	{ "sibling_in_callback_shared", case_sibling_in_callback_shared },
+	{ "fenced_solo_ring_starves", case_fenced_solo_ring_starves },
 };
 
 int main(int argc, char **argv)
