@@ -2,7 +2,7 @@
 import queue
 import sys
 from types import TracebackType
-from typing import Any, Dict, Iterator, Optional, Type, Union, final
+from typing import Any, Dict, Iterator, Optional, Tuple, Type, Union, final
 
 from typing_extensions import disjoint_base
 
@@ -142,6 +142,12 @@ class Producer:
         """Reserve 1..n contiguous records to write in place."""
     def send_bytes(self, data: _Buffer, timeout: _Timeout = None) -> None:
         """Send a variable-length message (<= slab_size) through the slab pool."""
+    def ready_fd(self) -> int:
+        """A descriptor readable when the ring may have space (owned by the producer; do not close)."""
+    def ready_arm(self) -> float:
+        """Announce a wait for space: 0.0 a record fits now, math.inf wait for ready_fd(), t > 0 at most t s."""
+    def ready_disarm(self) -> None:
+        """Withdraw the announcement of a wait given up."""
     def close(self) -> None:
         """Deregister; committed records stay readable."""
     def __enter__(self) -> Producer: ...
@@ -216,11 +222,23 @@ class Channel:
         """Zero-copy read of contiguous records of one producer."""
     def recv_bytes(self, timeout: _Timeout = None) -> bytes:
         """Receive one message sent with Producer.send_bytes."""
+    def ready_fd(self) -> int:
+        """A descriptor readable when records may be ready (owned by the membership; do not close)."""
+    def ready_arm(self) -> float:
+        """Announce a wait: 0.0 ready now, math.inf wait for ready_fd(), t > 0 wait at most t seconds."""
+    def ready_disarm(self) -> None:
+        """Withdraw the announcement of a wait given up."""
+    def set_coalesce(self, min_records: int, max_delay: float) -> None:
+        """Coalesce wake-ups: linger until min_records records or max_delay seconds (0..1)."""
+    @property
+    def coalesce(self) -> Tuple[int, float]:
+        """(min_records, max_delay seconds) of wake-up coalescing."""
     def close(self) -> None:
         """Close the channel for every process."""
     def stats(self) -> Dict[str, Any]:
         """A snapshot of the channel's figures, with 'producers', 'groups', 'members': List[Dict[str, Any]]."""
-    def fileno(self) -> int: ...
+    def fileno(self) -> int:
+        """The region's (mapping's) fd, for passing the channel on; NOT pollable: wait on ready_fd()."""
     def reclaim_dead(self) -> int:
         """Reclaim slots of dead producers and recover dead group members; returns how many."""
     def __len__(self) -> int:
@@ -259,6 +277,17 @@ class Consumer:
         """Zero-copy read of contiguous records of one producer."""
     def recv_bytes(self, timeout: _Timeout = None) -> bytes:
         """Receive one message sent with Producer.send_bytes."""
+    def ready_fd(self) -> int:
+        """A descriptor readable when records may be ready (owned by the membership; do not close)."""
+    def ready_arm(self) -> float:
+        """Announce a wait: 0.0 ready now, math.inf wait for ready_fd(), t > 0 wait at most t seconds."""
+    def ready_disarm(self) -> None:
+        """Withdraw the announcement of a wait given up."""
+    def set_coalesce(self, min_records: int, max_delay: float) -> None:
+        """Coalesce wake-ups: linger until min_records records or max_delay seconds (0..1)."""
+    @property
+    def coalesce(self) -> Tuple[int, float]:
+        """(min_records, max_delay seconds) of wake-up coalescing."""
     def close(self) -> None:
         """Leave the group and release the handle (the channel stays open)."""
     def __enter__(self) -> Consumer: ...
