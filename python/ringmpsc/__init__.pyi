@@ -2,7 +2,7 @@
 import queue
 import sys
 from types import TracebackType
-from typing import Any, Dict, Iterator, Optional, Tuple, Type, Union, final
+from typing import Any, AsyncIterator, Dict, Iterator, Optional, Tuple, Type, Union, final
 
 from typing_extensions import disjoint_base
 
@@ -142,6 +142,10 @@ class Producer:
         """Reserve 1..n contiguous records to write in place."""
     def send_bytes(self, data: _Buffer, timeout: _Timeout = None) -> None:
         """Send a variable-length message (<= slab_size) through the slab pool."""
+    async def send_async(self, data: _Buffer, timeout: _Timeout = None) -> None:
+        """Coroutine: send() waiting in the running event loop; a cancelled await sends nothing."""
+    async def send_bytes_async(self, data: _Buffer, timeout: _Timeout = None) -> None:
+        """Coroutine: send_bytes() waiting in the running event loop (a slab is polled for)."""
     def ready_fd(self) -> int:
         """A descriptor readable when the ring may have space (owned by the producer; do not close)."""
     def ready_arm(self) -> float:
@@ -222,6 +226,14 @@ class Channel:
         """Zero-copy read of contiguous records of one producer."""
     def recv_bytes(self, timeout: _Timeout = None) -> bytes:
         """Receive one message sent with Producer.send_bytes."""
+    async def recv_async(self, timeout: _Timeout = None) -> bytes:
+        """Coroutine: recv() waiting in the running event loop; a cancelled await takes nothing."""
+    async def recv_many_async(self, max_records: Optional[int] = None, timeout: _Timeout = None) -> bytes:
+        """Coroutine: recv_many() waiting in the running event loop."""
+    async def read_async(self, max_records: Optional[int] = None, timeout: _Timeout = None) -> ReadView:
+        """Coroutine: read() waiting in the running event loop."""
+    async def recv_bytes_async(self, timeout: _Timeout = None) -> bytes:
+        """Coroutine: recv_bytes() waiting in the running event loop."""
     def ready_fd(self) -> int:
         """A descriptor readable when records may be ready (owned by the membership; do not close)."""
     def ready_arm(self) -> float:
@@ -247,6 +259,8 @@ class Channel:
         """Always True, even when empty."""
     def __iter__(self) -> Iterator[bytes]: ...
     def __next__(self) -> bytes: ...
+    def __aiter__(self) -> AsyncIterator[bytes]: ...
+    async def __anext__(self) -> bytes: ...
 
 @final
 class Consumer:
@@ -277,6 +291,14 @@ class Consumer:
         """Zero-copy read of contiguous records of one producer."""
     def recv_bytes(self, timeout: _Timeout = None) -> bytes:
         """Receive one message sent with Producer.send_bytes."""
+    async def recv_async(self, timeout: _Timeout = None) -> bytes:
+        """Coroutine: recv() waiting in the running event loop; a cancelled await takes nothing."""
+    async def recv_many_async(self, max_records: Optional[int] = None, timeout: _Timeout = None) -> bytes:
+        """Coroutine: recv_many() waiting in the running event loop."""
+    async def read_async(self, max_records: Optional[int] = None, timeout: _Timeout = None) -> ReadView:
+        """Coroutine: read() waiting in the running event loop."""
+    async def recv_bytes_async(self, timeout: _Timeout = None) -> bytes:
+        """Coroutine: recv_bytes() waiting in the running event loop."""
     def ready_fd(self) -> int:
         """A descriptor readable when records may be ready (owned by the membership; do not close)."""
     def ready_arm(self) -> float:
@@ -300,3 +322,5 @@ class Consumer:
         """Always True, even when empty."""
     def __iter__(self) -> Iterator[bytes]: ...
     def __next__(self) -> bytes: ...
+    def __aiter__(self) -> AsyncIterator[bytes]: ...
+    async def __anext__(self) -> bytes: ...

@@ -682,6 +682,8 @@ static PyType_Slot channel_slots[] = {
 	{ Py_tp_members, channel_members },
 	{ Py_tp_iter, PyObject_SelfIter },
 	{ Py_tp_iternext, cs_iternext },
+	{ Py_am_aiter, PyObject_SelfIter },
+	{ Py_am_anext, cs_anext },
 	{ Py_sq_length, cs_len },
 	{ Py_mp_length, cs_len },
 	{ Py_nb_bool, always_true },

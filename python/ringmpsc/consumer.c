@@ -432,7 +432,25 @@ PyObject *cs_get_last_deliveries(PyObject *self, void *c)
 /* Readiness: the descriptor an event loop waits on, and coalesced wake-ups.
  * Short calls: each takes the membership lock as every consumer call does (a call
  * another thread is making on this group's consumer side is waited for, the GIL
- * released), and only ready_fd, which may join the group, releases the GIL. */
+ * released; see ready_lock for this thread's own), and only ready_fd, which may
+ * join the group, releases the GIL. */
+
+/*
+ * The membership lock for a readiness call. A thread that holds it already, through
+ * an open ReadView, may make these calls (it is the one thread the core allows):
+ * an event loop's tasks share the thread, and one task's view must not make
+ * another task's wait fail. 1: taken (release it after); 0: held by this thread
+ * already; -1 with an exception.
+ */
+static int ready_lock(consumer_side *cs)
+{
+	if (unlikely(!cs->ch))
+		return closed_consumer();
+	const hlock *l = &cs->gl->lock;
+	if (l->owner == PyThread_get_thread_ident() && l->gen == cs->st->fork_gen)
+		return 0;
+	return consumer_lock(cs, FOREVER) < 0 ? -1 : 1;
+}
 
 /* The arm's answer in seconds: 0.0 ready now, inf no limit, else the linger. */
 PyObject *arm_result(int rc, int64_t wait_ns)
@@ -454,7 +472,8 @@ on it only as ready_arm() says. Not fileno(), which is the region's mapping.");
 PyObject *cs_ready_fd(PyObject *self, PyObject *unused)
 {
 	consumer_side *cs = CS(self);
-	if (consumer_lock(cs, FOREVER) < 0)
+	int taken = ready_lock(cs);
+	if (taken < 0)
 		return NULL;
 	int fd, err;
 	/* Joining may recover dead members, or wait for the group table's lock. */
@@ -463,7 +482,8 @@ PyObject *cs_ready_fd(PyObject *self, PyObject *unused)
 	fd = rmpsc_ready_fd(cs->ch);
 	err = errno;
 	Py_END_ALLOW_THREADS
-	hlock_release(&cs->gl->lock);
+	if (taken)
+		hlock_release(&cs->gl->lock);
 	if (fd < 0) {
 		raise_rc(cs->st, fd, err, ON_RECV, NULL);
 		return NULL;
@@ -495,13 +515,15 @@ ready_disarm() withdraws the announcement of a wait given up.");
 PyObject *cs_ready_arm(PyObject *self, PyObject *unused)
 {
 	consumer_side *cs = CS(self);
-	if (consumer_lock(cs, FOREVER) < 0)
+	int taken = ready_lock(cs);
+	if (taken < 0)
 		return NULL;
 	int64_t wait_ns = -1;
 	errno = 0;
 	int rc = rmpsc_ready_arm(cs->ch, &wait_ns);
 	int err = errno;
-	hlock_release(&cs->gl->lock);
+	if (taken)
+		hlock_release(&cs->gl->lock);
 	if (rc < 0) {
 		raise_rc(cs->st, rc, err, ON_RECV, NULL);
 		return NULL;
@@ -516,10 +538,12 @@ out), so that producers stop waking this member for it. Safe when not armed.");
 PyObject *cs_ready_disarm(PyObject *self, PyObject *unused)
 {
 	consumer_side *cs = CS(self);
-	if (consumer_lock(cs, FOREVER) < 0)
+	int taken = ready_lock(cs);
+	if (taken < 0)
 		return NULL;
 	rmpsc_ready_disarm(cs->ch);
-	hlock_release(&cs->gl->lock);
+	if (taken)
+		hlock_release(&cs->gl->lock);
 	Py_RETURN_NONE;
 }
 
@@ -545,10 +569,12 @@ PyObject *cs_set_coalesce(PyObject *self, PyObject *const *args, Py_ssize_t narg
 	    parse_int(a[0], "min_records", 1, UINT32_MAX, &min) < 0 ||
 	    parse_seconds(a[1], "max_delay", RMPSC_COALESCE_MAX_DELAY_NS / 1e9, &delay) < 0)
 		return NULL;
-	if (consumer_lock(cs, FOREVER) < 0)
+	int taken = ready_lock(cs);
+	if (taken < 0)
 		return NULL;
 	int rc = rmpsc_consumer_coalesce(cs->ch, (uint32_t)min, delay);
-	hlock_release(&cs->gl->lock);
+	if (taken)
+		hlock_release(&cs->gl->lock);
 	if (rc < 0) {
 		raise_rc(cs->st, rc, 0, ON_OTHER, NULL);
 		return NULL;
@@ -715,8 +741,9 @@ PyDoc_STRVAR(consumer_doc,
 Every group receives every record committed after the group was created\n\
 (fan-out); inside a group each record goes to one member (work sharing between\n\
 processes). A Consumer has the consumer methods of Channel (recv, recv_nowait,\n\
-recv_many, recv_into, read, recv_bytes, iteration, len, ready_fd, ready_arm,\n\
-ready_disarm, set_coalesce) for its group, and its own\n\
+recv_many, recv_into, read, recv_bytes, iteration, len; their coroutines\n\
+recv_async, recv_many_async, read_async, recv_bytes_async and async iteration;\n\
+ready_fd, ready_arm, ready_disarm, set_coalesce) for its group, and its own\n\
 handle on the channel's memory (and its own coalescing settings). close() (or leaving a with block) leaves the\n\
 group; it does not close the channel. last_deliveries is 1 when the records the\n\
 last receive returned were delivered for the first time, more when a member of\n\
@@ -760,6 +787,8 @@ static PyType_Slot consumer_slots[] = {
 	{ Py_tp_members, consumer_members },
 	{ Py_tp_iter, PyObject_SelfIter },
 	{ Py_tp_iternext, cs_iternext },
+	{ Py_am_aiter, PyObject_SelfIter },
+	{ Py_am_anext, cs_anext },
 	{ Py_sq_length, cs_len },
 	{ Py_mp_length, cs_len },
 	{ Py_nb_bool, consumer_bool },

@@ -180,6 +180,7 @@ typedef struct {
 	uint32_t slot;
 	uint32_t deliveries;         /* ReadView: 1 first delivery, more when delivered again */
 	int done;
+	PyObject *weakrefs;          /* ringmpsc._aio notes the ReadViews it hands out, weakly */
 } SpanObject;
 
 /* errors.c: the one mapping of the C error vocabulary to Python exceptions. */
@@ -217,6 +218,16 @@ extern const char cs_recv_doc[], cs_recv_nowait_doc[], cs_recv_many_doc[], cs_re
 /* ready_arm's answer as seconds (0.0 ready now, inf armed without limit, else the linger). */
 PyObject *arm_result(int rc, int64_t wait_ns);
 
+/* aio.c: the coroutine methods, handed to the pure-Python ringmpsc._aio. */
+PyObject *cs_recv_async(PyObject *self, PyObject *args, PyObject *kwds);
+PyObject *cs_recv_many_async(PyObject *self, PyObject *args, PyObject *kwds);
+PyObject *cs_read_async(PyObject *self, PyObject *args, PyObject *kwds);
+PyObject *cs_recv_bytes_async(PyObject *self, PyObject *args, PyObject *kwds);
+PyObject *cs_anext(PyObject *self);
+PyObject *producer_send_async(PyObject *self, PyObject *args, PyObject *kwds);
+PyObject *producer_send_bytes_async(PyObject *self, PyObject *args, PyObject *kwds);
+extern const char cs_recv_async_doc[], cs_recv_many_async_doc[], cs_read_async_doc[], cs_recv_bytes_async_doc[],
+	producer_send_async_doc[], producer_send_bytes_async_doc[];
 
 #define CONSUMER_SIDE_METHODS                                                                                           \
 	{ "recv", (PyCFunction)(void (*)(void))cs_recv, METH_FASTCALL | METH_KEYWORDS, cs_recv_doc },                   \
@@ -229,7 +240,13 @@ PyObject *arm_result(int rc, int64_t wait_ns);
 	{ "ready_arm", (PyCFunction)cs_ready_arm, METH_NOARGS, cs_ready_arm_doc },                                      \
 	{ "ready_disarm", (PyCFunction)cs_ready_disarm, METH_NOARGS, cs_ready_disarm_doc },                             \
 	{ "set_coalesce", (PyCFunction)(void (*)(void))cs_set_coalesce, METH_FASTCALL | METH_KEYWORDS,                  \
-	  cs_set_coalesce_doc }
+	  cs_set_coalesce_doc },                                                                                        \
+	{ "recv_async", (PyCFunction)(void (*)(void))cs_recv_async, METH_VARARGS | METH_KEYWORDS, cs_recv_async_doc },  \
+	{ "recv_many_async", (PyCFunction)(void (*)(void))cs_recv_many_async, METH_VARARGS | METH_KEYWORDS,             \
+	  cs_recv_many_async_doc },                                                                                     \
+	{ "read_async", (PyCFunction)(void (*)(void))cs_read_async, METH_VARARGS | METH_KEYWORDS, cs_read_async_doc },  \
+	{ "recv_bytes_async", (PyCFunction)(void (*)(void))cs_recv_bytes_async, METH_VARARGS | METH_KEYWORDS,           \
+	  cs_recv_bytes_async_doc }
 
 #define COALESCE_DOC                                                                                      \
 	"(min_records, max_delay seconds) of this handle's wake-up coalescing (set_coalesce); (1, 0.0) or a " \
