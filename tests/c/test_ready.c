@@ -236,6 +236,17 @@ static void test_fifo_cleanup(void)
 	CHECK(rmpsc_reclaim_dead(ch) >= 1, "the dead member is recovered");
 	CHECK(count_fifos(ch) == 0, "recovering it removed its FIFO");
 	rmpsc_channel_release(ch);
+	/* Nobody recovers it: unlinking the channel's name removes its FIFOs too. */
+	const char *name = "/rmpsc-test-ready-unlink";
+	ch = make_channel(name, 8, 64, 1, 2);
+	c = fork_child();
+	if (c == 0)
+		_exit(rmpsc_ready_fd(ch) < 0 ? 2 : 0);
+	CHECK(reap(c) == 0, "child made its FIFO");
+	CHECK(count_fifos(ch) == 1, "the dead member's FIFO is there");
+	CHECK_OK(rmpsc_unlink(name));
+	CHECK(count_fifos(ch) == 0, "unlink removed it");
+	rmpsc_channel_release(ch);
 	printf("ok fifo cleanup\n");
 }
 
