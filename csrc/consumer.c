@@ -628,9 +628,11 @@ static inline int wait_for_data(rmpsc_channel *ch, struct data_wait *w, int64_t 
 {
 	maybe_check_liveness(ch);
 	int n = take_span(ch, w->max, &w->ptr, &w->slot);
-	if (likely(n != 0 && n != TAKE_BUSY))
-		return n;
-	return wait_for_data_slow(ch, w, timeout_ns);
+	if (unlikely(n == 0 || n == TAKE_BUSY))
+		n = wait_for_data_slow(ch, w, timeout_ns);
+	if (likely(n > 0))
+		ch->linger_from = 0; /* a readiness wait after this lingers afresh */
+	return n;
 }
 
 /* Nothing was readable at the first sweep: poll or wait. */
@@ -675,10 +677,7 @@ static inline int take_first(rmpsc_channel *ch, struct data_wait *w, size_t max,
 {
 	forget_read(ch);
 	*w = (struct data_wait){ .ch = ch, .max = clamp_count(max) };
-	int n = wait_for_data(ch, w, timeout_ns);
-	if (n > 0)
-		ch->linger_from = 0; /* a readiness wait after this one lingers afresh */
-	return n;
+	return wait_for_data(ch, w, timeout_ns);
 }
 
 /* The next readable span, up to `left` records, without waiting; 0 when there is

@@ -1,7 +1,9 @@
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -11,9 +13,11 @@
 
 #define FIFO_DIR "/dev/shm/"
 
+#define FIFO_PREFIX ".ringmpsc-%016llx-"
+
 static void fifo_path(const rmpsc_channel *ch, char kind, uint32_t index, uint32_t gen, char *buf, size_t n)
 {
-	snprintf(buf, n, FIFO_DIR ".ringmpsc-%016llx-%c%u-%u", (unsigned long long)ch->hdr->channel_id, kind, index, gen);
+	snprintf(buf, n, FIFO_DIR FIFO_PREFIX "%c%u-%u", (unsigned long long)ch->hdr->channel_id, kind, index, gen);
 }
 
 /* Open a readiness FIFO by name: never through a symlink, never anything but a
@@ -101,6 +105,20 @@ void rmpsc__fifo_signal(const rmpsc_channel *ch, struct fifo_ref *ref, char kind
 		close(ref->fd);
 	ref->fd = fd;
 	ref->gen = gen;
+}
+
+void rmpsc__fifo_remove_all(uint64_t channel_id)
+{
+	char prefix[64];
+	int n = snprintf(prefix, sizeof prefix, FIFO_PREFIX, (unsigned long long)channel_id);
+	DIR *d = opendir(FIFO_DIR);
+	if (!d)
+		return;
+	struct dirent *e;
+	while ((e = readdir(d)))
+		if (!strncmp(e->d_name, prefix, (size_t)n))
+			unlinkat(dirfd(d), e->d_name, 0);
+	closedir(d);
 }
 
 void rmpsc__fifo_drain(int fd)

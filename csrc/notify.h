@@ -44,6 +44,8 @@ void rmpsc__fifo_remove(const rmpsc_channel *ch, char kind, uint32_t index, uint
 /* Write a byte into it, through `ref` (opened and cached there) or, when NULL,
  * opening it for this one write. Nothing happens when it is gone. */
 void rmpsc__fifo_signal(const rmpsc_channel *ch, struct fifo_ref *ref, char kind, uint32_t index, uint32_t gen);
+/* Remove every readiness FIFO of the channel with this id (its name is unlinked). */
+void rmpsc__fifo_remove_all(uint64_t channel_id);
 /* Read every byte out of a FIFO we wait on (O_NONBLOCK). */
 void rmpsc__fifo_drain(int fd);
 /* Close the cached descriptors of an array of n refs and free it. */
