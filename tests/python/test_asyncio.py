@@ -343,6 +343,57 @@ def test_stress_producer_processes_to_one_loop_every_record_once(kind, procs):
     assert waits > 0  # the consumer did wait (the stream is paced)
 
 
+def _consume_in_a_loop(ch, q, waiting):
+    """Child: a member of the default group receiving in its own event loop until Closed."""
+    workers.arm_watchdog(90)
+
+    async def main():
+        first = asyncio.ensure_future(ch.recv_async())
+        await until(armed(), "the child's wait armed")
+        waiting.set()
+        try:
+            got = [workers.verify_record(await first)]
+        except ringmpsc.Closed:  # the other member took everything
+            return []
+        return got + [workers.verify_record(r) async for r in ch]
+
+    q.put(asyncio.run(asyncio.wait_for(main(), 80)))
+
+
+@pytest.mark.timeout(120)
+def test_members_in_two_processes_share_the_work_in_their_event_loops(procs):
+    """Work sharing (max_consumers=2): each member awaits its own readiness FIFO; every
+    record goes to one of them, exactly once."""
+    n = 3000
+    ch = ringmpsc.Channel(RS, capacity=128, max_producers=2, max_consumers=2)
+    q, waiting = FORK.Queue(), FORK.Event()
+    member = FORK.Process(target=_consume_in_a_loop, args=(ch, q, waiting))
+    member.start()
+    procs.append(member)
+    assert waiting.wait(30), "the other member did not start waiting"
+    kids = [FORK.Process(target=produce_paced, args=(ch, pid, n, 40000, 8)) for pid in range(2)]
+    for k in kids:
+        k.start()
+    procs.extend(kids)
+
+    async def main():
+        async def closer():
+            await until(lambda: all(k.exitcode is not None for k in kids), "the producers exited", 90)
+            ch.close()
+
+        close = asyncio.ensure_future(closer())
+        mine = [workers.verify_record(r) async for r in ch]
+        await close
+        return mine
+
+    mine = run("asyncio", main, timeout=100)
+    theirs = q.get(timeout=60)
+    exits_within(kids + [member])
+    assert len(mine) + len(theirs) == 2 * n
+    assert set(mine) | set(theirs) == {(pid, s) for pid in range(2) for s in range(n)}
+    print("\nwork shared between two event loops: %d here, %d in the other process" % (len(mine), len(theirs)))
+
+
 async def _cancel_storm(ch, seen, rnd, stop):
     """Receive with cancellations at random moments: wait_for timeouts and task.cancel()."""
     loop = asyncio.get_running_loop()
