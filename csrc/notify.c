@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "error.h"
@@ -36,17 +37,56 @@ static int fifo_open(const char *path)
 	return rmpsc__fd_above_stdio(fd);
 }
 
+/*
+ * FIFOs whose every holder died unrecovered stay in /dev/shm (an anonymous channel
+ * has no name to unlink them with). Every opener opens O_RDWR, so a write-only
+ * non-blocking open fails with ENXIO exactly when nobody has the FIFO open: such
+ * a FIFO serves nobody. Ones written or made within the last minute are left
+ * alone (a creator opens its FIFO right after making it). Once per process, when
+ * it makes its first FIFO.
+ */
+#define STALE_FIFO_AGE_S 60
+
+static void sweep_stale_fifos(void)
+{
+	static pid_t swept_by; /* a forked child sweeps again: it may outlive its parent by far */
+	pid_t me = getpid();
+	if (__atomic_exchange_n(&swept_by, me, __ATOMIC_RELAXED) == me)
+		return;
+	DIR *d = opendir(FIFO_DIR);
+	if (!d)
+		return;
+	int saved = errno;
+	time_t now = time(NULL);
+	struct dirent *e;
+	while ((e = readdir(d))) {
+		struct stat st;
+		if (strncmp(e->d_name, ".ringmpsc-", 10) || fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) ||
+		    !S_ISFIFO(st.st_mode) || now - st.st_mtime < STALE_FIFO_AGE_S)
+			continue;
+		int fd = openat(dirfd(d), e->d_name, O_WRONLY | O_NONBLOCK | O_CLOEXEC | O_NOFOLLOW);
+		if (fd >= 0)
+			close(fd);
+		else if (errno == ENXIO)
+			unlinkat(dirfd(d), e->d_name, 0);
+	}
+	closedir(d);
+	errno = saved;
+}
+
 int rmpsc__fifo_create(rmpsc_channel *ch, char kind, uint32_t index, uint32_t *gen)
 {
+	sweep_stale_fifos();
 	uint32_t g;
 	do /* never 0, which means "none" */
 		g = fetch_add_relaxed(&ch->hdr->fifo_counter, 1) + 1;
 	while (g == 0);
 	char path[96];
 	fifo_path(ch, kind, index, g, path, sizeof path);
-	/* Whoever may open the region may open its FIFOs (the umask does not apply). */
+	/* Whoever may open a named region may open its FIFOs (the umask does not
+	 * apply); an anonymous one (a memfd, mode 0777) only its owner. */
 	struct stat st;
-	mode_t mode = fstat(ch->file.fd, &st) == 0 ? (st.st_mode & 0666) : 0600;
+	mode_t mode = ch->file.name && fstat(ch->file.fd, &st) == 0 ? (st.st_mode & 0666) : 0600;
 	if (mkfifo(path, 0600) < 0 && errno != EEXIST)
 		return rmpsc__sys_error("mkfifo " FIFO_DIR "(readiness fd)");
 	int fd = fifo_open(path);

@@ -9,8 +9,10 @@
  * stream costs, counted in the region's stats.
  */
 #include <dirent.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 
 #include "children.h"
@@ -247,6 +249,29 @@ static void test_fifo_cleanup(void)
 	CHECK_OK(rmpsc_unlink(name));
 	CHECK(count_fifos(ch) == 0, "unlink removed it");
 	rmpsc_channel_release(ch);
+	/* Nor is there a name (an anonymous channel whose processes all died): the
+	 * first FIFO a process makes sweeps old ones nobody has open. */
+	const char *stale = "/dev/shm/.ringmpsc-00000000deadbeef-m0-1",
+		   *held = "/dev/shm/.ringmpsc-00000000deadbeef-m1-1";
+	unlink(stale);
+	unlink(held);
+	CHECK(mkfifo(stale, 0600) == 0 && mkfifo(held, 0600) == 0, "mkfifo: %s", strerror(errno));
+	int hfd = open(held, O_RDWR | O_NONBLOCK);
+	CHECK(hfd >= 0, "open: %s", strerror(errno));
+	struct timespec old[2] = { { time(NULL) - 3600, 0 }, { time(NULL) - 3600, 0 } };
+	CHECK(utimensat(AT_FDCWD, stale, old, 0) == 0 && utimensat(AT_FDCWD, held, old, 0) == 0, "utimensat");
+	c = fork_child();
+	if (c == 0) { /* a fresh process: its first FIFO sweeps */
+		rmpsc_channel *anon = make_channel(NULL, 8, 64, 1, 1);
+		int rc = rmpsc_ready_fd(anon) < 0 ? 2 : 0;
+		rmpsc_channel_release(anon); /* and its FIFO with it */
+		_exit(rc);
+	}
+	CHECK(reap(c) == 0, "child made a FIFO");
+	CHECK(access(stale, F_OK) != 0, "the stale FIFO was removed");
+	CHECK(access(held, F_OK) == 0, "one somebody holds open stays");
+	close(hfd);
+	unlink(held);
 	printf("ok fifo cleanup\n");
 }
 
