@@ -77,32 +77,34 @@ static void sweep_stale_fifos(void)
 int rmpsc__fifo_create(rmpsc_channel *ch, char kind, uint32_t index, uint32_t *gen)
 {
 	sweep_stale_fifos();
-	uint32_t g;
-	do /* never 0, which means "none" */
-		g = fetch_add_relaxed(&ch->hdr->fifo_counter, 1) + 1;
-	while (g == 0);
-	char path[96];
-	fifo_path(ch, kind, index, g, path, sizeof path);
 	/* Whoever may open a named region may open its FIFOs (the umask does not
 	 * apply); an anonymous one (a memfd, mode 0777) only its owner. */
 	struct stat st;
 	mode_t mode = ch->file.name && fstat(ch->file.fd, &st) == 0 ? (st.st_mode & 0666) : 0600;
-	if (mkfifo(path, 0600) < 0 && errno != EEXIST)
-		return rmpsc__sys_error("mkfifo " FIFO_DIR "(readiness fd)");
-	int fd = fifo_open(path);
-	if (fd < 0) {
-		int rc = rmpsc__sys_error("open readiness FIFO");
-		unlink(path);
-		return rc;
+	char path[96];
+	for (int tries = 0;; tries++) {
+		uint32_t g;
+		do /* never 0, which means "none" */
+			g = fetch_add_relaxed(&ch->hdr->fifo_counter, 1) + 1;
+		while (g == 0);
+		fifo_path(ch, kind, index, g, path, sizeof path);
+		/* Only a FIFO we made ourselves: a name someone else took is skipped. */
+		if (mkfifo(path, 0600) < 0) {
+			if (errno == EEXIST && tries < 8)
+				continue;
+			return rmpsc__sys_error("mkfifo " FIFO_DIR "(readiness fd)");
+		}
+		int fd = fifo_open(path);
+		if (fd < 0 || fchmod(fd, mode) < 0) {
+			int rc = rmpsc__sys_error("opening the readiness FIFO");
+			if (fd >= 0)
+				close(fd);
+			unlink(path);
+			return rc;
+		}
+		*gen = g;
+		return fd;
 	}
-	if (fchmod(fd, mode) < 0) {
-		int rc = rmpsc__sys_error("fchmod readiness FIFO");
-		close(fd);
-		unlink(path);
-		return rc;
-	}
-	*gen = g;
-	return fd;
 }
 
 void rmpsc__fifo_remove(const rmpsc_channel *ch, char kind, uint32_t index, uint32_t gen)
@@ -122,43 +124,30 @@ static void fifo_write(int fd)
 	while (r < 0 && errno == EINTR);
 }
 
-void rmpsc__fifo_signal(const rmpsc_channel *ch, struct fifo_ref *ref, char kind, uint32_t index, uint32_t gen)
+int rmpsc__fifo_signal(const rmpsc_channel *ch, struct fifo_ref *ref, char kind, uint32_t index, uint32_t gen)
 {
 	if (!gen)
-		return;
+		return 1;
 	if (ref && ref->gen == gen) {
 		fifo_write(ref->fd);
-		return;
+		return 1;
 	}
 	char path[96];
 	fifo_path(ch, kind, index, gen, path, sizeof path);
-	int saved = errno, fd = fifo_open(path);
+	int saved = errno, fd = fifo_open(path), gone = fd < 0 && errno == ENOENT;
 	errno = saved; /* a wake-up that could not be sent changes nothing the caller reports */
 	if (fd < 0)
-		return; /* gone: its waiter left, and a new one announces itself afresh */
+		return gone; /* gone: its waiter left, and a new one announces itself afresh */
 	fifo_write(fd);
 	if (!ref) {
 		close(fd);
-		return;
+		return 1;
 	}
 	if (ref->gen)
 		close(ref->fd);
 	ref->fd = fd;
 	ref->gen = gen;
-}
-
-void rmpsc__fifo_remove_all(uint64_t channel_id)
-{
-	char prefix[64];
-	int n = snprintf(prefix, sizeof prefix, FIFO_PREFIX, (unsigned long long)channel_id);
-	DIR *d = opendir(FIFO_DIR);
-	if (!d)
-		return;
-	struct dirent *e;
-	while ((e = readdir(d)))
-		if (!strncmp(e->d_name, prefix, (size_t)n))
-			unlinkat(dirfd(d), e->d_name, 0);
-	closedir(d);
+	return 1;
 }
 
 void rmpsc__fifo_drain(int fd)
@@ -191,6 +180,8 @@ static struct fifo_ref *refs_of(struct fifo_ref **refs, uint32_t n)
 	return *refs;
 }
 
+/* Member e's bit was ours to clear: wake it. A FIFO we could not open leaves
+ * it announced again, so the next publish tries again. */
 static void signal_member(rmpsc_channel *ch, struct fifo_ref **refs, uint32_t e)
 {
 	struct member *mb = member_at(ch, e);
@@ -202,7 +193,8 @@ static void signal_member(rmpsc_channel *ch, struct fifo_ref **refs, uint32_t e)
 	}
 	if (how & WAIT_FD) {
 		struct fifo_ref *r = refs_of(refs, ch->L.max_consumers);
-		rmpsc__fifo_signal(ch, r ? &r[e] : NULL, 'm', e, load_acquire(&mb->fifo_gen));
+		if (!rmpsc__fifo_signal(ch, r ? &r[e] : NULL, 'm', e, load_acquire(&mb->fifo_gen)))
+			fetch_or_acq_rel(&ch->hdr->waiting_members[e >> 6], 1ull << (e & 63));
 	}
 }
 
@@ -248,7 +240,8 @@ void rmpsc__wake_producer_slow(rmpsc_channel *ch, struct fifo_ref **refs, uint32
 	}
 	if (how & WAIT_FD) {
 		struct fifo_ref *r = refs_of(refs, ch->L.max_producers);
-		rmpsc__fifo_signal(ch, r ? &r[s] : NULL, 'p', s, load_acquire(&c->fifo_gen));
+		if (!rmpsc__fifo_signal(ch, r ? &r[s] : NULL, 'p', s, load_acquire(&c->fifo_gen)))
+			fetch_or_acq_rel(&c->producer_waiting, WAIT_FD); /* the next release tries again */
 	}
 }
 
