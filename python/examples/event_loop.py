@@ -5,7 +5,6 @@ the arm/drain protocol by hand.
     build/venv/bin/python python/examples/event_loop.py
 """
 import asyncio
-import math
 import multiprocessing as mp
 import select
 import struct
@@ -70,7 +69,7 @@ def with_select(n):
             pass
         t = ch.ready_arm()  # ... then arm: 0.0 ready now, inf wait for fd, t wait at most t s
         if t:
-            select.select([fd], [], [], None if t == math.inf else t)
+            select.select([fd], [], [], t)
     for proc in procs:
         proc.join()
     print("select: received", got, "records")

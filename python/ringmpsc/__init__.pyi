@@ -149,7 +149,7 @@ class Producer:
     def ready_fd(self) -> int:
         """A descriptor readable when the ring may have space (owned by the producer; do not close)."""
     def ready_arm(self) -> float:
-        """Announce a wait for space: 0.0 a record fits now, math.inf wait for ready_fd(), t > 0 at most t s."""
+        """Announce a wait for space: 0.0 a record fits now, else wait for ready_fd() at most t seconds."""
     def ready_disarm(self) -> None:
         """Withdraw the announcement of a wait given up."""
     def close(self) -> None:
@@ -237,7 +237,7 @@ class Channel:
     def ready_fd(self) -> int:
         """A descriptor readable when records may be ready (owned by the membership; do not close)."""
     def ready_arm(self) -> float:
-        """Announce a wait: 0.0 ready now, math.inf wait for ready_fd(), t > 0 wait at most t seconds."""
+        """Announce a wait: 0.0 ready now, else wait for ready_fd() at most t seconds."""
     def ready_disarm(self) -> None:
         """Withdraw the announcement of a wait given up."""
     def set_coalesce(self, min_records: int, max_delay: float) -> None:
@@ -302,7 +302,7 @@ class Consumer:
     def ready_fd(self) -> int:
         """A descriptor readable when records may be ready (owned by the membership; do not close)."""
     def ready_arm(self) -> float:
-        """Announce a wait: 0.0 ready now, math.inf wait for ready_fd(), t > 0 wait at most t seconds."""
+        """Announce a wait: 0.0 ready now, else wait for ready_fd() at most t seconds."""
     def ready_disarm(self) -> None:
         """Withdraw the announcement of a wait given up."""
     def set_coalesce(self, min_records: int, max_delay: float) -> None:

@@ -495,9 +495,9 @@ const char cs_ready_arm_doc[] = PyDoc_STR(
 "ready_arm($self, /)\n--\n\n\
 Announce a wait on ready_fd(), after a receive with timeout=0 raised Empty.\n\
 Returns 0.0: records (or the close) are ready now, do not wait, receive again;\n\
-math.inf: armed, wait until ready_fd() is readable; a finite t > 0: armed, wait\n\
-until it is readable or t seconds passed (coalescing: see set_coalesce). Then\n\
-receive with timeout=0 until Empty, and arm again:\n\
+t > 0: armed, wait until ready_fd() is readable or t seconds passed (the\n\
+coalescing linger, see set_coalesce; a second at most). Then receive with\n\
+timeout=0 until Empty, and arm again:\n\
 \n\
     fd = ch.ready_fd()\n\
     while True:\n\
@@ -506,7 +506,7 @@ receive with timeout=0 until Empty, and arm again:\n\
         except ringmpsc.Empty:\n\
             t = ch.ready_arm()\n\
             if t:\n\
-                select.select([fd], [], [], None if t == math.inf else t)\n\
+                select.select([fd], [], [], t)\n\
             continue\n\
         ...\n\
 \n\

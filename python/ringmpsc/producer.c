@@ -341,11 +341,11 @@ PyDoc_STRVAR(producer_ready_arm_doc,
 "ready_arm($self, /)\n--\n\n\
 Announce a wait for space on ready_fd(), after a send with timeout=0 raised\n\
 Full. Returns 0.0 when a record fits now, or the channel closed (the next send\n\
-raises Closed): do not wait, send again; math.inf: armed, wait until ready_fd()\n\
-is readable; a finite t > 0: armed, wait until it is readable or t seconds\n\
-passed (the core then looks again itself: for dead consumers holding the space,\n\
-or where its fence is not available). Then send again with timeout=0, and arm\n\
-again if that raises Full. ready_disarm() withdraws a wait given up.");
+raises Closed): do not wait, send again; t > 0: armed, wait until ready_fd() is\n\
+readable or t seconds passed (a second at most: the core then looks again\n\
+itself, for dead consumers holding the space, or a wake-up that could not be\n\
+sent). Then send again with timeout=0, and arm again if that raises Full.\n\
+ready_disarm() withdraws a wait given up.");
 static PyObject *producer_ready_arm(ProducerObject *self, PyObject *unused)
 {
 	modstate *st = STATE(self);
