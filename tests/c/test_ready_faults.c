@@ -453,7 +453,6 @@ static void forked_handle_gets_its_own_fd(void)
 	rmpsc_channel_release(ch);
 }
 
-
 /* ------------------------------------------------------------------------------ */
 /* Round two. */
 /*
@@ -543,7 +542,6 @@ static void orphan_with_busy_group_lock_arm_spins(void)
 	rmpsc_channel_release(ch);
 }
 
-
 /* Descriptors of this process open on removed readiness FIFOs of channel `id`. */
 static int fds_on_removed_fifos(uint64_t id)
 {
@@ -579,7 +577,9 @@ static int fds_on_removed_fifos(uint64_t id)
  */
 static void cached_fds_of_gone_fifos_leak(void)
 {
-	enum { N = 16 };
+	enum {
+		N = 16
+	};
 	rmpsc_channel *ch = make(NULL, 2, N, 1);
 	uint64_t id = ch->hdr->channel_id;
 	uint64_t v;
@@ -604,7 +604,6 @@ static void cached_fds_of_gone_fifos_leak(void)
 	rmpsc_channel_release(ch);
 }
 
-
 /*
  * 11. A named channel shared through its group (mode 0660, group G): the
  * consumer's FIFO gets the region's mode bits (fchmod) but its creator's primary
@@ -621,7 +620,11 @@ static void group_shared_region_fifo_refuses_group(void)
 		printf("(group_shared_region_fifo_refuses_group: skipped, needs root) ");
 		return;
 	}
-	enum { G = 43210, CUID = 43211, PUID = 43212 };
+	enum {
+		G = 43210,
+		CUID = 43211,
+		PUID = 43212
+	};
 	const char *name = "/rmpsc-test-rf-group";
 	rmpsc_channel *ch = make(name, 64, 1, 1);
 	CHECK(fchown(rmpsc_channel_fd(ch), PUID, G) == 0 && fchmod(rmpsc_channel_fd(ch), 0660) == 0, "chown/chmod");
@@ -671,6 +674,53 @@ static void group_shared_region_fifo_refuses_group(void)
 	rmpsc_channel_release(ch);
 }
 
+/*
+ * 12. The deployment attach.c is built for: a root master makes the channel (a
+ * named region, 0600 root's) and forks workers that switch to `nobody` and then
+ * produce through the inherited handle. A consumer of the master's uid waits on
+ * its readiness fd. The workers cannot open its FIFO (0600, root's) by name: no
+ * publish of theirs ever wakes the fd (the 1 s recheck does), and every publish
+ * pays a failing open() in the slow path, since the waker puts the announcement
+ * back for the next publish, which fails the same way. Needs root.
+ */
+static void privilege_dropped_producer_cannot_wake(void)
+{
+	if (geteuid() != 0) {
+		printf("(privilege_dropped_producer_cannot_wake: skipped, needs root) ");
+		return;
+	}
+	const char *name = "/rmpsc-test-rf-privdrop";
+	rmpsc_channel *ch = make(name, 64, 1, 1);
+	CHECK_OK(rmpsc_consumer_coalesce(ch, 1, 0));
+	int fd = rmpsc_ready_fd(ch);
+	CHECK(fd >= 0, "ready_fd: %s", rmpsc_last_error());
+	int64_t w;
+	CHECK_RC(rmpsc_ready_arm(ch, &w), 0);
+	uint64_t wakes0 = load_relaxed(&ch->hdr->consumer_wakes);
+	pid_t c = fork_child();
+	if (c == 0) { /* a worker: inherited the handle as root, then dropped to nobody */
+		if (setgid(65534) || setuid(65534))
+			_exit(90);
+		rmpsc_producer *p;
+		if (rmpsc_producer_register(ch, &p))
+			_exit(91);
+		for (uint64_t i = 0; i < 8; i++)
+			if (rmpsc_producer_send(p, &i, 8, 0))
+				_exit(92);
+		rmpsc_producer_close(p);
+		_exit(0);
+	}
+	CHECK(reap(c) == 0, "the worker sent");
+	int woken = readable(fd, 600);
+	uint64_t tries = load_relaxed(&ch->hdr->consumer_wakes) - wakes0;
+	CHECK(woken,
+	      "8 records from a worker that dropped privileges did not make the armed fd readable within 600 ms "
+	      "(%llu wake-ups tried, every one an open() of the 0600 FIFO that fails): the consumer hears of them "
+	      "only from its 1 s recheck",
+	      (unsigned long long)tries);
+	rmpsc_channel_release(ch);
+}
+
 /* ------------------------------------------------------------------------------ */
 
 static const struct {
@@ -688,6 +738,7 @@ static const struct {
 	{ "orphan_with_busy_group_lock_arm_spins", orphan_with_busy_group_lock_arm_spins },
 	{ "cached_fds_of_gone_fifos_leak", cached_fds_of_gone_fifos_leak },
 	{ "group_shared_region_fifo_refuses_group", group_shared_region_fifo_refuses_group },
+	{ "privilege_dropped_producer_cannot_wake", privilege_dropped_producer_cannot_wake },
 };
 
 int main(int argc, char **argv)

@@ -6,6 +6,7 @@ the code it was found in (da5fac2).
 Every wait is bounded (asyncio.wait_for, timeouts on every call, joins with a
 limit); a test that finds the fault fails within a few seconds.
 """
+
 import asyncio
 import collections
 import gc
@@ -154,7 +155,7 @@ def test_two_channel_objects_on_one_region_receive_in_two_threads_every_record_o
                 except (ringmpsc.Empty, ringmpsc.Closed):
                     return
                 got[i].extend(x[0] for x in struct.iter_unpack("<Q", rs))
-        except Exception as e:  # noqa: BLE001 - reported by the assertion below
+        except Exception as e:
             errors.append("%s: %r" % ("ab"[i], e))
 
     threads = [threading.Thread(target=consume, args=(i, c), daemon=True) for i, c in enumerate((a, b))]
@@ -343,5 +344,7 @@ def test_a_fork_while_another_thread_is_inside_a_round_leaves_the_child_working(
                 os.unlink(path)
             except FileNotFoundError:
                 pass
-    assert took, "the fork child's recv_async(timeout=0.2) did not return within 5 s: _aio._rounds_lock was " \
-                 "held by another thread at the fork, and stays held in the child"
+    assert took, (
+        "the fork child's recv_async(timeout=0.2) did not return within 5 s: _aio._rounds_lock was "
+        "held by another thread at the fork, and stays held in the child"
+    )
