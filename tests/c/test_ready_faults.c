@@ -3,7 +3,8 @@
  * found: one case per finding, each asserting what ringmpsc.h and
  * docs/ARCHITECTURE.md 2.3 promise; each failed on a0475dc, the code it was
  * found in (the eighth then asserted EFORKED, which the header listed; the header
- * now says what a forked handle does, and the case checks that).
+ * now says what a forked handle does, and the case checks that). Cases 9..12 come
+ * from a second review and fail on da5fac2 (11 and 12 need root; skipped otherwise).
  *
  * Every case runs in a child process of its own (a crash or hang of one does not
  * hide the others); `test_ready_faults NAME` runs one case. Each case records the
