@@ -362,7 +362,10 @@ static void busy_claim_lock_arm_spins(void)
  * names are listed in /dev/shm (sticky, world-readable), so any local user can
  * open one and read its bytes (steal wake-ups: the armed consumer sleeps for ever)
  * or write them. "Whoever may open the region may open its FIFOs" does not hold:
- * nobody may open an anonymous region by name.
+ * nobody may open an anonymous region by name. Now FIFOs are 0622 on every
+ * channel: only the owner reads (nobody can take a wake-up away); anyone may write
+ * a byte, at worst a spurious wake-up, so a producer that dropped privileges can
+ * still wake (case 12). The case checks that nobody else may read.
  */
 static void anon_fifo_world_accessible(void)
 {
@@ -377,9 +380,9 @@ static void anon_fifo_world_accessible(void)
 	CHECK(stat(path, &st) == 0, "stat %s: %s", path, strerror(errno));
 	struct stat rst;
 	CHECK(fstat(rmpsc_channel_fd(ch), &rst) == 0, "fstat region");
-	CHECK((st.st_mode & 077) == 0,
-	      "the anonymous channel's member FIFO %s has mode %03o (the memfd's is %03o): any local user can read "
-	      "(steal) or write its wake-ups",
+	CHECK((st.st_mode & 0044) == 0 && (st.st_mode & 0600) == 0600,
+	      "the anonymous channel's member FIFO %s has mode %03o (the memfd's is %03o): a local user other than "
+	      "its owner can read (steal) its wake-ups",
 	      path, (unsigned)(st.st_mode & 0777), (unsigned)(rst.st_mode & 0777));
 	rmpsc_producer_close(p);
 	rmpsc_channel_release(ch);
