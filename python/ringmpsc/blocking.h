@@ -11,13 +11,15 @@
  * the signal lands on the waiting (main) thread.
  *
  * Threads: the C core lets one thread at a time use a producer handle or the
- * consumer side of a channel handle. Each Producer and each Channel (consumer side)
- * has an hlock: its state changes only under the GIL, so an uncontended acquire
- * and release are a few plain loads and stores. A thread never waits for it while
- * holding the GIL, so a thread holding it can never wait for the GIL held by a
- * thread waiting for it. An open Reservation (producer) or ReadView (consumer)
- * keeps its lock until it is committed/consumed, aborted or freed; the owning
- * thread calling into the same object meanwhile gets RuntimeError instead of a
+ * consumer side of a membership (the handles of one process in one group). Each
+ * Producer has an hlock, and so has each membership (module.h: glock, shared by
+ * every Channel and Consumer object on the region and group in this process): its
+ * state changes only under the GIL, so an uncontended acquire and release are a
+ * few plain loads and stores. A thread never waits for it while holding the GIL,
+ * so a thread holding it can never wait for the GIL held by a thread waiting for
+ * it. An open Reservation (producer) or ReadView (consumer) keeps its lock until
+ * it is committed/consumed, aborted or freed; the owning thread calling into the
+ * same object (or membership) meanwhile gets RuntimeError instead of a
  * self-deadlock.
  */
 #ifndef RINGMPSC_PY_BLOCKING_H

@@ -8,6 +8,7 @@
  */
 #include <limits.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "args.h"
@@ -29,7 +30,17 @@ static PyObject *channel_wrap(PyTypeObject *type, modstate *st, rmpsc_channel *c
 	self->cs.ch = c;
 	self->cs.st = st;
 	rmpsc_channel_config(c, &self->cs.cfg);
-	if (!(self->cs.gl = glock_get(self, RMPSC_DEFAULT_GROUP))) {
+	/* Every Channel object on this region file in this process shares the
+	 * membership locks, as the core shares the membership (module.h). */
+	struct stat sb;
+	if (fstat(rmpsc_channel_fd(c), &sb) < 0) {
+		PyErr_SetFromErrno(PyExc_OSError);
+		Py_DECREF(self);
+		return NULL;
+	}
+	self->dev = (uint64_t)sb.st_dev;
+	self->ino = (uint64_t)sb.st_ino;
+	if (!(self->cs.gl = glock_get(st, self->dev, self->ino, RMPSC_DEFAULT_GROUP))) {
 		Py_DECREF(self);
 		return NULL;
 	}
@@ -208,7 +219,7 @@ static void channel_dealloc(ChannelObject *self)
 		PyObject_ClearWeakRefs((PyObject *)self);
 	if (self->cs.ch)
 		rmpsc_channel_release(self->cs.ch); /* leaves the default group if a member */
-	glock_put(self, self->cs.gl);            /* the last: every Consumer holds the channel */
+	glock_put(self->cs.st, self->cs.gl);
 	Py_XDECREF(self->name);
 	tp->tp_free(self);
 	Py_DECREF(tp);
@@ -547,10 +558,11 @@ PyDoc_STRVAR(channel_leave_doc,
 Give up this process's membership of the default group through this Channel\n\
 (the consumer role, with max_consumers=1): records it took and did not consume\n\
 go to another member (or the next consumer), and its place is free for another\n\
-process. The next consumer method called on this Channel joins again. Consumers\n\
-of the default group made from this Channel share the membership: it ends when\n\
-the last of them lets go. Waits for a call another thread is making on the\n\
-default group's consumer side to finish. Safe to call when not a member.");
+process. The next consumer method called on this Channel joins again. The other\n\
+Channel objects on this channel in this process, and the Consumers of the\n\
+default group made from them, share the membership: it ends when the last of\n\
+them lets go. Waits for a call another thread is making on the default group's\n\
+consumer side to finish. Safe to call when not a member.");
 static PyObject *channel_leave(ChannelObject *self, PyObject *unused)
 {
 	consumer_side *cs = &self->cs;

@@ -21,12 +21,13 @@ const char CONSUMER_BUSY[] =
 	"this thread holds the consumer side of this group (an open read() view): consume or cancel it first";
 
 /* ------------------------------------------------------------------------- */
-/* Membership locks: one per group per Channel, shared by its users (module.h). */
+/* Membership locks: one per region file and group in this process, shared by
+ * every Channel and Consumer on them (module.h). */
 
-glock *glock_get(ChannelObject *chan, const char *group)
+glock *glock_get(modstate *st, uint64_t dev, uint64_t ino, const char *group)
 {
-	for (glock *g = chan->glocks; g; g = g->next) {
-		if (strcmp(g->group, group) == 0) {
+	for (glock *g = st->glocks; g; g = g->next) {
+		if (g->dev == dev && g->ino == ino && strcmp(g->group, group) == 0) {
 			g->users++;
 			return g;
 		}
@@ -36,19 +37,21 @@ glock *glock_get(ChannelObject *chan, const char *group)
 		PyErr_NoMemory();
 		return NULL;
 	}
-	hlock_init(&g->lock, chan->cs.st);
+	hlock_init(&g->lock, st);
+	g->dev = dev;
+	g->ino = ino;
 	snprintf(g->group, sizeof g->group, "%s", group);
 	g->users = 1;
-	g->next = chan->glocks;
-	chan->glocks = g;
+	g->next = st->glocks;
+	st->glocks = g;
 	return g;
 }
 
-void glock_put(ChannelObject *chan, glock *gl)
+void glock_put(modstate *st, glock *gl)
 {
 	if (!gl || --gl->users > 0)
 		return;
-	for (glock **p = &chan->glocks; *p; p = &(*p)->next) {
+	for (glock **p = &st->glocks; *p; p = &(*p)->next) {
 		if (*p == gl) {
 			*p = gl->next;
 			break;
@@ -618,12 +621,14 @@ PyObject *consumer_new(ChannelObject *chan, PyObject *o_group, unsigned flags)
 	self->cs.cfg = chan->cs.cfg;
 	self->chan = (ChannelObject *)Py_NewRef(chan);
 	self->flags = flags;
-	if (!(self->group = PyUnicode_FromString(group)) || !(self->cs.gl = glock_get(chan, group))) {
+	if (!(self->group = PyUnicode_FromString(group)) ||
+	    !(self->cs.gl = glock_get(st, chan->dev, chan->ino, group))) {
 		Py_DECREF(self);
 		return NULL;
 	}
-	/* Joining may share the membership of the Channel or another Consumer of this
-	 * group in this process: one thread at a time, as for any consumer call. */
+	/* Joining may share the membership of a Channel or another Consumer of this
+	 * group on this region in this process: one thread at a time, as for any
+	 * consumer call. */
 	if (hlock_acquire(&self->cs.gl->lock, st, FOREVER, CONSUMER_BUSY) != 0) {
 		Py_DECREF(self);
 		return NULL;
@@ -656,8 +661,7 @@ static void consumer_dealloc(ConsumerObject *self)
 		PyObject_ClearWeakRefs((PyObject *)self);
 	if (self->cs.ch)
 		rmpsc_channel_release(self->cs.ch); /* leaves the group */
-	if (self->chan)
-		glock_put(self->chan, self->cs.gl);
+	glock_put(self->cs.st, self->cs.gl);
 	Py_XDECREF(self->group);
 	Py_XDECREF(self->chan);
 	tp->tp_free(self);
@@ -747,8 +751,10 @@ ready_fd, ready_arm, ready_disarm, set_coalesce) for its group, and its own\n\
 handle on the channel's memory (and its own coalescing settings). close() (or leaving a with block) leaves the\n\
 group; it does not close the channel. last_deliveries is 1 when the records the\n\
 last receive returned were delivered for the first time, more when a member of\n\
-the group died holding them. Consumers of one group made from one Channel in one\n\
-process share one membership (as the core's handles do) and take turns.\n\
+the group died holding them. In one process, the Consumers of one group on one\n\
+channel (made from any Channel object on it) share one membership, as the core's\n\
+handles do, and take turns with each other (and, for the default group, with\n\
+the Channel objects' own receives).\n\
 Consumers do not pickle; one inherited through fork joins its group anew in the\n\
 child when used there.");
 

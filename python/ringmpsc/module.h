@@ -82,6 +82,7 @@ typedef struct {
 	PyTypeObject *ReadViewType;
 	PyObject *str_release;    /* interned "release" */
 	unsigned long fork_gen;   /* bumped in a forked child */
+	struct glock *glocks;     /* the membership locks of this process (consumer.c) */
 } modstate;
 
 extern struct PyModuleDef ringmpsc_module_def;
@@ -106,17 +107,20 @@ typedef struct {
 } hlock;
 
 /*
- * The lock of this process's membership in one group, through one Channel: the
- * core lets handles of one process in one group share a member place, and one
- * thread at a time call the consumer functions of them. The Channel (a member of
- * the default group) and every Consumer made from it for the same group take
- * this one lock. Kept in a list on the Channel, counted by its users; changed
- * under the GIL only.
+ * The lock of this process's membership in one group of one region: the core lets
+ * handles of one process in one group share a member place (its membership is per
+ * process and group, its attachment per region file), and one thread at a time
+ * call the consumer functions of them. Every Channel object on the region (made
+ * by name, by descriptor, or inherited) and every Consumer made from one of them
+ * for the same group takes this one lock. Found in module state by the region
+ * file's (st_dev, st_ino), as the core finds its attachment, and the group's name;
+ * counted by its users; changed under the GIL only.
  */
 typedef struct glock {
 	hlock lock;
 	struct glock *next;
 	Py_ssize_t users;
+	uint64_t dev, ino;          /* the region file */
 	char group[RMPSC_GROUP_NAME_MAX + 1];
 } glock;
 
@@ -143,7 +147,7 @@ typedef struct ChannelObject {
 	PyObject_HEAD
 	consumer_side cs;            /* the channel's own handle, a member of the default group */
 	PyObject *name;              /* str or None */
-	glock *glocks;               /* the membership locks of this channel and its Consumers */
+	uint64_t dev, ino;           /* the region file's identity: the key of its membership locks */
 	PyObject *weakrefs;
 } ChannelObject;
 
@@ -195,8 +199,8 @@ extern const char enter_doc[];
 
 /* consumer.c: the membership locks, the Consumer constructor, and the consumer
  * methods both types share (one implementation, in both method tables). */
-glock *glock_get(ChannelObject *chan, const char *group);
-void glock_put(ChannelObject *chan, glock *gl);
+glock *glock_get(modstate *st, uint64_t dev, uint64_t ino, const char *group);
+void glock_put(modstate *st, glock *gl);
 PyObject *consumer_new(ChannelObject *chan, PyObject *group, unsigned flags);
 extern const char CONSUMER_BUSY[]; /* RuntimeError: this thread holds the group's lock (a ReadView) */
 PyObject *cs_recv(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames);

@@ -354,6 +354,45 @@ def test_a_consumer_of_the_default_group_shares_the_channels_membership():
     assert ch.recv_nowait() == rec(3)
 
 
+def test_channel_objects_on_one_region_share_its_membership_and_take_turns(shm_name):
+    """Membership is per process and group, not per Channel object: Channel objects on
+    one region (by name, by name again, by descriptor) and their Consumers of a group
+    share one member place, and one lock."""
+    name = shm_name()
+    a = ringmpsc.Channel(GROUP_REC.size, name=name, capacity=8, max_producers=1, max_consumers=2)
+    b = ringmpsc.Channel.open(name)
+    c = ringmpsc.Channel._from_fd(a.fileno())
+    p = a.producer()
+    for i in range(4):
+        p.send_nowait(rec(i))
+    with a.read(1) as view:
+        assert ids_of(view) == [0]
+        for other in (b, c):
+            with pytest.raises(RuntimeError, match="open read"):
+                other.recv_nowait()  # this thread holds the group's side through a
+        with pytest.raises(RuntimeError, match="open read"):
+            b.consumer()  # the default group: the same membership
+        b.consumer("other", ephemeral=True).close()  # another group: another lock
+        got = []
+        t = threading.Thread(target=lambda: got.append(c.recv(timeout=10)))
+        t.start()
+        observe.wait_asleep_on_lock(a, t.native_id)  # waits for a's view to finish
+    t.join(10)
+    assert got == [rec(1)]
+    assert len(a.stats()["members"]) == 1  # one place for the three objects
+    assert b.ready_fd() == c.ready_fd() == a.ready_fd()  # one membership, one readiness FIFO
+    ga, gb = a.consumer("g", ephemeral=True), b.consumer("g", ephemeral=True)
+    p.send_nowait(rec(4))
+    view = ga.read()
+    with pytest.raises(RuntimeError, match="open read"):
+        gb.recv_nowait()  # a Consumer of another Channel object, the same group
+    view.cancel()
+    assert ids_of(gb.recv_many(timeout=0)) == [4]  # what ga's view left
+    ga.close()
+    gb.close()
+    assert ids_of(b.recv_many(timeout=0)) == [2, 3, 4]  # the default group has rec(4) as well
+
+
 def test_consumer_does_not_pickle_or_instantiate():
     ch = ringmpsc.Channel(8, max_consumers=2)
     c = ch.consumer("g")
