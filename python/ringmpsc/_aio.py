@@ -6,11 +6,23 @@ Every wait follows the readiness protocol of the C core (``ready_fd``,
 ``ready_arm``, ``ready_disarm``): try the call without waiting (timeout=0); when it
 raises Empty (or Full), arm. 0.0 means ready now: try again. Otherwise wait until
 the ready fd is readable (``loop.add_reader``), at most the linger the arm returned
-(coalescing) and the time left, then withdraw (``remove_reader``,
-``ready_disarm``, in a ``finally``) and try again. Nothing is taken or sent while
-waiting, so a cancelled or timed-out await has consumed (or sent) nothing. No
-thread is started, and a cancelled wait leaves no reader behind: nothing keeps a
-loop from closing.
+(coalescing; a second at most) and the time left, then withdraw
+(``remove_reader``, ``ready_disarm``, in a ``finally``) and try again. Nothing is
+taken or sent while waiting, so a cancelled or timed-out await has consumed (or
+sent) nothing. No thread is started, and a cancelled wait leaves no reader behind:
+nothing keeps a loop from closing.
+
+The loop's thread never waits for another thread. Each object's calls take turns
+with the other threads' (a per-object lock; for consumers, one per group and
+channel in the process, shared by every Channel and Consumer object on it). The
+coroutines make the readiness calls' ``_try`` variants, which answer "busy" instead
+of waiting while another thread holds that lock (a blocking recv or send, an open
+ReadView or Reservation): the wait then follows a round on the descriptor last
+seen for that membership (or producer), if one is under way, or polls (below). A
+withdrawal that finds the lock busy is left: the announcement costs one spurious
+wake-up at most. A withdrawal is only for the FIFO that was armed: once the
+membership it belonged to ended (leave, close), the place's announcement is
+another wait's.
 
 The core keeps one announcement per member (and per producer), so the waits of one
 process on the same ready fd take turns: the first arms and waits (the round's
@@ -27,15 +39,15 @@ that receives again while its own view is open gets RuntimeError, as read() does
 (or, when the view came to it through such a wrapper task, waits until its
 timeout): consume or cancel a view before receiving again from its group.
 
-A Consumer closed while a task awaits one of its receives leaves that task
-waiting until its timeout: cancel the waits first.
+A Consumer (or Producer) closed while a task awaits one of its calls makes that
+task raise ValueError when its wait ends: at the arm's linger, a second at most.
 
 Polling, bounded: a loop without ``add_reader`` (Windows' ProactorEventLoop, or a
 custom loop raising NotImplementedError) waits by sleeping 50 us, doubling up to
-5 ms, between tries; so does a wait that the arm keeps answering "ready now" for
-while the call still finds nothing: a producer waiting for a free slab
-(send_bytes_async; no fd says when a slab comes free), or records that other
-members of a group hold.
+5 ms, between tries; so does a wait that finds the object's lock held by another
+thread, and one that the arm keeps answering "ready now" for while the call still
+finds nothing: a producer waiting for a free slab (send_bytes_async; no fd says
+when a slab comes free), or records that other members of a group hold.
 """
 import asyncio
 import math
@@ -117,6 +129,17 @@ def _seconds(timeout):
     return t
 
 
+def _key(fd):
+    """The FIFO's identity; None for no fd, or a closed one (a cached fd another thread's leave closed)."""
+    if fd is None:
+        return None
+    try:
+        st = os.fstat(fd)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino)
+
+
 class _Wait:
     """One call's waiting: its deadline, and how it polls when it must."""
 
@@ -138,26 +161,33 @@ class _Wait:
         await asyncio.sleep(min(self.poll, max(self.deadline - self.loop.time(), 0.0)))
         self.poll = min(self.poll * 2, POLL_MAX)
 
-    async def round(self, fd_of, arm, disarm):
-        """Wait once for the object to become ready, or the deadline; the caller tries again.
-        True: the arm said "ready now" and nothing was awaited."""
+    async def round(self, obj):
+        """Wait once for obj (a Channel, Consumer or Producer) to become ready, or the
+        deadline; the caller tries again. True: the arm said "ready now" and nothing
+        was awaited."""
         if self.no_reader or self.ready_again:
             self.ready_again = False
             await self.sleep()
             return False
+        fd = obj._ready_fd_try()
+        busy = fd is None  # another thread holds obj's lock: follow a round, or poll
+        key = _key(obj._ready_fd_cached() if busy else fd)
+        if key is None:
+            await self.sleep()
+            return False
         loop = self.loop
-        fd = fd_of()
-        st = os.fstat(fd)
-        key = (st.st_dev, st.st_ino)
         fut = loop.create_future()
         with _rounds_lock:
             rnd = _rounds.get(key)
-            leader = rnd is None
-            if leader:
+            lead = rnd is None
+            if lead and not busy:
                 rnd = _rounds[key] = _Round()
-            else:
+            elif not lead:
                 rnd.followers.append((loop, fut))
-        if not leader:
+        if rnd is None:
+            await self.sleep()
+            return False
+        if not lead:
             try:
                 await _until(loop, fut, self.deadline - loop.time())
             finally:
@@ -165,39 +195,53 @@ class _Wait:
                     if (loop, fut) in rnd.followers:
                         rnd.followers.remove((loop, fut))
             return False
-        linger = 0.0
+        return await self._lead(obj, fd, key, rnd, fut)
+
+    async def _lead(self, obj, fd, key, rnd, fut):
+        """Arm, wait on fd, withdraw, end the round rnd."""
+        loop = self.loop
+        linger = None
         reading = False
         try:
-            linger = arm()
+            linger = obj._ready_arm_try()  # None: another thread holds the lock
             if linger == 0.0:
                 self.ready_again = True  # a second "ready now" without progress polls
                 return True
             left = self.deadline - loop.time()
-            if left <= 0:
-                return False
-            try:
-                loop.add_reader(fd, _wake, fut)
-                reading = True
-            except NotImplementedError:
-                self.no_reader = True
-            if reading:
-                await _until(loop, fut, min(linger, left))
-                self.poll = POLL_FIRST
+            if linger is not None and left > 0:
+                try:
+                    loop.add_reader(fd, _wake, fut)
+                    reading = True
+                except NotImplementedError:
+                    self.no_reader = True
+                if reading:
+                    await _until(loop, fut, min(linger, left))
+                    self.poll = POLL_FIRST
         finally:
             try:
                 if reading:
                     loop.remove_reader(fd)
-                if linger != 0.0:
-                    disarm()  # before a follower (in another thread, maybe) can arm again
             finally:
-                with _rounds_lock:
-                    del _rounds[key]
-                    followers, rnd.followers = rnd.followers, []
-                for fl, ff in followers:
-                    _wake_in(fl, ff, loop)
-        if self.no_reader:
+                self._end(obj, key, rnd, fd if linger else None)
+        if not reading:
             await self.sleep()
         return False
+
+    def _end(self, obj, key, rnd, armed_fd):
+        """End the round rnd: withdraw the arm made for the FIFO armed_fd is open on
+        (None: nothing armed), and wake the followers."""
+        followers = []
+        try:
+            with _rounds_lock:
+                followers, rnd.followers = rnd.followers, []
+                del _rounds[key]
+                if armed_fd is not None:
+                    # Before a follower (in another thread, maybe) can arm again;
+                    # left announced when busy (a spurious wake-up at most).
+                    obj._ready_disarm_try(armed_fd)
+        finally:
+            for fl, ff in followers:
+                _wake_in(fl, ff, self.loop)
 
 
 async def _consume(obj, op, args, timeout, view=False):
@@ -224,7 +268,7 @@ async def _consume(obj, op, args, timeout, view=False):
         if held:
             await w.sleep()
         else:
-            await w.round(obj.ready_fd, obj.ready_arm, obj.ready_disarm)
+            await w.round(obj)
 
 
 def recv(obj, timeout=None):
@@ -265,7 +309,7 @@ async def _produce(p, op, data, timeout, message):
                 if w.nowait:
                     raise
                 raise Full(message) from None
-        await w.round(p.ready_fd, p.ready_arm, p.ready_disarm)
+        await w.round(p)
 
 
 def send(p, data, timeout=None):

@@ -2,8 +2,9 @@
  * The coroutine methods (recv_async, send_async, ..., __anext__): entries in the
  * C types' method tables that hand the call to the pure-Python ringmpsc._aio and
  * return its coroutine. The waiting itself is Python's, over the readiness calls
- * (ready_fd, ready_arm, ready_disarm) the types have here. _aio is imported on
- * the first call, so that importing ringmpsc does not import asyncio.
+ * (their _try variants, which never wait for another thread) the types have
+ * here. _aio is imported on the first call, so that importing ringmpsc does not
+ * import asyncio.
  */
 #include "module.h"
 
@@ -47,7 +48,9 @@ Coroutine: receive one record, as recv() does, waiting in the running event\n\
 loop (on ready_fd(); no thread) instead of blocking it. timeout as recv's;\n\
 raises Empty when none arrived in time, Closed once the channel is closed and\n\
 drained. A cancelled (or timed-out) await has taken nothing: the record stays\n\
-for the next call.");
+for the next call. The loop's thread never waits for another thread: while\n\
+one holds this group's consumer side (a blocking recv, an open ReadView), the\n\
+coroutine polls.");
 AIO_METHOD(cs_recv_async, "recv")
 
 const char cs_recv_many_async_doc[] = PyDoc_STR(
@@ -82,7 +85,8 @@ const char producer_send_async_doc[] = PyDoc_STR(
 Coroutine: send one record, as send() does, waiting in the running event loop\n\
 (on the producer's ready_fd(); no thread) while the ring is full. timeout as\n\
 send's; raises Full when no space came in time, Closed once the channel is\n\
-closed. A cancelled (or timed-out) await has sent nothing.");
+closed. A cancelled (or timed-out) await has sent nothing. While another\n\
+thread holds the producer (a blocking send, an open Reservation) it polls.");
 AIO_METHOD(producer_send_async, "send")
 
 const char producer_send_bytes_async_doc[] = PyDoc_STR(

@@ -20,7 +20,8 @@
  * it. An open Reservation (producer) or ReadView (consumer) keeps its lock until
  * it is committed/consumed, aborted or freed; the owning thread calling into the
  * same object (or membership) meanwhile gets RuntimeError instead of a
- * self-deadlock.
+ * self-deadlock. An event loop's thread must not wait for it at all: the
+ * coroutines use readiness calls that answer "busy" instead (consumer.c).
  */
 #ifndef RINGMPSC_PY_BLOCKING_H
 #define RINGMPSC_PY_BLOCKING_H

@@ -219,6 +219,8 @@ static void channel_dealloc(ChannelObject *self)
 		PyObject_ClearWeakRefs((PyObject *)self);
 	if (self->cs.ch)
 		rmpsc_channel_release(self->cs.ch); /* leaves the default group if a member */
+	if (self->cs.gl)
+		self->cs.gl->ready_fd = -1; /* the FIFO may have gone with the membership */
 	glock_put(self->cs.st, self->cs.gl);
 	Py_XDECREF(self->name);
 	tp->tp_free(self);
@@ -513,6 +515,7 @@ static PyObject *channel_producer(ChannelObject *self, PyObject *unused)
 	po->gen = st->fork_gen;
 	po->pid = (long)getpid();
 	po->slot = rmpsc_producer_slot(p);
+	po->ready_fd = -1;
 	hlock_init(&po->lock, st);
 	return (PyObject *)po;
 }
@@ -571,6 +574,7 @@ static PyObject *channel_leave(ChannelObject *self, PyObject *unused)
 	Py_BEGIN_ALLOW_THREADS
 	rmpsc_consumer_leave(cs->ch);
 	Py_END_ALLOW_THREADS
+	cs->gl->ready_fd = -1; /* the FIFO may have gone with the membership */
 	hlock_release(&cs->gl->lock);
 	Py_RETURN_NONE;
 }

@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "args.h"
 #include "blocking.h"
@@ -40,6 +41,7 @@ glock *glock_get(modstate *st, uint64_t dev, uint64_t ino, const char *group)
 	hlock_init(&g->lock, st);
 	g->dev = dev;
 	g->ino = ino;
+	g->ready_fd = -1;
 	snprintf(g->group, sizeof g->group, "%s", group);
 	g->users = 1;
 	g->next = st->glocks;
@@ -436,23 +438,37 @@ PyObject *cs_get_last_deliveries(PyObject *self, void *c)
  * Short calls: each takes the membership lock as every consumer call does (a call
  * another thread is making on this group's consumer side is waited for, the GIL
  * released; see ready_lock for this thread's own), and only ready_fd, which may
- * join the group, releases the GIL. */
+ * join the group, releases the GIL. The coroutines (ringmpsc._aio) make the _try
+ * calls instead, which never wait for another thread: an event loop's thread must
+ * not (it would stop every task of the loop). */
+
+#define LOCK_BUSY 2 /* ready_lock: another thread holds the lock (a deadline of 0 only) */
 
 /*
- * The membership lock for a readiness call. A thread that holds it already, through
- * an open ReadView, may make these calls (it is the one thread the core allows):
- * an event loop's tasks share the thread, and one task's view must not make
- * another task's wait fail. 1: taken (release it after); 0: held by this thread
- * already; -1 with an exception.
+ * The membership lock for a readiness call, by the deadline `until` (FOREVER, or 0
+ * for the _try calls). A thread that holds it already, through an open ReadView,
+ * may make these calls (it is the one thread the core allows): an event loop's
+ * tasks share the thread, and one task's view must not make another task's wait
+ * fail. 1: taken (release it after); 0: held by this thread already; LOCK_BUSY:
+ * another thread holds it; -1 with an exception.
  */
-static int ready_lock(consumer_side *cs)
+static int ready_lock(consumer_side *cs, int64_t until)
 {
 	if (unlikely(!cs->ch))
 		return closed_consumer();
-	const hlock *l = &cs->gl->lock;
+	hlock *l = &cs->gl->lock;
 	if (l->owner == PyThread_get_thread_ident() && l->gen == cs->st->fork_gen)
 		return 0;
-	return consumer_lock(cs, FOREVER) < 0 ? -1 : 1;
+	int r = hlock_acquire(l, cs->st, until, CONSUMER_BUSY);
+	if (r == 1)
+		return LOCK_BUSY;
+	if (r < 0)
+		return -1;
+	if (unlikely(!cs->ch)) { /* closed by another thread meanwhile */
+		hlock_release(l);
+		return closed_consumer();
+	}
+	return 1;
 }
 
 /* The arm's answer in seconds: 0.0 ready now, inf no limit, else the linger. */
@@ -465,19 +481,36 @@ PyObject *arm_result(int rc, int64_t wait_ns)
 	return PyFloat_FromDouble((double)(wait_ns > 0 ? wait_ns : 1) / 1e9); /* armed is never 0.0 */
 }
 
-const char cs_ready_fd_doc[] = PyDoc_STR(
-"ready_fd($self, /)\n--\n\n\
-A file descriptor that becomes readable when this group may have records for\n\
-this member, or the channel closed: for select, poll, epoll or an event loop's\n\
-add_reader (recv_async and the other coroutines use it). Owned by the\n\
-membership: do not close it. Joins the group, as every consumer call does. Wait\n\
-on it only as ready_arm() says. Not fileno(), which is the region's mapping.");
-PyObject *cs_ready_fd(PyObject *self, PyObject *unused)
+const char ready_fd_try_doc[] = PyDoc_STR(
+"_ready_fd_try($self, /)\n--\n\n\
+ready_fd() for a coroutine: None instead of waiting while another thread holds\n\
+the lock of this consumer side (or producer).");
+const char ready_fd_cached_doc[] = PyDoc_STR(
+"_ready_fd_cached($self, /)\n--\n\n\
+The readiness fd ready_fd() (or _ready_fd_try) last returned for this membership\n\
+(or producer) in this process, without the lock; None when there is none. The\n\
+membership may have changed since (another thread may have left): good for\n\
+finding a wait on it to follow, not for waiting on.");
+const char ready_arm_try_doc[] = PyDoc_STR(
+"_ready_arm_try($self, /)\n--\n\n\
+ready_arm() for a coroutine: None (nothing armed) instead of waiting while\n\
+another thread holds the lock.");
+const char ready_disarm_try_doc[] = PyDoc_STR(
+"_ready_disarm_try($self, fd, /)\n--\n\n\
+ready_disarm() for a coroutine whose arm was for the FIFO fd is open on: True\n\
+when withdrawn, or nothing is left to withdraw (the handle is closed, or that\n\
+FIFO is not the readiness fd any more: the membership it was armed for ended,\n\
+and the announcement with it); False when another thread holds the lock. An\n\
+announcement left costs one spurious wake-up at most (the next arm drains it).");
+
+static PyObject *ready_fd(PyObject *self, int64_t until)
 {
 	consumer_side *cs = CS(self);
-	int taken = ready_lock(cs);
+	int taken = ready_lock(cs, until);
 	if (taken < 0)
 		return NULL;
+	if (taken == LOCK_BUSY)
+		Py_RETURN_NONE;
 	int fd, err;
 	/* Joining may recover dead members, or wait for the group table's lock. */
 	Py_BEGIN_ALLOW_THREADS
@@ -485,6 +518,10 @@ PyObject *cs_ready_fd(PyObject *self, PyObject *unused)
 	fd = rmpsc_ready_fd(cs->ch);
 	err = errno;
 	Py_END_ALLOW_THREADS
+	if (fd >= 0) {
+		cs->gl->ready_fd = fd;
+		cs->gl->ready_gen = cs->st->fork_gen;
+	}
 	if (taken)
 		hlock_release(&cs->gl->lock);
 	if (fd < 0) {
@@ -492,6 +529,59 @@ PyObject *cs_ready_fd(PyObject *self, PyObject *unused)
 		return NULL;
 	}
 	return PyLong_FromLong(fd);
+}
+
+const char cs_ready_fd_doc[] = PyDoc_STR(
+"ready_fd($self, /)\n--\n\n\
+A file descriptor that becomes readable when this group may have records for\n\
+this member, or the channel closed: for select, poll, epoll or an event loop's\n\
+add_reader (recv_async and the other coroutines use it). Owned by the\n\
+membership: do not close it. Joins the group, as every consumer call does. Wait\n\
+on it only as ready_arm() says. Not fileno(), which is the region's mapping.\n\
+Like every consumer call, it waits for a call another thread is making on this\n\
+group's consumer side (a blocking receive, an open ReadView) to end.");
+PyObject *cs_ready_fd(PyObject *self, PyObject *unused)
+{
+	return ready_fd(self, FOREVER);
+}
+
+PyObject *cs_ready_fd_try(PyObject *self, PyObject *unused)
+{
+	return ready_fd(self, 0);
+}
+
+PyObject *cs_ready_fd_cached(PyObject *self, PyObject *unused)
+{
+	consumer_side *cs = CS(self);
+	if (!cs->ch) {
+		closed_consumer();
+		return NULL;
+	}
+	const glock *gl = cs->gl;
+	if (gl->ready_fd < 0 || gl->ready_gen != cs->st->fork_gen)
+		Py_RETURN_NONE;
+	return PyLong_FromLong(gl->ready_fd);
+}
+
+static PyObject *ready_arm(PyObject *self, int64_t until)
+{
+	consumer_side *cs = CS(self);
+	int taken = ready_lock(cs, until);
+	if (taken < 0)
+		return NULL;
+	if (taken == LOCK_BUSY)
+		Py_RETURN_NONE;
+	int64_t wait_ns = -1;
+	errno = 0;
+	int rc = rmpsc_ready_arm(cs->ch, &wait_ns);
+	int err = errno;
+	if (taken)
+		hlock_release(&cs->gl->lock);
+	if (rc < 0) {
+		raise_rc(cs->st, rc, err, ON_RECV, NULL);
+		return NULL;
+	}
+	return arm_result(rc, wait_ns);
 }
 
 const char cs_ready_arm_doc[] = PyDoc_STR(
@@ -514,24 +604,16 @@ timeout=0 until Empty, and arm again:\n\
         ...\n\
 \n\
 Each arm drains the descriptor, so level- and edge-triggered waits both work.\n\
-ready_disarm() withdraws the announcement of a wait given up.");
+ready_disarm() withdraws the announcement of a wait given up. Waits for another\n\
+thread's call on this group's consumer side, as ready_fd does.");
 PyObject *cs_ready_arm(PyObject *self, PyObject *unused)
 {
-	consumer_side *cs = CS(self);
-	int taken = ready_lock(cs);
-	if (taken < 0)
-		return NULL;
-	int64_t wait_ns = -1;
-	errno = 0;
-	int rc = rmpsc_ready_arm(cs->ch, &wait_ns);
-	int err = errno;
-	if (taken)
-		hlock_release(&cs->gl->lock);
-	if (rc < 0) {
-		raise_rc(cs->st, rc, err, ON_RECV, NULL);
-		return NULL;
-	}
-	return arm_result(rc, wait_ns);
+	return ready_arm(self, FOREVER);
+}
+
+PyObject *cs_ready_arm_try(PyObject *self, PyObject *unused)
+{
+	return ready_arm(self, 0);
 }
 
 const char cs_ready_disarm_doc[] = PyDoc_STR(
@@ -541,13 +623,43 @@ out), so that producers stop waking this member for it. Safe when not armed.");
 PyObject *cs_ready_disarm(PyObject *self, PyObject *unused)
 {
 	consumer_side *cs = CS(self);
-	int taken = ready_lock(cs);
+	int taken = ready_lock(cs, FOREVER);
 	if (taken < 0)
 		return NULL;
 	rmpsc_ready_disarm(cs->ch);
 	if (taken)
 		hlock_release(&cs->gl->lock);
 	Py_RETURN_NONE;
+}
+
+/* Is `a` open on the same file as `b`? */
+int same_file(int a, int b)
+{
+	struct stat sa, sb;
+	return fstat(a, &sa) == 0 && fstat(b, &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}
+
+PyObject *cs_ready_disarm_try(PyObject *self, PyObject *arg)
+{
+	consumer_side *cs = CS(self);
+	long long fd;
+	if (parse_int(arg, "fd", 0, INT32_MAX, &fd) < 0)
+		return NULL;
+	if (!cs->ch)
+		Py_RETURN_TRUE; /* closed: nothing to withdraw it with (a spurious wake-up at most) */
+	int taken = ready_lock(cs, 0);
+	if (taken < 0)
+		return NULL;
+	if (taken == LOCK_BUSY)
+		Py_RETURN_FALSE;
+	/* The membership armed for that FIFO may have ended since (leave, close, lost):
+	 * the announcement went with it, and the place's current one is another wait's. */
+	const glock *gl = cs->gl;
+	if (gl->ready_fd >= 0 && gl->ready_gen == cs->st->fork_gen && same_file(gl->ready_fd, (int)fd))
+		rmpsc_ready_disarm(cs->ch);
+	if (taken)
+		hlock_release(&cs->gl->lock);
+	Py_RETURN_TRUE;
 }
 
 static const char *const kw_coalesce[] = { "min_records", "max_delay" };
@@ -572,7 +684,7 @@ PyObject *cs_set_coalesce(PyObject *self, PyObject *const *args, Py_ssize_t narg
 	    parse_int(a[0], "min_records", 1, UINT32_MAX, &min) < 0 ||
 	    parse_seconds(a[1], "max_delay", RMPSC_COALESCE_MAX_DELAY_NS / 1e9, &delay) < 0)
 		return NULL;
-	int taken = ready_lock(cs);
+	int taken = ready_lock(cs, FOREVER);
 	if (taken < 0)
 		return NULL;
 	int rc = rmpsc_consumer_coalesce(cs->ch, (uint32_t)min, delay);
@@ -659,8 +771,10 @@ static void consumer_dealloc(ConsumerObject *self)
 	PyTypeObject *tp = Py_TYPE(self);
 	if (self->weakrefs)
 		PyObject_ClearWeakRefs((PyObject *)self);
-	if (self->cs.ch)
+	if (self->cs.ch) {
 		rmpsc_channel_release(self->cs.ch); /* leaves the group */
+		self->cs.gl->ready_fd = -1;         /* its FIFO may have gone with it */
+	}
 	glock_put(self->cs.st, self->cs.gl);
 	Py_XDECREF(self->group);
 	Py_XDECREF(self->chan);
@@ -689,6 +803,7 @@ static PyObject *consumer_close(ConsumerObject *self, PyObject *unused)
 		rmpsc_consumer_leave(h);
 		rmpsc_channel_release(h);
 		Py_END_ALLOW_THREADS
+		cs->gl->ready_fd = -1; /* the FIFO may have gone with the membership */
 	}
 	hlock_release(&cs->gl->lock);
 	Py_RETURN_NONE;

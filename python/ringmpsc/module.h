@@ -121,6 +121,8 @@ typedef struct glock {
 	struct glock *next;
 	Py_ssize_t users;
 	uint64_t dev, ino;          /* the region file */
+	int ready_fd;               /* the membership's readiness fd as last returned under the lock; -1: none */
+	unsigned long ready_gen;    /* the fork generation it was returned in */
 	char group[RMPSC_GROUP_NAME_MAX + 1];
 } glock;
 
@@ -166,6 +168,7 @@ typedef struct {
 	rmpsc_producer *p;           /* NULL once closed */
 	ChannelObject *chan;
 	hlock lock;
+	int ready_fd;                /* the readiness fd as last returned under the lock; -1: none */
 	unsigned long gen;           /* fork generation at registration */
 	long pid;                    /* registering process */
 	uint32_t slot;
@@ -215,6 +218,11 @@ PyObject *cs_get_last_deliveries(PyObject *self, void *c);
 PyObject *cs_ready_fd(PyObject *self, PyObject *unused);
 PyObject *cs_ready_arm(PyObject *self, PyObject *unused);
 PyObject *cs_ready_disarm(PyObject *self, PyObject *unused);
+PyObject *cs_ready_fd_try(PyObject *self, PyObject *unused);
+PyObject *cs_ready_fd_cached(PyObject *self, PyObject *unused);
+PyObject *cs_ready_arm_try(PyObject *self, PyObject *unused);
+PyObject *cs_ready_disarm_try(PyObject *self, PyObject *fd);
+int same_file(int a, int b);
 PyObject *cs_set_coalesce(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames);
 PyObject *cs_get_coalesce(PyObject *self, void *c);
 extern const char cs_recv_doc[], cs_recv_nowait_doc[], cs_recv_many_doc[], cs_recv_into_doc[], cs_read_doc[],
@@ -232,6 +240,8 @@ PyObject *producer_send_async(PyObject *self, PyObject *args, PyObject *kwds);
 PyObject *producer_send_bytes_async(PyObject *self, PyObject *args, PyObject *kwds);
 extern const char cs_recv_async_doc[], cs_recv_many_async_doc[], cs_read_async_doc[], cs_recv_bytes_async_doc[],
 	producer_send_async_doc[], producer_send_bytes_async_doc[];
+/* The docs of the readiness calls the coroutines make (never waiting for another thread). */
+extern const char ready_fd_try_doc[], ready_fd_cached_doc[], ready_arm_try_doc[], ready_disarm_try_doc[];
 
 #define CONSUMER_SIDE_METHODS                                                                                           \
 	{ "recv", (PyCFunction)(void (*)(void))cs_recv, METH_FASTCALL | METH_KEYWORDS, cs_recv_doc },                   \
@@ -243,6 +253,10 @@ extern const char cs_recv_async_doc[], cs_recv_many_async_doc[], cs_read_async_d
 	{ "ready_fd", (PyCFunction)cs_ready_fd, METH_NOARGS, cs_ready_fd_doc },                                         \
 	{ "ready_arm", (PyCFunction)cs_ready_arm, METH_NOARGS, cs_ready_arm_doc },                                      \
 	{ "ready_disarm", (PyCFunction)cs_ready_disarm, METH_NOARGS, cs_ready_disarm_doc },                             \
+	{ "_ready_fd_try", (PyCFunction)cs_ready_fd_try, METH_NOARGS, ready_fd_try_doc },                               \
+	{ "_ready_fd_cached", (PyCFunction)cs_ready_fd_cached, METH_NOARGS, ready_fd_cached_doc },                      \
+	{ "_ready_arm_try", (PyCFunction)cs_ready_arm_try, METH_NOARGS, ready_arm_try_doc },                            \
+	{ "_ready_disarm_try", (PyCFunction)cs_ready_disarm_try, METH_O, ready_disarm_try_doc },                        \
 	{ "set_coalesce", (PyCFunction)(void (*)(void))cs_set_coalesce, METH_FASTCALL | METH_KEYWORDS,                  \
 	  cs_set_coalesce_doc },                                                                                        \
 	{ "recv_async", (PyCFunction)(void (*)(void))cs_recv_async, METH_VARARGS | METH_KEYWORDS, cs_recv_async_doc },  \

@@ -299,35 +299,48 @@ static PyObject *producer_send_bytes(ProducerObject *self, PyObject *const *args
 	Py_RETURN_NONE;
 }
 
-/* Readiness: waiting for space in an event loop (the coroutines in _aio use these). */
+/* Readiness: waiting for space in an event loop (the coroutines in _aio use the
+ * _try calls, which never wait for another thread; see consumer.c). */
 
-/* The producer's lock for a readiness call, which this thread may make while it
- * holds the lock through an open Reservation (as consumer.c's ready_lock). 1:
- * taken (release it after); 0: held by this thread already; -1 with an exception. */
-static int ready_lock(ProducerObject *self, modstate *st)
+#define LOCK_BUSY 2
+
+/* The producer's lock for a readiness call by the deadline `until` (FOREVER, or 0
+ * for the _try calls), which this thread may make while it holds the lock through
+ * an open Reservation (as consumer.c's ready_lock). 1: taken (release it after);
+ * 0: held by this thread already; LOCK_BUSY: another thread holds it; -1 with an
+ * exception. */
+static int ready_lock(ProducerObject *self, modstate *st, int64_t until)
 {
 	if (producer_usable(self, st) < 0)
 		return -1;
 	if (self->lock.owner == PyThread_get_thread_ident() && self->lock.gen == st->fork_gen)
 		return 0;
-	return producer_lock(self, st, FOREVER) < 0 ? -1 : 1;
+	int r = hlock_acquire(&self->lock, st, until, PRODUCER_BUSY);
+	if (r == 1)
+		return LOCK_BUSY;
+	if (r < 0)
+		return -1;
+	if (!self->p) { /* closed by another thread meanwhile */
+		hlock_release(&self->lock);
+		PyErr_SetString(PyExc_ValueError, "Producer is closed");
+		return -1;
+	}
+	return 1;
 }
 
-PyDoc_STRVAR(producer_ready_fd_doc,
-"ready_fd($self, /)\n--\n\n\
-A file descriptor that becomes readable when this producer's ring may have\n\
-space again (or the channel closed): for select, poll, epoll or an event loop's\n\
-add_reader (send_async and the other coroutines use it). Owned by the producer:\n\
-do not close it. Wait on it only as ready_arm() says.");
-static PyObject *producer_ready_fd(ProducerObject *self, PyObject *unused)
+static PyObject *ready_fd(ProducerObject *self, int64_t until)
 {
 	modstate *st = STATE(self);
-	int taken = ready_lock(self, st);
+	int taken = ready_lock(self, st, until);
 	if (taken < 0)
 		return NULL;
+	if (taken == LOCK_BUSY)
+		Py_RETURN_NONE;
 	errno = 0;
 	int fd = rmpsc_producer_ready_fd(self->p);
 	int err = errno;
+	if (fd >= 0)
+		self->ready_fd = fd;
 	if (taken)
 		hlock_release(&self->lock);
 	if (fd < 0) {
@@ -337,21 +350,40 @@ static PyObject *producer_ready_fd(ProducerObject *self, PyObject *unused)
 	return PyLong_FromLong(fd);
 }
 
-PyDoc_STRVAR(producer_ready_arm_doc,
-"ready_arm($self, /)\n--\n\n\
-Announce a wait for space on ready_fd(), after a send with timeout=0 raised\n\
-Full. Returns 0.0 when a record fits now, or the channel closed (the next send\n\
-raises Closed): do not wait, send again; t > 0: armed, wait until ready_fd() is\n\
-readable or t seconds passed (a second at most: the core then looks again\n\
-itself, for dead consumers holding the space, or a wake-up that could not be\n\
-sent). Then send again with timeout=0, and arm again if that raises Full.\n\
-ready_disarm() withdraws a wait given up.");
-static PyObject *producer_ready_arm(ProducerObject *self, PyObject *unused)
+PyDoc_STRVAR(producer_ready_fd_doc,
+"ready_fd($self, /)\n--\n\n\
+A file descriptor that becomes readable when this producer's ring may have\n\
+space again (or the channel closed): for select, poll, epoll or an event loop's\n\
+add_reader (send_async and the other coroutines use it). Owned by the producer:\n\
+do not close it. Wait on it only as ready_arm() says. Waits for a call another\n\
+thread is making on this producer to end.");
+static PyObject *producer_ready_fd(ProducerObject *self, PyObject *unused)
+{
+	return ready_fd(self, FOREVER);
+}
+
+static PyObject *producer_ready_fd_try(ProducerObject *self, PyObject *unused)
+{
+	return ready_fd(self, 0);
+}
+
+static PyObject *producer_ready_fd_cached(ProducerObject *self, PyObject *unused)
+{
+	if (producer_usable(self, STATE(self)) < 0)
+		return NULL;
+	if (self->ready_fd < 0)
+		Py_RETURN_NONE;
+	return PyLong_FromLong(self->ready_fd);
+}
+
+static PyObject *ready_arm(ProducerObject *self, int64_t until)
 {
 	modstate *st = STATE(self);
-	int taken = ready_lock(self, st);
+	int taken = ready_lock(self, st, until);
 	if (taken < 0)
 		return NULL;
+	if (taken == LOCK_BUSY)
+		Py_RETURN_NONE;
 	int64_t wait_ns = -1;
 	errno = 0;
 	int rc = rmpsc_producer_ready_arm(self->p, &wait_ns);
@@ -365,19 +397,58 @@ static PyObject *producer_ready_arm(ProducerObject *self, PyObject *unused)
 	return arm_result(rc, wait_ns);
 }
 
+PyDoc_STRVAR(producer_ready_arm_doc,
+"ready_arm($self, /)\n--\n\n\
+Announce a wait for space on ready_fd(), after a send with timeout=0 raised\n\
+Full. Returns 0.0 when a record fits now, or the channel closed (the next send\n\
+raises Closed): do not wait, send again; t > 0: armed, wait until ready_fd() is\n\
+readable or t seconds passed (a second at most: the core then looks again\n\
+itself, for dead consumers holding the space, or a wake-up that could not be\n\
+sent). Then send again with timeout=0, and arm again if that raises Full.\n\
+ready_disarm() withdraws a wait given up.");
+static PyObject *producer_ready_arm(ProducerObject *self, PyObject *unused)
+{
+	return ready_arm(self, FOREVER);
+}
+
+static PyObject *producer_ready_arm_try(ProducerObject *self, PyObject *unused)
+{
+	return ready_arm(self, 0);
+}
+
 PyDoc_STRVAR(producer_ready_disarm_doc,
 "ready_disarm($self, /)\n--\n\n\
 Withdraw the announcement of ready_arm() (a wait given up). Safe when not armed.");
 static PyObject *producer_ready_disarm(ProducerObject *self, PyObject *unused)
 {
 	modstate *st = STATE(self);
-	int taken = ready_lock(self, st);
+	int taken = ready_lock(self, st, FOREVER);
 	if (taken < 0)
 		return NULL;
 	rmpsc_producer_ready_disarm(self->p);
 	if (taken)
 		hlock_release(&self->lock);
 	Py_RETURN_NONE;
+}
+
+static PyObject *producer_ready_disarm_try(ProducerObject *self, PyObject *arg)
+{
+	modstate *st = STATE(self);
+	long long fd;
+	if (parse_int(arg, "fd", 0, INT32_MAX, &fd) < 0)
+		return NULL;
+	if (!self->p)
+		Py_RETURN_TRUE; /* closed: nothing to withdraw it with (a spurious wake-up at most) */
+	int taken = ready_lock(self, st, 0);
+	if (taken < 0)
+		return NULL;
+	if (taken == LOCK_BUSY)
+		Py_RETURN_FALSE;
+	if (self->ready_fd >= 0 && same_file(self->ready_fd, (int)fd)) /* the producer's FIFO is its own */
+		rmpsc_producer_ready_disarm(self->p);
+	if (taken)
+		hlock_release(&self->lock);
+	Py_RETURN_TRUE;
 }
 
 PyDoc_STRVAR(producer_close_doc,
@@ -394,6 +465,7 @@ static PyObject *producer_close(ProducerObject *self, PyObject *unused)
 		/* Inherited: free our copy of the handle, leave the parent's ring alone. */
 		rmpsc_producer_close(self->p);
 		self->p = NULL;
+		self->ready_fd = -1;
 		Py_RETURN_NONE;
 	}
 	int64_t until = FOREVER;
@@ -402,6 +474,7 @@ static PyObject *producer_close(ProducerObject *self, PyObject *unused)
 	if (self->p) {
 		rmpsc_producer_close(self->p);
 		self->p = NULL;
+		self->ready_fd = -1;
 	}
 	hlock_release(&self->lock);
 	Py_RETURN_NONE;
@@ -456,6 +529,10 @@ static PyMethodDef producer_methods[] = {
 	{ "ready_fd", (PyCFunction)producer_ready_fd, METH_NOARGS, producer_ready_fd_doc },
 	{ "ready_arm", (PyCFunction)producer_ready_arm, METH_NOARGS, producer_ready_arm_doc },
 	{ "ready_disarm", (PyCFunction)producer_ready_disarm, METH_NOARGS, producer_ready_disarm_doc },
+	{ "_ready_fd_try", (PyCFunction)producer_ready_fd_try, METH_NOARGS, ready_fd_try_doc },
+	{ "_ready_fd_cached", (PyCFunction)producer_ready_fd_cached, METH_NOARGS, ready_fd_cached_doc },
+	{ "_ready_arm_try", (PyCFunction)producer_ready_arm_try, METH_NOARGS, ready_arm_try_doc },
+	{ "_ready_disarm_try", (PyCFunction)producer_ready_disarm_try, METH_O, ready_disarm_try_doc },
 	{ "send_async", (PyCFunction)(void (*)(void))producer_send_async, METH_VARARGS | METH_KEYWORDS,
 	  producer_send_async_doc },
 	{ "send_bytes_async", (PyCFunction)(void (*)(void))producer_send_bytes_async, METH_VARARGS | METH_KEYWORDS,

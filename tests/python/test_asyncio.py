@@ -536,6 +536,62 @@ def test_waits_in_two_threads_loops_on_one_membership():
     assert sorted([mine, out["other"]]) == [rec(1, 0), rec(1, 1)]
 
 
+def test_the_coroutines_readiness_calls_never_wait_for_another_thread():
+    """The _try calls _aio makes answer "busy" at once while another thread holds the
+    object (here an open ReadView and an open Reservation); the fd last seen is kept."""
+    import threading
+
+    ch = ringmpsc.Channel(RS, capacity=4)
+    ch.set_coalesce(1, 0)  # an arm with a record there answers "ready now", without a linger
+    p = ch.producer()
+    fds = {ch: ch.ready_fd(), p: p.ready_fd()}
+    for obj, fd in fds.items():
+        assert obj._ready_fd_try() == fd == obj._ready_fd_cached()
+    p.send(rec(1, 0))
+    held, done = threading.Event(), threading.Event()
+
+    def hold():
+        view, res = ch.read(), p.reserve(1)
+        held.set()
+        done.wait(20)
+        view.cancel()
+        res.abort()
+
+    t = threading.Thread(target=hold, daemon=True)
+    t.start()
+    assert held.wait(10)
+    try:
+        for obj, fd in fds.items():
+            t0 = time.monotonic()
+            assert obj._ready_fd_try() is None
+            assert obj._ready_arm_try() is None
+            assert obj._ready_disarm_try(fd) is False  # left announced: a spurious wake-up at most
+            assert obj._ready_fd_cached() == fd  # enough to follow another wait's round
+            assert time.monotonic() - t0 < 0.5
+    finally:
+        done.set()
+        t.join(10)
+    assert ch.recv(timeout=0) == rec(1, 0)  # what the cancelled view left
+    for obj, fd in fds.items():
+        assert obj._ready_fd_try() == fd
+        assert obj._ready_disarm_try(fd) is True
+    assert p._ready_arm_try() == 0.0  # the ring has room
+    assert ch._ready_arm_try() > 0  # armed: nothing to receive
+    assert ch._ready_disarm_try(fds[p]) is True  # an arm for another FIFO: this one's stays
+    wakes = ch.stats()["consumer_wakes"]
+    p.send(rec(1, 1))
+    assert ch.stats()["consumer_wakes"] == wakes + 1
+    assert ch.recv(timeout=0) == rec(1, 1)
+    assert ch._ready_arm_try() > 0
+    assert ch._ready_disarm_try(fds[ch]) is True  # withdrawn: the next send wakes nobody
+    p.send(rec(1, 2))
+    assert ch.stats()["consumer_wakes"] == wakes + 1
+    p.close()
+    assert p._ready_disarm_try(fds[p]) is True  # closed: nothing to withdraw
+    with pytest.raises(ValueError, match="closed"):
+        p._ready_arm_try()
+
+
 def test_asyncio_run_exits_promptly_with_waits_pending():
     """Pending waits (a consumer, a follower, a producer on a full ring) do not keep
     asyncio.run from returning nor the process from exiting: no thread, no reader left."""
