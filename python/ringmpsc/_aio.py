@@ -27,7 +27,12 @@ another wait's.
 The core keeps one announcement per member (and per producer), so the waits of one
 process on the same ready fd take turns: the first arms and waits (the round's
 leader); the others, in this loop or another thread's, wait for the end of its
-round, then everyone tries again.
+round, then everyone tries again. A follower waits a second at most (the core's
+own recheck period) before it tries again, and takes the round over when the
+leader's loop has stopped running or is closed (a loop driven by
+``run_until_complete`` that left the wait pending): a stopped loop never ends its
+round. A leader that resumes after that finds its round taken and leaves the new
+leader's announcement alone.
 
 A ReadView holds its group's consumer side for its thread until consumed or
 cancelled. read_async's view can sit in a finished task while the task that
@@ -60,6 +65,8 @@ from . import Closed, Empty, Full  # imported on first use, once the package is 
 
 POLL_FIRST = 50e-6  # seconds: the first sleep of a polling wait
 POLL_MAX = 5e-3  # and the longest
+FOLLOW_MAX = 1.0  # the longest a follower waits for its round's end before it tries again
+STRANDED = 0.01  # ... when the leader's loop is not running; then it takes the round over
 
 _NO_RECORD = "no record within the timeout"
 _NO_SPACE = "no space within the timeout"
@@ -70,10 +77,15 @@ class _Round:
     """The one armed wait on a readiness FIFO: its leader arms, waits and withdraws;
     followers (loop, future) wait for its end."""
 
-    __slots__ = ("followers",)
+    __slots__ = ("loop", "followers")
 
-    def __init__(self):
+    def __init__(self, loop):
+        self.loop = loop  # the leader's
         self.followers = []
+
+    def stranded(self):
+        """Has the leader's loop stopped (nothing ends this round until it runs again)?"""
+        return self.loop.is_closed() or not self.loop.is_running()
 
 
 _rounds: Dict[Tuple[int, int], _Round] = {}  # (st_dev, st_ino) of the FIFO -> _Round, while a leader waits
@@ -181,21 +193,43 @@ class _Wait:
             rnd = _rounds.get(key)
             lead = rnd is None
             if lead and not busy:
-                rnd = _rounds[key] = _Round()
+                rnd = _rounds[key] = _Round(loop)
             elif not lead:
                 rnd.followers.append((loop, fut))
         if rnd is None:
             await self.sleep()
             return False
         if not lead:
-            try:
-                await _until(loop, fut, self.deadline - loop.time())
-            finally:
-                with _rounds_lock:
-                    if (loop, fut) in rnd.followers:
-                        rnd.followers.remove((loop, fut))
-            return False
+            rnd = await self._follow(key, rnd, fut)
+            if rnd is None:
+                return False
+            fut = loop.create_future()
+            fd = None  # from before the wait (or the cache): the leader asks again
         return await self._lead(obj, fd, key, rnd, fut)
+
+    async def _follow(self, key, rnd, fut):
+        """Wait for the end of another wait's round on the same FIFO, FOLLOW_MAX at most
+        (STRANDED when the leader's loop is not running). Returns a round of our own
+        when we took over one whose leader's loop stopped; None: try again."""
+        loop = self.loop
+        me = (loop, fut)
+        cap = STRANDED if rnd.stranded() else FOLLOW_MAX
+        try:
+            await _until(loop, fut, min(cap, self.deadline - loop.time()))
+        finally:
+            with _rounds_lock:
+                if me in rnd.followers:
+                    rnd.followers.remove(me)
+        if self.expired():
+            return None
+        with _rounds_lock:
+            if _rounds.get(key) is not rnd or not rnd.stranded():
+                return None
+            mine = _rounds[key] = _Round(loop)
+            others, rnd.followers = rnd.followers, []
+        for fl, ff in others:  # they try again, and follow us
+            _wake_in(fl, ff, loop)
+        return mine
 
     async def _lead(self, obj, fd, key, rnd, fut):
         """Arm, wait on fd, withdraw, end the round rnd."""
@@ -203,7 +237,10 @@ class _Wait:
         linger = None
         reading = False
         try:
-            linger = obj._ready_arm_try()  # None: another thread holds the lock
+            if fd is None:
+                fd = obj._ready_fd_try()
+            if fd is not None:
+                linger = obj._ready_arm_try()  # None: another thread holds the lock
             if linger == 0.0:
                 self.ready_again = True  # a second "ready now" without progress polls
                 return True
@@ -229,16 +266,18 @@ class _Wait:
 
     def _end(self, obj, key, rnd, armed_fd):
         """End the round rnd: withdraw the arm made for the FIFO armed_fd is open on
-        (None: nothing armed), and wake the followers."""
+        (None: nothing armed), unless a follower took the round over (its arm stands),
+        and wake the followers."""
         followers = []
         try:
             with _rounds_lock:
                 followers, rnd.followers = rnd.followers, []
-                del _rounds[key]
-                if armed_fd is not None:
-                    # Before a follower (in another thread, maybe) can arm again;
-                    # left announced when busy (a spurious wake-up at most).
-                    obj._ready_disarm_try(armed_fd)
+                if _rounds.get(key) is rnd:
+                    del _rounds[key]
+                    if armed_fd is not None:
+                        # Before a follower (in another thread, maybe) can arm again;
+                        # left announced when busy (a spurious wake-up at most).
+                        obj._ready_disarm_try(armed_fd)
         finally:
             for fl, ff in followers:
                 _wake_in(fl, ff, self.loop)

@@ -592,6 +592,55 @@ def test_the_coroutines_readiness_calls_never_wait_for_another_thread():
         p._ready_arm_try()
 
 
+def test_a_leader_that_resumes_after_its_round_was_taken_over_leaves_the_new_arm_alone():
+    """A round whose leader's loop stopped is taken over by a wait in another loop; when
+    the old leader runs again it ends without withdrawing the new leader's arm (which
+    would leave that wait to the core's recheck, a second, coalescing off)."""
+    import threading
+
+    ch = ringmpsc.Channel(RS)
+    ch.set_coalesce(1, 0)
+    p = ch.producer()
+    first = asyncio.new_event_loop()
+    stale = None
+    try:
+
+        async def start():
+            task = asyncio.ensure_future(ch.recv_async())
+            await until(armed(), "the first wait armed")
+            return task
+
+        stale = first.run_until_complete(start())  # the loop stops with its wait armed
+        out, loops = {}, []
+
+        def loop_thread():
+            async def wait():
+                loops.append(asyncio.get_running_loop())
+                out["rec"] = await ch.recv_async(timeout=20)
+                out["at"] = time.monotonic()
+
+            asyncio.run(asyncio.wait_for(wait(), 30))
+
+        t = threading.Thread(target=loop_thread, daemon=True)
+        t.start()
+        deadline = time.monotonic() + 15
+        while not any(loops and r.loop is loops[0] for r in list(_aio._rounds.values())):
+            assert time.monotonic() < deadline, "the other loop's wait did not take the round over"
+            time.sleep(0.001)
+        stale.cancel()  # the old leader runs again, and ends
+        first.run_until_complete(asyncio.gather(stale, return_exceptions=True))
+        t0 = time.monotonic()
+        p.send(rec(1, 0))
+        t.join(15)
+        assert out.get("rec") == rec(1, 0), out
+        assert out["at"] - t0 < 0.5, "the new leader got the record %.2fs after it was sent" % (out["at"] - t0)
+    finally:
+        if stale is not None and not stale.done():
+            stale.cancel()
+            first.run_until_complete(asyncio.gather(stale, return_exceptions=True))
+        first.close()
+
+
 def test_asyncio_run_exits_promptly_with_waits_pending():
     """Pending waits (a consumer, a follower, a producer on a full ring) do not keep
     asyncio.run from returning nor the process from exiting: no thread, no reader left."""
