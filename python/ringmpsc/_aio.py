@@ -53,6 +53,10 @@ custom loop raising NotImplementedError) waits by sleeping 50 us, doubling up to
 thread, and one that the arm keeps answering "ready now" for while the call still
 finds nothing: a producer waiting for a free slab (send_bytes_async; no fd says
 when a slab comes free), or records that other members of a group hold.
+
+Fork: the tables here and their lock are made afresh in a forked child
+(``os.register_at_fork``): a thread of the parent may have held the lock, and the
+parent's waits are not the child's.
 """
 import asyncio
 import math
@@ -93,6 +97,18 @@ _rounds_lock = threading.Lock()  # waits in several threads' loops share _rounds
 
 
 _views: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()  # ReadView read_async handed out -> (thread, task)
+
+
+def _after_fork_in_child():
+    """A forked child has one thread: the lock may have been held by another at the fork,
+    and the waits recorded are the parent's."""
+    global _rounds_lock
+    _rounds_lock = threading.Lock()
+    _rounds.clear()
+    _views.clear()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _view_of_another_task():
