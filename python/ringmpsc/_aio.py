@@ -5,12 +5,13 @@ methods of those types call the functions here and return their coroutines).
 Every wait follows the readiness protocol of the C core (``ready_fd``,
 ``ready_arm``, ``ready_disarm``): try the call without waiting (timeout=0); when it
 raises Empty (or Full), arm. 0.0 means ready now: try again. Otherwise wait until
-the ready fd is readable (``loop.add_reader``), at most the linger the arm returned
-(coalescing; a second at most) and the time left, then withdraw
-(``remove_reader``, ``ready_disarm``, in a ``finally``) and try again. Nothing is
-taken or sent while waiting, so a cancelled or timed-out await has consumed (or
-sent) nothing. No thread is started, and a cancelled wait leaves no reader behind:
-nothing keeps a loop from closing.
+the ready fd is readable (``loop.add_reader`` on a duplicate of it, so that a
+descriptor closed under the wait never leaves a reader on a closed or reused
+number), at most the linger the arm returned (coalescing; a second at most) and the
+time left, then withdraw (``remove_reader``, ``ready_disarm``, in a ``finally``) and
+try again. Nothing is taken or sent while waiting, so a cancelled or timed-out
+await has consumed (or sent) nothing. No thread is started, and a cancelled wait
+leaves no reader behind: nothing keeps a loop from closing.
 
 The loop's thread never waits for another thread. Each object's calls take turns
 with the other threads' (a per-object lock; for consumers, one per group and
@@ -44,8 +45,11 @@ that receives again while its own view is open gets RuntimeError, as read() does
 (or, when the view came to it through such a wrapper task, waits until its
 timeout): consume or cancel a view before receiving again from its group.
 
-A Consumer (or Producer) closed while a task awaits one of its calls makes that
-task raise ValueError when its wait ends: at the arm's linger, a second at most.
+Closing: Consumer.close() and Producer.close() (and Channel.leave()) wake the
+coroutines waiting on that object, in any loop (``_changed``): each removes its
+reader and tries again at once, so a task waiting on a closed Consumer or Producer
+raises ValueError ("... is closed") promptly, and one waiting on a Channel that
+left its group joins again.
 
 Polling, bounded: a loop without ``add_reader`` (Windows' ProactorEventLoop, or a
 custom loop raising NotImplementedError) waits by sleeping 50 us, doubling up to
@@ -63,7 +67,7 @@ import math
 import os
 import threading
 import weakref
-from typing import Dict, Tuple
+from typing import Dict, List, Tuple
 
 from . import Closed, Empty, Full  # imported on first use, once the package is whole
 
@@ -93,7 +97,8 @@ class _Round:
 
 
 _rounds: Dict[Tuple[int, int], _Round] = {}  # (st_dev, st_ino) of the FIFO -> _Round, while a leader waits
-_rounds_lock = threading.Lock()  # waits in several threads' loops share _rounds
+_waiting: Dict[int, List[Tuple[asyncio.AbstractEventLoop, asyncio.Future]]] = {}  # id(obj) -> its waits
+_rounds_lock = threading.Lock()  # waits in several threads' loops share _rounds and _waiting
 
 
 _views: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()  # ReadView read_async handed out -> (thread, task)
@@ -105,6 +110,7 @@ def _after_fork_in_child():
     global _rounds_lock
     _rounds_lock = threading.Lock()
     _rounds.clear()
+    _waiting.clear()
     _views.clear()
 
 
@@ -130,6 +136,36 @@ def _wake_in(loop, fut, here):
         loop.call_soon_threadsafe(_wake, fut)
     except RuntimeError:  # that loop is closed: nobody is waiting there any more
         pass
+
+
+def _note(obj, wait):
+    """Record a wait on obj for _changed (under _rounds_lock)."""
+    _waiting.setdefault(id(obj), []).append(wait)
+
+
+def _forget(obj, wait):
+    """Drop it again (under _rounds_lock); _changed may have taken it already."""
+    waits = _waiting.get(id(obj))
+    if waits is not None:
+        try:
+            waits.remove(wait)
+        except ValueError:
+            pass
+        if not waits:
+            del _waiting[id(obj)]
+
+
+def _changed(obj):
+    """obj was closed, or left its group (the C methods call this): wake the waits on
+    it, in any loop, to try again now (and find it closed, or join again)."""
+    try:
+        here = asyncio.get_running_loop()
+    except RuntimeError:
+        here = None
+    with _rounds_lock:
+        waits = _waiting.pop(id(obj), [])
+    for loop, fut in waits:
+        _wake_in(loop, fut, here)
 
 
 async def _until(loop, fut, delay):
@@ -212,18 +248,22 @@ class _Wait:
                 rnd = _rounds[key] = _Round(loop)
             elif not lead:
                 rnd.followers.append((loop, fut))
+            if rnd is not None:
+                _note(obj, (loop, fut))
         if rnd is None:
             await self.sleep()
             return False
         if not lead:
-            rnd = await self._follow(key, rnd, fut)
+            rnd = await self._follow(obj, key, rnd, fut)
             if rnd is None:
                 return False
             fut = loop.create_future()
+            with _rounds_lock:
+                _note(obj, (loop, fut))
             fd = None  # from before the wait (or the cache): the leader asks again
         return await self._lead(obj, fd, key, rnd, fut)
 
-    async def _follow(self, key, rnd, fut):
+    async def _follow(self, obj, key, rnd, fut):
         """Wait for the end of another wait's round on the same FIFO, FOLLOW_MAX at most
         (STRANDED when the leader's loop is not running). Returns a round of our own
         when we took over one whose leader's loop stopped; None: try again."""
@@ -236,6 +276,7 @@ class _Wait:
             with _rounds_lock:
                 if me in rnd.followers:
                     rnd.followers.remove(me)
+                _forget(obj, me)
         if self.expired():
             return None
         with _rounds_lock:
@@ -248,10 +289,11 @@ class _Wait:
         return mine
 
     async def _lead(self, obj, fd, key, rnd, fut):
-        """Arm, wait on fd, withdraw, end the round rnd."""
+        """Arm, wait on (a duplicate of) fd, withdraw, end the round rnd."""
         loop = self.loop
         linger = None
         reading = False
+        rfd = -1
         try:
             if fd is None:
                 fd = obj._ready_fd_try()
@@ -263,30 +305,40 @@ class _Wait:
             left = self.deadline - loop.time()
             if linger is not None and left > 0:
                 try:
-                    loop.add_reader(fd, _wake, fut)
-                    reading = True
-                except NotImplementedError:
-                    self.no_reader = True
+                    rfd = os.dup(fd)  # ours: the membership's may close under the wait
+                except OSError:  # out of descriptors: poll this time
+                    pass
+                else:
+                    try:
+                        loop.add_reader(rfd, _wake, fut)
+                        reading = True
+                    except NotImplementedError:
+                        self.no_reader = True
                 if reading:
                     await _until(loop, fut, min(linger, left))
                     self.poll = POLL_FIRST
         finally:
             try:
                 if reading:
-                    loop.remove_reader(fd)
+                    loop.remove_reader(rfd)
             finally:
-                self._end(obj, key, rnd, fd if linger else None)
+                try:
+                    self._end(obj, key, rnd, fut, rfd if rfd >= 0 else fd if linger else None)
+                finally:
+                    if rfd >= 0:
+                        os.close(rfd)
         if not reading:
             await self.sleep()
         return False
 
-    def _end(self, obj, key, rnd, armed_fd):
+    def _end(self, obj, key, rnd, fut, armed_fd):
         """End the round rnd: withdraw the arm made for the FIFO armed_fd is open on
         (None: nothing armed), unless a follower took the round over (its arm stands),
         and wake the followers."""
         followers = []
         try:
             with _rounds_lock:
+                _forget(obj, (self.loop, fut))
                 followers, rnd.followers = rnd.followers, []
                 if _rounds.get(key) is rnd:
                     del _rounds[key]

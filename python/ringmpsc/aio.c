@@ -4,7 +4,8 @@
  * return its coroutine. The waiting itself is Python's, over the readiness calls
  * (their _try variants, which never wait for another thread) the types have
  * here. _aio is imported on the first call, so that importing ringmpsc does not
- * import asyncio.
+ * import asyncio; closing a Consumer or Producer (or a Channel's leave) tells it,
+ * when it is loaded, so that the coroutines waiting on that object look again.
  */
 #include "module.h"
 
@@ -33,6 +34,27 @@ static PyObject *aio_call(PyObject *self, const char *name, PyObject *args, PyOb
 	return r;
 }
 
+void aio_changed(PyObject *self)
+{
+	PyObject *name = PyUnicode_FromString("ringmpsc._aio");
+	if (!name) {
+		PyErr_WriteUnraisable(self);
+		return;
+	}
+	PyObject *aio = PyImport_GetModule(name); /* not imported: no coroutine ever waited */
+	Py_DECREF(name);
+	if (!aio) {
+		if (PyErr_Occurred())
+			PyErr_WriteUnraisable(self);
+		return;
+	}
+	PyObject *r = PyObject_CallMethod(aio, "_changed", "O", self);
+	Py_DECREF(aio);
+	if (!r)
+		PyErr_WriteUnraisable(self);
+	Py_XDECREF(r);
+}
+
 #define AIO_METHOD(cname, pyname)                                            \
 	PyObject *cname(PyObject *self, PyObject *args, PyObject *kwds)      \
 	{                                                                    \
@@ -50,7 +72,7 @@ raises Empty when none arrived in time, Closed once the channel is closed and\n\
 drained. A cancelled (or timed-out) await has taken nothing: the record stays\n\
 for the next call. The loop's thread never waits for another thread: while\n\
 one holds this group's consumer side (a blocking recv, an open ReadView), the\n\
-coroutine polls.");
+coroutine polls. Closing the Consumer meanwhile raises ValueError at once.");
 AIO_METHOD(cs_recv_async, "recv")
 
 const char cs_recv_many_async_doc[] = PyDoc_STR(
@@ -86,7 +108,8 @@ Coroutine: send one record, as send() does, waiting in the running event loop\n\
 (on the producer's ready_fd(); no thread) while the ring is full. timeout as\n\
 send's; raises Full when no space came in time, Closed once the channel is\n\
 closed. A cancelled (or timed-out) await has sent nothing. While another\n\
-thread holds the producer (a blocking send, an open Reservation) it polls.");
+thread holds the producer (a blocking send, an open Reservation) it polls;\n\
+closing the Producer meanwhile raises ValueError at once.");
 AIO_METHOD(producer_send_async, "send")
 
 const char producer_send_bytes_async_doc[] = PyDoc_STR(

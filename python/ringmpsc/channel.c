@@ -565,7 +565,8 @@ process. The next consumer method called on this Channel joins again. The other\
 Channel objects on this channel in this process, and the Consumers of the\n\
 default group made from them, share the membership: it ends when the last of\n\
 them lets go. Waits for a call another thread is making on the default group's\n\
-consumer side to finish. Safe to call when not a member.");
+consumer side to finish. Coroutines waiting on this Channel look again at once\n\
+(and join again). Safe to call when not a member.");
 static PyObject *channel_leave(ChannelObject *self, PyObject *unused)
 {
 	consumer_side *cs = &self->cs;
@@ -576,6 +577,7 @@ static PyObject *channel_leave(ChannelObject *self, PyObject *unused)
 	Py_END_ALLOW_THREADS
 	cs->gl->ready_fd = -1; /* the FIFO may have gone with the membership */
 	hlock_release(&cs->gl->lock);
+	aio_changed((PyObject *)self); /* its coroutines look again (and join again) */
 	Py_RETURN_NONE;
 }
 

@@ -788,7 +788,8 @@ Leave the group and release this Consumer's handle: records it took and did not\
 consume go to another member of the group (not counted as delivered again); the\n\
 last member of an ephemeral group removes it. Waits for a call another thread is\n\
 making on this group's consumer side to finish. Does not close the channel.\n\
-Idempotent.");
+Coroutines waiting on this Consumer (recv_async, async for, ...), in any event\n\
+loop, raise ValueError at once. Idempotent.");
 static PyObject *consumer_close(ConsumerObject *self, PyObject *unused)
 {
 	consumer_side *cs = &self->cs;
@@ -806,6 +807,8 @@ static PyObject *consumer_close(ConsumerObject *self, PyObject *unused)
 		cs->gl->ready_fd = -1; /* the FIFO may have gone with the membership */
 	}
 	hlock_release(&cs->gl->lock);
+	if (h)
+		aio_changed((PyObject *)self); /* its coroutines find it closed */
 	Py_RETURN_NONE;
 }
 

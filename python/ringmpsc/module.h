@@ -240,6 +240,10 @@ PyObject *producer_send_async(PyObject *self, PyObject *args, PyObject *kwds);
 PyObject *producer_send_bytes_async(PyObject *self, PyObject *args, PyObject *kwds);
 extern const char cs_recv_async_doc[], cs_recv_many_async_doc[], cs_read_async_doc[], cs_recv_bytes_async_doc[],
 	producer_send_async_doc[], producer_send_bytes_async_doc[];
+/* The handle of `self` was closed or left its membership: wake the coroutines
+ * waiting on it (ringmpsc._aio._changed, when _aio is loaded), so that they look
+ * again at once. Never fails: an error is reported as unraisable. */
+void aio_changed(PyObject *self);
 /* The docs of the readiness calls the coroutines make (never waiting for another thread). */
 extern const char ready_fd_try_doc[], ready_fd_cached_doc[], ready_arm_try_doc[], ready_disarm_try_doc[];
 

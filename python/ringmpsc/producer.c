@@ -455,7 +455,8 @@ PyDoc_STRVAR(producer_close_doc,
 "close($self, /)\n--\n\n\
 Deregister: the slot is reused once the consumer has drained it; committed\n\
 records stay readable. Waits for a call another thread is making on this\n\
-producer to finish. Idempotent.");
+producer to finish. Coroutines waiting on this Producer (send_async,\n\
+send_bytes_async), in any event loop, raise ValueError at once. Idempotent.");
 static PyObject *producer_close(ProducerObject *self, PyObject *unused)
 {
 	modstate *st = STATE(self);
@@ -471,12 +472,15 @@ static PyObject *producer_close(ProducerObject *self, PyObject *unused)
 	int64_t until = FOREVER;
 	if (hlock_acquire(&self->lock, st, until, PRODUCER_BUSY) != 0)
 		return NULL;
+	int closed = self->p != NULL;
 	if (self->p) {
 		rmpsc_producer_close(self->p);
 		self->p = NULL;
 		self->ready_fd = -1;
 	}
 	hlock_release(&self->lock);
+	if (closed)
+		aio_changed((PyObject *)self); /* its coroutines find it closed */
 	Py_RETURN_NONE;
 }
 

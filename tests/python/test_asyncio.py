@@ -641,6 +641,122 @@ def test_a_leader_that_resumes_after_its_round_was_taken_over_leaves_the_new_arm
         first.close()
 
 
+@pytest.mark.parametrize("kind", LOOPS)
+def test_closing_a_consumer_or_producer_ends_its_waits_at_once(kind):
+    """close() wakes the coroutines waiting on the object: ValueError at once (not at
+    the next recheck, a second later), their readers gone. A new Consumer of the group
+    that waits in the same loop before the closed one's wait has run again (its FIFO
+    may get the closed descriptor's number) waits as any other. Coalescing off: every
+    arm waits for the core's recheck, a second."""
+    ch = ringmpsc.Channel(RS, capacity=2)
+    p = ch.producer()
+    full = ringmpsc.Channel(RS, capacity=2).producer()  # another channel: ch's consumers see none of it
+    while True:
+        try:
+            full.send(rec(2, 0), timeout=0)
+        except ringmpsc.Full:
+            break
+
+    async def ends_at_once(obj, wait, meanwhile=None):
+        loop = asyncio.get_running_loop()
+        readers = len(loop._selector.get_map()) if kind == "asyncio" else None
+        task = asyncio.ensure_future(wait)
+        ended = []
+        task.add_done_callback(lambda _: ended.append(loop.time()))
+        if kind != "no_reader":
+            await until(lambda: id(obj) in _aio._waiting, "the wait armed")
+        else:
+            await asyncio.sleep(0)  # it polls: it has tried once
+        t0 = loop.time()
+        obj.close()
+        if meanwhile:
+            await meanwhile()
+        with pytest.raises(ValueError, match="closed"):
+            await asyncio.wait_for(task, 10)
+        took = ended[0] - t0
+        assert took < 0.5, "the wait on a closed %s ended after %.2fs" % (type(obj).__name__, took)
+        assert not _aio._rounds and not _aio._waiting
+        if readers is not None:
+            assert len(loop._selector.get_map()) == readers  # no reader left behind
+
+    async def wait_on_a_new_consumer():
+        again = ch.consumer()
+        again.set_coalesce(1, 0)
+        asyncio.get_running_loop().call_later(0.05, p.send, rec(1, 0))  # while it waits, or before
+        assert await again.recv_async(timeout=10) == rec(1, 0)  # in this task: before the closed one runs
+        again.close()
+
+    async def main():
+        c = ch.consumer()  # the default group, of which the Channel is no member: closing ends it
+        c.set_coalesce(1, 0)
+        await ends_at_once(c, c.recv_async(), wait_on_a_new_consumer)  # no timeout: only the close ends it
+        await ends_at_once(full, full.send_async(rec(2, 1)))
+
+    run(kind, main)
+
+
+def test_closing_a_consumer_from_another_thread_ends_a_wait_in_a_loop_thread():
+    import threading
+
+    ch = ringmpsc.Channel(RS)
+    c = ch.consumer()
+    c.set_coalesce(1, 0)  # the arm waits for the core's recheck, a second
+    out = {}
+
+    def loop_thread():
+        async def wait():
+            try:
+                await c.recv_async(timeout=20)
+            except ValueError as e:
+                out["error"] = e
+            out["at"] = time.monotonic()
+
+        asyncio.run(asyncio.wait_for(wait(), 30))
+
+    t = threading.Thread(target=loop_thread, daemon=True)
+    t.start()
+    deadline = time.monotonic() + 15
+    while id(c) not in _aio._waiting:
+        assert time.monotonic() < deadline, "the wait did not arm"
+        time.sleep(0.001)
+    t0 = time.monotonic()
+    c.close()
+    t.join(15)
+    assert "closed" in str(out.get("error")), out
+    assert out["at"] - t0 < 0.5, "the other loop's wait ended %.2fs after the close" % (out["at"] - t0)
+    assert not _aio._rounds and not _aio._waiting
+
+
+@pytest.mark.parametrize("kind", READER_LOOPS)
+def test_waits_on_a_channel_that_left_its_group_join_again_at_once(kind):
+    """leave() ends the membership and its FIFO: the wait under way looks again at once
+    (it would sit on the old FIFO until the core's recheck, a second, coalescing off),
+    and a wait that starts on the new FIFO before that one has run again (which may
+    have the old descriptor's number) is woken by the next record."""
+    ch = ringmpsc.Channel(RS)
+    ch.set_coalesce(1, 0)
+    p = ch.producer()
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        old = asyncio.ensure_future(ch.recv_async(timeout=20))
+        await until(armed(), "the wait armed")
+        t0 = loop.time()
+        ch.leave()
+        loop.call_later(0.05, p.send, rec(1, 0))  # while the new wait waits, or before
+        assert await ch.recv_async(timeout=10) == rec(1, 0)  # in this task: before the old wait runs
+        took = loop.time() - t0
+        assert took < 0.5, "a wait on the new membership got its record %.2fs after leave()" % took
+        t1 = loop.time()
+        p.send(rec(1, 1))
+        assert await asyncio.wait_for(old, 10) == rec(1, 1)
+        took = loop.time() - t1
+        assert took < 0.5, "the wait under way at leave() got a record %.2fs after it was sent" % took
+        assert ch.group == ringmpsc.DEFAULT_GROUP
+
+    run(kind, main)
+
+
 def test_asyncio_run_exits_promptly_with_waits_pending():
     """Pending waits (a consumer, a follower, a producer on a full ring) do not keep
     asyncio.run from returning nor the process from exiting: no thread, no reader left."""
