@@ -186,6 +186,7 @@ typedef struct {
 	PyObject *view;              /* weakref to the memoryview __enter__ returned */
 	uint32_t slot;
 	uint32_t deliveries;         /* ReadView: 1 first delivery, more when delivered again */
+	unsigned long gen;           /* the fork generation it was opened in */
 	int done;
 	PyObject *weakrefs;          /* ringmpsc._aio notes the ReadViews it hands out, weakly */
 } SpanObject;

@@ -242,6 +242,7 @@ static PyObject *producer_reserve(ProducerObject *self, PyObject *const *args, P
 	r->k = o.got;
 	r->nbytes = (Py_ssize_t)o.got * self->chan->cs.cfg.record_size;
 	r->slot = self->slot;
+	r->gen = st->fork_gen;
 	return (PyObject *)r;
 }
 

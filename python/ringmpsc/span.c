@@ -76,7 +76,8 @@ static int span_finish(SpanObject *self, size_t n)
 		lock = &p->lock;
 	} else {
 		consumer_side *cs = CS(self->owner);
-		if (cs->gl->lock.gen != st->fork_gen) {
+		/* Not the lock's generation: a thread of this process may hold it now. */
+		if (self->gen != st->fork_gen) {
 			PyErr_SetString(st->Error, "this read view was inherited through fork");
 			return -1;
 		}
@@ -108,7 +109,7 @@ static void span_dealloc(SpanObject *self)
 			}
 		} else {
 			consumer_side *cs = CS(self->owner);
-			if (cs->gl->lock.gen == st->fork_gen) {
+			if (self->gen == st->fork_gen) {
 				rmpsc_advance(cs->ch, 0);
 				hlock_release(&cs->gl->lock);
 			}

@@ -185,6 +185,47 @@ def test_forked_child_gets_fresh_locks(procs):
     del prod
 
 
+@pytest.mark.timeout(60)
+def test_a_read_view_inherited_through_fork_leaves_the_childs_lock_alone(procs):
+    """A view open at fork time is the parent's: finishing it in the child raises, and
+    does not release the lock a thread of the child holds now (it would let another
+    thread into the core beside it)."""
+    ch = ringmpsc.Channel(8, max_consumers=2)
+    prod = ch.producer()
+    prod.send(b"x")
+    view = ch.read()
+    p = mp.get_context("fork").Process(target=_child_finishes_an_inherited_view, args=(ch, view))
+    procs.append(p)
+    p.start()
+    p.join(30)
+    view.cancel()
+    assert p.exitcode == 0, "exit %s: 1 = the inherited view finished; 2 = it released the child's lock" % (
+        p.exitcode,)
+    assert ch.recv(timeout=5)[:1] == b"x"  # the cancelled view left it
+
+
+def _child_finishes_an_inherited_view(ch, view):
+    import threading
+
+    workers.arm_watchdog(20)
+    t = threading.Thread(target=lambda: pytest.raises(ringmpsc.Empty, ch.recv, timeout=3), daemon=True)
+    t.start()  # joins as a member of its own and waits, holding the (fresh) lock
+    observe.wait_asleep_in_channel(ch, t.native_id)
+    try:
+        view.cancel()
+    except ringmpsc.Error as e:
+        ok = "fork" in str(e)
+    else:
+        ok = False
+    if not ok:
+        os._exit(1)
+    try:
+        ch.recv(timeout=0)
+    except ringmpsc.Empty as e:
+        os._exit(0 if "another thread" in str(e) else 2)
+    os._exit(3)
+
+
 def _child_uses_consumer_side(ch):
     workers.arm_watchdog(20)
     try:
