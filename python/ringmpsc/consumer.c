@@ -537,8 +537,11 @@ const char cs_ready_fd_doc[] = PyDoc_STR(
 A file descriptor that becomes readable when this group may have records for\n\
 this member, or the channel closed: for select, poll, epoll or an event loop's\n\
 add_reader (recv_async and the other coroutines use it). Owned by the\n\
-membership: do not close it. Joins the group, as every consumer call does. Wait\n\
-on it only as ready_arm() says. Not fileno(), which is the region's mapping.\n\
+membership: do not close it; it is closed when the membership ends (leave(),\n\
+close(), the last object on it freed), and its number may then be reused: take\n\
+it out of a selector first, and call ready_fd() again after. Joins the group,\n\
+as every consumer call does. Wait on it only as ready_arm() says. Not fileno(),\n\
+which is the region's mapping.\n\
 Like every consumer call, it waits for a call another thread is making on this\n\
 group's consumer side (a blocking receive, an open ReadView) to end.");
 PyObject *cs_ready_fd(PyObject *self, PyObject *unused)
