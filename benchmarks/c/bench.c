@@ -122,45 +122,6 @@ static double median(const double *v, int n)
 	return n % 2 ? t[n / 2] : (t[n / 2 - 1] + t[n / 2]) / 2;
 }
 
-/* Noise meter: CPU time other processes used while we measured (the machine is
- * shared; a row taken while others ran is flagged). */
-struct noise_mark {
-	double sys_busy_s, self_s, wall_s;
-};
-
-static struct noise_mark noise_now(void)
-{
-	struct noise_mark m = { 0, 0, (double)now_ns() / 1e9 };
-	FILE *f = fopen("/proc/stat", "r");
-	if (f) {
-		unsigned long long v[10] = { 0 };
-		if (fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3], &v[4],
-			   &v[5], &v[6], &v[7]) == 8)
-			m.sys_busy_s = (double)(v[0] + v[1] + v[2] + v[5] + v[6] + v[7]) / (double)sysconf(_SC_CLK_TCK);
-		fclose(f);
-	}
-	/* Ours: this process and its children that were waited for (the worker processes
-	 * of the group rows are reaped before a row ends). */
-	struct rusage ru;
-	for (int who = 0; who < 2; who++)
-		if (getrusage(who ? RUSAGE_CHILDREN : RUSAGE_SELF, &ru) == 0)
-			m.self_s += (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
-				    (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
-	return m;
-}
-
-/* Share of the CPUs (0..1) that other processes kept busy since `a`. */
-static double foreign_load(struct noise_mark a)
-{
-	struct noise_mark b = noise_now();
-	double wall = b.wall_s - a.wall_s, ncpu = n_cpus ? n_cpus : 1;
-	if (wall <= 0)
-		return 0;
-	double other = (b.sys_busy_s - a.sys_busy_s) - (b.self_s - a.self_s);
-	double f = other / (wall * ncpu);
-	return f < 0 ? 0 : f > 1 ? 1 : f;
-}
-
 /* ------------------------------------------------------------------------- */
 /* Records. A record of `rs` bytes holds a u64 value at offset 0 (the producer's
  * stamp) and the u64 1 at every further 64-byte line start; the rest is filler. The
