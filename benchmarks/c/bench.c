@@ -846,6 +846,7 @@ struct pp_shared {
 	rmpsc_channel *a, *b;
 	uint32_t rs;
 	int poll;                 /* busy-poll with timeout 0 instead of blocking waits */
+	int coalesce_off;         /* blocking: rmpsc_consumer_coalesce(ch, 1, 0) on both consumers */
 	pthread_barrier_t start;
 	char err[160];
 	int echo_cpu;
@@ -889,6 +890,18 @@ static int pp_read(rmpsc_channel *ch, const void **ptr, int poll)
 	}
 }
 
+/* Wake the consumer on every first record (no coalescing): the old behaviour. */
+static void set_coalescing_off(rmpsc_channel *ch, char *err, size_t len)
+{
+#ifdef RMPSC_COALESCE_RECORDS
+	int rc = rmpsc_consumer_coalesce(ch, 1, 0);
+	if (rc < 0)
+		snprintf(err, len, "consumer_coalesce: %s (%s)", rmpsc_strerror(rc), rmpsc_last_error());
+#else
+	(void)ch, (void)err, (void)len; /* a core without coalescing */
+#endif
+}
+
 static void *echo_main(void *arg)
 {
 	struct pp_shared *s = arg;
@@ -898,6 +911,8 @@ static void *echo_main(void *arg)
 	if (rc < 0)
 		snprintf(s->err, sizeof s->err, "echo register: %s", rmpsc_strerror(rc));
 	rmpsc_consumer_claim(s->a);
+	if (s->coalesce_off)
+		set_coalescing_off(s->a, s->err, sizeof s->err);
 	pthread_barrier_wait(&s->start);
 	while (pb) {
 		const void *p;
@@ -919,7 +934,7 @@ static void *echo_main(void *arg)
 	return NULL;
 }
 
-static struct lat_result pingpong_run(uint32_t rs, int poll, double duration_s)
+static struct lat_result pingpong_run(uint32_t rs, int poll, int coalesce_off, double duration_s)
 {
 	struct lat_result res = { NAN, NAN, 0, 0 };
 	struct rmpsc_config cfg = { .record_size = rs, .capacity = 64, .max_producers = 1 };
@@ -927,6 +942,7 @@ static struct lat_result pingpong_run(uint32_t rs, int poll, double duration_s)
 	memset(&s, 0, sizeof s);
 	s.rs = rs;
 	s.poll = poll;
+	s.coalesce_off = coalesce_off;
 	s.echo_cpu = consumer_cpu();
 	if (rmpsc_channel_create(&s.a, NULL, &cfg, 0) < 0 || rmpsc_channel_create(&s.b, NULL, &cfg, 0) < 0) {
 		fprintf(stderr, "bench_c: pingpong: channel_create: %s\n", rmpsc_last_error());
@@ -951,6 +967,9 @@ static struct lat_result pingpong_run(uint32_t rs, int poll, double duration_s)
 	pthread_getaffinity_np(pthread_self(), sizeof old, &old);
 	pin_self(n_cpus > 1 ? cpus[1] : -1);
 	rmpsc_consumer_claim(s.b);
+	char coal_err[160] = "";
+	if (coalesce_off)
+		set_coalescing_off(s.b, coal_err, sizeof coal_err);
 	size_t cap = 4u << 20, n = 0;
 	uint32_t *samples = malloc(cap * sizeof *samples);
 	unsigned char *rec = xaligned(rs);
@@ -990,8 +1009,8 @@ static struct lat_result pingpong_run(uint32_t rs, int poll, double duration_s)
 	pthread_join(th, NULL);
 	alarm(0);
 	pthread_setaffinity_np(pthread_self(), sizeof old, &old);
-	if (s.err[0]) {
-		fprintf(stderr, "bench_c: pingpong: %s\n", s.err);
+	if (s.err[0] || coal_err[0]) {
+		fprintf(stderr, "bench_c: pingpong: %s\n", s.err[0] ? s.err : coal_err);
 		ok = 0;
 	}
 	if (n > 0) {
@@ -1050,10 +1069,12 @@ static void print_lat_row(const struct row *r, int bulk)
  * so they are compared under the same conditions; medians over the runs. */
 static void latency_rows(void)
 {
-	enum { CL, PP_BLOCK, PP_POLL, KINDS };
+	enum { CL, PP_BLOCK, PP_BLOCK_OFF, PP_POLL, KINDS };
+	/* blocking: coalescing at the defaults; blocking, coalescing off: a wake-up for
+	 * every first record (rmpsc_consumer_coalesce(ch, 1, 0)) */
 	static const char *paths[KINDS] = { "flag-pingpong(no library)", "send/read(blocking)",
-					    "send/read(poll,timeout=0)" };
-	int want[KINDS] = { O.do_cacheline, O.do_pingpong, O.do_pingpong };
+					    "send/read(blocking,coalescing off)", "send/read(poll,timeout=0)" };
+	int want[KINDS] = { O.do_cacheline, O.do_pingpong, O.do_pingpong, O.do_pingpong };
 	double p50[KINDS][64], p99[KINDS][64], rps[KINDS][64];
 	int runs = O.runs > 64 ? 64 : O.runs;
 	struct noise_mark mark = noise_now();
@@ -1062,7 +1083,7 @@ static void latency_rows(void)
 			if (!want[k])
 				continue;
 			struct lat_result r = k == CL ? cacheline_run(O.duration_s)
-						      : pingpong_run(64, k == PP_POLL, O.duration_s);
+						      : pingpong_run(64, k == PP_POLL, k == PP_BLOCK_OFF, O.duration_s);
 			p50[k][i] = r.p50;
 			p99[k][i] = r.p99;
 			rps[k][i] = r.rt_per_s;
