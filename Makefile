@@ -16,7 +16,7 @@ CORE_HDR   := $(wildcard csrc/*.h csrc/include/*.h)
 CORE_OBJ   := $(CORE_SRC:csrc/%.c=$(BUILD)/obj/%.o)
 
 .PHONY: all lib help deps test test-c test-c-plain test-c-tsan test-c-asan test-version test-model bench \
-	bench-programs bench-c bench-steady bench-python bench-python-share bench-lua install uninstall version lint format clean demo example-c
+	bench-programs bench-c bench-steady bench-nginx-logging bench-python bench-python-share bench-lua install uninstall version lint format clean demo example-c
 all: lib
 
 help:
@@ -42,6 +42,8 @@ help:
 	@echo "make bench-python-share  Python work sharing: producer processes -> 4 consumer processes (a consumer"
 	@echo "                  group) vs faster-fifo and multiprocessing.Queue"
 	@echo "make bench-lua    LuaJIT inside nginx vs ngx.shared.DICT"
+	@echo "make bench-nginx-logging  nginx (2 workers) logging every request through ringmpsc to a Python consumer"
+	@echo "                  that blocks or polls every 5 ms, vs no logging: wrk requests/s (installs wrk)"
 	@echo "make demo         the main job end to end: producer processes -> one consumer, verified,"
 	@echo "                  next to multiprocessing.Queue (installs what it needs)"
 	@echo "make example-c    build and run the C quick start (csrc/examples/quickstart.c)"
@@ -174,6 +176,11 @@ bench-python-share:
 bench-lua: lib
 	scripts/ensure-deps.sh lua
 	benchmarks/lua/run.sh $(BENCH_ARGS)
+
+bench-nginx-logging: lib
+	scripts/ensure-deps.sh python lua wrk
+	$(MAKE) --no-print-directory $(BUILD)/venv/.ringmpsc-built
+	benchmarks/nginx_logging/run.sh $(BENCH_ARGS)
 
 # --- demo and examples ------------------------------------------------------
 demo: deps lib
