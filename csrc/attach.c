@@ -38,6 +38,7 @@ struct attachment {
 	int handles; /* handles of this process on the region */
 	int member_holders[RMPSC_MAX_CONSUMERS];         /* of those, the ones sharing each member place (group.c) */
 	uint8_t member_in_callback[RMPSC_MAX_CONSUMERS]; /* an rmpsc_consume callback runs for that place */
+	struct member_fifo member_fifo[RMPSC_MAX_CONSUMERS]; /* readiness FIFO of each place we hold (notify.h) */
 };
 
 /* Few entries (one per region in use), so a list. Guarded by attach_lock, which
@@ -118,6 +119,9 @@ static void child_reset(int reinit_lock)
 		a->id = 0;
 		memset(a->member_holders, 0, sizeof a->member_holders);
 		memset(a->member_in_callback, 0, sizeof a->member_in_callback);
+		/* The parent's readiness FIFOs: its own to keep and remove. Not closed here:
+		 * after _Fork the child may already have reused those descriptor numbers. */
+		memset(a->member_fifo, 0, sizeof a->member_fifo);
 	}
 	rmpsc__fence_on_fork_child();
 	uint32_t gen = last_generation + 1 ? last_generation + 1 : 1;
@@ -398,4 +402,9 @@ int *rmpsc__member_holders(struct region_file *f, uint32_t idx)
 uint8_t *rmpsc__member_in_callback(struct region_file *f, uint32_t idx)
 {
 	return &f->att->member_in_callback[idx];
+}
+
+struct member_fifo *rmpsc__member_fifo(struct region_file *f, uint32_t idx)
+{
+	return &f->att->member_fifo[idx];
 }

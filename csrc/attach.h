@@ -127,6 +127,13 @@ int *rmpsc__member_holders(struct region_file *f, uint32_t idx);
 /* Set while an rmpsc_consume callback runs for member place `idx` in this process,
  * whichever handle of the process runs it (one thread at a time per place). */
 uint8_t *rmpsc__member_in_callback(struct region_file *f, uint32_t idx);
+/* The readiness FIFO this process holds for member place `idx`, shared by its
+ * handles in that place (process lock held to make or drop it). */
+struct member_fifo {
+	int fd1;      /* descriptor + 1; 0: none */
+	uint32_t gen; /* its generation (notify.h) */
+};
+struct member_fifo *rmpsc__member_fifo(struct region_file *f, uint32_t idx);
 
 /* Move a descriptor above stdio (0..2), closing the low one. -1 with errno. */
 int rmpsc__fd_above_stdio(int fd);

@@ -30,9 +30,11 @@ _Static_assert(sizeof(long long) == 8, "u64 positions need 64-bit atomics");
 /* Strong CAS, acq_rel on success, acquire on failure; *expected updated on failure. */
 #define cas_acq_rel(p, expected, desired) \
 	__atomic_compare_exchange_n((p), (expected), (desired), 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)
-#define xchg_acq_rel(p, v) __atomic_exchange_n((p), (v), __ATOMIC_ACQ_REL)
+#define xchg_acq_rel(p, v)      __atomic_exchange_n((p), (v), __ATOMIC_ACQ_REL)
+#define fetch_or_acq_rel(p, v)  __atomic_fetch_or((p), (v), __ATOMIC_ACQ_REL)
+#define fetch_and_acq_rel(p, v) __atomic_fetch_and((p), (v), __ATOMIC_ACQ_REL)
 /* Full fence: orders earlier stores before later loads (the Dekker pattern). */
-#define smp_mb()           __atomic_thread_fence(__ATOMIC_SEQ_CST)
+#define smp_mb()                __atomic_thread_fence(__ATOMIC_SEQ_CST)
 
 #if defined(__x86_64__) || defined(__i386__)
 #define cpu_relax() __builtin_ia32_pause()

@@ -16,6 +16,7 @@
 #include "error.h"
 #include "group.h"
 #include "handle.h"
+#include "notify.h"
 #include "ring.h"
 #include "slab.h"
 #include "slot.h"
@@ -74,8 +75,6 @@ static int join(rmpsc_channel *ch, const char *group, unsigned flags)
 	ch->group_flags = flags;
 	snprintf(ch->group_name, sizeof ch->group_name, "%s", group && *group ? group : RMPSC_DEFAULT_GROUP);
 	if (!grouped(ch) && rc == 1) {
-		/* A consumer killed in FUTEX_WAIT left its flag behind. */
-		store_relaxed(&ch->hdr->consumer_waiting, 0);
 		/* Slabs an earlier consumer received and neither freed nor accepted. */
 		rmpsc__slab_reclaim_consumed(ch);
 	}
@@ -481,8 +480,7 @@ static inline void release_span(rmpsc_channel *ch, uint32_t s, uint64_t n)
 				ch->solo_open = NO_RING;
 			}
 			solo_exit(self);
-			struct ring_ctrl *c = slot_ctrl(ch, s);
-			wake_waiters(&c->producer_waiting, &c->space_seq, hot_light(ch->asymmetric));
+			wake_producer(ch, &ch->ring_fifos, s, hot_light(ch->asymmetric));
 			return;
 		}
 		solo_exit(self);
@@ -617,14 +615,24 @@ static void maybe_check_liveness(rmpsc_channel *ch)
 
 static int wait_for_data_slow(rmpsc_channel *ch, struct data_wait *w, int64_t timeout_ns);
 
+/* The linger's record count: at most half a ring, so a producer never fills its
+ * ring before it wakes us. 1: no coalescing. */
+static inline uint32_t coalesce_records(const rmpsc_channel *ch)
+{
+	uint32_t k = ch->coalesce_records;
+	return k < ch->L.capacity / 2 ? k : ch->L.capacity / 2;
+}
+
 /* Wait for the first readable span. Returns its count (ptr/slot in *w) or an error. */
 static inline int wait_for_data(rmpsc_channel *ch, struct data_wait *w, int64_t timeout_ns)
 {
 	maybe_check_liveness(ch);
 	int n = take_span(ch, w->max, &w->ptr, &w->slot);
-	if (likely(n != 0 && n != TAKE_BUSY))
-		return n;
-	return wait_for_data_slow(ch, w, timeout_ns);
+	if (unlikely(n == 0 || n == TAKE_BUSY))
+		n = wait_for_data_slow(ch, w, timeout_ns);
+	if (likely(n > 0))
+		ch->linger_from = 0; /* a readiness wait after this lingers afresh */
+	return n;
 }
 
 /* Nothing was readable at the first sweep: poll or wait. */
@@ -634,10 +642,16 @@ static int wait_for_data_slow(rmpsc_channel *ch, struct data_wait *w, int64_t ti
 	if (timeout_ns == 0 && !load_seq_cst(&ch->hdr->closed)) /* the common poll: one sweep, no waiter */
 		return rmpsc__set_error_static(RMPSC_EEMPTY, "empty: nothing to read without waiting");
 	struct deadline dl = deadline_from_timeout(timeout_ns);
-	struct region_header *h = ch->hdr;
+	uint32_t e = (uint32_t)ch->member;
+	struct member *mb = member_at(ch, e);
+	store_relaxed(&mb->wait_how, WAIT_FUTEX);
 	for (;;) {
-		struct waiter wt = { .flag = &h->consumer_waiting,
-				     .seq = &h->data_seq,
+		struct waiter wt = { .mask = &ch->hdr->waiting_members[e >> 6],
+				     .bit = 1ull << (e & 63),
+				     .seq = &mb->wake_seq,
+				     .wake_min = &mb->wake_min,
+				     .min_records = coalesce_records(ch),
+				     .linger_ns = w->polling ? 0 : ch->coalesce_delay_ns,
 				     .ready = data_ready,
 				     .arg = w,
 				     .would_block = RMPSC_EEMPTY,
@@ -646,7 +660,6 @@ static int wait_for_data_slow(rmpsc_channel *ch, struct data_wait *w, int64_t ti
 				     .slice_ns = w->polling                ? (w->busy ? BUSY_POLL_NS : DRAIN_POLL_NS)
 						 : ch->L.max_consumers > 1 ? LIVENESS_PERIOD_NS
 									   : 0,
-				     .sole = ch->L.max_consumers == 1,
 				     .interruptible = interruptible(ch),
 				     .asymmetric = ch->asymmetric };
 		n = rmpsc__wait(&wt, &dl);
@@ -820,6 +833,135 @@ uint64_t rmpsc_pending(const rmpsc_channel *ch)
 		total += n <= ch->L.capacity ? n : 0; /* a racing snapshot, or a corrupt ring */
 	}
 	return total;
+}
+
+/* ------------------------------------------------------------------------- */
+/* Coalesced wake-ups and the readiness fd (notify.h). */
+
+int rmpsc_consumer_coalesce(rmpsc_channel *ch, uint32_t min_records, int64_t max_delay_ns)
+{
+	if (!ch)
+		return rmpsc__set_error(RMPSC_EINVAL, "consumer_coalesce: NULL channel");
+	if (max_delay_ns < 0 || max_delay_ns > RMPSC_COALESCE_MAX_DELAY_NS)
+		return rmpsc__set_error(RMPSC_EINVAL, "consumer_coalesce: max_delay_ns %lld out of range 0..%lld",
+					(long long)max_delay_ns, (long long)RMPSC_COALESCE_MAX_DELAY_NS);
+	ch->coalesce_records = min_records ? min_records : 1;
+	ch->coalesce_delay_ns = max_delay_ns;
+	return RMPSC_OK;
+}
+
+void rmpsc_consumer_coalescing(const rmpsc_channel *ch, uint32_t *min_records, int64_t *max_delay_ns)
+{
+	if (min_records)
+		*min_records = ch ? ch->coalesce_records : 0;
+	if (max_delay_ns)
+		*max_delay_ns = ch ? ch->coalesce_delay_ns : 0;
+}
+
+/* Records this member's group has not taken, over every ring, counting up to
+ * `enough` (a snapshot: with other members taking, it may be behind). */
+static uint64_t untaken_records(const rmpsc_channel *ch, uint64_t enough)
+{
+	uint64_t total = 0;
+	uint32_t n_slots = slot_limit(ch);
+	for (uint32_t s = 0; s < n_slots && total < enough; s++) {
+		uint64_t n = load_acquire(&slot_ctrl(ch, s)->tail) - load_acquire(&gpos_at(ch, ch->group, s)->cursor);
+		total += n <= ch->L.capacity ? n : 1; /* impossible positions: a consumer call reports them */
+	}
+	return total;
+}
+
+int rmpsc_ready_fd(rmpsc_channel *ch)
+{
+	int rc = consumer_enter(ch, "ready_fd");
+	if (rc)
+		return rc;
+	uint32_t e = (uint32_t)ch->member;
+	rmpsc__process_lock();
+	struct member_fifo *f = rmpsc__member_fifo(&ch->file, e);
+	if (!f->fd1) {
+		uint32_t gen;
+		int fd = rmpsc__fifo_create(ch, 'm', e, &gen);
+		if (fd < 0) {
+			rmpsc__process_unlock();
+			return fd;
+		}
+		f->fd1 = fd + 1;
+		f->gen = gen;
+		rmpsc__fifo_remove(ch, 'm', e, xchg_acq_rel(&member_at(ch, e)->fifo_gen, gen));
+	}
+	int fd = f->fd1 - 1;
+	rmpsc__process_unlock();
+	return fd;
+}
+
+int rmpsc_ready_arm(rmpsc_channel *ch, int64_t *wait_ns)
+{
+	int rc = consumer_enter(ch, "ready_arm");
+	if (rc)
+		return rc;
+	if (!wait_ns)
+		return rmpsc__set_error(RMPSC_EINVAL, "ready_arm: NULL wait_ns");
+	uint32_t e = (uint32_t)ch->member;
+	struct member_fifo *f = rmpsc__member_fifo(&ch->file, e);
+	if (!f->fd1)
+		return rmpsc__set_error(RMPSC_EINVAL, "ready_arm: no readiness fd (call rmpsc_ready_fd first)");
+	*wait_ns = 0;
+	/* Drain before looking: a wake-up sent after the look below stays readable. */
+	rmpsc__fifo_drain(f->fd1 - 1);
+	if (is_closed(ch)) {
+		/* Once, to let the caller find what is left, or ECLOSED; after that the
+		 * drain may wait for an open reservation: poll, as blocking calls do. */
+		if (!ch->ready_closed_seen++)
+			return 1;
+		*wait_ns = DRAIN_POLL_NS;
+		return 0;
+	}
+	if (ch->L.max_consumers > 1)
+		maybe_recover_peers(ch); /* dead members' claims are ours to adopt */
+	if (ch->L.max_consumers > 1 && rmpsc__has_orphans(ch))
+		return 1;
+	struct member *mb = member_at(ch, e);
+	uint64_t *mask = &ch->hdr->waiting_members[e >> 6], bit = 1ull << (e & 63);
+	store_relaxed(&mb->wait_how, WAIT_FD);
+	/* Coalescing: linger (unfenced, as a blocking wait does) from the first arm
+	 * after records were taken, for at most the delay. */
+	uint32_t k = coalesce_records(ch);
+	int64_t now = rmpsc__monotonic_ns();
+	if (k > 1 && ch->coalesce_delay_ns > 0 && !ch->linger_from)
+		ch->linger_from = now;
+	int64_t left = k > 1 && ch->linger_from ? ch->linger_from + ch->coalesce_delay_ns - now : 0;
+	if (left > 0) {
+		store_relaxed(&mb->wake_min, k);
+		fetch_or_acq_rel(mask, bit);
+		if (untaken_records(ch, k) >= k) {
+			fetch_and_acq_rel(mask, ~bit);
+			return 1;
+		}
+		*wait_ns = left;
+		return 0;
+	}
+	/* Announce, fence, look again (wait.h): a record published after the look
+	 * finds our bit and writes the FIFO. */
+	store_relaxed(&mb->wake_min, 1);
+	fetch_or_acq_rel(mask, bit);
+	int fenced = cold_barrier(ch->asymmetric) == 0;
+	if (untaken_records(ch, 1) || is_closed(ch)) {
+		fetch_and_acq_rel(mask, ~bit);
+		return 1;
+	}
+	/* Several members: dead peers are looked for now and then (data_ready); an
+	 * unfenced announcement may be missed: poll. */
+	*wait_ns = !fenced ? UNFENCED_POLL_NS : ch->L.max_consumers > 1 ? LIVENESS_PERIOD_NS : -1;
+	return 0;
+}
+
+void rmpsc_ready_disarm(rmpsc_channel *ch)
+{
+	if (!ch || ch->member < 0 || ch->member_gen != fork_generation())
+		return;
+	uint32_t e = (uint32_t)ch->member;
+	fetch_and_acq_rel(&ch->hdr->waiting_members[e >> 6], ~(1ull << (e & 63)));
 }
 
 /* ------------------------------------------------------------------------- */

@@ -28,6 +28,7 @@
 #include "error.h"
 #include "group.h"
 #include "handle.h"
+#include "notify.h"
 #include "wait.h"
 
 #define GROUP_LOCK_WAIT_NS 2000000000ll /* joins, leaves and removals wait this long for a live lock holder */
@@ -75,25 +76,6 @@ uint64_t rmpsc__released_head(const rmpsc_channel *ch, uint32_t s, uint64_t tail
 	return min;
 }
 
-void rmpsc__wake_members(rmpsc_channel *ch)
-{
-	struct region_header *h = ch->hdr;
-	fetch_add_acq_rel(&h->data_seq, 1);
-	rmpsc__futex_wake_all(&h->data_seq);
-}
-
-static void wake_producer(rmpsc_channel *ch, uint32_t s)
-{
-	struct ring_ctrl *c = slot_ctrl(ch, s);
-	wake_waiters(&c->producer_waiting, &c->space_seq, 0);
-}
-
-static void wake_all_producers(rmpsc_channel *ch)
-{
-	for (uint32_t s = 0; s < ch->L.max_producers; s++)
-		wake_producer(ch, s);
-}
-
 /* The owner word of member place mb if it belongs to group g, else MEMBER_FREE.
  * The owner first: a joiner writes the place's group before the owner word that
  * makes it ACTIVE (release), so a group read after the owner is that owner's; read
@@ -103,6 +85,15 @@ static inline uint64_t owner_in(const struct member *mb, uint32_t g)
 {
 	uint64_t w = load_acquire(&mb->owner);
 	return load_relaxed(&mb->group) == g ? w : (uint64_t)MEMBER_FREE;
+}
+
+/* A place taken afresh: what its earlier holder left of a wait goes (a bit, a
+ * readiness FIFO nobody reads any more). */
+static void clear_wait(rmpsc_channel *ch, uint32_t e)
+{
+	struct member *mb = member_at(ch, e);
+	fetch_and_acq_rel(&ch->hdr->waiting_members[e >> 6], ~(1ull << (e & 63)));
+	rmpsc__fifo_remove(ch, 'm', e, xchg_acq_rel(&mb->fifo_gen, 0));
 }
 
 /* ------------------------------------------------------------------------- */
@@ -133,7 +124,8 @@ void rmpsc__recompute_head(rmpsc_channel *ch, uint32_t g, uint32_t s)
 	 * to find and fence. */
 	while (pos_before(cur, h) && h - cur <= ring_cap(ch) && !cas_acq_rel(head, &cur, h))
 		;
-	wake_producer(ch, s);
+	/* No FIFO cache: recoveries run here too, from any thread using the handle. */
+	wake_producer(ch, NULL, s, 0);
 }
 
 static void recompute_all(rmpsc_channel *ch, uint32_t g)
@@ -210,7 +202,7 @@ static void convert_solo(rmpsc_channel *ch, uint32_t e, uint32_t g)
 	}
 	while (is_solo_of(m, e) && !cas_acq_rel(&grp->mode, &m, mode_make(m, MODE_SHARED, 0, mode_count(m))))
 		;
-	rmpsc__wake_members(ch);
+	wake_all_members(ch);
 }
 
 /* Break the claim locks place e holds in group g (it died taking a claim): a claim
@@ -278,6 +270,7 @@ static int settle(rmpsc_channel *ch, uint32_t g, struct alive_cache *cache, int 
 			continue;
 		}
 		if ((st == MEMBER_ACTIVE && gone) || st == MEMBER_LEFT) {
+			clear_wait(ch, e);
 			if (st == MEMBER_ACTIVE) {
 				break_locks(ch, e, g);
 				fetch_add_relaxed(&ch->hdr->recovered_members, 1);
@@ -339,7 +332,7 @@ static int settle(rmpsc_channel *ch, uint32_t g, struct alive_cache *cache, int 
 		if (next == m || cas_acq_rel(&grp->mode, &m, next)) {
 			if (remove) {
 				store_release(&grp->state, (uint64_t)GROUP_FREE);
-				wake_all_producers(ch); /* those it held back */
+				rmpsc__wake_all_producers(ch); /* those it held back */
 			} else if (mode_kind(next) == MODE_SHARED) {
 				/* Claims dropped, or cleared by a member (or a holder of this
 				 * lock) that died before it recomputed. Not while a solo member
@@ -351,7 +344,7 @@ static int settle(rmpsc_channel *ch, uint32_t g, struct alive_cache *cache, int 
 		}
 	}
 	if (orphans)
-		rmpsc__wake_members(ch); /* waiting members adopt them */
+		wake_all_members(ch); /* waiting members adopt them */
 	return finished;
 }
 
@@ -366,7 +359,7 @@ static void recover_groups(rmpsc_channel *ch, struct alive_cache *cache, uint64_
 		uint64_t st = load_acquire(&grp->state);
 		if (owner_state(st) == GROUP_CREATING && !rmpsc__owner_alive_cached(&ch->file, cache, st)) {
 			if (cas_acq_rel(&grp->state, &st, (uint64_t)GROUP_FREE))
-				wake_all_producers(ch);
+				rmpsc__wake_all_producers(ch);
 			continue;
 		}
 		if (owner_state(st) != GROUP_ACTIVE || mode_kind(load_acquire(&grp->mode)) != MODE_REMOVED || !me)
@@ -376,7 +369,7 @@ static void recover_groups(rmpsc_channel *ch, struct alive_cache *cache, uint64_
 			st = load_acquire(&grp->state);
 			if (owner_state(st) == GROUP_ACTIVE && mode_kind(load_acquire(&grp->mode)) == MODE_REMOVED &&
 			    cas_acq_rel(&grp->state, &st, (uint64_t)GROUP_FREE))
-				wake_all_producers(ch);
+				rmpsc__wake_all_producers(ch);
 			group_unlock(ch, g, me);
 		}
 		rmpsc__process_unlock();
@@ -651,7 +644,7 @@ static int group_create(rmpsc_channel *ch, const char *name, unsigned flags, uin
 		store_release(&p->head, tail);
 	}
 	store_release(&grp->state, (uint64_t)GROUP_ACTIVE);
-	wake_all_producers(ch);
+	rmpsc__wake_all_producers(ch);
 	return (int)g;
 }
 
@@ -743,7 +736,7 @@ int rmpsc_group_remove(rmpsc_channel *ch, const char *name)
 	store_release(&grp->state, (uint64_t)GROUP_FREE); /* a remover that dies here: recover_groups */
 	group_unlock(ch, (uint32_t)g, me);
 	rmpsc__process_unlock();
-	wake_all_producers(ch);
+	rmpsc__wake_all_producers(ch);
 	return RMPSC_OK;
 }
 
@@ -803,6 +796,7 @@ static int join_locked(rmpsc_channel *ch, uint32_t g, uint64_t me)
 			continue;
 		}
 		/* Its claim is ours now, delivered once more. */
+		clear_wait(ch, e);
 		store_relaxed(&mb->pid, (uint32_t)getpid());
 		store_relaxed(&mb->busy, 0);
 		uint64_t c = load_acquire(&mb->claim);
@@ -825,6 +819,7 @@ static int join_locked(rmpsc_channel *ch, uint32_t g, uint64_t me)
 		store_relaxed(&mb->busy, 0);
 		store_relaxed(&mb->solo_ring, 0);
 		store_relaxed(&mb->pid, (uint32_t)getpid());
+		clear_wait(ch, e);
 		store_release(&mb->group, g);
 		store_release(&mb->owner, active);
 		took = (int)e;
@@ -847,7 +842,7 @@ static int join_locked(rmpsc_channel *ch, uint32_t g, uint64_t me)
 	} else if (mode_kind(m) == MODE_SOLO && mode_solo(m) != (uint32_t)took)
 		next = mode_make(m, MODE_PENDING, mode_solo(m), n);
 	if (next != m && cas_acq_rel(&grp->mode, &m, next) && mode_kind(next) == MODE_PENDING)
-		rmpsc__wake_members(ch); /* the solo member may sleep: let it see PENDING */
+		wake_all_members(ch); /* the solo member may sleep: let it see PENDING */
 	return 1;
 }
 
@@ -902,7 +897,7 @@ int rmpsc__member_join(rmpsc_channel *ch, const char *name, unsigned flags)
 			if (created && mode_kind(now) != MODE_REMOVED && mode_count(now) == 0 &&
 			    cas_acq_rel(&grp->mode, &now, mode_make(now, MODE_REMOVED, 0, 0))) {
 				store_release(&grp->state, (uint64_t)GROUP_FREE);
-				wake_all_producers(ch);
+				rmpsc__wake_all_producers(ch);
 			}
 		}
 		group_unlock(ch, (uint32_t)g, me);
@@ -920,6 +915,20 @@ int rmpsc__member_join(rmpsc_channel *ch, const char *name, unsigned flags)
 	}
 	return rmpsc__set_error(RMPSC_ECONSUMER, "all %u consumer places (max_consumers) are held by live processes",
 				ch->L.max_consumers);
+}
+
+/* Close and remove this process's readiness FIFO of place e (process lock held). */
+static void drop_member_fifo(rmpsc_channel *ch, uint32_t e)
+{
+	struct member_fifo *f = rmpsc__member_fifo(&ch->file, e);
+	if (!f->fd1)
+		return;
+	uint32_t gen = f->gen;
+	cas_acq_rel(&member_at(ch, e)->fifo_gen, &gen, 0); /* unless a holder after us made its own */
+	rmpsc__fifo_remove(ch, 'm', e, f->gen);
+	close(f->fd1 - 1);
+	f->fd1 = 0;
+	f->gen = 0;
 }
 
 void rmpsc__member_leave(rmpsc_channel *ch)
@@ -940,6 +949,8 @@ void rmpsc__member_leave(rmpsc_channel *ch)
 				fetch_add_relaxed(&group_at(ch, g)->orphans, 1);
 		}
 		int *holders = rmpsc__member_holders(&ch->file, e);
+		if (*holders > 0 && *holders - 1 == 0) /* the last handle of ours here: our FIFO goes */
+			drop_member_fifo(ch, e);
 		if (*holders > 0 && --*holders == 0 && load_acquire(&mb->owner) == ch->member_word) {
 			/* Handing on what we hold is not a redelivery. */
 			uint32_t d = load_relaxed(&mb->deliveries);

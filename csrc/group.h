@@ -146,7 +146,5 @@ void rmpsc__orphan_done(rmpsc_channel *ch);
 int rmpsc__recover_members(rmpsc_channel *ch, uint64_t *me, int only_group);
 /* Is there an ORPHAN place in our group (exact scan)? */
 int rmpsc__has_orphans(const rmpsc_channel *ch);
-/* Wake every member waiting for data (orphans appeared, a mode changed). */
-void rmpsc__wake_members(rmpsc_channel *ch);
 
 #endif

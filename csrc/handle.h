@@ -12,6 +12,8 @@
 #include "layout.h"
 #include "ringmpsc.h"
 
+struct fifo_ref; /* notify.h */
+
 /* A slab free waiting for the head to pass its record: the exact TRANSIT word it
  * was deferred on, so it can never free the slab riding on a later record. */
 struct deferred_free {
@@ -58,6 +60,12 @@ struct rmpsc_channel {
 	uint64_t span_start, span_end;
 	struct deferred_free *deferred;
 	uint32_t n_deferred, cap_deferred;
+	/* Waiting (notify.h) */
+	uint32_t coalesce_records;   /* linger for this many records on one ring ... */
+	int64_t coalesce_delay_ns;   /* ... or this long (rmpsc_consumer_coalesce) */
+	int64_t linger_from;         /* readiness fd: when the linger of this wait began, 0 = not yet */
+	int ready_closed_seen;       /* readiness fd: an arm has reported the channel closed */
+	struct fifo_ref *ring_fifos; /* producers' readiness FIFOs, for releases (max_producers) */
 };
 
 struct rmpsc_producer {
@@ -66,9 +74,12 @@ struct rmpsc_producer {
 	struct ring_ctrl *ctrl;
 	uint64_t owner; /* the ACTIVE owner word this producer wrote */
 	uint32_t slot;
-	uint32_t fork_gen;       /* fork generation at registration */
-	int light;               /* hot_light() at registration: valid in fork_gen only */
-	int64_t next_recover_ns; /* waiting for space, look for dead members no sooner (groups) */
+	uint32_t fork_gen;             /* fork generation at registration */
+	int light;                     /* hot_light() at registration: valid in fork_gen only */
+	int64_t next_recover_ns;       /* waiting for space, look for dead members no sooner (groups) */
+	struct fifo_ref *member_fifos; /* members' readiness FIFOs, for wake-ups (max_consumers) */
+	int ready_fd;                  /* our own readiness FIFO (waiting for space), -1 none */
+	uint32_t ready_gen;            /* ... its generation */
 };
 
 /* Slot owner-word states (enum rmpsc_slot_state) live in the low bits of ring_ctrl.owner. */

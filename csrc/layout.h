@@ -22,7 +22,7 @@
 #include "ringmpsc.h"
 
 #define RMPSC_MAGIC      0x4353504d474e4952ull /* "RINGMPSC" little-endian */
-#define RMPSC_LAYOUT_VER 5u                    /* bump on every change to the bytes below */
+#define RMPSC_LAYOUT_VER 6u                    /* bump on every change to the bytes below */
 #define LINE             128u                  /* adjacent-line prefetch makes 64 bytes false-share */
 #define HEADER_SIZE      4096u
 #define ATTACH_SLOTS     2048u /* processes attached to one channel at a time (attach.h) */
@@ -54,13 +54,14 @@ struct ring_ctrl {
 	/* control line */
 	uint64_t owner;            /* slot word: state + owner identity, see attach.h */
 	uint64_t base;             /* position at registration (stats) */
-	uint32_t producer_waiting; /* flag: the producer may sleep for space (wait.h) */
+	uint32_t producer_waiting; /* WAIT_FUTEX | WAIT_FD: the producer may wait for space, and how (wait.h) */
 	uint32_t space_seq;        /* futex word: bumped when space is freed while waited for */
 	uint32_t record_size;      /* standalone rings: geometry, validated on attach */
 	uint32_t ring_bits;
 	uint32_t ring_version; /* standalone rings: RMPSC_LAYOUT_VER, checked on attach */
 	uint32_t owner_pid;    /* the registered producer's pid, as it sees itself (stats only) */
-	uint8_t pad4_[LINE - 40];
+	uint32_t fifo_gen;     /* the producer's readiness FIFO (notify.h), 0 = none */
+	uint8_t pad4_[LINE - 44];
 };
 _Static_assert(sizeof(struct ring_ctrl) == 5 * LINE, "ring_ctrl is five lines");
 
@@ -81,7 +82,8 @@ struct region_header {
 	uint32_t attach_slots; /* ATTACH_SLOTS, checked on open */
 	uint32_t max_consumers;
 	uint32_t max_groups;
-	uint8_t pad0_[LINE - 72];
+	uint64_t channel_id; /* random, names the channel's readiness FIFOs (notify.h) */
+	uint8_t pad0_[LINE - 80];
 
 	/* closed line */
 	uint32_t closed; /* 0 open, 1 closed; futex waiters re-check it */
@@ -91,11 +93,14 @@ struct region_header {
 	uint8_t pad1_[LINE - 16];
 
 	/* consumer line */
-	uint64_t groups_lock;      /* owner identity (attach.h) of the process creating or removing a group, 0 = none */
-	uint32_t consumer_waiting; /* flag: a member may sleep for data (wait.h) */
-	uint32_t data_seq;         /* futex word: bumped on publish while a member waits */
+	uint64_t groups_lock; /* owner identity (attach.h) of the process creating or removing a group, 0 = none */
+	/* Bit e: member place e may be waiting for records; how, and for how many, is
+	 * in its place (notify.h). What a producer loads on every publish. */
+	uint64_t waiting_members[RMPSC_MAX_CONSUMERS / 64];
+	uint64_t consumer_wakes;    /* wake-ups sent to waiting members (stats) */
 	uint32_t recovered_members; /* dead members recovered (stats) */
-	uint8_t pad2_[LINE - 20];
+	uint32_t fifo_counter;      /* last readiness FIFO generation handed out (notify.h) */
+	uint8_t pad2_[LINE - 56];
 
 	/* slab line */
 	uint32_t slab_cursor;  /* rotating allocation hint */
@@ -167,7 +172,13 @@ struct member {
 	uint32_t busy;       /* SOLO: 1 while the member takes or releases with plain stores (group.c) */
 	uint32_t solo_ring;  /* SOLO: ring + 1 of the member's open claim (head < cursor there), 0 none */
 	uint32_t pad1_;
-	uint8_t pad_[LINE - 48];
+	/* Waiting (notify.h): written by the member before it sets its waiting_members
+	 * bit, read by the producer that clears the bit to wake it. */
+	uint32_t wake_seq; /* futex word of the member's blocking waits */
+	uint32_t wait_how; /* WAIT_FUTEX | WAIT_FD */
+	uint32_t wake_min; /* wake it once one ring holds this many records it has not taken */
+	uint32_t fifo_gen; /* its readiness FIFO, 0 = none */
+	uint8_t pad_[LINE - 64];
 };
 _Static_assert(sizeof(struct member) == LINE, "member is one line");
 

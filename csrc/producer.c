@@ -6,12 +6,14 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "attach.h"
 #include "barrier.h"
 #include "error.h"
 #include "group.h"
 #include "handle.h"
+#include "notify.h"
 #include "ring.h"
 #include "slab.h"
 #include "slot.h"
@@ -49,6 +51,7 @@ int rmpsc_producer_register(rmpsc_channel *ch, rmpsc_producer **out)
 	p->slot = (uint32_t)s;
 	p->fork_gen = fork_generation();
 	p->light = hot_light(ch->asymmetric);
+	p->ready_fd = -1;
 	*out = p;
 	return RMPSC_OK;
 }
@@ -72,10 +75,9 @@ static inline int check_producer(const rmpsc_producer *p, const char *fn)
  * waiting for the channel to drain. */
 static inline void end_reservation(rmpsc_producer *p)
 {
-	struct region_header *h = p->ch->hdr;
 	/* Release: after the tail, so a consumer that sees 0 also sees the new tail. */
 	store_release(&p->ctrl->reserving, 0);
-	wake_waiters(&h->consumer_waiting, &h->data_seq, p->light);
+	wake_members(p->ch, &p->member_fifos, p->slot, p->light);
 }
 
 /*
@@ -292,9 +294,16 @@ void rmpsc_producer_close(rmpsc_producer *p)
 		uint64_t w = p->owner;
 		/* Fails only if the slot was fenced or (wrongly) reclaimed: leave it then. */
 		cas_acq_rel(&p->ctrl->owner, &w, owner_word(RMPSC_SLOT_DETACHED, owner_id(p->owner)));
-		struct region_header *h = p->ch->hdr;
-		wake_waiters(&h->consumer_waiting, &h->data_seq, hot_light(p->ch->asymmetric));
+		wake_members(p->ch, &p->member_fifos, p->slot, hot_light(p->ch->asymmetric));
+		if (p->ready_fd >= 0) {
+			uint32_t gen = p->ready_gen;
+			cas_acq_rel(&p->ctrl->fifo_gen, &gen, 0);
+			rmpsc__fifo_remove(p->ch, 'p', p->slot, p->ready_gen);
+		}
 	}
+	if (p->ready_fd >= 0)
+		close(p->ready_fd);
+	rmpsc__fifo_refs_free(p->member_fifos, p->ch->L.max_consumers);
 	free(p);
 }
 
@@ -356,4 +365,60 @@ int rmpsc_producer_send_bytes(rmpsc_producer *p, const void *data, size_t len, i
 					      rc == RMPSC_ETIMEDOUT ? " until the deadline" : "");
 	}
 	return rc;
+}
+
+/* ------------------------------------------------------------------------- */
+/* Readiness: a producer in an event loop waits for space on a FIFO (notify.h). */
+
+int rmpsc_producer_ready_fd(rmpsc_producer *p)
+{
+	int rc = check_producer(p, "producer_ready_fd");
+	if (rc)
+		return rc;
+	if (p->ready_fd >= 0)
+		return p->ready_fd;
+	uint32_t gen;
+	int fd = rmpsc__fifo_create(p->ch, 'p', p->slot, &gen);
+	if (fd < 0)
+		return fd;
+	p->ready_fd = fd;
+	p->ready_gen = gen;
+	rmpsc__fifo_remove(p->ch, 'p', p->slot, xchg_acq_rel(&p->ctrl->fifo_gen, gen));
+	return fd;
+}
+
+int rmpsc_producer_ready_arm(rmpsc_producer *p, int64_t *wait_ns)
+{
+	int rc = check_producer(p, "producer_ready_arm");
+	if (rc)
+		return rc;
+	if (!wait_ns)
+		return rmpsc__set_error(RMPSC_EINVAL, "producer_ready_arm: NULL wait_ns");
+	if (p->ready_fd < 0)
+		return rmpsc__set_error(RMPSC_EINVAL,
+					"producer_ready_arm: no readiness fd (call rmpsc_producer_ready_fd first)");
+	*wait_ns = 0;
+	rmpsc__fifo_drain(p->ready_fd); /* before the check: a wake-up after it stays readable */
+	struct space_wait w = { p };
+	/* Ready (space, closed, or an error the next send reports) without waiting? */
+	if (space_ready(&w) != WAIT_NOT_READY)
+		return 1;
+	/* Announce, fence, look again: the wait_for_space protocol (wait.h). */
+	store_relaxed(&p->ctrl->producer_waiting, WAIT_FD);
+	int fenced = cold_barrier(p->ch->asymmetric) == 0;
+	if (space_ready(&w) != WAIT_NOT_READY) {
+		store_relaxed(&p->ctrl->producer_waiting, 0);
+		return 1;
+	}
+	/* Groups: a dead member may hold our space until someone recovers it, which
+	 * this wait does now and then, as a blocking one does (space_ready). An
+	 * unfenced announcement may be missed: poll. */
+	*wait_ns = !fenced ? UNFENCED_POLL_NS : grouped(p->ch) ? SPACE_RECOVER_NS : -1;
+	return 0;
+}
+
+void rmpsc_producer_ready_disarm(rmpsc_producer *p)
+{
+	if (p && p->fork_gen == fork_generation())
+		store_relaxed(&p->ctrl->producer_waiting, 0);
 }

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -21,6 +22,7 @@
 #include "error.h"
 #include "group.h"
 #include "handle.h"
+#include "notify.h"
 #include "ring.h"
 #include "slab.h"
 
@@ -38,6 +40,16 @@ static int normalize_name(const char *name, char *out, size_t outlen)
 	out[0] = '/';
 	memcpy(out + 1, n, len + 1);
 	return RMPSC_OK;
+}
+
+/* Names the channel's readiness FIFOs (notify.h): random, so that channels made
+ * one after the other under the same name never share them. */
+static uint64_t new_channel_id(const void *base)
+{
+	uint64_t id;
+	if (getrandom(&id, sizeof id, GRND_NONBLOCK) != (ssize_t)sizeof id)
+		id = (uint64_t)rmpsc__monotonic_ns() ^ (uint64_t)getpid() << 32 ^ (uint64_t)(uintptr_t)base;
+	return id;
 }
 
 static int make_handle(rmpsc_channel **out, int fd, unsigned char *base, const struct layout *L, const char *name,
@@ -63,6 +75,8 @@ static int make_handle(rmpsc_channel **out, int fd, unsigned char *base, const s
 	ch->member = -1;
 	ch->serving = -1;
 	ch->solo_open = UINT32_MAX;
+	ch->coalesce_records = RMPSC_COALESCE_RECORDS;
+	ch->coalesce_delay_ns = RMPSC_COALESCE_DELAY_NS;
 	memcpy(ch->group_name, RMPSC_DEFAULT_GROUP, sizeof RMPSC_DEFAULT_GROUP);
 	ch->file.fd = fd;
 	ch->file.table = (struct attach_entry *)(base + L->attach_off);
@@ -103,6 +117,7 @@ static void format_region(unsigned char *base, const struct layout *L)
 	h->slab_size = L->slab_size;
 	h->slab_count = L->slab_count;
 	h->creator_uid = (uint32_t)getuid();
+	h->channel_id = new_channel_id(base);
 	h->total_size = L->total_size;
 	h->start_position = L->start_position;
 	h->max_consumers = L->max_consumers;
@@ -345,8 +360,18 @@ int rmpsc_unlink(const char *name)
 	int rc = normalize_name(name, shm_name, sizeof shm_name);
 	if (rc)
 		return rc;
+	/* The channel's readiness FIFOs go with its name (those of processes that died
+	 * before anyone recovered them): found by the id in its header. */
+	int fd = shm_open(shm_name, O_RDONLY | O_CLOEXEC, 0);
+	struct region_header h;
+	int have_id = fd >= 0 && pread(fd, &h, sizeof h, 0) == (ssize_t)sizeof h && h.magic == RMPSC_MAGIC &&
+		      h.version == RMPSC_LAYOUT_VER;
+	if (fd >= 0)
+		close(fd);
 	if (shm_unlink(shm_name) < 0)
 		return rmpsc__sys_error("shm_unlink");
+	if (have_id)
+		rmpsc__fifo_remove_all(h.channel_id);
 	return RMPSC_OK;
 }
 
@@ -361,6 +386,7 @@ void rmpsc_channel_release(rmpsc_channel *ch)
 	free(ch->rings);
 	free(ch->tails);
 	free(ch->deferred);
+	rmpsc__fifo_refs_free(ch->ring_fifos, ch->L.max_producers);
 	free(ch->file.name);
 	free(ch);
 }

@@ -30,6 +30,7 @@
 #include "error.h"
 #include "group.h"
 #include "handle.h"
+#include "notify.h"
 #include "slab.h"
 #include "slot.h"
 #include "wait.h"
@@ -39,14 +40,6 @@ int rmpsc_channel_is_closed(const rmpsc_channel *ch)
 	return ch ? is_closed(ch) : 0;
 }
 
-static void wake_all_producers(rmpsc_channel *ch)
-{
-	for (uint32_t s = 0; s < ch->L.max_producers; s++) {
-		struct ring_ctrl *c = slot_ctrl(ch, s);
-		wake_waiters(&c->producer_waiting, &c->space_seq, 0); /* after a seq_cst store: no barrier to save */
-	}
-}
-
 int rmpsc_channel_close(rmpsc_channel *ch)
 {
 	if (!ch)
@@ -54,13 +47,13 @@ int rmpsc_channel_close(rmpsc_channel *ch)
 	struct region_header *h = ch->hdr;
 	/* seq_cst: the consumer that sees it then orders its `reserving` loads (see top). */
 	store_seq_cst(&h->closed, 1);
-	/* Bump every futex word unconditionally: a waiter that loaded its seq before
-	 * this point returns from FUTEX_WAIT at once and re-checks `closed`. */
-	fetch_add_acq_rel(&h->data_seq, 1);
-	rmpsc__futex_wake_all(&h->data_seq);
+	/* Members and producers that announced a wait before they could see it. */
+	wake_all_members(ch);
+	rmpsc__wake_all_producers(ch);
+	/* Slab waiters share one flag: bump their word unconditionally, so one that
+	 * loaded its seq before this point returns from FUTEX_WAIT at once. */
 	fetch_add_acq_rel(&h->slab_seq, 1);
 	rmpsc__futex_wake_all(&h->slab_seq);
-	wake_all_producers(ch);
 	return RMPSC_OK;
 }
 
@@ -145,7 +138,8 @@ static int claim_slot(rmpsc_channel *ch, uint64_t me)
 		c->cached_head = load_acquire(&c->head);
 		c->base = load_relaxed(&c->tail);
 		store_relaxed(&c->reserving, 0);
-		store_relaxed(&c->producer_waiting, 0); /* a dead waiter's flag */
+		store_relaxed(&c->producer_waiting, 0);                        /* a dead waiter's flag */
+		rmpsc__fifo_remove(ch, 'p', s, xchg_acq_rel(&c->fifo_gen, 0)); /* ... and readiness FIFO */
 		store_relaxed(&c->owner_pid, (uint32_t)getpid());
 		uint32_t hw = load_relaxed(&ch->hdr->slot_hw);
 		while (hw < s + 1 && !cas_acq_rel(&ch->hdr->slot_hw, &hw, s + 1))

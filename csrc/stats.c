@@ -18,6 +18,7 @@ int rmpsc_stats(const rmpsc_channel *ch, struct rmpsc_stats *out, struct rmpsc_r
 	out->max_consumers = ch->L.max_consumers;
 	out->max_groups = ch->L.max_groups;
 	out->recovered_members = load_relaxed(&h->recovered_members);
+	out->consumer_wakes = load_relaxed(&h->consumer_wakes);
 	struct rmpsc_group_stats dflt;
 	uint32_t n_members = 0;
 	out->groups = (uint32_t)rmpsc_group_stats(ch, NULL, 0, NULL, 0, &n_members);

@@ -10,8 +10,7 @@
 #include "ringmpsc.h"
 #include "wait.h"
 
-#define UNFENCED_POLL_NS       1000000 /* sleep slice when membarrier failed: a wake-up may be missed */
-#define RELAX_NS               2000    /* of the spin budget, polled with pause before yielding between polls */
+#define RELAX_NS               2000 /* of the spin budget, polled with pause before yielding between polls */
 #define INTERRUPTIBLE_SLICE_NS (3600 * 1000000000ll) /* any finite timeout will do (see below) */
 
 /* Poll this long before sleeping: a running peer publishes sooner than a futex
@@ -55,9 +54,32 @@ static int futex_wait_abs(uint32_t *word, uint32_t expected, int64_t at_ns)
 
 static inline int finish(const struct waiter *w, int r)
 {
-	if (w->sole)
-		store_relaxed(w->flag, 0); /* nobody else waits here: leave no stale flag */
+	withdraw(w); /* leave no stale announcement */
 	return r;
+}
+
+/*
+ * Coalescing: sleep until a producer finds min_records for us on its ring, or
+ * the linger ends. No barrier: a producer that misses our announcement leaves us
+ * to the timer, which bounds the delay anyway. WAIT_NOT_READY when nothing came.
+ */
+static int linger(const struct waiter *w, const struct deadline *dl)
+{
+	int64_t now = rmpsc__monotonic_ns();
+	int64_t until = dl->at_ns - now > w->linger_ns ? now + w->linger_ns : dl->at_ns;
+	if (until <= now)
+		return WAIT_NOT_READY;
+	uint32_t s = load_acquire(w->seq);
+	store_relaxed(w->wake_min, w->min_records);
+	announce(w);
+	int err = futex_wait_abs(w->seq, s, until);
+	store_relaxed(w->wake_min, 1);
+	int r = w->ready(w->arg);
+	if (r != WAIT_NOT_READY)
+		return finish(w, r);
+	if (err == EINTR && w->interruptible)
+		return finish(w, rmpsc__set_error_static(RMPSC_EINTR, "interrupted by a signal while waiting"));
+	return WAIT_NOT_READY; /* still announced: the wait below renews it */
 }
 
 int rmpsc__wait(const struct waiter *w, struct deadline *dlp)
@@ -99,9 +121,13 @@ int rmpsc__wait(const struct waiter *w, struct deadline *dlp)
 			now = rmpsc__monotonic_ns();
 		}
 	}
+	if (w->linger_ns > 0 && w->min_records > 1 && (r = linger(w, &dl)) != WAIT_NOT_READY)
+		return r;
 	for (;;) {
 		uint32_t s = load_acquire(w->seq);
-		store_relaxed(w->flag, 1);
+		if (w->wake_min)
+			store_relaxed(w->wake_min, 1); /* any record wakes us now */
+		announce(w);
 		/* Announce before re-checking (pairs with wake_waiters' hot fence). If
 		 * the barrier failed, a publisher may not see the flag: poll instead. */
 		int64_t slice_ns = w->slice_ns;

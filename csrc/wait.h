@@ -1,7 +1,8 @@
 /*
  * Blocking without lost wake-ups. A waiter and a publisher meet on two words in
- * the region: `flag` (someone may sleep) and `seq` (the futex word, bumped by a
- * publisher that saw the flag). Both sides follow store -> fence -> load:
+ * the region: `flag` (someone may sleep; for consumers a bit of the header's
+ * waiting_members, notify.h) and `seq` (the futex word, bumped by a publisher that
+ * saw the flag). Both sides follow store -> fence -> load:
  *
  *   waiter:    s = seq; flag = 1; cold fence; if (ready()) done; futex_wait(seq, s)
  *   publisher: publish (store); hot fence; if (xchg(flag, 0)) { seq++; futex_wake(seq) }
@@ -34,6 +35,9 @@ struct deadline {
 
 int64_t rmpsc__monotonic_ns(void);
 
+/* Sleep slice when membarrier failed: a wake-up may be missed, so poll. */
+#define UNFENCED_POLL_NS 1000000
+
 /* How long producers and the consumer poll before they sleep (wait.c). */
 extern int64_t rmpsc__spin_ns;
 
@@ -43,12 +47,19 @@ static inline struct deadline deadline_from_timeout(int64_t timeout_ns)
 	return dl;
 }
 
+/* How a waiter waits, stored in its flag word (or member place) before it
+ * announces itself: the waker signals the futex, the readiness FIFO, or both. */
+#define WAIT_FUTEX 1u
+#define WAIT_FD    2u
+
 /* What a readiness check reports: >= 0 or a negative RMPSC_E* code ends the wait. */
 #define WAIT_NOT_READY INT32_MIN
 typedef int (*ready_fn)(void *arg);
 
 struct waiter {
-	uint32_t *flag;
+	uint32_t *flag; /* set to WAIT_FUTEX to announce; or NULL, and then: */
+	uint64_t *mask; /* ... the word of waiting_members holding our bit */
+	uint64_t bit;
 	uint32_t *seq;
 	ready_fn ready;
 	void *arg;
@@ -58,7 +69,32 @@ struct waiter {
 	int sole;          /* the only thread that can wait on these words: clears its flag */
 	int interruptible; /* return EINTR when a signal interrupts the sleep */
 	int asymmetric;    /* the channel's fence mode is FENCE_ASYMMETRIC (barrier.h) */
+	/* Coalescing (a member's wait, notify.h): after the spin, sleep up to
+	 * linger_ns announced with *wake_min = min_records, so a producer wakes us
+	 * only once its ring holds that many records for us; then take what is there,
+	 * and if nothing is, wait for the first record (*wake_min = 1). */
+	uint32_t *wake_min;
+	uint32_t min_records;
+	int64_t linger_ns;
 };
+
+static inline void announce(const struct waiter *w)
+{
+	if (w->mask)
+		fetch_or_acq_rel(w->mask, w->bit); /* release: wait_how and wake_min before the bit */
+	else
+		store_relaxed(w->flag, WAIT_FUTEX);
+}
+
+/* A waiter that stops waiting takes its announcement back: a bit of a member's
+ * own always; a flag only where it is the one waiter on it (`sole`). */
+static inline void withdraw(const struct waiter *w)
+{
+	if (w->mask)
+		fetch_and_acq_rel(w->mask, ~w->bit);
+	else if (w->sole)
+		store_relaxed(w->flag, 0);
+}
 
 /*
  * Wait until ready(arg) returns something other than WAIT_NOT_READY and return it.

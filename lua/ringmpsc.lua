@@ -31,7 +31,7 @@ local type, error, tonumber, setmetatable, tostring = type, error, tonumber, set
 local concat = table.concat
 local band = bit.band
 
-local _M = { _VERSION = "0.3.0" } -- from VERSION by scripts/version.sh; do not edit
+local _M = { _VERSION = "0.4.0" } -- from VERSION by scripts/version.sh; do not edit
 
 -- Exactly the declarations this module uses, copied from csrc/include/ringmpsc.h
 -- (tests/lua/cdef_spec.lua checks each against the preprocessed header; the
@@ -110,6 +110,7 @@ struct rmpsc_stats {
 	uint32_t groups;
 	uint32_t members;
 	uint32_t recovered_members;
+	uint64_t consumer_wakes;
 };
 
 struct rmpsc_group_stats {
@@ -187,6 +188,15 @@ int rmpsc_group_stats(const rmpsc_channel *ch, struct rmpsc_group_stats *groups,
 int rmpsc_stats(const rmpsc_channel *ch, struct rmpsc_stats *out,
 		struct rmpsc_ring_stats *rings, uint32_t max_rings);
 int rmpsc_reclaim_dead(rmpsc_channel *ch);
+
+int rmpsc_consumer_coalesce(rmpsc_channel *ch, uint32_t min_records, int64_t max_delay_ns);
+void rmpsc_consumer_coalescing(const rmpsc_channel *ch, uint32_t *min_records, int64_t *max_delay_ns);
+int rmpsc_ready_fd(rmpsc_channel *ch);
+int rmpsc_ready_arm(rmpsc_channel *ch, int64_t *wait_ns);
+void rmpsc_ready_disarm(rmpsc_channel *ch);
+int rmpsc_producer_ready_fd(rmpsc_producer *p);
+int rmpsc_producer_ready_arm(rmpsc_producer *p, int64_t *wait_ns);
+void rmpsc_producer_ready_disarm(rmpsc_producer *p);
 ]]
 end
 
@@ -332,6 +342,7 @@ local config_out = ffi_new("struct rmpsc_config")
 local u8ptr_t = ffi_typeof("uint8_t *")
 local cu8ptr_t = ffi_typeof("const uint8_t *")
 local u8arr_t = ffi_typeof("uint8_t[?]")
+local ns_out = ffi_new("int64_t[1]")
 
 ---------------------------------------------------------------------------
 -- Handle life cycle.
@@ -848,8 +859,63 @@ function Channel:release()
 	return true
 end
 
+-- ch:fd() -> the region's descriptor (the mapping; not pollable: see ready_fd).
 function Channel:fd()
 	return tonumber(C.rmpsc_channel_fd(chan(self)))
+end
+
+-- ch:coalesce(min_records, max_delay) -> true | nil, err: coalesced wake-ups for
+-- this handle's waits (see rmpsc_consumer_coalesce): a wait that finds nothing
+-- lingers until one producer's ring holds min_records records or max_delay seconds
+-- passed. min_records <= 1 or max_delay 0 turns it off.
+function Channel:coalesce(min_records, max_delay)
+	if type(min_records) ~= "number" or min_records < 0 or min_records > 0xffffffff or min_records % 1 ~= 0 then
+		argerror(1, "coalesce", "record count", min_records)
+	end
+	if type(max_delay) ~= "number" or max_delay ~= max_delay or max_delay < 0 then
+		argerror(2, "coalesce", "delay in seconds", max_delay)
+	end
+	local rc = C.rmpsc_consumer_coalesce(chan(self), min_records, max_delay < 2 and max_delay * 1e9 or 2e9)
+	if rc < 0 then
+		return fail(rc)
+	end
+	return true
+end
+
+-- ch:coalescing() -> min_records, max_delay (seconds)
+function Channel:coalescing()
+	C.rmpsc_consumer_coalescing(chan(self), count_out, ns_out)
+	return tonumber(count_out[0]), tonumber(ns_out[0]) / 1e9
+end
+
+-- ch:ready_fd() -> fd | nil, err: readable when records may be there or the channel
+-- closed (a FIFO in /dev/shm; owned by the membership, do not close it).
+function Channel:ready_fd()
+	local fd = C.rmpsc_ready_fd(chan(self))
+	if fd < 0 then
+		return fail(fd)
+	end
+	return tonumber(fd)
+end
+
+-- ch:ready_arm() -> seconds | nil, err: after recv found nothing. 0: records (or
+-- close) are there now, receive again; math.huge: armed, wait until ready_fd is
+-- readable; otherwise wait for it at most that many seconds, then receive again.
+function Channel:ready_arm()
+	local rc = C.rmpsc_ready_arm(chan(self), ns_out)
+	if rc < 0 then
+		return fail(rc)
+	end
+	if rc == 1 then
+		return 0
+	end
+	local ns = tonumber(ns_out[0])
+	return ns < 0 and math.huge or ns / 1e9
+end
+
+-- ch:ready_disarm(): take back an abandoned ready_arm.
+function Channel:ready_disarm()
+	C.rmpsc_ready_disarm(chan(self))
 end
 
 function Channel:pending()
@@ -956,6 +1022,7 @@ function Channel:stats()
 		max_consumers = tonumber(st.max_consumers),
 		max_groups = tonumber(st.max_groups),
 		recovered_members = tonumber(st.recovered_members),
+		consumer_wakes = tonumber(st.consumer_wakes),
 		rings = rings,
 		groups = groups,   -- #groups: the groups that exist
 		members = members, -- #members: the member places in use
@@ -1100,7 +1167,7 @@ end
 -- Consumer methods: the Channel's own functions, plus close.
 
 for _, m in ipairs { "recv", "recv_bytes", "recv_into", "read", "advance", "wait", "pending", "group",
-	"deliveries" } do
+	"deliveries", "coalesce", "coalescing", "ready_fd", "ready_arm", "ready_disarm" } do
 	Consumer[m] = Channel[m]
 end
 

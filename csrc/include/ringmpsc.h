@@ -251,6 +251,20 @@ RMPSC_API int rmpsc_producer_register(rmpsc_channel *ch, rmpsc_producer **out);
 RMPSC_API void rmpsc_producer_close(rmpsc_producer *p);
 /* The producer's slot index (0 .. max_producers-1). */
 RMPSC_API uint32_t rmpsc_producer_slot(const rmpsc_producer *p);
+/*
+ * Readiness for a producer waiting for space in an event loop, as the consumer's
+ * (rmpsc_ready_fd): a descriptor owned by the producer handle (a FIFO in /dev/shm
+ * that consumers open by name) that becomes readable when space was freed or the
+ * channel closed. After a send with timeout 0 failed with EFULL, call
+ * rmpsc_producer_ready_arm: 1 = there is room now (or the channel closed, or an
+ * error the next send reports): send again; 0 = armed: wait until the fd is
+ * readable or, when *wait_ns >= 0, at most that many ns, then send again.
+ * rmpsc_producer_ready_disarm takes an abandoned wait back.
+ * Errors: ESYS, EINVAL (no readiness fd yet, NULL wait_ns), EFORKED.
+ */
+RMPSC_API int rmpsc_producer_ready_fd(rmpsc_producer *p);
+RMPSC_API int rmpsc_producer_ready_arm(rmpsc_producer *p, int64_t *wait_ns);
+RMPSC_API void rmpsc_producer_ready_disarm(rmpsc_producer *p);
 
 /*
  * Reserve up to `want` contiguous records (fewer at the wrap or when only fewer are
@@ -351,6 +365,61 @@ RMPSC_API int rmpsc_read(rmpsc_channel *ch, size_t max, int64_t timeout_ns, cons
 RMPSC_API int rmpsc_advance(rmpsc_channel *ch, size_t n);
 /* Wait until a record is readable. Returns 0, or EEMPTY/ETIMEDOUT/ECLOSED/EINTR. */
 RMPSC_API int rmpsc_wait_readable(rmpsc_channel *ch, int64_t timeout_ns);
+/*
+ * Coalesced wake-ups (interrupt moderation) for this handle's waits for records:
+ * its blocking consumer calls and its readiness fd. A call that finds nothing
+ * to read polls for a moment (a peer that is running answers sooner than a
+ * sleep), then *lingers*: it sleeps until one producer's ring holds min_records
+ * records for it (that producer wakes it) or max_delay_ns have passed, and takes
+ * whatever is there; if nothing is, it waits for the first record, woken at once.
+ * So under a steady stream producers make about one wake-up system call per
+ * min_records records of a ring instead of one per record or two, and no record
+ * waits more than max_delay_ns longer than it would without coalescing (nor at
+ * all while the consumer keeps up within the poll). min_records is capped at half
+ * a ring. min_records <= 1 or max_delay_ns == 0 turns it off: every first record
+ * wakes the consumer. Defaults: RMPSC_COALESCE_RECORDS, RMPSC_COALESCE_DELAY_NS.
+ * Errors: EINVAL (max_delay_ns outside 0 .. RMPSC_COALESCE_MAX_DELAY_NS).
+ */
+#define RMPSC_COALESCE_RECORDS      32u
+#define RMPSC_COALESCE_DELAY_NS     1000000ll    /* 1 ms */
+#define RMPSC_COALESCE_MAX_DELAY_NS 1000000000ll /* 1 s */
+RMPSC_API int rmpsc_consumer_coalesce(rmpsc_channel *ch, uint32_t min_records, int64_t max_delay_ns);
+/* The handle's coalescing settings (either pointer may be NULL). */
+RMPSC_API void rmpsc_consumer_coalescing(const rmpsc_channel *ch, uint32_t *min_records, int64_t *max_delay_ns);
+
+/*
+ * Readiness for event loops (epoll, poll, select, io_uring, asyncio's add_reader).
+ *
+ * rmpsc_ready_fd returns a descriptor that becomes readable when this member may
+ * have records to read, or the channel was closed. It belongs to the process's
+ * membership (shared by its handles in the group; closed when the last leaves):
+ * do not close it. It is a FIFO named after the channel in /dev/shm, which
+ * producers open by name, so it works between unrelated processes that opened the
+ * channel by name (or got its fd, or forked) as long as they see the same
+ * /dev/shm. Joins the default group when the handle is in none.
+ * Errors: ESYS (making the FIFO), ECONSUMER, EINVAL, EFORKED.
+ *
+ * The protocol (level- or edge-triggered alike; no wake-up is lost):
+ *   for (;;) {
+ *       while ((n = rmpsc_recv(ch, buf, max, 0)) > 0) handle(buf, n);
+ *       if (n != RMPSC_EEMPTY) break;                 // ECLOSED: closed and drained
+ *       if (rmpsc_ready_arm(ch, &wait_ns) == 1) continue;
+ *       poll fd for POLLIN, for at most wait_ns ns when wait_ns >= 0;
+ *   }
+ * rmpsc_ready_arm drains the fd, announces the wait and looks again. Returns 1
+ * when records are there (or the channel closed): consume again without waiting
+ * (*wait_ns = 0). Returns 0 when armed: wait until the fd is readable, or for at
+ * most *wait_ns ns when that is >= 0 (coalescing's linger, or a periodic look for
+ * dead peers in a channel with several members), then consume with timeout 0
+ * until EEMPTY and arm again. Errors: EINVAL (no readiness fd yet), ECONSUMER,
+ * EFORKED. A wait that is abandoned (cancelled) calls rmpsc_ready_disarm, which
+ * takes the announcement back; one that does not costs a producer one spurious
+ * wake-up.
+ */
+RMPSC_API int rmpsc_ready_fd(rmpsc_channel *ch);
+RMPSC_API int rmpsc_ready_arm(rmpsc_channel *ch, int64_t *wait_ns);
+RMPSC_API void rmpsc_ready_disarm(rmpsc_channel *ch);
+
 /* Records committed and not yet consumed, over all rings (a snapshot; any thread): by this
  * handle's group when it is a member, else not yet released by every group. */
 RMPSC_API uint64_t rmpsc_pending(const rmpsc_channel *ch);
@@ -469,6 +538,7 @@ struct rmpsc_stats {
 	uint32_t groups;            /* groups that exist */
 	uint32_t members;           /* member places in use (live, or dead and not yet recovered) */
 	uint32_t recovered_members; /* dead members recovered (their claims redelivered or dropped) */
+	uint64_t consumer_wakes;    /* wake-ups sent to waiting members: futex wakes and readiness fd writes */
 };
 
 struct rmpsc_group_stats {

@@ -75,7 +75,7 @@ __all__ = [
     "MAX_GROUPS",
     "DEFAULT_GROUP",
 ]
-__version__ = "0.3.0"  # from VERSION by scripts/version.sh; do not edit
+__version__ = "0.4.0"  # from VERSION by scripts/version.sh; do not edit
 
 # A forked child must not reuse the parent's per-object locks (a parent thread may
 # have held one) nor its Producers (they belong to the parent).

@@ -1,0 +1,100 @@
+/*
+ * Waking waiters: members waiting for records, producers waiting for space, by
+ * futex or through a readiness FIFO.
+ *
+ * Members. Bit e of the header's waiting_members says member place e may be
+ * waiting; its place says how (wait_how: WAIT_FUTEX, WAIT_FD) and for how many
+ * records (wake_min). A producer loads the mask word after every publish (the one
+ * load it pays while nobody waits, as wake_waiters in wait.h); a set bit sends it
+ * to the slow path, which wakes member e when its ring holds wake_min records the
+ * member's group has not taken, clearing the bit first (fetch_and) so one
+ * publisher pays the system call. A member that lingers (coalescing) announces
+ * wake_min > 1; one that must not miss a record announces 1 and fences (wait.h).
+ *
+ * Readiness FIFOs. A waiter in an event loop cannot sleep on a futex, so it gets
+ * a named FIFO next to the region, /dev/shm/.ringmpsc-<channel id>-<m|p><place>-<gen>,
+ * which producers (or, for a producer waiting for space, consumers) open by name
+ * and write a byte into: unrelated processes need no descriptor passing. Everyone
+ * opens it O_RDWR, so there is always a reader and a write never raises SIGPIPE;
+ * a full FIFO (EAGAIN) is already readable. `gen` changes with every FIFO made for
+ * a place, so a descriptor cached for an earlier holder never wakes the wrong one.
+ */
+#ifndef RMPSC_NOTIFY_H
+#define RMPSC_NOTIFY_H
+
+#include <stdint.h>
+
+#include "barrier.h"
+#include "handle.h"
+#include "wait.h"
+
+#define NO_SLOT UINT32_MAX
+
+/* A FIFO this process opened to signal a place, cached by generation. */
+struct fifo_ref {
+	int fd;
+	uint32_t gen; /* 0: none open */
+};
+
+/* Make a readiness FIFO for place `index` of `kind` ('m' member, 'p' producer)
+ * and open it. Returns the descriptor, and its generation in *gen; or ESYS. */
+int rmpsc__fifo_create(rmpsc_channel *ch, char kind, uint32_t index, uint32_t *gen);
+/* Remove the FIFO of that place and generation (0: none; a missing one is fine). */
+void rmpsc__fifo_remove(const rmpsc_channel *ch, char kind, uint32_t index, uint32_t gen);
+/* Write a byte into it, through `ref` (opened and cached there) or, when NULL,
+ * opening it for this one write. Nothing happens when it is gone. */
+void rmpsc__fifo_signal(const rmpsc_channel *ch, struct fifo_ref *ref, char kind, uint32_t index, uint32_t gen);
+/* Remove every readiness FIFO of the channel with this id (its name is unlinked). */
+void rmpsc__fifo_remove_all(uint64_t channel_id);
+/* Read every byte out of a FIFO we wait on (O_NONBLOCK). */
+void rmpsc__fifo_drain(int fd);
+/* Close the cached descriptors of an array of n refs and free it. */
+void rmpsc__fifo_refs_free(struct fifo_ref *refs, uint32_t n);
+
+/* Words of waiting_members in use. */
+static inline uint32_t waiting_words(const rmpsc_channel *ch)
+{
+	return (ch->L.max_consumers + 63) >> 6;
+}
+
+void rmpsc__wake_members_slow(rmpsc_channel *ch, struct fifo_ref **refs, uint32_t slot);
+
+/*
+ * After a publish on ring `slot` (NO_SLOT: not a publish, wake every waiter):
+ * wake the members that wait for it. `refs` caches FIFO descriptors (the
+ * producer's; allocated on first use). `light` from hot_light().
+ */
+static inline void wake_members(rmpsc_channel *ch, struct fifo_ref **refs, uint32_t slot, int light)
+{
+	hot_barrier(light); /* the publish before we read the mask (pairs with the waiter's fence) */
+	const uint64_t *mask = ch->hdr->waiting_members;
+	uint64_t any = load_relaxed(&mask[0]);
+	if (unlikely(ch->L.max_consumers > 64))
+		for (uint32_t w = 1; w < waiting_words(ch); w++)
+			any |= load_relaxed(&mask[w]);
+	if (unlikely(any))
+		rmpsc__wake_members_slow(ch, refs, slot);
+}
+
+/* Wake every waiting member, whatever it waits for (close, group changes; after
+ * a full barrier, so callers need none of their own). */
+static inline void wake_all_members(rmpsc_channel *ch)
+{
+	wake_members(ch, NULL, NO_SLOT, 0);
+}
+
+void rmpsc__wake_producer_slow(rmpsc_channel *ch, struct fifo_ref **refs, uint32_t s);
+
+/* After freeing space on ring s: wake its producer if it waits (futex or FIFO). */
+static inline void wake_producer(rmpsc_channel *ch, struct fifo_ref **refs, uint32_t s, int light)
+{
+	struct ring_ctrl *c = slot_ctrl(ch, s);
+	hot_barrier(light); /* the release before we read the flag (pairs with the waiter's fence) */
+	if (unlikely(load_relaxed(&c->producer_waiting)))
+		rmpsc__wake_producer_slow(ch, refs, s);
+}
+
+/* Wake every producer that waits (close, a group that held them back went). */
+void rmpsc__wake_all_producers(rmpsc_channel *ch);
+
+#endif
