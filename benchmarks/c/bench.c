@@ -893,13 +893,9 @@ static int pp_read(rmpsc_channel *ch, const void **ptr, int poll)
 /* Wake the consumer on every first record (no coalescing): the old behaviour. */
 static void set_coalescing_off(rmpsc_channel *ch, char *err, size_t len)
 {
-#ifdef RMPSC_COALESCE_RECORDS
 	int rc = rmpsc_consumer_coalesce(ch, 1, 0);
 	if (rc < 0)
 		snprintf(err, len, "consumer_coalesce: %s (%s)", rmpsc_strerror(rc), rmpsc_last_error());
-#else
-	(void)ch, (void)err, (void)len; /* a core without coalescing */
-#endif
 }
 
 static void *echo_main(void *arg)

@@ -310,12 +310,10 @@ static void consumer_main(struct st_shared *sh, rmpsc_channel *parent_ch, const 
 		child_fail(sh, me->err, sizeof me->err, "channel_attach_fd", rc);
 	else if ((rc = rmpsc_consumer_join(h, NULL, 0)) < 0)
 		child_fail(sh, me->err, sizeof me->err, "consumer_join", rc);
-#ifdef RMPSC_COALESCE_RECORDS
 	else if (m->coalesce && (rc = rmpsc_consumer_coalesce(h, m->min_records, m->max_delay_ns)) < 0)
 		child_fail(sh, me->err, sizeof me->err, "consumer_coalesce", rc);
 	if (h)
 		rmpsc_consumer_coalescing(h, &me->min_records, &me->max_delay_ns);
-#endif
 	struct verify v;
 	memset(&v, 0, sizeof v);
 	v.producers = O.producers;
@@ -373,31 +371,15 @@ static void consumer_main(struct st_shared *sh, rmpsc_channel *parent_ch, const 
 }
 
 /* ------------------------------------------------------------------------- */
-/* Wake-ups sent to the consumer. */
+/* Wake-ups sent to the consumer (futex wakes and readiness fd writes). */
 
-#ifdef RMPSC_COALESCE_RECORDS
-static const char *wakes_source = "rmpsc_stats.consumer_wakes";
-
-static uint64_t consumer_wakes(rmpsc_channel *ch, const void *hdr)
+static uint64_t consumer_wakes(rmpsc_channel *ch)
 {
-	(void)hdr;
 	struct rmpsc_stats s;
 	if (rmpsc_stats(ch, &s, NULL, 0) < 0)
 		return 0;
 	return s.consumer_wakes;
 }
-#else
-/* A core without rmpsc_stats.consumer_wakes: the futex word producers bump once per
- * wake-up of a sleeping consumer (the region header's data_seq). */
-#include "layout.h"
-static const char *wakes_source = "region data_seq (a core without consumer_wakes)";
-
-static uint64_t consumer_wakes(rmpsc_channel *ch, const void *hdr)
-{
-	(void)ch;
-	return __atomic_load_n(&((const struct region_header *)hdr)->data_seq, __ATOMIC_ACQUIRE);
-}
-#endif
 
 /* ------------------------------------------------------------------------- */
 /* One run. */
@@ -442,7 +424,6 @@ static struct run_result run_once(struct mode *m)
 	pthread_barrier_init(&sh->go, &ba, (unsigned)parties);
 
 	rmpsc_channel *ch = NULL;
-	void *hdr = NULL;
 	if (m->kind != W_PACE) {
 		struct rmpsc_config cfg = { .record_size = REC_SIZE,
 					    .capacity = O.capacity,
@@ -450,11 +431,6 @@ static struct run_result run_once(struct mode *m)
 		int rc = rmpsc_channel_create(&ch, NULL, &cfg, 0);
 		if (rc < 0) {
 			fprintf(stderr, "bench_steady: channel_create: %s\n", rmpsc_last_error());
-			exit(1);
-		}
-		hdr = mmap(NULL, 4096, PROT_READ, MAP_SHARED, rmpsc_channel_fd(ch), 0);
-		if (hdr == MAP_FAILED) {
-			perror("bench_steady: mmap of the region header");
 			exit(1);
 		}
 	}
@@ -470,7 +446,7 @@ static struct run_result run_once(struct mode *m)
 			_exit(0);
 		}
 	pthread_barrier_wait(&sh->ready);
-	uint64_t w0 = ch ? consumer_wakes(ch, hdr) : 0;
+	uint64_t w0 = ch ? consumer_wakes(ch) : 0;
 	pthread_barrier_wait(&sh->go);
 	int ok = 1;
 	for (int i = 0; i < O.producers; i++) {
@@ -480,7 +456,7 @@ static struct run_result run_once(struct mode *m)
 			ok = 0;
 	}
 	/* The producers are done: the wake-ups they caused, before close adds its own. */
-	uint64_t w1 = ch ? consumer_wakes(ch, hdr) : 0;
+	uint64_t w1 = ch ? consumer_wakes(ch) : 0;
 	if (ch) {
 		rmpsc_channel_close(ch);
 		int status;
@@ -522,11 +498,7 @@ static struct run_result run_once(struct mode *m)
 		res.rec_per_s = (double)sent / (wall / 1e9);
 		res.behind_ms = behind / 1e6;
 		if (ch) {
-			uint64_t dw = w1 - w0;
-#ifndef RMPSC_COALESCE_RECORDS
-			dw = (uint32_t)dw; /* data_seq is 32 bits wide */
-#endif
-			res.wakes = (double)dw / (double)sent;
+			res.wakes = (double)(w1 - w0) / (double)sent;
 			res.cons_cpu_ns = (double)sh->cons.cpu_ns / (double)sent;
 			res.cons_sleeps = (double)sh->cons.nvcsw / (double)sent;
 			res.lat_p50 = sh->cons.lat_p50;
@@ -542,8 +514,6 @@ static struct run_result run_once(struct mode *m)
 	pthread_barrier_destroy(&sh->ready);
 	pthread_barrier_destroy(&sh->go);
 	munmap(sh, sizeof *sh);
-	if (hdr)
-		munmap(hdr, 4096);
 	if (ch)
 		rmpsc_channel_release(ch);
 	return res;
@@ -570,16 +540,11 @@ static void mode_path(const struct mode *m, const struct run_result *r, char *bu
 		snprintf(buf, len, "pacing only (no channel)");
 	else if (m->kind == W_POLL)
 		snprintf(buf, len, "send -> consume(timeout 0) + 1 ms sleep when empty");
-#ifdef RMPSC_COALESCE_RECORDS
 	else if (r->min_records <= 1 || r->max_delay_ns == 0)
 		snprintf(buf, len, "send -> consume(timeout -1), coalescing off");
 	else
 		snprintf(buf, len, "send -> consume(timeout -1), coalescing (%u, %s)%s", r->min_records, d,
 			 m->defaults ? " = defaults" : "");
-#else
-	else
-		snprintf(buf, len, "send -> consume(timeout -1) (a core without coalescing)");
-#endif
 }
 
 struct mode_stats {
@@ -623,10 +588,10 @@ static void emit_json(const struct mode *m, const struct mode_stats *s)
 		"{\"suite\":\"c\",\"impl\":\"%s\",\"scenario\":\"steady\",\"path\":\"%s\",\"mode\":\"%s\","
 		"\"consumer_wait\":\"%s\",\"coalescing\":\"%s\",\"record_size\":%d,\"batch\":1,\"producers\":%d,"
 		"\"consumers\":%d,\"processes\":true,\"reads_data\":%s,\"runs\":%d,\"rate_per_producer\":%" PRIu64
-		",\"burst\":%d,\"capacity\":%u,\"duration_s\":%.3g,\"wakes_source\":\"%s\"",
+		",\"burst\":%d,\"capacity\":%u,\"duration_s\":%.3g",
 		m->kind == W_PACE ? "pace_only" : "ringmpsc", path, m->name, wait, coal, REC_SIZE, O.producers,
 		m->kind == W_PACE ? 0 : 1, m->kind == W_PACE ? "false" : "true", s->n, O.rate, O.burst, O.capacity,
-		O.duration_s, wakes_source);
+		O.duration_s);
 	if (m->kind == W_BLOCK) {
 		fprintf(json_out, ",\"coalesce_min_records\":%u,\"coalesce_max_delay_ns\":%" PRId64,
 			s->last.min_records, s->last.max_delay_ns);
@@ -920,17 +885,11 @@ int main(int argc, char **argv)
 		fprintf(stderr, "bench_steady: %s: %s\n", O.json_path, strerror(errno));
 		return 2;
 	}
-#ifndef RMPSC_COALESCE_RECORDS
-	for (int i = 0; i < O.n_modes; i++)
-		if (O.modes[i].coalesce)
-			printf("note: this core has no rmpsc_consumer_coalesce: mode %s runs as plain blocking\n",
-			       O.modes[i].name);
-#endif
 	printf("steady stream: %d paced producer processes, %d-byte records, rmpsc_producer_send -> 1 consumer "
 	       "process; %d CPUs, unpinned\n",
 	       O.producers, REC_SIZE, n_cpus);
-	printf("%d round(s) x %d modes x %.1f s per rate, the modes alternating; medians; wake-ups from %s\n", O.rounds,
-	       O.n_modes, O.duration_s, wakes_source);
+	printf("%d round(s) x %d modes x %.1f s per rate, the modes alternating; medians\n", O.rounds, O.n_modes,
+	       O.duration_s);
 	printf("the consumer verifies every record (producer, sequence number, check word) and the count\n\n");
 	for (int i = 0; i < O.n_rates; i++) {
 		O.rate = O.rates[i];
