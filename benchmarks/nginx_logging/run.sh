@@ -12,7 +12,8 @@
 #   --duration S     seconds of each measured wrk run (default 5; --quick 3)
 #   --connections N  wrk connections (default 16); --threads N: wrk threads (default 1)
 #   --modes LIST     any of blocking,poll,none (default all three)
-#   --rounds N       rounds of every mode, the order rotating each round; medians (default 1)
+#   --rounds N       rounds of every mode, the order rotating each round; medians, and the
+#                    ratios are the medians of the rounds' ratios (default 2; --quick 1)
 #   --json FILE      also write the rows as benchmark JSON lines (suite "nginx") to FILE
 # `make bench-nginx-logging` installs what it needs and runs it (BENCH_ARGS=...).
 #
@@ -32,7 +33,7 @@ cd "$(dirname "$0")/../.."
 REPO=$PWD
 QUICK=${QUICK:-0}
 JSON_OUT=${BENCH_JSON:-}
-DURATION= CONNS=16 THREADS=1 MODES=blocking,poll,none ROUNDS=1
+DURATION= CONNS=16 THREADS=1 MODES=blocking,poll,none ROUNDS=
 while [ $# -gt 0 ]; do
 	case $1 in
 	--quick) QUICK=1 ;;
@@ -49,6 +50,7 @@ while [ $# -gt 0 ]; do
 	shift
 done
 [ -n "$DURATION" ] || { [ "$QUICK" = 1 ] && DURATION=3 || DURATION=5; }
+[ -n "$ROUNDS" ] || { [ "$QUICK" = 1 ] && ROUNDS=1 || ROUNDS=2; }
 if [ -n "$JSON_OUT" ]; then
 	case $JSON_OUT in /*) ;; *) JSON_OUT=$OLDPWD/$JSON_OUT ;; esac
 fi
@@ -105,6 +107,16 @@ wrk_pct() {
 		if (v ~ /us$/) u = 1; else if (v ~ /ms$/) u = 1000; else if (v ~ /s$/) u = 1000000
 		sub(/[a-z]+$/, "", v); printf "%.1f", v * u; exit }' "$2"
 }
+# Busy CPU ticks of the whole machine (/proc/stat: user nice system steal; not irq and
+# softirq, where the loopback traffic of the run itself is counted).
+busy_ticks() {
+	awk '$1 == "cpu" { print $2 + $3 + $4 + $9; exit }' /proc/stat
+}
+# CPU ticks of this shell's waited-for children (wrk), from the `times` builtin.
+child_ticks() {
+	times | awk 'NR == 2 { t = 0; for (i = 1; i <= 2; i++) { split($i, a, /m|s/); t += a[1] * 60 + a[2] }
+		printf "%d", t * 100 + 0.5 }'
+}
 counts_field() { # counts_field FILE KEY
 	awk -v k="$2" '$1 == k { print $2 }' "$1"
 }
@@ -153,8 +165,10 @@ EOF
 	workers=$(pgrep -P "$master" | tr '\n' ' ')
 	wrk -t"$THREADS" -c"$CONNS" -d1s "$url/" > /dev/null 2>&1 # warm-up (logged and counted like the rest)
 	curl -sf "$url/counts" > "$prefix/counts0"; extra=$((extra + 1))
-	local cpu0 ccpu0 cpu1 ccpu1
+	local cpu0 cpu1 ccpu0=0 ccpu1=0 busy0 busy1 kids0 kids1 t0 t1
 	cpu0=$(cpu_ticks $workers)
+	[ -n "$CONS_PID" ] && ccpu0=$(cpu_ticks "$CONS_PID")
+	busy0=$(busy_ticks) kids0=$(child_ticks) t0=$(date +%s.%N)
 	PERF_PID=
 	if [ "$PERF" = 1 ]; then
 		# shellcheck disable=SC2086
@@ -170,6 +184,14 @@ EOF
 		PERF_PID=
 	fi
 	cpu1=$(cpu_ticks $workers)
+	[ -n "$CONS_PID" ] && ccpu1=$(cpu_ticks "$CONS_PID")
+	busy1=$(busy_ticks) kids1=$(child_ticks) t1=$(date +%s.%N)
+	# What other processes used meanwhile: the machine's busy time less the workers',
+	# the consumer's and wrk's (and perf's and curl's, which are small), per CPU.
+	local others
+	others=$(awk -v b="$((busy1 - busy0))" -v o="$((cpu1 - cpu0 + ccpu1 - ccpu0 + kids1 - kids0))" \
+		-v w="$t0 $t1" -v n="$(nproc)" 'BEGIN { split(w, t, " "); x = (b - o) / ((t[2] - t[1]) * 100 * n)
+		printf "%.3f", x < 0 ? 0 : x }')
 	curl -sf "$url/counts" > "$prefix/counts1"; extra=$((extra + 1))
 	local stub
 	stub=$(curl -sf "$url/status" | awk 'NR == 3 { print $3 }'); extra=$((extra + 1))
@@ -206,11 +228,11 @@ d = json.load(open(sys.argv[1])); print(d["records"], d["bad"], d["cpu_s"], d["f
 	if grep -E '\[(error|crit|alert|emerg)\]' "$prefix/logs/error.log"; then
 		ok=0
 	fi
-	printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$mode" "$rps" "$reqs" "$served" \
-		"$logged" "$drops" "$received" "$bad" "$((cpu1 - cpu0))" "$ccpu" "${wakes0:-nan}" "${wakes1:-nan}" \
-		"${futex:-nan}" "$p50" "$p99" "$ok" "$DURATION" >> "$RESULTS"
-	printf '  %-9s %9.0f req/s (%s requests; served %s, logged %s, dropped %s, received %s)\n' "$mode" "$rps" \
-		"$reqs" "$served" "$logged" "$drops" "$received"
+	printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$mode" "$rps" "$reqs" \
+		"$served" "$logged" "$drops" "$received" "$bad" "$((cpu1 - cpu0))" "$ccpu" "${wakes0:-nan}" \
+		"${wakes1:-nan}" "${futex:-nan}" "$p50" "$p99" "$ok" "$DURATION" "$ROUND" "$others" >> "$RESULTS"
+	printf '  %-9s %9.0f req/s (%s requests; served %s, logged %s, dropped %s, received %s; others used %.0f%% of the CPUs)\n' \
+		"$mode" "$rps" "$reqs" "$served" "$logged" "$drops" "$received" "$(awk -v x="$others" 'BEGIN { print x * 100 }')"
 }
 
 echo "nginx $(nginx -v 2>&1 | sed 's/.*nginx\///'), 2 workers, log phase -> ringmpsc -> Python consumer;" \
@@ -223,6 +245,7 @@ for ((round = 0; round < ROUNDS; round++)); do
 	n=${#mode_list[@]}
 	for ((j = 0; j < n; j++)); do
 		mode=${mode_list[$(((j + round) % n))]}
+		ROUND=$round
 		case $mode in blocking|poll|none) ;; *) echo "run.sh: unknown mode $mode" >&2; exit 2 ;; esac
 		run=$((run + 1))
 		run_mode "$mode" "$run" || status=1
@@ -232,7 +255,7 @@ done
 import json, math, statistics, sys
 path, json_out, conns, threads = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 cols = ["mode", "rps", "requests", "served", "logged", "drops", "received", "bad", "worker_ticks", "consumer_cpu_s",
-        "wakes0", "wakes1", "futex", "p50_us", "p99_us", "ok", "duration"]
+        "wakes0", "wakes1", "futex", "p50_us", "p99_us", "ok", "duration", "round", "others"]
 runs = {}
 for line in open(path):
     v = dict(zip(cols, line.rstrip("\n").split("\t")))
@@ -266,12 +289,16 @@ for mode, rs in runs.items():
         "ok": all(r["ok"] == "1" for r in rs),
         "n": len(rs),
         "duration": f(rs[0]["duration"]),
+        "others": med([f(r["others"]) for r in rs]),
+        "by_round": {r["round"]: f(r["rps"]) for r in rs},
     }
     summary[mode] = s
 def ratio(a, b):
-    if a in summary and b in summary and summary[b]["rps"] > 0:
-        return summary[a]["rps"] / summary[b]["rps"]
-    return math.nan
+    """a's req/s / b's: the median of the rounds' ratios (each round runs every mode)."""
+    if a not in summary or b not in summary:
+        return math.nan
+    ra, rb = summary[a]["by_round"], summary[b]["by_round"]
+    return med([ra[k] / rb[k] for k in ra if k in rb and rb[k] > 0])
 def fmt(x, spec):
     return "–" if math.isnan(x) else spec % x
 print()
@@ -288,7 +315,8 @@ for mode in ("blocking", "poll", "none"):
     print("%-9s %10.0f %9s %9s %14s %14s %12s %11s %9s %9s%s" % (
         mode, s["rps"], fmt(vp, "%.3f×"), fmt(vn, "%.3f×"), fmt(s["wakes"], "%.4f"), fmt(s["futex"], "%.4f"),
         fmt(s["worker_cpu_us"], "%.1f"), fmt(s["consumer_cpu_us"], "%.1f"), fmt(s["p50"], "%.0f"),
-        fmt(s["p99"], "%.0f"), "" if s["ok"] else "  CHECK FAILED"))
+        fmt(s["p99"], "%.0f"), ("" if s["ok"] else "  CHECK FAILED") +
+        ("  NOISY (others %.0f%%)" % (s["others"] * 100) if s["others"] >= 0.10 else "")))
     path_ = {"blocking": "log_by_lua reserve/commit -> Python recv_many(timeout=None)",
              "poll": "log_by_lua reserve/commit -> Python recv_many(timeout=0) + sleep 5 ms",
              "none": "no logging"}[mode]
@@ -304,9 +332,11 @@ for mode in ("blocking", "poll", "none"):
         "vs_poll": nan(vp), "vs_none": nan(vn), "consumer_wakes_per_request": nan(s["wakes"]),
         "futex_wake_calls_per_request": nan(s["futex"]), "worker_cpu_us_per_request": nan(s["worker_cpu_us"]),
         "consumer_cpu_us_per_request": nan(s["consumer_cpu_us"]) if mode != "none" else None,
-        "wrk": "-t%d -c%d -d%gs" % (threads, conns, s["duration"]), "workers": 2, "ok": s["ok"]})
+        "wrk": "-t%d -c%d -d%gs" % (threads, conns, s["duration"]), "workers": 2, "other_cpu_load": nan(s["others"]),
+        "ok": s["ok"]})
 print()
-print("vs poll / vs none: req/s ÷ the polling consumer's / nginx without logging; wakes/request: the channel's")
+print("vs poll / vs none: req/s ÷ the polling consumer's / nginx without logging (the median of the rounds'")
+print("ratios); wakes/request: the channel's")
 print("consumer_wakes ÷ wrk's requests (– where the core does not count them); FUTEX_WAKE/req: the workers'")
 print("futex(FUTEX_WAKE) calls ÷ requests (perf; – without it); worker CPU: both workers' utime + stime;")
 print("cons. CPU: the consumer process; p50/p99: wrk's request latency")
