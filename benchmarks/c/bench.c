@@ -66,6 +66,7 @@ struct opts {
 	int group_batches[MAX_LIST], n_group_batches;
 	int pin;
 	int quick;
+	int64_t pp_service_ns;      /* ping-pong: the echo's service time before it replies */
 	const char *json_path;
 };
 
@@ -847,6 +848,7 @@ struct pp_shared {
 	uint32_t rs;
 	int poll;                 /* busy-poll with timeout 0 instead of blocking waits */
 	int coalesce_off;         /* blocking: rmpsc_consumer_coalesce(ch, 1, 0) on both consumers */
+	int64_t service_ns;       /* the echo works this long (spinning) before it replies */
 	pthread_barrier_t start;
 	char err[160];
 	int echo_cpu;
@@ -918,6 +920,9 @@ static void *echo_main(void *arg)
 				snprintf(s->err, sizeof s->err, "echo read: %s (%s)", rmpsc_strerror(n), rmpsc_last_error());
 			break;
 		}
+		if (s->service_ns > 0) /* a request's service time: the client waits meanwhile */
+			for (int64_t until = now_ns() + s->service_ns; now_ns() < until;)
+				cpu_relax();
 		rc = pp_send(pb, p, s->rs, s->poll);
 		rmpsc_advance(s->a, 1);
 		if (rc < 0) {
@@ -939,6 +944,7 @@ static struct lat_result pingpong_run(uint32_t rs, int poll, int coalesce_off, d
 	s.rs = rs;
 	s.poll = poll;
 	s.coalesce_off = coalesce_off;
+	s.service_ns = O.pp_service_ns;
 	s.echo_cpu = consumer_cpu();
 	if (rmpsc_channel_create(&s.a, NULL, &cfg, 0) < 0 || rmpsc_channel_create(&s.b, NULL, &cfg, 0) < 0) {
 		fprintf(stderr, "bench_c: pingpong: channel_create: %s\n", rmpsc_last_error());
@@ -1090,8 +1096,13 @@ static void latency_rows(void)
 	for (int k = 0; k < KINDS; k++) {
 		if (!want[k])
 			continue;
+		char path[96];
+		if (k != CL && O.pp_service_ns > 0)
+			snprintf(path, sizeof path, "%s, echo after %.0f us", paths[k], (double)O.pp_service_ns / 1e3);
+		else
+			snprintf(path, sizeof path, "%s", paths[k]);
 		struct row row = { .impl = "ringmpsc", .scenario = k == CL ? "cacheline" : "pingpong",
-				   .path = paths[k], .producers = 1, .record_size = 64, .batch = 1,
+				   .path = path, .producers = 1, .record_size = 64, .batch = 1,
 				   .capacity = k == CL ? 0 : 64, .reads_data = 1, .runs = runs,
 				   .memcpy_bytes_per_s = NAN, .ratio = NAN, .spread = NAN, .bare_bytes_per_s = NAN,
 				   .vs_bare = NAN, .line_rt_ns = NAN };
@@ -1822,6 +1833,8 @@ static void usage(FILE *f)
 		"  --quick             a ~20 s subset: 3 runs of 120 ms, SPSC + the largest MPSC count, the group rows\n"
 		"  --no-bare           skip the hand-written SPSC yardstick in the spsc rows\n"
 		"  --no-pin            do not pin threads\n"
+		"  --pingpong-service-us N  the ping-pong echo works N us (spinning) before it replies (default 0):\n"
+		"                      a request/response whose reply comes after the consumer stopped polling\n"
 		"  --json FILE         also write one JSON object per row to FILE\n"
 		"  --help\n");
 }
@@ -1932,6 +1945,9 @@ static void parse_args(int argc, char **argv)
 			O.do_bare = 0;
 		} else if (!strcmp(a, "--no-pin")) {
 			O.pin = 0;
+		} else if (!strcmp(a, "--pingpong-service-us")) {
+			NEED_VALUE;
+			O.pp_service_ns = (int64_t)(atof(v) * 1e3);
 		} else if (!strcmp(a, "--json")) {
 			NEED_VALUE;
 			O.json_path = v;
