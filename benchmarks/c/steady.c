@@ -1,10 +1,11 @@
 /*
  * Steady stream: what the consumer's way of waiting costs the producers.
  *
- * P producer processes (default 2), each paced at a steady rate (--rates: 100000 and
- * 20000 records/s each by default, a table per rate), send 64-byte records one at a
- * time (rmpsc_producer_send) into one channel for --duration-ms; one consumer process
- * drains it. The consumer waits in one of these modes, each run on a fresh channel,
+ * P producer processes (default 2), each paced at a steady rate (--rates: by default
+ * 100000 records/s each, each record on its own schedule, and 20000 records/s in
+ * bursts of 8, as a server's event loop hands them out; a table per rate), send 64-byte
+ * records one at a time (rmpsc_producer_send) into one channel for --duration-ms; one
+ * consumer process drains it. The consumer waits in one of these modes, each run on a fresh channel,
  * the modes alternating, --rounds rounds:
  *
  *   blocking      rmpsc_consume(timeout -1), coalescing at the defaults
@@ -92,10 +93,12 @@ static struct {
 	int producers;
 	uint64_t rate; /* records/s per producer, of the runs under way */
 	uint64_t rates[8];
+	int bursts[8]; /* records per pacing sleep at each rate (0: --burst) */
 	int n_rates;
 	double duration_s;
 	int rounds;
-	int burst; /* records per pacing sleep */
+	int burst; /* records per pacing sleep, of the runs under way */
+	int default_burst;
 	uint32_t capacity;
 	int64_t timeout_ns; /* producers' send timeout */
 	int quick, pace_only;
@@ -195,7 +198,8 @@ static void producer_main(struct st_shared *sh, rmpsc_channel *parent_ch, int id
 {
 	struct st_prod *me = &sh->prod[idx];
 	/* Sleep to the microsecond, not the default 50 us of timer slack: the records
-	 * leave one by one, as events of a real producer would, not in bursts. */
+	 * leave on their schedule (one at a time, or --burst at a time), as events of a
+	 * real producer would. */
 	prctl(PR_SET_TIMERSLACK, 1000UL, 0, 0, 0);
 	rmpsc_channel *h = NULL;
 	rmpsc_producer *p = NULL;
@@ -631,8 +635,9 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: bench_steady [options]\n"
-		"  --rates LIST       records/s per producer, each rate a table of its own (default 100000,20000;\n"
-		"                     1000 .. 1000000; --rate is the same)\n"
+		"  --rates LIST       records/s per producer, each a table of its own, RATE or RATE:BURST (records\n"
+		"                     per pacing sleep, else --burst); 1000 .. 1000000 (default 100000,20000:8;\n"
+		"                     --rate is the same)\n"
 		"  --producers N      producer processes (default 2; 1 .. %d)\n"
 		"  --duration-ms MS   length of one run (default 2000; --quick 1000)\n"
 		"  --rounds N         rounds of every mode, alternating; medians reported (default 3; --quick 1)\n"
@@ -640,7 +645,8 @@ static void usage(FILE *f)
 		"                     ns, or with a unit: 32:1ms,64:500us,16:200us\n"
 		"  --modes LIST       any of blocking,blocking-off,poll,pace-only (default all; the --coalesce\n"
 		"                     modes are added to these)\n"
-		"  --burst N          records sent per pacing sleep (default 1: each record on its own schedule)\n"
+		"  --burst N          records sent per pacing sleep where --rates does not say (default 1: each\n"
+		"                     record on its own schedule)\n"
 		"  --capacity N       records per ring, power of two (default 4096)\n"
 		"  --timeout-ms MS    the producers' send timeout (default 2000)\n"
 		"  --quick            1 round of 1 s\n"
@@ -682,12 +688,13 @@ static void add_mode(const char *name, enum wait_kind kind, int coalesce, int de
 static void parse_args(int argc, char **argv)
 {
 	O.producers = 2;
-	O.rates[0] = 100000;
-	O.rates[1] = 20000;
+	O.rates[0] = 100000; /* one record per pacing sleep */
+	O.rates[1] = 20000;  /* eight */
+	O.bursts[1] = 8;
 	O.n_rates = 2;
 	O.capacity = 4096;
 	O.timeout_ns = 2000000000;
-	O.burst = 1;
+	O.default_burst = 1;
 	const char *modes = "blocking,blocking-off,poll,pace-only", *coalesce = NULL;
 	double dur_ms = 0;
 	int rounds = 0;
@@ -708,11 +715,15 @@ static void parse_args(int argc, char **argv)
 			O.n_rates = 0;
 			for (const char *c = v; *c && O.n_rates < 8;) {
 				char *end;
-				O.rates[O.n_rates++] = strtoull(c, &end, 10);
-				if (end == c || (*end && *end != ',')) {
-					fprintf(stderr, "bench_steady: --rates N,...\n");
+				O.bursts[O.n_rates] = 0;
+				O.rates[O.n_rates] = strtoull(c, &end, 10);
+				if (end != c && *end == ':')
+					O.bursts[O.n_rates] = (int)strtol(end + 1, &end, 10);
+				if (end == c || (*end && *end != ',') || O.bursts[O.n_rates] < 0) {
+					fprintf(stderr, "bench_steady: --rates N[:BURST],...\n");
 					exit(2);
 				}
+				O.n_rates++;
 				c = *end ? end + 1 : end;
 			}
 		} else if (!strcmp(a, "--producers")) {
@@ -726,7 +737,7 @@ static void parse_args(int argc, char **argv)
 		} else if (!strcmp(a, "--modes")) {
 			modes = v;
 		} else if (!strcmp(a, "--burst")) {
-			O.burst = atoi(v);
+			O.default_burst = atoi(v);
 		} else if (!strcmp(a, "--capacity")) {
 			O.capacity = (uint32_t)strtoul(v, NULL, 10);
 		} else if (!strcmp(a, "--timeout-ms")) {
@@ -745,7 +756,7 @@ static void parse_args(int argc, char **argv)
 	int bad_rate = O.n_rates < 1;
 	for (int i = 0; i < O.n_rates; i++)
 		bad_rate |= O.rates[i] < 1000 || O.rates[i] > 1000000;
-	if (O.producers < 1 || O.producers > MAX_PROD || bad_rate || O.rounds > MAX_ROUNDS || O.burst < 1 ||
+	if (O.producers < 1 || O.producers > MAX_PROD || bad_rate || O.rounds > MAX_ROUNDS || O.default_burst < 1 ||
 	    O.timeout_ns <= 0 || O.capacity < 2 || (O.capacity & (O.capacity - 1))) {
 		fprintf(stderr, "bench_steady: bad option value\n");
 		usage(stderr);
@@ -893,6 +904,7 @@ int main(int argc, char **argv)
 	printf("the consumer verifies every record (producer, sequence number, check word) and the count\n\n");
 	for (int i = 0; i < O.n_rates; i++) {
 		O.rate = O.rates[i];
+		O.burst = O.bursts[i] ? O.bursts[i] : O.default_burst;
 		rate_rows();
 	}
 	printf("prodCPU: CPU time of the producer processes over their paced loops / records (pacing included:\n"

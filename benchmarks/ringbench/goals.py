@@ -18,6 +18,7 @@ from .rows import (
     single_ratio,
     steady_how,
     steady_order,
+    steady_rate,
 )
 
 MET, MISSED, NA, NOTRUN = "met", "MISSED", "not measurable", "not measured"
@@ -295,7 +296,7 @@ def f_per_record(v):
 
 def steady_label(r):
     """'100 k rec/s × 2 producers, blocking, coalescing (32, 1 ms) = defaults'."""
-    return "%s rec/s × %s producers, %s" % (f_rate(r.get("rate_per_producer")), r.get("producers"), steady_how(r))
+    return "%s rec/s × %s producers, %s" % (steady_rate(r), r.get("producers"), steady_how(r))
 
 
 def steady_goals(rows, suite_status):

@@ -19,6 +19,7 @@ from .rows import (
     single_ratio,
     steady_how,
     steady_order,
+    steady_rate,
 )
 
 
@@ -162,7 +163,7 @@ def steady_table(rows):
         note = notes_of(r)
         if num(r.get("behind_schedule_ms"), 0) > 1:
             note = ", ".join(x for x in (note, "behind schedule %.1f ms" % r["behind_schedule_ms"]) if x)
-        body.append([f_rate(r.get("rate_per_producer")) + " × %s" % r.get("producers"), steady_how(r),
+        body.append([steady_rate(r) + ", × %s" % r.get("producers"), steady_how(r),
                      f_rate(rate(r)), f_num(r.get("producer_cpu_ns_per_record"), "%.0f"),
                      f_x(r.get("producer_cpu_vs_poll")), f_num(r.get("producer_send_ns_per_record"), "%.0f"),
                      f_x(r.get("producer_send_vs_poll")), f_num(r.get("consumer_wakes_per_record"), "%.4f"),

@@ -17,6 +17,7 @@ from .rows import (
     single_ratio,
     steady_how,
     steady_order,
+    steady_rate,
 )
 
 BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
@@ -245,7 +246,7 @@ def steady_block(rows):
     for r in st:
         if r.get("impl") != "ringmpsc":
             continue
-        body.append([f_rate(r.get("rate_per_producer")), steady_how(r), f_num(r.get("producer_cpu_ns_per_record"),
+        body.append([steady_rate(r), steady_how(r), f_num(r.get("producer_cpu_ns_per_record"),
                      "%.0f"), f_x(r.get("producer_cpu_vs_poll")), f_num(r.get("producer_send_ns_per_record"), "%.0f"),
                      f_x(r.get("producer_send_vs_poll")), f_num(r.get("consumer_wakes_per_record"), "%.4f"),
                      f_num(r.get("consumer_cpu_ns_per_record"), "%.0f"), f_dur(r.get("p50_ns")),

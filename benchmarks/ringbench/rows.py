@@ -234,3 +234,13 @@ def steady_order(r):
     k = 0 if co == "defaults" else 1 if co == "off" else 2 if wait == "blocking" else 3 if wait == "poll" else 4
     return (-num(r.get("rate_per_producer")), k, num(r.get("coalesce_min_records")),
             num(r.get("coalesce_max_delay_ns")))
+
+
+def steady_rate(r):
+    """'100 k' or '20 k in bursts of 8': records/s per producer of a steady-stream row."""
+    b = r.get("burst")
+    rate_ = r.get("rate_per_producer")
+    if not isinstance(rate_, (int, float)):
+        return "–"
+    v = "%.0f k" % (rate_ / 1e3) if rate_ >= 1e3 else "%d" % rate_
+    return v + (" in bursts of %d" % b if isinstance(b, int) and b > 1 else "")
