@@ -155,9 +155,9 @@ def f_num(v, spec):
 
 def steady_table(rows):
     """bench_steady: one line per (rate, consumer mode)."""
-    header = ["rate per producer", "consumer", "rec/s", "producer CPU ns/rec", "÷ polling", "in send ns/rec",
-              "÷ polling", "wake-ups/rec", "consumer CPU ns/rec", "consumer sleeps/rec", "latency p50",
-              "latency p99", "runs", "note"]
+    header = ["rate per producer", "consumer", "rec/s", "producer CPU ns/rec", "÷ polling",
+              "producer CPU less sleeps ns/rec", "÷ polling", "in send ns/rec", "÷ polling", "wake-ups/rec",
+              "consumer CPU ns/rec", "consumer sleeps/rec", "latency p50", "latency p99", "runs", "note"]
     body = []
     for r in sorted(rows, key=steady_order):
         note = notes_of(r)
@@ -165,14 +165,17 @@ def steady_table(rows):
             note = ", ".join(x for x in (note, "behind schedule %.1f ms" % r["behind_schedule_ms"]) if x)
         body.append([steady_rate(r) + ", × %s" % r.get("producers"), steady_how(r),
                      f_rate(rate(r)), f_num(r.get("producer_cpu_ns_per_record"), "%.0f"),
-                     f_x(r.get("producer_cpu_vs_poll")), f_num(r.get("producer_send_ns_per_record"), "%.0f"),
+                     f_x(r.get("producer_cpu_vs_poll")), f_num(r.get("producer_work_cpu_ns_per_record"), "%.0f"),
+                     f_x(r.get("producer_work_cpu_vs_poll")), f_num(r.get("producer_send_ns_per_record"), "%.0f"),
                      f_x(r.get("producer_send_vs_poll")), f_num(r.get("consumer_wakes_per_record"), "%.4f"),
                      f_num(r.get("consumer_cpu_ns_per_record"), "%.0f"),
                      f_num(r.get("consumer_sleeps_per_record"), "%.4f"), f_dur(r.get("p50_ns")),
                      f_dur(r.get("p99_ns")), r.get("runs"), note])
-    out = md_table(header, body, ["l", "l"] + ["r"] * 11 + ["l"])
+    out = md_table(header, body, ["l", "l"] + ["r"] * 13 + ["l"])
     out += ["", "Producer CPU: the producer processes' CPU time over their paced loops ÷ records (pacing "
-            "included: see \"pacing only\"); in send: wall time inside rmpsc_producer_send ÷ records; ÷ polling: "
+            "sleeps included: see \"pacing only\"); less sleeps: without the CPU time inside the pacing sleeps "
+            "(what building and sending the records cost; the goal's figure); in send: wall time inside "
+            "rmpsc_producer_send ÷ records; ÷ polling: "
             "÷ the polling consumer's figure, the median of the rounds' ratios; wake-ups: rmpsc_stats."
             "consumer_wakes ÷ records; consumer sleeps: its voluntary context switches ÷ records; latency: a "
             "record's send to the consumer's callback. Medians of the runs; processes unpinned."]

@@ -236,11 +236,12 @@ def steady_order(r):
             num(r.get("coalesce_max_delay_ns")))
 
 
-def steady_rate(r):
-    """'100 k' or '20 k in bursts of 8': records/s per producer of a steady-stream row."""
+def steady_rate(r, unit=""):
+    """'100 k' or '20 k in bursts of 8' (unit " rec/s": '20 k rec/s in bursts of 8'):
+    records/s per producer of a steady-stream row."""
     b = r.get("burst")
     rate_ = r.get("rate_per_producer")
     if not isinstance(rate_, (int, float)):
         return "–"
-    v = "%.0f k" % (rate_ / 1e3) if rate_ >= 1e3 else "%d" % rate_
+    v = ("%.0f k" % (rate_ / 1e3) if rate_ >= 1e3 else "%d" % rate_) + unit
     return v + (" in bursts of %d" % b if isinstance(b, int) and b > 1 else "")
