@@ -15,7 +15,8 @@
 #   --rounds N       rounds of every mode, the order rotating each round; medians, and the
 #                    ratios are the medians of the rounds' ratios (default 2; --quick 1)
 #   --json FILE      also write the rows as benchmark JSON lines (suite "nginx") to FILE
-# `make bench-nginx-logging` installs what it needs and runs it (BENCH_ARGS=...).
+# `make bench-nginx-logging` installs what it needs and runs it (BENCH_ARGS=...); results and
+# what they show: benchmarks/nginx_logging/README.md.
 #
 # Each run: the consumer first (it creates the channel), a fresh nginx under a temporary
 # prefix, 1 s of wrk to warm up, then the measured wrk run; then nginx quits (its workers
@@ -44,7 +45,7 @@ while [ $# -gt 0 ]; do
 	--rounds) ROUNDS=$2; shift ;;
 	--json) JSON_OUT=$2; shift ;;
 	--json=*) JSON_OUT=${1#--json=} ;;
-	-h|--help) sed -n '2,30p' "$0"; exit 0 ;;
+	-h|--help) sed -n '2,31p' "$0"; exit 0 ;;
 	*) echo "run.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
 	esac
 	shift
