@@ -119,8 +119,12 @@ static void child_reset(int reinit_lock)
 		a->id = 0;
 		memset(a->member_holders, 0, sizeof a->member_holders);
 		memset(a->member_in_callback, 0, sizeof a->member_in_callback);
-		/* The parent's readiness FIFOs: its own to keep and remove. Not closed here:
-		 * after _Fork the child may already have reused those descriptor numbers. */
+		/* The parent's readiness FIFOs: its own to keep and remove. Our copies are
+		 * closed after fork(), whose handlers run first; not after _Fork, when the
+		 * child may already have reused those descriptor numbers. */
+		for (uint32_t e = 0; e < RMPSC_MAX_CONSUMERS && !reinit_lock; e++)
+			if (a->member_fifo[e].fd1)
+				close(a->member_fifo[e].fd1 - 1);
 		memset(a->member_fifo, 0, sizeof a->member_fifo);
 	}
 	rmpsc__fence_on_fork_child();

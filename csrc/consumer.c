@@ -145,8 +145,7 @@ static inline int consumer_enter(rmpsc_channel *ch, const char *fn)
 		/* Lost (or forked, or never joined): join the group we were in again. */
 		char name[RMPSC_GROUP_NAME_MAX + 1];
 		memcpy(name, ch->group_name, sizeof name);
-		if (ch->member >= 0 && ch->member_gen == fork_generation())
-			ch->member = -1; /* the place is not ours: nothing to let go */
+		rmpsc__member_lost(ch);
 		int rc = join(ch, name, ch->group_flags);
 		if (rc)
 			return rc;
@@ -562,6 +561,7 @@ static int data_ready(void *arg)
 	struct data_wait *w = arg;
 	rmpsc_channel *ch = w->ch;
 	int n = take_span(ch, w->max, &w->ptr, &w->slot);
+	ch->take_busy = n == TAKE_BUSY;
 	if (n == TAKE_BUSY || (n == 0 && ch->L.max_consumers > 1))
 		maybe_recover_peers(ch); /* a holder that died holds for good */
 	if (n == TAKE_BUSY) {
@@ -628,6 +628,7 @@ static inline int wait_for_data(rmpsc_channel *ch, struct data_wait *w, int64_t 
 {
 	maybe_check_liveness(ch);
 	int n = take_span(ch, w->max, &w->ptr, &w->slot);
+	ch->take_busy = n == TAKE_BUSY;
 	if (unlikely(n == 0 || n == TAKE_BUSY))
 		n = wait_for_data_slow(ch, w, timeout_ns);
 	if (likely(n > 0))
@@ -644,7 +645,9 @@ static int wait_for_data_slow(rmpsc_channel *ch, struct data_wait *w, int64_t ti
 	struct deadline dl = deadline_from_timeout(timeout_ns);
 	uint32_t e = (uint32_t)ch->member;
 	struct member *mb = member_at(ch, e);
-	store_relaxed(&mb->wait_how, WAIT_FUTEX);
+	/* A readiness fd armed on this place shares its announcement: keep it. */
+	int armed = rmpsc__member_fifo(&ch->file, e)->armed;
+	store_relaxed(&mb->wait_how, WAIT_FUTEX | (armed ? WAIT_FD : 0));
 	for (;;) {
 		struct waiter wt = { .mask = &ch->hdr->waiting_members[e >> 6],
 				     .bit = 1ull << (e & 63),
@@ -661,14 +664,16 @@ static int wait_for_data_slow(rmpsc_channel *ch, struct data_wait *w, int64_t ti
 						 : ch->L.max_consumers > 1 ? LIVENESS_PERIOD_NS
 									   : 0,
 				     .interruptible = interruptible(ch),
-				     .asymmetric = ch->asymmetric };
+				     .asymmetric = ch->asymmetric,
+				     .armed_fd = armed };
 		n = rmpsc__wait(&wt, &dl);
-		if (n != WAIT_POLL)
-			return n;
-		if (dl.try_once)
-			return rmpsc__set_error_static(RMPSC_EEMPTY, "empty: nothing to read without waiting");
+		if (n != WAIT_POLL || dl.try_once)
+			break;
 		w->polling = 1;
 	}
+	if (armed)
+		store_relaxed(&mb->wait_how, WAIT_FD);
+	return n != WAIT_POLL ? n : rmpsc__set_error_static(RMPSC_EEMPTY, "empty: nothing to read without waiting");
 }
 
 /* Start a consuming call: forget an unadvanced rmpsc_read span (it is simply read
@@ -865,8 +870,10 @@ static uint64_t untaken_records(const rmpsc_channel *ch, uint64_t enough)
 	uint64_t total = 0;
 	uint32_t n_slots = slot_limit(ch);
 	for (uint32_t s = 0; s < n_slots && total < enough; s++) {
+		if (ring_fenced(ch, s))
+			continue; /* never read again */
 		uint64_t n = load_acquire(&slot_ctrl(ch, s)->tail) - load_acquire(&gpos_at(ch, ch->group, s)->cursor);
-		total += n <= ch->L.capacity ? n : 1; /* impossible positions: a consumer call reports them */
+		total += n <= ch->L.capacity ? n : 0; /* a racing snapshot, or impossible: a take reports it */
 	}
 	return total;
 }
@@ -919,11 +926,10 @@ int rmpsc_ready_arm(rmpsc_channel *ch, int64_t *wait_ns)
 	}
 	if (ch->L.max_consumers > 1)
 		maybe_recover_peers(ch); /* dead members' claims are ours to adopt */
-	if (ch->L.max_consumers > 1 && rmpsc__has_orphans(ch))
-		return 1;
 	struct member *mb = member_at(ch, e);
 	uint64_t *mask = &ch->hdr->waiting_members[e >> 6], bit = 1ull << (e & 63);
 	store_relaxed(&mb->wait_how, WAIT_FD);
+	f->armed = 1;
 	/* Coalescing: linger (unfenced, as a blocking wait does) from the first arm
 	 * after records were taken, for at most the delay. */
 	uint32_t k = coalesce_records(ch);
@@ -934,10 +940,8 @@ int rmpsc_ready_arm(rmpsc_channel *ch, int64_t *wait_ns)
 	if (left > 0) {
 		store_relaxed(&mb->wake_min, k);
 		fetch_or_acq_rel(mask, bit);
-		if (untaken_records(ch, k) >= k) {
-			fetch_and_acq_rel(mask, ~bit);
-			return 1;
-		}
+		if (untaken_records(ch, k) >= k)
+			goto ready;
 		*wait_ns = left;
 		return 0;
 	}
@@ -946,14 +950,22 @@ int rmpsc_ready_arm(rmpsc_channel *ch, int64_t *wait_ns)
 	store_relaxed(&mb->wake_min, 1);
 	fetch_or_acq_rel(mask, bit);
 	int fenced = cold_barrier(ch->asymmetric) == 0;
-	if (untaken_records(ch, 1) || is_closed(ch)) {
-		fetch_and_acq_rel(mask, ~bit);
-		return 1;
-	}
+	if (untaken_records(ch, 1) || is_closed(ch) || (ch->L.max_consumers > 1 && rmpsc__has_orphans(ch)))
+		goto ready;
 	/* Several members: dead peers are looked for now and then (data_ready); an
 	 * unfenced announcement may be missed: poll. */
-	*wait_ns = !fenced ? UNFENCED_POLL_NS : ch->L.max_consumers > 1 ? LIVENESS_PERIOD_NS : -1;
+	*wait_ns = !fenced ? UNFENCED_POLL_NS : ch->L.max_consumers > 1 ? LIVENESS_PERIOD_NS : READY_RECHECK_NS;
 	return 0;
+ready:
+	if (ch->take_busy) {
+		/* What is there was held by a peer for a moment at our last take (a claim
+		 * lock, the group's lock): look again shortly, as a blocking wait would. */
+		*wait_ns = BUSY_POLL_NS;
+		return 0;
+	}
+	fetch_and_acq_rel(mask, ~bit);
+	f->armed = 0;
+	return 1;
 }
 
 void rmpsc_ready_disarm(rmpsc_channel *ch)
@@ -961,6 +973,7 @@ void rmpsc_ready_disarm(rmpsc_channel *ch)
 	if (!ch || ch->member < 0 || ch->member_gen != fork_generation())
 		return;
 	uint32_t e = (uint32_t)ch->member;
+	rmpsc__member_fifo(&ch->file, e)->armed = 0;
 	fetch_and_acq_rel(&ch->hdr->waiting_members[e >> 6], ~(1ull << (e & 63)));
 }
 

@@ -920,6 +920,7 @@ int rmpsc__member_join(rmpsc_channel *ch, const char *name, unsigned flags)
 /* Close and remove this process's readiness FIFO of place e (process lock held). */
 static void drop_member_fifo(rmpsc_channel *ch, uint32_t e)
 {
+	rmpsc__member_fifo(&ch->file, e)->armed = 0;
 	struct member_fifo *f = rmpsc__member_fifo(&ch->file, e);
 	if (!f->fd1)
 		return;
@@ -929,6 +930,16 @@ static void drop_member_fifo(rmpsc_channel *ch, uint32_t e)
 	close(f->fd1 - 1);
 	f->fd1 = 0;
 	f->gen = 0;
+}
+
+void rmpsc__member_lost(rmpsc_channel *ch)
+{
+	if (ch->member < 0 || ch->member_gen != fork_generation())
+		return;
+	rmpsc__process_lock();
+	drop_member_fifo(ch, (uint32_t)ch->member);
+	rmpsc__process_unlock();
+	ch->member = -1; /* the place is not ours: nothing else to let go */
 }
 
 void rmpsc__member_leave(rmpsc_channel *ch)

@@ -146,5 +146,8 @@ void rmpsc__orphan_done(rmpsc_channel *ch);
 int rmpsc__recover_members(rmpsc_channel *ch, uint64_t *me, int only_group);
 /* Is there an ORPHAN place in our group (exact scan)? */
 int rmpsc__has_orphans(const rmpsc_channel *ch);
+/* Our place was taken from us (we were taken for dead): forget it, and the
+ * readiness FIFO we kept for it. */
+void rmpsc__member_lost(rmpsc_channel *ch);
 
 #endif

@@ -65,6 +65,7 @@ struct rmpsc_channel {
 	int64_t coalesce_delay_ns;   /* ... or this long (rmpsc_consumer_coalesce) */
 	int64_t linger_from;         /* readiness fd: when the linger of this wait began, 0 = not yet */
 	int ready_closed_seen;       /* readiness fd: an arm has reported the channel closed */
+	int take_busy;               /* the last take found what it needed held by a peer for a moment */
 	struct fifo_ref *ring_fifos; /* producers' readiness FIFOs, for releases (max_producers) */
 };
 
@@ -79,6 +80,7 @@ struct rmpsc_producer {
 	int64_t next_recover_ns;       /* waiting for space, look for dead members no sooner (groups) */
 	struct fifo_ref *member_fifos; /* members' readiness FIFOs, for wake-ups (max_consumers) */
 	int ready_fd;                  /* our own readiness FIFO (waiting for space), -1 none */
+	int ready_armed;               /* rmpsc_producer_ready_arm left producer_waiting announced */
 	uint32_t ready_gen;            /* ... its generation */
 };
 

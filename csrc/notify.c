@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "error.h"
@@ -36,33 +37,74 @@ static int fifo_open(const char *path)
 	return rmpsc__fd_above_stdio(fd);
 }
 
+/*
+ * FIFOs whose every holder died unrecovered stay in /dev/shm (an anonymous channel
+ * has no name to unlink them with). Every opener opens O_RDWR, so a write-only
+ * non-blocking open fails with ENXIO exactly when nobody has the FIFO open: such
+ * a FIFO serves nobody. Ones written or made within the last minute are left
+ * alone (a creator opens its FIFO right after making it). Once per process, when
+ * it makes its first FIFO.
+ */
+#define STALE_FIFO_AGE_S 60
+
+static void sweep_stale_fifos(void)
+{
+	static pid_t swept_by; /* a forked child sweeps again: it may outlive its parent by far */
+	pid_t me = getpid();
+	if (__atomic_exchange_n(&swept_by, me, __ATOMIC_RELAXED) == me)
+		return;
+	DIR *d = opendir(FIFO_DIR);
+	if (!d)
+		return;
+	int saved = errno;
+	time_t now = time(NULL);
+	struct dirent *e;
+	while ((e = readdir(d))) {
+		struct stat st;
+		if (strncmp(e->d_name, ".ringmpsc-", 10) || fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) ||
+		    !S_ISFIFO(st.st_mode) || now - st.st_mtime < STALE_FIFO_AGE_S)
+			continue;
+		int fd = openat(dirfd(d), e->d_name, O_WRONLY | O_NONBLOCK | O_CLOEXEC | O_NOFOLLOW);
+		if (fd >= 0)
+			close(fd);
+		else if (errno == ENXIO)
+			unlinkat(dirfd(d), e->d_name, 0);
+	}
+	closedir(d);
+	errno = saved;
+}
+
 int rmpsc__fifo_create(rmpsc_channel *ch, char kind, uint32_t index, uint32_t *gen)
 {
-	uint32_t g;
-	do /* never 0, which means "none" */
-		g = fetch_add_relaxed(&ch->hdr->fifo_counter, 1) + 1;
-	while (g == 0);
-	char path[96];
-	fifo_path(ch, kind, index, g, path, sizeof path);
-	/* Whoever may open the region may open its FIFOs (the umask does not apply). */
+	sweep_stale_fifos();
+	/* Whoever may open a named region may open its FIFOs (the umask does not
+	 * apply); an anonymous one (a memfd, mode 0777) only its owner. */
 	struct stat st;
-	mode_t mode = fstat(ch->file.fd, &st) == 0 ? (st.st_mode & 0666) : 0600;
-	if (mkfifo(path, 0600) < 0 && errno != EEXIST)
-		return rmpsc__sys_error("mkfifo " FIFO_DIR "(readiness fd)");
-	int fd = fifo_open(path);
-	if (fd < 0) {
-		int rc = rmpsc__sys_error("open readiness FIFO");
-		unlink(path);
-		return rc;
+	mode_t mode = ch->file.name && fstat(ch->file.fd, &st) == 0 ? (st.st_mode & 0666) : 0600;
+	char path[96];
+	for (int tries = 0;; tries++) {
+		uint32_t g;
+		do /* never 0, which means "none" */
+			g = fetch_add_relaxed(&ch->hdr->fifo_counter, 1) + 1;
+		while (g == 0);
+		fifo_path(ch, kind, index, g, path, sizeof path);
+		/* Only a FIFO we made ourselves: a name someone else took is skipped. */
+		if (mkfifo(path, 0600) < 0) {
+			if (errno == EEXIST && tries < 8)
+				continue;
+			return rmpsc__sys_error("mkfifo " FIFO_DIR "(readiness fd)");
+		}
+		int fd = fifo_open(path);
+		if (fd < 0 || fchmod(fd, mode) < 0) {
+			int rc = rmpsc__sys_error("opening the readiness FIFO");
+			if (fd >= 0)
+				close(fd);
+			unlink(path);
+			return rc;
+		}
+		*gen = g;
+		return fd;
 	}
-	if (fchmod(fd, mode) < 0) {
-		int rc = rmpsc__sys_error("fchmod readiness FIFO");
-		close(fd);
-		unlink(path);
-		return rc;
-	}
-	*gen = g;
-	return fd;
 }
 
 void rmpsc__fifo_remove(const rmpsc_channel *ch, char kind, uint32_t index, uint32_t gen)
@@ -82,43 +124,30 @@ static void fifo_write(int fd)
 	while (r < 0 && errno == EINTR);
 }
 
-void rmpsc__fifo_signal(const rmpsc_channel *ch, struct fifo_ref *ref, char kind, uint32_t index, uint32_t gen)
+int rmpsc__fifo_signal(const rmpsc_channel *ch, struct fifo_ref *ref, char kind, uint32_t index, uint32_t gen)
 {
 	if (!gen)
-		return;
+		return 1;
 	if (ref && ref->gen == gen) {
 		fifo_write(ref->fd);
-		return;
+		return 1;
 	}
 	char path[96];
 	fifo_path(ch, kind, index, gen, path, sizeof path);
-	int saved = errno, fd = fifo_open(path);
+	int saved = errno, fd = fifo_open(path), gone = fd < 0 && errno == ENOENT;
 	errno = saved; /* a wake-up that could not be sent changes nothing the caller reports */
 	if (fd < 0)
-		return; /* gone: its waiter left, and a new one announces itself afresh */
+		return gone; /* gone: its waiter left, and a new one announces itself afresh */
 	fifo_write(fd);
 	if (!ref) {
 		close(fd);
-		return;
+		return 1;
 	}
 	if (ref->gen)
 		close(ref->fd);
 	ref->fd = fd;
 	ref->gen = gen;
-}
-
-void rmpsc__fifo_remove_all(uint64_t channel_id)
-{
-	char prefix[64];
-	int n = snprintf(prefix, sizeof prefix, FIFO_PREFIX, (unsigned long long)channel_id);
-	DIR *d = opendir(FIFO_DIR);
-	if (!d)
-		return;
-	struct dirent *e;
-	while ((e = readdir(d)))
-		if (!strncmp(e->d_name, prefix, (size_t)n))
-			unlinkat(dirfd(d), e->d_name, 0);
-	closedir(d);
+	return 1;
 }
 
 void rmpsc__fifo_drain(int fd)
@@ -151,6 +180,8 @@ static struct fifo_ref *refs_of(struct fifo_ref **refs, uint32_t n)
 	return *refs;
 }
 
+/* Member e's bit was ours to clear: wake it. A FIFO we could not open leaves
+ * it announced again, so the next publish tries again. */
 static void signal_member(rmpsc_channel *ch, struct fifo_ref **refs, uint32_t e)
 {
 	struct member *mb = member_at(ch, e);
@@ -162,7 +193,8 @@ static void signal_member(rmpsc_channel *ch, struct fifo_ref **refs, uint32_t e)
 	}
 	if (how & WAIT_FD) {
 		struct fifo_ref *r = refs_of(refs, ch->L.max_consumers);
-		rmpsc__fifo_signal(ch, r ? &r[e] : NULL, 'm', e, load_acquire(&mb->fifo_gen));
+		if (!rmpsc__fifo_signal(ch, r ? &r[e] : NULL, 'm', e, load_acquire(&mb->fifo_gen)))
+			fetch_or_acq_rel(&ch->hdr->waiting_members[e >> 6], 1ull << (e & 63));
 	}
 }
 
@@ -208,7 +240,8 @@ void rmpsc__wake_producer_slow(rmpsc_channel *ch, struct fifo_ref **refs, uint32
 	}
 	if (how & WAIT_FD) {
 		struct fifo_ref *r = refs_of(refs, ch->L.max_producers);
-		rmpsc__fifo_signal(ch, r ? &r[s] : NULL, 'p', s, load_acquire(&c->fifo_gen));
+		if (!rmpsc__fifo_signal(ch, r ? &r[s] : NULL, 'p', s, load_acquire(&c->fifo_gen)))
+			fetch_or_acq_rel(&c->producer_waiting, WAIT_FD); /* the next release tries again */
 	}
 }
 

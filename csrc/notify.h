@@ -42,14 +42,18 @@ int rmpsc__fifo_create(rmpsc_channel *ch, char kind, uint32_t index, uint32_t *g
 /* Remove the FIFO of that place and generation (0: none; a missing one is fine). */
 void rmpsc__fifo_remove(const rmpsc_channel *ch, char kind, uint32_t index, uint32_t gen);
 /* Write a byte into it, through `ref` (opened and cached there) or, when NULL,
- * opening it for this one write. Nothing happens when it is gone. */
-void rmpsc__fifo_signal(const rmpsc_channel *ch, struct fifo_ref *ref, char kind, uint32_t index, uint32_t gen);
-/* Remove every readiness FIFO of the channel with this id (its name is unlinked). */
-void rmpsc__fifo_remove_all(uint64_t channel_id);
+ * opening it for this one write. 1 when written, or when it is gone (its waiter
+ * left); 0 when it could not be opened (out of descriptors, not allowed). */
+int rmpsc__fifo_signal(const rmpsc_channel *ch, struct fifo_ref *ref, char kind, uint32_t index, uint32_t gen);
 /* Read every byte out of a FIFO we wait on (O_NONBLOCK). */
 void rmpsc__fifo_drain(int fd);
 /* Close the cached descriptors of an array of n refs and free it. */
 void rmpsc__fifo_refs_free(struct fifo_ref *refs, uint32_t n);
+
+/* The longest a readiness fd waits before its waiter looks again (rmpsc_ready_arm,
+ * rmpsc_producer_ready_arm): makes up for a wake-up a waker could not send (it
+ * could not open the FIFO; or a close). */
+#define READY_RECHECK_NS 1000000000ll
 
 /* Words of waiting_members in use. */
 static inline uint32_t waiting_words(const rmpsc_channel *ch)

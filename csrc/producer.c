@@ -158,7 +158,8 @@ static int producer_reserve(rmpsc_producer *p, size_t want, struct deadline *dl,
 				     .slice_ns = grouped(p->ch) ? SPACE_RECOVER_NS : 0,
 				     .sole = 1,
 				     .interruptible = interruptible(p->ch),
-				     .asymmetric = p->ch->asymmetric };
+				     .asymmetric = p->ch->asymmetric,
+				     .armed_fd = p->ready_armed };
 		int r = rmpsc__wait(&wt, dl);
 		if (r < 0)
 			return r;
@@ -400,25 +401,29 @@ int rmpsc_producer_ready_arm(rmpsc_producer *p, int64_t *wait_ns)
 	*wait_ns = 0;
 	rmpsc__fifo_drain(p->ready_fd); /* before the check: a wake-up after it stays readable */
 	struct space_wait w = { p };
-	/* Ready (space, closed, or an error the next send reports) without waiting? */
-	if (space_ready(&w) != WAIT_NOT_READY)
+	if (space_ready(&w) != WAIT_NOT_READY) /* room already: no barrier to pay */
 		return 1;
-	/* Announce, fence, look again: the wait_for_space protocol (wait.h). */
+	/* Announce, fence, look (the wait protocol, wait.h): space freed after the
+	 * look finds our announcement and writes the FIFO. */
 	store_relaxed(&p->ctrl->producer_waiting, WAIT_FD);
+	p->ready_armed = 1;
 	int fenced = cold_barrier(p->ch->asymmetric) == 0;
+	/* Ready: space, closed, or an error the next send reports. */
 	if (space_ready(&w) != WAIT_NOT_READY) {
-		store_relaxed(&p->ctrl->producer_waiting, 0);
+		rmpsc_producer_ready_disarm(p);
 		return 1;
 	}
 	/* Groups: a dead member may hold our space until someone recovers it, which
 	 * this wait does now and then, as a blocking one does (space_ready). An
 	 * unfenced announcement may be missed: poll. */
-	*wait_ns = !fenced ? UNFENCED_POLL_NS : grouped(p->ch) ? SPACE_RECOVER_NS : -1;
+	*wait_ns = !fenced ? UNFENCED_POLL_NS : grouped(p->ch) ? SPACE_RECOVER_NS : READY_RECHECK_NS;
 	return 0;
 }
 
 void rmpsc_producer_ready_disarm(rmpsc_producer *p)
 {
-	if (p && p->fork_gen == fork_generation())
-		store_relaxed(&p->ctrl->producer_waiting, 0);
+	if (!p || p->fork_gen != fork_generation())
+		return;
+	p->ready_armed = 0;
+	store_relaxed(&p->ctrl->producer_waiting, 0);
 }

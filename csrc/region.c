@@ -360,18 +360,10 @@ int rmpsc_unlink(const char *name)
 	int rc = normalize_name(name, shm_name, sizeof shm_name);
 	if (rc)
 		return rc;
-	/* The channel's readiness FIFOs go with its name (those of processes that died
-	 * before anyone recovered them): found by the id in its header. */
-	int fd = shm_open(shm_name, O_RDONLY | O_CLOEXEC, 0);
-	struct region_header h;
-	int have_id = fd >= 0 && pread(fd, &h, sizeof h, 0) == (ssize_t)sizeof h && h.magic == RMPSC_MAGIC &&
-		      h.version == RMPSC_LAYOUT_VER;
-	if (fd >= 0)
-		close(fd);
+	/* Not the channel's readiness FIFOs: processes that mapped it go on using them
+	 * (notify.c removes those nobody holds open any more). */
 	if (shm_unlink(shm_name) < 0)
 		return rmpsc__sys_error("shm_unlink");
-	if (have_id)
-		rmpsc__fifo_remove_all(h.channel_id);
 	return RMPSC_OK;
 }
 

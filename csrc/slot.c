@@ -71,6 +71,9 @@ static int reclaim_slot(rmpsc_channel *ch, uint32_t s, uint64_t w, uint64_t me)
 	/* Committed records stay readable; what was reserved but never committed was
 	 * never published. Slabs the dead owner held or had in flight go back. */
 	rmpsc__slab_reclaim(ch, (int)s);
+	/* Its wait and readiness FIFO go with it. */
+	store_relaxed(&c->producer_waiting, 0);
+	rmpsc__fifo_remove(ch, 'p', s, xchg_acq_rel(&c->fifo_gen, 0));
 	/* A CAS, not a store: the consumer may have fenced the ring meanwhile. The
 	 * DETACHED word keeps the dead owner's identity (and owner_pid its pid), for stats. */
 	cas_acq_rel(&c->owner, &reclaiming, owner_word(RMPSC_SLOT_DETACHED, owner_id(w)));

@@ -67,6 +67,7 @@ struct waiter {
 	int64_t spin_ns;   /* poll ready() this long before sleeping (0: sleep at once) */
 	int64_t slice_ns;  /* > 0: sleep at most this long at a time, so ready() also polls */
 	int sole;          /* the only thread that can wait on these words: clears its flag */
+	int armed_fd;      /* a readiness fd is armed on the same announcement: keep it (notify.h) */
 	int interruptible; /* return EINTR when a signal interrupts the sleep */
 	int asymmetric;    /* the channel's fence mode is FENCE_ASYMMETRIC (barrier.h) */
 	/* Coalescing (a member's wait, notify.h): after the spin, sleep up to
@@ -83,17 +84,22 @@ static inline void announce(const struct waiter *w)
 	if (w->mask)
 		fetch_or_acq_rel(w->mask, w->bit); /* release: wait_how and wake_min before the bit */
 	else
-		store_relaxed(w->flag, WAIT_FUTEX);
+		store_relaxed(w->flag, WAIT_FUTEX | (w->armed_fd ? WAIT_FD : 0));
 }
 
 /* A waiter that stops waiting takes its announcement back: a bit of a member's
- * own always; a flag only where it is the one waiter on it (`sole`). */
+ * own always; a flag only where it is the one waiter on it (`sole`). One that
+ * shares it with an armed readiness fd leaves it to the fd. */
 static inline void withdraw(const struct waiter *w)
 {
-	if (w->mask)
+	if (w->armed_fd) {
+		if (!w->mask)
+			store_relaxed(w->flag, WAIT_FD);
+	} else if (w->mask) {
 		fetch_and_acq_rel(w->mask, ~w->bit);
-	else if (w->sole)
+	} else if (w->sole) {
 		store_relaxed(w->flag, 0);
+	}
 }
 
 /*

@@ -10,8 +10,9 @@ cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
 VENV=build/venv
 VPY=$VENV/bin/python
-# module:package, installed into build/venv by the python group (bench adds its own).
-PY_TOOLS="pytest:pytest hypothesis:hypothesis mypy:mypy ruff:ruff setuptools:setuptools wheel:wheel"
+# module:package, installed into build/venv by the python group (bench adds its own);
+# uvloop: the asyncio tests run on it as well (they skip without it).
+PY_TOOLS="pytest:pytest hypothesis:hypothesis mypy:mypy ruff:ruff setuptools:setuptools wheel:wheel uvloop:uvloop"
 apt_updated=0
 apt_install() {
 	local missing=()

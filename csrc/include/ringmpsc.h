@@ -258,7 +258,7 @@ RMPSC_API uint32_t rmpsc_producer_slot(const rmpsc_producer *p);
  * channel closed. After a send with timeout 0 failed with EFULL, call
  * rmpsc_producer_ready_arm: 1 = there is room now (or the channel closed, or an
  * error the next send reports): send again; 0 = armed: wait until the fd is
- * readable or, when *wait_ns >= 0, at most that many ns, then send again.
+ * readable or at most *wait_ns ns (a second at most), then send again.
  * rmpsc_producer_ready_disarm takes an abandoned wait back.
  * Errors: ESYS, EINVAL (no readiness fd yet, NULL wait_ns), EFORKED.
  */
@@ -396,25 +396,30 @@ RMPSC_API void rmpsc_consumer_coalescing(const rmpsc_channel *ch, uint32_t *min_
  * do not close it. It is a FIFO named after the channel in /dev/shm, which
  * producers open by name, so it works between unrelated processes that opened the
  * channel by name (or got its fd, or forked) as long as they see the same
- * /dev/shm. Joins the default group when the handle is in none.
- * Errors: ESYS (making the FIFO), ECONSUMER, EINVAL, EFORKED.
+ * /dev/shm. Joins the default group when the handle is in none; a handle
+ * inherited through fork is the child's own member (as for every consumer call),
+ * whose readiness fd is its own: call rmpsc_ready_fd again in the child.
+ * Errors: ESYS (making the FIFO), ECONSUMER, EINVAL.
  *
  * The protocol (level- or edge-triggered alike; no wake-up is lost):
  *   for (;;) {
  *       while ((n = rmpsc_recv(ch, buf, max, 0)) > 0) handle(buf, n);
  *       if (n != RMPSC_EEMPTY) break;                 // ECLOSED: closed and drained
  *       if (rmpsc_ready_arm(ch, &wait_ns) == 1) continue;
- *       poll fd for POLLIN, for at most wait_ns ns when wait_ns >= 0;
+ *       poll fd for POLLIN, for at most wait_ns ns;
  *   }
  * rmpsc_ready_arm drains the fd, announces the wait and looks again. Returns 1
  * when records are there (or the channel closed): consume again without waiting
  * (*wait_ns = 0). Returns 0 when armed: wait until the fd is readable, or for at
- * most *wait_ns ns when that is >= 0 (coalescing's linger, or a periodic look for
- * dead peers in a channel with several members), then consume with timeout 0
- * until EEMPTY and arm again. Errors: EINVAL (no readiness fd yet), ECONSUMER,
- * EFORKED. A wait that is abandoned (cancelled) calls rmpsc_ready_disarm, which
- * takes the announcement back; one that does not costs a producer one spurious
- * wake-up.
+ * most *wait_ns ns (> 0: coalescing's linger; a look for dead peers in a channel
+ * with several members; a moment while a peer holds what we need; at most a
+ * second in any case, which makes up for a wake-up a waker could not send), then
+ * consume with timeout 0 until EEMPTY and arm again. A waker that cannot open the
+ * FIFO (out of descriptors, not allowed) leaves the announcement for the next
+ * publish. Blocking consumer calls on the membership in between leave an armed fd
+ * armed. Errors: EINVAL (no readiness fd yet), ECONSUMER. A wait that is
+ * abandoned (cancelled) calls rmpsc_ready_disarm, which takes the announcement
+ * back; one that does not costs a producer one spurious wake-up.
  */
 RMPSC_API int rmpsc_ready_fd(rmpsc_channel *ch);
 RMPSC_API int rmpsc_ready_arm(rmpsc_channel *ch, int64_t *wait_ns);

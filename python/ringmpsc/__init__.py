@@ -21,6 +21,12 @@ Order is FIFO per producer and unspecified across producers. Every blocking call
 releases the GIL, honours ``timeout`` (None: forever, 0: never block, seconds
 otherwise) and is interruptible with Ctrl-C.
 
+In an asyncio event loop, await the coroutines instead (``await ch.recv_async()``,
+``async for rec in ch``, ``await p.send_async(data)``): they wait on the channel's
+readiness file descriptor (``ready_fd``) with no thread, and a cancelled await
+takes or sends nothing. Raw select/poll/epoll loops use ``ready_fd`` and
+``ready_arm`` themselves.
+
 A Channel passed to :mod:`multiprocessing` (Process arguments, Pool tasks; fork,
 spawn or forkserver) is the same channel in the child: anonymous channels travel
 as file descriptors, named ones by name or descriptor.

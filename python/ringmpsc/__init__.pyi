@@ -2,7 +2,7 @@
 import queue
 import sys
 from types import TracebackType
-from typing import Any, Dict, Iterator, Optional, Type, Union, final
+from typing import Any, AsyncIterator, Dict, Iterator, Optional, Tuple, Type, Union, final
 
 from typing_extensions import disjoint_base
 
@@ -142,6 +142,16 @@ class Producer:
         """Reserve 1..n contiguous records to write in place."""
     def send_bytes(self, data: _Buffer, timeout: _Timeout = None) -> None:
         """Send a variable-length message (<= slab_size) through the slab pool."""
+    async def send_async(self, data: _Buffer, timeout: _Timeout = None) -> None:
+        """Coroutine: send() waiting in the running event loop; a cancelled await sends nothing."""
+    async def send_bytes_async(self, data: _Buffer, timeout: _Timeout = None) -> None:
+        """Coroutine: send_bytes() waiting in the running event loop (a slab is polled for)."""
+    def ready_fd(self) -> int:
+        """A descriptor readable when the ring may have space (owned by the producer; do not close)."""
+    def ready_arm(self) -> float:
+        """Announce a wait for space: 0.0 a record fits now, else wait for ready_fd() at most t seconds."""
+    def ready_disarm(self) -> None:
+        """Withdraw the announcement of a wait given up."""
     def close(self) -> None:
         """Deregister; committed records stay readable."""
     def __enter__(self) -> Producer: ...
@@ -216,11 +226,31 @@ class Channel:
         """Zero-copy read of contiguous records of one producer."""
     def recv_bytes(self, timeout: _Timeout = None) -> bytes:
         """Receive one message sent with Producer.send_bytes."""
+    async def recv_async(self, timeout: _Timeout = None) -> bytes:
+        """Coroutine: recv() waiting in the running event loop; a cancelled await takes nothing."""
+    async def recv_many_async(self, max_records: Optional[int] = None, timeout: _Timeout = None) -> bytes:
+        """Coroutine: recv_many() waiting in the running event loop."""
+    async def read_async(self, max_records: Optional[int] = None, timeout: _Timeout = None) -> ReadView:
+        """Coroutine: read() waiting in the running event loop."""
+    async def recv_bytes_async(self, timeout: _Timeout = None) -> bytes:
+        """Coroutine: recv_bytes() waiting in the running event loop."""
+    def ready_fd(self) -> int:
+        """A descriptor readable when records may be ready (owned by the membership; do not close)."""
+    def ready_arm(self) -> float:
+        """Announce a wait: 0.0 ready now, else wait for ready_fd() at most t seconds."""
+    def ready_disarm(self) -> None:
+        """Withdraw the announcement of a wait given up."""
+    def set_coalesce(self, min_records: int, max_delay: float) -> None:
+        """Coalesce wake-ups: linger until min_records records or max_delay seconds (0..1)."""
+    @property
+    def coalesce(self) -> Tuple[int, float]:
+        """(min_records, max_delay seconds) of wake-up coalescing."""
     def close(self) -> None:
         """Close the channel for every process."""
     def stats(self) -> Dict[str, Any]:
         """A snapshot of the channel's figures, with 'producers', 'groups', 'members': List[Dict[str, Any]]."""
-    def fileno(self) -> int: ...
+    def fileno(self) -> int:
+        """The region's (mapping's) fd, for passing the channel on; NOT pollable: wait on ready_fd()."""
     def reclaim_dead(self) -> int:
         """Reclaim slots of dead producers and recover dead group members; returns how many."""
     def __len__(self) -> int:
@@ -229,6 +259,8 @@ class Channel:
         """Always True, even when empty."""
     def __iter__(self) -> Iterator[bytes]: ...
     def __next__(self) -> bytes: ...
+    def __aiter__(self) -> AsyncIterator[bytes]: ...
+    async def __anext__(self) -> bytes: ...
 
 @final
 class Consumer:
@@ -259,6 +291,25 @@ class Consumer:
         """Zero-copy read of contiguous records of one producer."""
     def recv_bytes(self, timeout: _Timeout = None) -> bytes:
         """Receive one message sent with Producer.send_bytes."""
+    async def recv_async(self, timeout: _Timeout = None) -> bytes:
+        """Coroutine: recv() waiting in the running event loop; a cancelled await takes nothing."""
+    async def recv_many_async(self, max_records: Optional[int] = None, timeout: _Timeout = None) -> bytes:
+        """Coroutine: recv_many() waiting in the running event loop."""
+    async def read_async(self, max_records: Optional[int] = None, timeout: _Timeout = None) -> ReadView:
+        """Coroutine: read() waiting in the running event loop."""
+    async def recv_bytes_async(self, timeout: _Timeout = None) -> bytes:
+        """Coroutine: recv_bytes() waiting in the running event loop."""
+    def ready_fd(self) -> int:
+        """A descriptor readable when records may be ready (owned by the membership; do not close)."""
+    def ready_arm(self) -> float:
+        """Announce a wait: 0.0 ready now, else wait for ready_fd() at most t seconds."""
+    def ready_disarm(self) -> None:
+        """Withdraw the announcement of a wait given up."""
+    def set_coalesce(self, min_records: int, max_delay: float) -> None:
+        """Coalesce wake-ups: linger until min_records records or max_delay seconds (0..1)."""
+    @property
+    def coalesce(self) -> Tuple[int, float]:
+        """(min_records, max_delay seconds) of wake-up coalescing."""
     def close(self) -> None:
         """Leave the group and release the handle (the channel stays open)."""
     def __enter__(self) -> Consumer: ...
@@ -271,3 +322,5 @@ class Consumer:
         """Always True, even when empty."""
     def __iter__(self) -> Iterator[bytes]: ...
     def __next__(self) -> bytes: ...
+    def __aiter__(self) -> AsyncIterator[bytes]: ...
+    async def __anext__(self) -> bytes: ...

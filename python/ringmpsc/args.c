@@ -38,6 +38,23 @@ int parse_timeout(PyObject *o, int64_t *out)
 	return 0;
 }
 
+int parse_seconds(PyObject *o, const char *name, double max_s, int64_t *out)
+{
+	if (PyBool_Check(o) || !(PyFloat_Check(o) || PyLong_Check(o) || PyNumber_Check(o))) {
+		PyErr_Format(PyExc_TypeError, "%s must be a number of seconds, not '%.100s'", name, Py_TYPE(o)->tp_name);
+		return -1;
+	}
+	double s = PyFloat_AsDouble(o);
+	if (s == -1.0 && PyErr_Occurred())
+		return -1;
+	if (isnan(s) || s < 0 || s > max_s) {
+		PyErr_Format(PyExc_ValueError, "%s must be a number of seconds in 0..%g, got %R", name, max_s, o);
+		return -1;
+	}
+	*out = (int64_t)(s * 1e9);
+	return 0;
+}
+
 int parse_int(PyObject *o, const char *name, long long lo, long long hi, long long *out)
 {
 	int overflow = 0;

@@ -6,6 +6,8 @@
 
 /* timeout=None -> -1 (forever), a number of seconds >= 0 -> nanoseconds. */
 int parse_timeout(PyObject *o, int64_t *out);
+/* A number of seconds in [0, max_s] -> nanoseconds; TypeError / ValueError naming the argument. */
+int parse_seconds(PyObject *o, const char *name, double max_s, int64_t *out);
 /* An int argument in [lo, hi]; TypeError / ValueError naming the argument. */
 int parse_int(PyObject *o, const char *name, long long lo, long long hi, long long *out);
 /* None -> dflt, else an int in [1, hi]. */

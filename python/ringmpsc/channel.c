@@ -261,7 +261,12 @@ static PyObject *channel_get_closed(ChannelObject *self, void *c)
 	return PyBool_FromLong(rmpsc_channel_is_closed(self->cs.ch));
 }
 
-PyDoc_STRVAR(channel_fileno_doc, "fileno($self, /)\n--\n\nThe file descriptor of the region's mapping (owned by the channel).");
+PyDoc_STRVAR(channel_fileno_doc,
+"fileno($self, /)\n--\n\n\
+The file descriptor of the region's mapping (owned by the channel): what\n\
+travels to other processes (multiprocessing passes it). NOT pollable: a memory\n\
+file is always readable and says nothing about records. Wait on ready_fd()\n\
+(see ready_arm) to learn when records arrive.");
 static PyObject *channel_fileno(ChannelObject *self, PyObject *unused)
 {
 	return PyLong_FromLong(rmpsc_channel_fd(self->cs.ch));
@@ -389,7 +394,9 @@ PyDoc_STRVAR(channel_stats_doc,
 A snapshot of the channel's figures: geometry (with max_consumers, max_groups),\n\
 pending/committed/consumed counts, consumer_pid (the default group's member when\n\
 it has exactly one, else 0), closed, slab and reclaim counters,\n\
-recovered_members, 'producers': one dict per slot in use (slot, state, pid,\n\
+recovered_members, consumer_wakes (wake-ups sent to waiting consumers, by futex\n\
+or readiness fd, by producers and close: its growth over records consumed is\n\
+the wake-ups per record), 'producers': one dict per slot in use (slot, state, pid,\n\
 alive, pending, committed, consumed), 'groups': one dict per group (name, flags,\n\
 ephemeral, at_most_once, members, live_members, solo, claims, pending: records\n\
 committed and not yet taken by the group (its lag), unreleased: taken and not\n\
@@ -431,7 +438,8 @@ static PyObject *channel_stats(ChannelObject *self, PyObject *unused)
 			  (unsigned long long)s.pending, "committed", (unsigned long long)s.committed, "consumed",
 			  (unsigned long long)s.consumed, "slabs_free", s.slabs_free, "fenced_rings", s.fenced_rings,
 			  "reclaimed_slots", s.reclaimed_slots, "recovered_members", s.recovered_members);
-	if (d && (put(d, "producers", producers_list(rings, w)) < 0 || put(d, "groups", groups_list(groups, ng)) < 0 ||
+	if (d && (put(d, "consumer_wakes", PyLong_FromUnsignedLongLong(s.consumer_wakes)) < 0 ||
+		  put(d, "producers", producers_list(rings, w)) < 0 || put(d, "groups", groups_list(groups, ng)) < 0 ||
 		  put(d, "members", members_list(members, nm, groups, ng)) < 0))
 		Py_CLEAR(d);
 done:
@@ -655,6 +663,7 @@ static PyGetSetDef channel_getset[] = {
 	  "and after leave().",
 	  NULL },
 	{ "last_deliveries", (getter)cs_get_last_deliveries, NULL, LAST_DELIVERIES_DOC, NULL },
+	{ "coalesce", (getter)cs_get_coalesce, NULL, COALESCE_DOC, NULL },
 	{ NULL },
 };
 
@@ -673,6 +682,8 @@ static PyType_Slot channel_slots[] = {
 	{ Py_tp_members, channel_members },
 	{ Py_tp_iter, PyObject_SelfIter },
 	{ Py_tp_iternext, cs_iternext },
+	{ Py_am_aiter, PyObject_SelfIter },
+	{ Py_am_anext, cs_anext },
 	{ Py_sq_length, cs_len },
 	{ Py_mp_length, cs_len },
 	{ Py_nb_bool, always_true },

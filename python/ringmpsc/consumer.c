@@ -10,6 +10,7 @@
  * first, by the call's deadline. Receives that copy go through rmpsc_consume, so
  * that the copying callback can see rmpsc_deliveries() of each span it copies.
  */
+#include <errno.h>
 #include <limits.h>
 #include <string.h>
 
@@ -428,6 +429,174 @@ PyObject *cs_get_last_deliveries(PyObject *self, void *c)
 
 
 /* ------------------------------------------------------------------------- */
+/* Readiness: the descriptor an event loop waits on, and coalesced wake-ups.
+ * Short calls: each takes the membership lock as every consumer call does (a call
+ * another thread is making on this group's consumer side is waited for, the GIL
+ * released; see ready_lock for this thread's own), and only ready_fd, which may
+ * join the group, releases the GIL. */
+
+/*
+ * The membership lock for a readiness call. A thread that holds it already, through
+ * an open ReadView, may make these calls (it is the one thread the core allows):
+ * an event loop's tasks share the thread, and one task's view must not make
+ * another task's wait fail. 1: taken (release it after); 0: held by this thread
+ * already; -1 with an exception.
+ */
+static int ready_lock(consumer_side *cs)
+{
+	if (unlikely(!cs->ch))
+		return closed_consumer();
+	const hlock *l = &cs->gl->lock;
+	if (l->owner == PyThread_get_thread_ident() && l->gen == cs->st->fork_gen)
+		return 0;
+	return consumer_lock(cs, FOREVER) < 0 ? -1 : 1;
+}
+
+/* The arm's answer in seconds: 0.0 ready now, inf no limit, else the linger. */
+PyObject *arm_result(int rc, int64_t wait_ns)
+{
+	if (rc == 1)
+		return PyFloat_FromDouble(0.0);
+	if (wait_ns < 0)
+		return PyFloat_FromDouble(Py_HUGE_VAL);
+	return PyFloat_FromDouble((double)(wait_ns > 0 ? wait_ns : 1) / 1e9); /* armed is never 0.0 */
+}
+
+const char cs_ready_fd_doc[] = PyDoc_STR(
+"ready_fd($self, /)\n--\n\n\
+A file descriptor that becomes readable when this group may have records for\n\
+this member, or the channel closed: for select, poll, epoll or an event loop's\n\
+add_reader (recv_async and the other coroutines use it). Owned by the\n\
+membership: do not close it. Joins the group, as every consumer call does. Wait\n\
+on it only as ready_arm() says. Not fileno(), which is the region's mapping.");
+PyObject *cs_ready_fd(PyObject *self, PyObject *unused)
+{
+	consumer_side *cs = CS(self);
+	int taken = ready_lock(cs);
+	if (taken < 0)
+		return NULL;
+	int fd, err;
+	/* Joining may recover dead members, or wait for the group table's lock. */
+	Py_BEGIN_ALLOW_THREADS
+	errno = 0;
+	fd = rmpsc_ready_fd(cs->ch);
+	err = errno;
+	Py_END_ALLOW_THREADS
+	if (taken)
+		hlock_release(&cs->gl->lock);
+	if (fd < 0) {
+		raise_rc(cs->st, fd, err, ON_RECV, NULL);
+		return NULL;
+	}
+	return PyLong_FromLong(fd);
+}
+
+const char cs_ready_arm_doc[] = PyDoc_STR(
+"ready_arm($self, /)\n--\n\n\
+Announce a wait on ready_fd(), after a receive with timeout=0 raised Empty.\n\
+Returns 0.0: records (or the close) are ready now, do not wait, receive again;\n\
+t > 0: armed, wait until ready_fd() is readable or t seconds passed (the\n\
+coalescing linger, see set_coalesce; a second at most). Then receive with\n\
+timeout=0 until Empty, and arm again:\n\
+\n\
+    fd = ch.ready_fd()\n\
+    while True:\n\
+        try:\n\
+            rec = ch.recv(timeout=0)\n\
+        except ringmpsc.Empty:\n\
+            t = ch.ready_arm()\n\
+            if t:\n\
+                select.select([fd], [], [], t)\n\
+            continue\n\
+        ...\n\
+\n\
+Each arm drains the descriptor, so level- and edge-triggered waits both work.\n\
+ready_disarm() withdraws the announcement of a wait given up.");
+PyObject *cs_ready_arm(PyObject *self, PyObject *unused)
+{
+	consumer_side *cs = CS(self);
+	int taken = ready_lock(cs);
+	if (taken < 0)
+		return NULL;
+	int64_t wait_ns = -1;
+	errno = 0;
+	int rc = rmpsc_ready_arm(cs->ch, &wait_ns);
+	int err = errno;
+	if (taken)
+		hlock_release(&cs->gl->lock);
+	if (rc < 0) {
+		raise_rc(cs->st, rc, err, ON_RECV, NULL);
+		return NULL;
+	}
+	return arm_result(rc, wait_ns);
+}
+
+const char cs_ready_disarm_doc[] = PyDoc_STR(
+"ready_disarm($self, /)\n--\n\n\
+Withdraw the announcement of ready_arm() (a wait given up, cancelled or timed\n\
+out), so that producers stop waking this member for it. Safe when not armed.");
+PyObject *cs_ready_disarm(PyObject *self, PyObject *unused)
+{
+	consumer_side *cs = CS(self);
+	int taken = ready_lock(cs);
+	if (taken < 0)
+		return NULL;
+	rmpsc_ready_disarm(cs->ch);
+	if (taken)
+		hlock_release(&cs->gl->lock);
+	Py_RETURN_NONE;
+}
+
+static const char *const kw_coalesce[] = { "min_records", "max_delay" };
+
+const char cs_set_coalesce_doc[] = PyDoc_STR(
+"set_coalesce($self, /, min_records, max_delay)\n--\n\n\
+Coalesce the wake-ups of this handle's waits (recv and the other receives,\n\
+their coroutines, ready_arm): a wait that finds nothing lingers until some\n\
+producer's ring holds min_records records for this group, or max_delay seconds\n\
+(0..1) passed, then takes what is there; so under a steady stream producers pay\n\
+one wake-up per min_records records, and a record waits at most max_delay longer\n\
+than without. min_records=1 or max_delay=0 turns it off (a wake-up for every\n\
+first record). min_records is capped at half the capacity. ValueError naming\n\
+the argument for values out of range.");
+PyObject *cs_set_coalesce(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+	consumer_side *cs = CS(self);
+	PyObject *a[2];
+	long long min;
+	int64_t delay;
+	if (fast_args("set_coalesce", args, nargs, kwnames, kw_coalesce, 2, 2, a) < 0 ||
+	    parse_int(a[0], "min_records", 1, UINT32_MAX, &min) < 0 ||
+	    parse_seconds(a[1], "max_delay", RMPSC_COALESCE_MAX_DELAY_NS / 1e9, &delay) < 0)
+		return NULL;
+	int taken = ready_lock(cs);
+	if (taken < 0)
+		return NULL;
+	int rc = rmpsc_consumer_coalesce(cs->ch, (uint32_t)min, delay);
+	if (taken)
+		hlock_release(&cs->gl->lock);
+	if (rc < 0) {
+		raise_rc(cs->st, rc, 0, ON_OTHER, NULL);
+		return NULL;
+	}
+	Py_RETURN_NONE;
+}
+
+PyObject *cs_get_coalesce(PyObject *self, void *c)
+{
+	consumer_side *cs = CS(self);
+	if (!cs->ch) {
+		closed_consumer();
+		return NULL;
+	}
+	uint32_t min;
+	int64_t delay;
+	rmpsc_consumer_coalescing(cs->ch, &min, &delay);
+	return Py_BuildValue("(Id)", min, (double)delay / 1e9);
+}
+
+
+/* ------------------------------------------------------------------------- */
 /* Consumer: a member of a named group. */
 
 PyObject *consumer_new(ChannelObject *chan, PyObject *o_group, unsigned flags)
@@ -572,8 +741,10 @@ PyDoc_STRVAR(consumer_doc,
 Every group receives every record committed after the group was created\n\
 (fan-out); inside a group each record goes to one member (work sharing between\n\
 processes). A Consumer has the consumer methods of Channel (recv, recv_nowait,\n\
-recv_many, recv_into, read, recv_bytes, iteration, len) for its group, and its own\n\
-handle on the channel's memory. close() (or leaving a with block) leaves the\n\
+recv_many, recv_into, read, recv_bytes, iteration, len; their coroutines\n\
+recv_async, recv_many_async, read_async, recv_bytes_async and async iteration;\n\
+ready_fd, ready_arm, ready_disarm, set_coalesce) for its group, and its own\n\
+handle on the channel's memory (and its own coalescing settings). close() (or leaving a with block) leaves the\n\
 group; it does not close the channel. last_deliveries is 1 when the records the\n\
 last receive returned were delivered for the first time, more when a member of\n\
 the group died holding them. Consumers of one group made from one Channel in one\n\
@@ -598,6 +769,7 @@ static PyGetSetDef consumer_getset[] = {
 	{ "at_most_once", (getter)consumer_get_at_most_once, NULL,
 	  "Records a dead member held are dropped, not delivered again.", NULL },
 	{ "last_deliveries", (getter)cs_get_last_deliveries, NULL, LAST_DELIVERIES_DOC, NULL },
+	{ "coalesce", (getter)cs_get_coalesce, NULL, COALESCE_DOC, NULL },
 	{ NULL },
 };
 
@@ -615,6 +787,8 @@ static PyType_Slot consumer_slots[] = {
 	{ Py_tp_members, consumer_members },
 	{ Py_tp_iter, PyObject_SelfIter },
 	{ Py_tp_iternext, cs_iternext },
+	{ Py_am_aiter, PyObject_SelfIter },
+	{ Py_am_anext, cs_anext },
 	{ Py_sq_length, cs_len },
 	{ Py_mp_length, cs_len },
 	{ Py_nb_bool, consumer_bool },

@@ -180,6 +180,7 @@ typedef struct {
 	uint32_t slot;
 	uint32_t deliveries;         /* ReadView: 1 first delivery, more when delivered again */
 	int done;
+	PyObject *weakrefs;          /* ringmpsc._aio notes the ReadViews it hands out, weakly */
 } SpanObject;
 
 /* errors.c: the one mapping of the C error vocabulary to Python exceptions. */
@@ -207,16 +208,49 @@ PyObject *cs_recv_bytes(PyObject *self, PyObject *const *args, Py_ssize_t nargs,
 PyObject *cs_iternext(PyObject *self);
 Py_ssize_t cs_len(PyObject *self);
 PyObject *cs_get_last_deliveries(PyObject *self, void *c);
+PyObject *cs_ready_fd(PyObject *self, PyObject *unused);
+PyObject *cs_ready_arm(PyObject *self, PyObject *unused);
+PyObject *cs_ready_disarm(PyObject *self, PyObject *unused);
+PyObject *cs_set_coalesce(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames);
+PyObject *cs_get_coalesce(PyObject *self, void *c);
 extern const char cs_recv_doc[], cs_recv_nowait_doc[], cs_recv_many_doc[], cs_recv_into_doc[], cs_read_doc[],
-	cs_recv_bytes_doc[];
+	cs_recv_bytes_doc[], cs_ready_fd_doc[], cs_ready_arm_doc[], cs_ready_disarm_doc[], cs_set_coalesce_doc[];
+/* ready_arm's answer as seconds (0.0 ready now, inf armed without limit, else the linger). */
+PyObject *arm_result(int rc, int64_t wait_ns);
 
-#define CONSUMER_SIDE_METHODS                                                                                       \
-	{ "recv", (PyCFunction)(void (*)(void))cs_recv, METH_FASTCALL | METH_KEYWORDS, cs_recv_doc },               \
-	{ "recv_nowait", (PyCFunction)cs_recv_nowait, METH_NOARGS, cs_recv_nowait_doc },                            \
-	{ "recv_many", (PyCFunction)(void (*)(void))cs_recv_many, METH_FASTCALL | METH_KEYWORDS, cs_recv_many_doc }, \
-	{ "recv_into", (PyCFunction)(void (*)(void))cs_recv_into, METH_FASTCALL | METH_KEYWORDS, cs_recv_into_doc }, \
-	{ "read", (PyCFunction)(void (*)(void))cs_read, METH_FASTCALL | METH_KEYWORDS, cs_read_doc },               \
-	{ "recv_bytes", (PyCFunction)(void (*)(void))cs_recv_bytes, METH_FASTCALL | METH_KEYWORDS, cs_recv_bytes_doc }
+/* aio.c: the coroutine methods, handed to the pure-Python ringmpsc._aio. */
+PyObject *cs_recv_async(PyObject *self, PyObject *args, PyObject *kwds);
+PyObject *cs_recv_many_async(PyObject *self, PyObject *args, PyObject *kwds);
+PyObject *cs_read_async(PyObject *self, PyObject *args, PyObject *kwds);
+PyObject *cs_recv_bytes_async(PyObject *self, PyObject *args, PyObject *kwds);
+PyObject *cs_anext(PyObject *self);
+PyObject *producer_send_async(PyObject *self, PyObject *args, PyObject *kwds);
+PyObject *producer_send_bytes_async(PyObject *self, PyObject *args, PyObject *kwds);
+extern const char cs_recv_async_doc[], cs_recv_many_async_doc[], cs_read_async_doc[], cs_recv_bytes_async_doc[],
+	producer_send_async_doc[], producer_send_bytes_async_doc[];
+
+#define CONSUMER_SIDE_METHODS                                                                                           \
+	{ "recv", (PyCFunction)(void (*)(void))cs_recv, METH_FASTCALL | METH_KEYWORDS, cs_recv_doc },                   \
+	{ "recv_nowait", (PyCFunction)cs_recv_nowait, METH_NOARGS, cs_recv_nowait_doc },                                \
+	{ "recv_many", (PyCFunction)(void (*)(void))cs_recv_many, METH_FASTCALL | METH_KEYWORDS, cs_recv_many_doc },    \
+	{ "recv_into", (PyCFunction)(void (*)(void))cs_recv_into, METH_FASTCALL | METH_KEYWORDS, cs_recv_into_doc },    \
+	{ "read", (PyCFunction)(void (*)(void))cs_read, METH_FASTCALL | METH_KEYWORDS, cs_read_doc },                   \
+	{ "recv_bytes", (PyCFunction)(void (*)(void))cs_recv_bytes, METH_FASTCALL | METH_KEYWORDS, cs_recv_bytes_doc }, \
+	{ "ready_fd", (PyCFunction)cs_ready_fd, METH_NOARGS, cs_ready_fd_doc },                                         \
+	{ "ready_arm", (PyCFunction)cs_ready_arm, METH_NOARGS, cs_ready_arm_doc },                                      \
+	{ "ready_disarm", (PyCFunction)cs_ready_disarm, METH_NOARGS, cs_ready_disarm_doc },                             \
+	{ "set_coalesce", (PyCFunction)(void (*)(void))cs_set_coalesce, METH_FASTCALL | METH_KEYWORDS,                  \
+	  cs_set_coalesce_doc },                                                                                        \
+	{ "recv_async", (PyCFunction)(void (*)(void))cs_recv_async, METH_VARARGS | METH_KEYWORDS, cs_recv_async_doc },  \
+	{ "recv_many_async", (PyCFunction)(void (*)(void))cs_recv_many_async, METH_VARARGS | METH_KEYWORDS,             \
+	  cs_recv_many_async_doc },                                                                                     \
+	{ "read_async", (PyCFunction)(void (*)(void))cs_read_async, METH_VARARGS | METH_KEYWORDS, cs_read_async_doc },  \
+	{ "recv_bytes_async", (PyCFunction)(void (*)(void))cs_recv_bytes_async, METH_VARARGS | METH_KEYWORDS,           \
+	  cs_recv_bytes_async_doc }
+
+#define COALESCE_DOC                                                                                      \
+	"(min_records, max_delay seconds) of this handle's wake-up coalescing (set_coalesce); (1, 0.0) or a " \
+	"0.0 delay: off."
 
 #define LAST_DELIVERIES_DOC                                                                                \
 	"How many times the records the last successful receive returned (recv, recv_many, recv_into, read, " \

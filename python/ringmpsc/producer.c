@@ -1,5 +1,7 @@
 /* The Producer type: one ring of a Channel, bound to the process that registered it. */
 
+#include <errno.h>
+
 #include "args.h"
 #include "blocking.h"
 
@@ -297,6 +299,87 @@ static PyObject *producer_send_bytes(ProducerObject *self, PyObject *const *args
 	Py_RETURN_NONE;
 }
 
+/* Readiness: waiting for space in an event loop (the coroutines in _aio use these). */
+
+/* The producer's lock for a readiness call, which this thread may make while it
+ * holds the lock through an open Reservation (as consumer.c's ready_lock). 1:
+ * taken (release it after); 0: held by this thread already; -1 with an exception. */
+static int ready_lock(ProducerObject *self, modstate *st)
+{
+	if (producer_usable(self, st) < 0)
+		return -1;
+	if (self->lock.owner == PyThread_get_thread_ident() && self->lock.gen == st->fork_gen)
+		return 0;
+	return producer_lock(self, st, FOREVER) < 0 ? -1 : 1;
+}
+
+PyDoc_STRVAR(producer_ready_fd_doc,
+"ready_fd($self, /)\n--\n\n\
+A file descriptor that becomes readable when this producer's ring may have\n\
+space again (or the channel closed): for select, poll, epoll or an event loop's\n\
+add_reader (send_async and the other coroutines use it). Owned by the producer:\n\
+do not close it. Wait on it only as ready_arm() says.");
+static PyObject *producer_ready_fd(ProducerObject *self, PyObject *unused)
+{
+	modstate *st = STATE(self);
+	int taken = ready_lock(self, st);
+	if (taken < 0)
+		return NULL;
+	errno = 0;
+	int fd = rmpsc_producer_ready_fd(self->p);
+	int err = errno;
+	if (taken)
+		hlock_release(&self->lock);
+	if (fd < 0) {
+		raise_rc(st, fd, err, ON_SEND, NULL);
+		return NULL;
+	}
+	return PyLong_FromLong(fd);
+}
+
+PyDoc_STRVAR(producer_ready_arm_doc,
+"ready_arm($self, /)\n--\n\n\
+Announce a wait for space on ready_fd(), after a send with timeout=0 raised\n\
+Full. Returns 0.0 when a record fits now, or the channel closed (the next send\n\
+raises Closed): do not wait, send again; t > 0: armed, wait until ready_fd() is\n\
+readable or t seconds passed (a second at most: the core then looks again\n\
+itself, for dead consumers holding the space, or a wake-up that could not be\n\
+sent). Then send again with timeout=0, and arm again if that raises Full.\n\
+ready_disarm() withdraws a wait given up.");
+static PyObject *producer_ready_arm(ProducerObject *self, PyObject *unused)
+{
+	modstate *st = STATE(self);
+	int taken = ready_lock(self, st);
+	if (taken < 0)
+		return NULL;
+	int64_t wait_ns = -1;
+	errno = 0;
+	int rc = rmpsc_producer_ready_arm(self->p, &wait_ns);
+	int err = errno;
+	if (taken)
+		hlock_release(&self->lock);
+	if (rc < 0) {
+		raise_rc(st, rc, err, ON_SEND, NULL);
+		return NULL;
+	}
+	return arm_result(rc, wait_ns);
+}
+
+PyDoc_STRVAR(producer_ready_disarm_doc,
+"ready_disarm($self, /)\n--\n\n\
+Withdraw the announcement of ready_arm() (a wait given up). Safe when not armed.");
+static PyObject *producer_ready_disarm(ProducerObject *self, PyObject *unused)
+{
+	modstate *st = STATE(self);
+	int taken = ready_lock(self, st);
+	if (taken < 0)
+		return NULL;
+	rmpsc_producer_ready_disarm(self->p);
+	if (taken)
+		hlock_release(&self->lock);
+	Py_RETURN_NONE;
+}
+
 PyDoc_STRVAR(producer_close_doc,
 "close($self, /)\n--\n\n\
 Deregister: the slot is reused once the consumer has drained it; committed\n\
@@ -370,6 +453,13 @@ static PyMethodDef producer_methods[] = {
 	  producer_reserve_doc },
 	{ "send_bytes", (PyCFunction)(void (*)(void))producer_send_bytes, METH_FASTCALL | METH_KEYWORDS,
 	  producer_send_bytes_doc },
+	{ "ready_fd", (PyCFunction)producer_ready_fd, METH_NOARGS, producer_ready_fd_doc },
+	{ "ready_arm", (PyCFunction)producer_ready_arm, METH_NOARGS, producer_ready_arm_doc },
+	{ "ready_disarm", (PyCFunction)producer_ready_disarm, METH_NOARGS, producer_ready_disarm_doc },
+	{ "send_async", (PyCFunction)(void (*)(void))producer_send_async, METH_VARARGS | METH_KEYWORDS,
+	  producer_send_async_doc },
+	{ "send_bytes_async", (PyCFunction)(void (*)(void))producer_send_bytes_async, METH_VARARGS | METH_KEYWORDS,
+	  producer_send_bytes_async_doc },
 	{ "close", (PyCFunction)producer_close, METH_NOARGS, producer_close_doc },
 	{ "__enter__", (PyCFunction)self_enter, METH_NOARGS, enter_doc },
 	{ "__exit__", (PyCFunction)(void (*)(void))producer_exit, METH_FASTCALL, producer_exit_doc },

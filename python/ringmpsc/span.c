@@ -96,6 +96,8 @@ static void span_dealloc(SpanObject *self)
 {
 	PyTypeObject *tp = Py_TYPE(self);
 	modstate *st = state_of_type(tp);
+	if (self->weakrefs)
+		PyObject_ClearWeakRefs((PyObject *)self);
 	if (!self->done && self->owner) {
 		/* Dropped while open: abort / leave the records for the next read. */
 		if (tp == st->ReservationType) {
@@ -283,10 +285,16 @@ static PyMethodDef readview_methods[] = {
 	{ NULL },
 };
 
+static PyMemberDef span_members[] = {
+	{ "__weaklistoffset__", T_PYSSIZET, offsetof(SpanObject, weakrefs), READONLY },
+	{ NULL },
+};
+
 #define SPAN_SLOTS(methods, getset, doc)                            \
 	{ Py_tp_doc, (void *)doc },                                 \
 	{ Py_tp_dealloc, span_dealloc }, { Py_tp_repr, span_repr }, \
 	{ Py_tp_methods, methods }, { Py_tp_getset, getset },       \
+	{ Py_tp_members, span_members },                            \
 	{ Py_sq_length, span_len }, { Py_mp_length, span_len },     \
 	{ Py_bf_getbuffer, span_getbuffer }, { Py_bf_releasebuffer, span_releasebuffer }, { 0, NULL }
 

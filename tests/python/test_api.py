@@ -603,8 +603,9 @@ def test_stub_declares_every_public_name():
     top = {n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.ClassDef))}
     top |= {t.id for n in tree.body if isinstance(n, ast.AnnAssign) for t in [n.target]}
     assert set(ringmpsc.__all__) <= top, set(ringmpsc.__all__) - top
-    for cls in (ringmpsc.Channel, ringmpsc.Producer, ringmpsc.Reservation, ringmpsc.ReadView):
-        declared = {n.name for n in classes[cls.__name__].body if isinstance(n, ast.FunctionDef)}
+    for cls in (ringmpsc.Channel, ringmpsc.Consumer, ringmpsc.Producer, ringmpsc.Reservation, ringmpsc.ReadView):
+        declared = {n.name for n in classes[cls.__name__].body
+                    if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))}
         public = {n for n in dir(cls) if not n.startswith("_")}
         assert public <= declared, "%s: %s missing from the stub" % (cls.__name__, public - declared)
 
