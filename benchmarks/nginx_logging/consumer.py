@@ -1,14 +1,15 @@
 """The consumer of benchmarks/nginx_logging: drains the channel nginx logs into.
 
-    consumer.py serve NAME --mode blocking|poll --ready FILE --out FILE
-        create the named channel (64-byte records), join as its consumer, touch FILE
-        when ready, then read until the channel is closed and drained:
+    consumer.py serve NAME --mode blocking|poll --ready FILE --out FILE [--coalesce R:D]
+        create the named channel (64-byte records), join as its consumer (with
+        ch.set_coalesce(R, D seconds) when --coalesce is given, else the defaults),
+        touch FILE when ready, then read until the channel is closed and drained:
           blocking  ch.recv_many(timeout=None) in a loop
           poll      ch.recv_many(timeout=0); when empty, time.sleep(0.005)
         Every record is checked (magic, check word, each worker's sequence numbers
         1, 2, 3, ... with no gap, repeat or reordering). Writes a JSON summary to
         --out: records, per worker pid the last sequence number, bad records, the
-        consumer's CPU time, and removes the name.
+        consumer's CPU time, the coalescing it ran with, and removes the name.
     consumer.py close NAME
         close the channel (the consumer drains it, then ends).
 
@@ -42,6 +43,9 @@ def serve(args):
         ch.recv_many(timeout=0)  # joins as the consumer (nothing is there yet)
     except ringmpsc.Empty:
         pass
+    if args.coalesce:
+        records, delay = args.coalesce.split(":")
+        ch.set_coalesce(int(records), float(delay))
     last = {}  # worker pid -> last sequence number
     records = bad = 0
     first_bad = None
@@ -67,10 +71,7 @@ def serve(args):
             last[pid] = seq
     out = {"records": records, "bad": bad, "first_bad": first_bad, "workers": {str(k): v for k, v in last.items()},
            "cpu_s": cpu_s() - cpu0, "wall_s": time.monotonic() - t0, "mode": args.mode}
-    try:
-        out["coalescing"] = list(ch.coalescing())  # a binding that offers it
-    except AttributeError:
-        pass
+    out["coalesce"] = list(ch.coalesce)
     with open(args.out, "w") as f:
         json.dump(out, f)
     ringmpsc.unlink(args.name)
@@ -90,6 +91,7 @@ def main():
     s.add_argument("--mode", choices=("blocking", "poll"), required=True)
     s.add_argument("--ready", required=True)
     s.add_argument("--out", required=True)
+    s.add_argument("--coalesce", help="R:D: set_coalesce(R records, D seconds) (default: the core's defaults)")
     s.add_argument("--capacity", type=int, default=8192)
     s.add_argument("--max-producers", type=int, default=8)
     c = sub.add_parser("close")

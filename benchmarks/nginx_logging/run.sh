@@ -8,12 +8,14 @@
 # next to the same nginx with no logging at all (none). wrk against 127.0.0.1 only.
 #
 # Usage: benchmarks/nginx_logging/run.sh [--quick] [--duration S] [--connections N]
-#            [--threads N] [--modes LIST] [--rounds N] [--json FILE]
+#            [--threads N] [--modes LIST] [--rounds N] [--coalesce R:D] [--json FILE]
 #   --duration S     seconds of each measured wrk run (default 5; --quick 3)
 #   --connections N  wrk connections (default 16); --threads N: wrk threads (default 1)
 #   --modes LIST     any of blocking,poll,none (default all three)
 #   --rounds N       rounds of every mode, the order rotating each round; medians, and the
 #                    ratios are the medians of the rounds' ratios (default 2; --quick 1)
+#   --coalesce R:D   the blocking consumer coalesces wake-ups with R records and D seconds
+#                    (Channel.set_coalesce; default: the core's defaults), e.g. 64:0.0005
 #   --json FILE      also write the rows as benchmark JSON lines (suite "nginx") to FILE
 # `make bench-nginx-logging` installs what it needs and runs it (BENCH_ARGS=...); results and
 # what they show: benchmarks/nginx_logging/README.md.
@@ -34,7 +36,7 @@ cd "$(dirname "$0")/../.."
 REPO=$PWD
 QUICK=${QUICK:-0}
 JSON_OUT=${BENCH_JSON:-}
-DURATION= CONNS=16 THREADS=1 MODES=blocking,poll,none ROUNDS=
+DURATION= CONNS=16 THREADS=1 MODES=blocking,poll,none ROUNDS= COALESCE=
 while [ $# -gt 0 ]; do
 	case $1 in
 	--quick) QUICK=1 ;;
@@ -43,6 +45,7 @@ while [ $# -gt 0 ]; do
 	--threads) THREADS=$2; shift ;;
 	--modes) MODES=$2; shift ;;
 	--rounds) ROUNDS=$2; shift ;;
+	--coalesce) COALESCE=$2; shift ;;
 	--json) JSON_OUT=$2; shift ;;
 	--json=*) JSON_OUT=${1#--json=} ;;
 	-h|--help) sed -n '2,31p' "$0"; exit 0 ;;
@@ -131,7 +134,8 @@ run_mode() { # run_mode MODE RUN_INDEX
 	if [ "$mode" != none ]; then
 		CHANNEL=ringmpsc-nginxlog-$$-$idx
 		"$VPY" benchmarks/nginx_logging/consumer.py serve "$CHANNEL" --mode "$mode" \
-			--ready "$prefix/ready" --out "$prefix/consumer.json" 2> "$prefix/consumer.err" &
+			--ready "$prefix/ready" --out "$prefix/consumer.json" \
+			${COALESCE:+$([ "$mode" = blocking ] && echo "--coalesce $COALESCE")} 2> "$prefix/consumer.err" &
 		CONS_PID=$!
 		for _ in $(seq 100); do [ -s "$prefix/ready" ] && break; sleep 0.1; done
 		[ -s "$prefix/ready" ] || { echo "run.sh: $mode: the consumer did not start:"; cat "$prefix/consumer.err"; return 1; }
@@ -197,7 +201,7 @@ EOF
 	local stub
 	stub=$(curl -sf "$url/status" | awk 'NR == 3 { print $3 }'); extra=$((extra + 1))
 	stop_nginx
-	local logged=0 drops=0 received=0 bad=0 ccpu=nan first_bad=
+	local logged=0 drops=0 received=0 bad=0 ccpu=nan coalesce=- first_bad=
 	if [ "$mode" != none ]; then
 		read -r logged drops < <(awk '{ r += $2; d += $3 } END { print r + 0, d + 0 }' "$prefix/logs/workers.txt")
 		"$VPY" benchmarks/nginx_logging/consumer.py close "$CHANNEL"
@@ -205,8 +209,9 @@ EOF
 		wait "$CONS_PID" 2> /dev/null
 		CONS_PID= CHANNEL=
 		[ -s "$prefix/consumer.json" ] || { echo "run.sh: $mode: no consumer summary:"; cat "$prefix/consumer.err"; return 1; }
-		read -r received bad ccpu first_bad < <("$VPY" -c 'import json, sys
-d = json.load(open(sys.argv[1])); print(d["records"], d["bad"], d["cpu_s"], d["first_bad"] or "")' "$prefix/consumer.json")
+		read -r received bad ccpu coalesce first_bad < <("$VPY" -c 'import json, sys
+d = json.load(open(sys.argv[1]))
+print(d["records"], d["bad"], d["cpu_s"], "%d:%g" % tuple(d["coalesce"]), d["first_bad"] or "")' "$prefix/consumer.json")
 	fi
 	local rps reqs p50 p99 served wakes0 wakes1 futex=nan
 	rps=$(awk '/^Requests\/sec:/ { print $2 }' "$prefix/wrk.txt")
@@ -229,9 +234,9 @@ d = json.load(open(sys.argv[1])); print(d["records"], d["bad"], d["cpu_s"], d["f
 	if grep -E '\[(error|crit|alert|emerg)\]' "$prefix/logs/error.log"; then
 		ok=0
 	fi
-	printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$mode" "$rps" "$reqs" \
+	printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$mode" "$rps" "$reqs" \
 		"$served" "$logged" "$drops" "$received" "$bad" "$((cpu1 - cpu0))" "$ccpu" "${wakes0:-nan}" \
-		"${wakes1:-nan}" "${futex:-nan}" "$p50" "$p99" "$ok" "$DURATION" "$ROUND" "$others" >> "$RESULTS"
+		"${wakes1:-nan}" "${futex:-nan}" "$p50" "$p99" "$ok" "$DURATION" "$ROUND" "$others" "$coalesce" >> "$RESULTS"
 	printf '  %-9s %9.0f req/s (%s requests; served %s, logged %s, dropped %s, received %s; others used %.0f%% of the CPUs)\n' \
 		"$mode" "$rps" "$reqs" "$served" "$logged" "$drops" "$received" "$(awk -v x="$others" 'BEGIN { print x * 100 }')"
 }
@@ -256,7 +261,7 @@ done
 import json, math, statistics, sys
 path, json_out, conns, threads = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 cols = ["mode", "rps", "requests", "served", "logged", "drops", "received", "bad", "worker_ticks", "consumer_cpu_s",
-        "wakes0", "wakes1", "futex", "p50_us", "p99_us", "ok", "duration", "round", "others"]
+        "wakes0", "wakes1", "futex", "p50_us", "p99_us", "ok", "duration", "round", "others", "coalesce"]
 runs = {}
 for line in open(path):
     v = dict(zip(cols, line.rstrip("\n").split("\t")))
@@ -292,6 +297,7 @@ for mode, rs in runs.items():
         "duration": f(rs[0]["duration"]),
         "others": med([f(r["others"]) for r in rs]),
         "by_round": {r["round"]: f(r["rps"]) for r in rs},
+        "coalesce": rs[0]["coalesce"],
     }
     summary[mode] = s
 def ratio(a, b):
@@ -318,7 +324,9 @@ for mode in ("blocking", "poll", "none"):
         fmt(s["worker_cpu_us"], "%.1f"), fmt(s["consumer_cpu_us"], "%.1f"), fmt(s["p50"], "%.0f"),
         fmt(s["p99"], "%.0f"), ("" if s["ok"] else "  CHECK FAILED") +
         ("  NOISY (others %.0f%%)" % (s["others"] * 100) if s["others"] >= 0.10 else "")))
-    path_ = {"blocking": "log_by_lua reserve/commit -> Python recv_many(timeout=None)",
+    co = s["coalesce"].split(":") if mode == "blocking" and ":" in s["coalesce"] else None
+    path_ = {"blocking": "log_by_lua reserve/commit -> Python recv_many(timeout=None)" +
+             (", coalescing (%s, %g µs)" % (co[0], float(co[1]) * 1e6) if co else ""),
              "poll": "log_by_lua reserve/commit -> Python recv_many(timeout=0) + sleep 5 ms",
              "none": "no logging"}[mode]
     nan = lambda x: None if isinstance(x, float) and math.isnan(x) else x
@@ -333,8 +341,13 @@ for mode in ("blocking", "poll", "none"):
         "vs_poll": nan(vp), "vs_none": nan(vn), "consumer_wakes_per_request": nan(s["wakes"]),
         "futex_wake_calls_per_request": nan(s["futex"]), "worker_cpu_us_per_request": nan(s["worker_cpu_us"]),
         "consumer_cpu_us_per_request": nan(s["consumer_cpu_us"]) if mode != "none" else None,
+        "coalesce_min_records": int(co[0]) if co else None,
+        "coalesce_max_delay_ns": round(float(co[1]) * 1e9) if co else None,
         "wrk": "-t%d -c%d -d%gs" % (threads, conns, s["duration"]), "workers": 2, "other_cpu_load": nan(s["others"]),
         "ok": s["ok"]})
+if "blocking" in summary and ":" in summary["blocking"]["coalesce"]:
+    r_, d_ = summary["blocking"]["coalesce"].split(":")
+    print("the blocking consumer's coalescing: %s records, %g µs" % (r_, float(d_) * 1e6))
 print()
 print("vs poll / vs none: req/s ÷ the polling consumer's / nginx without logging (the median of the rounds'")
 print("ratios); wakes/request: the channel's")
