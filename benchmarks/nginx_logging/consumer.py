@@ -44,6 +44,8 @@ def serve(args):
     except ringmpsc.Empty:
         pass
     if args.coalesce:
+        if not hasattr(ch, "set_coalesce"):
+            sys.exit("consumer.py: this ringmpsc has no Channel.set_coalesce (--coalesce)")
         records, delay = args.coalesce.split(":")
         ch.set_coalesce(int(records), float(delay))
     last = {}  # worker pid -> last sequence number
@@ -71,7 +73,8 @@ def serve(args):
             last[pid] = seq
     out = {"records": records, "bad": bad, "first_bad": first_bad, "workers": {str(k): v for k, v in last.items()},
            "cpu_s": cpu_s() - cpu0, "wall_s": time.monotonic() - t0, "mode": args.mode}
-    out["coalesce"] = list(ch.coalesce)
+    # A binding without coalescing (before 0.4) runs the old way: a wake-up per first record.
+    out["coalesce"] = list(ch.coalesce) if hasattr(ch, "coalesce") else None
     with open(args.out, "w") as f:
         json.dump(out, f)
     ringmpsc.unlink(args.name)

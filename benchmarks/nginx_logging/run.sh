@@ -211,7 +211,8 @@ EOF
 		[ -s "$prefix/consumer.json" ] || { echo "run.sh: $mode: no consumer summary:"; cat "$prefix/consumer.err"; return 1; }
 		read -r received bad ccpu coalesce first_bad < <("$VPY" -c 'import json, sys
 d = json.load(open(sys.argv[1]))
-print(d["records"], d["bad"], d["cpu_s"], "%d:%g" % tuple(d["coalesce"]), d["first_bad"] or "")' "$prefix/consumer.json")
+co = "%d:%g" % tuple(d["coalesce"]) if d.get("coalesce") else "-"
+print(d["records"], d["bad"], d["cpu_s"], co, d["first_bad"] or "")' "$prefix/consumer.json")
 	fi
 	local rps reqs p50 p99 served wakes0 wakes1 futex=nan
 	rps=$(awk '/^Requests\/sec:/ { print $2 }' "$prefix/wrk.txt")
