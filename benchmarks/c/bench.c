@@ -67,6 +67,9 @@ struct opts {
 	int pin;
 	int quick;
 	int64_t pp_service_ns;      /* ping-pong: the echo's service time before it replies */
+	int pp_coalesce;            /* ping-pong "blocking": coalescing pp_records / pp_delay_ns, not the defaults */
+	uint32_t pp_records;
+	int64_t pp_delay_ns;
 	const char *json_path;
 };
 
@@ -847,7 +850,9 @@ struct pp_shared {
 	rmpsc_channel *a, *b;
 	uint32_t rs;
 	int poll;                 /* busy-poll with timeout 0 instead of blocking waits */
-	int coalesce_off;         /* blocking: rmpsc_consumer_coalesce(ch, 1, 0) on both consumers */
+	int coalesce;             /* blocking: rmpsc_consumer_coalesce(ch, records, delay_ns) on both consumers */
+	uint32_t records;
+	int64_t delay_ns;
 	int64_t service_ns;       /* the echo works this long (spinning) before it replies */
 	pthread_barrier_t start;
 	char err[160];
@@ -892,10 +897,11 @@ static int pp_read(rmpsc_channel *ch, const void **ptr, int poll)
 	}
 }
 
-/* Wake the consumer on every first record (no coalescing): the old behaviour. */
-static void set_coalescing_off(rmpsc_channel *ch, char *err, size_t len)
+/* Coalescing other than the defaults; (1, 0): a wake-up on every first record (no
+ * coalescing), the old behaviour. */
+static void set_coalescing(rmpsc_channel *ch, uint32_t records, int64_t delay_ns, char *err, size_t len)
 {
-	int rc = rmpsc_consumer_coalesce(ch, 1, 0);
+	int rc = rmpsc_consumer_coalesce(ch, records, delay_ns);
 	if (rc < 0)
 		snprintf(err, len, "consumer_coalesce: %s (%s)", rmpsc_strerror(rc), rmpsc_last_error());
 }
@@ -909,8 +915,8 @@ static void *echo_main(void *arg)
 	if (rc < 0)
 		snprintf(s->err, sizeof s->err, "echo register: %s", rmpsc_strerror(rc));
 	rmpsc_consumer_claim(s->a);
-	if (s->coalesce_off)
-		set_coalescing_off(s->a, s->err, sizeof s->err);
+	if (s->coalesce)
+		set_coalescing(s->a, s->records, s->delay_ns, s->err, sizeof s->err);
 	pthread_barrier_wait(&s->start);
 	while (pb) {
 		const void *p;
@@ -935,7 +941,9 @@ static void *echo_main(void *arg)
 	return NULL;
 }
 
-static struct lat_result pingpong_run(uint32_t rs, int poll, int coalesce_off, double duration_s)
+/* coalesce: 0 the defaults, else rmpsc_consumer_coalesce(records, delay_ns) on both consumers. */
+static struct lat_result pingpong_run(uint32_t rs, int poll, int coalesce, uint32_t records, int64_t delay_ns,
+				      double duration_s)
 {
 	struct lat_result res = { NAN, NAN, 0, 0 };
 	struct rmpsc_config cfg = { .record_size = rs, .capacity = 64, .max_producers = 1 };
@@ -943,7 +951,9 @@ static struct lat_result pingpong_run(uint32_t rs, int poll, int coalesce_off, d
 	memset(&s, 0, sizeof s);
 	s.rs = rs;
 	s.poll = poll;
-	s.coalesce_off = coalesce_off;
+	s.coalesce = coalesce;
+	s.records = records;
+	s.delay_ns = delay_ns;
 	s.service_ns = O.pp_service_ns;
 	s.echo_cpu = consumer_cpu();
 	if (rmpsc_channel_create(&s.a, NULL, &cfg, 0) < 0 || rmpsc_channel_create(&s.b, NULL, &cfg, 0) < 0) {
@@ -970,8 +980,8 @@ static struct lat_result pingpong_run(uint32_t rs, int poll, int coalesce_off, d
 	pin_self(n_cpus > 1 ? cpus[1] : -1);
 	rmpsc_consumer_claim(s.b);
 	char coal_err[160] = "";
-	if (coalesce_off)
-		set_coalescing_off(s.b, coal_err, sizeof coal_err);
+	if (coalesce)
+		set_coalescing(s.b, records, delay_ns, coal_err, sizeof coal_err);
 	size_t cap = 4u << 20, n = 0;
 	uint32_t *samples = malloc(cap * sizeof *samples);
 	unsigned char *rec = xaligned(rs);
@@ -1084,8 +1094,12 @@ static void latency_rows(void)
 		for (int k = 0; k < KINDS; k++) {
 			if (!want[k])
 				continue;
-			struct lat_result r = k == CL ? cacheline_run(O.duration_s)
-						      : pingpong_run(64, k == PP_POLL, k == PP_BLOCK_OFF, O.duration_s);
+			struct lat_result r =
+				k == CL ? cacheline_run(O.duration_s)
+				: k == PP_BLOCK_OFF
+					? pingpong_run(64, 0, 1, 1, 0, O.duration_s)
+					: pingpong_run(64, k == PP_POLL, k == PP_BLOCK && O.pp_coalesce, O.pp_records,
+						       O.pp_delay_ns, O.duration_s);
 			p50[k][i] = r.p50;
 			p99[k][i] = r.p99;
 			rps[k][i] = r.rt_per_s;
@@ -1096,11 +1110,15 @@ static void latency_rows(void)
 	for (int k = 0; k < KINDS; k++) {
 		if (!want[k])
 			continue;
-		char path[96];
-		if (k != CL && O.pp_service_ns > 0)
-			snprintf(path, sizeof path, "%s, echo after %.0f us", paths[k], (double)O.pp_service_ns / 1e3);
+		char path[128];
+		if (k == PP_BLOCK && O.pp_coalesce)
+			snprintf(path, sizeof path, "send/read(blocking,coalescing %u/%.0fus)", O.pp_records,
+				 (double)O.pp_delay_ns / 1e3);
 		else
 			snprintf(path, sizeof path, "%s", paths[k]);
+		if (k != CL && O.pp_service_ns > 0)
+			snprintf(path + strlen(path), sizeof path - strlen(path), ", echo after %.0f us",
+				 (double)O.pp_service_ns / 1e3);
 		struct row row = { .impl = "ringmpsc", .scenario = k == CL ? "cacheline" : "pingpong",
 				   .path = path, .producers = 1, .record_size = 64, .batch = 1,
 				   .capacity = k == CL ? 0 : 64, .reads_data = 1, .runs = runs,
@@ -1835,6 +1853,8 @@ static void usage(FILE *f)
 		"  --no-pin            do not pin threads\n"
 		"  --pingpong-service-us N  the ping-pong echo works N us (spinning) before it replies (default 0):\n"
 		"                      a request/response whose reply comes after the consumer stopped polling\n"
+		"  --pingpong-coalesce R:US  the blocking ping-pong row with rmpsc_consumer_coalesce(R, US us)\n"
+		"                      instead of the defaults\n"
 		"  --json FILE         also write one JSON object per row to FILE\n"
 		"  --help\n");
 }
@@ -1948,6 +1968,16 @@ static void parse_args(int argc, char **argv)
 		} else if (!strcmp(a, "--pingpong-service-us")) {
 			NEED_VALUE;
 			O.pp_service_ns = (int64_t)(atof(v) * 1e3);
+		} else if (!strcmp(a, "--pingpong-coalesce")) {
+			NEED_VALUE;
+			char *end;
+			O.pp_records = (uint32_t)strtoul(v, &end, 10);
+			if (*end != ':') {
+				fprintf(stderr, "bench_c: --pingpong-coalesce RECORDS:MICROSECONDS\n");
+				exit(2);
+			}
+			O.pp_delay_ns = (int64_t)(atof(end + 1) * 1e3);
+			O.pp_coalesce = 1;
 		} else if (!strcmp(a, "--json")) {
 			NEED_VALUE;
 			O.json_path = v;
