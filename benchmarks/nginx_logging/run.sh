@@ -83,14 +83,19 @@ stop_nginx() {
 	kill -9 "$master" 2> /dev/null
 	NGINX_PREFIX=
 }
-cleanup() {
-	[ -n "$PERF_PID" ] && kill "$PERF_PID" 2> /dev/null
-	stop_nginx
+# The consumer and channel of a run that failed half-way (or of the last one, at exit).
+stop_consumer() {
 	if [ -n "$CONS_PID" ]; then
 		kill "$CONS_PID" 2> /dev/null
 		wait "$CONS_PID" 2> /dev/null
 	fi
 	[ -n "$CHANNEL" ] && "$VPY" -c "import ringmpsc; ringmpsc.unlink('$CHANNEL')" 2> /dev/null
+	CONS_PID= CHANNEL=
+}
+cleanup() {
+	[ -n "$PERF_PID" ] && kill "$PERF_PID" 2> /dev/null
+	stop_nginx
+	stop_consumer
 	rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -127,6 +132,8 @@ counts_field() { # counts_field FILE KEY
 
 run_mode() { # run_mode MODE RUN_INDEX
 	local mode=$1 idx=$2 prefix="$tmp/run$2-$1" port= log_init= log_phase= extra=0
+	stop_nginx
+	stop_consumer
 	mkdir -p "$prefix/conf" "$prefix/logs" "$prefix/tmp"
 	chmod 755 "$prefix"
 	: > "$prefix/logs/workers.txt"
