@@ -406,7 +406,8 @@ static int shared_take(rmpsc_channel *ch, uint64_t m, size_t max, const void **p
 		rmpsc__orphan_done(ch); /* released by another handle of ours */
 	if (mode_count(m) == 1 && mode_kind(m) == MODE_SHARED && rmpsc__go_solo(ch))
 		return TAKE_AGAIN; /* alone now */
-	if (rmpsc__adopt_orphan(ch)) {
+	int adopted = rmpsc__adopt_orphan(ch);
+	if (adopted > 0) {
 		c = load_acquire(&member_at(ch, (uint32_t)ch->serving)->claim);
 		if (c)
 			return serve_claim(ch, (uint32_t)ch->serving, c, max, ptr, slot);
@@ -416,6 +417,8 @@ static int shared_take(rmpsc_channel *ch, uint64_t m, size_t max, const void **p
 	 * reporting busy to a wait that has a deadline. */
 	for (int tries = 0;; tries++) {
 		int n = shared_sweep(ch, max, ptr, slot);
+		if (n == 0 && adopted < 0)
+			return TAKE_BUSY; /* orphans wait for us behind the group's lock */
 		if (n != TAKE_BUSY || tries == BUSY_TRIES)
 			return n;
 		sched_yield();
@@ -479,7 +482,8 @@ static inline void release_span(rmpsc_channel *ch, uint32_t s, uint64_t n)
 				ch->solo_open = NO_RING;
 			}
 			solo_exit(self);
-			wake_producer(ch, &ch->ring_fifos, s, hot_light(ch->asymmetric));
+			/* No FIFO cache: producers come and go, each with a FIFO of its own. */
+			wake_producer(ch, NULL, s, hot_light(ch->asymmetric));
 			return;
 		}
 		solo_exit(self);
@@ -950,8 +954,12 @@ int rmpsc_ready_arm(rmpsc_channel *ch, int64_t *wait_ns)
 	store_relaxed(&mb->wake_min, 1);
 	fetch_or_acq_rel(mask, bit);
 	int fenced = cold_barrier(ch->asymmetric) == 0;
-	if (untaken_records(ch, 1) || is_closed(ch) || (ch->L.max_consumers > 1 && rmpsc__has_orphans(ch)))
+	if (untaken_records(ch, 1) || is_closed(ch))
 		goto ready;
+	if (ch->L.max_consumers > 1 && rmpsc__has_orphans(ch)) {
+		fetch_add_relaxed(&group_at(ch, ch->group)->orphans, 1); /* the hint takes look at */
+		goto ready;
+	}
 	/* Several members: dead peers are looked for now and then (data_ready); an
 	 * unfenced announcement may be missed: poll. */
 	*wait_ns = !fenced ? UNFENCED_POLL_NS : ch->L.max_consumers > 1 ? LIVENESS_PERIOD_NS : READY_RECHECK_NS;
@@ -970,7 +978,7 @@ ready:
 
 void rmpsc_ready_disarm(rmpsc_channel *ch)
 {
-	if (!ch || ch->member < 0 || ch->member_gen != fork_generation())
+	if (!ch || !still_member(ch))
 		return;
 	uint32_t e = (uint32_t)ch->member;
 	rmpsc__member_fifo(&ch->file, e)->armed = 0;

@@ -504,10 +504,11 @@ int rmpsc__adopt_orphan(rmpsc_channel *ch)
 	struct group *grp = group_at(ch, g);
 	if (!load_relaxed(&grp->orphans))
 		return 0;
-	int adopted = 0;
+	int adopted = -1; /* the group's lock is held: look again soon */
 	uint64_t adopting = owner_word(MEMBER_ADOPTING, my_id(ch));
 	rmpsc__process_lock();
 	if (group_trylock(ch, g, my_id(ch))) {
+		adopted = 0;
 		for (uint32_t e = 0; e < ch->L.max_consumers && !adopted; e++) {
 			struct member *mb = member_at(ch, e);
 			uint64_t w = MEMBER_ORPHAN;

@@ -134,7 +134,8 @@ void rmpsc__member_leave(rmpsc_channel *ch);
 int rmpsc__solo_end(rmpsc_channel *ch, uint64_t mode);
 /* Alone in a SHARED group with nothing open: go SOLO. 1 if we did. */
 int rmpsc__go_solo(rmpsc_channel *ch);
-/* Adopt an orphaned claim of this member's group: 1 when one is now served. */
+/* Adopt an orphaned claim of this member's group: 1 when one is now served, 0
+ * when there is none, -1 when the group's lock is held (look again soon). */
 int rmpsc__adopt_orphan(rmpsc_channel *ch);
 /* Move group g's head on ring s up to the lowest open claim (or its cursor). */
 void rmpsc__recompute_head(rmpsc_channel *ch, uint32_t g, uint32_t s);

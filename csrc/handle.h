@@ -61,12 +61,11 @@ struct rmpsc_channel {
 	struct deferred_free *deferred;
 	uint32_t n_deferred, cap_deferred;
 	/* Waiting (notify.h) */
-	uint32_t coalesce_records;   /* linger for this many records on one ring ... */
-	int64_t coalesce_delay_ns;   /* ... or this long (rmpsc_consumer_coalesce) */
-	int64_t linger_from;         /* readiness fd: when the linger of this wait began, 0 = not yet */
-	int ready_closed_seen;       /* readiness fd: an arm has reported the channel closed */
-	int take_busy;               /* the last take found what it needed held by a peer for a moment */
-	struct fifo_ref *ring_fifos; /* producers' readiness FIFOs, for releases (max_producers) */
+	uint32_t coalesce_records; /* linger for this many records on one ring ... */
+	int64_t coalesce_delay_ns; /* ... or this long (rmpsc_consumer_coalesce) */
+	int64_t linger_from;       /* readiness fd: when the linger of this wait began, 0 = not yet */
+	int ready_closed_seen;     /* readiness fd: an arm has reported the channel closed */
+	int take_busy;             /* the last take found what it needed held by a peer for a moment */
 };
 
 struct rmpsc_producer {

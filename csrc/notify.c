@@ -1,6 +1,8 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,17 +17,25 @@
 #define FIFO_DIR "/dev/shm/"
 
 #define FIFO_PREFIX ".ringmpsc-%016llx-"
+#define FIFO_MODE   0622 /* the owner reads, anyone may wake (notify.h); set with fchmod, past the umask */
 
 static void fifo_path(const rmpsc_channel *ch, char kind, uint32_t index, uint32_t gen, char *buf, size_t n)
 {
 	snprintf(buf, n, FIFO_DIR FIFO_PREFIX "%c%u-%u", (unsigned long long)ch->hdr->channel_id, kind, index, gen);
 }
 
-/* Open a readiness FIFO by name: never through a symlink, never anything but a
- * FIFO (in a world-writable directory someone else may have put a file there). */
-static int fifo_open(const char *path)
+/* A readiness FIFO by name: never through a symlink, never anything but a FIFO
+ * (in a world-writable directory someone else may have put a file there).
+ * O_RDWR where we may read it too (its owner), else write-only; *wronly says which. */
+static int fifo_open(const char *path, int *wronly)
 {
+	*wronly = 0;
 	int fd = open(path, O_RDWR | O_NONBLOCK | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0 && errno == EACCES) {
+		/* ENXIO: nobody has it open for reading, its waiter is gone. */
+		fd = open(path, O_WRONLY | O_NONBLOCK | O_CLOEXEC | O_NOFOLLOW);
+		*wronly = 1;
+	}
 	if (fd < 0)
 		return -1;
 	struct stat st;
@@ -77,10 +87,6 @@ static void sweep_stale_fifos(void)
 int rmpsc__fifo_create(rmpsc_channel *ch, char kind, uint32_t index, uint32_t *gen)
 {
 	sweep_stale_fifos();
-	/* Whoever may open a named region may open its FIFOs (the umask does not
-	 * apply); an anonymous one (a memfd, mode 0777) only its owner. */
-	struct stat st;
-	mode_t mode = ch->file.name && fstat(ch->file.fd, &st) == 0 ? (st.st_mode & 0666) : 0600;
 	char path[96];
 	for (int tries = 0;; tries++) {
 		uint32_t g;
@@ -94,8 +100,8 @@ int rmpsc__fifo_create(rmpsc_channel *ch, char kind, uint32_t index, uint32_t *g
 				continue;
 			return rmpsc__sys_error("mkfifo " FIFO_DIR "(readiness fd)");
 		}
-		int fd = fifo_open(path);
-		if (fd < 0 || fchmod(fd, mode) < 0) {
+		int wronly, fd = fifo_open(path, &wronly);
+		if (fd < 0 || fchmod(fd, FIFO_MODE) < 0) {
 			int rc = rmpsc__sys_error("opening the readiness FIFO");
 			if (fd >= 0)
 				close(fd);
@@ -116,12 +122,31 @@ void rmpsc__fifo_remove(const rmpsc_channel *ch, char kind, uint32_t index, uint
 	unlink(path);
 }
 
-static void fifo_write(int fd)
+/* One byte. EAGAIN: full, so readable already. Write-only, a reader that left
+ * meanwhile would raise SIGPIPE: blocked for the write, and one it raised taken
+ * back unless it was pending before (someone else's). */
+static void fifo_write(int fd, int wronly)
 {
+	sigset_t pipe_set, old;
+	int pending_before = 0;
+	if (wronly) {
+		sigemptyset(&pipe_set);
+		sigaddset(&pipe_set, SIGPIPE);
+		pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
+		sigset_t pending;
+		pending_before = sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE);
+	}
 	ssize_t r;
 	do
-		r = write(fd, "", 1); /* EAGAIN: full, so readable already */
+		r = write(fd, "", 1);
 	while (r < 0 && errno == EINTR);
+	if (wronly) {
+		if (r < 0 && errno == EPIPE && !pending_before) {
+			const struct timespec zero = { 0, 0 };
+			sigtimedwait(&pipe_set, NULL, &zero);
+		}
+		pthread_sigmask(SIG_SETMASK, &old, NULL);
+	}
 }
 
 int rmpsc__fifo_signal(const rmpsc_channel *ch, struct fifo_ref *ref, char kind, uint32_t index, uint32_t gen)
@@ -129,16 +154,16 @@ int rmpsc__fifo_signal(const rmpsc_channel *ch, struct fifo_ref *ref, char kind,
 	if (!gen)
 		return 1;
 	if (ref && ref->gen == gen) {
-		fifo_write(ref->fd);
+		fifo_write(ref->fd, ref->wronly);
 		return 1;
 	}
 	char path[96];
 	fifo_path(ch, kind, index, gen, path, sizeof path);
-	int saved = errno, fd = fifo_open(path), gone = fd < 0 && errno == ENOENT;
+	int saved = errno, wronly, fd = fifo_open(path, &wronly), err = errno;
 	errno = saved; /* a wake-up that could not be sent changes nothing the caller reports */
-	if (fd < 0)
-		return gone; /* gone: its waiter left, and a new one announces itself afresh */
-	fifo_write(fd);
+	if (fd < 0)    /* for now only when out of descriptors or memory: the waiter stays announced */
+		return !(err == EMFILE || err == ENFILE || err == ENOMEM || err == EINTR);
+	fifo_write(fd, wronly);
 	if (!ref) {
 		close(fd);
 		return 1;
@@ -147,6 +172,7 @@ int rmpsc__fifo_signal(const rmpsc_channel *ch, struct fifo_ref *ref, char kind,
 		close(ref->fd);
 	ref->fd = fd;
 	ref->gen = gen;
+	ref->wronly = wronly;
 	return 1;
 }
 
@@ -249,4 +275,25 @@ void rmpsc__wake_all_producers(rmpsc_channel *ch)
 {
 	for (uint32_t s = 0; s < ch->L.max_producers; s++)
 		wake_producer(ch, NULL, s, 0);
+}
+
+void rmpsc__remove_dead_fifos(rmpsc_channel *ch)
+{
+	/* A CAS from the generation we saw: a new holder's own FIFO is never removed. */
+	for (uint32_t e = 0; e < ch->L.max_consumers; e++) {
+		struct member *mb = member_at(ch, e);
+		uint32_t gen = load_acquire(&mb->fifo_gen);
+		uint64_t w = load_acquire(&mb->owner);
+		if (gen && owner_id(w) && !rmpsc__owner_alive(&ch->file, owner_id(w)) &&
+		    cas_acq_rel(&mb->fifo_gen, &gen, 0))
+			rmpsc__fifo_remove(ch, 'm', e, gen);
+	}
+	for (uint32_t s = 0; s < slot_limit(ch); s++) {
+		struct ring_ctrl *c = slot_ctrl(ch, s);
+		uint32_t gen = load_acquire(&c->fifo_gen);
+		uint64_t w = load_acquire(&c->owner);
+		if (gen && owner_id(w) && !rmpsc__owner_alive(&ch->file, owner_id(w)) &&
+		    cas_acq_rel(&c->fifo_gen, &gen, 0))
+			rmpsc__fifo_remove(ch, 'p', s, gen);
+	}
 }

@@ -14,10 +14,15 @@
  * Readiness FIFOs. A waiter in an event loop cannot sleep on a futex, so it gets
  * a named FIFO next to the region, /dev/shm/.ringmpsc-<channel id>-<m|p><place>-<gen>,
  * which producers (or, for a producer waiting for space, consumers) open by name
- * and write a byte into: unrelated processes need no descriptor passing. Everyone
- * opens it O_RDWR, so there is always a reader and a write never raises SIGPIPE;
- * a full FIFO (EAGAIN) is already readable. `gen` changes with every FIFO made for
- * a place, so a descriptor cached for an earlier holder never wakes the wrong one.
+ * and write a byte into: unrelated processes need no descriptor passing. Its mode
+ * is 0622: only its owner reads it (nobody else can take a wake-up away), anyone
+ * may write a byte (at worst a spurious wake-up), so every process that has the
+ * region mapped can wake its waiter, whatever user it runs as now (a worker that
+ * dropped privileges after it inherited the channel). A waker opens it O_RDWR
+ * where it may (then there is always a reader and a write never raises SIGPIPE),
+ * else O_WRONLY, and then writes with SIGPIPE blocked; a full FIFO (EAGAIN) is
+ * readable already. `gen` changes with every FIFO made for a place, so a
+ * descriptor cached for an earlier holder never wakes the wrong one.
  */
 #ifndef RMPSC_NOTIFY_H
 #define RMPSC_NOTIFY_H
@@ -34,6 +39,7 @@
 struct fifo_ref {
 	int fd;
 	uint32_t gen; /* 0: none open */
+	int wronly;   /* opened write-only: writes guard against SIGPIPE */
 };
 
 /* Make a readiness FIFO for place `index` of `kind` ('m' member, 'p' producer)
@@ -42,8 +48,10 @@ int rmpsc__fifo_create(rmpsc_channel *ch, char kind, uint32_t index, uint32_t *g
 /* Remove the FIFO of that place and generation (0: none; a missing one is fine). */
 void rmpsc__fifo_remove(const rmpsc_channel *ch, char kind, uint32_t index, uint32_t gen);
 /* Write a byte into it, through `ref` (opened and cached there) or, when NULL,
- * opening it for this one write. 1 when written, or when it is gone (its waiter
- * left); 0 when it could not be opened (out of descriptors, not allowed). */
+ * opening it for this one write. 1 when written, or when it cannot be (its waiter
+ * left; or we may not open it, which no retry changes); 0 when it could not be
+ * opened for now (out of descriptors or memory): the caller announces the waiter
+ * again, for the next waker. */
 int rmpsc__fifo_signal(const rmpsc_channel *ch, struct fifo_ref *ref, char kind, uint32_t index, uint32_t gen);
 /* Read every byte out of a FIFO we wait on (O_NONBLOCK). */
 void rmpsc__fifo_drain(int fd);
@@ -100,5 +108,9 @@ static inline void wake_producer(rmpsc_channel *ch, struct fifo_ref **refs, uint
 
 /* Wake every producer that waits (close, a group that held them back went). */
 void rmpsc__wake_all_producers(rmpsc_channel *ch);
+
+/* Remove the readiness FIFOs of member places and producer slots whose holder
+ * died (nobody may be left to recover them): on a channel handle's release. */
+void rmpsc__remove_dead_fifos(rmpsc_channel *ch);
 
 #endif

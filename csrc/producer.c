@@ -401,8 +401,10 @@ int rmpsc_producer_ready_arm(rmpsc_producer *p, int64_t *wait_ns)
 	*wait_ns = 0;
 	rmpsc__fifo_drain(p->ready_fd); /* before the check: a wake-up after it stays readable */
 	struct space_wait w = { p };
-	if (space_ready(&w) != WAIT_NOT_READY) /* room already: no barrier to pay */
+	if (space_ready(&w) != WAIT_NOT_READY) { /* room already: no barrier to pay */
+		rmpsc_producer_ready_disarm(p);
 		return 1;
+	}
 	/* Announce, fence, look (the wait protocol, wait.h): space freed after the
 	 * look finds our announcement and writes the FIFO. */
 	store_relaxed(&p->ctrl->producer_waiting, WAIT_FD);

@@ -371,14 +371,15 @@ void rmpsc_channel_release(rmpsc_channel *ch)
 {
 	if (!ch)
 		return;
-	rmpsc_consumer_leave(ch);       /* frees deferred slabs whose records were advanced past */
+	rmpsc_consumer_leave(ch); /* frees deferred slabs whose records were advanced past */
+	/* Readiness FIFOs of holders that died: perhaps nobody else is left to see. */
+	rmpsc__remove_dead_fifos(ch);
 	rmpsc__attach_close(&ch->file); /* after every claim of ours is let go: they die with the attachment */
 	munmap(ch->base, ch->L.total_size);
 	close(ch->file.fd);
 	free(ch->rings);
 	free(ch->tails);
 	free(ch->deferred);
-	rmpsc__fifo_refs_free(ch->ring_fifos, ch->L.max_producers);
 	free(ch->file.name);
 	free(ch);
 }

@@ -3,7 +3,8 @@
  * found: one case per finding, each asserting what ringmpsc.h and
  * docs/ARCHITECTURE.md 2.3 promise; each failed on a0475dc, the code it was
  * found in (the eighth then asserted EFORKED, which the header listed; the header
- * now says what a forked handle does, and the case checks that).
+ * now says what a forked handle does, and the case checks that). Cases 9..12 come
+ * from a second review and fail on da5fac2 (11 and 12 need root; skipped otherwise).
  *
  * Every case runs in a child process of its own (a crash or hang of one does not
  * hide the others); `test_ready_faults NAME` runs one case. Each case records the
@@ -28,6 +29,8 @@
 #include "notify.h"
 
 #define MS 1000000ll
+
+int setgroups(size_t size, const gid_t *list); /* <grp.h>, whose struct group clashes with group.h */
 
 /* --- clean-up shared with the runner ---------------------------------------- */
 
@@ -359,7 +362,10 @@ static void busy_claim_lock_arm_spins(void)
  * names are listed in /dev/shm (sticky, world-readable), so any local user can
  * open one and read its bytes (steal wake-ups: the armed consumer sleeps for ever)
  * or write them. "Whoever may open the region may open its FIFOs" does not hold:
- * nobody may open an anonymous region by name.
+ * nobody may open an anonymous region by name. Now FIFOs are 0622 on every
+ * channel: only the owner reads (nobody can take a wake-up away); anyone may write
+ * a byte, at worst a spurious wake-up, so a producer that dropped privileges can
+ * still wake (case 12). The case checks that nobody else may read.
  */
 static void anon_fifo_world_accessible(void)
 {
@@ -374,9 +380,9 @@ static void anon_fifo_world_accessible(void)
 	CHECK(stat(path, &st) == 0, "stat %s: %s", path, strerror(errno));
 	struct stat rst;
 	CHECK(fstat(rmpsc_channel_fd(ch), &rst) == 0, "fstat region");
-	CHECK((st.st_mode & 077) == 0,
-	      "the anonymous channel's member FIFO %s has mode %03o (the memfd's is %03o): any local user can read "
-	      "(steal) or write its wake-ups",
+	CHECK((st.st_mode & 0044) == 0 && (st.st_mode & 0600) == 0600,
+	      "the anonymous channel's member FIFO %s has mode %03o (the memfd's is %03o): a local user other than "
+	      "its owner can read (steal) its wake-ups",
 	      path, (unsigned)(st.st_mode & 0777), (unsigned)(rst.st_mode & 0777));
 	rmpsc_producer_close(p);
 	rmpsc_channel_release(ch);
@@ -452,6 +458,274 @@ static void forked_handle_gets_its_own_fd(void)
 }
 
 /* ------------------------------------------------------------------------------ */
+/* Round two. */
+/*
+ * 9. An orphan's records (a member left with a read open: its claim goes to the
+ * group) are adopted under the group's lock (adopt_orphan, group_trylock). While
+ * a live peer holds that lock (stopped, or descheduled, inside settle or a
+ * conversion), adopt_orphan gives up and the sweep finds nothing: take_span
+ * returns 0, not TAKE_BUSY, so take_busy stays 0; rmpsc_ready_arm sees
+ * rmpsc__has_orphans and returns 1 ("records are there") at once, again and
+ * again, while every rmpsc_recv(0) returns EEMPTY. The readiness loop spins at
+ * 100% CPU for as long as the holder is stopped; a blocking call sleeps.
+ * (Finding 5 of round one, the claim lock, fixed for TAKE_BUSY only.)
+ */
+static void orphan_with_busy_group_lock_arm_spins(void)
+{
+	rmpsc_channel *ch = make(NULL, 64, 1, 3);
+	CHECK_OK(rmpsc_consumer_coalesce(ch, 1, 0));
+	rmpsc_producer *p;
+	CHECK_OK(rmpsc_producer_register(ch, &p));
+	uint64_t v;
+	CHECK_RC(rmpsc_recv(ch, &v, 1, 0), RMPSC_EEMPTY); /* a member: SOLO */
+	int fd = rmpsc_ready_fd(ch);
+	CHECK(fd >= 0, "ready_fd: %s", rmpsc_last_error());
+	/* B: a peer that joins and stays (it will hold the group's lock, stopped). */
+	struct link lb;
+	pid_t b = fork_linked(&lb);
+	if (b == 0) {
+		rmpsc_channel *h;
+		CHECK_OK(rmpsc_channel_attach_fd(&h, rmpsc_channel_fd(ch), 0));
+		CHECK_OK(rmpsc_consumer_join(h, NULL, 0));
+		uint64_t id = owner_id(load_acquire(&member_at(h, (uint32_t)h->member)->owner));
+		CHECK(write(lb.wr, &id, 8) == 8, "report");
+		for (;;)
+			pause();
+	}
+	uint64_t b_id;
+	CHECK(read(lb.rd, &b_id, 8) == 8, "peer B did not report");
+	CHECK_RC(rmpsc_recv(ch, &v, 1, 0), RMPSC_EEMPTY); /* ends our solo mode: SHARED */
+	send_one(p, 1);
+	send_one(p, 2);
+	/* A: joins, reads both records (a claim) and leaves without advancing: its
+	 * claim becomes an orphan of the group (at-least-once). */
+	pid_t a = fork_child();
+	if (a == 0) {
+		rmpsc_channel *h;
+		CHECK_OK(rmpsc_channel_attach_fd(&h, rmpsc_channel_fd(ch), 0));
+		CHECK_OK(rmpsc_consumer_join(h, NULL, 0));
+		const void *ptr;
+		uint32_t slot;
+		if (rmpsc_read(h, 2, 2000 * MS, &ptr, &slot) != 2)
+			_exit(2);
+		rmpsc_consumer_leave(h);
+		_exit(0);
+	}
+	CHECK(reap(a) == 0, "member A read 2 records and left");
+	CHECK(rmpsc__has_orphans(ch), "A's claim is an orphan of the group");
+	/* B is stopped while it holds the group's lock (inside settle, say). */
+	kill(b, SIGSTOP);
+	store_release(&group_at(ch, ch->group)->lock, b_id);
+	int armed = 0, spins = 0;
+	int64_t until = now_ns() + 200 * MS;
+	while (now_ns() < until && !armed) {
+		int n = rmpsc_recv(ch, &v, 1, 0);
+		CHECK_RC(n, RMPSC_EEMPTY);
+		int64_t wt;
+		int r = rmpsc_ready_arm(ch, &wt);
+		CHECK(r == 0 || r == 1, "ready_arm: %s", rmpsc_last_error());
+		if (r == 0 && wt > 0)
+			armed = 1;
+		else
+			spins++;
+	}
+	/* A blocking call in the same state sleeps (250 ms liveness slices). */
+	int64_t t0 = now_ns();
+	int blocking = rmpsc_recv(ch, &v, 1, 30 * MS);
+	int64_t took = now_ns() - t0;
+	store_release(&group_at(ch, ch->group)->lock, 0);
+	kill(b, SIGCONT);
+	CHECK(blocking == RMPSC_ETIMEDOUT && took >= 25 * MS, "the blocking call: %d after %lld ms", blocking,
+	      (long long)(took / MS));
+	CHECK(armed,
+	      "with an orphan in the group and the group's lock held by a stopped peer, rmpsc_ready_arm returned 1 "
+	      "%d times in 200 ms while rmpsc_recv(0) returned EEMPTY: the event loop busy-spins",
+	      spins);
+	(void)fd;
+	rmpsc_producer_close(p);
+	rmpsc_channel_release(ch);
+}
+
+/* Descriptors of this process open on removed readiness FIFOs of channel `id`. */
+static int fds_on_removed_fifos(uint64_t id)
+{
+	char prefix[64];
+	snprintf(prefix, sizeof prefix, "/dev/shm/.ringmpsc-%016llx-", (unsigned long long)id);
+	DIR *d = opendir("/proc/self/fd");
+	CHECK(d, "opendir /proc/self/fd: %s", strerror(errno));
+	int n = 0;
+	struct dirent *e;
+	while ((e = readdir(d))) {
+		char path[300], target[256];
+		snprintf(path, sizeof path, "/proc/self/fd/%s", e->d_name);
+		ssize_t r = readlink(path, target, sizeof target - 1);
+		if (r <= 0)
+			continue;
+		target[r] = 0;
+		n += !strncmp(target, prefix, strlen(prefix)) && strstr(target, "(deleted)") != NULL;
+	}
+	closedir(d);
+	return n;
+}
+
+/*
+ * 10. Wakers cache the descriptor of every FIFO they signal (struct fifo_ref: the
+ * consumer handle one per producer slot, a producer handle one per member place)
+ * and close it only when they signal a later generation of the same place. A
+ * FIFO whose waiter left (producer closed, member left) is removed from /dev/shm,
+ * but the cached descriptor stays open for the handle's life: a consumer serving
+ * producers that come and go, each of which once waited for space on its
+ * readiness fd, keeps one descriptor per slot on deleted FIFOs (up to
+ * max_producers, 1024: the default RLIMIT_NOFILE of the whole process); each
+ * producer handle one per member place that ever waited (up to 256).
+ */
+static void cached_fds_of_gone_fifos_leak(void)
+{
+	enum {
+		N = 16
+	};
+	rmpsc_channel *ch = make(NULL, 2, N, 1);
+	uint64_t id = ch->hdr->channel_id;
+	uint64_t v;
+	CHECK_RC(rmpsc_recv(ch, &v, 1, 0), RMPSC_EEMPTY);
+	for (int i = 0; i < N; i++) {
+		rmpsc_producer *p;
+		CHECK_OK(rmpsc_producer_register(ch, &p));
+		CHECK(rmpsc_producer_ready_fd(p) >= 0, "producer_ready_fd: %s", rmpsc_last_error());
+		send_one(p, 1);
+		send_one(p, 2); /* full */
+		int64_t w;
+		CHECK_RC(rmpsc_producer_ready_arm(p, &w), 0);
+		CHECK_RC(rmpsc_recv(ch, &v, 1, 0), 1); /* frees space: the consumer signals (and caches) its FIFO */
+		CHECK(readable(rmpsc_producer_ready_fd(p), 500), "producer %d woken", i);
+		rmpsc_producer_close(p); /* its FIFO is removed; one record stays, so the next takes a new slot */
+	}
+	int left = fds_on_removed_fifos(id);
+	CHECK(left <= 1,
+	      "after %d producers each waited once for space and closed, this process holds %d descriptors on "
+	      "their removed readiness FIFOs (the consumer handle's cache): one per slot, for the handle's life",
+	      N, left);
+	rmpsc_channel_release(ch);
+}
+
+/*
+ * 11. A named channel shared through its group (mode 0660, group G): the
+ * consumer's FIFO gets the region's mode bits (fchmod) but its creator's primary
+ * group, not G. notify.c: "Whoever may open a named region may open its FIFOs";
+ * here a producer in G (not the FIFO creator's group) opens the region, but its
+ * open of the FIFO fails with EACCES: the armed consumer is never woken by a
+ * publish (only by the 1 s recheck), and every publish pays a failing open()
+ * (the waker leaves the announcement for the next one). Needs root (to be two
+ * other users); skipped otherwise.
+ */
+static void group_shared_region_fifo_refuses_group(void)
+{
+	if (geteuid() != 0) {
+		printf("(group_shared_region_fifo_refuses_group: skipped, needs root) ");
+		return;
+	}
+	enum {
+		G = 43210,
+		CUID = 43211,
+		PUID = 43212
+	};
+	const char *name = "/rmpsc-test-rf-group";
+	rmpsc_channel *ch = make(name, 64, 1, 1);
+	CHECK(fchown(rmpsc_channel_fd(ch), PUID, G) == 0 && fchmod(rmpsc_channel_fd(ch), 0660) == 0, "chown/chmod");
+	struct link l;
+	pid_t c = fork_linked(&l);
+	if (c == 0) { /* the consumer: another user in group G */
+		gid_t g = G;
+		if (setgroups(1, &g) || setgid(CUID) || setuid(CUID))
+			_exit(90);
+		rmpsc_channel *h;
+		if (rmpsc_channel_open(&h, name, 0))
+			_exit(91);
+		rmpsc_consumer_coalesce(h, 1, 0);
+		int fd = rmpsc_ready_fd(h);
+		int64_t w;
+		if (fd < 0 || rmpsc_ready_arm(h, &w) != 0)
+			_exit(92);
+		char x = 1;
+		if (write(l.wr, &x, 1) != 1)
+			_exit(93);
+		struct pollfd pf = { .fd = fd, .events = POLLIN };
+		int r = poll(&pf, 1, 600); /* the producer sends at once; the recheck is 1 s */
+		_exit(r == 1 ? 0 : 1);
+	}
+	char x;
+	CHECK(read(l.rd, &x, 1) == 1, "the consumer did not arm (setup failed)");
+	pid_t p = fork_child();
+	if (p == 0) { /* the producer: the region's owner, in group G */
+		gid_t g = G;
+		if (setgroups(1, &g) || setgid(G) || setuid(PUID))
+			_exit(90);
+		rmpsc_channel *h;
+		rmpsc_producer *pr;
+		uint64_t v = 5;
+		if (rmpsc_channel_open(&h, name, 0) || rmpsc_producer_register(h, &pr) ||
+		    rmpsc_producer_send(pr, &v, 8, 0))
+			_exit(91);
+		_exit(0);
+	}
+	CHECK(reap(p) == 0, "the producer sent");
+	int rc = reap(c);
+	CHECK(rc == 0 || rc == 1, "consumer setup: exit %d", rc);
+	CHECK(rc == 0,
+	      "the armed consumer's fd did not become readable within 600 ms of a publish: its FIFO (mode %s, "
+	      "group: the consumer's own) cannot be opened by a producer of the region's group",
+	      "0660 as the region");
+	rmpsc_channel_release(ch);
+}
+
+/*
+ * 12. The deployment attach.c is built for: a root master makes the channel (a
+ * named region, 0600 root's) and forks workers that switch to `nobody` and then
+ * produce through the inherited handle. A consumer of the master's uid waits on
+ * its readiness fd. The workers cannot open its FIFO (0600, root's) by name: no
+ * publish of theirs ever wakes the fd (the 1 s recheck does), and every publish
+ * pays a failing open() in the slow path, since the waker puts the announcement
+ * back for the next publish, which fails the same way. Needs root.
+ */
+static void privilege_dropped_producer_cannot_wake(void)
+{
+	if (geteuid() != 0) {
+		printf("(privilege_dropped_producer_cannot_wake: skipped, needs root) ");
+		return;
+	}
+	const char *name = "/rmpsc-test-rf-privdrop";
+	rmpsc_channel *ch = make(name, 64, 1, 1);
+	CHECK_OK(rmpsc_consumer_coalesce(ch, 1, 0));
+	int fd = rmpsc_ready_fd(ch);
+	CHECK(fd >= 0, "ready_fd: %s", rmpsc_last_error());
+	int64_t w;
+	CHECK_RC(rmpsc_ready_arm(ch, &w), 0);
+	uint64_t wakes0 = load_relaxed(&ch->hdr->consumer_wakes);
+	pid_t c = fork_child();
+	if (c == 0) { /* a worker: inherited the handle as root, then dropped to nobody */
+		if (setgid(65534) || setuid(65534))
+			_exit(90);
+		rmpsc_producer *p;
+		if (rmpsc_producer_register(ch, &p))
+			_exit(91);
+		for (uint64_t i = 0; i < 8; i++)
+			if (rmpsc_producer_send(p, &i, 8, 0))
+				_exit(92);
+		rmpsc_producer_close(p);
+		_exit(0);
+	}
+	CHECK(reap(c) == 0, "the worker sent");
+	int woken = readable(fd, 600);
+	uint64_t tries = load_relaxed(&ch->hdr->consumer_wakes) - wakes0;
+	CHECK(woken,
+	      "8 records from a worker that dropped privileges did not make the armed fd readable within 600 ms "
+	      "(%llu wake-ups tried, every one an open() of the 0600 FIFO that fails): the consumer hears of them "
+	      "only from its 1 s recheck",
+	      (unsigned long long)tries);
+	rmpsc_channel_release(ch);
+}
+
+/* ------------------------------------------------------------------------------ */
 
 static const struct {
 	const char *name;
@@ -465,6 +739,10 @@ static const struct {
 	{ "anon_fifo_world_accessible", anon_fifo_world_accessible },
 	{ "dead_producer_fifo_leaks", dead_producer_fifo_leaks },
 	{ "forked_handle_gets_its_own_fd", forked_handle_gets_its_own_fd },
+	{ "orphan_with_busy_group_lock_arm_spins", orphan_with_busy_group_lock_arm_spins },
+	{ "cached_fds_of_gone_fifos_leak", cached_fds_of_gone_fifos_leak },
+	{ "group_shared_region_fifo_refuses_group", group_shared_region_fifo_refuses_group },
+	{ "privilege_dropped_producer_cannot_wake", privilege_dropped_producer_cannot_wake },
 };
 
 int main(int argc, char **argv)
