@@ -64,6 +64,8 @@ struct rmpsc_channel {
 	uint32_t coalesce_records; /* linger for this many records on one ring ... */
 	int64_t coalesce_delay_ns; /* ... or this long (rmpsc_consumer_coalesce) */
 	int64_t linger_from;       /* readiness fd: when the linger of this wait began, 0 = not yet */
+	uint32_t linger_skip;      /* waits left that do not linger (a linger found one record alone) */
+	uint32_t linger_backoff;   /* ... how many the last useless linger made skip */
 	int ready_closed_seen;     /* readiness fd: an arm has reported the channel closed */
 	int take_busy;             /* the last take found what it needed held by a peer for a moment */
 };

@@ -121,6 +121,8 @@ int rmpsc__wait(const struct waiter *w, struct deadline *dlp)
 			now = rmpsc__monotonic_ns();
 		}
 	}
+	if (w->slept)
+		*w->slept = 1;
 	if (w->linger_ns > 0 && w->min_records > 1 && (r = linger(w, &dl)) != WAIT_NOT_READY)
 		return r;
 	for (;;) {
