@@ -184,6 +184,12 @@ check wake-arm-no-drain-order fail wake.pml "-DARM_NO_DRAIN_ORDER -DFD=1" "$W" "
 # member place; one thread's withdraw clears the bit the other announced, and the
 # other sleeps unannounced once the first stops calling
 check wake-flaw-shared-place fail wake.pml "-DSHARED_PLACE -DNM=2 -DSTOP=1" "$W" ""
+# A fix for it (-DFIX_SHARED_PLACE; not in the C yet): the process counts its
+# threads waiting on the place under a lock, and the last one out clears the bit.
+# Two blocking threads; one blocking and one on the fd. Either may stop.
+W_FIX="-DSHARED_PLACE -DFIX_SHARED_PLACE -DNM=2 -DSTOP=3 -DK=2"
+check wake-shared-place-fix ok wake.pml "$W_FIX" "$W" ""
+check wake-shared-place-fix-fd ok wake.pml "$W_FIX -DFD=2 -DNREC1=1" "$W" ""
 echo "model $pass $fail 0" >> build/results.txt
 echo "[model] $pass passed, $fail failed, 0 skipped"
 [ "$fail" -eq 0 ]

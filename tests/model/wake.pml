@@ -79,8 +79,8 @@
  * Options: -DNM=1|2 threads, -DNREC records per producer, -DK=min_records (1:
  * coalescing off), -DFD=mask (those threads wait through the readiness fd),
  * -DMIXED=mask (those choose per wait), -DNCANCEL=n (disarms per fd thread),
- * -DSAMEGROUP, -DSHARED_PLACE, -DCLOSE, -DSTOP=mask (those threads may stop
- * between calls: done with the channel), -DNP=1, -DPROBE=n (fail when
+ * -DSAMEGROUP, -DSHARED_PLACE, -DFIX_SHARED_PLACE, -DCLOSE, -DSTOP=mask (those
+ * threads may stop between calls: done with the channel), -DNP=1, -DPROBE=n (fail when
  * situation n is reached, to show a check is not vacuous: 1 a producer leaves a
  * lingering member under its threshold, 2 a producer wakes a member for K > 1
  * records, 3 a fenced futex wait is woken with a record untaken, 4 an fd wait
@@ -104,6 +104,15 @@
  * without a bit: the next publish wakes nobody. With max_consumers == 1 the
  * sleep has no slice: forever. (One thread's wake_min = K or wait_how = FD over
  * another's 1 or FUTEX loses wake-ups the same way; not checked apart.)
+ * -DFIX_SHARED_PLACE, a fix the C does not have yet: the process counts its
+ * threads waiting on the place under a process lock (announce: lock, count
+ * ourselves in once, wait_how and wake_min, fetch_or, unlock; withdraw: lock,
+ * count out, fetch_and only when none is left, unlock); while several wait,
+ * wait_how is the union of their ways and wake_min is 1. Checked with two
+ * blocking threads, and with one blocking and one on the fd, either of which
+ * may stop (its handle closes: counted out). It cannot help two threads on the
+ * readiness fd of one place: the place has one FIFO per process, and one
+ * thread's drain eats the byte written for the other (-DMIXED=3 fails).
  *
  * Not modelled: the spin phase, deadlines and slices (a fenced wait without
  * one is the case that must not lose a wake), EINTR, failed membarriers (the
@@ -181,6 +190,10 @@ byte how[NPL];                 /* member.wait_how */
 byte seq[NPL];                 /* member.wake_seq (futex word) */
 bool fifo[NPL];                /* the place's readiness FIFO holds a byte */
 bool closed;                   /* header.closed */
+#ifdef FIX_SHARED_PLACE
+byte plk[NPL];                 /* the process's lock for its waits on the place: thread + 1 */
+byte nwait[NPL];               /* threads of the process counted as waiting on it */
+#endif
 byte pdone;                    /* ghost: producers done */
 byte taken[NG];                /* ghost: records taken by the group */
 
@@ -238,6 +251,34 @@ byte taken[NG];                /* ghost: records taken by the group */
 #define D_CANCEL 35
 #define M_END    40
 
+/* Announcing and withdrawing. -DFIX_SHARED_PLACE: the threads of a process
+ * that wait on one place count themselves under a process lock (plk, nwait;
+ * ann: this thread is counted); the bit goes when the last one withdraws, and
+ * while several wait the place announces wake_min = 1 and every way they wait. */
+#ifdef FIX_SHARED_PLACE
+#define LOCKFREE (plk[pl] == 0)
+#define ANNOUNCE_MIN(k, hw) \
+	plk[pl] = me + 1; \
+	if :: !ann -> ann = 1; nwait[pl]++ :: else -> skip fi; \
+	if \
+	:: nwait[pl] > 1 -> how[pl] = how[pl] | (hw); wake_min[pl] = 1 \
+	:: else -> how[pl] = (hw); wake_min[pl] = (k) \
+	fi
+#define ANNOUNCE_OR mask = mask | mine; plk[pl] = 0
+#define WITHDRAW \
+	if :: ann -> ann = 0; nwait[pl]-- :: else -> skip fi; \
+	if :: nwait[pl] == 0 -> mask = mask & ~mine :: else -> skip fi
+#define SET_HOW(hw) skip                       /* under the lock, with wake_min */
+#define STOP_WITHDRAW WITHDRAW                 /* its handle closes: counted out */
+#else
+#define LOCKFREE 1
+#define ANNOUNCE_MIN(k, hw) wake_min[pl] = (k)
+#define ANNOUNCE_OR mask = mask | mine
+#define WITHDRAW mask = mask & ~mine
+#define SET_HOW(hw) how[pl] = (hw)
+#define STOP_WITHDRAW skip
+#endif
+
 /* the thread's wait: blocking, or through the readiness fd */
 #define USES_FD(w) ((FD >> (w)) & 1)
 #define CHOOSES(w) ((MIXED >> (w)) & 1)
@@ -245,12 +286,13 @@ byte taken[NG];                /* ghost: records taken by the group */
 proctype Member(byte me)
 {
 	byte pc = W_TRY, pl, g, mine, s, nc;
-	bool lin = 1, snap;
+	bool lin = 1, snap, ann;
 	pl = PLACE(me); g = GRP(pl); mine = 1 << pl;
 	do
 	/* ---- the consumer call: ready() takes what the group has ---- */
 	:: d_step { pc == W_TRY && PENDING(g) -> TAKE(g); lin = 1 }   /* the call returns them */
-	:: d_step { pc == W_TRY && ((STOP >> me) & 1) -> pc = M_END }  /* done with the channel */
+	:: d_step { pc == W_TRY && ((STOP >> me) & 1) && LOCKFREE ->   /* done with the channel */
+		STOP_WITHDRAW; pc = M_END }
 	:: d_step { pc == W_TRY && !PENDING(g) && closed -> pc = M_END }   /* ECLOSED */
 	:: d_step { pc == W_TRY && FINISHED(g) -> pc = M_END }
 	/* nothing: wait */
@@ -258,32 +300,32 @@ proctype Member(byte me)
 	:: d_step { pc == W_TRY && !READY(g) && !FINISHED(g) && (USES_FD(me) || CHOOSES(me)) ->
 		pc = A_DRAIN }
 	/* ---- wait_for_data_slow, rmpsc__wait ---- */
-	:: d_step { pc == W_HOW -> how[pl] = WAIT_FUTEX;
+	:: d_step { pc == W_HOW -> SET_HOW(WAIT_FUTEX);
 		if :: K > 1 -> pc = L_MIN :: else -> pc = F_SEQ fi }
 	/* linger: announce wake_min = K, unfenced, and sleep until a wake or the
 	 * linger's end (any moment) */
-	:: d_step { pc == L_MIN -> wake_min[pl] = K; pc = L_OR }
-	:: d_step { pc == L_OR -> mask = mask | mine; pc = L_MIN1 }   /* futex_wait: woken, or timed out */
+	:: d_step { pc == L_MIN && LOCKFREE -> ANNOUNCE_MIN(K, WAIT_FUTEX); pc = L_OR }
+	:: d_step { pc == L_OR -> ANNOUNCE_OR; pc = L_MIN1 }   /* futex_wait: woken, or timed out */
 	:: d_step { pc == L_MIN1 -> wake_min[pl] = 1; pc = L_CHK }
 	:: d_step { pc == L_CHK ->
 		if
 		:: READY(g) -> REACHED(6); READY_TAKE; pc = L_WD
 		:: else -> pc = F_SEQ                  /* still announced: renewed below */
 		fi }
-	:: d_step { pc == L_WD -> mask = mask & ~mine; pc = W_TRY }   /* finish() */
+	:: d_step { pc == L_WD && LOCKFREE -> WITHDRAW; pc = W_TRY }   /* finish() */
 	/* the fenced wait */
 	:: d_step { pc == F_SEQ -> s = seq[pl]; pc = F_MIN }
 #ifndef NO_FENCE
-	:: d_step { pc == F_MIN -> wake_min[pl] = FENCED_MIN; pc = F_OR }
+	:: d_step { pc == F_MIN && LOCKFREE -> ANNOUNCE_MIN(FENCED_MIN, WAIT_FUTEX); pc = F_OR }
 #else
-	:: d_step { pc == F_MIN -> wake_min[pl] = FENCED_MIN; pc = F_NFSNAP }
+	:: d_step { pc == F_MIN && LOCKFREE -> ANNOUNCE_MIN(FENCED_MIN, WAIT_FUTEX); pc = F_NFSNAP }
 	:: d_step { pc == F_NFSNAP -> snap = READY(g); pc = F_OR }   /* negative: the re-check's loads first */
 #endif
 #ifndef WITHDRAW_BEFORE_CHECK
-	:: d_step { pc == F_OR -> mask = mask | mine; pc = F_CHK }    /* then the fence */
+	:: d_step { pc == F_OR -> ANNOUNCE_OR; pc = F_CHK }            /* then the fence */
 #else
-	:: d_step { pc == F_OR -> mask = mask | mine; pc = F_WD0 }
-	:: d_step { pc == F_WD0 -> mask = mask & ~mine; pc = F_CHK }  /* negative: withdrawn first */
+	:: d_step { pc == F_OR -> ANNOUNCE_OR; pc = F_WD0 }
+	:: d_step { pc == F_WD0 && LOCKFREE -> WITHDRAW; pc = F_CHK }  /* negative: withdrawn first */
 #endif
 	:: d_step { pc == F_CHK ->
 #ifndef NO_FENCE
@@ -298,7 +340,7 @@ proctype Member(byte me)
 		:: else -> pc = F_WAIT
 		fi;
 		snap = 0 }
-	:: d_step { pc == F_WD -> mask = mask & ~mine; pc = W_TRY }   /* finish() */
+	:: d_step { pc == F_WD && LOCKFREE -> WITHDRAW; pc = W_TRY }   /* finish() */
 	:: d_step { pc == F_WAIT && seq[pl] != s ->                /* woken: again */
 		if :: PENDING(g) -> REACHED(3) :: else -> skip fi;
 		if :: closed && !PENDING(g) -> REACHED(5) :: else -> skip fi;
@@ -313,13 +355,13 @@ proctype Member(byte me)
 #endif
 	:: d_step { pc == A_HOW && closed -> pc = W_TRY }          /* return 1 */
 	:: d_step { pc == A_HOW && !closed && lin && K > 1 ->      /* within the delay: linger */
-		how[pl] = WAIT_FD; pc = A_LMIN }
+		SET_HOW(WAIT_FD); pc = A_LMIN }
 	:: d_step { pc == A_HOW && !closed && !(lin && K > 1) ->
-		how[pl] = WAIT_FD; pc = A_MIN }
+		SET_HOW(WAIT_FD); pc = A_MIN }
 	:: d_step { pc == A_HOW && !closed && lin && K > 1 ->      /* the delay has passed */
-		how[pl] = WAIT_FD; lin = 0; pc = A_MIN }
-	:: d_step { pc == A_LMIN -> wake_min[pl] = K; pc = A_LOR }
-	:: d_step { pc == A_LOR -> mask = mask | mine; pc = A_LCHK }
+		SET_HOW(WAIT_FD); lin = 0; pc = A_MIN }
+	:: d_step { pc == A_LMIN && LOCKFREE -> ANNOUNCE_MIN(K, WAIT_FD); pc = A_LOR }
+	:: d_step { pc == A_LOR -> ANNOUNCE_OR; pc = A_LCHK }
 	:: d_step { pc == A_LCHK ->
 		if
 		:: UNT(g) >= K -> pc = A_LWD
@@ -329,18 +371,18 @@ proctype Member(byte me)
 		:: else -> fifo[pl] = 0; pc = D_WAITL
 #endif
 		fi }
-	:: d_step { pc == A_LWD -> mask = mask & ~mine; pc = W_TRY }
+	:: d_step { pc == A_LWD && LOCKFREE -> WITHDRAW; pc = W_TRY }
 #ifndef NO_FENCE
-	:: d_step { pc == A_MIN -> wake_min[pl] = FENCED_MIN; pc = A_OR }
+	:: d_step { pc == A_MIN && LOCKFREE -> ANNOUNCE_MIN(FENCED_MIN, WAIT_FD); pc = A_OR }
 #else
-	:: d_step { pc == A_MIN -> wake_min[pl] = FENCED_MIN; pc = A_NFSNAP }
+	:: d_step { pc == A_MIN && LOCKFREE -> ANNOUNCE_MIN(FENCED_MIN, WAIT_FD); pc = A_NFSNAP }
 	:: d_step { pc == A_NFSNAP -> snap = READY(g); pc = A_OR }   /* negative */
 #endif
 #ifndef WITHDRAW_BEFORE_CHECK
-	:: d_step { pc == A_OR -> mask = mask | mine; pc = A_CHK }    /* then the fence */
+	:: d_step { pc == A_OR -> ANNOUNCE_OR; pc = A_CHK }            /* then the fence */
 #else
-	:: d_step { pc == A_OR -> mask = mask | mine; pc = A_WD0 }
-	:: d_step { pc == A_WD0 -> mask = mask & ~mine; pc = A_CHK }  /* negative */
+	:: d_step { pc == A_OR -> ANNOUNCE_OR; pc = A_WD0 }
+	:: d_step { pc == A_WD0 && LOCKFREE -> WITHDRAW; pc = A_CHK }  /* negative */
 #endif
 	:: d_step { pc == A_CHK ->
 #ifndef NO_FENCE
@@ -359,7 +401,7 @@ proctype Member(byte me)
 #endif
 		fi;
 		snap = 0 }
-	:: d_step { pc == A_WD -> mask = mask & ~mine; pc = W_TRY }
+	:: d_step { pc == A_WD && LOCKFREE -> WITHDRAW; pc = W_TRY }
 	:: d_step { pc == A_DRAIN2 -> fifo[pl] = 0; pc = D_WAIT }   /* negative: drained after the look */
 	/* the caller's wait on the fd, then it consumes with timeout 0 */
 	:: d_step { pc == D_WAITL -> pc = W_TRY }                  /* readable, or the delay's end */
@@ -369,7 +411,7 @@ proctype Member(byte me)
 		pc = W_TRY }
 	:: d_step { pc == D_WAIT && FINISHED(g) -> pc = M_END }
 	:: d_step { (pc == D_WAIT || pc == D_WAITL) && nc < NCANCEL -> nc++; pc = D_CANCEL }
-	:: d_step { pc == D_CANCEL -> REACHED(7); mask = mask & ~mine; pc = W_TRY }   /* rmpsc_ready_disarm */
+	:: d_step { pc == D_CANCEL && LOCKFREE -> REACHED(7); WITHDRAW; pc = W_TRY }   /* rmpsc_ready_disarm */
 
 	:: d_step { pc == M_END ->
 		assert(!PENDING(g) || ((STOP >> me) & 1));
