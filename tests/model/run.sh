@@ -156,16 +156,17 @@ W="$S"
 check wake-futex ok wake.pml "-DNREC=2" "$W" ""
 check wake-coalesce ok wake.pml "-DK=2 -DNREC=3" "$W" ""
 # one member on the readiness fd (arm, wait, consume; a disarm); then one that
-# chooses the fd or a blocking call per wait (wait_how changes under a stale bit)
+# chooses the fd or a blocking call per wait (wait_how changes under a stale bit;
+# a blocking call on an armed place leaves the bit to the fd)
 check wake-fd ok wake.pml "-DFD=1 -DNCANCEL=1 -DK=2 -DNREC=3" "$W" ""
-check wake-mixed ok wake.pml "-DMIXED=1 -DNCANCEL=1 -DK=2 -DNREC=3" "$W" ""
+check wake-mixed ok wake.pml "-DMIXED=1 -DNCANCEL=1 -DK=2 -DNREC=3 -DNREC1=2" "$W" ""
 # two members, each in a group of its own (two bits; one blocking, one on the fd)
 check wake-two ok wake.pml "-DNM=2 -DFD=2 -DNCANCEL=1 -DK=2 -DNREC=1" "$W" ""
 # two members of one group (one cursor), both blocking
 check wake-group ok wake.pml "-DNM=2 -DSAMEGROUP -DK=2 -DNREC=2 -DNREC1=1" "$W" ""
 # rmpsc_channel_close at any moment: every thread ends with ECLOSED, every record
 # published before it taken; one member choosing per wait, then two on one ring
-check wake-close ok wake.pml "-DCLOSE -DMIXED=1 -DNCANCEL=1 -DK=2 -DNREC=2" "$W" ""
+check wake-close ok wake.pml "-DCLOSE -DMIXED=1 -DNCANCEL=1 -DK=2 -DNREC=2 -DNREC1=1" "$W" ""
 check wake-close-two ok wake.pml "-DCLOSE -DNM=2 -DFD=2 -DNP=1 -DK=2 -DNREC=2" "$W" ""
 # Negative: each leaves a member waiting for good with a record untaken.
 # The fenced wait's re-check loading before its bit is visible (no fence);
@@ -180,12 +181,14 @@ check wake-withdraw-before-check fail wake.pml "-DWITHDRAW_BEFORE_CHECK" "$W" ""
 check wake-threshold-in-fenced fail wake.pml "-DTHRESHOLD_IN_FENCED -DK=2" "$W" ""
 # rmpsc_ready_arm draining the FIFO after its re-check: it eats the wake-up
 check wake-arm-no-drain-order fail wake.pml "-DARM_NO_DRAIN_ORDER -DFD=1" "$W" ""
-# Flaw of the C as it is (wake.pml's header): two threads of one process share a
+# Flaws of the C as it is (wake.pml's header): two threads of one process share a
 # member place; one thread's withdraw clears the bit the other announced, and the
-# other sleeps unannounced once the first stops calling
+# other sleeps unannounced once the first stops calling: two blocking threads;
+# then a blocking one and one on the fd
 check wake-flaw-shared-place fail wake.pml "-DSHARED_PLACE -DNM=2 -DSTOP=1" "$W" ""
-# A fix for it (-DFIX_SHARED_PLACE; not in the C yet): the process counts its
-# threads waiting on the place under a lock, and the last one out clears the bit.
+check wake-flaw-shared-place-fd fail wake.pml "-DSHARED_PLACE -DNM=2 -DSTOP=1 -DFD=2 -DK=2 -DNREC1=1" "$W" ""
+# A fix for them (-DFIX_SHARED_PLACE; not in the C yet): the process counts its
+# announcements on the place under a lock, and the last one out clears the bit.
 # Two blocking threads; one blocking and one on the fd. Either may stop.
 W_FIX="-DSHARED_PLACE -DFIX_SHARED_PLACE -DNM=2 -DSTOP=3 -DK=2"
 check wake-shared-place-fix ok wake.pml "$W_FIX" "$W" ""

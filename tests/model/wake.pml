@@ -13,7 +13,8 @@
  * (waiting_members: bit e, place e may be waiting), per place `wake_min`, `how`
  * (wait_how: WAIT_FUTEX 1, WAIT_FD 2), `seq` (wake_seq, the futex word) and
  * `fifo` (its readiness FIFO holds a byte); per ring `tail`, per group and ring
- * `cursor` (what the group took); `closed`.
+ * `cursor` (what the group took); `closed`; and the process's own per place,
+ * `armed` (its readiness fd is armed there: struct member_fifo.armed).
  * Memory is sequentially consistent: every fence is implicit, and the negative
  * variants model a missing one by reordering the load after it before the store
  * before it. Each step (pc) is one load, store or read-modify-write of the C
@@ -30,28 +31,32 @@
  * untaken record of the group):
  *   records: take them, the call returns; closed and nothing: ECLOSED, the
  *   thread ends; else wait, blocking (wait_for_data_slow: W_HOW wait_how =
- *   FUTEX, then rmpsc__wait) or through the readiness fd (-DFD, -DMIXED).
+ *   FUTEX, or FUTEX | FD while the process's fd is armed on the place, then
+ *   rmpsc__wait) or through the readiness fd (-DFD, -DMIXED).
  *   rmpsc__wait: the spin is not modelled (it only polls ready());
  *   linger (K > 1): s = seq; L_MIN wake_min = K; L_OR mask |= bit, no fence;
  *     futex_wait(seq, s) until the linger's end, which may come at any moment:
  *     so the wait ends whenever, and its s is not modelled (a wake changes
  *     nothing the model can tell); L_MIN1 wake_min = 1; L_CHK ready(): records
- *     (taken) or closed: L_WD mask &= ~bit (finish) and return; nothing: still
- *     announced, on to
+ *     (taken) or closed: L_WD mask &= ~bit (finish; with the fd armed: the
+ *     bit kept, wait_how = FD) and return; nothing: still announced, on to
  *   the fenced wait: F_SEQ s = seq; F_MIN wake_min = 1; F_OR mask |= bit; fence;
- *     F_CHK ready(): records (taken) or closed: F_WD mask &= ~bit, return; else
+ *     F_CHK ready(): records (taken) or closed: F_WD as L_WD, return; else
  *     F_WAIT futex_wait(seq, s), no timeout; woken (seq != s): again from F_SEQ.
- *   rmpsc_ready_arm (after W_TRY found nothing): A_DRAIN drain the FIFO;
- *     A_HOW closed: return 1; else wait_how = FD; lingering (the first arm after
- *     records were taken and arms within the delay after it; the delay may end
- *     at any arm): A_LMIN wake_min = K, A_LOR mask |= bit, A_LCHK K records
- *     untaken on the rings (unfenced): A_LWD mask &= ~bit, return 1; else armed
- *     with the rest of the delay: D_WAITL the caller waits for the FIFO or the
- *     delay (any moment), then consumes (W_TRY); fenced: A_MIN wake_min = 1,
- *     A_OR mask |= bit, fence, A_CHK a record untaken or closed: A_WD mask &=
- *     ~bit, return 1; else armed: D_WAIT the caller waits for the FIFO (no
- *     limit), then consumes. rmpsc_ready_disarm (-DNCANCEL, times): from either
- *     wait, D_CANCEL mask &= ~bit, and the caller consumes later.
+ *   rmpsc_ready_arm (after W_TRY found nothing): A_DRAIN drain the FIFO; A_HOW
+ *     closed: return 1; else wait_how = FD, armed; lingering (the first arm
+ *     after records were taken and arms within the delay after it; the delay
+ *     may end at any arm): A_LMIN wake_min = K, A_LOR mask |= bit, A_LCHK K
+ *     records untaken on the rings (unfenced): A_LWD mask &= ~bit, not armed,
+ *     return 1; else armed with the rest of the delay: D_WAITL the caller waits
+ *     for the FIFO or the delay (any moment), then consumes (W_TRY); fenced:
+ *     A_MIN wake_min = 1, A_OR mask |= bit, fence, A_CHK a record untaken or
+ *     closed: A_WD as A_LWD, return 1; else armed: D_WAIT the caller waits for
+ *     the FIFO, then consumes (the C caps that wait at READY_RECHECK_NS, a
+ *     second, for a FIFO a waker could not open: here it has no limit, a
+ *     wake-up must not be lost). rmpsc_ready_disarm (-DNCANCEL, times): from
+ *     either wait, D_CANCEL not armed, mask &= ~bit, and the caller consumes
+ *     later.
  * Producer (Waker r < NP), after each publish (P_PUB tail++, refused once
  *   closed): fence; P_MASK load the mask; for each set bit e (lowest first):
  *   wants_wake: P_K k = wake_min[e]; k > 1: P_CUR load the group's cursor,
@@ -80,12 +85,13 @@
  * coalescing off), -DFD=mask (those threads wait through the readiness fd),
  * -DMIXED=mask (those choose per wait), -DNCANCEL=n (disarms per fd thread),
  * -DSAMEGROUP, -DSHARED_PLACE, -DFIX_SHARED_PLACE, -DCLOSE, -DSTOP=mask (those
- * threads may stop between calls: done with the channel), -DNP=1, -DPROBE=n (fail when
- * situation n is reached, to show a check is not vacuous: 1 a producer leaves a
- * lingering member under its threshold, 2 a producer wakes a member for K > 1
- * records, 3 a fenced futex wait is woken with a record untaken, 4 an fd wait
- * ends by the FIFO with a record untaken, 5 a thread ends ECLOSED after a wait,
- * 6 a linger finds records, 7 a disarm).
+ * threads may stop between calls: done with the channel), -DNP=1, -DPROBE=n
+ * (fail when situation n is reached, to show a check is not vacuous: 1 a
+ * producer leaves a lingering member under its threshold, 2 a producer wakes a
+ * member for K > 1 records, 3 a fenced futex wait is woken with a record
+ * untaken, 4 an fd wait ends by the FIFO with a record untaken, 5 a thread ends
+ * ECLOSED after a wait, 6 a linger finds records, 7 a disarm, 8 a blocking call
+ * leaves its bit to an armed fd).
  *
  * Negative variants, expected to FAIL (run.sh): -DNO_FENCE (the fenced wait's
  * and the fenced arm's re-check loads before the mask store is visible),
@@ -95,31 +101,39 @@
  * -DARM_NO_DRAIN_ORDER (the arm drains the FIFO after its re-check, not
  * before): each leaves a thread waiting for good with a record untaken.
  *
- * Flaw (-DSHARED_PLACE -DSTOP=1, expected to FAIL): threads of one process
+ * Flaws (-DSHARED_PLACE -DSTOP=1, expected to FAIL): threads of one process
  * share a member place (join_locked, "another handle of ours"), its bit, seq,
- * wake_min and wait_how. One thread's finish() (or disarm) clears the bit the
- * other announced: both sleep, a publish wakes them; thread 0 re-announces and
- * its ready() takes the record; thread 1 re-announces (the bit is set already);
- * thread 0 withdraws and stops calling; thread 1 re-checks (nothing) and sleeps
- * without a bit: the next publish wakes nobody. With max_consumers == 1 the
- * sleep has no slice: forever. (One thread's wake_min = K or wait_how = FD over
- * another's 1 or FUTEX loses wake-ups the same way; not checked apart.)
+ * wake_min and wait_how. One thread's finish() (or an arm's "ready now", or a
+ * disarm) clears the bit another announced. Two blocking threads: both sleep,
+ * a publish wakes them; thread 0 re-announces and its ready() takes the record;
+ * thread 1 re-announces (the bit is set already); thread 0 withdraws and stops
+ * calling; thread 1 re-checks (nothing) and sleeps without a bit: the next
+ * publish wakes nobody. With max_consumers == 1 the sleep has no slice: forever.
+ * With -DFD=2 (thread 1 on the fd): thread 0's blocking call starts while the
+ * fd is not armed (so it will withdraw) and takes a record; thread 1 arms
+ * (nothing left to take) and waits on the FIFO; thread 0's finish clears the
+ * bit; the next publish writes no FIFO (in the C the fd's wait ends after a
+ * second). (One thread's wake_min = K or wait_how over another's loses wake-ups
+ * too; not checked apart.)
  * -DFIX_SHARED_PLACE, a fix the C does not have yet: the process counts its
- * threads waiting on the place under a process lock (announce: lock, count
- * ourselves in once, wait_how and wake_min, fetch_or, unlock; withdraw: lock,
- * count out, fetch_and only when none is left, unlock); while several wait,
- * wait_how is the union of their ways and wake_min is 1. Checked with two
+ * announcements on the place (each blocking call in progress, and the armed fd)
+ * under a process lock (announce: lock, count in once, wait_how and wake_min,
+ * fetch_or, unlock; finish, "ready now", disarm: lock, count out, fetch_and
+ * only when none is left, unlock); while several are counted, wait_how is the
+ * union of their ways and wake_min is 1. It keeps what armed does now (a
+ * blocking call on an armed place leaves the bit to the fd). Checked with two
  * blocking threads, and with one blocking and one on the fd, either of which
- * may stop (its handle closes: counted out). It cannot help two threads on the
- * readiness fd of one place: the place has one FIFO per process, and one
- * thread's drain eats the byte written for the other (-DMIXED=3 fails).
+ * may stop. It cannot help two threads on the readiness fd of one place: the
+ * place has one FIFO per process, and one thread's drain eats the byte written
+ * for the other (-DMIXED=3 fails).
  *
  * Not modelled: the spin phase, deadlines and slices (a fenced wait without
  * one is the case that must not lose a wake), EINTR, failed membarriers (the
  * C polls then), recovery of dead members and orphans, process death (a dead
  * waiter's bit costs one wake), the FIFO's generations and descriptor cache,
- * several mask words, a FIFO that is full (already readable), producers
- * waiting for space, slabs.
+ * several mask words, a FIFO that is full (already readable) or that a waker
+ * cannot open (it sets the bit again), fenced rings, busy claim locks
+ * (take_busy), producers waiting for space, slabs.
  */
 #ifndef NP
 #define NP 2
@@ -190,9 +204,10 @@ byte how[NPL];                 /* member.wait_how */
 byte seq[NPL];                 /* member.wake_seq (futex word) */
 bool fifo[NPL];                /* the place's readiness FIFO holds a byte */
 bool closed;                   /* header.closed */
+bool armed[NPL];               /* process-local: its readiness fd is armed on the place */
 #ifdef FIX_SHARED_PLACE
-byte plk[NPL];                 /* the process's lock for its waits on the place: thread + 1 */
-byte nwait[NPL];               /* threads of the process counted as waiting on it */
+byte plk[NPL];                 /* process-local: the lock of its announcements: thread + 1 */
+byte nwait[NPL];               /* process-local: its announcements counted on the place */
 #endif
 byte pdone;                    /* ghost: producers done */
 byte taken[NG];                /* ghost: records taken by the group */
@@ -251,32 +266,45 @@ byte taken[NG];                /* ghost: records taken by the group */
 #define D_CANCEL 35
 #define M_END    40
 
-/* Announcing and withdrawing. -DFIX_SHARED_PLACE: the threads of a process
- * that wait on one place count themselves under a process lock (plk, nwait;
- * ann: this thread is counted); the bit goes when the last one withdraws, and
- * while several wait the place announces wake_min = 1 and every way they wait. */
+/* Announcing and withdrawing, as the C does: a blocking call announces
+ * WAIT_FUTEX, and WAIT_FUTEX | WAIT_FD when the process's readiness fd is armed
+ * on the place (armed: struct member_fifo.armed), and then leaves the bit to the
+ * fd when it returns (finish keeps it, wait_how back to WAIT_FD); an arm stores
+ * WAIT_FD and armed = 1; its "ready now" and a disarm clear the bit and armed.
+ * -DFIX_SHARED_PLACE: the process counts the announcements on the place (each
+ * blocking call in progress: annb; the armed fd: armed) under a process lock
+ * (plk, nwait); the bit goes with the last one, and while several are counted
+ * the place announces wake_min = 1 and the union of their ways. */
 #ifdef FIX_SHARED_PLACE
 #define LOCKFREE (plk[pl] == 0)
+#define COUNT_IN(c) if :: !(c) -> c = 1; nwait[pl]++ :: else -> skip fi
 #define ANNOUNCE_MIN(k, hw) \
 	plk[pl] = me + 1; \
-	if :: !ann -> ann = 1; nwait[pl]++ :: else -> skip fi; \
+	if :: (hw) == WAIT_FD -> COUNT_IN(armed[pl]) :: else -> COUNT_IN(annb) fi; \
 	if \
 	:: nwait[pl] > 1 -> how[pl] = how[pl] | (hw); wake_min[pl] = 1 \
 	:: else -> how[pl] = (hw); wake_min[pl] = (k) \
 	fi
 #define ANNOUNCE_OR mask = mask | mine; plk[pl] = 0
-#define WITHDRAW \
-	if :: ann -> ann = 0; nwait[pl]-- :: else -> skip fi; \
+#define COUNT_OUT(c) \
+	if :: c -> c = 0; nwait[pl]-- :: else -> skip fi; \
 	if :: nwait[pl] == 0 -> mask = mask & ~mine :: else -> skip fi
-#define SET_HOW(hw) skip                       /* under the lock, with wake_min */
-#define STOP_WITHDRAW WITHDRAW                 /* its handle closes: counted out */
+#define FINISH COUNT_OUT(annb)
+#define ARM_OUT COUNT_OUT(armed[pl])
+#define CALL_HOW skip                          /* under the lock, with wake_min */
+#define ARM_HOW skip
 #else
 #define LOCKFREE 1
 #define ANNOUNCE_MIN(k, hw) wake_min[pl] = (k)
 #define ANNOUNCE_OR mask = mask | mine
-#define WITHDRAW mask = mask & ~mine
-#define SET_HOW(hw) how[pl] = (hw)
-#define STOP_WITHDRAW skip
+#define FINISH \
+	if \
+	:: arm_w -> REACHED(8); how[pl] = WAIT_FD; arm_w = 0   /* the fd's: kept */ \
+	:: else -> mask = mask & ~mine \
+	fi
+#define ARM_OUT mask = mask & ~mine; armed[pl] = 0
+#define CALL_HOW arm_w = armed[pl]; how[pl] = (arm_w -> WAIT_FUTEX | WAIT_FD : WAIT_FUTEX)
+#define ARM_HOW how[pl] = WAIT_FD; armed[pl] = 1
 #endif
 
 /* the thread's wait: blocking, or through the readiness fd */
@@ -286,13 +314,12 @@ byte taken[NG];                /* ghost: records taken by the group */
 proctype Member(byte me)
 {
 	byte pc = W_TRY, pl, g, mine, s, nc;
-	bool lin = 1, snap, ann;
+	bool lin = 1, snap, annb, arm_w;
 	pl = PLACE(me); g = GRP(pl); mine = 1 << pl;
 	do
 	/* ---- the consumer call: ready() takes what the group has ---- */
 	:: d_step { pc == W_TRY && PENDING(g) -> TAKE(g); lin = 1 }   /* the call returns them */
-	:: d_step { pc == W_TRY && ((STOP >> me) & 1) && LOCKFREE ->   /* done with the channel */
-		STOP_WITHDRAW; pc = M_END }
+	:: d_step { pc == W_TRY && ((STOP >> me) & 1) -> pc = M_END }   /* done with the channel */
 	:: d_step { pc == W_TRY && !PENDING(g) && closed -> pc = M_END }   /* ECLOSED */
 	:: d_step { pc == W_TRY && FINISHED(g) -> pc = M_END }
 	/* nothing: wait */
@@ -300,7 +327,7 @@ proctype Member(byte me)
 	:: d_step { pc == W_TRY && !READY(g) && !FINISHED(g) && (USES_FD(me) || CHOOSES(me)) ->
 		pc = A_DRAIN }
 	/* ---- wait_for_data_slow, rmpsc__wait ---- */
-	:: d_step { pc == W_HOW -> SET_HOW(WAIT_FUTEX);
+	:: d_step { pc == W_HOW -> CALL_HOW;
 		if :: K > 1 -> pc = L_MIN :: else -> pc = F_SEQ fi }
 	/* linger: announce wake_min = K, unfenced, and sleep until a wake or the
 	 * linger's end (any moment) */
@@ -312,7 +339,7 @@ proctype Member(byte me)
 		:: READY(g) -> REACHED(6); READY_TAKE; pc = L_WD
 		:: else -> pc = F_SEQ                  /* still announced: renewed below */
 		fi }
-	:: d_step { pc == L_WD && LOCKFREE -> WITHDRAW; pc = W_TRY }   /* finish() */
+	:: d_step { pc == L_WD && LOCKFREE -> FINISH; pc = W_TRY }     /* finish() */
 	/* the fenced wait */
 	:: d_step { pc == F_SEQ -> s = seq[pl]; pc = F_MIN }
 #ifndef NO_FENCE
@@ -325,7 +352,7 @@ proctype Member(byte me)
 	:: d_step { pc == F_OR -> ANNOUNCE_OR; pc = F_CHK }            /* then the fence */
 #else
 	:: d_step { pc == F_OR -> ANNOUNCE_OR; pc = F_WD0 }
-	:: d_step { pc == F_WD0 && LOCKFREE -> WITHDRAW; pc = F_CHK }  /* negative: withdrawn first */
+	:: d_step { pc == F_WD0 -> mask = mask & ~mine; pc = F_CHK }  /* negative: withdrawn first */
 #endif
 	:: d_step { pc == F_CHK ->
 #ifndef NO_FENCE
@@ -340,7 +367,7 @@ proctype Member(byte me)
 		:: else -> pc = F_WAIT
 		fi;
 		snap = 0 }
-	:: d_step { pc == F_WD && LOCKFREE -> WITHDRAW; pc = W_TRY }   /* finish() */
+	:: d_step { pc == F_WD && LOCKFREE -> FINISH; pc = W_TRY }     /* finish() */
 	:: d_step { pc == F_WAIT && seq[pl] != s ->                /* woken: again */
 		if :: PENDING(g) -> REACHED(3) :: else -> skip fi;
 		if :: closed && !PENDING(g) -> REACHED(5) :: else -> skip fi;
@@ -355,11 +382,11 @@ proctype Member(byte me)
 #endif
 	:: d_step { pc == A_HOW && closed -> pc = W_TRY }          /* return 1 */
 	:: d_step { pc == A_HOW && !closed && lin && K > 1 ->      /* within the delay: linger */
-		SET_HOW(WAIT_FD); pc = A_LMIN }
+		ARM_HOW; pc = A_LMIN }
 	:: d_step { pc == A_HOW && !closed && !(lin && K > 1) ->
-		SET_HOW(WAIT_FD); pc = A_MIN }
+		ARM_HOW; pc = A_MIN }
 	:: d_step { pc == A_HOW && !closed && lin && K > 1 ->      /* the delay has passed */
-		SET_HOW(WAIT_FD); lin = 0; pc = A_MIN }
+		ARM_HOW; lin = 0; pc = A_MIN }
 	:: d_step { pc == A_LMIN && LOCKFREE -> ANNOUNCE_MIN(K, WAIT_FD); pc = A_LOR }
 	:: d_step { pc == A_LOR -> ANNOUNCE_OR; pc = A_LCHK }
 	:: d_step { pc == A_LCHK ->
@@ -371,7 +398,7 @@ proctype Member(byte me)
 		:: else -> fifo[pl] = 0; pc = D_WAITL
 #endif
 		fi }
-	:: d_step { pc == A_LWD && LOCKFREE -> WITHDRAW; pc = W_TRY }
+	:: d_step { pc == A_LWD && LOCKFREE -> ARM_OUT; pc = W_TRY }
 #ifndef NO_FENCE
 	:: d_step { pc == A_MIN && LOCKFREE -> ANNOUNCE_MIN(FENCED_MIN, WAIT_FD); pc = A_OR }
 #else
@@ -382,7 +409,7 @@ proctype Member(byte me)
 	:: d_step { pc == A_OR -> ANNOUNCE_OR; pc = A_CHK }            /* then the fence */
 #else
 	:: d_step { pc == A_OR -> ANNOUNCE_OR; pc = A_WD0 }
-	:: d_step { pc == A_WD0 && LOCKFREE -> WITHDRAW; pc = A_CHK }  /* negative */
+	:: d_step { pc == A_WD0 -> mask = mask & ~mine; pc = A_CHK }  /* negative */
 #endif
 	:: d_step { pc == A_CHK ->
 #ifndef NO_FENCE
@@ -401,7 +428,7 @@ proctype Member(byte me)
 #endif
 		fi;
 		snap = 0 }
-	:: d_step { pc == A_WD && LOCKFREE -> WITHDRAW; pc = W_TRY }
+	:: d_step { pc == A_WD && LOCKFREE -> ARM_OUT; pc = W_TRY }
 	:: d_step { pc == A_DRAIN2 -> fifo[pl] = 0; pc = D_WAIT }   /* negative: drained after the look */
 	/* the caller's wait on the fd, then it consumes with timeout 0 */
 	:: d_step { pc == D_WAITL -> pc = W_TRY }                  /* readable, or the delay's end */
@@ -411,7 +438,7 @@ proctype Member(byte me)
 		pc = W_TRY }
 	:: d_step { pc == D_WAIT && FINISHED(g) -> pc = M_END }
 	:: d_step { (pc == D_WAIT || pc == D_WAITL) && nc < NCANCEL -> nc++; pc = D_CANCEL }
-	:: d_step { pc == D_CANCEL && LOCKFREE -> REACHED(7); WITHDRAW; pc = W_TRY }   /* rmpsc_ready_disarm */
+	:: d_step { pc == D_CANCEL && LOCKFREE -> REACHED(7); ARM_OUT; pc = W_TRY }   /* rmpsc_ready_disarm */
 
 	:: d_step { pc == M_END ->
 		assert(!PENDING(g) || ((STOP >> me) & 1));
