@@ -26,7 +26,7 @@ help:
 	@echo "make test         every suite: C (plain, TSan, ASan+UBSan), spin models, Python, LuaJIT + nginx; installs what it needs;"
 	@echo "                  ends with 'N passed, N failed, N skipped'"
 	@echo "make test-c       the C suite only (plain, TSan, ASan+UBSan)"
-	@echo "make test-model   spin model checks of the liveness protocol (tests/model: slots, consumer role)"
+	@echo "make test-model   spin model checks (tests/model: slots, consumer role, groups, wake-ups)"
 	@echo "make test-version VERSION agrees with the header, ringmpsc.pc, Python and Lua"
 	@echo "make lint         clang-format --dry-run (C), luacheck (Lua), ruff (Python): the lint suite of make test"
 	@echo "make format       apply clang-format and ruff's fixes"
