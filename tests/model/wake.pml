@@ -84,7 +84,7 @@
  * Options: -DNM=1|2 threads, -DNREC records per producer, -DK=min_records (1:
  * coalescing off), -DFD=mask (those threads wait through the readiness fd),
  * -DMIXED=mask (those choose per wait), -DNCANCEL=n (disarms per fd thread),
- * -DSAMEGROUP, -DSHARED_PLACE, -DFIX_SHARED_PLACE, -DCLOSE, -DSTOP=mask (those
+ * -DSAMEGROUP, -DSHARED_PLACE, -DCLOSE, -DSTOP=mask (those
  * threads may stop between calls: done with the channel), -DNP=1, -DPROBE=n
  * (fail when situation n is reached, to show a check is not vacuous: 1 a
  * producer leaves a lingering member under its threshold, 2 a producer wakes a
@@ -101,8 +101,9 @@
  * -DARM_NO_DRAIN_ORDER (the arm drains the FIFO after its re-check, not
  * before): each leaves a thread waiting for good with a record untaken.
  *
- * Flaws (-DSHARED_PLACE -DSTOP=1, expected to FAIL): threads of one process
- * share a member place (join_locked, "another handle of ours"), its bit, seq,
+ * Why one thread at a time per membership (-DSHARED_PLACE -DSTOP=1, expected to
+ * FAIL; ringmpsc.h forbids it, and claims and spans would break as well): two
+ * threads of one process calling at once on one member place (join_locked, "another handle of ours"), its bit, seq,
  * wake_min and wait_how. One thread's finish() (or an arm's "ready now", or a
  * disarm) clears the bit another announced. Two blocking threads: both sleep,
  * a publish wakes them; thread 0 re-announces and its ready() takes the record;
@@ -115,17 +116,6 @@
  * bit; the next publish writes no FIFO (in the C the fd's wait ends after a
  * second). (One thread's wake_min = K or wait_how over another's loses wake-ups
  * too; not checked apart.)
- * -DFIX_SHARED_PLACE, a fix the C does not have yet: the process counts its
- * announcements on the place (each blocking call in progress, and the armed fd)
- * under a process lock (announce: lock, count in once, wait_how and wake_min,
- * fetch_or, unlock; finish, "ready now", disarm: lock, count out, fetch_and
- * only when none is left, unlock); while several are counted, wait_how is the
- * union of their ways and wake_min is 1. It keeps what armed does now (a
- * blocking call on an armed place leaves the bit to the fd). Checked with two
- * blocking threads, and with one blocking and one on the fd, either of which
- * may stop. It cannot help two threads on the readiness fd of one place: the
- * place has one FIFO per process, and one thread's drain eats the byte written
- * for the other (-DMIXED=3 fails).
  *
  * Not modelled: the spin phase, deadlines and slices (a fenced wait without
  * one is the case that must not lose a wake), EINTR, failed membarriers (the
@@ -205,10 +195,6 @@ byte seq[NPL];                 /* member.wake_seq (futex word) */
 bool fifo[NPL];                /* the place's readiness FIFO holds a byte */
 bool closed;                   /* header.closed */
 bool armed[NPL];               /* process-local: its readiness fd is armed on the place */
-#ifdef FIX_SHARED_PLACE
-byte plk[NPL];                 /* process-local: the lock of its announcements: thread + 1 */
-byte nwait[NPL];               /* process-local: its announcements counted on the place */
-#endif
 byte pdone;                    /* ghost: producers done */
 byte taken[NG];                /* ghost: records taken by the group */
 
@@ -270,30 +256,7 @@ byte taken[NG];                /* ghost: records taken by the group */
  * WAIT_FUTEX, and WAIT_FUTEX | WAIT_FD when the process's readiness fd is armed
  * on the place (armed: struct member_fifo.armed), and then leaves the bit to the
  * fd when it returns (finish keeps it, wait_how back to WAIT_FD); an arm stores
- * WAIT_FD and armed = 1; its "ready now" and a disarm clear the bit and armed.
- * -DFIX_SHARED_PLACE: the process counts the announcements on the place (each
- * blocking call in progress: annb; the armed fd: armed) under a process lock
- * (plk, nwait); the bit goes with the last one, and while several are counted
- * the place announces wake_min = 1 and the union of their ways. */
-#ifdef FIX_SHARED_PLACE
-#define LOCKFREE (plk[pl] == 0)
-#define COUNT_IN(c) if :: !(c) -> c = 1; nwait[pl]++ :: else -> skip fi
-#define ANNOUNCE_MIN(k, hw) \
-	plk[pl] = me + 1; \
-	if :: (hw) == WAIT_FD -> COUNT_IN(armed[pl]) :: else -> COUNT_IN(annb) fi; \
-	if \
-	:: nwait[pl] > 1 -> how[pl] = how[pl] | (hw); wake_min[pl] = 1 \
-	:: else -> how[pl] = (hw); wake_min[pl] = (k) \
-	fi
-#define ANNOUNCE_OR mask = mask | mine; plk[pl] = 0
-#define COUNT_OUT(c) \
-	if :: c -> c = 0; nwait[pl]-- :: else -> skip fi; \
-	if :: nwait[pl] == 0 -> mask = mask & ~mine :: else -> skip fi
-#define FINISH COUNT_OUT(annb)
-#define ARM_OUT COUNT_OUT(armed[pl])
-#define CALL_HOW skip                          /* under the lock, with wake_min */
-#define ARM_HOW skip
-#else
+ * WAIT_FD and armed = 1; its "ready now" and a disarm clear the bit and armed. */
 #define LOCKFREE 1
 #define ANNOUNCE_MIN(k, hw) wake_min[pl] = (k)
 #define ANNOUNCE_OR mask = mask | mine
@@ -305,7 +268,6 @@ byte taken[NG];                /* ghost: records taken by the group */
 #define ARM_OUT mask = mask & ~mine; armed[pl] = 0
 #define CALL_HOW arm_w = armed[pl]; how[pl] = (arm_w -> WAIT_FUTEX | WAIT_FD : WAIT_FUTEX)
 #define ARM_HOW how[pl] = WAIT_FD; armed[pl] = 1
-#endif
 
 /* the thread's wait: blocking, or through the readiness fd */
 #define USES_FD(w) ((FD >> (w)) & 1)
