@@ -375,8 +375,10 @@ RMPSC_API int rmpsc_wait_readable(rmpsc_channel *ch, int64_t timeout_ns);
  * So under a steady stream producers make about one wake-up system call per
  * min_records records of a ring instead of one per record or two, and no record
  * waits more than max_delay_ns longer than it would without coalescing (nor at
- * all while the consumer keeps up within the poll). min_records is capped at half
- * a ring. min_records <= 1 or max_delay_ns == 0 turns it off: every first record
+ * all while the consumer keeps up within the poll). A linger that found a single
+ * record (a request and its reply, slower than the poll) makes the next waits
+ * skip lingering, 16 of them, then twice as many each time, up to 1024; one that
+ * found more makes lingering the rule again. min_records is capped at half a ring. min_records <= 1 or max_delay_ns == 0 turns it off: every first record
  * wakes the consumer. Defaults: RMPSC_COALESCE_RECORDS, RMPSC_COALESCE_DELAY_NS.
  * Errors: EINVAL (max_delay_ns outside 0 .. RMPSC_COALESCE_MAX_DELAY_NS).
  */
