@@ -71,6 +71,8 @@ static int linger(const struct waiter *w, const struct deadline *dl)
 		return WAIT_NOT_READY;
 	uint32_t s = load_acquire(w->seq);
 	store_relaxed(w->wake_min, w->min_records);
+	if (w->lingered)
+		*w->lingered = 1;
 	announce(w);
 	int err = futex_wait_abs(w->seq, s, until);
 	store_relaxed(w->wake_min, 1);

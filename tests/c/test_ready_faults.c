@@ -128,8 +128,8 @@ static int count_fifos(uint64_t id)
 static void member_fifo_path(rmpsc_channel *ch, char *buf, size_t n)
 {
 	uint32_t e = (uint32_t)ch->member;
-	snprintf(buf, n, "/dev/shm/.ringmpsc-%016llx-m%u-%u", (unsigned long long)ch->hdr->channel_id, e,
-		 load_acquire(&member_at(ch, e)->fifo_gen));
+	snprintf(buf, n, "/dev/shm/.ringmpsc-%016llx-m%u-%016llx", (unsigned long long)ch->hdr->channel_id, e,
+		 (unsigned long long)load_acquire(&member_at(ch, e)->fifo_gen));
 }
 
 /* ------------------------------------------------------------------------------ */
@@ -805,6 +805,8 @@ static void busy_once_polls_whole_wait(void)
  * /dev/shm, which the consumer cannot remove): rmpsc_ready_fd fails with ESYS
  * ("mkfifo: File exists") for as long as they stay. ARCHITECTURE.md 2.3: "A name
  * someone else took first is skipped." Needs root (to act as another user).
+ * Names now carry 32 random bits next to the count: the squatter's guesses (the
+ * names as they were) take nothing from us.
  */
 static void squatted_fifo_names_refuse_ready_fd(void)
 {
