@@ -16,7 +16,7 @@ CORE_HDR   := $(wildcard csrc/*.h csrc/include/*.h)
 CORE_OBJ   := $(CORE_SRC:csrc/%.c=$(BUILD)/obj/%.o)
 
 .PHONY: all lib help deps test test-c test-c-plain test-c-tsan test-c-asan test-version test-model bench \
-	bench-programs bench-c bench-python bench-python-share bench-lua install uninstall version lint format clean demo example-c
+	bench-programs bench-c bench-steady bench-nginx-logging bench-python bench-python-share bench-lua install uninstall version lint format clean demo example-c
 all: lib
 
 help:
@@ -26,7 +26,7 @@ help:
 	@echo "make test         every suite: C (plain, TSan, ASan+UBSan), spin models, Python, LuaJIT + nginx; installs what it needs;"
 	@echo "                  ends with 'N passed, N failed, N skipped'"
 	@echo "make test-c       the C suite only (plain, TSan, ASan+UBSan)"
-	@echo "make test-model   spin model checks of the liveness protocol (tests/model: slots, consumer role)"
+	@echo "make test-model   spin model checks (tests/model: slots, consumer role, groups, wake-ups)"
 	@echo "make test-version VERSION agrees with the header, ringmpsc.pc, Python and Lua"
 	@echo "make lint         clang-format --dry-run (C), luacheck (Lua), ruff (Python): the lint suite of make test"
 	@echo "make format       apply clang-format and ruff's fixes"
@@ -36,10 +36,14 @@ help:
 	@echo "make bench-programs  build every benchmark program (what make bench runs), nothing run"
 	@echo "make bench-c      C benchmark of the core alone (SPSC/MPSC x record size x batch, vs a bare SPSC ring;"
 	@echo "                  ping-pong, cache-line round trip, liveness check)"
+	@echo "make bench-steady 2 paced producer processes -> 1 consumer process: producer CPU and consumer wake-ups"
+	@echo "                  per record, blocking consumer vs polling (BENCH_ARGS=\"--coalesce 32:1ms\" ...)"
 	@echo "make bench-python Python paths across processes vs multiprocessing, faster-fifo, pyzmq"
 	@echo "make bench-python-share  Python work sharing: producer processes -> 4 consumer processes (a consumer"
 	@echo "                  group) vs faster-fifo and multiprocessing.Queue"
 	@echo "make bench-lua    LuaJIT inside nginx vs ngx.shared.DICT"
+	@echo "make bench-nginx-logging  nginx (2 workers) logging every request through ringmpsc to a Python consumer"
+	@echo "                  that blocks or polls every 5 ms, vs no logging: wrk requests/s (installs wrk)"
 	@echo "make demo         the main job end to end: producer processes -> one consumer, verified,"
 	@echo "                  next to multiprocessing.Queue (installs what it needs)"
 	@echo "make example-c    build and run the C quick start (csrc/examples/quickstart.c)"
@@ -133,6 +137,10 @@ $(BUILD)/bench_c: benchmarks/c/bench.c $(BENCH_C_HDR) $(CORE_SRC) $(CORE_HDR)
 	@mkdir -p $(@D)
 	$(CC) $(CSTD) $(WARN) -O3 -march=native -g -Icsrc/include -Icsrc -o $@ $< $(CORE_SRC) $(LDLIBS)
 
+$(BUILD)/bench_steady: benchmarks/c/steady.c $(BENCH_C_HDR) $(CORE_SRC) $(CORE_HDR)
+	@mkdir -p $(@D)
+	$(CC) $(CSTD) $(WARN) -O3 -march=native -g -Icsrc/include -Icsrc -o $@ $< $(CORE_SRC) $(LDLIBS) -lm
+
 $(BUILD)/bench_peers: benchmarks/c/peers.cpp benchmarks/c/build_peers.sh $(BENCH_C_HDR) $(CORE_SRC) $(CORE_HDR)
 	benchmarks/c/build_peers.sh
 
@@ -144,13 +152,16 @@ $(BUILD)/venv/.ringmpsc-built: $(PY_SRC) $(CORE_SRC) $(CORE_HDR)
 bench-c: $(BUILD)/bench_c
 	$(BUILD)/bench_c $(BENCH_ARGS)
 
+bench-steady: $(BUILD)/bench_steady
+	$(BUILD)/bench_steady $(BENCH_ARGS)
+
 # benchmarks/run.py reads QUICK=1 from the environment and calls make for each
 # program it runs (bench-programs names them all).
 bench:
 	scripts/ensure-deps.sh c python lua bench
 	build/venv/bin/python benchmarks/run.py
 
-bench-programs: lib $(BUILD)/bench_c $(BUILD)/bench_peers $(BUILD)/venv/.ringmpsc-built
+bench-programs: lib $(BUILD)/bench_c $(BUILD)/bench_steady $(BUILD)/bench_peers $(BUILD)/venv/.ringmpsc-built
 
 bench-python:
 	scripts/ensure-deps.sh python bench
@@ -165,6 +176,11 @@ bench-python-share:
 bench-lua: lib
 	scripts/ensure-deps.sh lua
 	benchmarks/lua/run.sh $(BENCH_ARGS)
+
+bench-nginx-logging: lib
+	scripts/ensure-deps.sh python lua wrk
+	$(MAKE) --no-print-directory $(BUILD)/venv/.ringmpsc-built
+	benchmarks/nginx_logging/run.sh $(BENCH_ARGS)
 
 # --- demo and examples ------------------------------------------------------
 demo: deps lib

@@ -131,7 +131,7 @@ uint8_t *rmpsc__member_in_callback(struct region_file *f, uint32_t idx);
  * handles in that place (process lock held to make or drop it). */
 struct member_fifo {
 	int fd1;      /* descriptor + 1; 0: none */
-	uint32_t gen; /* its generation (notify.h) */
+	uint64_t gen; /* its generation (notify.h) */
 	int armed;    /* rmpsc_ready_arm left the place announced for the fd */
 };
 struct member_fifo *rmpsc__member_fifo(struct region_file *f, uint32_t idx);

@@ -22,10 +22,11 @@
 #include "slot.h"
 #include "wait.h"
 
-#define LIVENESS_PERIOD_NS 250000000 /* consumer checks producer liveness at most 4x/s */
-#define DRAIN_POLL_NS      10000000  /* closed with a reservation open: re-check owners */
-#define WAIT_POLL          (INT32_MIN + 1)
-#define CLOSE_FENCE_TRIES  100 /* failed close barriers (DRAIN_POLL_NS apart) before ESYS */
+#define LIVENESS_PERIOD_NS 250000000       /* consumer checks producer liveness at most 4x/s */
+#define DRAIN_POLL_NS      10000000        /* closed with a reservation open: re-check owners */
+#define WAIT_POLL          (INT32_MIN + 1) /* wait in short slices from now on */
+#define WAIT_RESLICE       (INT32_MIN + 2) /* ... no more: what was held came free */
+#define CLOSE_FENCE_TRIES  100             /* failed close barriers (DRAIN_POLL_NS apart) before ESYS */
 
 #define NO_RING      UINT32_MAX
 #define BUSY_TRIES   64      /* sweeps that found claim locks taken before a wait sleeps a slice */
@@ -574,8 +575,12 @@ static int data_ready(void *arg)
 	}
 	if (n != 0)
 		return n;
-	if (!load_seq_cst(&ch->hdr->closed))
-		return WAIT_NOT_READY;
+	if (!load_seq_cst(&ch->hdr->closed)) {
+		if (!w->busy)
+			return WAIT_NOT_READY;
+		w->busy = 0; /* nothing held any more: the wait's own slices again */
+		return WAIT_RESLICE;
+	}
 	/* Seen closed: one cold barrier before trusting `reserving` (see top). If it
 	 * failed, nothing can be trusted yet: poll and try again, and say so when it
 	 * keeps failing rather than poll for ever. */
@@ -627,6 +632,30 @@ static inline uint32_t coalesce_records(const rmpsc_channel *ch)
 	return k < ch->L.capacity / 2 ? k : ch->L.capacity / 2;
 }
 
+static uint64_t untaken_records(const rmpsc_channel *ch, uint64_t enough);
+
+/*
+ * A linger ended and the wait took `n` records: was it worth it? A request and
+ * its reply (one record at a time, each answered before the next comes) gain
+ * nothing from lingering and lose up to the delay on each round trip; a stream
+ * gains its batches. So a linger that found one record alone makes the next
+ * waits that get past their poll skip it, 16, 32 ... up to 1024 of them (a
+ * request/response pair then lingers on fewer than 1 in 1000 round trips), and
+ * one that found more makes lingering the rule again.
+ */
+#define LINGER_BACKOFF_FIRST 16u
+#define LINGER_BACKOFF_MAX   1024u
+static void linger_learn(rmpsc_channel *ch, int n)
+{
+	if (n >= 2 || untaken_records(ch, 1)) {
+		ch->linger_backoff = 0;
+		return;
+	}
+	uint32_t b = ch->linger_backoff ? ch->linger_backoff * 2 : LINGER_BACKOFF_FIRST;
+	ch->linger_backoff = b < LINGER_BACKOFF_MAX ? b : LINGER_BACKOFF_MAX;
+	ch->linger_skip = ch->linger_backoff;
+}
+
 /* Wait for the first readable span. Returns its count (ptr/slot in *w) or an error. */
 static inline int wait_for_data(rmpsc_channel *ch, struct data_wait *w, int64_t timeout_ns)
 {
@@ -635,8 +664,13 @@ static inline int wait_for_data(rmpsc_channel *ch, struct data_wait *w, int64_t 
 	ch->take_busy = n == TAKE_BUSY;
 	if (unlikely(n == 0 || n == TAKE_BUSY))
 		n = wait_for_data_slow(ch, w, timeout_ns);
-	if (likely(n > 0))
-		ch->linger_from = 0; /* a readiness wait after this lingers afresh */
+	if (likely(n > 0)) {
+		ch->arm_fresh = 1;
+		if (unlikely(ch->linger_from)) {
+			linger_learn(ch, n); /* a readiness fd's linger ended with these records */
+			ch->linger_from = 0; /* a readiness wait after this lingers afresh */
+		}
+	}
 	return n;
 }
 
@@ -652,13 +686,16 @@ static int wait_for_data_slow(rmpsc_channel *ch, struct data_wait *w, int64_t ti
 	/* A readiness fd armed on this place shares its announcement: keep it. */
 	int armed = rmpsc__member_fifo(&ch->file, e)->armed;
 	store_relaxed(&mb->wait_how, WAIT_FUTEX | (armed ? WAIT_FD : 0));
+	int slept = 0, lingered = 0, lingers = !ch->linger_skip && ch->coalesce_delay_ns > 0 && coalesce_records(ch) > 1;
 	for (;;) {
 		struct waiter wt = { .mask = &ch->hdr->waiting_members[e >> 6],
 				     .bit = 1ull << (e & 63),
 				     .seq = &mb->wake_seq,
 				     .wake_min = &mb->wake_min,
 				     .min_records = coalesce_records(ch),
-				     .linger_ns = w->polling ? 0 : ch->coalesce_delay_ns,
+				     .linger_ns = w->polling || !lingers ? 0 : ch->coalesce_delay_ns,
+				     .slept = &slept,
+				     .lingered = &lingered,
 				     .ready = data_ready,
 				     .arg = w,
 				     .would_block = RMPSC_EEMPTY,
@@ -671,13 +708,21 @@ static int wait_for_data_slow(rmpsc_channel *ch, struct data_wait *w, int64_t ti
 				     .asymmetric = ch->asymmetric,
 				     .armed_fd = armed };
 		n = rmpsc__wait(&wt, &dl);
-		if (n != WAIT_POLL || dl.try_once)
+		if ((n != WAIT_POLL && n != WAIT_RESLICE) || dl.try_once)
 			break;
-		w->polling = 1;
+		w->polling = n == WAIT_POLL;
 	}
 	if (armed)
 		store_relaxed(&mb->wait_how, WAIT_FD);
-	return n != WAIT_POLL ? n : rmpsc__set_error_static(RMPSC_EEMPTY, "empty: nothing to read without waiting");
+	if (lingered && n > 0) {
+		linger_learn(ch, n);
+		ch->linger_from = 0; /* learnt here: not again as a readiness fd's linger */
+	} else if (slept && !lingers && ch->linger_skip) {
+		ch->linger_skip--; /* past the poll, and it did not linger: one of those to skip */
+	}
+	if (n == WAIT_POLL || n == WAIT_RESLICE)
+		return rmpsc__set_error_static(RMPSC_EEMPTY, "empty: nothing to read without waiting");
+	return n;
 }
 
 /* Start a consuming call: forget an unadvanced rmpsc_read span (it is simply read
@@ -891,7 +936,7 @@ int rmpsc_ready_fd(rmpsc_channel *ch)
 	rmpsc__process_lock();
 	struct member_fifo *f = rmpsc__member_fifo(&ch->file, e);
 	if (!f->fd1) {
-		uint32_t gen;
+		uint64_t gen;
 		int fd = rmpsc__fifo_create(ch, 'm', e, &gen);
 		if (fd < 0) {
 			rmpsc__process_unlock();
@@ -938,8 +983,14 @@ int rmpsc_ready_arm(rmpsc_channel *ch, int64_t *wait_ns)
 	 * after records were taken, for at most the delay. */
 	uint32_t k = coalesce_records(ch);
 	int64_t now = rmpsc__monotonic_ns();
-	if (k > 1 && ch->coalesce_delay_ns > 0 && !ch->linger_from)
-		ch->linger_from = now;
+	if (k > 1 && ch->coalesce_delay_ns > 0 && !ch->linger_from && ch->arm_fresh) {
+		/* The first arm after records were taken: a wait that may linger. */
+		ch->arm_fresh = 0;
+		if (ch->linger_skip) /* lingering found single records lately (linger_learn) */
+			ch->linger_skip--;
+		else
+			ch->linger_from = now;
+	}
 	int64_t left = k > 1 && ch->linger_from ? ch->linger_from + ch->coalesce_delay_ns - now : 0;
 	if (left > 0) {
 		store_relaxed(&mb->wake_min, k);

@@ -925,7 +925,7 @@ static void drop_member_fifo(rmpsc_channel *ch, uint32_t e)
 	struct member_fifo *f = rmpsc__member_fifo(&ch->file, e);
 	if (!f->fd1)
 		return;
-	uint32_t gen = f->gen;
+	uint64_t gen = f->gen;
 	cas_acq_rel(&member_at(ch, e)->fifo_gen, &gen, 0); /* unless a holder after us made its own */
 	rmpsc__fifo_remove(ch, 'm', e, f->gen);
 	close(f->fd1 - 1);

@@ -64,6 +64,9 @@ struct rmpsc_channel {
 	uint32_t coalesce_records; /* linger for this many records on one ring ... */
 	int64_t coalesce_delay_ns; /* ... or this long (rmpsc_consumer_coalesce) */
 	int64_t linger_from;       /* readiness fd: when the linger of this wait began, 0 = not yet */
+	uint32_t linger_skip;      /* waits left that do not linger (a linger found one record alone) */
+	uint32_t linger_backoff;   /* ... how many the last useless linger made skip */
+	int arm_fresh;             /* no readiness arm since records were last taken */
 	int ready_closed_seen;     /* readiness fd: an arm has reported the channel closed */
 	int take_busy;             /* the last take found what it needed held by a peer for a moment */
 };
@@ -80,7 +83,7 @@ struct rmpsc_producer {
 	struct fifo_ref *member_fifos; /* members' readiness FIFOs, for wake-ups (max_consumers) */
 	int ready_fd;                  /* our own readiness FIFO (waiting for space), -1 none */
 	int ready_armed;               /* rmpsc_producer_ready_arm left producer_waiting announced */
-	uint32_t ready_gen;            /* ... its generation */
+	uint64_t ready_gen;            /* ... its generation */
 };
 
 /* Slot owner-word states (enum rmpsc_slot_state) live in the low bits of ring_ctrl.owner. */

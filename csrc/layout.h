@@ -60,8 +60,8 @@ struct ring_ctrl {
 	uint32_t ring_bits;
 	uint32_t ring_version; /* standalone rings: RMPSC_LAYOUT_VER, checked on attach */
 	uint32_t owner_pid;    /* the registered producer's pid, as it sees itself (stats only) */
-	uint32_t fifo_gen;     /* the producer's readiness FIFO (notify.h), 0 = none */
-	uint8_t pad4_[LINE - 44];
+	uint64_t fifo_gen;     /* the producer's readiness FIFO (notify.h), 0 = none */
+	uint8_t pad4_[LINE - 48];
 };
 _Static_assert(sizeof(struct ring_ctrl) == 5 * LINE, "ring_ctrl is five lines");
 
@@ -177,8 +177,9 @@ struct member {
 	uint32_t wake_seq; /* futex word of the member's blocking waits */
 	uint32_t wait_how; /* WAIT_FUTEX | WAIT_FD */
 	uint32_t wake_min; /* wake it once one ring holds this many records it has not taken */
-	uint32_t fifo_gen; /* its readiness FIFO, 0 = none */
-	uint8_t pad_[LINE - 64];
+	uint32_t pad2_;
+	uint64_t fifo_gen; /* its readiness FIFO, 0 = none */
+	uint8_t pad_[LINE - 72];
 };
 _Static_assert(sizeof(struct member) == LINE, "member is one line");
 

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -19,9 +20,22 @@
 #define FIFO_PREFIX ".ringmpsc-%016llx-"
 #define FIFO_MODE   0622 /* the owner reads, anyone may wake (notify.h); set with fchmod, past the umask */
 
-static void fifo_path(const rmpsc_channel *ch, char kind, uint32_t index, uint32_t gen, char *buf, size_t n)
+static void fifo_path(const rmpsc_channel *ch, char kind, uint32_t index, uint64_t gen, char *buf, size_t n)
 {
-	snprintf(buf, n, FIFO_DIR FIFO_PREFIX "%c%u-%u", (unsigned long long)ch->hdr->channel_id, kind, index, gen);
+	snprintf(buf, n, FIFO_DIR FIFO_PREFIX "%c%u-%016llx", (unsigned long long)ch->hdr->channel_id, kind, index,
+		 (unsigned long long)gen);
+}
+
+/* A generation: the channel's count (never 0, unique) above 32 random bits. */
+static uint64_t new_gen(rmpsc_channel *ch)
+{
+	uint32_t count, noise;
+	do
+		count = fetch_add_relaxed(&ch->hdr->fifo_counter, 1) + 1;
+	while (count == 0);
+	if (getrandom(&noise, sizeof noise, GRND_NONBLOCK) != (ssize_t)sizeof noise)
+		noise = (uint32_t)rmpsc__monotonic_ns() ^ (uint32_t)getpid() * 2654435761u;
+	return (uint64_t)count << 32 | noise;
 }
 
 /* A readiness FIFO by name: never through a symlink, never anything but a FIFO
@@ -84,27 +98,25 @@ static void sweep_stale_fifos(void)
 	errno = saved;
 }
 
-int rmpsc__fifo_create(rmpsc_channel *ch, char kind, uint32_t index, uint32_t *gen)
+int rmpsc__fifo_create(rmpsc_channel *ch, char kind, uint32_t index, uint64_t *gen)
 {
 	sweep_stale_fifos();
 	char path[96];
 	for (int tries = 0;; tries++) {
-		uint32_t g;
-		do /* never 0, which means "none" */
-			g = fetch_add_relaxed(&ch->hdr->fifo_counter, 1) + 1;
-		while (g == 0);
+		uint64_t g = new_gen(ch);
 		fifo_path(ch, kind, index, g, path, sizeof path);
 		/* Only a FIFO we made ourselves: a name someone else took is skipped. */
 		if (mkfifo(path, 0600) < 0) {
-			if (errno == EEXIST && tries < 8)
+			if (errno == EEXIST && tries < 64)
 				continue;
 			return rmpsc__sys_error("mkfifo " FIFO_DIR "(readiness fd)");
 		}
-		int wronly, fd = fifo_open(path, &wronly);
-		if (fd < 0 || fchmod(fd, FIFO_MODE) < 0) {
+		/* Its mode before we open it: the umask may have left us less than 0600. */
+		int fd = chmod(path, FIFO_MODE) < 0 ? -1 : open(path, O_RDWR | O_NONBLOCK | O_CLOEXEC | O_NOFOLLOW);
+		if (fd >= 0)
+			fd = rmpsc__fd_above_stdio(fd);
+		if (fd < 0) {
 			int rc = rmpsc__sys_error("opening the readiness FIFO");
-			if (fd >= 0)
-				close(fd);
 			unlink(path);
 			return rc;
 		}
@@ -113,7 +125,7 @@ int rmpsc__fifo_create(rmpsc_channel *ch, char kind, uint32_t index, uint32_t *g
 	}
 }
 
-void rmpsc__fifo_remove(const rmpsc_channel *ch, char kind, uint32_t index, uint32_t gen)
+void rmpsc__fifo_remove(const rmpsc_channel *ch, char kind, uint32_t index, uint64_t gen)
 {
 	if (!gen)
 		return;
@@ -149,7 +161,7 @@ static void fifo_write(int fd, int wronly)
 	}
 }
 
-int rmpsc__fifo_signal(const rmpsc_channel *ch, struct fifo_ref *ref, char kind, uint32_t index, uint32_t gen)
+int rmpsc__fifo_signal(const rmpsc_channel *ch, struct fifo_ref *ref, char kind, uint32_t index, uint64_t gen)
 {
 	if (!gen)
 		return 1;
@@ -282,7 +294,7 @@ void rmpsc__remove_dead_fifos(rmpsc_channel *ch)
 	/* A CAS from the generation we saw: a new holder's own FIFO is never removed. */
 	for (uint32_t e = 0; e < ch->L.max_consumers; e++) {
 		struct member *mb = member_at(ch, e);
-		uint32_t gen = load_acquire(&mb->fifo_gen);
+		uint64_t gen = load_acquire(&mb->fifo_gen);
 		uint64_t w = load_acquire(&mb->owner);
 		if (gen && owner_id(w) && !rmpsc__owner_alive(&ch->file, owner_id(w)) &&
 		    cas_acq_rel(&mb->fifo_gen, &gen, 0))
@@ -290,7 +302,7 @@ void rmpsc__remove_dead_fifos(rmpsc_channel *ch)
 	}
 	for (uint32_t s = 0; s < slot_limit(ch); s++) {
 		struct ring_ctrl *c = slot_ctrl(ch, s);
-		uint32_t gen = load_acquire(&c->fifo_gen);
+		uint64_t gen = load_acquire(&c->fifo_gen);
 		uint64_t w = load_acquire(&c->owner);
 		if (gen && owner_id(w) && !rmpsc__owner_alive(&ch->file, owner_id(w)) &&
 		    cas_acq_rel(&c->fifo_gen, &gen, 0))

@@ -21,8 +21,10 @@
  * dropped privileges after it inherited the channel). A waker opens it O_RDWR
  * where it may (then there is always a reader and a write never raises SIGPIPE),
  * else O_WRONLY, and then writes with SIGPIPE blocked; a full FIFO (EAGAIN) is
- * readable already. `gen` changes with every FIFO made for a place, so a
- * descriptor cached for an earlier holder never wakes the wrong one.
+ * readable already. `gen` (a channel-wide count, and 32 random bits nobody can
+ * guess, so no other user can take the names before us) changes with every FIFO
+ * made for a place, so a descriptor cached for an earlier holder never wakes the
+ * wrong one.
  */
 #ifndef RMPSC_NOTIFY_H
 #define RMPSC_NOTIFY_H
@@ -38,21 +40,21 @@
 /* A FIFO this process opened to signal a place, cached by generation. */
 struct fifo_ref {
 	int fd;
-	uint32_t gen; /* 0: none open */
+	uint64_t gen; /* 0: none open */
 	int wronly;   /* opened write-only: writes guard against SIGPIPE */
 };
 
 /* Make a readiness FIFO for place `index` of `kind` ('m' member, 'p' producer)
  * and open it. Returns the descriptor, and its generation in *gen; or ESYS. */
-int rmpsc__fifo_create(rmpsc_channel *ch, char kind, uint32_t index, uint32_t *gen);
+int rmpsc__fifo_create(rmpsc_channel *ch, char kind, uint32_t index, uint64_t *gen);
 /* Remove the FIFO of that place and generation (0: none; a missing one is fine). */
-void rmpsc__fifo_remove(const rmpsc_channel *ch, char kind, uint32_t index, uint32_t gen);
+void rmpsc__fifo_remove(const rmpsc_channel *ch, char kind, uint32_t index, uint64_t gen);
 /* Write a byte into it, through `ref` (opened and cached there) or, when NULL,
  * opening it for this one write. 1 when written, or when it cannot be (its waiter
  * left; or we may not open it, which no retry changes); 0 when it could not be
  * opened for now (out of descriptors or memory): the caller announces the waiter
  * again, for the next waker. */
-int rmpsc__fifo_signal(const rmpsc_channel *ch, struct fifo_ref *ref, char kind, uint32_t index, uint32_t gen);
+int rmpsc__fifo_signal(const rmpsc_channel *ch, struct fifo_ref *ref, char kind, uint32_t index, uint64_t gen);
 /* Read every byte out of a FIFO we wait on (O_NONBLOCK). */
 void rmpsc__fifo_drain(int fd);
 /* Close the cached descriptors of an array of n refs and free it. */

@@ -297,7 +297,7 @@ void rmpsc_producer_close(rmpsc_producer *p)
 		cas_acq_rel(&p->ctrl->owner, &w, owner_word(RMPSC_SLOT_DETACHED, owner_id(p->owner)));
 		wake_members(p->ch, &p->member_fifos, p->slot, hot_light(p->ch->asymmetric));
 		if (p->ready_fd >= 0) {
-			uint32_t gen = p->ready_gen;
+			uint64_t gen = p->ready_gen;
 			cas_acq_rel(&p->ctrl->fifo_gen, &gen, 0);
 			rmpsc__fifo_remove(p->ch, 'p', p->slot, p->ready_gen);
 		}
@@ -378,7 +378,7 @@ int rmpsc_producer_ready_fd(rmpsc_producer *p)
 		return rc;
 	if (p->ready_fd >= 0)
 		return p->ready_fd;
-	uint32_t gen;
+	uint64_t gen;
 	int fd = rmpsc__fifo_create(p->ch, 'p', p->slot, &gen);
 	if (fd < 0)
 		return fd;

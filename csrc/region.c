@@ -77,6 +77,7 @@ static int make_handle(rmpsc_channel **out, int fd, unsigned char *base, const s
 	ch->solo_open = UINT32_MAX;
 	ch->coalesce_records = RMPSC_COALESCE_RECORDS;
 	ch->coalesce_delay_ns = RMPSC_COALESCE_DELAY_NS;
+	ch->arm_fresh = 1;
 	memcpy(ch->group_name, RMPSC_DEFAULT_GROUP, sizeof RMPSC_DEFAULT_GROUP);
 	ch->file.fd = fd;
 	ch->file.table = (struct attach_entry *)(base + L->attach_off);

@@ -71,6 +71,8 @@ static int linger(const struct waiter *w, const struct deadline *dl)
 		return WAIT_NOT_READY;
 	uint32_t s = load_acquire(w->seq);
 	store_relaxed(w->wake_min, w->min_records);
+	if (w->lingered)
+		*w->lingered = 1;
 	announce(w);
 	int err = futex_wait_abs(w->seq, s, until);
 	store_relaxed(w->wake_min, 1);
@@ -121,6 +123,8 @@ int rmpsc__wait(const struct waiter *w, struct deadline *dlp)
 			now = rmpsc__monotonic_ns();
 		}
 	}
+	if (w->slept)
+		*w->slept = 1;
 	if (w->linger_ns > 0 && w->min_records > 1 && (r = linger(w, &dl)) != WAIT_NOT_READY)
 		return r;
 	for (;;) {

@@ -77,6 +77,8 @@ struct waiter {
 	uint32_t *wake_min;
 	uint32_t min_records;
 	int64_t linger_ns;
+	int *slept;    /* if set, 1 once the wait got past its poll (it lingered or slept) */
+	int *lingered; /* if set, 1 once it lingered */
 };
 
 static inline void announce(const struct waiter *w)

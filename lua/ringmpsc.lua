@@ -899,8 +899,8 @@ function Channel:ready_fd()
 end
 
 -- ch:ready_arm() -> seconds | nil, err: after recv found nothing. 0: records (or
--- close) are there now, receive again; math.huge: armed, wait until ready_fd is
--- readable; otherwise wait for it at most that many seconds, then receive again.
+-- close) are there now, receive again; otherwise armed: wait until ready_fd is
+-- readable, for at most that many seconds (a second at most), then receive again.
 function Channel:ready_arm()
 	local rc = C.rmpsc_ready_arm(chan(self), ns_out)
 	if rc < 0 then
@@ -909,8 +909,7 @@ function Channel:ready_arm()
 	if rc == 1 then
 		return 0
 	end
-	local ns = tonumber(ns_out[0])
-	return ns < 0 and math.huge or ns / 1e9
+	return tonumber(ns_out[0]) / 1e9
 end
 
 -- ch:ready_disarm(): take back an abandoned ready_arm.

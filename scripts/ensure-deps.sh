@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install what a make target needs, only when it is missing; says what it installs.
-# Usage: ensure-deps.sh GROUP...   groups: c python lua model bench
+# Usage: ensure-deps.sh GROUP...   groups: c python lua model bench wrk
 #   python: the virtual environment build/venv (made with $PYTHON -m venv) holding
 #           the Python tools and test dependencies; nothing goes into the system
 #           interpreter (Debian's is PEP 668 "externally managed"). python/build.sh
@@ -61,7 +61,8 @@ for group in "$@"; do
 	model) apt_install spin ;; # the protocol models (tests/model)
 	python) pip_install $PY_TOOLS ;;
 	lua) apt_install luajit2 libluajit2-5.1-dev lua-busted lua-check nginx libnginx-mod-http-lua lua-resty-core ;;
-	bench) apt_install libck-dev libboost-dev libconcurrentqueue-dev libreaderwriterqueue-dev dpdk-dev
+	wrk) apt_install wrk ;; # the HTTP load of benchmarks/nginx_logging
+	bench) apt_install wrk libck-dev libboost-dev libconcurrentqueue-dev libreaderwriterqueue-dev dpdk-dev
 	       pip_install numpy:numpy matplotlib:matplotlib faster_fifo:faster-fifo zmq:pyzmq ;;
 	all) "$0" c python lua model ;;
 	*) echo "ensure-deps: unknown group $group" >&2; exit 2 ;;

@@ -66,6 +66,10 @@ struct opts {
 	int group_batches[MAX_LIST], n_group_batches;
 	int pin;
 	int quick;
+	int64_t pp_service_ns;      /* ping-pong: the echo's service time before it replies */
+	int pp_coalesce;            /* ping-pong "blocking": coalescing pp_records / pp_delay_ns, not the defaults */
+	uint32_t pp_records;
+	int64_t pp_delay_ns;
 	const char *json_path;
 };
 
@@ -120,45 +124,6 @@ static double median(const double *v, int n)
 	memcpy(t, v, (size_t)n * sizeof *t);
 	qsort(t, (size_t)n, sizeof *t, cmp_double);
 	return n % 2 ? t[n / 2] : (t[n / 2 - 1] + t[n / 2]) / 2;
-}
-
-/* Noise meter: CPU time other processes used while we measured (the machine is
- * shared; a row taken while others ran is flagged). */
-struct noise_mark {
-	double sys_busy_s, self_s, wall_s;
-};
-
-static struct noise_mark noise_now(void)
-{
-	struct noise_mark m = { 0, 0, (double)now_ns() / 1e9 };
-	FILE *f = fopen("/proc/stat", "r");
-	if (f) {
-		unsigned long long v[10] = { 0 };
-		if (fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3], &v[4],
-			   &v[5], &v[6], &v[7]) == 8)
-			m.sys_busy_s = (double)(v[0] + v[1] + v[2] + v[5] + v[6] + v[7]) / (double)sysconf(_SC_CLK_TCK);
-		fclose(f);
-	}
-	/* Ours: this process and its children that were waited for (the worker processes
-	 * of the group rows are reaped before a row ends). */
-	struct rusage ru;
-	for (int who = 0; who < 2; who++)
-		if (getrusage(who ? RUSAGE_CHILDREN : RUSAGE_SELF, &ru) == 0)
-			m.self_s += (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
-				    (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
-	return m;
-}
-
-/* Share of the CPUs (0..1) that other processes kept busy since `a`. */
-static double foreign_load(struct noise_mark a)
-{
-	struct noise_mark b = noise_now();
-	double wall = b.wall_s - a.wall_s, ncpu = n_cpus ? n_cpus : 1;
-	if (wall <= 0)
-		return 0;
-	double other = (b.sys_busy_s - a.sys_busy_s) - (b.self_s - a.self_s);
-	double f = other / (wall * ncpu);
-	return f < 0 ? 0 : f > 1 ? 1 : f;
 }
 
 /* ------------------------------------------------------------------------- */
@@ -885,6 +850,10 @@ struct pp_shared {
 	rmpsc_channel *a, *b;
 	uint32_t rs;
 	int poll;                 /* busy-poll with timeout 0 instead of blocking waits */
+	int coalesce;             /* blocking: rmpsc_consumer_coalesce(ch, records, delay_ns) on both consumers */
+	uint32_t records;
+	int64_t delay_ns;
+	int64_t service_ns;       /* the echo works this long (spinning) before it replies */
 	pthread_barrier_t start;
 	char err[160];
 	int echo_cpu;
@@ -928,6 +897,15 @@ static int pp_read(rmpsc_channel *ch, const void **ptr, int poll)
 	}
 }
 
+/* Coalescing other than the defaults; (1, 0): a wake-up on every first record (no
+ * coalescing), the old behaviour. */
+static void set_coalescing(rmpsc_channel *ch, uint32_t records, int64_t delay_ns, char *err, size_t len)
+{
+	int rc = rmpsc_consumer_coalesce(ch, records, delay_ns);
+	if (rc < 0)
+		snprintf(err, len, "consumer_coalesce: %s (%s)", rmpsc_strerror(rc), rmpsc_last_error());
+}
+
 static void *echo_main(void *arg)
 {
 	struct pp_shared *s = arg;
@@ -937,6 +915,8 @@ static void *echo_main(void *arg)
 	if (rc < 0)
 		snprintf(s->err, sizeof s->err, "echo register: %s", rmpsc_strerror(rc));
 	rmpsc_consumer_claim(s->a);
+	if (s->coalesce)
+		set_coalescing(s->a, s->records, s->delay_ns, s->err, sizeof s->err);
 	pthread_barrier_wait(&s->start);
 	while (pb) {
 		const void *p;
@@ -946,6 +926,9 @@ static void *echo_main(void *arg)
 				snprintf(s->err, sizeof s->err, "echo read: %s (%s)", rmpsc_strerror(n), rmpsc_last_error());
 			break;
 		}
+		if (s->service_ns > 0) /* a request's service time: the client waits meanwhile */
+			for (int64_t until = now_ns() + s->service_ns; now_ns() < until;)
+				cpu_relax();
 		rc = pp_send(pb, p, s->rs, s->poll);
 		rmpsc_advance(s->a, 1);
 		if (rc < 0) {
@@ -958,7 +941,9 @@ static void *echo_main(void *arg)
 	return NULL;
 }
 
-static struct lat_result pingpong_run(uint32_t rs, int poll, double duration_s)
+/* coalesce: 0 the defaults, else rmpsc_consumer_coalesce(records, delay_ns) on both consumers. */
+static struct lat_result pingpong_run(uint32_t rs, int poll, int coalesce, uint32_t records, int64_t delay_ns,
+				      double duration_s)
 {
 	struct lat_result res = { NAN, NAN, 0, 0 };
 	struct rmpsc_config cfg = { .record_size = rs, .capacity = 64, .max_producers = 1 };
@@ -966,6 +951,10 @@ static struct lat_result pingpong_run(uint32_t rs, int poll, double duration_s)
 	memset(&s, 0, sizeof s);
 	s.rs = rs;
 	s.poll = poll;
+	s.coalesce = coalesce;
+	s.records = records;
+	s.delay_ns = delay_ns;
+	s.service_ns = O.pp_service_ns;
 	s.echo_cpu = consumer_cpu();
 	if (rmpsc_channel_create(&s.a, NULL, &cfg, 0) < 0 || rmpsc_channel_create(&s.b, NULL, &cfg, 0) < 0) {
 		fprintf(stderr, "bench_c: pingpong: channel_create: %s\n", rmpsc_last_error());
@@ -990,6 +979,9 @@ static struct lat_result pingpong_run(uint32_t rs, int poll, double duration_s)
 	pthread_getaffinity_np(pthread_self(), sizeof old, &old);
 	pin_self(n_cpus > 1 ? cpus[1] : -1);
 	rmpsc_consumer_claim(s.b);
+	char coal_err[160] = "";
+	if (coalesce)
+		set_coalescing(s.b, records, delay_ns, coal_err, sizeof coal_err);
 	size_t cap = 4u << 20, n = 0;
 	uint32_t *samples = malloc(cap * sizeof *samples);
 	unsigned char *rec = xaligned(rs);
@@ -1029,8 +1021,8 @@ static struct lat_result pingpong_run(uint32_t rs, int poll, double duration_s)
 	pthread_join(th, NULL);
 	alarm(0);
 	pthread_setaffinity_np(pthread_self(), sizeof old, &old);
-	if (s.err[0]) {
-		fprintf(stderr, "bench_c: pingpong: %s\n", s.err);
+	if (s.err[0] || coal_err[0]) {
+		fprintf(stderr, "bench_c: pingpong: %s\n", s.err[0] ? s.err : coal_err);
 		ok = 0;
 	}
 	if (n > 0) {
@@ -1089,10 +1081,12 @@ static void print_lat_row(const struct row *r, int bulk)
  * so they are compared under the same conditions; medians over the runs. */
 static void latency_rows(void)
 {
-	enum { CL, PP_BLOCK, PP_POLL, KINDS };
+	enum { CL, PP_BLOCK, PP_BLOCK_OFF, PP_POLL, KINDS };
+	/* blocking: coalescing at the defaults; blocking, coalescing off: a wake-up for
+	 * every first record (rmpsc_consumer_coalesce(ch, 1, 0)) */
 	static const char *paths[KINDS] = { "flag-pingpong(no library)", "send/read(blocking)",
-					    "send/read(poll,timeout=0)" };
-	int want[KINDS] = { O.do_cacheline, O.do_pingpong, O.do_pingpong };
+					    "send/read(blocking,coalescing off)", "send/read(poll,timeout=0)" };
+	int want[KINDS] = { O.do_cacheline, O.do_pingpong, O.do_pingpong, O.do_pingpong };
 	double p50[KINDS][64], p99[KINDS][64], rps[KINDS][64];
 	int runs = O.runs > 64 ? 64 : O.runs;
 	struct noise_mark mark = noise_now();
@@ -1100,8 +1094,12 @@ static void latency_rows(void)
 		for (int k = 0; k < KINDS; k++) {
 			if (!want[k])
 				continue;
-			struct lat_result r = k == CL ? cacheline_run(O.duration_s)
-						      : pingpong_run(64, k == PP_POLL, O.duration_s);
+			struct lat_result r =
+				k == CL ? cacheline_run(O.duration_s)
+				: k == PP_BLOCK_OFF
+					? pingpong_run(64, 0, 1, 1, 0, O.duration_s)
+					: pingpong_run(64, k == PP_POLL, k == PP_BLOCK && O.pp_coalesce, O.pp_records,
+						       O.pp_delay_ns, O.duration_s);
 			p50[k][i] = r.p50;
 			p99[k][i] = r.p99;
 			rps[k][i] = r.rt_per_s;
@@ -1112,8 +1110,17 @@ static void latency_rows(void)
 	for (int k = 0; k < KINDS; k++) {
 		if (!want[k])
 			continue;
+		char path[128];
+		if (k == PP_BLOCK && O.pp_coalesce)
+			snprintf(path, sizeof path, "send/read(blocking,coalescing %u/%.0fus)", O.pp_records,
+				 (double)O.pp_delay_ns / 1e3);
+		else
+			snprintf(path, sizeof path, "%s", paths[k]);
+		if (k != CL && O.pp_service_ns > 0)
+			snprintf(path + strlen(path), sizeof path - strlen(path), ", echo after %.0f us",
+				 (double)O.pp_service_ns / 1e3);
 		struct row row = { .impl = "ringmpsc", .scenario = k == CL ? "cacheline" : "pingpong",
-				   .path = paths[k], .producers = 1, .record_size = 64, .batch = 1,
+				   .path = path, .producers = 1, .record_size = 64, .batch = 1,
 				   .capacity = k == CL ? 0 : 64, .reads_data = 1, .runs = runs,
 				   .memcpy_bytes_per_s = NAN, .ratio = NAN, .spread = NAN, .bare_bytes_per_s = NAN,
 				   .vs_bare = NAN, .line_rt_ns = NAN };
@@ -1844,6 +1851,10 @@ static void usage(FILE *f)
 		"  --quick             a ~20 s subset: 3 runs of 120 ms, SPSC + the largest MPSC count, the group rows\n"
 		"  --no-bare           skip the hand-written SPSC yardstick in the spsc rows\n"
 		"  --no-pin            do not pin threads\n"
+		"  --pingpong-service-us N  the ping-pong echo works N us (spinning) before it replies (default 0):\n"
+		"                      a request/response whose reply comes after the consumer stopped polling\n"
+		"  --pingpong-coalesce R:US  the blocking ping-pong row with rmpsc_consumer_coalesce(R, US us)\n"
+		"                      instead of the defaults\n"
 		"  --json FILE         also write one JSON object per row to FILE\n"
 		"  --help\n");
 }
@@ -1954,6 +1965,19 @@ static void parse_args(int argc, char **argv)
 			O.do_bare = 0;
 		} else if (!strcmp(a, "--no-pin")) {
 			O.pin = 0;
+		} else if (!strcmp(a, "--pingpong-service-us")) {
+			NEED_VALUE;
+			O.pp_service_ns = (int64_t)(atof(v) * 1e3);
+		} else if (!strcmp(a, "--pingpong-coalesce")) {
+			NEED_VALUE;
+			char *end;
+			O.pp_records = (uint32_t)strtoul(v, &end, 10);
+			if (*end != ':') {
+				fprintf(stderr, "bench_c: --pingpong-coalesce RECORDS:MICROSECONDS\n");
+				exit(2);
+			}
+			O.pp_delay_ns = (int64_t)(atof(end + 1) * 1e3);
+			O.pp_coalesce = 1;
 		} else if (!strcmp(a, "--json")) {
 			NEED_VALUE;
 			O.json_path = v;

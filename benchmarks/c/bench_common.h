@@ -1,9 +1,9 @@
 /*
- * What the C benchmarks share (bench.c, peers.cpp): the clock, aligned buffers,
- * unaligned u64 access, thread placement (the consumer on the first allowed CPU,
- * producers on the others, wrapping round when there are more producers than CPUs;
- * such rows are "oversubscribed") and the cross-core cache-line round trip, the
- * latency yardstick of both. C and C++.
+ * What the C benchmarks share (bench.c, steady.c, peers.cpp): the clock, aligned
+ * buffers, unaligned u64 access, the noise meter, thread placement (the consumer on
+ * the first allowed CPU, producers on the others, wrapping round when there are more
+ * producers than CPUs; such rows are "oversubscribed") and the cross-core cache-line
+ * round trip, the latency yardstick of both. C and C++.
  */
 #ifndef RMPSC_BENCH_COMMON_H
 #define RMPSC_BENCH_COMMON_H
@@ -16,7 +16,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
+#include <unistd.h>
 
 #define MAX_CPUS 1024
 
@@ -92,6 +94,47 @@ static inline void init_cpus(void)
 	for (int c = 0; c < CPU_SETSIZE && n_cpus < MAX_CPUS; c++)
 		if (CPU_ISSET(c, &set))
 			cpus[n_cpus++] = c;
+}
+
+/*
+ * Noise meter: CPU time other processes used while we measured (the machine is
+ * shared; a row taken while others ran is flagged).
+ */
+struct noise_mark {
+	double sys_busy_s, self_s, wall_s;
+};
+
+static inline struct noise_mark noise_now(void)
+{
+	struct noise_mark m = { 0, 0, (double)now_ns() / 1e9 };
+	FILE *f = fopen("/proc/stat", "r");
+	if (f) {
+		unsigned long long v[10] = { 0 };
+		if (fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5],
+			   &v[6], &v[7]) == 8)
+			m.sys_busy_s = (double)(v[0] + v[1] + v[2] + v[5] + v[6] + v[7]) / (double)sysconf(_SC_CLK_TCK);
+		fclose(f);
+	}
+	/* Ours: this process and its children that were waited for (worker processes
+	 * are reaped before a row ends). */
+	struct rusage ru;
+	for (int who = 0; who < 2; who++)
+		if (getrusage(who ? RUSAGE_CHILDREN : RUSAGE_SELF, &ru) == 0)
+			m.self_s += (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
+				    (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
+	return m;
+}
+
+/* Share of the CPUs (0..1) that other processes kept busy since `a`. */
+static inline double foreign_load(struct noise_mark a)
+{
+	struct noise_mark b = noise_now();
+	double wall = b.wall_s - a.wall_s, ncpu = n_cpus ? n_cpus : 1;
+	if (wall <= 0)
+		return 0;
+	double other = (b.sys_busy_s - a.sys_busy_s) - (b.self_s - a.self_s);
+	double f = other / (wall * ncpu);
+	return f < 0 ? 0 : f > 1 ? 1 : f;
 }
 
 /*

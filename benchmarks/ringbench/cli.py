@@ -20,8 +20,8 @@ USAGE = """benchmarks/run.py [--quick] [--only PROGRAMS] [--no-build] [--no-read
 `make bench` runs it after scripts/ensure-deps.sh; `QUICK=1 make bench` (or --quick)
 runs the reduced set. Steps:
 
- 1. `make` the target of every chosen program (build/bench_c, build/bench_peers,
-    build/venv/.ringmpsc-built, lib): make decides what is out of date;
+ 1. `make` the target of every chosen program (build/bench_c, build/bench_steady,
+    build/bench_peers, build/venv/.ringmpsc-built, lib): make decides what is out of date;
  2. run the programs one after the other, each under a time limit, each writing JSON
     lines:
       bench_c      build/bench_c          suite "c" (ringmpsc alone, next to a bare SPSC
@@ -36,6 +36,13 @@ runs the reduced set. Steps:
                                           processes: a consumer group vs faster-fifo and
                                           multiprocessing.Queue)
       lua          benchmarks/lua/run.sh        suite "lua" (inside nginx)
+      steady       build/bench_steady     suite "c", scenario "steady": paced producer
+                                          processes -> one consumer process; producer CPU
+                                          and consumer wake-ups per record, blocking vs
+                                          polling
+      nginx_logging benchmarks/nginx_logging/run.sh   suite "nginx": nginx logging every
+                                          request through ringmpsc to a Python consumer,
+                                          blocking vs polling vs no logging (wrk)
  3. merge the rows into benchmarks/results/latest.json (a list of row objects; every row
     keeps the fields its program wrote and gets "source" = the program and "machine" =
     the run's machine summary), benchmarks/results/machine.json (machine and per-program
@@ -87,7 +94,8 @@ def main():
                                  formatter_class=argparse.RawDescriptionHelpFormatter, epilog=USAGE)
     ap.add_argument("--quick", action="store_true", default=os.environ.get("QUICK", "") not in ("", "0"),
                     help="reduced set, under two minutes (default when QUICK=1 is in the environment)")
-    ap.add_argument("--only", help="comma-separated programs to run: bench_c,bench_peers,python,python_share,lua "
+    ap.add_argument("--only", help="comma-separated programs to run: bench_c,steady,bench_peers,python,python_share,"
+                                   "lua,nginx_logging "
                                    "(the others are reported as not run; README.md is left alone)")
     ap.add_argument("--no-build", action="store_true", help="use what is built; do not call make")
     ap.add_argument("--timeout", type=int, help="time limit of every suite in seconds (default per suite: "

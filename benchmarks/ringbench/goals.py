@@ -16,16 +16,25 @@ from .rows import (
     scen_of,
     single_for,
     single_ratio,
+    steady_how,
+    steady_order,
+    steady_rate,
 )
 
 MET, MISSED, NA, NOTRUN = "met", "MISSED", "not measurable", "not measured"
 
 
 class Goal:
-    def __init__(self, gid, text):
+    def __init__(self, gid, text, fmt=None):
+        """fmt: how a value and the target are written, for goals on a value rather than a
+        ratio (default: "1.23×")."""
         self.gid, self.text = gid, text
+        self.fmt = fmt or f_x
         self.checks = []  # (where, detail, ratio, target, status)
         self.reason = None
+
+    def target_text(self, target):
+        return self.fmt(target) if self.fmt is not f_x else "%g×" % target
 
     def add(self, where, detail, ratio, target, higher_is_better=True, counted=True):
         """counted=False: shown for information (another path of the same rows is the
@@ -51,9 +60,11 @@ class Goal:
         n = len(checks)
         met = n - sum(1 for c in checks if c[4] == MISSED)
         vals = [c[2] for c in checks]
-        rng = f_x(min(vals)) if len(vals) == 1 else "%s … %s" % (f_x(min(vals)), f_x(max(vals)))
+        f = self.fmt
+        rng = f(min(vals)) if len(vals) == 1 else "%s … %s" % (f(min(vals)), f(max(vals)))
+        word = "ratio" if f is f_x else "value"
         return "%s — met in %d of %d %s (%s %s)" % (st, met, n, "case" if n == 1 else "cases",
-                                                  "ratio" if n == 1 else "ratios", rng)
+                                                  word if n == 1 else word + "s", rng)
 
 
 def where_text(r):
@@ -211,6 +222,8 @@ def evaluate_goals(rows, machine, suite_status):
         if not g11.checks:
             g11.reason = "no MPSC rows at both 1 and 8 producers (a --quick run measures only the largest count)"
     goals.append(g11)
+    goals += steady_goals(rows, suite_status)
+    goals.append(nginx_goal(rows, suite_status))
     return goals
 
 
@@ -274,4 +287,75 @@ def python_share_goal(rows, suite_status):
     if not g.checks:
         g.reason = ("the work-sharing suite did not run (%s)" % suite_status.get("python_share", "?") if not share
                     else "the rows it needs are missing (ringmpsc send/recv, faster-fifo put/get)")
+    return g
+
+
+def f_per_record(v):
+    return "%.4f" % v if isinstance(v, (int, float)) else "–"
+
+
+def steady_label(r):
+    """'100 k rec/s × 2 producers, blocking, coalescing (32, 1 ms) = defaults'."""
+    return "%s, %s producers, %s" % (steady_rate(r, " rec/s"), r.get("producers"), steady_how(r))
+
+
+def steady_goals(rows, suite_status):
+    """The steady stream (build/bench_steady): paced producer processes -> one consumer
+    process. Judged: the blocking consumer at the coalescing defaults; the other blocking
+    rows (coalescing off, other settings) are shown as information."""
+    gc = Goal("steady-cpu", "C, steady stream (2 paced producer processes → 1 consumer process): producer CPU per "
+                            "record (pacing sleeps apart) with a blocking consumer (coalescing defaults) ≤ 1.2× with "
+                            "one polling every 1 ms")
+    gw = Goal("steady-wakes", "C, steady stream: consumer wake-ups per record with a blocking consumer (coalescing "
+                              "defaults) ≤ 0.05", fmt=f_per_record)
+    st = [r for r in rows if r.get("scenario") == "steady" and r.get("impl") == "ringmpsc"
+          and r.get("consumer_wait") == "blocking"]
+    for r in sorted(st, key=steady_order):
+        counted = r.get("coalescing") == "defaults" and r.get("ok") is not False
+        where = steady_label(r)
+        work, cpu, send = (r.get("producer_work_cpu_vs_poll"), r.get("producer_cpu_vs_poll"),
+                           r.get("producer_send_vs_poll"))
+        # Judged: the producers' CPU less what their pacing sleeps cost (on a VM a sleep costs
+        # 12-20 µs of CPU, varying with what the other CPU does, and swamps the rest); the
+        # CPU with the sleeps and the time inside send are shown.
+        if isinstance(work, (int, float)):
+            gc.add(where, "producer CPU %.0f ns per record outside the pacing sleeps (vs polling: median of the "
+                   "rounds' ratios)" % num(r.get("producer_work_cpu_ns_per_record")), work, 1.2,
+                   higher_is_better=False, counted=counted)
+        if isinstance(cpu, (int, float)):
+            gc.add(where + "; pacing sleeps included", "producer CPU %.0f ns per record" % num(
+                r.get("producer_cpu_ns_per_record")), cpu, 1.2, higher_is_better=False, counted=False)
+        if isinstance(send, (int, float)):
+            gc.add(where + "; time in send only", "%.0f ns per record inside rmpsc_producer_send" % num(
+                r.get("producer_send_ns_per_record")), send, 1.2, higher_is_better=False, counted=False)
+        w = r.get("consumer_wakes_per_record")
+        if isinstance(w, (int, float)):
+            gw.add(where, "rmpsc_stats.consumer_wakes ÷ records; consumer CPU %.0f ns per record, record latency "
+                   "p50 %s" % (num(r.get("consumer_cpu_ns_per_record")), f_dur(r.get("p50_ns"))), w, 0.05,
+                   higher_is_better=False, counted=counted)
+    for g in (gc, gw):
+        if not g.checks:
+            g.reason = "no steady-stream rows (steady: %s)" % suite_status.get("steady", "?")
+    return [gc, gw]
+
+
+def nginx_goal(rows, suite_status):
+    """nginx logging (benchmarks/nginx_logging/run.sh): requests/s with a blocking
+    consumer against a consumer polling every 5 ms, in the same run."""
+    g = Goal("nginx-logging", "nginx logging (2 workers → ringmpsc → a Python consumer process): requests/s with a "
+                              "blocking consumer ≥ 0.9× with one polling every 5 ms")
+    ng = {r.get("consumer_wait"): r for r in rows if r.get("scenario") == "nginx-logging" and rate(r)}
+    b, p, none = ng.get("blocking"), ng.get("poll"), ng.get("none")
+    if b and p:
+        detail = "blocking %s req/s vs polling %s req/s" % (f_rate(rate(b)), f_rate(rate(p)))
+        if none:
+            detail += " (no logging %s req/s)" % f_rate(rate(none))
+        if isinstance(b.get("consumer_wakes_per_request"), (int, float)):
+            detail += "; consumer wake-ups per request %.4f" % b["consumer_wakes_per_request"]
+        ok = b.get("ok") is not False and p.get("ok") is not False
+        g.add("wrk %s" % b.get("wrk", ""), detail + ("" if ok else "; CHECK FAILED"), rate(b) / rate(p), 0.9,
+              counted=ok)
+    else:
+        g.reason = "no nginx-logging rows with both consumers (nginx_logging: %s)" % \
+            suite_status.get("nginx_logging", "?")
     return g

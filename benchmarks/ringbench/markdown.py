@@ -1,5 +1,5 @@
 """benchmarks/results/latest.md: every row, grouped, with its ratios and the goals."""
-from .fmt import f_gbs, f_mrec, f_ns, f_pct, f_rate, f_x, impl_label, md_table, notes_of, scen_label
+from .fmt import f_dur, f_gbs, f_mrec, f_ns, f_pct, f_rate, f_x, impl_label, md_table, notes_of, scen_label
 from .machine import commit_text, machine_line
 from .plots import PLOTS
 from .rows import (
@@ -17,6 +17,9 @@ from .rows import (
     num,
     rate,
     single_ratio,
+    steady_how,
+    steady_order,
+    steady_rate,
 )
 
 
@@ -139,7 +142,77 @@ SOURCE_TITLES = {
                     "(ringmpsc: the members of one consumer group), 64-byte records",
     "lua": "benchmarks/lua/run.sh — inside one nginx worker (producer and consumer in turn: the per-record cost "
            "of the calls, not a cross-core figure)",
+    "steady": "build/bench_steady — steady stream: paced producer processes send 64-byte records one at a time "
+              "to one consumer process, which verifies every record; what the consumer's way of waiting costs",
+    "nginx_logging": "benchmarks/nginx_logging/run.sh — nginx (2 workers) logs every request through ringmpsc "
+                     "to a Python consumer process; wrk on 127.0.0.1",
 }
+
+
+def f_num(v, spec):
+    return spec % v if isinstance(v, (int, float)) else "–"
+
+
+def steady_table(rows):
+    """bench_steady: one line per (rate, consumer mode)."""
+    header = ["rate per producer", "consumer", "rec/s", "producer CPU ns/rec", "÷ polling",
+              "producer CPU less sleeps ns/rec", "÷ polling", "in send ns/rec", "÷ polling", "wake-ups/rec",
+              "consumer CPU ns/rec", "consumer sleeps/rec", "latency p50", "latency p99", "runs", "note"]
+    body = []
+    for r in sorted(rows, key=steady_order):
+        note = notes_of(r)
+        if num(r.get("behind_schedule_ms"), 0) > 1:
+            note = ", ".join(x for x in (note, "behind schedule %.1f ms" % r["behind_schedule_ms"]) if x)
+        body.append([steady_rate(r) + ", × %s" % r.get("producers"), steady_how(r),
+                     f_rate(rate(r)), f_num(r.get("producer_cpu_ns_per_record"), "%.0f"),
+                     f_x(r.get("producer_cpu_vs_poll")), f_num(r.get("producer_work_cpu_ns_per_record"), "%.0f"),
+                     f_x(r.get("producer_work_cpu_vs_poll")), f_num(r.get("producer_send_ns_per_record"), "%.0f"),
+                     f_x(r.get("producer_send_vs_poll")), f_num(r.get("consumer_wakes_per_record"), "%.4f"),
+                     f_num(r.get("consumer_cpu_ns_per_record"), "%.0f"),
+                     f_num(r.get("consumer_sleeps_per_record"), "%.4f"), f_dur(r.get("p50_ns")),
+                     f_dur(r.get("p99_ns")), r.get("runs"), note])
+    out = md_table(header, body, ["l", "l"] + ["r"] * 13 + ["l"])
+    out += ["", "Producer CPU: the producer processes' CPU time over their paced loops ÷ records (pacing "
+            "sleeps included: see \"pacing only\"); less sleeps: without the CPU time inside the pacing sleeps "
+            "(what building and sending the records cost; the goal's figure); in send: wall time inside "
+            "rmpsc_producer_send ÷ records; ÷ polling: "
+            "÷ the polling consumer's figure, the median of the rounds' ratios; wake-ups: rmpsc_stats."
+            "consumer_wakes ÷ records; consumer sleeps: its voluntary context switches ÷ records; latency: a "
+            "record's send to the consumer's callback. Medians of the runs; processes unpinned."]
+    return out
+
+
+def nginx_table(rows):
+    """benchmarks/nginx_logging: one line per consumer (and nginx without logging)."""
+    order = {"blocking": 0, "poll": 1, "none": 2}
+    by = {r.get("consumer_wait"): r for r in rows}
+
+    def vs(r, other):
+        o = by.get(other)
+        return f_x(rate(r) / rate(o)) if o and rate(o) and rate(r) else "–"
+    what = {"blocking": "blocking: recv_many(timeout=None)", "poll": "polling: recv_many(timeout=0) + 5 ms sleep",
+            "none": "no logging"}
+    body = []
+    for r in sorted(rows, key=lambda r: order.get(r.get("consumer_wait"), 9)):
+        w = r.get("consumer_wait")
+        check = "–" if w == "none" else ("ok" if r.get("ok") is not False else "**CHECK FAILED**")
+        body.append([what.get(w, w), f_rate(rate(r)), vs(r, "poll"), vs(r, "none"),
+                     f_num(r.get("consumer_wakes_per_request"), "%.4f"),
+                     f_num(r.get("futex_wake_calls_per_request"), "%.4f"),
+                     f_num(r.get("worker_cpu_us_per_request"), "%.1f"),
+                     f_num(r.get("consumer_cpu_us_per_request"), "%.1f"), f_dur(r.get("p50_ns")),
+                     f_dur(r.get("p99_ns")), r.get("requests"), r.get("served"), r.get("logged"),
+                     r.get("dropped"), r.get("received"), check])
+    out = md_table(["consumer", "req/s", "÷ polling", "÷ no logging", "consumer wake-ups/req", "FUTEX_WAKE/req "
+                    "(perf)", "workers CPU µs/req", "consumer CPU µs/req", "latency p50", "latency p99",
+                    "requests (wrk)", "served to /", "logged", "dropped", "received", "check"], body,
+                   ["l"] + ["r"] * 14 + ["l"])
+    out += ["", "wrk %s against 127.0.0.1; every request to / is logged from the log phase (one 64-byte record, "
+            "reserve/commit with timeout 0); check: requests served to / (stub_status) = records logged + dropped "
+            "= records the consumer received, in sequence per worker. Wake-ups: the channel's consumer_wakes "
+            "÷ wrk's requests; FUTEX_WAKE: the workers' futex wake calls counted by perf." % (
+                rows[0].get("wrk") if rows else "")]
+    return out
 
 
 def cost_table(rows):
@@ -175,6 +248,10 @@ def suite_sections(rows):
             xs = [r for r in srows if r.get("source") == source]
             out.append("### %s" % SOURCE_TITLES.get(source, source))
             out.append("")
+            if source in ("steady", "nginx_logging"):
+                out += (steady_table if source == "steady" else nginx_table)(xs)
+                out.append("")
+                continue
             thr = [r for r in xs if not is_latency(r) and not is_cost(r)]
             cost = [r for r in xs if is_cost(r)]
             lat = [r for r in xs if is_latency(r)]
@@ -211,7 +288,7 @@ def goals_md(goals):
             continue
         out.append("<details><summary>%s — %s</summary>" % (g.text, g.status()))
         out.append("")
-        body = [[w, d, f_x(x), ("≥ " if hib else "≤ ") + ("%g×" % t), st] for w, d, x, t, st, hib in g.checks]
+        body = [[w, d, g.fmt(x), ("≥ " if hib else "≤ ") + g.target_text(t), st] for w, d, x, t, st, hib in g.checks]
         out += md_table(["where", "measured", "ratio", "goal", "status"], body, ["l", "l", "r", "r", "l"])
         out.append("")
         out.append("</details>")

@@ -15,6 +15,9 @@ from .rows import (
     ringmpsc_best,
     single_for,
     single_ratio,
+    steady_how,
+    steady_order,
+    steady_rate,
 )
 
 BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
@@ -140,6 +143,8 @@ def readme_block(rows, meta, goals, plots):
         out.append("**LuaJIT** inside one nginx worker, vs `ngx.shared.DICT` lpush/rpop (%s rec/s): %s." % (
             f_rate(rate(d)), "; ".join(parts)))
         out.append("")
+    out += steady_block(rows)
+    out += nginx_block(rows)
     # liveness check
     for r in rows:
         if r.get("scenario") == "liveness" and r.get("ns_per_call"):
@@ -221,3 +226,56 @@ def update_readme(block):
             f.write(new)
     return True
 
+
+def f_num(v, spec):
+    return spec % v if isinstance(v, (int, float)) else "–"
+
+
+def steady_block(rows):
+    """bench_steady: what the consumer's way of waiting costs the producers."""
+    st = sorted([r for r in rows if r.get("scenario") == "steady" and r.get("source") == "steady"], key=steady_order)
+    if not st:
+        return []
+    r0 = st[0]
+    out = ["**Steady stream** (C, `build/bench_steady`: %s producer processes, each paced at a steady rate, send "
+           "64-byte records one at a time to one consumer process, which verifies every record; it blocks "
+           "(`rmpsc_consume`, timeout -1) or polls (timeout 0, 1 ms sleep when empty); producer CPU without the "
+           "CPU time of the pacing sleeps, which on a VM swamps the rest (with them: latest.md); \"in send\": "
+           "the time inside `rmpsc_producer_send`; ÷ polling: the median of the rounds' ratios, %s rounds, the "
+           "modes alternating)" % (r0.get("producers"), r0.get("runs")), ""]
+    body = []
+    for r in st:
+        if r.get("impl") != "ringmpsc":
+            continue
+        body.append([steady_rate(r), steady_how(r), f_num(r.get("producer_work_cpu_ns_per_record"),
+                     "%.0f"), f_x(r.get("producer_work_cpu_vs_poll")),
+                     f_num(r.get("producer_send_ns_per_record"), "%.0f"),
+                     f_x(r.get("producer_send_vs_poll")), f_num(r.get("consumer_wakes_per_record"), "%.4f"),
+                     f_num(r.get("consumer_cpu_ns_per_record"), "%.0f"), f_dur(r.get("p50_ns")),
+                     f_dur(r.get("p99_ns"))])
+    out += md_table(["rec/s per producer", "consumer", "producer CPU ns/rec", "÷ polling", "in send ns/rec",
+                     "÷ polling", "wake-ups/rec", "consumer CPU ns/rec", "latency p50", "latency p99"], body,
+                    ["r", "l"] + ["r"] * 8)
+    out.append("")
+    return out
+
+
+def nginx_block(rows):
+    """benchmarks/nginx_logging: requests/s with each consumer."""
+    ng = {r.get("consumer_wait"): r for r in rows if r.get("scenario") == "nginx-logging" and rate(r)}
+    b, p, n = ng.get("blocking"), ng.get("poll"), ng.get("none")
+    if not b:
+        return []
+    parts = ["blocking consumer %s req/s" % f_rate(rate(b))]
+    if p:
+        parts.append("%s the consumer polling every 5 ms (%s req/s)" % (f_x(rate(b) / rate(p), bold_at=0.9),
+                                                                       f_rate(rate(p))))
+    if n:
+        parts.append("%s nginx without logging (%s req/s)" % (f_x(rate(b) / rate(n)), f_rate(rate(n))))
+    wakes = b.get("consumer_wakes_per_request")
+    checked = all(r.get("ok") is not False for r in (b, p) if r)
+    return ["**nginx logging** (2 workers log every request through ringmpsc, from the log phase, to a Python "
+            "consumer process; wrk %s on 127.0.0.1; %s): %s; consumer wake-ups per request %s." % (
+                b.get("wrk", ""), "every request logged and received, checked" if checked else "**CHECK FAILED**",
+                " = ".join(parts[:2]) + ("; " + parts[2] if len(parts) > 2 else ""),
+                f_num(wakes, "%.4f")), ""]

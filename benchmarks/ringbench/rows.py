@@ -15,12 +15,12 @@ import statistics
 
 REQUIRED = ["suite", "impl", "path", "scenario", "record_size", "batch", "producers", "consumers",
             "processes", "reads_data", "records_per_s", "bytes_per_s", "p50_ns", "p99_ns", "runs"]
-SUITE_ORDER = ["limits", "c", "python", "lua"]
+SUITE_ORDER = ["limits", "c", "python", "lua", "nginx"]
 YARDSTICKS = {"memcpy", "cacheline", "bare_spsc", "single_consumer"}
 GROUP_SCENARIOS = ("group-solo", "fanout", "workshare")  # consumer groups (bench_c; Python: workshare)
 LATENCY_SCENARIOS = {"pingpong", "cacheline", "latency"}
 SCENARIO_ORDER = ["spsc", "mpsc", "threads", "group-solo", "fanout", "workshare", "same-worker", "pingpong",
-                  "cacheline", "memcpy", "liveness"]
+                  "cacheline", "memcpy", "liveness", "steady", "nginx-logging"]
 NOISY = 0.10  # other_cpu_load at or above this marks a row noisy
 
 
@@ -209,3 +209,39 @@ def cacheline_for(source, rows):
             return r
     return None
 
+
+def steady_how(r):
+    """How the consumer of a steady-stream row (bench_steady) waits, in words."""
+    wait = r.get("consumer_wait")
+    if wait == "poll":
+        return "polling, 1 ms sleep when empty"
+    if wait == "none" or r.get("impl") == "pace_only":
+        return "pacing only (no channel, no consumer)"
+    co = r.get("coalescing")
+    if co == "off":
+        return "blocking, coalescing off"
+    mr, d = r.get("coalesce_min_records"), r.get("coalesce_max_delay_ns")
+    if isinstance(mr, (int, float)) and isinstance(d, (int, float)):
+        dt = "%g ms" % (d / 1e6) if d >= 1e6 else "%g µs" % (d / 1e3)
+        return "blocking, coalescing (%d, %s)%s" % (mr, dt, " = defaults" if co == "defaults" else "")
+    return "blocking"
+
+
+def steady_order(r):
+    """Sort key of steady-stream rows: by rate (highest first), then blocking at the
+    defaults, blocking without coalescing, other settings, polling, pacing only."""
+    wait, co = r.get("consumer_wait"), r.get("coalescing")
+    k = 0 if co == "defaults" else 1 if co == "off" else 2 if wait == "blocking" else 3 if wait == "poll" else 4
+    return (-num(r.get("rate_per_producer")), k, num(r.get("coalesce_min_records")),
+            num(r.get("coalesce_max_delay_ns")))
+
+
+def steady_rate(r, unit=""):
+    """'100 k' or '20 k in bursts of 8' (unit " rec/s": '20 k rec/s in bursts of 8'):
+    records/s per producer of a steady-stream row."""
+    b = r.get("burst")
+    rate_ = r.get("rate_per_producer")
+    if not isinstance(rate_, (int, float)):
+        return "–"
+    v = ("%.0f k" % (rate_ / 1e3) if rate_ >= 1e3 else "%d" % rate_) + unit
+    return v + (" in bursts of %d" % b if isinstance(b, int) and b > 1 else "")

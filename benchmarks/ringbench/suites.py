@@ -89,6 +89,9 @@ def suites(quick):
         Suite("bench_c", "C, ringmpsc alone (vs a bare SPSC ring; + limits: memcpy, cache-line round trip; "
               "liveness check)", "build/bench_c", "build/bench_c",
               lambda out: ["build/bench_c", "--json", out] + q, (90, 900)),
+        Suite("steady", "C, steady stream: paced producer processes → one consumer process (blocking at the "
+              "coalescing defaults, blocking without coalescing, polling every 1 ms)", "build/bench_steady",
+              "build/bench_steady", lambda out: ["build/bench_steady", "--json", out] + q, (60, 150)),
         Suite("bench_peers", "C, ringmpsc vs peers", "build/bench_peers", "build/bench_peers",
               lambda out: ["build/bench_peers", "--json", out] + q, (90, 900)),
         Suite("python", "Python, ringmpsc vs peers", "build/venv/.ringmpsc-built", "benchmarks/python/peers.py",
@@ -98,6 +101,10 @@ def suites(quick):
               lambda out: [venv_python, "benchmarks/python/workshare.py", "--json", out] + q, (90, 600)),
         Suite("lua", "LuaJIT in nginx, ringmpsc vs ngx.shared.DICT", "lib", "benchmarks/lua/run.sh",
               lambda out: ["benchmarks/lua/run.sh", "--json", out] + q, (60, 300)),
+        Suite("nginx_logging", "nginx logging: 2 workers → ringmpsc → a Python consumer process (blocking, "
+              "polling every 5 ms) vs no logging, under wrk", "build/venv/.ringmpsc-built",
+              "benchmarks/nginx_logging/run.sh",
+              lambda out: ["benchmarks/nginx_logging/run.sh", "--json", out] + q, (60, 150)),
     ]
 
 

@@ -374,9 +374,12 @@ RMPSC_API int rmpsc_wait_readable(rmpsc_channel *ch, int64_t timeout_ns);
  * whatever is there; if nothing is, it waits for the first record, woken at once.
  * So under a steady stream producers make about one wake-up system call per
  * min_records records of a ring instead of one per record or two, and no record
- * waits more than max_delay_ns longer than it would without coalescing (nor at
- * all while the consumer keeps up within the poll). min_records is capped at half
- * a ring. min_records <= 1 or max_delay_ns == 0 turns it off: every first record
+ * waits more than max_delay_ns longer than it would without coalescing (nor, in a
+ * blocking call, at all while the consumer keeps up within the poll; a readiness
+ * fd has no poll: its first arm after records were taken lingers). A linger that found a single
+ * record (a request and its reply, slower than the poll) makes the next waits
+ * skip lingering, 16 of them, then twice as many each time, up to 1024; one that
+ * found more makes lingering the rule again. min_records is capped at half a ring. min_records <= 1 or max_delay_ns == 0 turns it off: every first record
  * wakes the consumer. Defaults: RMPSC_COALESCE_RECORDS, RMPSC_COALESCE_DELAY_NS.
  * Errors: EINVAL (max_delay_ns outside 0 .. RMPSC_COALESCE_MAX_DELAY_NS).
  */
@@ -398,7 +401,10 @@ RMPSC_API void rmpsc_consumer_coalescing(const rmpsc_channel *ch, uint32_t *min_
  * channel by name (or got its fd, or forked) as long as they see the same
  * /dev/shm. Joins the default group when the handle is in none; a handle
  * inherited through fork is the child's own member (as for every consumer call),
- * whose readiness fd is its own: call rmpsc_ready_fd again in the child.
+ * whose readiness fd is its own: call rmpsc_ready_fd again in the child. So is a
+ * handle whose membership was lost (its process was taken for dead and its place
+ * given to another): the old descriptor is closed, and rmpsc_ready_arm says to
+ * call rmpsc_ready_fd again (EINVAL).
  * Errors: ESYS (making the FIFO), ECONSUMER, EINVAL.
  *
  * The protocol (level- or edge-triggered alike; no wake-up is lost):
@@ -415,8 +421,8 @@ RMPSC_API void rmpsc_consumer_coalescing(const rmpsc_channel *ch, uint32_t *min_
  * with several members; a moment while a peer holds what we need; at most a
  * second in any case, which makes up for a wake-up a waker could not send), then
  * consume with timeout 0 until EEMPTY and arm again. A waker that cannot open the
- * FIFO (out of descriptors, not allowed) leaves the announcement for the next
- * publish. Blocking consumer calls on the membership in between leave an armed fd
+ * FIFO for now (out of descriptors) leaves the announcement for the next publish;
+ * the longest wait makes up for one that cannot at all. Blocking consumer calls on the membership in between leave an armed fd
  * armed. Errors: EINVAL (no readiness fd yet), ECONSUMER. A wait that is
  * abandoned (cancelled) calls rmpsc_ready_disarm, which takes the announcement
  * back; one that does not costs a producer one spurious wake-up.

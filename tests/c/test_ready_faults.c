@@ -5,6 +5,7 @@
  * found in (the eighth then asserted EFORKED, which the header listed; the header
  * now says what a forked handle does, and the case checks that). Cases 9..12 come
  * from a second review and fail on da5fac2 (11 and 12 need root; skipped otherwise).
+ * Cases 13 and 14 come from a third review and fail on d7b6925 (14 needs root).
  *
  * Every case runs in a child process of its own (a crash or hang of one does not
  * hide the others); `test_ready_faults NAME` runs one case. Each case records the
@@ -127,8 +128,8 @@ static int count_fifos(uint64_t id)
 static void member_fifo_path(rmpsc_channel *ch, char *buf, size_t n)
 {
 	uint32_t e = (uint32_t)ch->member;
-	snprintf(buf, n, "/dev/shm/.ringmpsc-%016llx-m%u-%u", (unsigned long long)ch->hdr->channel_id, e,
-		 load_acquire(&member_at(ch, e)->fifo_gen));
+	snprintf(buf, n, "/dev/shm/.ringmpsc-%016llx-m%u-%016llx", (unsigned long long)ch->hdr->channel_id, e,
+		 (unsigned long long)load_acquire(&member_at(ch, e)->fifo_gen));
 }
 
 /* ------------------------------------------------------------------------------ */
@@ -726,6 +727,121 @@ static void privilege_dropped_producer_cannot_wake(void)
 }
 
 /* ------------------------------------------------------------------------------ */
+/*
+ * 13. (Third review.) A blocking wait that once found what it needed held by a
+ * peer (TAKE_BUSY: a claim lock, the group's lock an orphan's adoption needs)
+ * sets data_wait.busy and .polling, and nothing ever clears them: the rest of the
+ * call sleeps in BUSY_POLL_NS (1 ms) slices, however long it waits for the next
+ * record. Here the peer (stopped while it held ring 0's claim lock) takes its
+ * claim 30 ms into a 400 ms rmpsc_recv on an otherwise idle channel: the call then
+ * wakes about 370 times for nothing, where it should sleep (250 ms liveness slices,
+ * so at most a few wake-ups).
+ */
+static void busy_once_polls_whole_wait(void)
+{
+	rmpsc_channel *ch = make(NULL, 64, 1, 2);
+	CHECK_OK(rmpsc_consumer_coalesce(ch, 1, 0));
+	rmpsc_producer *p;
+	CHECK_OK(rmpsc_producer_register(ch, &p));
+	struct link l;
+	pid_t kid = fork_linked(&l);
+	if (kid == 0) {
+		rmpsc_channel *h;
+		CHECK_OK(rmpsc_channel_attach_fd(&h, rmpsc_channel_fd(ch), 0));
+		CHECK_OK(rmpsc_consumer_join(h, NULL, 0));
+		int64_t place = h->member;
+		CHECK(write(l.wr, &place, 8) == 8, "report");
+		for (;;)
+			pause();
+	}
+	int64_t place;
+	CHECK(read(l.rd, &place, 8) == 8, "member child did not report");
+	CHECK_OK(rmpsc_consumer_join(ch, NULL, 0)); /* two members: SHARED */
+	uint64_t v;
+	CHECK_RC(rmpsc_recv(ch, &v, 1, 0), RMPSC_EEMPTY);
+	for (uint64_t i = 0; i < 4; i++)
+		send_one(p, i);
+	/* The peer took ring 0's claim lock (stopped right after its CAS). */
+	uint32_t g = ch->group;
+	store_release(&gpos_at(ch, g, 0)->lock, (uint64_t)place + 1);
+	/* 30 ms later it finishes: takes all four records as its claim, unlocks. */
+	pid_t helper = fork_child();
+	if (helper == 0) {
+		usleep(30000);
+		struct member *mb = member_at(ch, (uint32_t)place);
+		uint64_t cursor = load_acquire(&gpos_at(ch, g, 0)->cursor), tail = load_acquire(&slot_ctrl(ch, 0)->tail);
+		store_relaxed(&mb->claim_start, cursor);
+		store_release(&mb->claim, claim_word(0, tail));
+		store_release(&gpos_at(ch, g, 0)->cursor, tail);
+		store_release(&gpos_at(ch, g, 0)->lock, 0);
+		_exit(0);
+	}
+	struct rusage r0, r1;
+	getrusage(RUSAGE_SELF, &r0);
+	int64_t t0 = now_ns();
+	int n = rmpsc_recv(ch, &v, 1, 400 * MS);
+	int64_t took = now_ns() - t0;
+	getrusage(RUSAGE_SELF, &r1);
+	CHECK(reap(helper) == 0, "helper");
+	kill(kid, SIGKILL);
+	long switches = r1.ru_nvcsw - r0.ru_nvcsw;
+	CHECK(n == RMPSC_ETIMEDOUT, "recv: %d after %lld ms", n, (long long)(took / MS));
+	CHECK(switches < 120,
+	      "a 400 ms rmpsc_recv that met a busy claim lock in its first 30 ms slept %ld times (voluntary context "
+	      "switches): after the peer let go, the rest of the idle wait still polled in 1 ms BUSY_POLL_NS slices",
+	      switches);
+	rmpsc_producer_close(p);
+	rmpsc_channel_release(ch);
+}
+
+/* ------------------------------------------------------------------------------ */
+/*
+ * 14. (Third review.) Any local user can stop every readiness fd of a channel from
+ * being made. FIFO names are predictable: the channel id is in the names already
+ * listed in /dev/shm (world-readable), and generations come from one counter that
+ * goes up by one per FIFO made. fifo_create skips a name someone else took
+ * (EEXIST) only 8 times, then fails. Here a process running as nobody takes the
+ * next 16 names of member place 0 (files of its own in the sticky, world-writable
+ * /dev/shm, which the consumer cannot remove): rmpsc_ready_fd fails with ESYS
+ * ("mkfifo: File exists") for as long as they stay. ARCHITECTURE.md 2.3: "A name
+ * someone else took first is skipped." Needs root (to act as another user).
+ * Names now carry 32 random bits next to the count: the squatter's guesses (the
+ * names as they were) take nothing from us.
+ */
+static void squatted_fifo_names_refuse_ready_fd(void)
+{
+	if (geteuid() != 0) {
+		printf("  (skipped: needs root)\n");
+		return;
+	}
+	rmpsc_channel *ch = make(NULL, 64, 1, 1);
+	uint64_t v;
+	CHECK_RC(rmpsc_recv(ch, &v, 1, 0), RMPSC_EEMPTY); /* a member: place 0 */
+	CHECK(ch->member == 0, "place %d", ch->member);
+	uint64_t id = ch->hdr->channel_id;
+	uint32_t next = load_relaxed(&ch->hdr->fifo_counter);
+	pid_t c = fork_child();
+	if (c == 0) {
+		if (setgid(65534) || setuid(65534))
+			_exit(90);
+		for (uint32_t g = next + 1; g <= next + 16; g++) {
+			char path[96];
+			snprintf(path, sizeof path, "/dev/shm/.ringmpsc-%016llx-m0-%u", (unsigned long long)id, g);
+			if (mkfifo(path, 0600))
+				_exit(91);
+		}
+		_exit(0);
+	}
+	CHECK(reap(c) == 0, "the squatter made its FIFOs");
+	int fd = rmpsc_ready_fd(ch);
+	CHECK(fd >= 0,
+	      "rmpsc_ready_fd failed (%d: %s) because another user took the next 16 FIFO names of the place; the "
+	      "EEXIST loop gives up after 8 predictable generations",
+	      fd, rmpsc_last_error());
+	rmpsc_channel_release(ch);
+}
+
+/* ------------------------------------------------------------------------------ */
 
 static const struct {
 	const char *name;
@@ -743,6 +859,8 @@ static const struct {
 	{ "cached_fds_of_gone_fifos_leak", cached_fds_of_gone_fifos_leak },
 	{ "group_shared_region_fifo_refuses_group", group_shared_region_fifo_refuses_group },
 	{ "privilege_dropped_producer_cannot_wake", privilege_dropped_producer_cannot_wake },
+	{ "busy_once_polls_whole_wait", busy_once_polls_whole_wait },
+	{ "squatted_fifo_names_refuse_ready_fd", squatted_fifo_names_refuse_ready_fd },
 };
 
 int main(int argc, char **argv)

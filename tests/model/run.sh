@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# Model-check the liveness protocol (attach.pml, consumer.pml) and consumer
-# groups (groups.pml, groups-settle.inc) with spin. Each
-# check generates a verifier, compiles it and runs it under a time limit; the
-# real models must show 0 errors, the negative variants must find their
-# counterexample. Appends "model <passed> <failed> 0" to build/results.txt.
+# Model-check the liveness protocol (attach.pml, consumer.pml), consumer
+# groups (groups.pml, groups-settle.inc) and consumer wake-ups (wake.pml) with
+# spin. Each check generates a verifier, compiles it and runs it under a time
+# limit; the real models must show 0 errors, the negative variants must find
+# their counterexample. Appends "model <passed> <failed> 0" to build/results.txt.
 set -u
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"
@@ -147,6 +147,46 @@ check groups-cursor-first fail groups.pml "-DCURSOR_FIRST $G_TWO" "$Q" ""
 # group_create reading the tails before it publishes CREATING: a producer that
 # did not see the group overwrites records the group starts at.
 check groups-tail-first fail groups.pml "-DTAIL_FIRST ${G_CREATE/-DKILLMASK=4/-DKILLMASK=0}" "$Q" ""
+# Consumer wake-ups (wake.pml; csrc/wait.c, notify.c, consumer.c: the waiting
+# members mask, coalescing's wake_min, the readiness FIFO; close). A thread left
+# waiting while its group has records it has not taken (or the channel is closed)
+# is an invalid end state. Producers publish NREC records each (NREC1 the second).
+W="$S"
+# one member, blocking: without coalescing; then lingering for K=2 records
+check wake-futex ok wake.pml "-DNREC=2" "$W" ""
+check wake-coalesce ok wake.pml "-DK=2 -DNREC=3" "$W" ""
+# one member on the readiness fd (arm, wait, consume; a disarm); then one that
+# chooses the fd or a blocking call per wait (wait_how changes under a stale bit;
+# a blocking call on an armed place leaves the bit to the fd)
+check wake-fd ok wake.pml "-DFD=1 -DNCANCEL=1 -DK=2 -DNREC=3" "$W" ""
+check wake-mixed ok wake.pml "-DMIXED=1 -DNCANCEL=1 -DK=2 -DNREC=3 -DNREC1=2" "$W" ""
+# two members, each in a group of its own (two bits; one blocking, one on the fd)
+check wake-two ok wake.pml "-DNM=2 -DFD=2 -DNCANCEL=1 -DK=2 -DNREC=1" "$W" ""
+# two members of one group (one cursor), both blocking
+check wake-group ok wake.pml "-DNM=2 -DSAMEGROUP -DK=2 -DNREC=2 -DNREC1=1" "$W" ""
+# rmpsc_channel_close at any moment: every thread ends with ECLOSED, every record
+# published before it taken; one member choosing per wait, then two on one ring
+check wake-close ok wake.pml "-DCLOSE -DMIXED=1 -DNCANCEL=1 -DK=2 -DNREC=2 -DNREC1=1" "$W" ""
+check wake-close-two ok wake.pml "-DCLOSE -DNM=2 -DFD=2 -DNP=1 -DK=2 -DNREC=2" "$W" ""
+# Negative: each leaves a member waiting for good with a record untaken.
+# The fenced wait's re-check loading before its bit is visible (no fence);
+# then the same in rmpsc_ready_arm
+check wake-no-fence fail wake.pml "-DNO_FENCE" "$W" ""
+check wake-no-fence-arm fail wake.pml "-DNO_FENCE -DFD=1" "$W" ""
+# A producer loading the mask before its tail is visible
+check wake-producer-no-fence fail wake.pml "-DPRODUCER_NO_FENCE" "$W" ""
+# The bit cleared before the re-check, not after it
+check wake-withdraw-before-check fail wake.pml "-DWITHDRAW_BEFORE_CHECK" "$W" ""
+# The fenced wait announcing wake_min = K: a ring left under K records wakes nobody
+check wake-threshold-in-fenced fail wake.pml "-DTHRESHOLD_IN_FENCED -DK=2" "$W" ""
+# rmpsc_ready_arm draining the FIFO after its re-check: it eats the wake-up
+check wake-arm-no-drain-order fail wake.pml "-DARM_NO_DRAIN_ORDER -DFD=1" "$W" ""
+# Why the API allows one thread at a time per membership (wake.pml's header): two
+# threads calling at once on one member place; one's withdraw clears the bit the
+# other announced, which then sleeps unannounced: two blocking threads; then a
+# blocking one and one on the fd
+check wake-shared-place-two-threads fail wake.pml "-DSHARED_PLACE -DNM=2 -DSTOP=1" "$W" ""
+check wake-shared-place-two-threads-fd fail wake.pml "-DSHARED_PLACE -DNM=2 -DSTOP=1 -DFD=2 -DK=2 -DNREC1=1" "$W" ""
 echo "model $pass $fail 0" >> build/results.txt
 echo "[model] $pass passed, $fail failed, 0 skipped"
 [ "$fail" -eq 0 ]
