@@ -98,7 +98,8 @@ class _Round:
 
 _rounds: Dict[Tuple[int, int], _Round] = {}  # (st_dev, st_ino) of the FIFO -> _Round, while a leader waits
 _waiting: Dict[int, List[Tuple[asyncio.AbstractEventLoop, asyncio.Future]]] = {}  # id(obj) -> its waits
-_rounds_lock = threading.Lock()  # waits in several threads' loops share _rounds and _waiting
+_rounds_lock = threading.RLock()  # waits in several threads' loops share _rounds and _waiting;
+# reentrant: a finalizer the GC runs while it is held may close a Consumer (_changed)
 
 
 _views: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()  # ReadView read_async handed out -> (thread, task)
@@ -108,7 +109,7 @@ def _after_fork_in_child():
     """A forked child has one thread: the lock may have been held by another at the fork,
     and the waits recorded are the parent's."""
     global _rounds_lock
-    _rounds_lock = threading.Lock()
+    _rounds_lock = threading.RLock()
     _rounds.clear()
     _waiting.clear()
     _views.clear()

@@ -757,6 +757,24 @@ def test_waits_on_a_channel_that_left_its_group_join_again_at_once(kind):
     run(kind, main)
 
 
+def test_a_close_while_this_thread_holds_the_rounds_lock_does_not_deadlock():
+    """close() tells _aio (_changed, which takes _rounds_lock); a finalizer the GC runs
+    while a round's bookkeeping holds that lock may close a Consumer."""
+    import threading
+
+    ch = ringmpsc.Channel(RS)
+    c = ch.consumer()
+    done = threading.Event()
+
+    def close_inside():
+        with _aio._rounds_lock:
+            c.close()
+        done.set()
+
+    threading.Thread(target=close_inside, daemon=True).start()
+    assert done.wait(10), "Consumer.close() inside _aio._rounds_lock deadlocked"
+
+
 def test_asyncio_run_exits_promptly_with_waits_pending():
     """Pending waits (a consumer, a follower, a producer on a full ring) do not keep
     asyncio.run from returning nor the process from exiting: no thread, no reader left."""
