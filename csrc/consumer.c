@@ -927,6 +927,14 @@ static uint64_t untaken_records(const rmpsc_channel *ch, uint64_t enough)
 	return total;
 }
 
+/* A span we took and did not release (a read not advanced past, or cancelled):
+ * the next consumer call reads it again, so it is records to read. */
+static int own_open_claim(const rmpsc_channel *ch)
+{
+	return load_relaxed(&member_at(ch, (uint32_t)ch->member)->solo_ring) ||
+	       load_acquire(&member_at(ch, (uint32_t)ch->serving)->claim);
+}
+
 int rmpsc_ready_fd(rmpsc_channel *ch)
 {
 	int rc = consumer_enter(ch, "ready_fd");
@@ -1005,7 +1013,7 @@ int rmpsc_ready_arm(rmpsc_channel *ch, int64_t *wait_ns)
 	store_relaxed(&mb->wake_min, 1);
 	fetch_or_acq_rel(mask, bit);
 	int fenced = cold_barrier(ch->asymmetric) == 0;
-	if (untaken_records(ch, 1) || is_closed(ch))
+	if (untaken_records(ch, 1) || is_closed(ch) || own_open_claim(ch))
 		goto ready;
 	if (ch->L.max_consumers > 1 && rmpsc__has_orphans(ch)) {
 		fetch_add_relaxed(&group_at(ch, ch->group)->orphans, 1); /* the hint takes look at */

@@ -122,6 +122,16 @@ static void test_arm_and_drain(void)
 	CHECK(wakes(ch) == before && !readable(fd, 0), "a disarmed wait is not woken");
 	CHECK_RC(rmpsc_ready_arm(ch, &w), 1);
 	CHECK_RC(rmpsc_recv(ch, got, 4, 0), 1);
+	/* A read not advanced past is read again: records to read, not a wait. */
+	send_one(p, 4);
+	const void *span;
+	CHECK_RC(rmpsc_read(ch, 4, 0, &span, NULL), 1);
+	CHECK_RC(rmpsc_ready_arm(ch, &w), 1);
+	CHECK_RC(rmpsc_read(ch, 4, 0, &span, NULL), 1);
+	CHECK(*(const uint64_t *)span == 4, "the same record again");
+	CHECK_OK(rmpsc_advance(ch, 1));
+	CHECK_RC(rmpsc_ready_arm(ch, &w), 0);
+	rmpsc_ready_disarm(ch);
 	rmpsc_producer_close(p);
 	rmpsc_channel_release(ch);
 	printf("ok arm and drain\n");
