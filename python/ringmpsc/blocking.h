@@ -32,7 +32,10 @@
 #include <pythread.h>
 
 #define SLICE_NS     (50 * 1000 * 1000LL)  /* longest uninterrupted GIL-free wait */
-#define OP_AGAIN     1000                  /* an op made progress and is not done: call it again */
+/* An op made progress and is not done: call it again. Negative, so that no count an
+ * op returns (recv_many and recv_into return how many records they took) reads as
+ * it; none of the core's codes, nor RC_PYERR. */
+#define OP_AGAIN     (-1001)
 #define FOREVER      INT64_MAX
 
 /*

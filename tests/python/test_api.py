@@ -114,6 +114,30 @@ def test_full_and_empty_timeouts():
     assert ch.recv_many() == b"1" + bytes(7) + b"2" + bytes(7)
 
 
+@pytest.mark.parametrize("n", [999, 1000, 1001])
+def test_recv_many_and_recv_into_of_any_count(n):
+    """Taking exactly 1000 records once read as "call again" inside the extension: the
+    records were taken and dropped (Full with timeout 0, a wait for more otherwise);
+    read() raised Full with timeout 0 and waited for ever without one."""
+    rs = 16
+    ch = ringmpsc.Channel(rs, capacity=2048, max_producers=1)
+    p = ch.producer()
+    buf = bytearray(1500 * rs)
+    for take in (lambda: ch.recv_many(None, 0), lambda: ch.recv_many(None, 1.0),
+                 lambda: buf[:ch.recv_into(buf, 0) * rs], lambda: buf[:ch.recv_into(buf, 1.0) * rs]):
+        batch = make_batch(1, 0, n, rs)
+        assert p.send_many(batch) == n
+        assert bytes(take()) == batch
+        assert len(ch) == 0
+    for timeout in (0, 1.0):  # a fresh ring each: a view ends at the ring's wrap
+        ch = ringmpsc.Channel(rs, capacity=2048, max_producers=1)
+        batch = make_batch(1, 0, n, rs)
+        assert ch.producer().send_many(batch) == n
+        with ch.read(None, timeout) as view:
+            assert bytes(view) == batch
+        assert len(ch) == 0
+
+
 def test_send_many_recv_many_recv_into():
     rs = 32
     ch = ringmpsc.Channel(rs, capacity=16, max_producers=2)
