@@ -16,7 +16,8 @@ CORE_HDR   := $(wildcard csrc/*.h csrc/include/*.h)
 CORE_OBJ   := $(CORE_SRC:csrc/%.c=$(BUILD)/obj/%.o)
 
 .PHONY: all lib help deps test test-c test-c-plain test-c-tsan test-c-asan test-version test-model bench \
-	bench-programs bench-c bench-steady bench-nginx-logging bench-python bench-python-share bench-lua install uninstall version lint format clean demo example-c
+	bench-programs bench-c bench-steady bench-nginx-logging bench-python bench-python-share bench-python-aio \
+	bench-lua install uninstall version lint format clean demo example-c
 all: lib
 
 help:
@@ -41,6 +42,8 @@ help:
 	@echo "make bench-python Python paths across processes vs multiprocessing, faster-fifo, pyzmq"
 	@echo "make bench-python-share  Python work sharing: producer processes -> 4 consumer processes (a consumer"
 	@echo "                  group) vs faster-fifo and multiprocessing.Queue"
+	@echo "make bench-python-aio  Python asyncio consumers (recv_many_async, recv_async; uvloop too) vs blocking"
+	@echo "                  ones: 2 producer processes -> 1 consumer records/s, and ping-pong p50/p99"
 	@echo "make bench-lua    LuaJIT inside nginx vs ngx.shared.DICT"
 	@echo "make bench-nginx-logging  nginx (2 workers) logging every request through ringmpsc to a Python consumer"
 	@echo "                  that blocks or polls every 5 ms, vs no logging: wrk requests/s (installs wrk)"
@@ -172,6 +175,11 @@ bench-python-share:
 	scripts/ensure-deps.sh python bench
 	$(MAKE) --no-print-directory $(BUILD)/venv/.ringmpsc-built
 	build/venv/bin/python benchmarks/python/workshare.py $(BENCH_ARGS)
+
+bench-python-aio:
+	scripts/ensure-deps.sh python
+	$(MAKE) --no-print-directory $(BUILD)/venv/.ringmpsc-built
+	build/venv/bin/python benchmarks/python/aio.py $(BENCH_ARGS)
 
 bench-lua: lib
 	scripts/ensure-deps.sh lua
