@@ -31,7 +31,7 @@ help:
 	@echo "make test-version VERSION agrees with the header, ringmpsc.pc, Python and Lua"
 	@echo "make lint         clang-format --dry-run (C), luacheck (Lua), ruff (Python): the lint suite of make test"
 	@echo "make format       apply clang-format and ruff's fixes"
-	@echo "make bench        every suite (limits, C vs peers, consumer groups, Python vs peers and work sharing,"
+	@echo "make bench        every suite (limits, C vs peers, consumer groups, Python vs peers, work sharing, asyncio,"
 	@echo "                  LuaJIT vs ngx.shared.DICT) in one run"
 	@echo "                  -> benchmarks/results/ (json, md, plots) and README; QUICK=1: a reduced set (< 2 min)"
 	@echo "make bench-programs  build every benchmark program (what make bench runs), nothing run"

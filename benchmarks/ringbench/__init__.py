@@ -1,8 +1,8 @@
 """ringbench: run the ringmpsc benchmark programs, judge their goals, write the results.
 
 The programs (build/bench_c, build/bench_steady, build/bench_peers,
-benchmarks/python/peers.py, benchmarks/python/workshare.py, benchmarks/lua/run.sh,
-benchmarks/nginx_logging/run.sh) only measure: each writes one JSON object per row.
+benchmarks/python/peers.py, benchmarks/python/workshare.py, benchmarks/python/aio.py,
+benchmarks/lua/run.sh, benchmarks/nginx_logging/run.sh) only measure: each writes one JSON object per row.
 This package turns the rows into benchmarks/results/ and the README block:
 
     machine.py   what the results were measured on (CPU, kernel, toolchain, commit)

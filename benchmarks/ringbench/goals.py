@@ -6,6 +6,9 @@ the ratio, the target); a goal is met when every counted check is.
 """
 from .fmt import f_dur, f_gbs, f_mrec, f_rate, f_x
 from .rows import (
+    AIO_SCENARIOS,
+    aio_order,
+    aio_ratio,
     bare_for,
     best_peer,
     cacheline_for,
@@ -145,7 +148,8 @@ def evaluate_goals(rows, machine, suite_status):
 
     goals += group_goals(rows, machine, suite_status)
 
-    py = [r for r in rows if r.get("suite") == "python" and r.get("processes") and r.get("scenario") != "workshare"]
+    py = [r for r in rows if r.get("suite") == "python" and r.get("processes")
+          and r.get("scenario") not in ("workshare",) + AIO_SCENARIOS]
 
     def find(sc, prod, impl, path):
         for r in py:
@@ -180,6 +184,7 @@ def evaluate_goals(rows, machine, suite_status):
             g.reason = why_py or "the rows it needs are missing (faster-fifo / multiprocessing rows)"
     goals += [g6, g7, g8]
     goals.append(python_share_goal(rows, suite_status))
+    goals.append(python_aio_goal(rows, suite_status))
 
     lua = [r for r in rows if r.get("suite") == "lua"]
     g9 = Goal("lua-send", "LuaJIT: send/recv ≥ 5× ngx.shared.DICT lpush/rpop")
@@ -287,6 +292,27 @@ def python_share_goal(rows, suite_status):
     if not g.checks:
         g.reason = ("the work-sharing suite did not run (%s)" % suite_status.get("python_share", "?") if not share
                     else "the rows it needs are missing (ringmpsc send/recv, faster-fifo put/get)")
+    return g
+
+
+def python_aio_goal(rows, suite_status):
+    """asyncio consumers (benchmarks/python/aio.py): records/s against a blocking consumer
+    of the same producers in the same run. Judged: asyncio's default loop, recv_many (both
+    producer calls) and per record; uvloop is information."""
+    g = Goal("py-asyncio", "Python, 2 producer processes → 1 consumer process: an asyncio consumer (default loop; "
+                           "recv_many_async, recv_async) ≥ 0.8× a blocking one (recv_many, recv), records/s")
+    aio = sorted([r for r in rows if r.get("scenario") == "asyncio" and r.get("consumer") in ("asyncio", "uvloop")
+                  and aio_ratio(r)], key=aio_order)
+    for r in aio:
+        where = "%s (%s), producers %s" % (r.get("path"), r.get("consumer"), r.get("producer_call"))
+        blocking = r.get("blocking_records_per_s")
+        g.add(where, "%s rec/s vs blocking %s %s rec/s (median of the rounds' ratios); consumer CPU %.0f ns per "
+              "record, %.1f records per call" % (f_rate(rate(r)), r.get("consumer_call"), f_rate(blocking),
+                                                 num(r.get("consumer_cpu_ns_per_record")),
+                                                 num(r.get("records_per_call"))),
+              aio_ratio(r), 0.8, counted=r.get("consumer") == "asyncio" and r.get("ok") is not False)
+    if not g.checks:
+        g.reason = "no asyncio rows (python_aio: %s)" % suite_status.get("python_aio", "?")
     return g
 
 

@@ -6,6 +6,8 @@ from .rows import (
     NOISY,
     SUITE_ORDER,
     YARDSTICKS,
+    aio_order,
+    aio_ratio,
     bare_for,
     best_peer,
     cacheline_for,
@@ -140,6 +142,8 @@ SOURCE_TITLES = {
     "python": "benchmarks/python/peers.py — across processes (and threads), 64-byte records",
     "python_share": "benchmarks/python/workshare.py — work sharing: producer processes → 4 consumer processes "
                     "(ringmpsc: the members of one consumer group), 64-byte records",
+    "python_aio": "benchmarks/python/aio.py — asyncio consumers vs blocking ones: 2 producer processes → 1 "
+                  "consumer process, and a ping-pong through an echo process; 64-byte records",
     "lua": "benchmarks/lua/run.sh — inside one nginx worker (producer and consumer in turn: the per-record cost "
            "of the calls, not a cross-core figure)",
     "steady": "build/bench_steady — steady stream: paced producer processes send 64-byte records one at a time "
@@ -215,6 +219,53 @@ def nginx_table(rows):
     return out
 
 
+def aio_tables(rows):
+    """benchmarks/python/aio.py: records/s with each consumer, then the ping-pong."""
+    out = []
+    thr = sorted([r for r in rows if r.get("scenario") == "asyncio"], key=aio_order)
+    if thr:
+        body = []
+        for r in thr:
+            body.append(["%s (%s)" % (r.get("path"), r.get("consumer")), r.get("producer_call"), r.get("batch"),
+                         f_rate(rate(r)), f_x(aio_ratio(r)) if r.get("consumer") != "blocking" else "–",
+                         f_num(r.get("consumer_cpu_ns_per_record"), "%.1f"),
+                         f_num(r.get("consumer_wakes_per_record"), "%.4f"), f_num(r.get("records_per_call"), "%.1f"),
+                         r.get("runs"), f_pct(r.get("spread")), notes_of(r)])
+        out += md_table(["consumer", "producers call", "producer batch", "rec/s", "× blocking", "consumer CPU ns/rec",
+                         "wake-ups/rec", "records per call", "runs", "spread", "note"], body,
+                        ["l", "l"] + ["r"] * 8 + ["l"])
+        out += ["", "%s producer processes send as fast as they can; the consumer (this process) checks every "
+                "record (its producer's sequence number and bytes) and counts them. × blocking: the median of the "
+                "rounds' ratios to the blocking consumer of the same call and producers (goal py-asyncio); "
+                "consumer CPU: its CPU time ÷ records; wake-ups: the wake-ups the producers sent it ÷ records; "
+                "records per call: per recv_many." % thr[0].get("producers"), ""]
+    pp = sorted([r for r in rows if r.get("scenario") == "asyncio-pingpong"], key=aio_order)
+    if pp:
+        body = []
+        for r in pp:
+            body.append(["%s (%s)" % (r.get("path"), r.get("consumer")), r.get("coalescing"), f_ns(r.get("p50_ns")),
+                         f_ns(r.get("p99_ns")), f_ns(r.get("mean_ns")), f_x(r.get("vs_blocking_p50")),
+                         f_rate(rate(r)), f_num(r.get("client_wakes_per_round_trip"), "%.3f"),
+                         f_num(r.get("echo_wakes_per_round_trip"), "%.3f"), r.get("runs"), notes_of(r)])
+        out += md_table(["client", "coalescing (both sides)", "p50 ns", "p99 ns", "mean ns", "p50 ÷ blocking (info)",
+                         "round trips/s", "wake-ups to client/RT", "wake-ups to echo/RT", "runs", "note"], body,
+                        ["l", "l"] + ["r"] * 8 + ["l"])
+        out += ["", "One 64-byte record there and back: the client sends it and waits for the echo (an echo process "
+                "answers with blocking recv/send); p50/p99/mean over every round trip of every run; coalescing off: "
+                "`set_coalesce(1, 0)` on both sides.", ""]
+    cost = [r for r in rows if r.get("scenario") == "asyncio-costs" and is_cost(r)]
+    if cost:
+        body = [[r.get("path"), r.get("consumer"), "%.0f" % r["ns_per_call"], f_x(r.get("vs_blocking_cost")),
+                 r.get("runs"), r.get("calls_per_run", "–")] for r in cost]
+        out.append("The cost of one call in one process (records there, or space), the least of the runs:")
+        out.append("")
+        out += md_table(["call", "part of", "ns per call", "÷ the blocking call", "runs", "calls per run"], body,
+                        ["l", "l", "r", "r", "r", "r"])
+        out += ["", "From \"recv(timeout=0), Empty\" on: the calls one wait of ringmpsc._aio makes around the "
+                "loop's wait, once a receive found nothing; a blocking call polls 20 µs in C first.", ""]
+    return out
+
+
 def cost_table(rows):
     body = []
     for r in sorted(rows, key=lambda r: (str(r.get("scenario")), num(r.get("producers")))):
@@ -251,6 +302,9 @@ def suite_sections(rows):
             if source in ("steady", "nginx_logging"):
                 out += (steady_table if source == "steady" else nginx_table)(xs)
                 out.append("")
+                continue
+            if source == "python_aio":
+                out += aio_tables(xs)
                 continue
             thr = [r for r in xs if not is_latency(r) and not is_cost(r)]
             cost = [r for r in xs if is_cost(r)]

@@ -18,9 +18,10 @@ REQUIRED = ["suite", "impl", "path", "scenario", "record_size", "batch", "produc
 SUITE_ORDER = ["limits", "c", "python", "lua", "nginx"]
 YARDSTICKS = {"memcpy", "cacheline", "bare_spsc", "single_consumer"}
 GROUP_SCENARIOS = ("group-solo", "fanout", "workshare")  # consumer groups (bench_c; Python: workshare)
-LATENCY_SCENARIOS = {"pingpong", "cacheline", "latency"}
-SCENARIO_ORDER = ["spsc", "mpsc", "threads", "group-solo", "fanout", "workshare", "same-worker", "pingpong",
-                  "cacheline", "memcpy", "liveness", "steady", "nginx-logging"]
+LATENCY_SCENARIOS = {"pingpong", "cacheline", "latency", "asyncio-pingpong"}
+AIO_SCENARIOS = ("asyncio", "asyncio-pingpong")  # benchmarks/python/aio.py: asyncio vs blocking, no peers
+SCENARIO_ORDER = ["spsc", "mpsc", "threads", "group-solo", "fanout", "workshare", "asyncio", "asyncio-pingpong",
+                  "same-worker", "pingpong", "cacheline", "memcpy", "liveness", "steady", "nginx-logging"]
 NOISY = 0.10  # other_cpu_load at or above this marks a row noisy
 
 
@@ -234,6 +235,24 @@ def steady_order(r):
     k = 0 if co == "defaults" else 1 if co == "off" else 2 if wait == "blocking" else 3 if wait == "poll" else 4
     return (-num(r.get("rate_per_producer")), k, num(r.get("coalesce_min_records")),
             num(r.get("coalesce_max_delay_ns")))
+
+
+def aio_order(r):
+    """Sort key of asyncio rows (benchmarks/python/aio.py): as the program prints them."""
+    calls = {"recv_many": 0, "recv": 1}
+    cons = {"blocking": 0, "asyncio": 1, "uvloop": 2}
+    return (r.get("scenario") != "asyncio", r.get("coalescing") == "off", calls.get(r.get("consumer_call"), 2),
+            -num(r.get("batch")), cons.get(r.get("consumer"), 3))
+
+
+def aio_ratio(r):
+    """An asyncio row ÷ the blocking row of the same call and producers: the median of the
+    rounds' ratios the program wrote."""
+    v = r.get("vs_blocking")
+    if isinstance(v, (int, float)) and v > 0:
+        return v
+    b = r.get("blocking_records_per_s")
+    return rate(r) / b if rate(r) and isinstance(b, (int, float)) and b > 0 else None
 
 
 def steady_rate(r, unit=""):

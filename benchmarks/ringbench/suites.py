@@ -99,6 +99,9 @@ def suites(quick):
         Suite("python_share", "Python, work sharing across processes (a consumer group) vs peers",
               "build/venv/.ringmpsc-built", "benchmarks/python/workshare.py",
               lambda out: [venv_python, "benchmarks/python/workshare.py", "--json", out] + q, (90, 600)),
+        Suite("python_aio", "Python, asyncio consumers vs blocking ones (2 producer processes → 1 consumer "
+              "process; ping-pong through an echo process)", "build/venv/.ringmpsc-built", "benchmarks/python/aio.py",
+              lambda out: [venv_python, "benchmarks/python/aio.py", "--json", out] + q, (60, 180)),
         Suite("lua", "LuaJIT in nginx, ringmpsc vs ngx.shared.DICT", "lib", "benchmarks/lua/run.sh",
               lambda out: ["benchmarks/lua/run.sh", "--json", out] + q, (60, 300)),
         Suite("nginx_logging", "nginx logging: 2 workers → ringmpsc → a Python consumer process (blocking, "
