@@ -609,7 +609,7 @@ def throughput(args, consumers, base, cpus):
         if r["consumer"] != "blocking":
             print("    %-28s ÷ blocking, producers %-9s %6.2fx  (median of the rounds' ratios)%s" % (
                 "%s (%s)" % (r["path"], r["consumer"]), r["producer_call"], r["vs_blocking"],
-                "  goal >= 0.8x" if r["consumer"] == "asyncio" else "  info"))
+                "  goal >= 0.8x" if r["consumer"] == "asyncio" and r["path"].startswith("recv_many") else "  info"))
     print("    CPU ns/rec: the consumer's CPU time ÷ records; wakes/rec: wake-ups the producers sent it ÷ records;"
           " rec/call: records per recv_many (medians of the runs)")
     print(flush=True)

@@ -81,6 +81,12 @@ __all__ = [
     "MAX_GROUPS",
     "DEFAULT_GROUP",
 ]
+# The coroutines of the *_async methods are C objects (aio.c): asyncio's
+# create_task, wait_for and gather take them as they take any coroutine.
+import collections.abc as _abc  # noqa: E402
+
+_abc.Coroutine.register(_ringmpsc._Await)
+
 __version__ = "0.4.0"  # from VERSION by scripts/version.sh; do not edit
 
 # A forked child must not reuse the parent's per-object locks (a parent thread may

@@ -71,6 +71,7 @@ from typing import Dict, List, Tuple
 
 from . import Closed, Empty, Full  # imported on first use, once the package is whole
 
+SPIN = 50e-6  # seconds: before arming, retry while yielding to the loop this long
 POLL_FIRST = 50e-6  # seconds: the first sleep of a polling wait
 POLL_MAX = 5e-3  # and the longest
 FOLLOW_MAX = 1.0  # the longest a follower waits for its round's end before it tries again
@@ -208,7 +209,7 @@ def _key(fd):
 class _Wait:
     """One call's waiting: its deadline, and how it polls when it must."""
 
-    __slots__ = ("loop", "deadline", "nowait", "poll", "no_reader", "ready_again")
+    __slots__ = ("loop", "deadline", "nowait", "poll", "no_reader", "ready_again", "spin_until")
 
     def __init__(self, timeout):
         t = _seconds(timeout)
@@ -218,6 +219,23 @@ class _Wait:
         self.poll = POLL_FIRST
         self.no_reader = False  # the loop has no add_reader: poll
         self.ready_again = False  # the last arm said "ready now" and the try after it found nothing
+        self.spin_until = None  # the end of the first try's spin (set on the first miss)
+
+    async def spin(self):
+        """A peer that is running publishes sooner than a sleep on the fd and a wake-up
+        come round (tens of microseconds, and as many of CPU): before the first arm,
+        try again for SPIN seconds, yielding to the loop's other work between tries
+        (as the blocking calls poll before they sleep). True while spinning."""
+        now = self.loop.time()
+        if self.spin_until is None:
+            self.spin_until = now + SPIN
+        if now >= self.spin_until or now >= self.deadline:
+            return False
+        # The CPU too, as the C poll does: with more runnable processes than CPUs the
+        # producer we wait for may be waiting for ours.
+        os.sched_yield()
+        await asyncio.sleep(0)
+        return True
 
     def expired(self):
         return self.nowait or self.loop.time() >= self.deadline
@@ -375,7 +393,7 @@ async def _consume(obj, op, args, timeout, view=False):
                 raise Empty(msg) from None
         if held:
             await w.sleep()
-        else:
+        elif not await w.spin():
             await w.round(obj)
 
 
@@ -417,7 +435,8 @@ async def _produce(p, op, data, timeout, message):
                 if w.nowait:
                     raise
                 raise Full(message) from None
-        await w.round(p)
+        if not await w.spin():
+            await w.round(p)
 
 
 def send(p, data, timeout=None):

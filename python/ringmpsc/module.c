@@ -177,6 +177,8 @@ static int module_exec(PyObject *m)
 	    PyModule_AddIntConstant(m, "MAX_GROUPS", RMPSC_MAX_GROUPS) < 0 ||
 	    PyModule_AddStringConstant(m, "DEFAULT_GROUP", RMPSC_DEFAULT_GROUP) < 0)
 		goto done;
+	if (aio_init(m) < 0)
+		goto done;
 	ok = 1;
 done:
 	Py_XDECREF(b);

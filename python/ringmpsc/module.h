@@ -245,6 +245,8 @@ extern const char cs_recv_async_doc[], cs_recv_many_async_doc[], cs_read_async_d
  * waiting on it (ringmpsc._aio._changed, when _aio is loaded), so that they look
  * again at once. Never fails: an error is reported as unraisable. */
 void aio_changed(PyObject *self);
+/* Module exec: the type of the coroutines the *_async methods return. */
+int aio_init(PyObject *module);
 /* The docs of the readiness calls the coroutines make (never waiting for another thread). */
 extern const char ready_fd_try_doc[], ready_fd_cached_doc[], ready_arm_try_doc[], ready_disarm_try_doc[];
 
