@@ -83,7 +83,7 @@ __all__ = [
 ]
 # The coroutines of the *_async methods are C objects (aio.c): asyncio's
 # create_task, wait_for and gather take them as they take any coroutine.
-import collections.abc as _abc  # noqa: E402
+import collections.abc as _abc
 
 _abc.Coroutine.register(_ringmpsc._Await)
 
