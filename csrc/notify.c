@@ -18,7 +18,7 @@
 #define FIFO_DIR "/dev/shm/"
 
 #define FIFO_PREFIX ".ringmpsc-%016llx-"
-#define FIFO_MODE   0622 /* the owner reads, anyone may wake (notify.h); set with fchmod, past the umask */
+#define FIFO_MODE   0622 /* the owner reads, anyone may wake (notify.h); set by chmod, past the umask */
 
 static void fifo_path(const rmpsc_channel *ch, char kind, uint32_t index, uint64_t gen, char *buf, size_t n)
 {
@@ -63,9 +63,9 @@ static int fifo_open(const char *path, int *wronly)
 
 /*
  * FIFOs whose every holder died unrecovered stay in /dev/shm (an anonymous channel
- * has no name to unlink them with). Every opener opens O_RDWR, so a write-only
- * non-blocking open fails with ENXIO exactly when nobody has the FIFO open: such
- * a FIFO serves nobody. Ones written or made within the last minute are left
+ * has no name to unlink them with). Its holder keeps it open O_RDWR, a reader, so
+ * a write-only non-blocking open fails with ENXIO exactly when nobody reads it:
+ * such a FIFO serves nobody. Ones written or made within the last minute are left
  * alone (a creator opens its FIFO right after making it). Once per process, when
  * it makes its first FIFO.
  */
