@@ -26,7 +26,10 @@ def _info(name):
           % (s["max_consumers"], len(s["members"]), s["max_groups"], s["recovered_members"]))
     print("  records: %d pending, %d committed, %d consumed" % (s["pending"], s["committed"], s["consumed"]))
     print("  fenced rings: %d, reclaimed producer slots: %d" % (s["fenced_rings"], s["reclaimed_slots"]))
-    print("  producers: %d active" % s["active_producers"])
+    # A slot stays active until someone reclaims it: say which of them are gone.
+    gone = sum(1 for r in s["producers"] if r["state"] == "active" and not r["alive"])
+    print("  producers: %d live%s" % (s["active_producers"] - gone,
+                                      ", %d dead (not reclaimed yet)" % gone if gone else ""))
     if s["producers"]:
         print("    %5s  %-11s %8s %-6s %10s %12s %12s"
               % ("slot", "state", "pid", "alive", "pending", "committed", "consumed"))

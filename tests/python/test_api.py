@@ -618,6 +618,33 @@ def test_cli_info(shm_name):
     assert out.returncode == 1 and "No such file" in out.stderr
 
 
+def test_cli_info_says_which_producers_are_dead(shm_name):
+    """A producer SIGKILLed keeps its slot active until someone reclaims it: info counts
+    it as dead, not among the live ones."""
+    import signal
+    import subprocess
+    import sys
+
+    name = shm_name()
+    ch = ringmpsc.Channel(8, capacity=16, max_producers=4, name=name)
+    p = ch.producer()
+    kid = os.fork()
+    if kid == 0:
+        try:
+            q = ch.producer()  # a local: still registered when the process dies
+            q.send(b"x")
+            os.kill(os.getpid(), signal.SIGKILL)
+        finally:
+            os._exit(1)  # only if the above failed
+    os.waitpid(kid, 0)
+    out = subprocess.run([sys.executable, "-m", "ringmpsc", "info", name], capture_output=True, text=True,
+                         timeout=30)
+    assert out.returncode == 0, out.stderr
+    assert "producers: 1 live, 1 dead (not reclaimed yet)" in out.stdout, out.stdout
+    p.close()
+    ch.close()
+
+
 def test_stub_declares_every_public_name():
     import ast
 
