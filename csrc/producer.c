@@ -40,6 +40,20 @@ int rmpsc_producer_register(rmpsc_channel *ch, rmpsc_producer **out)
 	int s = rmpsc__take_slot(ch, me);
 	if (s < 0) {
 		free(p);
+		/* Say what holds them: a closed (or dead, reclaimed) producer's slot comes
+		 * free only once its records are consumed. */
+		uint32_t undrained = 0;
+		for (uint32_t i = 0; i < ch->L.max_producers; i++) {
+			uint32_t st = owner_state(load_acquire(&slot_ctrl(ch, i)->owner));
+			undrained += st == RMPSC_SLOT_DETACHED || st == RMPSC_SLOT_RECLAIMING;
+		}
+		if (undrained)
+			return rmpsc__set_error(
+				RMPSC_ENOSLOT,
+				"all %u producer slots are taken: %u by live producers, %u by closed or "
+				"dead producers whose records are not consumed yet (each comes free once "
+				"they are)",
+				ch->L.max_producers, ch->L.max_producers - undrained, undrained);
 		return rmpsc__set_error(RMPSC_ENOSLOT, "all %u producer slots are in use by live producers",
 					ch->L.max_producers);
 	}

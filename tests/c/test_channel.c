@@ -329,6 +329,9 @@ static void test_register_limit_and_reuse(void)
 	CHECK(s.active_producers == 2, "active after close %u", s.active_producers);
 	extra = NULL;
 	CHECK_RC(rmpsc_producer_register(ch, &extra), RMPSC_ENOSLOT);
+	CHECK(strstr(rmpsc_last_error(), "2 by live producers, 1 by closed or dead producers whose records are not "
+					 "consumed yet"),
+	      "the message says what holds the slots: %s", rmpsc_last_error());
 
 	expect_rec(ch, 1, 0);
 	expect_rec(ch, 1, 1);
