@@ -18,6 +18,7 @@ import time
 
 import pytest
 
+import observe
 import ringmpsc
 from ringmpsc import _aio
 
@@ -48,25 +49,23 @@ async def _heartbeat(stop, gaps):
 #    coroutines "wait in the running event loop instead of blocking it".
 
 
-def _hold_with_blocking_recv(ch, p, held, done):
+def _hold_with_blocking_recv(ch, p, held, release):
     held.set()
     try:
         ch.recv(timeout=1.5)  # nothing comes: holds the group's consumer side 1.5 s
     except ringmpsc.Empty:
         pass
-    done.set()
 
 
-def _hold_with_read_view(ch, p, held, done):
+def _hold_with_read_view(ch, p, held, release):
     p.send(_record(1))
     view = ch.read(timeout=5)
     held.set()
-    time.sleep(1.5)  # a slow handler working on the records in place
+    release.wait(10)  # a slow handler working on the records in place, until the test is done
     view.cancel()
-    done.set()
 
 
-def _hold_with_blocking_send(ch, p, held, done):
+def _hold_with_blocking_send(ch, p, held, release):
     while True:
         try:
             p.send(_record(0), timeout=0)
@@ -77,7 +76,6 @@ def _hold_with_blocking_send(ch, p, held, done):
         p.send(_record(0), timeout=1.5)  # the ring stays full: holds the producer 1.5 s
     except ringmpsc.Full:
         pass
-    done.set()
 
 
 @pytest.mark.timeout(30)
@@ -90,15 +88,16 @@ def test_another_threads_call_does_not_block_the_event_loop(holder):
         "read_view": _hold_with_read_view,
         "blocking_send": _hold_with_blocking_send,
     }[holder]
-    held, done = threading.Event(), threading.Event()
+    held, release = threading.Event(), threading.Event()
 
     async def main():
         stop, gaps = asyncio.Event(), []
         beat = asyncio.ensure_future(_heartbeat(stop, gaps))
-        t = threading.Thread(target=hold, args=(ch, p, held, done), daemon=True)
+        t = threading.Thread(target=hold, args=(ch, p, held, release), daemon=True)
         t.start()
         assert held.wait(10)
-        await asyncio.sleep(0.05)  # the other thread is inside its call now
+        if holder != "read_view":  # the other thread is asleep inside its call now
+            observe.wait_asleep_in_channel(ch, t.native_id)
         loop = asyncio.get_running_loop()
         t0 = loop.time()
         try:
@@ -111,6 +110,7 @@ def test_another_threads_call_does_not_block_the_event_loop(holder):
         took = loop.time() - t0
         stop.set()
         await beat
+        release.set()
         t.join(10)
         return took, max(gaps)
 
