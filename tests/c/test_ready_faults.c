@@ -132,6 +132,27 @@ static void member_fifo_path(rmpsc_channel *ch, char *buf, size_t n)
 		 (unsigned long long)load_acquire(&member_at(ch, e)->fifo_gen));
 }
 
+/* A child process that joins the default group as a member and then waits to be
+ * stopped or killed: its pid in *kid, its member place returned. */
+static int64_t peer_member(rmpsc_channel *ch, pid_t *kid)
+{
+	struct link l;
+	*kid = fork_linked(&l);
+	if (*kid == 0) {
+		rmpsc_channel *h;
+		CHECK_OK(rmpsc_channel_attach_fd(&h, rmpsc_channel_fd(ch), 0));
+		CHECK_OK(rmpsc_consumer_join(h, NULL, 0));
+		int64_t place = h->member;
+		CHECK(write(l.wr, &place, 8) == 8, "report");
+		for (;;)
+			pause();
+	}
+	int64_t place;
+	CHECK(read(l.rd, &place, 8) == 8, "member child did not report");
+	link_close(&l);
+	return place;
+}
+
 /* ------------------------------------------------------------------------------ */
 /*
  * 1. rmpsc_unlink removes the FIFOs of live members and producers. ringmpsc.h:
@@ -311,19 +332,8 @@ static void busy_claim_lock_arm_spins(void)
 	CHECK_OK(rmpsc_consumer_coalesce(ch, 1, 0));
 	rmpsc_producer *p;
 	CHECK_OK(rmpsc_producer_register(ch, &p));
-	struct link l;
-	pid_t kid = fork_linked(&l);
-	if (kid == 0) {
-		rmpsc_channel *h;
-		CHECK_OK(rmpsc_channel_attach_fd(&h, rmpsc_channel_fd(ch), 0));
-		CHECK_OK(rmpsc_consumer_join(h, NULL, 0));
-		int64_t place = h->member;
-		CHECK(write(l.wr, &place, 8) == 8, "report");
-		for (;;)
-			pause();
-	}
-	int64_t place;
-	CHECK(read(l.rd, &place, 8) == 8, "member child did not report");
+	pid_t kid;
+	int64_t place = peer_member(ch, &kid);
 	CHECK_OK(rmpsc_consumer_join(ch, NULL, 0)); /* two members: SHARED */
 	int fd = rmpsc_ready_fd(ch);
 	CHECK(fd >= 0, "ready_fd: %s", rmpsc_last_error());
@@ -743,19 +753,8 @@ static void busy_once_polls_whole_wait(void)
 	CHECK_OK(rmpsc_consumer_coalesce(ch, 1, 0));
 	rmpsc_producer *p;
 	CHECK_OK(rmpsc_producer_register(ch, &p));
-	struct link l;
-	pid_t kid = fork_linked(&l);
-	if (kid == 0) {
-		rmpsc_channel *h;
-		CHECK_OK(rmpsc_channel_attach_fd(&h, rmpsc_channel_fd(ch), 0));
-		CHECK_OK(rmpsc_consumer_join(h, NULL, 0));
-		int64_t place = h->member;
-		CHECK(write(l.wr, &place, 8) == 8, "report");
-		for (;;)
-			pause();
-	}
-	int64_t place;
-	CHECK(read(l.rd, &place, 8) == 8, "member child did not report");
+	pid_t kid;
+	int64_t place = peer_member(ch, &kid);
 	CHECK_OK(rmpsc_consumer_join(ch, NULL, 0)); /* two members: SHARED */
 	uint64_t v;
 	CHECK_RC(rmpsc_recv(ch, &v, 1, 0), RMPSC_EEMPTY);
