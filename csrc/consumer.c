@@ -465,6 +465,14 @@ static int take_span(rmpsc_channel *ch, size_t max, const void **ptr, uint32_t *
 	return TAKE_BUSY;
 }
 
+/* With groups a released record's slabs are free (slab.c) without a free call:
+ * wake senders waiting for slabs, as rmpsc_slab_free does. */
+static inline void wake_slab_senders(rmpsc_channel *ch)
+{
+	if (ch->L.slab_count && grouped(ch))
+		wake_waiters(&ch->hdr->slab_waiting, &ch->hdr->slab_seq, hot_light(ch->asymmetric));
+}
+
 /* Release the first n records of the span taken from ring s. */
 static inline void release_span(rmpsc_channel *ch, uint32_t s, uint64_t n)
 {
@@ -485,6 +493,7 @@ static inline void release_span(rmpsc_channel *ch, uint32_t s, uint64_t n)
 			solo_exit(self);
 			/* No FIFO cache: producers come and go, each with a FIFO of its own. */
 			wake_producer(ch, NULL, s, hot_light(ch->asymmetric));
+			wake_slab_senders(ch);
 			return;
 		}
 		solo_exit(self);
@@ -512,6 +521,7 @@ static inline void release_span(rmpsc_channel *ch, uint32_t s, uint64_t n)
 	rmpsc__recompute_head(ch, g, s);
 	if (n >= left && ch->serving != ch->member)
 		rmpsc__orphan_done(ch);
+	wake_slab_senders(ch);
 }
 
 /* The first position of the span just taken from ring s. */
@@ -1046,6 +1056,37 @@ void rmpsc_ready_disarm(rmpsc_channel *ch)
 
 /* ------------------------------------------------------------------------- */
 /* Messages over slabs. */
+
+int rmpsc_message_at(rmpsc_channel *ch, size_t index, struct rmpsc_message *m)
+{
+	if (!ch || !m)
+		return rmpsc__set_error(RMPSC_EINVAL, "message_at: NULL channel or message");
+	if (index >= ch->read_count)
+		return rmpsc__set_error(RMPSC_EINVAL, "message_at: index %zu is outside the %u records of the last read",
+					index, ch->read_count);
+	uint64_t pos = ch->read_pos + index;
+	const unsigned char *rec =
+		slot_data(ch, ch->read_slot) + (pos & (ch->L.capacity - 1)) * (uint64_t)ch->L.record_size;
+	return rmpsc__message_of_record(ch, rec, ch->read_slot, pos, m);
+}
+
+int rmpsc_advance_messages(rmpsc_channel *ch, size_t n)
+{
+	if (!ch)
+		return rmpsc__set_error(RMPSC_EINVAL, "advance_messages: NULL channel");
+	/* With groups (or no pool) the slabs go back once every group released their
+	 * records (slab.c). The one consumer of a channel without groups frees them:
+	 * deferred while their records are read, so a death in between loses none. */
+	if (ch->L.slab_count && !grouped(ch) && n <= ch->read_count && ch->member_gen == fork_generation() &&
+	    still_member(ch)) {
+		for (size_t i = 0; i < n; i++) {
+			struct rmpsc_message m;
+			if (rmpsc_message_at(ch, i, &m) == RMPSC_OK)
+				rmpsc__message_free(ch, &m);
+		}
+	}
+	return rmpsc_advance(ch, n);
+}
 
 int64_t rmpsc_read_bytes(rmpsc_channel *ch, int64_t timeout_ns, const void **bytes)
 {

@@ -22,7 +22,7 @@
 #include "ringmpsc.h"
 
 #define RMPSC_MAGIC      0x4353504d474e4952ull /* "RINGMPSC" little-endian */
-#define RMPSC_LAYOUT_VER 6u                    /* bump on every change to the bytes below */
+#define RMPSC_LAYOUT_VER 7u                    /* bump on every change to the bytes below */
 #define LINE             128u                  /* adjacent-line prefetch makes 64 bytes false-share */
 #define HEADER_SIZE      4096u
 #define ATTACH_SLOTS     2048u /* processes attached to one channel at a time (attach.h) */
@@ -106,7 +106,9 @@ struct region_header {
 	uint32_t slab_cursor;  /* rotating allocation hint */
 	uint32_t slab_waiting; /* flag: allocators may sleep for a free slab (wait.h) */
 	uint32_t slab_seq;     /* futex word: bumped on free while someone waits */
-	uint8_t pad3_[LINE - 12];
+	uint32_t slab_pad_;
+	uint64_t slab_assembler; /* identity (attach.h) of the one sender gathering slabs for a message slowly, 0 = none */
+	uint8_t pad3_[LINE - 24];
 };
 _Static_assert(sizeof(struct region_header) <= HEADER_SIZE, "header fits its page");
 

@@ -4,8 +4,10 @@
  * slabs (slab.h).
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "attach.h"
@@ -380,6 +382,161 @@ int rmpsc_producer_send_bytes(rmpsc_producer *p, const void *data, size_t len, i
 					      rc == RMPSC_ETIMEDOUT ? " until the deadline" : "");
 	}
 	return rc;
+}
+
+/* Copies consecutive bytes of a message's parts into the places that hold them. */
+struct gather {
+	const struct rmpsc_part *part;
+	size_t off; /* into *part */
+};
+
+static void gather_into(struct gather *g, unsigned char *dst, size_t n)
+{
+	while (n) {
+		size_t take = g->part->len - g->off;
+		if (take > n)
+			take = n;
+		if (take) /* a 0-byte part may have a NULL data */
+			memcpy(dst, (const unsigned char *)g->part->data + g->off, take);
+		dst += take;
+		n -= take;
+		g->off += take;
+		if (g->off == g->part->len) {
+			g->part++;
+			g->off = 0;
+		}
+	}
+}
+
+/* The slabs of a message: the first lists the others, then the bytes, in order. */
+static void fill_slabs(rmpsc_channel *ch, const uint32_t *h, uint32_t k, struct gather *g, uint64_t len)
+{
+	uint32_t size = ch->L.slab_size;
+	unsigned char *first = rmpsc_slab_ptr(ch, h[0]);
+	uint32_t list = 4 * (k - 1);
+	for (uint32_t i = 1; i < k; i++)
+		put_u32le(first + 4 * (i - 1), h[i]);
+	for (uint32_t i = 0; i < k; i++) {
+		uint32_t off = i ? 0 : list;
+		uint64_t n = len < size - off ? len : size - off;
+		gather_into(g, (unsigned char *)rmpsc_slab_ptr(ch, h[i]) + off, (size_t)n);
+		store_relaxed(&slab_meta_of(ch, h[i])->len, (uint32_t)n); /* published by the commit (release) */
+		len -= n;
+	}
+}
+
+#define STACK_SLABS 64 /* handles of a message kept on the stack; more are allocated */
+
+int rmpsc_producer_send_message(rmpsc_producer *p, const struct rmpsc_part *parts, size_t nparts, int64_t timeout_ns)
+{
+	int rc = check_producer(p, "producer_send_message");
+	if (rc)
+		return rc;
+	if (!parts && nparts)
+		return rmpsc__set_error(RMPSC_EINVAL, "producer_send_message: NULL parts");
+	uint64_t len = 0;
+	for (size_t i = 0; i < nparts; i++) {
+		if (!parts[i].data && parts[i].len)
+			return rmpsc__set_error(RMPSC_EINVAL, "producer_send_message: part %zu has NULL data", i);
+		if (parts[i].len > UINT64_MAX - len)
+			return rmpsc__set_error(RMPSC_EINVAL, "producer_send_message: the parts overflow");
+		len += parts[i].len;
+	}
+	if (p->ring.reserved_)
+		return rmpsc__set_error(RMPSC_EINVAL, "producer_send_message: a reservation is open");
+	rmpsc_channel *ch = p->ch;
+	uint64_t max = rmpsc_message_max(ch);
+	if (len > max)
+		return rmpsc__set_error(RMPSC_EINVAL,
+					"producer_send_message: a message of %llu bytes is longer than this channel "
+					"carries (%llu: record_size %u less 8 inline, or its slab pool of %u x %u "
+					"bytes)",
+					(unsigned long long)len, (unsigned long long)max, ch->L.record_size,
+					ch->L.slab_count, ch->L.slab_size);
+	struct deadline dl = deadline_from_timeout(timeout_ns);
+	struct gather g = { parts, 0 };
+	void *dst;
+	uint32_t rs = ch->L.record_size;
+	if (rs >= MESSAGE_HEADER && len <= rs - MESSAGE_HEADER) {
+		int n = producer_reserve(p, 1, &dl, &dst);
+		if (n < 0)
+			return n;
+		put_u32le(dst, RMPSC_INVALID_HANDLE);
+		put_u32le((unsigned char *)dst + 4, (uint32_t)len);
+		gather_into(&g, (unsigned char *)dst + MESSAGE_HEADER, (size_t)len);
+		producer_commit(p, 1);
+		return RMPSC_OK;
+	}
+	uint32_t k = (uint32_t)message_slabs_for(&ch->L, len);
+	uint32_t stack[STACK_SLABS];
+	uint32_t *h = k <= STACK_SLABS ? stack : malloc(k * sizeof *h);
+	if (!h) {
+		errno = ENOMEM;
+		return rmpsc__sys_error("producer_send_message: allocating a message's list of slabs");
+	}
+	rc = k == 1 ? rmpsc__slab_alloc(ch, &dl, h) : rmpsc__slab_alloc_many(ch, &dl, k, h);
+	if (rc)
+		goto out;
+	fill_slabs(ch, h, k, &g, len);
+	int n = producer_reserve(p, 1, &dl, &dst);
+	if (n < 0) {
+		rc = n;
+		rmpsc__slab_give_back(ch, h, k); /* never sent */
+		goto out;
+	}
+	put_u32le(dst, h[0]);
+	put_u32le((unsigned char *)dst + 4, k);
+	for (uint32_t i = rs > MESSAGE_HEADER ? MESSAGE_HEADER : rs; i < rs; i++)
+		((unsigned char *)dst)[i] = 0;
+	/* Each slab rides on the record before it is published: a sender dying before
+	 * the commit leaves them on a position >= tail, which reclaim frees. */
+	uint64_t pos = load_relaxed(&p->ctrl->tail);
+	for (uint32_t i = 0; i < k && !rc; i++)
+		rc = rmpsc__slab_to_record(ch, h[i], owner_id(p->owner), p->slot, pos, "producer_send_message");
+	producer_commit(p, rc == RMPSC_OK); /* 0 aborts: nothing was published */
+	if (rc)
+		rmpsc__slab_give_back(ch, h, k); /* those still ours (a corrupt region took the others) */
+out:
+	if (h != stack)
+		free(h);
+	return rc;
+}
+
+uint64_t rmpsc_message_max(const rmpsc_channel *ch)
+{
+	if (!ch)
+		return 0;
+	const struct layout *L = &ch->L;
+	uint64_t inl = L->record_size >= MESSAGE_HEADER ? L->record_size - MESSAGE_HEADER : 0;
+	uint32_t k = message_slabs_max(L);
+	uint64_t pooled = k == 0 ? 0 : k == 1 ? L->slab_size : (uint64_t)k * (L->slab_size - 4) + 4;
+	return pooled > inl ? pooled : inl;
+}
+
+int rmpsc_producer_register_wait(rmpsc_channel *ch, int64_t timeout_ns, rmpsc_producer **out)
+{
+	struct deadline dl = deadline_from_timeout(timeout_ns);
+	int64_t pause_ns = 100000; /* 100 us, doubling to 10 ms */
+	for (;;) {
+		int rc = rmpsc_producer_register(ch, out);
+		if (rc != RMPSC_ENOSLOT || dl.try_once)
+			return rc;
+		int64_t now = rmpsc__monotonic_ns();
+		if (!dl.at_ns)
+			dl.at_ns = now + dl.timeout_ns;
+		if (now >= dl.at_ns) {
+			char why[256];
+			snprintf(why, sizeof why, "%s", rmpsc_last_error());
+			return rmpsc__set_error(RMPSC_ETIMEDOUT,
+						"producer_register: no slot came free before the deadline (%s)", why);
+		}
+		int64_t nap = pause_ns < dl.at_ns - now ? pause_ns : dl.at_ns - now;
+		struct timespec ts = { (time_t)(nap / 1000000000), (long)(nap % 1000000000) };
+		if (nanosleep(&ts, NULL) && errno == EINTR && interruptible(ch))
+			return rmpsc__set_error(RMPSC_EINTR, "producer_register: interrupted by a signal");
+		if (pause_ns < 10000000)
+			pause_ns *= 2;
+	}
 }
 
 /* ------------------------------------------------------------------------- */

@@ -441,3 +441,208 @@ uint32_t rmpsc_slab_free_count(const rmpsc_channel *ch)
 	free(heads);
 	return n;
 }
+
+/* ------------------------------------------------------------------------- */
+/* Messages over several slabs. */
+
+void rmpsc__slab_give_back(rmpsc_channel *ch, const uint32_t *handles, uint32_t n)
+{
+	uint64_t held = owner_word(SLAB_HELD, rmpsc__attached_id(&ch->file));
+	for (uint32_t i = 0; i < n; i++) {
+		uint64_t w = held;
+		cas_acq_rel(&slab_meta_of(ch, handles[i])->owner, &w, 0); /* ours: cannot fail */
+	}
+	if (n)
+		wake_slab_waiters(ch);
+}
+
+/*
+ * The assembler: the one sender that may hold part of a message's slabs while it
+ * waits for the rest. Without it, two senders each holding half of what they need
+ * would wait for each other forever; with it, every other sender needing several
+ * slabs takes all of them at once or none, so the pool drains to the assembler.
+ */
+struct assembler_wait {
+	rmpsc_channel *ch;
+	uint64_t me;
+	int64_t next_check_ns;
+};
+
+static int assembler_ready(void *arg)
+{
+	struct assembler_wait *a = arg;
+	uint64_t *word = &a->ch->hdr->slab_assembler;
+	uint64_t w = load_acquire(word);
+	if (w == 0 && cas_acq_rel(word, &w, a->me))
+		return RMPSC_OK;
+	if (load_acquire(&a->ch->hdr->closed))
+		return rmpsc__set_error(RMPSC_ECLOSED, "send_message: channel is closed");
+	/* An assembler that died wakes nobody: look for it now and then. */
+	int64_t now = rmpsc__monotonic_ns();
+	if (w && now >= a->next_check_ns) {
+		a->next_check_ns = now + RECLAIM_PERIOD_NS;
+		if (!rmpsc__owner_alive(&a->ch->file, w) && cas_acq_rel(word, &w, a->me)) {
+			rmpsc__slab_reclaim(a->ch, -1); /* the slabs it held */
+			return RMPSC_OK;
+		}
+	}
+	return WAIT_NOT_READY;
+}
+
+static void assembler_leave(rmpsc_channel *ch, uint64_t me)
+{
+	uint64_t w = me;
+	cas_acq_rel(&ch->hdr->slab_assembler, &w, 0);
+	wake_slab_waiters(ch); /* a sender waiting for the turn sleeps on the pool's words */
+}
+
+int rmpsc__slab_alloc_many(rmpsc_channel *ch, struct deadline *dl, uint32_t n, uint32_t *handles)
+{
+	uint64_t me;
+	int rc = rmpsc__attach(&ch->file, &me);
+	if (rc)
+		return rc;
+	uint64_t held = owner_word(SLAB_HELD, me);
+	/* All at once, when the pool has them and nobody is assembling. */
+	uint32_t got = 0;
+	if (!load_acquire(&ch->hdr->slab_assembler))
+		while (got < n && try_alloc(ch, held, &handles[got]))
+			got++;
+	if (got == n)
+		return RMPSC_OK;
+	rmpsc__slab_give_back(ch, handles, got);
+	if (dl->try_once)
+		return rmpsc__set_error(RMPSC_EFULL, "send_message: %u free slabs are not there now", n);
+	/* Else take the assembler's turn, then gather, holding what we have. */
+	struct region_header *h = ch->hdr;
+	struct assembler_wait aw = { ch, me, 0 };
+	struct waiter wt = { .flag = &h->slab_waiting,
+			     .seq = &h->slab_seq,
+			     .ready = assembler_ready,
+			     .arg = &aw,
+			     .would_block = RMPSC_EFULL,
+			     .slice_ns = RECLAIM_PERIOD_NS,
+			     .interruptible = interruptible(ch),
+			     .asymmetric = ch->asymmetric };
+	rc = rmpsc__wait(&wt, dl);
+	if (rc < 0)
+		return rc == RMPSC_ETIMEDOUT ? rmpsc__set_error(rc,
+								"send_message: no turn to gather %u slabs before "
+								"the deadline (another sender is gathering)",
+								n)
+					     : rc;
+	for (got = 0; got < n; got++) {
+		if ((rc = rmpsc__slab_alloc(ch, dl, &handles[got])))
+			break;
+	}
+	if (rc) {
+		rmpsc__slab_give_back(ch, handles, got);
+		if (rc == RMPSC_ETIMEDOUT)
+			rc = rmpsc__set_error(rc, "send_message: %u slabs did not come free before the deadline (pool of %u)",
+					      n, ch->L.slab_count);
+	}
+	assembler_leave(ch, me);
+	return rc;
+}
+
+static int not_a_message(uint32_t slot, uint64_t pos, const char *why)
+{
+	return rmpsc__set_error(RMPSC_ECORRUPT, "record %llu of ring %u is not a message: %s", (unsigned long long)pos,
+				slot, why);
+}
+
+int rmpsc__message_of_record(const rmpsc_channel *ch, const void *record, uint32_t slot, uint64_t pos,
+			     struct rmpsc_message *m)
+{
+	const unsigned char *rec = record;
+	uint32_t rs = ch->L.record_size;
+	uint32_t first = rs >= 4 ? get_u32le(rec) : RMPSC_INVALID_HANDLE;
+	uint32_t count = rs >= MESSAGE_HEADER ? get_u32le(rec + 4) : 0;
+	memset(m, 0, sizeof *m);
+	if (first == RMPSC_INVALID_HANDLE) {
+		if (rs < MESSAGE_HEADER || count > rs - MESSAGE_HEADER)
+			return not_a_message(slot, pos, "inline length beyond the record");
+		m->len = count;
+		m->data = rec + MESSAGE_HEADER;
+		return RMPSC_OK;
+	}
+	if (first >= ch->L.slab_count)
+		return not_a_message(slot, pos, "no slab handle in it");
+	uint32_t k = count ? count : 1;
+	if (k > message_slabs_max(&ch->L))
+		return not_a_message(slot, pos, "more slabs than a message can take");
+	/* Every slab must ride on exactly this record: a list naming any other slab
+	 * (a hostile or corrupt region) is refused, not read. */
+	uint64_t word = transit_word(slot, pos);
+	struct slab_meta *fm = slab_meta_of(ch, first);
+	if (load_acquire(&fm->owner) != word)
+		return not_a_message(slot, pos, "its slab is not in transit on it");
+	uint64_t list = 4ull * (k - 1);
+	uint64_t len = load_relaxed(&fm->len);
+	if (len + list > ch->L.slab_size)
+		return not_a_message(slot, pos, "a slab length beyond the slab");
+	const unsigned char *lp = rmpsc_slab_ptr(ch, first);
+	for (uint32_t i = 1; i < k; i++) {
+		uint32_t hi = get_u32le(lp + 4 * (i - 1));
+		if (hi >= ch->L.slab_count || load_acquire(&slab_meta_of(ch, hi)->owner) != word)
+			return not_a_message(slot, pos, "its list names a slab not in transit on it");
+		uint32_t li = load_relaxed(&slab_meta_of(ch, hi)->len);
+		if (li > ch->L.slab_size)
+			return not_a_message(slot, pos, "a slab length beyond the slab");
+		len += li;
+	}
+	m->len = len;
+	m->data = k == 1 ? lp : NULL;
+	m->slabs = k;
+	m->first_ = first;
+	m->word_ = word;
+	return RMPSC_OK;
+}
+
+int rmpsc_message_copy(const rmpsc_channel *ch, const struct rmpsc_message *m, void *dst)
+{
+	if (!ch || !m || (!dst && m->len))
+		return rmpsc__set_error(RMPSC_EINVAL, "message_copy: NULL channel, message or dst");
+	if (m->data) {
+		if (m->len)
+			memcpy(dst, m->data, m->len);
+		return RMPSC_OK;
+	}
+	if (m->first_ >= ch->L.slab_count || m->slabs > message_slabs_max(&ch->L))
+		return rmpsc__set_error(RMPSC_EINVAL, "message_copy: not a message from rmpsc_message_at");
+	/* The lengths were checked by rmpsc_message_at; a writer that changed them
+	 * since is hostile: copy no more than m->len, and say so. */
+	unsigned char *out = dst;
+	uint64_t left = m->len;
+	uint64_t list = 4ull * (m->slabs - 1);
+	const unsigned char *lp = rmpsc_slab_ptr(ch, m->first_);
+	for (uint32_t i = 0; i < m->slabs; i++) {
+		uint32_t hi = i ? get_u32le(lp + 4 * (i - 1)) : m->first_;
+		if (hi >= ch->L.slab_count || load_acquire(&slab_meta_of(ch, hi)->owner) != m->word_)
+			return rmpsc__set_error(RMPSC_ECORRUPT, "message_copy: the message's slabs changed while read");
+		uint64_t off = i ? 0 : list;
+		uint64_t n = load_relaxed(&slab_meta_of(ch, hi)->len);
+		if (n > ch->L.slab_size - off || n > left)
+			return rmpsc__set_error(RMPSC_ECORRUPT, "message_copy: the message's slabs changed while read");
+		memcpy(out, (const unsigned char *)rmpsc_slab_ptr(ch, hi) + off, n);
+		out += n;
+		left -= n;
+	}
+	if (left)
+		return rmpsc__set_error(RMPSC_ECORRUPT, "message_copy: the message's slabs changed while read");
+	return RMPSC_OK;
+}
+
+void rmpsc__message_free(rmpsc_channel *ch, const struct rmpsc_message *m)
+{
+	if (!m->slabs)
+		return;
+	const unsigned char *lp = rmpsc_slab_ptr(ch, m->first_);
+	/* The list first: freeing the first slab lets it be reused. */
+	for (uint32_t i = 1; i < m->slabs; i++) {
+		uint32_t hi = get_u32le(lp + 4 * (i - 1));
+		if (hi < ch->L.slab_count && load_acquire(&slab_meta_of(ch, hi)->owner) == m->word_)
+			rmpsc_slab_free(ch, hi);
+	}
+	rmpsc_slab_free(ch, m->first_);
+}

@@ -39,6 +39,58 @@ void rmpsc__slab_flush_deferred(rmpsc_channel *ch);
  * an earlier claim are not ours to make; the records go to whoever reads them. */
 void rmpsc__slab_forget_deferred(rmpsc_channel *ch);
 
+/* Take n >= 2 free slabs for one message, all or none, waiting per *dl (slab.c). */
+int rmpsc__slab_alloc_many(rmpsc_channel *ch, struct deadline *dl, uint32_t n, uint32_t *h);
+/* Return slabs this process holds (allocated, never sent) to the pool. */
+void rmpsc__slab_give_back(rmpsc_channel *ch, const uint32_t *h, uint32_t n);
+/* The message a record at position `pos` of ring `slot` carries; ECORRUPT when it is not one. */
+int rmpsc__message_of_record(const rmpsc_channel *ch, const void *record, uint32_t slot, uint64_t pos,
+			     struct rmpsc_message *m);
+/* Free (or defer, while its record is read) the slabs of a received message: the
+ * one consumer of a channel without groups does this as it advances. */
+void rmpsc__message_free(rmpsc_channel *ch, const struct rmpsc_message *m);
+
+static inline void put_u32le(unsigned char *b, uint32_t v)
+{
+	b[0] = (unsigned char)v;
+	b[1] = (unsigned char)(v >> 8);
+	b[2] = (unsigned char)(v >> 16);
+	b[3] = (unsigned char)(v >> 24);
+}
+
+static inline uint32_t get_u32le(const unsigned char *b)
+{
+	return (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
+}
+
+/*
+ * A message record (rmpsc_producer_send_message): bytes 0..3 the handle of its
+ * first slab, or RMPSC_INVALID_HANDLE for a message inline in the record; bytes
+ * 4..7 the inline length, or the number of slabs (0 or 1: one, as a slab record).
+ * A message of k >= 2 slabs lists the other k - 1 handles (u32 each) at the start
+ * of its first slab, before its first bytes; each slab's len counts its bytes.
+ */
+#define MESSAGE_HEADER 8u
+
+/* Most slabs one message may take: its list must fit in its first slab. */
+static inline uint32_t message_slabs_max(const struct layout *L)
+{
+	if (!L->slab_count)
+		return 0;
+	if (L->record_size < MESSAGE_HEADER || L->slab_size < 8)
+		return 1;
+	uint32_t k = L->slab_size / 4 + 1;
+	return k < L->slab_count ? k : L->slab_count;
+}
+
+/* Slabs a message of len bytes takes (k slabs hold k * slab_size - 4 * (k - 1) bytes). */
+static inline uint64_t message_slabs_for(const struct layout *L, uint64_t len)
+{
+	if (len <= L->slab_size)
+		return 1;
+	return (len - 4 + (L->slab_size - 4) - 1) / (L->slab_size - 4);
+}
+
 /* A slab record: the handle as a little-endian u32, the rest of the record zero. */
 static inline void slab_record_encode(void *record, uint32_t record_size, uint32_t h)
 {

@@ -243,6 +243,13 @@ RMPSC_API int rmpsc_channel_is_closed(const rmpsc_channel *ch);
  */
 RMPSC_API int rmpsc_producer_register(rmpsc_channel *ch, rmpsc_producer **out);
 /*
+ * rmpsc_producer_register, waiting per timeout_ns (0 try once, < 0 forever) while
+ * every slot is taken: a slot comes free when its producer closed or died and
+ * its records are consumed. Polls (no process is told when a slot frees).
+ * Errors: as rmpsc_producer_register, ETIMEDOUT, EINTR (RMPSC_OPEN_INTERRUPTIBLE).
+ */
+RMPSC_API int rmpsc_producer_register_wait(rmpsc_channel *ch, int64_t timeout_ns, rmpsc_producer **out);
+/*
  * Deregister and free the handle. Committed records stay readable; the slot is
  * reused once the consumer has drained it. An open reservation is aborted.
  * Safe on NULL. A handle inherited through fork is only freed (the parent's ring
@@ -509,6 +516,57 @@ RMPSC_API int rmpsc_advance_bytes(rmpsc_channel *ch);
 RMPSC_API int64_t rmpsc_recv_bytes(rmpsc_channel *ch, void *buf, size_t cap, int64_t timeout_ns);
 /* Free slabs now (a scan, for stats). */
 RMPSC_API uint32_t rmpsc_slab_free_count(const rmpsc_channel *ch);
+
+/* ------------------------------------------------------------------------- */
+/* Messages: byte strings of any length up to rmpsc_message_max(), one record each. */
+
+/*
+ * A message fits in its record (inline) when len <= record_size - 8; a longer one
+ * travels in as many slabs of the pool as it needs, named by its record: the
+ * consumer reads it in place, and its slabs return to the pool once its record is
+ * consumed (with several member places or groups: released by every group). A
+ * channel whose consumers read messages should carry nothing else.
+ */
+struct rmpsc_part {
+	const void *data;
+	size_t len;
+};
+/* The longest message this channel carries: record_size - 8 without a slab pool;
+ * with one, about slab_count * slab_size (less 4 bytes per slab for the list of
+ * the slabs a message takes, at most slab_size / 4 + 1 of them). 0 for NULL. */
+RMPSC_API uint64_t rmpsc_message_max(const rmpsc_channel *ch);
+/*
+ * Send one message: the concatenation of parts[0..nparts) (gathered: no copy
+ * beforehand). One deadline covers every wait: for slabs (all of a message's, or
+ * none: a message never holds part of the pool while it waits; several senders
+ * needing more than one slab take turns), then for ring space. A message that
+ * could not be sent leaves nothing behind; a sender that dies at any point leaves
+ * nothing half-sent.
+ * Errors: EINVAL (len > rmpsc_message_max, NULL parts, a reservation open),
+ * EFULL, ETIMEDOUT, ECLOSED, EFORKED, EINTR, ENOSLOT/ESYS (attaching).
+ */
+RMPSC_API int rmpsc_producer_send_message(rmpsc_producer *p, const struct rmpsc_part *parts, size_t nparts,
+					  int64_t timeout_ns);
+/* A received message, valid until its record is advanced past. */
+struct rmpsc_message {
+	uint64_t len;
+	const void *data; /* its bytes when contiguous (inline, or one slab); NULL: copy with rmpsc_message_copy */
+	uint32_t slabs;   /* slabs it occupies (0: inline) */
+	uint32_t first_;  /* private */
+	uint64_t word_;   /* private */
+};
+/*
+ * Decode record `index` of the span the last rmpsc_read returned as a message.
+ * ECORRUPT when it is not one (a plain record, or a hostile region: every slab
+ * it names must ride on exactly this record); EINVAL when index is outside the span.
+ */
+RMPSC_API int rmpsc_message_at(rmpsc_channel *ch, size_t index, struct rmpsc_message *m);
+/* Copy the m->len bytes of a message into dst. ECORRUPT if its slabs changed
+ * meanwhile (a hostile writer): never more than m->len bytes are written. */
+RMPSC_API int rmpsc_message_copy(const rmpsc_channel *ch, const struct rmpsc_message *m, void *dst);
+/* rmpsc_advance for messages: consume the first n records of the span, their
+ * slabs returning to the pool. Errors as rmpsc_advance. */
+RMPSC_API int rmpsc_advance_messages(rmpsc_channel *ch, size_t n);
 
 /* ------------------------------------------------------------------------- */
 /* Liveness and stats. */

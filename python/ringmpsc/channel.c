@@ -250,6 +250,10 @@ static PyObject *channel_get_slabs(ChannelObject *self, void *c)
 {
 	return PyLong_FromUnsignedLong(self->cs.cfg.slab_count);
 }
+static PyObject *channel_get_message_max(ChannelObject *self, void *c)
+{
+	return PyLong_FromUnsignedLongLong(rmpsc_message_max(self->cs.ch));
+}
 static PyObject *channel_get_max_consumers(ChannelObject *self, void *c)
 {
 	return PyLong_FromUnsignedLong(self->cs.cfg.max_consumers);
@@ -486,25 +490,54 @@ static PyObject *channel_reclaim_dead(ChannelObject *self, PyObject *unused)
 /* ------------------------------------------------------------------------- */
 /* Channel: producers. */
 
+struct op_register {
+	rmpsc_channel *ch;
+	rmpsc_producer *p;
+	char why[256]; /* the core's message when no slot was free */
+};
+
+static int op_register(void *ctx, int64_t t)
+{
+	struct op_register *o = ctx;
+	int rc = rmpsc_producer_register_wait(o->ch, t, &o->p);
+	if (rc == RMPSC_ENOSLOT)
+		snprintf(o->why, sizeof o->why, "%s", rmpsc_last_error());
+	if (rc == RMPSC_ENOSLOT || (rc == RMPSC_ETIMEDOUT && t))
+		return RMPSC_EFULL; /* wait on, slice by slice (the first try, t = 0, said why) */
+	return rc;
+}
+
+static const char *const kw_producer[] = { "timeout" };
+
 PyDoc_STRVAR(channel_producer_doc,
-"producer($self, /)\n--\n\n\
-Register a producer in this process and return it. Each Producer owns one ring;\n\
-raises TooManyProducers when all max_producers slots are held by live producers\n\
-(slots of dead processes are reclaimed first), Closed if the channel is closed.");
-static PyObject *channel_producer(ChannelObject *self, PyObject *unused)
+"producer($self, /, timeout=0)\n--\n\n\
+Register a producer in this process and return it. Each Producer owns one ring.\n\
+When all max_producers slots are taken (slots of dead processes are reclaimed\n\
+first; a closed or dead producer's slot comes free once its records are\n\
+consumed), waits up to timeout seconds (0: not at all, None: forever), then\n\
+raises TooManyProducers saying what holds them. Closed if the channel is closed.");
+static PyObject *channel_producer(ChannelObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
 	modstate *st = CSTATE(self);
-	rmpsc_producer *p = NULL;
-	int rc, err;
-	/* Registering may scan the slots' owners in /proc when none is free. */
-	Py_BEGIN_ALLOW_THREADS
-	rc = rmpsc_producer_register(self->cs.ch, &p);
-	err = errno;
-	Py_END_ALLOW_THREADS
+	PyObject *a[1] = { NULL };
+	int64_t t = 0;
+	if (fast_args("producer", args, nargs, kwnames, kw_producer, 0, 1, a) < 0 ||
+	    (a[0] && parse_timeout(a[0], &t) < 0))
+		return NULL;
+	struct op_register o = { self->cs.ch, NULL, "" };
+	int err = 0;
+	/* Registering may scan the slots' owners in /proc: without the GIL. */
+	int rc = run_op_nogil(op_register, &o, deadline_at(t), &err);
+	if (rc == RMPSC_EFULL || rc == RMPSC_ETIMEDOUT) {
+		PyErr_Format(st->TooManyProducers, "%s%s", o.why,
+			     rc == RMPSC_ETIMEDOUT ? " (none came free within the timeout)" : "");
+		return NULL;
+	}
 	if (rc < 0) {
 		raise_rc(st, rc, err, ON_SEND, NULL);
 		return NULL;
 	}
+	rmpsc_producer *p = o.p;
 	ProducerObject *po = (ProducerObject *)st->ProducerType->tp_alloc(st->ProducerType, 0);
 	if (!po) {
 		rmpsc_producer_close(p);
@@ -651,7 +684,8 @@ static PyMethodDef channel_methods[] = {
 	{ "open", (PyCFunction)(void (*)(void))channel_open, METH_VARARGS | METH_KEYWORDS | METH_CLASS, channel_open_doc },
 	{ "_from_fd", (PyCFunction)(void (*)(void))channel_from_fd, METH_VARARGS | METH_KEYWORDS | METH_CLASS,
 	  channel_from_fd_doc },
-	{ "producer", (PyCFunction)channel_producer, METH_NOARGS, channel_producer_doc },
+	{ "producer", (PyCFunction)(void (*)(void))channel_producer, METH_FASTCALL | METH_KEYWORDS,
+	  channel_producer_doc },
 	CONSUMER_SIDE_METHODS,
 	{ "consumer", (PyCFunction)(void (*)(void))channel_consumer, METH_FASTCALL | METH_KEYWORDS,
 	  channel_consumer_doc },
@@ -672,6 +706,8 @@ static PyGetSetDef channel_getset[] = {
 	{ "max_producers", (getter)channel_get_max_producers, NULL, "Producer slots (rings).", NULL },
 	{ "slab_size", (getter)channel_get_slab_size, NULL, "Bytes per slab (0: no slab pool).", NULL },
 	{ "slabs", (getter)channel_get_slabs, NULL, "Slabs in the pool (0: none).", NULL },
+	{ "message_max", (getter)channel_get_message_max, NULL,
+	  "The longest message send_message carries: record_size - 8 inline, or about slabs x slab_size.", NULL },
 	{ "name", (getter)channel_get_name, NULL, "The shm name ('/NAME'), or None for an anonymous channel.", NULL },
 	{ "closed", (getter)channel_get_closed, NULL, "True once the channel was closed (by any process).", NULL },
 	{ "max_consumers", (getter)channel_get_max_consumers, NULL, "Member places: consumer processes at a time.", NULL },

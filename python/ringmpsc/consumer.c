@@ -419,6 +419,109 @@ PyObject *cs_recv_bytes(PyObject *self, PyObject *const *args, Py_ssize_t nargs,
 	return result;
 }
 
+/* Messages (Producer.send_message): a span of records read in place, each one message. */
+struct op_read_span {
+	rmpsc_channel *ch;
+	size_t max;
+	const void *ptr;
+};
+
+static int op_read_span(void *ctx, int64_t t)
+{
+	struct op_read_span *o = ctx;
+	return rmpsc_read(o->ch, o->max, t, &o->ptr, NULL);
+}
+
+static const char *const kw_recv_messages[] = { "max_messages", "timeout", "max_bytes", "bytearray_from" };
+
+const char cs_recv_messages_doc[] = PyDoc_STR(
+"recv_messages($self, /, max_messages=None, timeout=None, max_bytes=None, bytearray_from=None)\n--\n\n\
+Wait (as recv) for at least one message sent with Producer.send_message, then\n\
+return a list of the messages available from one producer, in order: at most\n\
+max_messages, and no more than max_bytes in all past the first. Each is copied\n\
+out as bytes, or as a bytearray when it is at least bytearray_from bytes long\n\
+(writable, e.g. for NumPy buffers unpickled from it).");
+PyObject *cs_recv_messages(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+	consumer_side *cs = CS(self);
+	PyObject *a[4];
+	int64_t t;
+	long long max, max_bytes, writable_from;
+	long long cap = (long long)cs->cfg.capacity;
+	if (fast_args("recv_messages", args, nargs, kwnames, kw_recv_messages, 0, 4, a) < 0 ||
+	    parse_count(a[0], "max_messages", cap, cap, &max) < 0 || parse_timeout(a[1], &t) < 0 ||
+	    parse_count(a[2], "max_bytes", LLONG_MAX, LLONG_MAX, &max_bytes) < 0 ||
+	    parse_count(a[3], "bytearray_from", LLONG_MAX, LLONG_MAX, &writable_from) < 0)
+		return NULL;
+	int64_t until = deadline_at(t);
+	if (consumer_lock(cs, until) < 0)
+		return NULL;
+	struct op_read_span o = { cs->ch, (size_t)max, NULL };
+	int err = 0;
+	int rc = run_op(op_read_span, &o, until, &err);
+	PyObject *list = NULL;
+	if (rc > 0) {
+		int n = rc;
+		uint32_t deliveries = rmpsc_deliveries(cs->ch);
+		size_t consume = 0; /* records to advance past: none unless returned */
+		long long bytes = 0;
+		list = PyList_New(0);
+		for (int i = 0; list && i < n; i++) {
+			struct rmpsc_message m;
+			rc = rmpsc_message_at(cs->ch, (size_t)i, &m);
+			if (rc < 0) {
+				err = errno;
+				if (i == 0) { /* not a message: consumed and reported, so the next call goes on */
+					Py_CLEAR(list);
+					consume = 1;
+				} else {
+					rc = 0; /* return those before it; the next call reports it */
+				}
+				break;
+			}
+			if (i > 0 && m.len > (uint64_t)(max_bytes - bytes))
+				break;
+			PyObject *b = (long long)m.len >= writable_from
+					      ? PyByteArray_FromStringAndSize(NULL, (Py_ssize_t)m.len)
+					      : PyBytes_FromStringAndSize(NULL, (Py_ssize_t)m.len);
+			if (b) {
+				/* The new object is ours alone until returned (see recv_record). */
+				char *dst = PyByteArray_Check(b) ? PyByteArray_AS_STRING(b) : PyBytes_AS_STRING(b);
+				if (m.len > BIG_COPY) {
+					Py_BEGIN_ALLOW_THREADS
+					rc = rmpsc_message_copy(cs->ch, &m, dst);
+					Py_END_ALLOW_THREADS
+				} else {
+					rc = rmpsc_message_copy(cs->ch, &m, dst);
+				}
+			}
+			if (!b || rc < 0 || PyList_Append(list, b) < 0) {
+				/* Nothing returned, nothing consumed: read again by the next call. */
+				Py_XDECREF(b);
+				Py_CLEAR(list);
+				consume = 0;
+				if (!b || rc >= 0)
+					rc = RC_PYERR; /* a Python error is set; else the copy's code */
+				break;
+			}
+			Py_DECREF(b);
+			bytes += (long long)m.len;
+			consume = (size_t)i + 1;
+		}
+		int arc = rmpsc_advance_messages(cs->ch, consume);
+		if (list && arc < 0) {
+			Py_CLEAR(list);
+			rc = arc;
+		}
+		if (list)
+			cs->deliveries = deliveries;
+	}
+	hlock_release(&cs->gl->lock);
+	if (!list)
+		raise_rc(cs->st, rc, err, ON_RECV, NULL);
+	return list;
+}
+
 Py_ssize_t cs_len(PyObject *self)
 {
 	consumer_side *cs = CS(self);

@@ -213,6 +213,7 @@ PyObject *cs_recv_many(PyObject *self, PyObject *const *args, Py_ssize_t nargs, 
 PyObject *cs_recv_into(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames);
 PyObject *cs_read(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames);
 PyObject *cs_recv_bytes(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames);
+PyObject *cs_recv_messages(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames);
 PyObject *cs_iternext(PyObject *self);
 Py_ssize_t cs_len(PyObject *self);
 PyObject *cs_get_last_deliveries(PyObject *self, void *c);
@@ -227,7 +228,7 @@ int same_file(int a, int b);
 PyObject *cs_set_coalesce(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames);
 PyObject *cs_get_coalesce(PyObject *self, void *c);
 extern const char cs_recv_doc[], cs_recv_nowait_doc[], cs_recv_many_doc[], cs_recv_into_doc[], cs_read_doc[],
-	cs_recv_bytes_doc[], cs_ready_fd_doc[], cs_ready_arm_doc[], cs_ready_disarm_doc[], cs_set_coalesce_doc[];
+	cs_recv_bytes_doc[], cs_recv_messages_doc[], cs_ready_fd_doc[], cs_ready_arm_doc[], cs_ready_disarm_doc[], cs_set_coalesce_doc[];
 /* ready_arm's answer as seconds (0.0 ready now, inf armed without limit, else the linger). */
 PyObject *arm_result(int rc, int64_t wait_ns);
 
@@ -257,6 +258,8 @@ extern const char ready_fd_try_doc[], ready_fd_cached_doc[], ready_arm_try_doc[]
 	{ "recv_into", (PyCFunction)(void (*)(void))cs_recv_into, METH_FASTCALL | METH_KEYWORDS, cs_recv_into_doc },    \
 	{ "read", (PyCFunction)(void (*)(void))cs_read, METH_FASTCALL | METH_KEYWORDS, cs_read_doc },                   \
 	{ "recv_bytes", (PyCFunction)(void (*)(void))cs_recv_bytes, METH_FASTCALL | METH_KEYWORDS, cs_recv_bytes_doc }, \
+	{ "recv_messages", (PyCFunction)(void (*)(void))cs_recv_messages, METH_FASTCALL | METH_KEYWORDS,                \
+	  cs_recv_messages_doc },                                                                                       \
 	{ "ready_fd", (PyCFunction)cs_ready_fd, METH_NOARGS, cs_ready_fd_doc },                                         \
 	{ "ready_arm", (PyCFunction)cs_ready_arm, METH_NOARGS, cs_ready_arm_doc },                                      \
 	{ "ready_disarm", (PyCFunction)cs_ready_disarm, METH_NOARGS, cs_ready_disarm_doc },                             \

@@ -300,6 +300,91 @@ static PyObject *producer_send_bytes(ProducerObject *self, PyObject *const *args
 	Py_RETURN_NONE;
 }
 
+struct op_send_message {
+	rmpsc_producer *p;
+	const struct rmpsc_part *parts;
+	size_t nparts;
+};
+
+static int op_send_message(void *ctx, int64_t t)
+{
+	struct op_send_message *o = ctx;
+	return rmpsc_producer_send_message(o->p, o->parts, o->nparts, t);
+}
+
+#define STACK_PARTS 8 /* parts of a message kept on the stack */
+
+PyDoc_STRVAR(producer_send_message_doc,
+"send_message($self, /, data, timeout=None)\n--\n\n\
+Send one message of any length up to the channel's message_max: a bytes-like\n\
+object, or a list or tuple of them sent as their concatenation (gathered, not\n\
+joined first). It travels inline in its record when it fits (record_size - 8\n\
+bytes), else in as many slabs of the pool as it needs. Waits up to timeout, in\n\
+all, for slabs and ring space, then raises Full; nothing is sent then.\n\
+Receive with recv_messages.");
+static PyObject *producer_send_message(ProducerObject *self, PyObject *const *args, Py_ssize_t nargs,
+				       PyObject *kwnames)
+{
+	modstate *st = STATE(self);
+	PyObject *av[2];
+	int64_t t;
+	if (fast_args("send_message", args, nargs, kwnames, kw_data_timeout, 1, 2, av) < 0 ||
+	    parse_timeout(av[1], &t) < 0)
+		return NULL;
+	if (producer_usable(self, st) < 0)
+		return NULL;
+	PyObject *data = av[0];
+	int seq = PyList_CheckExact(data) || PyTuple_CheckExact(data);
+	Py_ssize_t n = seq ? PySequence_Fast_GET_SIZE(data) : 1;
+	Py_buffer stack_b[STACK_PARTS];
+	struct rmpsc_part stack_p[STACK_PARTS];
+	Py_buffer *b = n <= STACK_PARTS ? stack_b : PyMem_New(Py_buffer, n);
+	struct rmpsc_part *parts = n <= STACK_PARTS ? stack_p : PyMem_New(struct rmpsc_part, n);
+	Py_ssize_t got = 0;
+	size_t total = 0;
+	PyObject *result = NULL;
+	if (!b || !parts) {
+		PyErr_NoMemory();
+		goto out;
+	}
+	for (; got < n; got++) {
+		PyObject *item = seq ? PySequence_Fast_GET_ITEM(data, got) : data;
+		if (get_data(item, &b[got], PyBUF_SIMPLE, seq ? "each part of data" : "data") < 0)
+			goto out;
+		parts[got] = (struct rmpsc_part){ b[got].buf, (size_t)b[got].len };
+		total += (size_t)b[got].len;
+	}
+	uint64_t max = rmpsc_message_max(self->chan->cs.ch);
+	if (total > max) {
+		PyErr_Format(PyExc_ValueError,
+			     "send_message: a message of %zu bytes is longer than this channel carries (%llu); "
+			     "create it with a larger slab pool (slab_size x slabs)",
+			     total, (unsigned long long)max);
+		goto out;
+	}
+	int64_t until = deadline_at(t);
+	if (producer_lock(self, st, until) < 0)
+		goto out;
+	/* The core copies into the ring or the slabs: a large copy goes without the GIL. */
+	struct op_send_message o = { self->p, parts, (size_t)n };
+	int err = 0;
+	int rc = total > BIG_COPY ? run_op_nogil(op_send_message, &o, until, &err)
+				  : run_op(op_send_message, &o, until, &err);
+	hlock_release(&self->lock);
+	if (rc < 0)
+		raise_rc(st, rc, err, ON_SEND_BYTES, NULL);
+	else
+		result = Py_NewRef(Py_None);
+out:
+	for (Py_ssize_t i = 0; i < got; i++)
+		data_release(&b[i]);
+	if (b != stack_b)
+		PyMem_Free(b);
+	if (parts != stack_p)
+		PyMem_Free(parts);
+	return result;
+}
+
 /* Readiness: waiting for space in an event loop (the coroutines in _aio use the
  * _try calls, which never wait for another thread; see consumer.c). */
 
@@ -531,6 +616,8 @@ static PyMethodDef producer_methods[] = {
 	  producer_reserve_doc },
 	{ "send_bytes", (PyCFunction)(void (*)(void))producer_send_bytes, METH_FASTCALL | METH_KEYWORDS,
 	  producer_send_bytes_doc },
+	{ "send_message", (PyCFunction)(void (*)(void))producer_send_message, METH_FASTCALL | METH_KEYWORDS,
+	  producer_send_message_doc },
 	{ "ready_fd", (PyCFunction)producer_ready_fd, METH_NOARGS, producer_ready_fd_doc },
 	{ "ready_arm", (PyCFunction)producer_ready_arm, METH_NOARGS, producer_ready_arm_doc },
 	{ "ready_disarm", (PyCFunction)producer_ready_disarm, METH_NOARGS, producer_ready_disarm_doc },

@@ -1,0 +1,459 @@
+/*
+ * Messages (rmpsc_producer_send_message, rmpsc_message_at/copy, rmpsc_advance_messages):
+ * inline, one-slab and many-slab messages gathered from parts, byte for byte; the
+ * longest message and one byte more; a forged slab list refused; the pool whole again
+ * after consumption, with one consumer and with groups; senders that each need most
+ * of the pool (the assembler's turn: no deadlock); a sender killed while gathering;
+ * producer processes sending random sizes to a grouped consumer with every message
+ * checked; rmpsc_producer_register_wait waiting for a slot.
+ */
+#include <pthread.h>
+#include <sys/wait.h>
+
+#include "children.h"
+#include "harness.h"
+
+#define MS     1000000ll
+#define SEC_NS 1000000000ll
+
+static void cleanup_at_exit(void)
+{
+	if (g_is_child)
+		return;
+	children_kill_all();
+}
+
+static rmpsc_channel *make(uint32_t rs, uint32_t cap, uint32_t maxp, uint32_t slab_size, uint32_t slabs,
+			   uint32_t max_consumers)
+{
+	struct rmpsc_config c = { .record_size = rs,
+				  .capacity = cap,
+				  .max_producers = maxp,
+				  .slab_size = slab_size,
+				  .slab_count = slabs,
+				  .max_consumers = max_consumers };
+	rmpsc_channel *ch;
+	CHECK_OK(rmpsc_channel_create(&ch, NULL, &c, 0));
+	return ch;
+}
+
+/* Message bytes: a pattern of (tag, offset), so a byte in the wrong place shows. */
+static unsigned char pattern(uint32_t tag, uint64_t i)
+{
+	return (unsigned char)(tag * 2654435761u + i * 40503u + (i >> 11));
+}
+
+static void fill(unsigned char *b, uint64_t n, uint32_t tag)
+{
+	for (uint64_t i = 0; i < n; i++)
+		b[i] = pattern(tag, i);
+}
+
+static void check_bytes(const unsigned char *b, uint64_t n, uint32_t tag)
+{
+	for (uint64_t i = 0; i < n; i++)
+		CHECK(b[i] == pattern(tag, i), "message %u: byte %llu is %u, want %u", tag, (unsigned long long)i, b[i],
+		      pattern(tag, i));
+}
+
+/* Send n bytes of pattern `tag` in three parts (one empty), so gathering is exercised. */
+static int send_tagged(rmpsc_producer *p, uint64_t n, uint32_t tag, int64_t timeout_ns)
+{
+	unsigned char *b = malloc(n ? n : 1);
+	CHECK(b, "malloc");
+	fill(b, n, tag);
+	uint64_t a = n / 3;
+	struct rmpsc_part parts[3] = { { b, a }, { NULL, 0 }, { b + a, n - a } };
+	int rc = rmpsc_producer_send_message(p, parts, 3, timeout_ns);
+	free(b);
+	return rc;
+}
+
+/* Receive one message and check it is n bytes of `tag`. */
+static void recv_check(rmpsc_channel *ch, uint64_t n, uint32_t tag)
+{
+	const void *rec;
+	CHECK_RC(rmpsc_read(ch, 1, 5 * SEC_NS, &rec, NULL), 1);
+	struct rmpsc_message m;
+	CHECK_OK(rmpsc_message_at(ch, 0, &m));
+	CHECK(m.len == n, "message %u: len %llu, want %llu", tag, (unsigned long long)m.len, (unsigned long long)n);
+	unsigned char *b = malloc(n ? n : 1);
+	CHECK_OK(rmpsc_message_copy(ch, &m, b));
+	check_bytes(b, n, tag);
+	if (m.data)
+		check_bytes(m.data, n, tag);
+	free(b);
+	CHECK_OK(rmpsc_advance_messages(ch, 1));
+}
+
+static void test_round_trip(uint32_t max_consumers)
+{
+	rmpsc_channel *ch = make(64, 64, 2, 256, 64, max_consumers);
+	uint64_t max = rmpsc_message_max(ch);
+	/* 65 slabs: a list of 4 * 64 bytes fills the first one; the pool has 64. */
+	CHECK(max == 64ull * (256 - 4) + 4, "message_max %llu", (unsigned long long)max);
+	rmpsc_producer *p;
+	CHECK_OK(rmpsc_producer_register(ch, &p));
+	uint64_t sizes[] = { 0, 1, 56, 57, 256, 257, 700, 4000, max };
+	for (uint32_t i = 0; i < sizeof sizes / sizeof *sizes; i++) {
+		CHECK_OK(send_tagged(p, sizes[i], i, 0));
+		recv_check(ch, sizes[i], i);
+		CHECK(rmpsc_slab_free_count(ch) == 64, "after message %u: %u slabs free, want 64", i,
+		      rmpsc_slab_free_count(ch));
+	}
+	CHECK_RC(send_tagged(p, max + 1, 99, 0), RMPSC_EINVAL);
+	CHECK(strstr(rmpsc_last_error(), "longer than this channel carries"), "message: %s", rmpsc_last_error());
+	/* Several in one read span, decoded by index; inline ones point into the ring. */
+	for (uint32_t i = 0; i < 5; i++)
+		CHECK_OK(send_tagged(p, i % 2 ? 40 : 600, 100 + i, 0));
+	const void *rec;
+	CHECK_RC(rmpsc_read(ch, 5, 0, &rec, NULL), 5);
+	for (uint32_t i = 0; i < 5; i++) {
+		struct rmpsc_message m;
+		CHECK_OK(rmpsc_message_at(ch, i, &m));
+		CHECK(m.len == (i % 2 ? 40u : 600u), "span message %u len %llu", i, (unsigned long long)m.len);
+		CHECK((m.slabs == 0) == (i % 2 == 1), "span message %u: %u slabs", i, m.slabs);
+		unsigned char b[600];
+		CHECK_OK(rmpsc_message_copy(ch, &m, b));
+		check_bytes(b, m.len, 100 + i);
+	}
+	struct rmpsc_message m;
+	CHECK_RC(rmpsc_message_at(ch, 5, &m), RMPSC_EINVAL);
+	/* Two consumed, three read again next time, slabs intact. */
+	CHECK_OK(rmpsc_advance_messages(ch, 2));
+	for (uint32_t i = 2; i < 5; i++)
+		recv_check(ch, i % 2 ? 40 : 600, 100 + i);
+	CHECK(rmpsc_slab_free_count(ch) == 64, "%u slabs free, want 64", rmpsc_slab_free_count(ch));
+	rmpsc_producer_close(p);
+	rmpsc_channel_release(ch);
+}
+
+static void test_not_messages(void)
+{
+	rmpsc_channel *ch = make(64, 64, 1, 256, 16, 1);
+	rmpsc_producer *p;
+	CHECK_OK(rmpsc_producer_register(ch, &p));
+	/* A plain record: not a message (its first word names no slab in transit). */
+	unsigned char rec[64];
+	memset(rec, 0, sizeof rec);
+	CHECK_OK(rmpsc_producer_send(p, rec, sizeof rec, 0));
+	memset(rec, 0xff, 8); /* inline marker with a length beyond the record */
+	CHECK_OK(rmpsc_producer_send(p, rec, sizeof rec, 0));
+	const void *r;
+	struct rmpsc_message m;
+	for (int i = 0; i < 2; i++) {
+		CHECK_RC(rmpsc_read(ch, 1, 0, &r, NULL), 1);
+		CHECK_RC(rmpsc_message_at(ch, 0, &m), RMPSC_ECORRUPT);
+		CHECK(strstr(rmpsc_last_error(), "not a message"), "message: %s", rmpsc_last_error());
+		CHECK_OK(rmpsc_advance_messages(ch, 1));
+	}
+	/* A many-slab message whose list is forged to name a free slab: refused. */
+	CHECK_OK(send_tagged(p, 1000, 7, 0));
+	CHECK_RC(rmpsc_read(ch, 1, 0, &r, NULL), 1);
+	uint32_t first = rmpsc_record_handle(r);
+	unsigned char *list = rmpsc_slab_ptr(ch, first);
+	uint32_t saved;
+	memcpy(&saved, list, 4);
+	uint32_t forged = 15;
+	for (uint32_t h = 0; h < 16; h++)
+		if (h != first && memcmp(&h, list, 4) && memcmp(&h, list + 4, 4) && memcmp(&h, list + 8, 4))
+			forged = h;
+	memcpy(list, &forged, 4);
+	CHECK_RC(rmpsc_message_at(ch, 0, &m), RMPSC_ECORRUPT);
+	CHECK(strstr(rmpsc_last_error(), "not in transit on it"), "message: %s", rmpsc_last_error());
+	/* A list changed between message_at and message_copy: never more than len. */
+	memcpy(list, &saved, 4);
+	CHECK_OK(rmpsc_message_at(ch, 0, &m));
+	memcpy(list, &forged, 4);
+	unsigned char *b = malloc(m.len);
+	CHECK_RC(rmpsc_message_copy(ch, &m, b), RMPSC_ECORRUPT);
+	free(b);
+	memcpy(list, &saved, 4);
+	CHECK_OK(rmpsc_advance_messages(ch, 1));
+	CHECK(rmpsc_slab_free_count(ch) == 16, "%u slabs free, want 16", rmpsc_slab_free_count(ch));
+	/* No pool: inline only. */
+	rmpsc_producer_close(p);
+	rmpsc_channel_release(ch);
+	ch = make(32, 8, 1, 0, 0, 1);
+	CHECK(rmpsc_message_max(ch) == 24, "message_max without a pool %llu", (unsigned long long)rmpsc_message_max(ch));
+	CHECK_OK(rmpsc_producer_register(ch, &p));
+	CHECK_OK(send_tagged(p, 24, 1, 0));
+	CHECK_RC(send_tagged(p, 25, 2, 0), RMPSC_EINVAL);
+	recv_check(ch, 24, 1);
+	CHECK_RC(rmpsc_producer_send_message(p, NULL, 1, 0), RMPSC_EINVAL);
+	struct rmpsc_part bad = { NULL, 3 };
+	CHECK_RC(rmpsc_producer_send_message(p, &bad, 1, 0), RMPSC_EINVAL);
+	rmpsc_producer_close(p);
+	rmpsc_channel_release(ch);
+}
+
+/* A full pool: try-once EFULL, a deadline ETIMEDOUT, then a blocked sender woken
+ * when a consumer (a member of a group) releases. */
+struct blocked_send {
+	rmpsc_producer *p;
+	uint64_t n;
+	int tid;
+	int rc;
+};
+
+static void *blocked_sender(void *arg)
+{
+	struct blocked_send *b = arg;
+	publish_tid(&b->tid);
+	b->rc = send_tagged(b->p, b->n, 42, 10 * SEC_NS);
+	return NULL;
+}
+
+static void test_full_pool(uint32_t max_consumers)
+{
+	rmpsc_channel *ch = make(64, 64, 2, 256, 16, max_consumers);
+	rmpsc_producer *p, *q;
+	CHECK_OK(rmpsc_producer_register(ch, &p));
+	CHECK_OK(rmpsc_producer_register(ch, &q));
+	CHECK_OK(send_tagged(p, 2000, 1, 0)); /* 8 slabs */
+	CHECK_OK(send_tagged(p, 1500, 2, 0)); /* 6 slabs: 2 left */
+	CHECK_RC(send_tagged(q, 1000, 3, 0), RMPSC_EFULL);
+	int64_t t0 = now_ns();
+	CHECK_RC(send_tagged(q, 1000, 3, 50 * MS), RMPSC_ETIMEDOUT);
+	CHECK(now_ns() - t0 >= 45 * MS, "the deadline was not waited for");
+	CHECK(rmpsc_slab_free_count(ch) == 2, "a failed send kept slabs: %u free", rmpsc_slab_free_count(ch));
+	struct blocked_send b = { q, 3000, 0, 1 }; /* 12 slabs: needs the first message's too */
+	pthread_t t;
+	pthread_create(&t, NULL, blocked_sender, &b);
+	wait_blocked(&b.tid);
+	recv_check(ch, 2000, 1);
+	recv_check(ch, 1500, 2);
+	pthread_join(t, NULL);
+	CHECK_OK(b.rc);
+	recv_check(ch, 3000, 42);
+	CHECK(rmpsc_slab_free_count(ch) == 16, "%u slabs free, want 16", rmpsc_slab_free_count(ch));
+	rmpsc_producer_close(p);
+	rmpsc_producer_close(q);
+	rmpsc_channel_release(ch);
+}
+
+/* Senders that each need most of the pool: without the assembler's turn each would
+ * hold part of it and wait for the other forever. */
+#define BIG_SENDERS 3
+#define BIG_EACH    150
+
+struct big_sender {
+	rmpsc_channel *ch;
+	uint32_t id;
+	int rc;
+};
+
+static uint64_t big_len(uint32_t id, uint32_t i)
+{
+	return 300 + ((uint64_t)id * 7919 + i * 104729) % 3400; /* up to 15 slabs of 256 in a pool of 16 */
+}
+
+static void *big_sender(void *arg)
+{
+	struct big_sender *s = arg;
+	rmpsc_producer *p;
+	CHECK_OK(rmpsc_producer_register(s->ch, &p));
+	for (uint32_t i = 0; i < BIG_EACH && !s->rc; i++)
+		s->rc = send_tagged(p, big_len(s->id, i), s->id << 16 | i, 20 * SEC_NS);
+	rmpsc_producer_close(p);
+	return NULL;
+}
+
+static void test_big_senders(uint32_t max_consumers)
+{
+	rmpsc_channel *ch = make(64, 64, BIG_SENDERS, 256, 16, max_consumers);
+	struct big_sender s[BIG_SENDERS];
+	pthread_t t[BIG_SENDERS];
+	for (uint32_t i = 0; i < BIG_SENDERS; i++) {
+		s[i] = (struct big_sender){ ch, i, 0 };
+		pthread_create(&t[i], NULL, big_sender, &s[i]);
+	}
+	uint32_t next[BIG_SENDERS] = { 0 };
+	unsigned char *b = malloc(4096);
+	for (uint32_t got = 0; got < BIG_SENDERS * BIG_EACH; got++) {
+		const void *rec;
+		uint32_t slot;
+		CHECK_RC(rmpsc_read(ch, 1, 20 * SEC_NS, &rec, &slot), 1);
+		struct rmpsc_message m;
+		CHECK_OK(rmpsc_message_at(ch, 0, &m));
+		CHECK(m.len <= 4096, "len %llu", (unsigned long long)m.len);
+		CHECK_OK(rmpsc_message_copy(ch, &m, b));
+		/* Which sender: its pattern at byte 0 for its next index. */
+		int who = -1;
+		for (uint32_t id = 0; id < BIG_SENDERS; id++)
+			if (next[id] < BIG_EACH && m.len == big_len(id, next[id]) &&
+			    b[0] == pattern(id << 16 | next[id], 0) &&
+			    b[m.len - 1] == pattern(id << 16 | next[id], m.len - 1))
+				who = (int)id;
+		CHECK(who >= 0, "message %u of %llu bytes is nobody's next", got, (unsigned long long)m.len);
+		check_bytes(b, m.len, (uint32_t)who << 16 | next[who]);
+		next[who]++;
+		CHECK_OK(rmpsc_advance_messages(ch, 1));
+	}
+	free(b);
+	for (uint32_t i = 0; i < BIG_SENDERS; i++) {
+		pthread_join(t[i], NULL);
+		CHECK_OK(s[i].rc);
+	}
+	CHECK(rmpsc_slab_free_count(ch) == 16, "%u slabs free, want 16", rmpsc_slab_free_count(ch));
+	rmpsc_channel_release(ch);
+}
+
+/* A sender killed while it gathers slabs (the assembler's turn and part of the
+ * pool held): the next sender takes the turn over and the pool comes back whole. */
+static void test_assembler_killed(void)
+{
+	rmpsc_channel *ch = make(64, 64, 3, 256, 16, 2);
+	rmpsc_producer *p;
+	CHECK_OK(rmpsc_producer_register(ch, &p));
+	CHECK_OK(send_tagged(p, 2500, 1, 0)); /* 11 slabs held by a record */
+	pid_t pid = fork_child();
+	if (pid == 0) {
+		rmpsc_producer *c;
+		CHECK_OK(rmpsc_producer_register(ch, &c));
+		send_tagged(c, 3000, 2, -1); /* 12 slabs: takes the 5 free ones and waits */
+		_exit(3);
+	}
+	/* Wait until it holds the turn and the 5 free slabs. */
+	int64_t until = now_ns() + 10 * SEC_NS;
+	while (rmpsc_slab_free_count(ch) != 0) {
+		CHECK(now_ns() < until, "the child never gathered the free slabs (%u free)", rmpsc_slab_free_count(ch));
+		usleep(1000);
+	}
+	kill(pid, SIGKILL);
+	CHECK(reap(pid) == 128 + SIGKILL, "child did not die of SIGKILL");
+	recv_check(ch, 2500, 1);
+	CHECK_OK(send_tagged(p, 3700, 3, 5 * SEC_NS)); /* 15 slabs: only if the dead one's came back */
+	recv_check(ch, 3700, 3);
+	const void *r;
+	CHECK_RC(rmpsc_read(ch, 1, 0, &r, NULL), RMPSC_EEMPTY);
+	CHECK(rmpsc_slab_free_count(ch) == 16, "%u slabs free, want 16", rmpsc_slab_free_count(ch));
+	rmpsc_producer_close(p);
+	rmpsc_channel_release(ch);
+}
+
+/* Producer processes send messages of random sizes (inline to many slabs), each
+ * carrying (producer, seq) and a checksum; the consumer (a member of a group of
+ * two places) checks every one, per producer in order. */
+#define PROCS    3
+#define PER_PROC 3000
+
+static void test_processes(void)
+{
+	rmpsc_channel *ch = make(64, 128, PROCS, 512, 64, 2);
+	pid_t pids[PROCS];
+	for (uint32_t id = 0; id < PROCS; id++) {
+		pids[id] = fork_child();
+		if (pids[id] == 0) {
+			rmpsc_producer *p;
+			CHECK_OK(rmpsc_producer_register(ch, &p));
+			uint64_t rng = 0x9e3779b97f4a7c15ull * (id + 1);
+			for (uint32_t i = 0; i < PER_PROC; i++) {
+				uint64_t r = rng_next(&rng);
+				uint64_t n = r % 4 == 0 ? 8 + r % 48 : 8 + (r >> 8) % 9000;
+				CHECK_OK(send_tagged(p, n, id << 24 | i, 20 * SEC_NS));
+			}
+			rmpsc_producer_close(p);
+			_exit(0);
+		}
+	}
+	uint32_t next[PROCS] = { 0 };
+	uint64_t rngs[PROCS];
+	for (uint32_t id = 0; id < PROCS; id++)
+		rngs[id] = 0x9e3779b97f4a7c15ull * (id + 1);
+	unsigned char *b = malloc(10000);
+	for (uint32_t got = 0; got < PROCS * PER_PROC;) {
+		const void *rec;
+		uint32_t slot;
+		int n = rmpsc_read(ch, 32, 20 * SEC_NS, &rec, &slot);
+		CHECK(n > 0, "read: %s after %u messages", rmpsc_last_error(), got);
+		for (int i = 0; i < n; i++, got++) {
+			struct rmpsc_message m;
+			CHECK_OK(rmpsc_message_at(ch, (size_t)i, &m));
+			CHECK(m.len <= 10000, "len %llu", (unsigned long long)m.len);
+			CHECK_OK(rmpsc_message_copy(ch, &m, b));
+			int who = -1;
+			for (uint32_t id = 0; id < PROCS; id++) {
+				if (next[id] >= PER_PROC)
+					continue;
+				uint64_t peek = rngs[id];
+				uint64_t r = rng_next(&peek);
+				uint64_t want = r % 4 == 0 ? 8 + r % 48 : 8 + (r >> 8) % 9000;
+				if (want == m.len && b[0] == pattern(id << 24 | next[id], 0) &&
+				    b[m.len - 1] == pattern(id << 24 | next[id], m.len - 1))
+					who = (int)id;
+			}
+			CHECK(who >= 0, "message %u (%llu bytes) is no producer's next in order", got,
+			      (unsigned long long)m.len);
+			check_bytes(b, m.len, (uint32_t)who << 24 | next[who]);
+			rng_next(&rngs[who]);
+			next[who]++;
+		}
+		CHECK_OK(rmpsc_advance_messages(ch, (size_t)n));
+	}
+	free(b);
+	for (uint32_t id = 0; id < PROCS; id++)
+		CHECK(reap(pids[id]) == 0, "producer %u failed", id);
+	CHECK(rmpsc_slab_free_count(ch) == 64, "%u slabs free, want 64", rmpsc_slab_free_count(ch));
+	rmpsc_channel_release(ch);
+}
+
+/* register_wait: a slot comes free when its producer closed and its records are consumed. */
+struct waiting_register {
+	rmpsc_channel *ch;
+	rmpsc_producer *p;
+	int tid;
+	int rc;
+};
+
+static void *register_waiter(void *arg)
+{
+	struct waiting_register *w = arg;
+	publish_tid(&w->tid);
+	w->rc = rmpsc_producer_register_wait(w->ch, 10 * SEC_NS, &w->p);
+	return NULL;
+}
+
+static void test_register_wait(void)
+{
+	rmpsc_channel *ch = make(64, 8, 1, 0, 0, 1);
+	rmpsc_producer *p, *q = NULL;
+	CHECK_OK(rmpsc_producer_register_wait(ch, 0, &p));
+	CHECK_RC(rmpsc_producer_register_wait(ch, 0, &q), RMPSC_ENOSLOT);
+	int64_t t0 = now_ns();
+	CHECK_RC(rmpsc_producer_register_wait(ch, 30 * MS, &q), RMPSC_ETIMEDOUT);
+	CHECK(now_ns() - t0 >= 25 * MS, "the deadline was not waited for");
+	CHECK(strstr(rmpsc_last_error(), "no slot came free") && strstr(rmpsc_last_error(), "in use by live"),
+	      "message: %s", rmpsc_last_error());
+	CHECK_OK(send_tagged(p, 10, 1, 0));
+	rmpsc_producer_close(p); /* its slot is free once its record is consumed */
+	struct waiting_register w = { ch, NULL, 0, 1 };
+	pthread_t t;
+	pthread_create(&t, NULL, register_waiter, &w);
+	wait_blocked(&w.tid);
+	recv_check(ch, 10, 1);
+	pthread_join(t, NULL);
+	CHECK_OK(w.rc);
+	CHECK_OK(send_tagged(w.p, 20, 2, 0));
+	recv_check(ch, 20, 2);
+	rmpsc_producer_close(w.p);
+	rmpsc_channel_release(ch);
+}
+
+int main(void)
+{
+	harness_start("test_messages", 120);
+	atexit(cleanup_at_exit);
+	test_round_trip(1);
+	test_round_trip(2);
+	test_not_messages();
+	test_full_pool(1);
+	test_full_pool(2);
+	test_big_senders(1);
+	test_big_senders(2);
+	test_assembler_killed();
+	test_processes();
+	test_register_wait();
+	printf("test_messages: all passed\n");
+	return 0;
+}
