@@ -11,8 +11,9 @@ PYTHON=${PYTHON:-python3}
 VENV=build/venv
 VPY=$VENV/bin/python
 # module:package, installed into build/venv by the python group (bench adds its own);
-# uvloop: the asyncio tests run on it as well (they skip without it).
-PY_TOOLS="pytest:pytest hypothesis:hypothesis mypy:mypy ruff:ruff setuptools:setuptools wheel:wheel uvloop:uvloop"
+# uvloop: the asyncio tests run on it as well (they skip without it); numpy: the tests of
+# arrays made from reservations and read views (tests/python/test_numpy.py).
+PY_TOOLS="pytest:pytest hypothesis:hypothesis mypy:mypy ruff:ruff setuptools:setuptools wheel:wheel uvloop:uvloop numpy:numpy"
 apt_updated=0
 apt_install() {
 	local missing=()
