@@ -40,6 +40,9 @@ def test_docstrings_and_signatures():
         "max_groups"]
     assert sig.parameters["name"].kind is inspect.Parameter.KEYWORD_ONLY
     assert sig.parameters["max_consumers"].kind is inspect.Parameter.KEYWORD_ONLY
+    assert {n: p.default for n, p in sig.parameters.items() if n != "record_size"} == {
+        "capacity": 4096, "max_producers": 16, "name": None, "slab_size": 0, "slabs": 0, "full_fences": False,
+        "max_consumers": 1, "max_groups": None}
     assert list(inspect.signature(ringmpsc.Channel.consumer).parameters) == [
         "self", "group", "ephemeral", "at_most_once"]
     # one implementation of the consumer methods, in both types
