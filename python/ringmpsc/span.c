@@ -33,40 +33,32 @@ static int span_is_reservation(SpanObject *self)
 	return Py_TYPE(self) == STATE(self)->ReservationType;
 }
 
-/* Finish the span: commit/consume n records (0 aborts/cancels). 0 or -1. */
-static int span_finish(SpanObject *self, size_t n)
+/* Release the memoryview __enter__ handed out, if it has no exports of its own. 0 or -1. */
+static int span_release_enter_view(SpanObject *self)
+{
+	if (!self->view)
+		return 0;
+	PyObject *v = weakref_get(self->view);
+	if (!v)
+		return 0;
+	PyObject *r = PyObject_CallMethodNoArgs(v, STATE(self)->str_release);
+	Py_DECREF(v);
+	if (r)
+		Py_DECREF(r);
+	else if (PyErr_ExceptionMatches(PyExc_BufferError))
+		PyErr_Clear(); /* it has exports of its own: the caller sees them in self->exports */
+	else
+		return -1;
+	return 0;
+}
+
+/* End the span, exported or not: commit/consume n records (0 aborts/cancels). 0 or -1. */
+static int span_end(SpanObject *self, size_t n)
 {
 	modstate *st = STATE(self);
-	int is_res = span_is_reservation(self);
-	if (self->done) {
-		PyErr_SetString(PyExc_ValueError, is_res ? "reservation is already committed or aborted"
-							 : "read view is already consumed or cancelled");
-		return -1;
-	}
-	/* The view handed out by __enter__ goes first; any other export blocks us. */
-	if (self->view) {
-		PyObject *v = weakref_get(self->view);
-		if (v) {
-			PyObject *r = PyObject_CallMethodNoArgs(v, st->str_release);
-			Py_DECREF(v);
-			if (r)
-				Py_DECREF(r);
-			else if (PyErr_ExceptionMatches(PyExc_BufferError))
-				PyErr_Clear(); /* it has exports of its own: reported below */
-			else
-				return -1;
-		}
-	}
-	if (self->exports > 0) {
-		PyErr_Format(PyExc_BufferError,
-			     "cannot %s: %zd view(s) of the %s are still exported (release them first)",
-			     is_res ? (n ? "commit" : "abort") : (n ? "consume" : "cancel"), self->exports,
-			     is_res ? "reservation" : "read view");
-		return -1;
-	}
 	int rc;
 	hlock *lock;
-	if (is_res) {
+	if (span_is_reservation(self)) {
 		ProducerObject *p = (ProducerObject *)self->owner;
 		if (p->gen != st->fork_gen) {
 			PyErr_SetString(st->Error, "this reservation was inherited through fork");
@@ -91,6 +83,35 @@ static int span_finish(SpanObject *self, size_t n)
 		return -1;
 	}
 	return 0;
+}
+
+static int span_check_open(SpanObject *self)
+{
+	if (!self->done)
+		return 0;
+	PyErr_SetString(PyExc_ValueError, span_is_reservation(self) ? "reservation is already committed or aborted"
+								      : "read view is already consumed or cancelled");
+	return -1;
+}
+
+/* Finish the span by hand: commit/consume n records (0 aborts/cancels). 0 or -1. Like
+ * mmap.close(), refuses while a view of it is exported, and stays open for another try. */
+static int span_finish(SpanObject *self, size_t n)
+{
+	int is_res = span_is_reservation(self);
+	if (span_check_open(self) < 0 || span_release_enter_view(self) < 0)
+		return -1;
+	if (self->exports > 0) {
+		PyErr_Format(PyExc_BufferError,
+			     "cannot %s: %zd view(s) of the %s are still exported (a memoryview, or a NumPy array "
+			     "made from one); the %s stays open: release them (del the array, memoryview.release()) "
+			     "and call %s() again",
+			     is_res ? (n ? "commit" : "abort") : (n ? "consume" : "cancel"), self->exports,
+			     is_res ? "reservation" : "read view", is_res ? "reservation" : "read view",
+			     is_res ? (n ? "commit" : "abort") : (n ? "consume" : "cancel"));
+		return -1;
+	}
+	return span_end(self, n);
 }
 
 static void span_dealloc(SpanObject *self)
@@ -160,7 +181,10 @@ static PyObject *span_enter(SpanObject *self, PyObject *unused)
 	return mv;
 }
 
-PyDoc_STRVAR(span_exit_doc, "__exit__($self, /, *exc_info)\n--\n\nFinish: all records on normal exit, none on an exception.");
+PyDoc_STRVAR(span_exit_doc, "__exit__($self, /, *exc_info)\n--\n\n\
+Finish: all records on normal exit, none on an exception. A view of it still\n\
+exported when the block ends (a NumPy array made from the block's view) makes\n\
+it finish with none and raise BufferError.");
 static PyObject *span_exit(SpanObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
 	if (nargs > 3) {
@@ -170,8 +194,36 @@ static PyObject *span_exit(SpanObject *self, PyObject *const *args, Py_ssize_t n
 	PyObject *et = nargs > 0 ? args[0] : Py_None;
 	if (self->done) /* finished by hand inside the block */
 		Py_RETURN_FALSE;
-	if (span_finish(self, et == Py_None ? (size_t)self->k : 0) < 0)
+	if (span_release_enter_view(self) < 0)
 		return NULL;
+	Py_ssize_t exports = self->exports;
+	/*
+	 * A view that outlives the block aliases the span's ring space. Publishing or
+	 * consuming would hand that space on while the view can still write or read it, and
+	 * refusing would leave the producer or consumer held by a span the block no longer
+	 * names. So the span ends with nothing sent (records read again), and the
+	 * error says so, unless the block is already raising.
+	 */
+	if (span_end(self, exports > 0 || et != Py_None ? 0 : (size_t)self->k) < 0)
+		return NULL;
+	if (exports > 0 && et == Py_None) {
+		if (span_is_reservation(self))
+			PyErr_Format(PyExc_BufferError,
+				     "the with block ended with %zd view(s) of the reservation still exported (a "
+				     "NumPy array or memoryview made from the block's view), so it was aborted: "
+				     "nothing was sent, and those views now alias ring space the producer reuses. "
+				     "Delete them before the block ends (del arr) to commit",
+				     exports);
+		else
+			PyErr_Format(PyExc_BufferError,
+				     "the with block ended with %zd view(s) of the read view still exported (a "
+				     "NumPy array or memoryview made from the block's view), so it was cancelled: "
+				     "nothing was consumed, the records are read again next time, and those views "
+				     "now alias ring space that is reused. Copy what you keep "
+				     "(np.frombuffer(view, ...).copy()) or delete them before the block ends (del arr)",
+				     exports);
+		return NULL;
+	}
 	Py_RETURN_FALSE;
 }
 
@@ -235,19 +287,39 @@ PyDoc_STRVAR(reservation_doc,
 \n\
 Exposes the buffer protocol: memoryview(r) is a writable 1-D view of len(r)\n\
 records (r.nbytes bytes). commit(k=None) publishes the first k records (all by\n\
-default), abort() drops them. Like mmap.close(), committing refuses with BufferError\n\
-while a view of the reservation is still exported. The space is not cleared: it\n\
-holds what the ring carried there one lap earlier, and committing bytes you did\n\
-not write delivers those. Write every byte you commit.");
+default), abort() drops them. The space is not cleared: it holds what the ring\n\
+carried there one lap earlier, and committing bytes you did not write delivers\n\
+those. Write every byte you commit.\n\
+\n\
+Views of it alias ring memory, so none may outlive it. Like mmap.close(),\n\
+commit() and abort() refuse with BufferError while a view (a memoryview, a NumPy\n\
+array made from one) is still exported, and the reservation stays open: release\n\
+the views and call again. A with block whose view still has an export when it\n\
+ends aborts the reservation (nothing is sent, the producer is free again) and\n\
+raises BufferError. Delete such arrays inside the block:\n\
+\n\
+    with p.reserve(8) as view:\n\
+        arr = np.frombuffer(view, dtype=np.uint64)\n\
+        arr[:] = values\n\
+        del arr              # else: BufferError, nothing sent");
 
 PyDoc_STRVAR(readview_doc,
 "Records readable in place (Channel.read(), Consumer.read()).\n\
 \n\
 Exposes the buffer protocol: memoryview(v) is a read-only 1-D view of len(v)\n\
 records from producer slot v.slot. consume(k=None) frees the first k (all by\n\
-default); cancel() leaves them for the next read. Refuses with BufferError while a\n\
-view of it is still exported. deliveries is 1 for records delivered the first\n\
-time, more when a member of the group died holding them.");
+default); cancel() leaves them for the next read. deliveries is 1 for records\n\
+delivered the first time, more when a member of the group died holding them.\n\
+\n\
+Views of it alias ring memory, so none may outlive it. consume() and cancel()\n\
+refuse with BufferError while a view (a memoryview, a NumPy array made from one)\n\
+is still exported, and the read view stays open: release the views and call\n\
+again. A with block whose view still has an export when it ends cancels the\n\
+read view (nothing consumed: the records are read again) and raises\n\
+BufferError. Copy what you keep, or delete the array inside the block:\n\
+\n\
+    with ch.read() as view:\n\
+        arr = np.frombuffer(view, dtype=np.uint64).copy()");
 
 #define SPAN_GETSET                                                                                     \
 	{ "nbytes", (getter)span_get_nbytes, NULL, "Bytes in the span (len(self) * record_size).", NULL }, \

@@ -40,6 +40,9 @@ def test_docstrings_and_signatures():
         "max_groups"]
     assert sig.parameters["name"].kind is inspect.Parameter.KEYWORD_ONLY
     assert sig.parameters["max_consumers"].kind is inspect.Parameter.KEYWORD_ONLY
+    assert {n: p.default for n, p in sig.parameters.items() if n != "record_size"} == {
+        "capacity": 4096, "max_producers": 16, "name": None, "slab_size": 0, "slabs": 0, "full_fences": False,
+        "max_consumers": 1, "max_groups": None}
     assert list(inspect.signature(ringmpsc.Channel.consumer).parameters) == [
         "self", "group", "ephemeral", "at_most_once"]
     # one implementation of the consumer methods, in both types
@@ -251,17 +254,17 @@ def test_reservation_refuses_commit_while_exported():
     mv.release()
     r.commit()
     assert len(ch) == 2
-    # a slice taken inside the with block keeps it exported: exit refuses to commit
+    # a slice taken inside the with block keeps it exported: exit aborts it and says so
     keep = []
-    with pytest.raises(BufferError):
+    with pytest.raises(BufferError, match="nothing was sent"):
         with p.reserve(1) as view:
             keep.append(view[0:4])
     assert len(ch) == 2
-    r = None
+    # the producer is free while the slice lives, and freeing the slice publishes nothing
+    assert p.send_nowait(b"ok") is None
+    assert len(ch) == 3
     keep[0].release()
     keep.clear()
-    # the still-open reservation (kept alive until now by the slice) was aborted when freed
-    assert p.send_nowait(b"ok") is None
     assert len(ch) == 3
 
 
