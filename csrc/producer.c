@@ -467,6 +467,11 @@ int rmpsc_producer_send_message(rmpsc_producer *p, const struct rmpsc_part *part
 		producer_commit(p, 1);
 		return RMPSC_OK;
 	}
+	if (!ch->L.slab_count) /* records under 8 bytes and no pool: not even an empty message */
+		return rmpsc__set_error(RMPSC_EINVAL,
+					"producer_send_message: this channel carries no messages (record_size %u < %u "
+					"and no slab pool)",
+					rs, MESSAGE_HEADER);
 	uint32_t k = (uint32_t)message_slabs_for(&ch->L, len);
 	uint32_t stack[STACK_SLABS];
 	uint32_t *h = k <= STACK_SLABS ? stack : malloc(k * sizeof *h);
@@ -485,8 +490,9 @@ int rmpsc_producer_send_message(rmpsc_producer *p, const struct rmpsc_part *part
 		goto out;
 	}
 	put_u32le(dst, h[0]);
-	put_u32le((unsigned char *)dst + 4, k);
-	for (uint32_t i = rs > MESSAGE_HEADER ? MESSAGE_HEADER : rs; i < rs; i++)
+	if (rs >= MESSAGE_HEADER) /* a smaller record holds the handle only: one slab (message_slabs_max) */
+		put_u32le((unsigned char *)dst + 4, k);
+	for (uint32_t i = rs >= MESSAGE_HEADER ? MESSAGE_HEADER : 4; i < rs; i++)
 		((unsigned char *)dst)[i] = 0;
 	/* Each slab rides on the record before it is published: a sender dying before
 	 * the commit leaves them on a position >= tail, which reclaim frees. */

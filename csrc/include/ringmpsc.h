@@ -533,7 +533,9 @@ struct rmpsc_part {
 };
 /* The longest message this channel carries: record_size - 8 without a slab pool;
  * with one, about slab_count * slab_size (less 4 bytes per slab for the list of
- * the slabs a message takes, at most slab_size / 4 + 1 of them). 0 for NULL. */
+ * the slabs a message takes, at most slab_size / 4 + 1 of them); with records
+ * under 8 bytes, slab_size (one slab each). 0 for NULL; a channel with records
+ * under 8 bytes and no pool carries no message, not even an empty one. */
 RMPSC_API uint64_t rmpsc_message_max(const rmpsc_channel *ch);
 /*
  * Send one message: the concatenation of parts[0..nparts) (gathered: no copy

