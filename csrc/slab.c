@@ -496,6 +496,19 @@ static void assembler_leave(rmpsc_channel *ch, uint64_t me)
 	wake_slab_waiters(ch); /* a sender waiting for the turn sleeps on the pool's words */
 }
 
+/* All n at once, when the pool has them and nobody is assembling; else none. */
+static int take_all(rmpsc_channel *ch, uint64_t held, uint32_t n, uint32_t *handles)
+{
+	uint32_t got = 0;
+	if (!load_acquire(&ch->hdr->slab_assembler))
+		while (got < n && try_alloc(ch, held, &handles[got]))
+			got++;
+	if (got == n)
+		return 1;
+	rmpsc__slab_give_back(ch, handles, got);
+	return 0;
+}
+
 int rmpsc__slab_alloc_many(rmpsc_channel *ch, struct deadline *dl, uint32_t n, uint32_t *handles)
 {
 	uint64_t me;
@@ -503,16 +516,23 @@ int rmpsc__slab_alloc_many(rmpsc_channel *ch, struct deadline *dl, uint32_t n, u
 	if (rc)
 		return rc;
 	uint64_t held = owner_word(SLAB_HELD, me);
-	/* All at once, when the pool has them and nobody is assembling. */
-	uint32_t got = 0;
-	if (!load_acquire(&ch->hdr->slab_assembler))
-		while (got < n && try_alloc(ch, held, &handles[got]))
-			got++;
-	if (got == n)
+	if (take_all(ch, held, n, handles))
 		return RMPSC_OK;
-	rmpsc__slab_give_back(ch, handles, got);
-	if (dl->try_once)
-		return rmpsc__set_error(RMPSC_EFULL, "send_message: %u free slabs are not there now", n);
+	if (dl->try_once) {
+		/* Nobody may be waiting to replace an assembler that died or to reclaim
+		 * what dead holders kept (that is done by waiters): do both, once. */
+		uint64_t *word = &ch->hdr->slab_assembler;
+		uint64_t w = load_acquire(word);
+		int again = w && !rmpsc__owner_alive(&ch->file, w) && cas_acq_rel(word, &w, 0);
+		if (rmpsc__slab_reclaim(ch, -1))
+			again = 1;
+		if (again && take_all(ch, held, n, handles))
+			return RMPSC_OK;
+		return rmpsc__set_error(RMPSC_EFULL,
+					"send_message: %u free slabs are not there now (or another sender is "
+					"gathering slabs)",
+					n);
+	}
 	/* Else take the assembler's turn, then gather, holding what we have. */
 	struct region_header *h = ch->hdr;
 	struct assembler_wait aw = { ch, me, 0 };
@@ -531,6 +551,7 @@ int rmpsc__slab_alloc_many(rmpsc_channel *ch, struct deadline *dl, uint32_t n, u
 								"the deadline (another sender is gathering)",
 								n)
 					     : rc;
+	uint32_t got;
 	for (got = 0; got < n; got++) {
 		if ((rc = rmpsc__slab_alloc(ch, dl, &handles[got])))
 			break;

@@ -132,12 +132,62 @@ static void test_no_message_channel(void)
 	}
 }
 
+/*
+ * An assembler killed while it gathers: a try-once sender needing several slabs
+ * must not find the dead one's turn forever (nobody waits, so nobody replaces it)
+ * while the pool is all free.
+ */
+static void test_dead_assembler_try_once(uint32_t max_consumers)
+{
+	rmpsc_channel *ch = make(64, 64, 3, 256, 16, max_consumers);
+	rmpsc_producer *p;
+	CHECK_OK(rmpsc_producer_register(ch, &p));
+	CHECK_OK(send_tagged(p, 2500, 1, 0)); /* 11 slabs held by a record */
+	pid_t pid = fork_child();
+	if (pid == 0) {
+		rmpsc_producer *c;
+		CHECK_OK(rmpsc_producer_register(ch, &c));
+		send_tagged(c, 3000, 2, -1); /* 12 slabs: takes the turn and the 5 free ones, waits */
+		_exit(3);
+	}
+	int64_t until = now_ns() + 10 * SEC_NS;
+	while (rmpsc_slab_free_count(ch) != 0) {
+		CHECK(now_ns() < until, "the child never gathered the free slabs (%u free)", rmpsc_slab_free_count(ch));
+		usleep(1000);
+	}
+	kill(pid, SIGKILL);
+	CHECK(reap(pid) == 128 + SIGKILL, "child did not die of SIGKILL");
+	recv_check(ch, 2500, 1);
+	/* 11 free at least: a 5-slab message, try once. */
+	int rc = send_tagged(p, 1000, 3, 0);
+	CHECK(rc == RMPSC_OK, "try-once send after the assembler died: %d (%s), %u slabs free", rc, rmpsc_last_error(),
+	      rmpsc_slab_free_count(ch));
+	recv_check(ch, 1000, 3);
+	CHECK_OK(send_tagged(p, 3700, 4, 0)); /* 15 slabs: the dead one's came back */
+	recv_check(ch, 3700, 4);
+	CHECK(rmpsc_slab_free_count(ch) == 16, "%u slabs free, want 16", rmpsc_slab_free_count(ch));
+	rmpsc_producer_close(p);
+	rmpsc_channel_release(ch);
+}
+
+/* Each case, by name (argv[1] runs one). */
+static void dead_assembler_1(void)
+{
+	test_dead_assembler_try_once(1);
+}
+static void dead_assembler_2(void)
+{
+	test_dead_assembler_try_once(2);
+}
+
 static const struct {
 	const char *name;
 	void (*fn)(void);
 } cases[] = {
 	{ "small_records", test_small_records },
 	{ "no_message_channel", test_no_message_channel },
+	{ "dead_assembler_1", dead_assembler_1 },
+	{ "dead_assembler_2", dead_assembler_2 },
 };
 
 int main(int argc, char **argv)
