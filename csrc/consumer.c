@@ -1100,9 +1100,18 @@ int64_t rmpsc_read_bytes(rmpsc_channel *ch, int64_t timeout_ns, const void **byt
 	size_t len;
 	int rc = rmpsc__slab_of_record(ch, rec, slot, ch->read_pos, &ch->read_handle, bytes, &len);
 	if (rc) {
-		/* Not a message: consumed and reported, so the next call goes on. */
+		/* Not a message: consumed and reported, so the next call goes on. One of
+		 * several slabs (rmpsc_producer_send_message) gives them back as
+		 * rmpsc_advance_messages would. */
+		struct rmpsc_message m;
+		if (ch->L.slab_count && !grouped(ch) && ch->L.record_size >= MESSAGE_HEADER &&
+		    get_u32le((const unsigned char *)rec + 4) > 1 &&
+		    rmpsc__message_of_record(ch, rec, slot, ch->read_pos, &m) == RMPSC_OK)
+			rmpsc__message_free(ch, &m);
 		forget_read(ch);
 		release_span(ch, slot, 1);
+		if (ch->n_deferred)
+			rmpsc__slab_flush_deferred(ch);
 		return rc;
 	}
 	return (int64_t)len;

@@ -186,6 +186,14 @@ int rmpsc__slab_of_record(const rmpsc_channel *ch, const void *record, uint32_t 
 			  const void **bytes, size_t *len)
 {
 	uint32_t handle = rmpsc_record_handle(record);
+	/* A message of several slabs (rmpsc_producer_send_message): its first slab
+	 * starts with the list of the others, not with its bytes. */
+	if (ch->L.record_size >= MESSAGE_HEADER && get_u32le((const unsigned char *)record + 4) > 1 &&
+	    handle != RMPSC_INVALID_HANDLE)
+		return rmpsc__set_error(RMPSC_ECORRUPT,
+					"record %llu of ring %u is a message of %u slabs, not one slab (read it with "
+					"rmpsc_message_at)",
+					(unsigned long long)pos, slot, get_u32le((const unsigned char *)record + 4));
 	if (!ch->L.slab_count || handle >= ch->L.slab_count)
 		return rmpsc__set_error(RMPSC_ECORRUPT, "record %llu of ring %u carries no slab handle (%u)",
 					(unsigned long long)pos, slot, handle);

@@ -501,7 +501,9 @@ RMPSC_API int rmpsc_producer_send_bytes(rmpsc_producer *p, const void *data, siz
  * unconsumed, until rmpsc_advance_bytes (or the next consumer call, which reads
  * it again): a consumer that dies in between leaves it to be delivered again.
  * Errors as rmpsc_read, plus ECORRUPT for a record that is not a slab message
- * (it is consumed, so the next call goes on; the message names it).
+ * (it is consumed, so the next call goes on; the message names it), such as a
+ * message of several slabs from rmpsc_producer_send_message (its slabs return to
+ * the pool; read those with rmpsc_message_at).
  */
 RMPSC_API int64_t rmpsc_read_bytes(rmpsc_channel *ch, int64_t timeout_ns, const void **bytes);
 /* Consume the message rmpsc_read_bytes returned: advance past its record and

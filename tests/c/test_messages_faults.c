@@ -170,6 +170,32 @@ static void test_dead_assembler_try_once(uint32_t max_consumers)
 	rmpsc_channel_release(ch);
 }
 
+/*
+ * rmpsc_read_bytes on a message of several slabs: the first slab starts with the
+ * list of the others, so handing out its bytes would be the list and a prefix of
+ * the message under the message's name. Refused (ECORRUPT, consumed like any
+ * record that is not a bytes message), its slabs back in the pool; a message of
+ * one slab is a bytes message.
+ */
+static void test_read_bytes_of_message(void)
+{
+	rmpsc_channel *ch = make(64, 16, 1, 256, 16, 1);
+	rmpsc_producer *p;
+	CHECK_OK(rmpsc_producer_register(ch, &p));
+	CHECK_OK(send_tagged(p, 1000, 1, 0)); /* 5 slabs */
+	CHECK_OK(send_tagged(p, 200, 2, 0));  /* 1 slab */
+	unsigned char buf[1000];
+	int64_t n = rmpsc_recv_bytes(ch, buf, sizeof buf, 0);
+	CHECK(n == RMPSC_ECORRUPT, "recv_bytes of a 5-slab message: %lld (%s)", (long long)n, rmpsc_last_error());
+	n = rmpsc_recv_bytes(ch, buf, sizeof buf, 0);
+	CHECK(n == 200, "recv_bytes of a 1-slab message: %lld (%s)", (long long)n, rmpsc_last_error());
+	for (int i = 0; i < 200; i++)
+		CHECK(buf[i] == pattern(2, (uint64_t)i), "byte %d", i);
+	CHECK(rmpsc_slab_free_count(ch) == 16, "%u slabs free, want 16", rmpsc_slab_free_count(ch));
+	rmpsc_producer_close(p);
+	rmpsc_channel_release(ch);
+}
+
 /* Each case, by name (argv[1] runs one). */
 static void dead_assembler_1(void)
 {
@@ -188,6 +214,7 @@ static const struct {
 	{ "no_message_channel", test_no_message_channel },
 	{ "dead_assembler_1", dead_assembler_1 },
 	{ "dead_assembler_2", dead_assembler_2 },
+	{ "read_bytes_of_message", test_read_bytes_of_message },
 };
 
 int main(int argc, char **argv)
