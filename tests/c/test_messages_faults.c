@@ -2,7 +2,8 @@
  * Messages at their edges: records of 4..7 bytes (no room for a slab count) never
  * written past; a channel that can carry no message refuses one instead of
  * dividing by an empty pool; a try-once sender after an assembler died; a message
- * of several slabs read with rmpsc_read_bytes refused, not handed out as its list.
+ * of several slabs read with rmpsc_read_bytes refused, not handed out as its list;
+ * a consumer killed after reading messages of several slabs, before advancing.
  */
 #include <pthread.h>
 #include <sys/wait.h>
@@ -18,6 +19,23 @@ static void cleanup_at_exit(void)
 	if (g_is_child)
 		return;
 	children_kill_all();
+}
+
+static void pipe_put(int fd, const void *p, size_t n)
+{
+	CHECK(write(fd, p, n) == (ssize_t)n, "pipe write: %s", strerror(errno));
+}
+
+static void pipe_get(int fd, void *p, size_t n)
+{
+	size_t got = 0;
+	while (got < n) {
+		ssize_t r = read(fd, (char *)p + got, n - got);
+		if (r < 0 && errno == EINTR)
+			continue;
+		CHECK(r > 0, "pipe read: %zd (%s): the other side died", r, strerror(errno));
+		got += (size_t)r;
+	}
 }
 
 static rmpsc_channel *make(uint32_t rs, uint32_t cap, uint32_t maxp, uint32_t slab_size, uint32_t slabs,
@@ -196,6 +214,46 @@ static void test_read_bytes_of_message(void)
 	rmpsc_channel_release(ch);
 }
 
+/*
+ * A consumer killed after reading two messages of several slabs (decoded and
+ * copied), before advancing: the next consumer (a new claim, or with groups its
+ * group's next member) gets both again, intact, and their slabs come back once
+ * it advances.
+ */
+static void test_consumer_killed(uint32_t max_consumers)
+{
+	rmpsc_channel *ch = make(64, 16, 1, 256, 16, max_consumers);
+	rmpsc_producer *p;
+	CHECK_OK(rmpsc_producer_register(ch, &p));
+	CHECK_OK(send_tagged(p, 1500, 1, 0)); /* 6 slabs */
+	CHECK_OK(send_tagged(p, 1200, 2, 0)); /* 5 slabs */
+	struct link l;
+	pid_t c = fork_linked(&l);
+	if (c == 0) {
+		const void *rec;
+		CHECK_RC(rmpsc_read(ch, 2, 0, &rec, NULL), 2);
+		unsigned char b[1500];
+		for (size_t i = 0; i < 2; i++) {
+			struct rmpsc_message m;
+			CHECK_OK(rmpsc_message_at(ch, i, &m));
+			CHECK_OK(rmpsc_message_copy(ch, &m, b));
+		}
+		pipe_put(l.wr, "r", 1);
+		for (;;)
+			pause();
+	}
+	char r;
+	pipe_get(l.rd, &r, 1);
+	kill(c, SIGKILL);
+	CHECK_RC(reap(c), 128 + SIGKILL);
+	recv_check(ch, 1500, 1);
+	recv_check(ch, 1200, 2);
+	CHECK(rmpsc_slab_free_count(ch) == 16, "%u slabs free, want 16", rmpsc_slab_free_count(ch));
+	link_close(&l);
+	rmpsc_producer_close(p);
+	rmpsc_channel_release(ch);
+}
+
 /* Each case, by name (argv[1] runs one). */
 static void dead_assembler_1(void)
 {
@@ -204,6 +262,14 @@ static void dead_assembler_1(void)
 static void dead_assembler_2(void)
 {
 	test_dead_assembler_try_once(2);
+}
+static void consumer_killed_1(void)
+{
+	test_consumer_killed(1);
+}
+static void consumer_killed_2(void)
+{
+	test_consumer_killed(2);
 }
 
 static const struct {
@@ -215,6 +281,8 @@ static const struct {
 	{ "dead_assembler_1", dead_assembler_1 },
 	{ "dead_assembler_2", dead_assembler_2 },
 	{ "read_bytes_of_message", test_read_bytes_of_message },
+	{ "consumer_killed_1", consumer_killed_1 },
+	{ "consumer_killed_2", consumer_killed_2 },
 };
 
 int main(int argc, char **argv)
