@@ -59,6 +59,8 @@ from ._ringmpsc import (
 )
 
 __all__ = [
+    "Queue",
+    "QueueClosed",
     "Channel",
     "Consumer",
     "Producer",
@@ -126,3 +128,5 @@ def _register_channel_type(cls):
 
 
 _register_channel_type(Channel)
+
+from .queue import Queue, QueueClosed  # noqa: E402  (needs the package whole)

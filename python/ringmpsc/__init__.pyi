@@ -2,9 +2,12 @@
 import queue
 import sys
 from types import TracebackType
-from typing import Any, AsyncIterator, Dict, Iterator, Optional, Tuple, Type, Union, final
+from typing import Any, AsyncIterator, Dict, Iterator, List, Optional, Tuple, Type, Union, final
 
 from typing_extensions import disjoint_base
+
+from .queue import Queue as Queue
+from .queue import QueueClosed as QueueClosed
 
 if sys.version_info >= (3, 12):
     from collections.abc import Buffer as _Buffer
@@ -14,6 +17,8 @@ else:
 _Timeout = Optional[float]
 
 __all__ = [
+    "Queue",
+    "QueueClosed",
     "Channel",
     "Consumer",
     "Producer",
@@ -161,6 +166,8 @@ class Producer:
         """Reserve 1..n contiguous records to write in place."""
     def send_bytes(self, data: _Buffer, timeout: _Timeout = None) -> None:
         """Send a variable-length message (<= slab_size) through the slab pool."""
+    def send_message(self, data: Union[_Buffer, List[_Buffer], Tuple[_Buffer, ...]], timeout: _Timeout = None) -> None:
+        """Send one message (<= channel.message_max bytes; parts sent as their concatenation)."""
     async def send_async(self, data: _Buffer, timeout: _Timeout = None) -> None:
         """Coroutine: send() waiting in the running event loop; a cancelled await sends nothing."""
     async def send_bytes_async(self, data: _Buffer, timeout: _Timeout = None) -> None:
@@ -211,6 +218,8 @@ class Channel:
     @property
     def slabs(self) -> int: ...
     @property
+    def message_max(self) -> int: ...
+    @property
     def name(self) -> Optional[str]: ...
     @property
     def closed(self) -> bool: ...
@@ -224,8 +233,8 @@ class Channel:
     @property
     def last_deliveries(self) -> int:
         """Deliveries of the records the last receive returned (1 first, more redelivered, 0 before any)."""
-    def producer(self) -> Producer:
-        """Register a producer in this process."""
+    def producer(self, timeout: _Timeout = 0) -> Producer:
+        """Register a producer in this process, waiting up to timeout for a free slot."""
     def consumer(self, group: Optional[str] = None, *, ephemeral: bool = False,
                  at_most_once: bool = False) -> Consumer:
         """Join a consumer group (created if absent) and return its Consumer."""
@@ -245,6 +254,14 @@ class Channel:
         """Zero-copy read of contiguous records of one producer."""
     def recv_bytes(self, timeout: _Timeout = None) -> bytes:
         """Receive one message sent with Producer.send_bytes."""
+    def recv_messages(
+        self,
+        max_messages: Optional[int] = None,
+        timeout: _Timeout = None,
+        max_bytes: Optional[int] = None,
+        bytearray_from: Optional[int] = None,
+    ) -> List[Union[bytes, bytearray]]:
+        """Wait for >= 1 message (Producer.send_message), return those available from one producer."""
     async def recv_async(self, timeout: _Timeout = None) -> bytes:
         """Coroutine: recv() waiting in the running event loop; a cancelled await takes nothing."""
     async def recv_many_async(self, max_records: Optional[int] = None, timeout: _Timeout = None) -> bytes:
@@ -310,6 +327,14 @@ class Consumer:
         """Zero-copy read of contiguous records of one producer."""
     def recv_bytes(self, timeout: _Timeout = None) -> bytes:
         """Receive one message sent with Producer.send_bytes."""
+    def recv_messages(
+        self,
+        max_messages: Optional[int] = None,
+        timeout: _Timeout = None,
+        max_bytes: Optional[int] = None,
+        bytearray_from: Optional[int] = None,
+    ) -> List[Union[bytes, bytearray]]:
+        """Wait for >= 1 message (Producer.send_message), return those available from one producer."""
     async def recv_async(self, timeout: _Timeout = None) -> bytes:
         """Coroutine: recv() waiting in the running event loop; a cancelled await takes nothing."""
     async def recv_many_async(self, max_records: Optional[int] = None, timeout: _Timeout = None) -> bytes:
