@@ -17,7 +17,7 @@ CORE_OBJ   := $(CORE_SRC:csrc/%.c=$(BUILD)/obj/%.o)
 
 .PHONY: all lib help deps test test-c test-c-plain test-c-tsan test-c-asan test-version test-model bench \
 	bench-programs bench-c bench-steady bench-nginx-logging bench-python bench-python-share bench-python-aio \
-	bench-lua install uninstall version lint format clean demo example-c wheel
+	bench-python-queue bench-lua install uninstall version lint format clean demo example-c wheel
 all: lib
 
 help:
@@ -32,7 +32,7 @@ help:
 	@echo "make lint         clang-format --dry-run (C), luacheck (Lua), ruff (Python): the lint suite of make test"
 	@echo "make format       apply clang-format and ruff's fixes"
 	@echo "make bench        every suite (limits, C vs peers, consumer groups, Python vs peers, work sharing, asyncio,"
-	@echo "                  LuaJIT vs ngx.shared.DICT) in one run"
+	@echo "                  ringmpsc.Queue vs faster-fifo, LuaJIT vs ngx.shared.DICT) in one run"
 	@echo "                  -> benchmarks/results/ (json, md, plots) and README; QUICK=1: a reduced set (< 2 min)"
 	@echo "make bench-programs  build every benchmark program (what make bench runs), nothing run"
 	@echo "make bench-c      C benchmark of the core alone (SPSC/MPSC x record size x batch, vs a bare SPSC ring;"
@@ -44,6 +44,9 @@ help:
 	@echo "                  group) vs faster-fifo and multiprocessing.Queue"
 	@echo "make bench-python-aio  Python asyncio consumers (recv_many_async, recv_async; uvloop too) vs blocking"
 	@echo "                  ones: 2 producer processes -> 1 consumer records/s, and ping-pong p50/p99"
+	@echo "make bench-python-queue  ringmpsc.Queue (the drop-in for faster_fifo.Queue) vs faster-fifo and"
+	@echo "                  multiprocessing.Queue in faster-fifo's comparison configurations (P producer -> C"
+	@echo "                  consumer processes, per message and get_many); 1 MiB NumPy frames vs memcpy"
 	@echo "make bench-lua    LuaJIT inside nginx vs ngx.shared.DICT"
 	@echo "make bench-nginx-logging  nginx (2 workers) logging every request through ringmpsc to a Python consumer"
 	@echo "                  that blocks or polls every 5 ms, vs no logging: wrk requests/s (installs wrk)"
@@ -182,6 +185,11 @@ bench-python-aio:
 	scripts/ensure-deps.sh python
 	$(MAKE) --no-print-directory $(BUILD)/venv/.ringmpsc-built
 	build/venv/bin/python benchmarks/python/aio.py $(BENCH_ARGS)
+
+bench-python-queue:
+	scripts/ensure-deps.sh python bench
+	$(MAKE) --no-print-directory $(BUILD)/venv/.ringmpsc-built
+	build/venv/bin/python benchmarks/python/queues.py $(BENCH_ARGS)
 
 bench-lua: lib
 	scripts/ensure-deps.sh lua

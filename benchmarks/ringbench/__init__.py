@@ -2,7 +2,8 @@
 
 The programs (build/bench_c, build/bench_steady, build/bench_peers,
 benchmarks/python/peers.py, benchmarks/python/workshare.py, benchmarks/python/aio.py,
-benchmarks/lua/run.sh, benchmarks/nginx_logging/run.sh) only measure: each writes one JSON object per row.
+benchmarks/python/queues.py, benchmarks/lua/run.sh, benchmarks/nginx_logging/run.sh)
+only measure: each writes one JSON object per row.
 This package turns the rows into benchmarks/results/ and the README block:
 
     machine.py   what the results were measured on (CPU, kernel, toolchain, commit)

@@ -38,6 +38,12 @@ runs the reduced set. Steps:
       python_aio   benchmarks/python/aio.py   suite "python": asyncio consumers
                                           (recv_many_async, recv_async; uvloop as
                                           information) vs blocking ones, and a ping-pong
+      python_queue benchmarks/python/queues.py   suite "python": ringmpsc.Queue (the
+                                          drop-in for faster_fifo.Queue) vs faster-fifo
+                                          and multiprocessing.Queue in faster-fifo's
+                                          comparison configurations (P producer ->
+                                          C consumer processes); 1 MiB NumPy frames vs
+                                          memcpy
       lua          benchmarks/lua/run.sh        suite "lua" (inside nginx)
       steady       build/bench_steady     suite "c", scenario "steady": paced producer
                                           processes -> one consumer process; producer CPU
@@ -98,7 +104,7 @@ def main():
     ap.add_argument("--quick", action="store_true", default=os.environ.get("QUICK", "") not in ("", "0"),
                     help="reduced set, under two minutes (default when QUICK=1 is in the environment)")
     ap.add_argument("--only", help="comma-separated programs to run: bench_c,steady,bench_peers,python,python_share,"
-                                   "python_aio,lua,nginx_logging "
+                                   "python_aio,python_queue,lua,nginx_logging "
                                    "(the others are reported as not run; README.md is left alone)")
     ap.add_argument("--no-build", action="store_true", help="use what is built; do not call make")
     ap.add_argument("--timeout", type=int, help="time limit of every suite in seconds (default per suite: "

@@ -4,9 +4,12 @@ The programs only measure; every target (its ratio, its yardstick, which rows it
 judged on) is in this file. Each goal lists its checks (where, what was measured,
 the ratio, the target); a goal is met when every counted check is.
 """
+import statistics
+
 from .fmt import f_dur, f_gbs, f_mrec, f_rate, f_x
 from .rows import (
     AIO_SCENARIOS,
+    QUEUE_SOURCE,
     aio_order,
     aio_ratio,
     bare_for,
@@ -14,6 +17,9 @@ from .rows import (
     cacheline_for,
     groups_of,
     num,
+    queue_frames,
+    queue_modes,
+    queue_ratios,
     rate,
     ringmpsc_best,
     scen_of,
@@ -148,7 +154,7 @@ def evaluate_goals(rows, machine, suite_status):
 
     goals += group_goals(rows, machine, suite_status)
 
-    py = [r for r in rows if r.get("suite") == "python" and r.get("processes")
+    py = [r for r in rows if r.get("suite") == "python" and r.get("processes") and r.get("source") != QUEUE_SOURCE
           and r.get("scenario") not in ("workshare",) + AIO_SCENARIOS]
 
     def find(sc, prod, impl, path):
@@ -185,6 +191,7 @@ def evaluate_goals(rows, machine, suite_status):
     goals += [g6, g7, g8]
     goals.append(python_share_goal(rows, suite_status))
     goals.append(python_aio_goal(rows, suite_status))
+    goals += python_queue_goals(rows, suite_status)
 
     lua = [r for r in rows if r.get("suite") == "lua"]
     g9 = Goal("lua-send", "LuaJIT: send/recv ≥ 5× ngx.shared.DICT lpush/rpop")
@@ -318,6 +325,67 @@ def python_aio_goal(rows, suite_status):
     if not g.checks:
         g.reason = "no asyncio rows (python_aio: %s)" % suite_status.get("python_aio", "?")
     return g
+
+
+def python_queue_goals(rows, suite_status):
+    """ringmpsc.Queue, the drop-in for faster_fifo.Queue (benchmarks/python/queues.py): in
+    faster-fifo's comparison configurations against faster_fifo.Queue and
+    multiprocessing.Queue, each mode (per message, batched) against the same mode of the
+    peer; and 1 MiB NumPy frames against a one-thread memcpy of the same bytes. A
+    ringmpsc.Queue run that failed is a missed check."""
+    gf = Goal("py-queue-ff", "Python, ringmpsc.Queue (the drop-in for faster_fifo.Queue), faster-fifo's comparison "
+                             "configurations, per message and batched: ≥ 3× faster_fifo.Queue, the median over the "
+                             "configurations, none below 1.5×")
+    gm = Goal("py-queue-mpq", "Python, ringmpsc.Queue, the same configurations: ≥ 10× multiprocessing.Queue, the "
+                              "median over the configurations")
+    gr = Goal("py-queue-frames", "Python, 1 MiB NumPy frames, 1 producer → 1 consumer process: ringmpsc.Queue ≥ "
+                                 "0.5× a one-thread memcpy (np.copyto) of the same 1 MiB, bytes/s")
+    modes = queue_modes(rows)
+    for mode, cfgs in modes.items():
+        for s, by in cfgs.items():
+            mine = by.get("ringmpsc")
+            if mine is not None and not rate(mine):
+                for g, target in ((gf, 1.5), (gm, 10)):
+                    g.add("%s, %s" % (s, mode), "ringmpsc.Queue: the run FAILED (latest.md, the suite's log)", 0.0,
+                          target)
+        for g, peer, target, each in ((gf, "faster-fifo", 3, 1.5), (gm, "mp.Queue", 10, None)):
+            ratios = queue_ratios(cfgs, peer)
+            for s, x in ratios:
+                mine, p = cfgs[s]["ringmpsc"], cfgs[s][peer]
+                g.add("%s%s, %s" % (s, "*" if mine.get("oversubscribed") else "", mode),
+                      "ringmpsc.Queue %s %s msg/s vs %s %s %s msg/s" % (mine.get("path"), f_rate(rate(mine)), peer,
+                                                                       p.get("path"), f_rate(rate(p))),
+                      x, each or target, counted=each is not None)
+            if ratios:
+                g.add("median of %d configurations, %s" % (len(ratios), mode),
+                      "ratios %s" % ", ".join(f_x(x) for _, x in ratios), statistics.median(x for _, x in ratios),
+                      target)
+    frames = queue_frames(rows)
+    mc = frames.get("memcpy")
+    if mc and mc.get("bytes_per_s"):
+        for impl, r in frames.items():
+            if impl == "memcpy":
+                continue
+            if not r.get("bytes_per_s"):
+                if impl == "ringmpsc":
+                    gr.add("frames 1→1", "ringmpsc.Queue: the run FAILED", 0.0, 0.5)
+                continue
+            gr.add("frames 1→1%s" % ("" if impl == "ringmpsc" else ", %s" % impl),
+                   "%s put/get %s GB/s (%.0f frames/s) vs memcpy %s GB/s" % (
+                       "ringmpsc.Queue" if impl == "ringmpsc" else impl, f_gbs(r["bytes_per_s"]), rate(r),
+                       f_gbs(mc["bytes_per_s"])),
+                   r["bytes_per_s"] / mc["bytes_per_s"], 0.5, counted=impl == "ringmpsc")
+    have = [r for r in rows if r.get("source") == QUEUE_SOURCE]
+    for g in (gf, gm, gr):
+        if g.counted():
+            continue
+        if not have:
+            g.reason = "the queue suite did not run (python_queue: %s)" % suite_status.get("python_queue", "?")
+        elif not any(r.get("impl") == "ringmpsc" for r in have):
+            g.reason = "ringmpsc.Queue is not in this build: only the peers were measured"
+        else:
+            g.reason = "the rows it needs are missing (python_queue: %s)" % suite_status.get("python_queue", "?")
+    return [gf, gm, gr]
 
 
 def f_per_record(v):

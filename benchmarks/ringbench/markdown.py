@@ -1,4 +1,6 @@
 """benchmarks/results/latest.md: every row, grouped, with its ratios and the goals."""
+import statistics
+
 from .fmt import f_dur, f_gbs, f_mrec, f_ns, f_pct, f_rate, f_x, impl_label, md_table, notes_of, scen_label
 from .machine import commit_text, machine_line
 from .plots import PLOTS
@@ -17,6 +19,9 @@ from .rows import (
     is_latency,
     memcpy_for,
     num,
+    queue_frames,
+    queue_modes,
+    queue_ratios,
     rate,
     single_ratio,
     steady_how,
@@ -144,6 +149,9 @@ SOURCE_TITLES = {
                     "(ringmpsc: the members of one consumer group), 64-byte records",
     "python_aio": "benchmarks/python/aio.py — asyncio consumers vs blocking ones: 2 producer processes → 1 "
                   "consumer process, and a ping-pong through an echo process; 64-byte records",
+    "python_queue": "benchmarks/python/queues.py — ringmpsc.Queue, the drop-in for faster_fifo.Queue, vs "
+                    "faster_fifo.Queue and multiprocessing.Queue: faster-fifo's comparison configurations and message "
+                    "`(i,) * 5`; 1 MiB NumPy frames vs memcpy",
     "lua": "benchmarks/lua/run.sh — inside one nginx worker (producer and consumer in turn: the per-record cost "
            "of the calls, not a cross-core figure)",
     "steady": "build/bench_steady — steady stream: paced producer processes send 64-byte records one at a time "
@@ -266,6 +274,72 @@ def aio_tables(rows):
     return out
 
 
+def rate_cell(r, fmt):
+    """A row's rate in a table cell: "–" where there is no row, FAILED where its runs failed."""
+    if r is not None and rate(r):
+        return fmt(rate(r))
+    return "**FAILED**" if r is not None and r.get("ok") is False else "–"
+
+
+def queue_tables(rows, detail=True):
+    """benchmarks/python/queues.py: messages/s per configuration and mode, the ratios and
+    their medians; then the frames next to memcpy. detail: runs, spread and notes (latest.md;
+    the README block leaves them out)."""
+    out = []
+    body = []
+    for mode, cfgs in queue_modes(rows).items():
+        for s, by in cfgs.items():
+            m, ff, mq = by.get("ringmpsc"), by.get("faster-fifo"), by.get("mp.Queue")
+            any_row = m or ff or mq
+            line = [s[len("queue "):] + ("*" if any_row.get("oversubscribed") else ""), mode,
+                    any_row.get("messages")]
+            line += [rate_cell(r, f_rate) for r in (m, ff, mq)]
+            for p in (ff, mq):
+                line.append(f_x(rate(m) / rate(p), bold_at=1.0) if m and p and rate(m) and rate(p) else "–")
+            if detail:
+                line += [", ".join("%s %s" % (n, f_pct(r.get("spread"))) for n, r in
+                                   (("ringmpsc", m), ("ff", ff), ("mpq", mq)) if r and r.get("spread") is not None),
+                         "; ".join("%s: %s" % (n, notes_of(dict(r, oversubscribed=False))) for n, r in
+                                   (("ringmpsc", m), ("ff", ff), ("mpq", mq))
+                                   if r and notes_of(dict(r, oversubscribed=False)))]
+            body.append(line)
+        rff, rmq = queue_ratios(cfgs, "faster-fifo"), queue_ratios(cfgs, "mp.Queue")
+        line = ["**median**", mode, "", "", "", "", f_x(statistics.median(x for _, x in rff)) if rff else "–",
+                f_x(statistics.median(x for _, x in rmq)) if rmq else "–"]
+        body.append(line + (["", ""] if detail else []))
+    if body:
+        header = ["P→C", "mode", "messages", "ringmpsc.Queue msg/s", "faster-fifo msg/s", "mp.Queue msg/s",
+                  "ringmpsc ÷ faster-fifo", "ringmpsc ÷ mp.Queue"] + (["spread", "note"] if detail else [])
+        out += md_table(header, body, ["l", "l"] + ["r"] * 6 + (["l", "l"] if detail else []))
+        out += ["", "P producer processes put `(i,) * 5` (i unique over the run), one put per message, into one queue "
+                "that C consumer processes share (* = more processes than CPUs); per message: every consumer calls "
+                "`get()`; batched: `get_many(max_messages_to_get=1000)` (multiprocessing.Queue has none: `get()` in "
+                "a loop). Every consumer sums msg[0] of every message it gets; counts and sums checked. \"–\" under "
+                "ringmpsc.Queue: not in this build.", ""]
+    frames = queue_frames(rows)
+    mc = frames.get("memcpy")
+    if frames:
+        body = []
+        for impl in ("ringmpsc", "faster-fifo", "mp.Queue", "memcpy"):
+            r = frames.get(impl)
+            if r is None:
+                continue
+            bps = r.get("bytes_per_s")
+            line = [r.get("label") or impl, rate_cell(r, lambda v: "%.0f" % v), f_gbs(bps),
+                    f_x(bps / mc["bytes_per_s"], bold_at=0.5 if impl == "ringmpsc" else None)
+                    if bps and mc and mc.get("bytes_per_s") and r is not mc else "–"]
+            if detail:
+                line += [r.get("runs"), f_pct(r.get("spread")), notes_of(r)]
+            body.append(line)
+        out += md_table(["1 MiB frames, 1 → 1 process", "frames/s", "GB/s", "÷ memcpy"] +
+                        (["runs", "spread", "note"] if detail else []), body,
+                        ["l", "r", "r", "r"] + (["r", "r", "l"] if detail else []))
+        out += ["", "The producer writes the frame number into frame[0] and frame[-1] of a NumPy int64 frame and "
+                "calls `put(frame)`; the consumer checks both in every frame it gets (`get()`). memcpy: "
+                "`np.copyto(dst, src)` of one 1 MiB frame into another, one thread, in a loop.", ""]
+    return out
+
+
 def cost_table(rows):
     body = []
     for r in sorted(rows, key=lambda r: (str(r.get("scenario")), num(r.get("producers")))):
@@ -305,6 +379,9 @@ def suite_sections(rows):
                 continue
             if source == "python_aio":
                 out += aio_tables(xs)
+                continue
+            if source == "python_queue":
+                out += queue_tables(xs)
                 continue
             thr = [r for r in xs if not is_latency(r) and not is_cost(r)]
             cost = [r for r in xs if is_cost(r)]

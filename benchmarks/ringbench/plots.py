@@ -197,7 +197,8 @@ def make_plots(rows, meta):
         finish(fig, "latency.png", "One 64 B record there and back (%s)" % lsrc)
 
     # 4. bindings: Python and Lua
-    py = [r for r in rows if r.get("suite") == "python" and rate(r) and r.get("source") != "python_aio"]
+    py = [r for r in rows if r.get("suite") == "python" and rate(r) and r.get("source") not in ("python_aio",
+                                                                                              "python_queue")]
     lua = [r for r in rows if r.get("suite") == "lua" and rate(r)]
     panels = []
     if py:

@@ -2,9 +2,11 @@
 from . import README
 from .fmt import f_dur, f_gbs, f_mrec, f_rate, f_us, f_x, md_table
 from .machine import commit_text, machine_line
+from .markdown import queue_tables
 from .plots import PLOTS
 from .rows import (
     GROUP_SCENARIOS,
+    QUEUE_SOURCE,
     bare_for,
     best_peer,
     cacheline_for,
@@ -103,7 +105,7 @@ def readme_block(rows, meta, goals, plots):
         out.append("")
         break
     # Python
-    py = [r for r in rows if r.get("suite") == "python" and rate(r)]
+    py = [r for r in rows if r.get("suite") == "python" and rate(r) and r.get("source") != QUEUE_SOURCE]
     body = []
     for key, group in groups_of(py).items():
         peers = [r for r in group if is_peer(r)]
@@ -134,6 +136,13 @@ def readme_block(rows, meta, goals, plots):
                          "÷ mp.Queue put/get", "÷ faster-fifo (put/get; batched: put_many/get_many)"], body,
                         ["l", "r", "l", "r", "l", "r", "r", "r"])
         out.append("")
+    queue = queue_tables([r for r in rows if r.get("source") == QUEUE_SOURCE], detail=False)
+    if queue:
+        out.append("**Python: ringmpsc.Queue, the drop-in for faster_fifo.Queue** (faster-fifo's comparison "
+                   "configurations: P producer processes → C consumer processes sharing one queue; every consumer "
+                   "reads every message; all three queues made and called the same way)")
+        out.append("")
+        out += queue
     # Lua
     lua = [r for r in rows if r.get("suite") == "lua" and rate(r)]
     d = max([r for r in lua if r["impl"] == "ngx.shared.DICT"], key=rate, default=None)

@@ -211,6 +211,30 @@ def cacheline_for(source, rows):
     return None
 
 
+QUEUE_SOURCE = "python_queue"  # benchmarks/python/queues.py: ringmpsc.Queue vs faster_fifo.Queue and mp.Queue
+
+
+def queue_modes(rows):
+    """benchmarks/python/queues.py, scenarios "queue P→C": {mode: {scenario: {impl: row}}},
+    modes and configurations in the program's order."""
+    out = {}
+    for r in rows:
+        if r.get("source") == QUEUE_SOURCE and str(r.get("scenario")).startswith("queue "):
+            out.setdefault(r.get("mode"), {}).setdefault(r["scenario"], {})[r.get("impl")] = r
+    return out
+
+
+def queue_ratios(cfgs, peer, mine="ringmpsc"):
+    """[(scenario, mine ÷ peer)] over the configurations of one mode where both have a rate."""
+    return [(s, rate(by[mine]) / rate(by[peer])) for s, by in cfgs.items()
+            if mine in by and peer in by and rate(by[mine]) and rate(by[peer])]
+
+
+def queue_frames(rows):
+    """benchmarks/python/queues.py, scenario frames: {impl: row} (the yardstick: impl memcpy)."""
+    return {r.get("impl"): r for r in rows if r.get("source") == QUEUE_SOURCE and r.get("scenario") == "frames"}
+
+
 def steady_how(r):
     """How the consumer of a steady-stream row (bench_steady) waits, in words."""
     wait = r.get("consumer_wait")

@@ -102,6 +102,10 @@ def suites(quick):
         Suite("python_aio", "Python, asyncio consumers vs blocking ones (2 producer processes → 1 consumer "
               "process; ping-pong through an echo process)", "build/venv/.ringmpsc-built", "benchmarks/python/aio.py",
               lambda out: [venv_python, "benchmarks/python/aio.py", "--json", out] + q, (60, 180)),
+        Suite("python_queue", "Python, ringmpsc.Queue (the drop-in for faster_fifo.Queue) vs faster-fifo and "
+              "multiprocessing.Queue in faster-fifo's comparison configurations; 1 MiB NumPy frames vs memcpy",
+              "build/venv/.ringmpsc-built", "benchmarks/python/queues.py",
+              lambda out: [venv_python, "benchmarks/python/queues.py", "--json", out] + q, (60, 300)),
         Suite("lua", "LuaJIT in nginx, ringmpsc vs ngx.shared.DICT", "lib", "benchmarks/lua/run.sh",
               lambda out: ["benchmarks/lua/run.sh", "--json", out] + q, (60, 300)),
         Suite("nginx_logging", "nginx logging: 2 workers → ringmpsc → a Python consumer process (blocking, "
