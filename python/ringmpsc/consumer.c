@@ -480,7 +480,7 @@ PyObject *cs_recv_messages(PyObject *self, PyObject *const *args, Py_ssize_t nar
 				}
 				break;
 			}
-			if (i > 0 && m.len > (uint64_t)(max_bytes - bytes))
+			if (i > 0 && (bytes >= max_bytes || m.len > (uint64_t)(max_bytes - bytes)))
 				break;
 			PyObject *b = (long long)m.len >= writable_from
 					      ? PyByteArray_FromStringAndSize(NULL, (Py_ssize_t)m.len)

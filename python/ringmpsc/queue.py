@@ -178,7 +178,7 @@ class Queue:
 
     def loads(self, msg) -> Any:
         """Unpickle a message made by dumps()."""
-        if msg[:1] != b"\x01":
+        if not msg or msg[0] != _OOB:
             return pickle.loads(msg)
         (n,) = struct.unpack_from("<I", msg, 1)
         lens = struct.unpack_from("<%dQ" % (n + 1), msg, 5)
@@ -230,8 +230,13 @@ class Queue:
 
     def put(self, obj: Any, block: bool = True, timeout: Optional[float] = None) -> None:
         """Put obj, waiting up to timeout (None: forever) for room; queue.Full when there is none."""
-        deadline = _Deadline(block, timeout)
-        self._send(self.dumps(obj), deadline)
+        data = self.dumps(obj)
+        local = self._local
+        p = getattr(local, "producer", None)
+        if block and timeout is None and not self.maxsize and p is not None and local.generation == _fork_generation:
+            p.send_message(data)  # the common case, without the deadline's bookkeeping
+            return
+        self._send(data, _Deadline(block, timeout))
 
     def put_nowait(self, obj: Any) -> None:
         """put(obj, block=False)."""
