@@ -9,6 +9,11 @@
 set -u
 cd "$(dirname "$0")/.."
 MAKE=${MAKE:-make}
+# The venv's interpreter when there is one: its setuptools (>= 77, scripts/ensure-deps.sh)
+# reads pyproject.toml's SPDX license, which the system's older one refuses.
+if [ -z "${PYTHON:-}" ] && [ -x build/venv/bin/python ]; then
+	PYTHON=build/venv/bin/python
+fi
 PYTHON=${PYTHON:-python3}
 CC=${CC:-cc}
 mkdir -p build
