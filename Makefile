@@ -96,7 +96,7 @@ TEST_NAMES := $(TEST_SRC:tests/c/%.c=%)
 TEST_CFLAGS = $(CSTD) $(WARN) -Icsrc/include -Icsrc -Itests/c
 
 define test_variant
-$(BUILD)/$(1)/%: tests/c/%.c tests/c/harness.h tests/c/children.h $(CORE_SRC) $(CORE_HDR)
+$(BUILD)/$(1)/%: tests/c/%.c $(wildcard tests/c/*.h) $(CORE_SRC) $(CORE_HDR)
 	@mkdir -p $$(@D)
 	$$(CC) $$(TEST_CFLAGS) $(2) -o $$@ $$< $$(CORE_SRC) $$(LDLIBS)
 endef

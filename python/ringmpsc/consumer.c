@@ -433,93 +433,138 @@ static int op_read_span(void *ctx, int64_t t)
 	return rmpsc_read(o->ch, o->max, t, &o->ptr, NULL);
 }
 
+/* What recv_messages takes and how: its bounds, and the bytes taken so far. */
+struct take_bounds {
+	long long max_bytes;     /* in all, past the call's first message */
+	long long writable_from; /* messages this long come as bytearray */
+	long long bytes;
+	Py_ssize_t max_messages;
+};
+
+/*
+ * Copy out the messages of the span the last rmpsc_read returned (n records),
+ * appending them to `list`, and advance past exactly those. Returns 1 when the
+ * call may read on (the span was taken whole), 0 when a bound or a record that
+ * is not a message stopped it (that record is read again, and reported, by the
+ * next call), or < 0 with nothing of the span appended: RC_PYERR (a Python error
+ * set) or the core's code. A span's first record that is not a message is
+ * consumed when `report` (the call's first span): reported, so the next call goes on.
+ */
+static int take_span(consumer_side *cs, int n, PyObject *list, struct take_bounds *tb, int report, int *err)
+{
+	Py_ssize_t had = PyList_GET_SIZE(list);
+	int i, rc = 1;
+	for (i = 0; i < n; i++) {
+		struct rmpsc_message m;
+		int r = rmpsc_message_at(cs->ch, (size_t)i, &m);
+		if (r < 0) {
+			*err = errno;
+			if (i == 0 && report) {
+				rmpsc_advance_messages(cs->ch, 1);
+				return r;
+			}
+			rc = 0;
+			break;
+		}
+		if (PyList_GET_SIZE(list) > 0 &&
+		    (PyList_GET_SIZE(list) >= tb->max_messages || tb->bytes >= tb->max_bytes ||
+		     m.len > (uint64_t)(tb->max_bytes - tb->bytes))) {
+			rc = 0;
+			break;
+		}
+		PyObject *b = (long long)m.len >= tb->writable_from
+				      ? PyByteArray_FromStringAndSize(NULL, (Py_ssize_t)m.len)
+				      : PyBytes_FromStringAndSize(NULL, (Py_ssize_t)m.len);
+		r = RC_PYERR;
+		if (b) {
+			/* The new object is ours alone until returned (see recv_record). */
+			char *dst = PyByteArray_Check(b) ? PyByteArray_AS_STRING(b) : PyBytes_AS_STRING(b);
+			if (m.len > BIG_COPY) {
+				Py_BEGIN_ALLOW_THREADS
+				r = rmpsc_message_copy(cs->ch, &m, dst);
+				Py_END_ALLOW_THREADS
+			} else {
+				r = rmpsc_message_copy(cs->ch, &m, dst);
+			}
+			if (r == RMPSC_OK)
+				r = PyList_Append(list, b) < 0 ? RC_PYERR : RMPSC_OK;
+			Py_DECREF(b);
+		}
+		if (r < 0) { /* nothing of this span is returned, nothing of it consumed */
+			PyList_SetSlice(list, had, PY_SSIZE_T_MAX, NULL);
+			rmpsc_advance_messages(cs->ch, 0);
+			return r;
+		}
+		tb->bytes += (long long)m.len;
+	}
+	int arc = rmpsc_advance_messages(cs->ch, (size_t)i);
+	if (arc < 0) {
+		PyList_SetSlice(list, had, PY_SSIZE_T_MAX, NULL);
+		return arc;
+	}
+	return rc;
+}
+
 static const char *const kw_recv_messages[] = { "max_messages", "timeout", "max_bytes", "bytearray_from" };
 
 const char cs_recv_messages_doc[] = PyDoc_STR(
 "recv_messages($self, /, max_messages=None, timeout=None, max_bytes=None, bytearray_from=None)\n--\n\n\
 Wait (as recv) for at least one message sent with Producer.send_message, then\n\
-return a list of the messages available from one producer, in order: at most\n\
-max_messages, and no more than max_bytes in all past the first. Each is copied\n\
-out as bytes, or as a bytearray when it is at least bytearray_from bytes long\n\
-(writable, e.g. for NumPy buffers unpickled from it).");
+return a list of every message available, up to max_messages and to max_bytes in\n\
+all past the first (a message is never split), in order per producer. Each is\n\
+copied out as bytes, or as a bytearray when it is at least bytearray_from bytes\n\
+long (writable, e.g. for NumPy buffers unpickled from it).");
 PyObject *cs_recv_messages(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
 	consumer_side *cs = CS(self);
 	PyObject *a[4];
 	int64_t t;
 	long long max, max_bytes, writable_from;
-	long long cap = (long long)cs->cfg.capacity;
 	if (fast_args("recv_messages", args, nargs, kwnames, kw_recv_messages, 0, 4, a) < 0 ||
-	    parse_count(a[0], "max_messages", cap, cap, &max) < 0 || parse_timeout(a[1], &t) < 0 ||
+	    parse_count(a[0], "max_messages", INT32_MAX, INT32_MAX, &max) < 0 || parse_timeout(a[1], &t) < 0 ||
 	    parse_count(a[2], "max_bytes", LLONG_MAX, LLONG_MAX, &max_bytes) < 0 ||
 	    parse_count(a[3], "bytearray_from", LLONG_MAX, LLONG_MAX, &writable_from) < 0)
 		return NULL;
-	int64_t until = deadline_at(t);
-	if (consumer_lock(cs, until) < 0)
+	PyObject *list = PyList_New(0);
+	if (!list)
 		return NULL;
+	int64_t until = deadline_at(t);
+	if (consumer_lock(cs, until) < 0) {
+		Py_DECREF(list);
+		return NULL;
+	}
+	struct take_bounds tb = { max_bytes, writable_from, 0, (Py_ssize_t)max };
 	struct op_read_span o = { cs->ch, (size_t)max, NULL };
 	int err = 0;
+	/* Wait for the first span; then take what the other rings hold, without waiting. */
 	int rc = run_op(op_read_span, &o, until, &err);
-	PyObject *list = NULL;
-	if (rc > 0) {
-		int n = rc;
-		uint32_t deliveries = rmpsc_deliveries(cs->ch);
-		size_t consume = 0; /* records to advance past: none unless returned */
-		long long bytes = 0;
-		list = PyList_New(0);
-		for (int i = 0; list && i < n; i++) {
-			struct rmpsc_message m;
-			rc = rmpsc_message_at(cs->ch, (size_t)i, &m);
-			if (rc < 0) {
-				err = errno;
-				if (i == 0) { /* not a message: consumed and reported, so the next call goes on */
-					Py_CLEAR(list);
-					consume = 1;
-				} else {
-					rc = 0; /* return those before it; the next call reports it */
-				}
-				break;
-			}
-			if (i > 0 && (bytes >= max_bytes || m.len > (uint64_t)(max_bytes - bytes)))
-				break;
-			PyObject *b = (long long)m.len >= writable_from
-					      ? PyByteArray_FromStringAndSize(NULL, (Py_ssize_t)m.len)
-					      : PyBytes_FromStringAndSize(NULL, (Py_ssize_t)m.len);
-			if (b) {
-				/* The new object is ours alone until returned (see recv_record). */
-				char *dst = PyByteArray_Check(b) ? PyByteArray_AS_STRING(b) : PyBytes_AS_STRING(b);
-				if (m.len > BIG_COPY) {
-					Py_BEGIN_ALLOW_THREADS
-					rc = rmpsc_message_copy(cs->ch, &m, dst);
-					Py_END_ALLOW_THREADS
-				} else {
-					rc = rmpsc_message_copy(cs->ch, &m, dst);
-				}
-			}
-			if (!b || rc < 0 || PyList_Append(list, b) < 0) {
-				/* Nothing returned, nothing consumed: read again by the next call. */
-				Py_XDECREF(b);
-				Py_CLEAR(list);
-				consume = 0;
-				if (!b || rc >= 0)
-					rc = RC_PYERR; /* a Python error is set; else the copy's code */
-				break;
-			}
-			Py_DECREF(b);
-			bytes += (long long)m.len;
-			consume = (size_t)i + 1;
+	uint32_t deliveries = 0;
+	for (int first = 1; rc > 0; first = 0) {
+		uint32_t d = rmpsc_deliveries(cs->ch);
+		rc = take_span(cs, rc, list, &tb, first, &err);
+		if (rc < 0 && !first) { /* keep what earlier spans took: the next call meets it again */
+			PyErr_Clear();
+			rc = 0;
 		}
-		int arc = rmpsc_advance_messages(cs->ch, consume);
-		if (list && arc < 0) {
-			Py_CLEAR(list);
-			rc = arc;
-		}
-		if (list)
-			cs->deliveries = deliveries;
+		if (rc < 0)
+			break;
+		if (d > deliveries)
+			deliveries = d;
+		if (rc == 0 || PyList_GET_SIZE(list) >= tb.max_messages)
+			break;
+		o.max = (size_t)(tb.max_messages - PyList_GET_SIZE(list));
+		rc = rmpsc_read(cs->ch, o.max, 0, &o.ptr, NULL);
+		if (rc < 0)
+			rc = 0; /* empty now (or an error the next call reports): return what we have */
 	}
+	if (rc >= 0)
+		cs->deliveries = deliveries;
 	hlock_release(&cs->gl->lock);
-	if (!list)
+	if (rc < 0) {
+		Py_DECREF(list);
 		raise_rc(cs->st, rc, err, ON_RECV, NULL);
+		return NULL;
+	}
 	return list;
 }
 

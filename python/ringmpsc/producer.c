@@ -355,14 +355,6 @@ static PyObject *producer_send_message(ProducerObject *self, PyObject *const *ar
 		parts[got] = (struct rmpsc_part){ b[got].buf, (size_t)b[got].len };
 		total += (size_t)b[got].len;
 	}
-	uint64_t max = rmpsc_message_max(self->chan->cs.ch);
-	if (total > max) {
-		PyErr_Format(PyExc_ValueError,
-			     "send_message: a message of %zu bytes is longer than this channel carries (%llu); "
-			     "create it with a larger slab pool (slab_size x slabs)",
-			     total, (unsigned long long)max);
-		goto out;
-	}
 	int64_t until = deadline_at(t);
 	if (producer_lock(self, st, until) < 0)
 		goto out;

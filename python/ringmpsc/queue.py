@@ -81,6 +81,8 @@ class _Deadline:
         return max(0.0, self.at - time.monotonic())
 
 
+_FOREVER = _Deadline(True, None)
+
 _fork_generation = 0
 
 
@@ -151,17 +153,17 @@ class Queue:
 
     def dumps(self, obj: Any):
         """Pickle obj: bytes, or a list of parts whose large buffers are the object's own memory."""
-        buffers: List[pickle.PickleBuffer] = []
+        raws: List[memoryview] = []
 
         def out_of_band(b: pickle.PickleBuffer) -> bool:
-            # False: pickled in band (small, or not contiguous).
+            # True: pickled in band (small, or not contiguous).
             try:
                 raw = b.raw()
             except BufferError:
                 return True
             if raw.nbytes < OUT_OF_BAND_FROM:
                 return True
-            buffers.append(b)
+            raws.append(raw)
             return False
 
         try:
@@ -169,9 +171,8 @@ class Queue:
         except (TypeError, AttributeError, pickle.PicklingError):
             # Objects only multiprocessing knows how to send (connections, sockets...).
             return ForkingPickler.dumps(obj, 5)
-        if not buffers:
+        if not raws:
             return head
-        raws = [b.raw() for b in buffers]
         lens = [len(head)] + [r.nbytes for r in raws]
         header = struct.pack("<BI%dQ" % len(lens), _OOB, len(raws), *lens)
         return [header, head, *raws]
@@ -226,17 +227,12 @@ class Queue:
         except Full:
             self._local.full = True
             raise
-        self._local.full = False
+        if self._local.__dict__.get("full"):  # read, not written, on the common path
+            self._local.full = False
 
     def put(self, obj: Any, block: bool = True, timeout: Optional[float] = None) -> None:
         """Put obj, waiting up to timeout (None: forever) for room; queue.Full when there is none."""
-        data = self.dumps(obj)
-        local = self._local
-        p = getattr(local, "producer", None)
-        if block and timeout is None and not self.maxsize and p is not None and local.generation == _fork_generation:
-            p.send_message(data)  # the common case, without the deadline's bookkeeping
-            return
-        self._send(data, _Deadline(block, timeout))
+        self._send(self.dumps(obj), _FOREVER if block and timeout is None else _Deadline(block, timeout))
 
     def put_nowait(self, obj: Any) -> None:
         """put(obj, block=False)."""
@@ -330,23 +326,7 @@ class Queue:
         At most max_messages_to_get, and no more than max_byte_size_to_get bytes
         of messages past the first.
         """
-        if max_messages_to_get < 1:
-            raise ValueError("max_messages_to_get must be >= 1")
-        deadline = _Deadline(block, timeout)
-        msgs = self._receive(max_messages_to_get, max_byte_size_to_get, deadline.left())
-        # The first batch came from one producer's ring: gather the others' too.
-        while len(msgs) < max_messages_to_get:
-            room = None if max_byte_size_to_get is None else max_byte_size_to_get - sum(map(len, msgs))
-            if room is not None and room <= 0:
-                break
-            try:
-                more = self._ch.recv_messages(max_messages_to_get - len(msgs), 0, room, WRITABLE_FROM)
-            except (Empty, Closed):
-                break
-            if room is not None and len(more) == 1 and len(more[0]) > room:
-                msgs.extend(more)  # a message is never split: it goes with this batch
-                break
-            msgs.extend(more)
+        msgs = self._receive(max_messages_to_get, max_byte_size_to_get, _Deadline(block, timeout).left())
         loads = self.loads
         return [loads(m) for m in msgs]
 
@@ -365,7 +345,7 @@ class Queue:
         max_messages_to_get: int = 1_000_000_000,
         max_byte_size_to_get: Optional[int] = None,
     ) -> list:
-        """Coroutine: get_many() waiting in the running event loop (one producer's batch)."""
+        """Coroutine: get_many() waiting in the running event loop."""
         msgs = await self._receive_async(max_messages_to_get, max_byte_size_to_get, timeout)
         loads = self.loads
         return [loads(m) for m in msgs]

@@ -128,4 +128,30 @@ static inline void link_close(struct link *l)
 	close(l->wr);
 }
 
+/* Write n bytes to the other side of a link (its wr end, or any pipe fd). */
+static inline void link_put(int fd, const void *p, size_t n)
+{
+	CHECK(write(fd, p, n) == (ssize_t)n, "pipe write: %s", strerror(errno));
+}
+
+/* Read n bytes; the other side dying is a failure, not a hang. */
+static inline void link_get(int fd, void *p, size_t n)
+{
+	size_t got = 0;
+	while (got < n) {
+		ssize_t r = read(fd, (char *)p + got, n - got);
+		if (r < 0 && errno == EINTR)
+			continue;
+		CHECK(r > 0, "pipe read: %zd (%s): the other side died", r, strerror(errno));
+		got += (size_t)r;
+	}
+}
+
+/* atexit() in the parent: no child outlives a failed test. */
+static inline void children_cleanup_at_exit(void)
+{
+	if (!g_is_child)
+		children_kill_all();
+}
+
 #endif

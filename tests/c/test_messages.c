@@ -12,79 +12,7 @@
 
 #include "children.h"
 #include "harness.h"
-
-#define MS     1000000ll
-#define SEC_NS 1000000000ll
-
-static void cleanup_at_exit(void)
-{
-	if (g_is_child)
-		return;
-	children_kill_all();
-}
-
-static rmpsc_channel *make(uint32_t rs, uint32_t cap, uint32_t maxp, uint32_t slab_size, uint32_t slabs,
-			   uint32_t max_consumers)
-{
-	struct rmpsc_config c = { .record_size = rs,
-				  .capacity = cap,
-				  .max_producers = maxp,
-				  .slab_size = slab_size,
-				  .slab_count = slabs,
-				  .max_consumers = max_consumers };
-	rmpsc_channel *ch;
-	CHECK_OK(rmpsc_channel_create(&ch, NULL, &c, 0));
-	return ch;
-}
-
-/* Message bytes: a pattern of (tag, offset), so a byte in the wrong place shows. */
-static unsigned char pattern(uint32_t tag, uint64_t i)
-{
-	return (unsigned char)(tag * 2654435761u + i * 40503u + (i >> 11));
-}
-
-static void fill(unsigned char *b, uint64_t n, uint32_t tag)
-{
-	for (uint64_t i = 0; i < n; i++)
-		b[i] = pattern(tag, i);
-}
-
-static void check_bytes(const unsigned char *b, uint64_t n, uint32_t tag)
-{
-	for (uint64_t i = 0; i < n; i++)
-		CHECK(b[i] == pattern(tag, i), "message %u: byte %llu is %u, want %u", tag, (unsigned long long)i, b[i],
-		      pattern(tag, i));
-}
-
-/* Send n bytes of pattern `tag` in three parts (one empty), so gathering is exercised. */
-static int send_tagged(rmpsc_producer *p, uint64_t n, uint32_t tag, int64_t timeout_ns)
-{
-	unsigned char *b = malloc(n ? n : 1);
-	CHECK(b, "malloc");
-	fill(b, n, tag);
-	uint64_t a = n / 3;
-	struct rmpsc_part parts[3] = { { b, a }, { NULL, 0 }, { b + a, n - a } };
-	int rc = rmpsc_producer_send_message(p, parts, 3, timeout_ns);
-	free(b);
-	return rc;
-}
-
-/* Receive one message and check it is n bytes of `tag`. */
-static void recv_check(rmpsc_channel *ch, uint64_t n, uint32_t tag)
-{
-	const void *rec;
-	CHECK_RC(rmpsc_read(ch, 1, 5 * SEC_NS, &rec, NULL), 1);
-	struct rmpsc_message m;
-	CHECK_OK(rmpsc_message_at(ch, 0, &m));
-	CHECK(m.len == n, "message %u: len %llu, want %llu", tag, (unsigned long long)m.len, (unsigned long long)n);
-	unsigned char *b = malloc(n ? n : 1);
-	CHECK_OK(rmpsc_message_copy(ch, &m, b));
-	check_bytes(b, n, tag);
-	if (m.data)
-		check_bytes(m.data, n, tag);
-	free(b);
-	CHECK_OK(rmpsc_advance_messages(ch, 1));
-}
+#include "messages.h"
 
 static void test_round_trip(uint32_t max_consumers)
 {
@@ -307,21 +235,7 @@ static void test_assembler_killed(void)
 	rmpsc_producer *p;
 	CHECK_OK(rmpsc_producer_register(ch, &p));
 	CHECK_OK(send_tagged(p, 2500, 1, 0)); /* 11 slabs held by a record */
-	pid_t pid = fork_child();
-	if (pid == 0) {
-		rmpsc_producer *c;
-		CHECK_OK(rmpsc_producer_register(ch, &c));
-		send_tagged(c, 3000, 2, -1); /* 12 slabs: takes the 5 free ones and waits */
-		_exit(3);
-	}
-	/* Wait until it holds the turn and the 5 free slabs. */
-	int64_t until = now_ns() + 10 * SEC_NS;
-	while (rmpsc_slab_free_count(ch) != 0) {
-		CHECK(now_ns() < until, "the child never gathered the free slabs (%u free)", rmpsc_slab_free_count(ch));
-		usleep(1000);
-	}
-	kill(pid, SIGKILL);
-	CHECK(reap(pid) == 128 + SIGKILL, "child did not die of SIGKILL");
+	kill_an_assembler(ch);
 	recv_check(ch, 2500, 1);
 	CHECK_OK(send_tagged(p, 3700, 3, 5 * SEC_NS)); /* 15 slabs: only if the dead one's came back */
 	recv_check(ch, 3700, 3);
@@ -443,7 +357,7 @@ static void test_register_wait(void)
 int main(void)
 {
 	harness_start("test_messages", 120);
-	atexit(cleanup_at_exit);
+	atexit(children_cleanup_at_exit);
 	test_round_trip(1);
 	test_round_trip(2);
 	test_not_messages();

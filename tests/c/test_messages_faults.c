@@ -10,83 +10,7 @@
 
 #include "children.h"
 #include "harness.h"
-
-#define MS     1000000ll
-#define SEC_NS 1000000000ll
-
-static void cleanup_at_exit(void)
-{
-	if (g_is_child)
-		return;
-	children_kill_all();
-}
-
-static void pipe_put(int fd, const void *p, size_t n)
-{
-	CHECK(write(fd, p, n) == (ssize_t)n, "pipe write: %s", strerror(errno));
-}
-
-static void pipe_get(int fd, void *p, size_t n)
-{
-	size_t got = 0;
-	while (got < n) {
-		ssize_t r = read(fd, (char *)p + got, n - got);
-		if (r < 0 && errno == EINTR)
-			continue;
-		CHECK(r > 0, "pipe read: %zd (%s): the other side died", r, strerror(errno));
-		got += (size_t)r;
-	}
-}
-
-static rmpsc_channel *make(uint32_t rs, uint32_t cap, uint32_t maxp, uint32_t slab_size, uint32_t slabs,
-			   uint32_t max_consumers)
-{
-	struct rmpsc_config c = { .record_size = rs,
-				  .capacity = cap,
-				  .max_producers = maxp,
-				  .slab_size = slab_size,
-				  .slab_count = slabs,
-				  .max_consumers = max_consumers };
-	rmpsc_channel *ch;
-	CHECK_OK(rmpsc_channel_create(&ch, NULL, &c, 0));
-	return ch;
-}
-
-static unsigned char pattern(uint32_t tag, uint64_t i)
-{
-	return (unsigned char)(tag * 2654435761u + i * 40503u + (i >> 11));
-}
-
-static int send_tagged(rmpsc_producer *p, uint64_t n, uint32_t tag, int64_t timeout_ns)
-{
-	unsigned char *b = malloc(n ? n : 1);
-	CHECK(b, "malloc");
-	for (uint64_t i = 0; i < n; i++)
-		b[i] = pattern(tag, i);
-	uint64_t a = n / 3;
-	struct rmpsc_part parts[3] = { { b, a }, { NULL, 0 }, { b + a, n - a } };
-	int rc = rmpsc_producer_send_message(p, parts, 3, timeout_ns);
-	free(b);
-	return rc;
-}
-
-/* Receive one message and check it is n bytes of `tag`. */
-static void recv_check(rmpsc_channel *ch, uint64_t n, uint32_t tag)
-{
-	const void *rec;
-	CHECK_RC(rmpsc_read(ch, 1, 5 * SEC_NS, &rec, NULL), 1);
-	struct rmpsc_message m;
-	int rc = rmpsc_message_at(ch, 0, &m);
-	CHECK(rc == RMPSC_OK, "message %u: message_at %d (%s)", tag, rc, rmpsc_last_error());
-	CHECK(m.len == n, "message %u: len %llu, want %llu", tag, (unsigned long long)m.len, (unsigned long long)n);
-	unsigned char *b = malloc(n ? n : 1);
-	CHECK_OK(rmpsc_message_copy(ch, &m, b));
-	for (uint64_t i = 0; i < n; i++)
-		CHECK(b[i] == pattern(tag, i), "message %u: byte %llu is %u, want %u", tag, (unsigned long long)i, b[i],
-		      pattern(tag, i));
-	free(b);
-	CHECK_OK(rmpsc_advance_messages(ch, 1));
-}
+#include "messages.h"
 
 /*
  * record_size 4..7: a slab message's record has room for the handle only. The
@@ -161,20 +85,7 @@ static void test_dead_assembler_try_once(uint32_t max_consumers)
 	rmpsc_producer *p;
 	CHECK_OK(rmpsc_producer_register(ch, &p));
 	CHECK_OK(send_tagged(p, 2500, 1, 0)); /* 11 slabs held by a record */
-	pid_t pid = fork_child();
-	if (pid == 0) {
-		rmpsc_producer *c;
-		CHECK_OK(rmpsc_producer_register(ch, &c));
-		send_tagged(c, 3000, 2, -1); /* 12 slabs: takes the turn and the 5 free ones, waits */
-		_exit(3);
-	}
-	int64_t until = now_ns() + 10 * SEC_NS;
-	while (rmpsc_slab_free_count(ch) != 0) {
-		CHECK(now_ns() < until, "the child never gathered the free slabs (%u free)", rmpsc_slab_free_count(ch));
-		usleep(1000);
-	}
-	kill(pid, SIGKILL);
-	CHECK(reap(pid) == 128 + SIGKILL, "child did not die of SIGKILL");
+	kill_an_assembler(ch);
 	recv_check(ch, 2500, 1);
 	/* 11 free at least: a 5-slab message, try once. */
 	int rc = send_tagged(p, 1000, 3, 0);
@@ -238,12 +149,12 @@ static void test_consumer_killed(uint32_t max_consumers)
 			CHECK_OK(rmpsc_message_at(ch, i, &m));
 			CHECK_OK(rmpsc_message_copy(ch, &m, b));
 		}
-		pipe_put(l.wr, "r", 1);
+		link_put(l.wr, "r", 1);
 		for (;;)
 			pause();
 	}
 	char r;
-	pipe_get(l.rd, &r, 1);
+	link_get(l.rd, &r, 1);
 	kill(c, SIGKILL);
 	CHECK_RC(reap(c), 128 + SIGKILL);
 	recv_check(ch, 1500, 1);
@@ -288,7 +199,7 @@ static const struct {
 int main(int argc, char **argv)
 {
 	harness_start("test_messages_faults", 120);
-	atexit(cleanup_at_exit);
+	atexit(children_cleanup_at_exit);
 	int ran = 0;
 	for (size_t i = 0; i < sizeof cases / sizeof *cases; i++)
 		if (argc < 2 || !strcmp(argv[1], cases[i].name)) {

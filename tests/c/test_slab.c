@@ -21,32 +21,6 @@
 #define MS        1000000ll
 #define SEC_NS    1000000000ll
 
-/* --- process hygiene --------------------------------------------------------- */
-
-static void cleanup_at_exit(void)
-{
-	if (g_is_child)
-		return;
-	children_kill_all();
-}
-
-static void pipe_put(int fd, const void *p, size_t n)
-{
-	CHECK(write(fd, p, n) == (ssize_t)n, "pipe write: %s", strerror(errno));
-}
-
-static void pipe_get(int fd, void *p, size_t n)
-{
-	size_t got = 0;
-	while (got < n) {
-		ssize_t r = read(fd, (char *)p + got, n - got);
-		if (r < 0 && errno == EINTR)
-			continue;
-		CHECK(r > 0, "pipe read: %zd (%s): the other side died", r, strerror(errno));
-		got += (size_t)r;
-	}
-}
-
 /* --- helpers ------------------------------------------------------------------ */
 
 static rmpsc_channel *make(uint32_t cap, uint32_t maxp, uint32_t slabs)
@@ -229,12 +203,12 @@ static void test_blocked_alloc_dead_holder(void)
 		uint32_t h[2];
 		CHECK_OK(rmpsc_slab_alloc(ch, 0, &h[0]));
 		CHECK_OK(rmpsc_slab_alloc(ch, 0, &h[1]));
-		pipe_put(l.wr, h, sizeof h);
+		link_put(l.wr, h, sizeof h);
 		for (;;)
 			pause();
 	}
 	uint32_t h[2];
-	pipe_get(l.rd, h, sizeof h);
+	link_get(l.rd, h, sizeof h);
 	struct waiter w = { .ch = ch, .timeout = 5000 * MS, .handle = RMPSC_INVALID_HANDLE };
 	pthread_t t;
 	pthread_create(&t, NULL, alloc_waiter, &w);
@@ -408,20 +382,20 @@ static void test_free_by_non_holder(void)
 		CHECK_OK(rmpsc_producer_register(ch, &p));
 		fill_slab(ch, h[0], 7);
 		CHECK_OK(rmpsc_producer_send_slab(p, h[0], 0));
-		pipe_put(l.wr, &h[0], sizeof h[0]);
+		link_put(l.wr, &h[0], sizeof h[0]);
 		char cmd;
-		pipe_get(l.rd, &cmd, 1);
+		link_get(l.rd, &cmd, 1);
 		/* The slab the parent received is the consumer's now, not ours. */
 		CHECK_RC(rmpsc_slab_free(ch, h[0]), RMPSC_EINVAL);
 		CHECK(strstr(rmpsc_last_error(), "consumer"), "message: %s", rmpsc_last_error());
 		for (uint32_t i = 1; i < SLABS; i++)
 			CHECK_OK(rmpsc_slab_free(ch, h[i]));
 		rmpsc_producer_close(p);
-		pipe_put(l.wr, "d", 1);
+		link_put(l.wr, "d", 1);
 		_exit(0);
 	}
 	uint32_t sent;
-	pipe_get(l.rd, &sent, sizeof sent);
+	link_get(l.rd, &sent, sizeof sent);
 	CHECK(rmpsc_slab_free_count(ch) == 0, "the child holds every slab: %u free", rmpsc_slab_free_count(ch));
 	/* A stale second free of x, which the child holds now. */
 	CHECK_RC(rmpsc_slab_free(ch, x == sent ? (x + 1) % SLABS : x), RMPSC_EINVAL);
@@ -432,9 +406,9 @@ static void test_free_by_non_holder(void)
 	CHECK_RC(rmpsc_slab_accept(ch, x == sent ? (x + 1) % SLABS : x), RMPSC_EINVAL);
 	CHECK(recv_slab(ch) == sent, "received handle");
 	check_slab(ch, sent, 7);
-	pipe_put(l.wr, "f", 1);
+	link_put(l.wr, "f", 1);
 	char done;
-	pipe_get(l.rd, &done, 1);
+	link_get(l.rd, &done, 1);
 	CHECK_RC(reap(c), 0);
 	CHECK(rmpsc_slab_free_count(ch) == SLABS - 1, "after the child's frees: %u free", rmpsc_slab_free_count(ch));
 	CHECK_OK(rmpsc_slab_free(ch, sent)); /* the consumer's to free */
@@ -580,12 +554,12 @@ static void test_bytes_consumer_killed(void)
 	if (c == 0) {
 		const void *b;
 		CHECK_RC(rmpsc_read_bytes(ch, 0, &b), 500);
-		pipe_put(l.wr, "r", 1);
+		link_put(l.wr, "r", 1);
 		for (;;)
 			pause();
 	}
 	char r;
-	pipe_get(l.rd, &r, 1);
+	link_get(l.rd, &r, 1);
 	kill(c, SIGKILL);
 	CHECK_RC(reap(c), 128 + SIGKILL);
 	CHECK_RC(rmpsc_recv_bytes(ch, out, sizeof out, SEC_NS), 500);
@@ -645,20 +619,20 @@ static void test_send_slab_not_held(void)
 		/* The parent's producer, inherited through fork: EFORKED, whatever the slab. */
 		CHECK_RC(rmpsc_producer_send_slab(p, mine, 0), RMPSC_EFORKED);
 		CHECK_RC(rmpsc_producer_send_slab(p, hc, 0), RMPSC_EFORKED);
-		pipe_put(l.wr, &hc, sizeof hc);
+		link_put(l.wr, &hc, sizeof hc);
 		char go;
-		pipe_get(l.rd, &go, 1);
+		link_get(l.rd, &go, 1);
 		_exit(0); /* dies holding hc */
 	}
 	uint32_t hc;
-	pipe_get(l.rd, &hc, sizeof hc);
+	link_get(l.rd, &hc, sizeof hc);
 	CHECK(hc < SLABS && hc != mine, "child's handle %u", hc);
 	CHECK_RC(rmpsc_producer_send_slab(p, hc, 0), RMPSC_EINVAL); /* held by the child */
 	check_msg("send_slab of another process's slab");
 	CHECK(rmpsc_pending(ch) == 0, "a refused send_slab published a record");
 	CHECK(rmpsc_slab_free_count(ch) == SLABS - 2, "free count %u", rmpsc_slab_free_count(ch));
 	char go = 'x';
-	pipe_put(l.wr, &go, 1);
+	link_put(l.wr, &go, 1);
 	CHECK_RC(reap(c), 0);
 
 	/* The dead child's slab is not leaked: an allocation that finds the pool empty
@@ -781,12 +755,12 @@ static void test_dead_producer(void)
 		CHECK_RC(rmpsc_producer_reserve(p, 2, 0, &w), 2);
 		memset(w, 0xEE, 2 * RS); /* a half-written record that must never appear */
 		memcpy(w, &h[2], 4);     /* (would even name a held slab) */
-		pipe_put(l.wr, h, sizeof h);
+		link_put(l.wr, h, sizeof h);
 		for (;;)
 			pause();
 	}
 	uint32_t h[4];
-	pipe_get(l.rd, h, sizeof h);
+	link_get(l.rd, h, sizeof h);
 	CHECK(rmpsc_slab_free_count(ch) == SLABS - 4, "free count %u with the child alive", rmpsc_slab_free_count(ch));
 	CHECK_RC(rmpsc_reclaim_dead(ch), 0); /* alive: nothing to reclaim */
 	kill(c, SIGKILL);
@@ -838,11 +812,11 @@ static void test_dead_producer(void)
 		uint32_t hx[3];
 		for (int i = 0; i < 3; i++)
 			CHECK_OK(rmpsc_slab_alloc(ch, 0, &hx[i]));
-		pipe_put(l.wr, hx, sizeof hx);
+		link_put(l.wr, hx, sizeof hx);
 		_exit(0); /* exits without freeing or deregistering */
 	}
 	uint32_t hx[3];
-	pipe_get(l.rd, hx, sizeof hx);
+	link_get(l.rd, hx, sizeof hx);
 	wait_zombie(c);
 	CHECK(rmpsc_slab_free_count(ch) == SLABS - 3, "free count %u", rmpsc_slab_free_count(ch));
 	CHECK_OK(rmpsc_producer_register(ch, &np)); /* the only slot: register must reclaim it */
@@ -882,12 +856,12 @@ static void test_consumer_takeover(void)
 		CHECK_RC(rmpsc_read(ch, 1, 0, &ptr, NULL), 1);
 		CHECK(rmpsc_record_handle(ptr) == h[3], "child: 4th handle");
 		char k = 'k';
-		pipe_put(l.wr, &k, 1);
+		link_put(l.wr, &k, 1);
 		for (;;)
 			pause();
 	}
 	char k;
-	pipe_get(l.rd, &k, 1);
+	link_get(l.rd, &k, 1);
 	CHECK(rmpsc_slab_free_count(ch) == SLABS - 4, "free count %u", rmpsc_slab_free_count(ch));
 	CHECK_RC(rmpsc_consumer_claim(ch), RMPSC_ECONSUMER);
 	kill(c, SIGKILL);
@@ -918,7 +892,7 @@ static void test_consumer_takeover(void)
 int main(void)
 {
 	harness_start("test_slab", 60);
-	atexit(cleanup_at_exit);
+	atexit(children_cleanup_at_exit);
 	test_alloc_free_basics();
 	test_blocked_alloc();
 	test_blocked_alloc_dead_holder();

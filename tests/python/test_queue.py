@@ -381,7 +381,8 @@ def test_asyncio_get_and_put():
         assert await asyncio.wait_for(getter, 10) == "from a thread"
         # A cancelled get takes nothing.
         g = asyncio.ensure_future(q.get_async())
-        await asyncio.sleep(0.01)
+        await asyncio.sleep(0)  # started, and waiting: nothing to take
+        assert not g.done()
         g.cancel()
         with pytest.raises(asyncio.CancelledError):
             await g
@@ -390,7 +391,7 @@ def test_asyncio_get_and_put():
         # put_async waits for room without blocking the loop.
         await q.put_async(b"x" * 3000)
         waiter = asyncio.ensure_future(q.put_async(b"y" * 3000, timeout=10))
-        await asyncio.sleep(0.02)
+        await asyncio.sleep(0)  # started: it cannot finish while the pool is full
         assert not waiter.done()
         assert await q.get_async() == b"x" * 3000
         await asyncio.wait_for(waiter, 10)
@@ -431,3 +432,33 @@ def test_repr_and_channel():
     assert "Queue" in repr(q)
     assert isinstance(q.channel, ringmpsc.Channel)
     assert q.channel.max_consumers >= 64 and q.channel.max_producers >= 64
+
+
+def test_channel_messages_gather_every_ring():
+    ch = ringmpsc.Channel(64, 8, 3, slab_size=256, slabs=16, max_consumers=2)
+    ps = [ch.producer() for _ in range(3)]
+    for j in range(10):  # 10 records in rings of 8: each ring wraps once
+        for i, p in enumerate(ps):
+            p.send_message([b"%d:" % i, b"%d" % j] if j % 2 else b"%d:%d" % (i, j))
+        if j == 4:
+            assert len(ch.recv_messages()) == 15
+    got = ch.recv_messages()
+    assert sorted(got) == sorted(b"%d:%d" % (i, j) for i in range(3) for j in range(5, 10))
+    for i in range(3):  # in order per producer
+        mine = [m for m in got if m.startswith(b"%d:" % i)]
+        assert mine == [b"%d:%d" % (i, j) for j in range(5, 10)]
+    for p in ps:
+        p.send_message(b"x" * 100)
+    assert [len(m) for m in ch.recv_messages(max_bytes=150)] == [100]  # never split, first always taken
+    assert [len(m) for m in ch.recv_messages(max_messages=1)] == [100]
+    assert ch.recv_messages(bytearray_from=100) == [bytearray(b"x" * 100)]
+    # A plain record is not a message: reported (and consumed), messages around it kept.
+    ps[0].send_message(b"before")
+    ps[0].send(b"\0" * 64)
+    ps[0].send_message(b"after")
+    assert ch.recv_messages() == [b"before"]
+    with pytest.raises(ringmpsc.CorruptRegion, match="not a message"):
+        ch.recv_messages()
+    assert ch.recv_messages(timeout=1) == [b"after"]
+    with pytest.raises(ValueError, match="longer than this channel carries"):
+        ps[1].send_message(b"y" * (ch.message_max + 1))
