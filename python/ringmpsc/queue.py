@@ -15,6 +15,7 @@ import queue as _queue
 import struct
 import threading
 import time
+import weakref
 from multiprocessing.reduction import ForkingPickler
 from typing import Any, Callable, List, Optional
 
@@ -33,6 +34,8 @@ WRITABLE_FROM = 64 * 1024
 # Pickle buffers at least this long go out of band: gathered into the message
 # straight from the object's memory, not copied into the pickle first.
 OUT_OF_BAND_FROM = 64 * 1024
+_pickle_dumps = pickle.dumps
+_pickle_loads = pickle.loads
 _OOB = 1  # first byte of a message with out-of-band buffers (a pickle starts with 0x80)
 _MAXSIZE_POLL_MIN = 0.0005
 _MAXSIZE_POLL_MAX = 0.01
@@ -81,17 +84,45 @@ class _Deadline:
         return max(0.0, self.at - time.monotonic())
 
 
-_FOREVER = _Deadline(True, None)
-
-_fork_generation = 0
+# Every Queue of this process: a forked child starts with no producers of its own
+# (those it inherited belong to the parent's threads).
+_queues: "weakref.WeakSet[Queue]" = weakref.WeakSet()
 
 
 def _after_fork():
-    global _fork_generation
-    _fork_generation += 1
+    for q in list(_queues):
+        q._local = threading.local()
 
 
 os.register_at_fork(after_in_child=_after_fork)
+
+
+def _loads_out_of_band(msg) -> Any:
+    """Unpickle a message of dumps() with out-of-band buffers: views of the message itself."""
+    (n,) = struct.unpack_from("<I", msg, 1)
+    lens = struct.unpack_from("<%dQ" % (n + 1), msg, 5)
+    view = memoryview(msg)
+    at = 5 + 8 * (n + 1)
+    head = view[at : at + lens[0]]
+    at += lens[0]
+    buffers = []
+    for ln in lens[1:]:
+        buffers.append(view[at : at + ln])
+        at += ln
+    return _pickle_loads(head, buffers=buffers)
+
+
+class _LargeBuffer(Exception):
+    """A pickle buffer worth sending out of band: pickle again, gathering them."""
+
+
+def _in_band_unless_large(b: pickle.PickleBuffer) -> bool:
+    try:
+        if b.raw().nbytes < OUT_OF_BAND_FROM:
+            return True
+    except BufferError:  # not contiguous: in band
+        return True
+    raise _LargeBuffer
 
 
 class Queue:
@@ -148,11 +179,22 @@ class Queue:
             self.dumps = dumps  # type: ignore[method-assign,assignment]
         self.last_error: Optional[str] = None  # faster_fifo's; nothing here sets it
         self._local = threading.local()
+        _queues.add(self)
 
     # --- serialization -------------------------------------------------------------
 
     def dumps(self, obj: Any):
         """Pickle obj: bytes, or a list of parts whose large buffers are the object's own memory."""
+        try:
+            return _pickle_dumps(obj, 5, buffer_callback=_in_band_unless_large)
+        except _LargeBuffer:
+            return self._dumps_out_of_band(obj)
+        except (TypeError, AttributeError, pickle.PicklingError):
+            # Objects only multiprocessing knows how to send (connections, sockets...).
+            return ForkingPickler.dumps(obj, 5)
+
+    @staticmethod
+    def _dumps_out_of_band(obj: Any) -> list:
         raws: List[memoryview] = []
 
         def out_of_band(b: pickle.PickleBuffer) -> bool:
@@ -166,47 +208,37 @@ class Queue:
             raws.append(raw)
             return False
 
-        try:
-            head = pickle.dumps(obj, protocol=5, buffer_callback=out_of_band)
-        except (TypeError, AttributeError, pickle.PicklingError):
-            # Objects only multiprocessing knows how to send (connections, sockets...).
-            return ForkingPickler.dumps(obj, 5)
-        if not raws:
-            return head
+        head = _pickle_dumps(obj, 5, buffer_callback=out_of_band)
         lens = [len(head)] + [r.nbytes for r in raws]
         header = struct.pack("<BI%dQ" % len(lens), _OOB, len(raws), *lens)
         return [header, head, *raws]
 
     def loads(self, msg) -> Any:
         """Unpickle a message made by dumps()."""
-        if not msg or msg[0] != _OOB:
-            return pickle.loads(msg)
-        (n,) = struct.unpack_from("<I", msg, 1)
-        lens = struct.unpack_from("<%dQ" % (n + 1), msg, 5)
-        view = memoryview(msg)
-        at = 5 + 8 * (n + 1)
-        head = view[at : at + lens[0]]
-        at += lens[0]
-        buffers = []
-        for ln in lens[1:]:
-            buffers.append(view[at : at + ln])
-            at += ln
-        return pickle.loads(head, buffers=buffers)
+        if msg and msg[0] == _OOB:
+            return _loads_out_of_band(msg)
+        return _pickle_loads(msg)
+
+    def _loads_all(self, msgs: list) -> list:
+        if "loads" in self.__dict__ or type(self).loads is not Queue.loads:
+            loads = self.loads
+            return [loads(m) for m in msgs]
+        # Queue.loads, inlined: the common case costs one pickle.loads a message.
+        return [_loads_out_of_band(m) if m and m[0] == _OOB else _pickle_loads(m) for m in msgs]
 
     # --- producing -----------------------------------------------------------------
 
     def _producer(self, deadline: _Deadline):
         """This thread's producer, registered on its first put (waiting for a slot)."""
-        local = self._local
-        p = getattr(local, "producer", None)
-        if p is not None and local.generation == _fork_generation:
-            return p
+        try:
+            return self._local.producer
+        except AttributeError:
+            pass
         try:
             p = self._ch.producer(timeout=deadline.left())
         except TooManyProducers as e:
             raise Full("no producer slot came free: %s" % e) from None
-        local.producer = p
-        local.generation = _fork_generation
+        self._local.producer = p
         return p
 
     def _wait_below_maxsize(self, deadline: _Deadline) -> None:
@@ -221,18 +253,20 @@ class Queue:
     def _send(self, data, deadline: _Deadline) -> None:
         if self.maxsize > 0:
             self._wait_below_maxsize(deadline)
-        p = self._producer(deadline)
-        try:
-            p.send_message(data, deadline.left())
-        except Full:
-            self._local.full = True
-            raise
-        if self._local.__dict__.get("full"):  # read, not written, on the common path
-            self._local.full = False
+        self._producer(deadline).send_message(data, deadline.left())
 
     def put(self, obj: Any, block: bool = True, timeout: Optional[float] = None) -> None:
         """Put obj, waiting up to timeout (None: forever) for room; queue.Full when there is none."""
-        self._send(self.dumps(obj), _FOREVER if block and timeout is None else _Deadline(block, timeout))
+        data = self.dumps(obj)
+        if block and timeout is None and not self.maxsize:
+            try:
+                p = self._local.producer
+            except AttributeError:  # this thread's first put
+                pass
+            else:
+                p.send_message(data)
+                return
+        self._send(data, _Deadline(block, timeout))
 
     def put_nowait(self, obj: Any) -> None:
         """put(obj, block=False)."""
@@ -306,8 +340,7 @@ class Queue:
 
     def get(self, block: bool = True, timeout: Optional[float] = None) -> Any:
         """Remove and return an object, waiting up to timeout (None: forever); queue.Empty if none came."""
-        deadline = _Deadline(block, timeout)
-        (msg,) = self._receive(1, None, deadline.left())
+        (msg,) = self._receive(1, None, timeout if block else 0)
         return self.loads(msg)
 
     def get_nowait(self) -> Any:
@@ -326,9 +359,8 @@ class Queue:
         At most max_messages_to_get, and no more than max_byte_size_to_get bytes
         of messages past the first.
         """
-        msgs = self._receive(max_messages_to_get, max_byte_size_to_get, _Deadline(block, timeout).left())
-        loads = self.loads
-        return [loads(m) for m in msgs]
+        msgs = self._receive(max_messages_to_get, max_byte_size_to_get, timeout if block else 0)
+        return self._loads_all(msgs)
 
     def get_many_nowait(self, max_messages_to_get: int = 1_000_000_000) -> list:
         """get_many(block=False)."""
@@ -347,8 +379,7 @@ class Queue:
     ) -> list:
         """Coroutine: get_many() waiting in the running event loop."""
         msgs = await self._receive_async(max_messages_to_get, max_byte_size_to_get, timeout)
-        loads = self.loads
-        return [loads(m) for m in msgs]
+        return self._loads_all(msgs)
 
     async def _receive_async(self, max_messages: int, max_bytes: Optional[int], timeout: Optional[float]) -> list:
         from . import _aio
@@ -374,10 +405,14 @@ class Queue:
         return len(self._ch) == 0
 
     def full(self) -> bool:
-        """True when maxsize messages are waiting, or this thread's last put found no room."""
+        """True when maxsize messages wait, the slab pool has no free slab, or this thread's ring is full."""
         if self.maxsize > 0 and len(self._ch) >= self.maxsize:
             return True
-        return bool(getattr(self._local, "full", False))
+        s = self._ch.stats()
+        if s["slabs_free"] == 0:
+            return True
+        p = getattr(self._local, "producer", None)
+        return p is not None and any(r["slot"] == p.slot and r["pending"] >= s["capacity"] for r in s["producers"])
 
     def data_size(self) -> int:
         """Bytes the waiting messages occupy: their records and the slabs in use (a snapshot)."""
@@ -413,6 +448,7 @@ class Queue:
     def __setstate__(self, state):
         self.__dict__.update(state)
         self._local = threading.local()
+        _queues.add(self)
 
     def __repr__(self):
         return "<%s max_size_bytes=%d maxsize=%d qsize=%d%s>" % (

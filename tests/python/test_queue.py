@@ -210,6 +210,22 @@ def put_and_exit(q, i):
     q.put(i)
 
 
+def test_a_forked_child_registers_its_own_producer():
+    q = Queue()
+    q.put("parent")  # this thread's producer is registered before the fork
+    slot = q._local.producer.slot
+    p = CTX.Process(target=put_and_exit, args=(q, "child"))
+    p.start()
+    p.join(30)
+    assert p.exitcode == 0, "the child used the parent's producer"
+    q.put("parent again")
+    assert q._local.producer.slot == slot
+    got = q.get_many(timeout=5)
+    while len(got) < 3:
+        got.extend(q.get_many(timeout=5))
+    assert sorted(got) == ["child", "parent", "parent again"]
+
+
 def test_slots_of_exited_processes_are_reused_and_waited_for():
     q = Queue(max_producers=2)
     for i in range(6):  # 6 processes through 2 slots, drained as they go
