@@ -261,7 +261,7 @@ class Channel:
         max_bytes: Optional[int] = None,
         bytearray_from: Optional[int] = None,
     ) -> List[Union[bytes, bytearray]]:
-        """Wait for >= 1 message (Producer.send_message), return those available from one producer."""
+        """Wait for >= 1 message (Producer.send_message), return every one available (to max_messages, max_bytes)."""
     async def recv_async(self, timeout: _Timeout = None) -> bytes:
         """Coroutine: recv() waiting in the running event loop; a cancelled await takes nothing."""
     async def recv_many_async(self, max_records: Optional[int] = None, timeout: _Timeout = None) -> bytes:
@@ -334,7 +334,7 @@ class Consumer:
         max_bytes: Optional[int] = None,
         bytearray_from: Optional[int] = None,
     ) -> List[Union[bytes, bytearray]]:
-        """Wait for >= 1 message (Producer.send_message), return those available from one producer."""
+        """Wait for >= 1 message (Producer.send_message), return every one available (to max_messages, max_bytes)."""
     async def recv_async(self, timeout: _Timeout = None) -> bytes:
         """Coroutine: recv() waiting in the running event loop; a cancelled await takes nothing."""
     async def recv_many_async(self, max_records: Optional[int] = None, timeout: _Timeout = None) -> bytes:
