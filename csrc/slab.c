@@ -87,14 +87,17 @@ static inline int grouped_free(const rmpsc_channel *ch, uint64_t w, uint64_t hea
 	return owner_state(w) == SLAB_TRANSIT && transit_slot(w) < ch->L.max_producers && transit_consumed(w, head);
 }
 
-static int try_alloc(rmpsc_channel *ch, uint64_t held, uint32_t *handle)
+/* Take up to `want` free slabs in one pass over the pool, from a rotating cursor;
+ * returns how many (their handles in handles[0..]). */
+static uint32_t try_alloc_n(rmpsc_channel *ch, uint64_t held, uint32_t want, uint32_t *handles)
 {
 	uint32_t n = ch->L.slab_count;
-	uint32_t start = fetch_add_relaxed(&ch->hdr->slab_cursor, 1) % n;
+	uint32_t start = fetch_add_relaxed(&ch->hdr->slab_cursor, want) % n;
 	int released = grouped(ch);
 	uint32_t head_slot = UINT32_MAX; /* the ring whose released head we gathered last */
 	uint64_t head = 0;
-	for (uint32_t i = 0, j = start; i < n; i++, j = j + 1 < n ? j + 1 : 0) {
+	uint32_t got = 0;
+	for (uint32_t i = 0, j = start; i < n && got < want; i++, j = j + 1 < n ? j + 1 : 0) {
 		struct slab_meta *m = slab_meta_of(ch, j);
 		uint64_t w = load_relaxed(&m->owner);
 		if (w != 0 && released && owner_state(w) == SLAB_TRANSIT && transit_slot(w) < ch->L.max_producers &&
@@ -106,11 +109,15 @@ static int try_alloc(rmpsc_channel *ch, uint64_t held, uint32_t *handle)
 		if ((w == 0 || (released && transit_slot(w) == head_slot && grouped_free(ch, w, head))) &&
 		    cas_acq_rel(&m->owner, &w, held)) {
 			store_relaxed(&m->len, 0);
-			*handle = j;
-			return 1;
+			handles[got++] = j;
 		}
 	}
-	return 0;
+	return got;
+}
+
+static int try_alloc(rmpsc_channel *ch, uint64_t held, uint32_t *handle)
+{
+	return try_alloc_n(ch, held, 1, handle) == 1;
 }
 
 struct slab_wait {
@@ -507,10 +514,7 @@ static void assembler_leave(rmpsc_channel *ch, uint64_t me)
 /* All n at once, when the pool has them and nobody is assembling; else none. */
 static int take_all(rmpsc_channel *ch, uint64_t held, uint32_t n, uint32_t *handles)
 {
-	uint32_t got = 0;
-	if (!load_acquire(&ch->hdr->slab_assembler))
-		while (got < n && try_alloc(ch, held, &handles[got]))
-			got++;
+	uint32_t got = load_acquire(&ch->hdr->slab_assembler) ? 0 : try_alloc_n(ch, held, n, handles);
 	if (got == n)
 		return 1;
 	rmpsc__slab_give_back(ch, handles, got);
