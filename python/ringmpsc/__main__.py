@@ -1,5 +1,6 @@
 """Command-line tools: ``python -m ringmpsc list`` and ``python -m ringmpsc info NAME``."""
 import argparse
+import grp
 import os
 import pwd
 import stat
@@ -17,6 +18,13 @@ def _producer_counts(s):
     """(live, dead): a slot stays active until someone reclaims it, so say which of them are gone."""
     gone = sum(1 for r in s["producers"] if r["state"] == "active" and not r["alive"])
     return s["active_producers"] - gone, gone
+
+
+def _group_name(gid):
+    try:
+        return "%s (%d)" % (grp.getgrgid(gid).gr_name, gid)
+    except KeyError:
+        return str(gid)
 
 
 def _info(name):
@@ -38,7 +46,10 @@ def _info(name):
     print("  consumer: %s" % ("pid %d" % s["consumer_pid"] if s["consumer_pid"] else "none"))
     print("  consumer places: %d (max_consumers), %d in use; group places: %d (max_groups); recovered members: %d"
           % (s["max_consumers"], len(s["members"]), s["max_groups"], s["recovered_members"]))
-    print("  records: %d pending, %d committed, %d consumed" % (s["pending"], s["committed"], s["consumed"]))
+    print("  records: %d pending, %d committed, %d consumed, %d dropped by producers (%d episodes)"
+          % (s["pending"], s["committed"], s["consumed"], s["dropped"], s["drop_episodes"]))
+    print("  region file: mode %04o, group %s; channel id %016x"
+          % (s["mode"], _group_name(s["gid"]), s["channel_id"]))
     print("  fenced rings: %d, reclaimed producer slots: %d" % (s["fenced_rings"], s["reclaimed_slots"]))
     live, gone = _producer_counts(s)
     print("  producers: %d live%s" % (live, ", %d dead (not reclaimed yet)" % gone if gone else ""))
