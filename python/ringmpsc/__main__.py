@@ -1,4 +1,4 @@
-"""Command-line tools: ``python -m ringmpsc list`` and ``python -m ringmpsc info NAME``."""
+"""Command-line tools: ``python -m ringmpsc list``, ``info NAME`` and ``unlink NAME``."""
 import argparse
 import grp
 import os
@@ -169,14 +169,46 @@ def _list(shm_dir=SHM_DIR):
     return 0
 
 
+def _unlink(name, force):
+    """Remove a channel's name, refusing while it holds records or has live users (unless forced)."""
+    from . import unlink
+
+    path = os.path.join(SHM_DIR, name.lstrip("/"))
+    if _probe(path) is None:
+        print("ringmpsc: %s is not a ringmpsc channel; not removed" % path, file=sys.stderr)
+        return 1
+    s = Channel.open(name).stats()
+    live, _ = _producer_counts(s)
+    members = sum(1 for m in s["members"] if m["alive"])
+    busy = []
+    if s["pending"]:
+        busy.append("%d records not yet consumed" % s["pending"])
+    if live:
+        busy.append("%d live producers" % live)
+    if members:
+        busy.append("%d live consumers" % members)
+    if busy and not force:
+        print("ringmpsc: %s has %s: unlinking loses what it holds once its last user exits, and processes that "
+              "open the name next get a new channel. Stop them and drain it first, or use --force."
+              % (name, ", ".join(busy)), file=sys.stderr)
+        return 1
+    unlink(name)
+    print("unlinked %s%s" % (name, " (%s)" % ", ".join(busy) if busy else ""))
+    return 0
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(prog="python -m ringmpsc", description="Inspect ringmpsc channels.")
-    sub = ap.add_subparsers(dest="cmd", required=True, metavar="{list,info}")
+    sub = ap.add_subparsers(dest="cmd", required=True, metavar="{list,info,unlink}")
     sub.add_parser("list", help="list the named channels in %s: owner, mode, size, open or closed, live and "
                                 "dead producers, consumers" % SHM_DIR)
     p_info = sub.add_parser("info", help="print a named channel's geometry, producers, consumer groups, members "
                                          "and state")
     p_info.add_argument("name", help="the channel's shm name (with or without the leading '/')")
+    p_unlink = sub.add_parser("unlink", help="remove a named channel (refused while it holds records or has live "
+                                             "producers or consumers, unless --force)")
+    p_unlink.add_argument("name", help="the channel's shm name (with or without the leading '/')")
+    p_unlink.add_argument("--force", action="store_true", help="remove it even then")
     args = ap.parse_args(argv)
     if args.cmd == "list":
         try:
@@ -185,6 +217,8 @@ def main(argv=None):
             print("ringmpsc: %s: %s" % (SHM_DIR, e), file=sys.stderr)
             return 1
     try:
+        if args.cmd == "unlink":
+            return _unlink(args.name, args.force)
         return _info(args.name)
     except (Error, OSError, ValueError) as e:
         print("ringmpsc: %s: %s" % (args.name, e), file=sys.stderr)

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The Lua suite (luacheck runs in the lint suite, tests/lint.sh): busted specs under LuaJIT
-# (tests/lua/*_spec.lua) and the real nginx test (tests/lua/nginx_test.sh), each
-# under a time limit.
+# (tests/lua/*_spec.lua), the real nginx test of the binding (tests/lua/nginx_test.sh),
+# installing (tests/lua/install_test.sh) and resty.ringmpsc in a real nginx under load
+# (tests/lua/resty_test.py), each under a time limit.
 # Appends "lua <passed> <failed> <skipped>" to build/results.txt (or $RESULTS_FILE);
 # exits non-zero on any failure. Logs: build/lua-tests/.
 set -u
@@ -13,6 +14,16 @@ mkdir -p build
 log_dir=build/lua-tests
 mkdir -p "$log_dir"
 pass=0 fail=0 skip=0
+
+# --- installing: make install, luarocks ----------------------------------------------
+echo "--- install (tests/lua/install_test.sh)"
+timeout -k 5 "${INSTALL_TIMEOUT:-120}" tests/lua/install_test.sh 2>&1 | tee "$log_dir/install.tap"
+rc=${PIPESTATUS[0]}
+count_tap "$log_dir/install.tap"
+if [ $rc -ne 0 ] && [ "$tap_failed" -eq 0 ]; then
+	echo "FAIL [lua] install test exited $rc"
+	fail=$((fail + 1))
+fi
 
 # --- resty.ringmpsc in nginx (needs the Python package: the consumer outside nginx) ---
 echo "--- resty.ringmpsc in nginx (tests/lua/resty_test.py)"
