@@ -121,6 +121,11 @@ function _M.configure(name, opts)
 	if not ch then
 		return nil, "channel " .. name .. ": " .. tostring(err) .. " (" .. ringmpsc.last_error() .. ")"
 	end
+	if not created and opts.max_producers == nil then
+		-- The default follows worker_processes, which may have changed since the channel
+		-- was made: it keeps its slots (init_worker's sizing check warns when too few).
+		want.max_producers = ch.max_producers
+	end
 	local merr = mismatch_error(name, ch, want)
 	if merr then
 		ch:release()
