@@ -131,6 +131,13 @@ function _M.configure(name, opts)
 		ch:release()
 		return nil, merr
 	end
+	if ch:is_closed() then
+		-- Closed for good (to let a consumer drain it and exit, say): every send would drop.
+		ch:release()
+		return nil, "channel " .. name .. " is closed: nothing can be sent to it any more. Let its consumers"
+			.. " drain it, remove it (python -m ringmpsc unlink " .. name .. ") and start nginx again; or"
+			.. " use a new name."
+	end
 	if not created and o.mode then
 		local m = type(o.mode) == "string" and tonumber(o.mode, 8) or o.mode
 		if m ~= ch.mode then
