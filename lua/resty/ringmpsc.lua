@@ -338,6 +338,14 @@ end
 -- is freed once they are drained. Later sends in this process are dropped ("closed").
 function Shipper:close_producer()
 	if self._pid == worker_pid() then
+		if not self._p and self._carried_drops > 0 then
+			-- Drops while this worker had no slot: into the channel now, if one is free.
+			local p = self.channel:producer()
+			if p then
+				p:count_dropped(self._carried_drops)
+				self._p, self._carried_drops = p, 0
+			end
+		end
 		if self._p then
 			self._p:close()
 			self._p = nil
