@@ -368,7 +368,7 @@ end
 
 local consume_defaults = {
 	worker = 0,            -- ngx.worker.id() of the worker that consumes
-	group = nil,           -- consumer group; nil: the default group
+	group = nil,           -- consumer group; nil: the default group (a named one: see lua/README.md)
 	batch = 256,           -- records handed to the handler at most at once
 	min_interval = 0.001,  -- seconds: the first idle wait after records came
 	max_interval = 0.05,   -- seconds: idle waits double up to this
