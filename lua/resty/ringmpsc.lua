@@ -139,7 +139,7 @@ function _M.configure(name, opts)
 			.. " use a new name."
 	end
 	if not created and o.mode then
-		local m = type(o.mode) == "string" and tonumber(o.mode, 8) or o.mode
+		local m = tonumber(o.mode, 8)
 		if m ~= ch.mode then
 			ngx_log(WARN, "resty.ringmpsc: channel ", name, " exists with mode ", octal(ch.mode),
 				", configured ", octal(m), ": a mode is set at creation only (chmod /dev/shm/", name, ")")
