@@ -131,6 +131,17 @@ uint32_t rmpsc_deliveries(const rmpsc_channel *ch)
 	return ch && (ch->read_count || ch->in_callback) ? ch->deliveries : 0;
 }
 
+int rmpsc_read_position(const rmpsc_channel *ch, uint32_t *slot, uint64_t *position)
+{
+	if (!ch || !slot || !position)
+		return rmpsc__set_error(RMPSC_EINVAL, "read_position: NULL channel, slot or position");
+	if (!ch->read_count)
+		return rmpsc__set_error(RMPSC_EINVAL, "read_position: no span of rmpsc_read is open");
+	*slot = ch->read_slot;
+	*position = ch->read_pos;
+	return RMPSC_OK;
+}
+
 static inline int consumer_enter(rmpsc_channel *ch, const char *fn)
 {
 	if (unlikely(!ch))

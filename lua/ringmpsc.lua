@@ -171,6 +171,7 @@ int rmpsc_consumer_claim(rmpsc_channel *ch);
 void rmpsc_consumer_release(rmpsc_channel *ch);
 int rmpsc_group_remove(rmpsc_channel *ch, const char *group);
 uint32_t rmpsc_deliveries(const rmpsc_channel *ch);
+int rmpsc_read_position(const rmpsc_channel *ch, uint32_t *slot, uint64_t *position);
 int rmpsc_recv(rmpsc_channel *ch, void *buf, size_t max, int64_t timeout_ns);
 int rmpsc_read(rmpsc_channel *ch, size_t max, int64_t timeout_ns, const void **ptr,
 	       uint32_t *slot);
@@ -360,6 +361,7 @@ local ptr_out = ffi_new("void *[1]")
 local cptr_out = ffi_new("const void *[1]")
 local slot_out = ffi_new("uint32_t[1]")
 local count_out = ffi_new("uint32_t[1]")
+local position_out = ffi_new("uint64_t[1]")
 local config_out = ffi_new("struct rmpsc_config")
 local u8ptr_t = ffi_typeof("uint8_t *")
 local cu8ptr_t = ffi_typeof("const uint8_t *")
@@ -863,6 +865,17 @@ function Channel:deliveries()
 	return tonumber(C.rmpsc_deliveries(chan(self)))
 end
 
+-- ch:read_position() -> slot, position | nil, err: where the span of the last read
+-- starts (record i is at position + i): with stats().channel_id, a record's name that
+-- a redelivery repeats. "invalid" when no span is open.
+function Channel:read_position()
+	local rc = C.rmpsc_read_position(chan(self), slot_out, position_out)
+	if rc < 0 then
+		return fail(rc)
+	end
+	return tonumber(slot_out[0]), tonumber(position_out[0])
+end
+
 -- ch:remove_group(name) -> true | nil, err: remove a group that has no live
 -- member, with its unreleased records. "invalid": no such group, it has a live
 -- member, or the channel has one group place.
@@ -1263,7 +1276,7 @@ end
 -- Consumer methods: the Channel's own functions, plus close.
 
 for _, m in ipairs { "recv", "recv_bytes", "recv_into", "read", "advance", "wait", "pending", "group",
-	"deliveries", "coalesce", "coalescing", "ready_fd", "ready_arm", "ready_disarm" } do
+	"deliveries", "read_position", "coalesce", "coalescing", "ready_fd", "ready_arm", "ready_disarm" } do
 	Consumer[m] = Channel[m]
 end
 

@@ -370,6 +370,14 @@ RMPSC_API int rmpsc_group_remove(rmpsc_channel *ch, const char *group);
  * 0 when no span is open.
  */
 RMPSC_API uint32_t rmpsc_deliveries(const rmpsc_channel *ch);
+/*
+ * Where the span of the last rmpsc_read / rmpsc_read_bytes starts: its producer's
+ * slot and the ring position of its first record (record i is at position + i).
+ * (slot, position) names a record within the channel, and a redelivery names it
+ * again; with rmpsc_stats' channel_id, across channels (an id for deduplication
+ * downstream). RMPSC_OK, or EINVAL when no such span is open.
+ */
+RMPSC_API int rmpsc_read_position(const rmpsc_channel *ch, uint32_t *slot, uint64_t *position);
 
 /*
  * Consume up to max records across all rings, in contiguous spans handed to fn,

@@ -368,6 +368,36 @@ static void test_dropped(void)
 	rmpsc_channel_release(ch);
 }
 
+/* A read span's slot and ring position: a record's name in the channel. */
+static void test_read_position(void)
+{
+	rmpsc_channel *ch = make(RS, 8, 2);
+	rmpsc_producer *p = reg(ch), *q = reg(ch);
+	uint32_t slot = 99;
+	uint64_t pos = 99;
+	CHECK_RC(rmpsc_read_position(ch, &slot, &pos), RMPSC_EINVAL); /* nothing read yet */
+	CHECK_RC(rmpsc_read_position(NULL, &slot, &pos), RMPSC_EINVAL);
+	for (uint64_t i = 0; i < 3; i++)
+		send_rec(q, 1, i);
+	const void *ptr;
+	uint32_t got_slot;
+	CHECK_RC(rmpsc_read(ch, 2, 0, &ptr, &got_slot), 2);
+	CHECK_OK(rmpsc_read_position(ch, &slot, &pos));
+	CHECK(slot == rmpsc_producer_slot(q) && slot == got_slot && pos == 0, "slot %u pos %llu", slot,
+	      (unsigned long long)pos);
+	CHECK_OK(rmpsc_advance(ch, 1)); /* the second record is read again, at position 1 */
+	CHECK_RC(rmpsc_read_position(ch, &slot, &pos), RMPSC_EINVAL);
+	int n = rmpsc_read(ch, 8, 0, &ptr, NULL);
+	CHECK(n >= 1, "read after a partial advance: %d", n);
+	CHECK_OK(rmpsc_read_position(ch, &slot, &pos));
+	CHECK(slot == rmpsc_producer_slot(q) && pos == 1, "after a partial advance: slot %u pos %llu", slot,
+	      (unsigned long long)pos);
+	CHECK_OK(rmpsc_advance(ch, (size_t)n));
+	rmpsc_producer_close(p);
+	rmpsc_producer_close(q);
+	rmpsc_channel_release(ch);
+}
+
 static void test_attach_anonymous(void)
 {
 	rmpsc_channel *ch = make(RS, 4, 2);
@@ -1304,6 +1334,7 @@ int main(void)
 	test_named();
 	test_access();
 	test_dropped();
+	test_read_position();
 	test_attach_anonymous();
 	test_register_limit_and_reuse();
 	test_consumer_claim();

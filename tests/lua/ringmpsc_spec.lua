@@ -596,6 +596,23 @@ describe("read / advance", function()
 		ch:release()
 	end)
 
+	it("names where the span starts: slot and ring position", function()
+		local ch = assert(ringmpsc.new { record_size = 8, capacity = 8 })
+		local p = assert(ch:producer())
+		assert.same({ nil, "invalid" }, { ch:read_position() })
+		for i = 1, 3 do
+			assert(p:send("r" .. i))
+		end
+		local _, n = assert(ch:read(2))
+		assert.equal(2, n)
+		assert.same({ p.slot, 0 }, { ch:read_position() })
+		assert(ch:advance(1))
+		_, n = assert(ch:read(8))
+		assert.same({ p.slot, 1 }, { ch:read_position() })
+		assert(ch:advance(n))
+		ch:release()
+	end)
+
 	it("returns a zero-copy span with its slot, freed by advance", function()
 		p:send_many("aaaabbbbcccc", 3)
 		local ptr, n, slot = ch:read(10)
