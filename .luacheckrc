@@ -9,3 +9,8 @@ files["tests/lua/*_spec.lua"] = { std = "+busted" }
 
 -- OpenResty examples run inside nginx, where `ngx` is a global.
 files["lua/examples/openresty/*.lua"] = { std = "ngx_lua" }
+
+-- The OpenResty library and the tests that run inside nginx.
+files["lua/resty/*.lua"] = { std = "ngx_lua" }
+files["tests/lua/resty/*.lua"] = { std = "ngx_lua" }
+files["benchmarks/nginx_logging/*.lua"] = { std = "ngx_lua" }

@@ -56,7 +56,9 @@ help:
 	@echo "make wheel        the Python wheel pip installs: sdist -> wheel built from it alone -> auditwheel repair"
 	@echo "                  (a manylinux tag) -> build/dist/; prints the wheel's path (scripts/build-wheel.sh)"
 	@echo "make install      PREFIX=/usr/local: library (SONAME libringmpsc.so.MAJOR; 0.MINOR before 1.0; versioned symbols), headers,"
-	@echo "                  pkg-config file"
+	@echo "                  pkg-config file, the Lua modules (ringmpsc, resty.ringmpsc) in LUA_DIR=PREFIX/share/lua/5.1 and"
+	@echo "                  the library for them in LUA_CDIR=PREFIX/lib/lua/5.1 (OpenResty: both /usr/local/openresty/site/lualib)"
+	@echo "                  LuaRocks: luarocks make ringmpsc-VERSION-1.rockspec (builds the library too)"
 	@echo "make uninstall    PREFIX=/usr/local: remove what make install put there"
 	@echo "make version      after editing VERSION: write it into the header, Python and Lua"
 	@echo "make clean        remove build/"
@@ -229,6 +231,13 @@ format:
 
 # --- install ----------------------------------------------------------------
 PUBLIC_HDR := csrc/include/ringmpsc.h csrc/include/ringmpsc_version.h
+# Where Lua finds modules: LuaJIT's default package.path and package.cpath include
+# PREFIX/share/lua/5.1 and PREFIX/lib/lua/5.1 (OpenResty: LUA_DIR=/usr/local/openresty/site/lualib
+# LUA_CDIR=/usr/local/openresty/site/lualib). The library is linked there too, as
+# libringmpsc.so, which ringmpsc.lua looks for through package.cpath: no ldconfig needed.
+LUA_DIR    ?= $(PREFIX)/share/lua/5.1
+LUA_CDIR   ?= $(PREFIX)/lib/lua/5.1
+LUA_MODS   := ringmpsc.lua resty/ringmpsc.lua
 
 install: lib
 	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig
@@ -239,6 +248,10 @@ install: lib
 	install -m 0644 $(PUBLIC_HDR) $(DESTDIR)$(PREFIX)/include/
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' ringmpsc.pc.in \
 		> $(DESTDIR)$(PREFIX)/lib/pkgconfig/ringmpsc.pc
+	install -d $(DESTDIR)$(LUA_DIR)/resty $(DESTDIR)$(LUA_CDIR)
+	install -m 0644 lua/ringmpsc.lua $(DESTDIR)$(LUA_DIR)/ringmpsc.lua
+	install -m 0644 lua/resty/ringmpsc.lua $(DESTDIR)$(LUA_DIR)/resty/ringmpsc.lua
+	ln -sf $(PREFIX)/lib/$(SO_NAME) $(DESTDIR)$(LUA_CDIR)/libringmpsc.so
 
 # Exactly what install wrote; the directories stay (they may hold others' files).
 uninstall:
@@ -246,6 +259,7 @@ uninstall:
 		$(DESTDIR)$(PREFIX)/lib/$(SO_REAL) $(DESTDIR)$(PREFIX)/lib/libringmpsc.a
 	rm -f $(PUBLIC_HDR:csrc/include/%=$(DESTDIR)$(PREFIX)/include/%)
 	rm -f $(DESTDIR)$(PREFIX)/lib/pkgconfig/ringmpsc.pc
+	rm -f $(LUA_MODS:%=$(DESTDIR)$(LUA_DIR)/%) $(DESTDIR)$(LUA_CDIR)/libringmpsc.so
 
 clean:
 	rm -rf $(BUILD)

@@ -22,7 +22,7 @@
 #include "ringmpsc.h"
 
 #define RMPSC_MAGIC      0x4353504d474e4952ull /* "RINGMPSC" little-endian */
-#define RMPSC_LAYOUT_VER 7u                    /* bump on every change to the bytes below */
+#define RMPSC_LAYOUT_VER 8u                    /* bump on every change to the bytes below */
 #define LINE             128u                  /* adjacent-line prefetch makes 64 bytes false-share */
 #define HEADER_SIZE      4096u
 #define ATTACH_SLOTS     2048u /* processes attached to one channel at a time (attach.h) */
@@ -44,7 +44,12 @@ struct ring_ctrl {
 	uint64_t cached_head; /* producer's last view of head */
 	uint32_t reserving;   /* 1 while a reservation is open (close/drain protocol) */
 	uint32_t reserve_pad_;
-	uint8_t pad1_[LINE - 16];
+	/* Records this slot's producers gave up on (rmpsc_producer_count_dropped), over
+	 * the channel's life: written by the slot's producer, read by stats. */
+	uint64_t dropped;
+	uint64_t drop_episodes;
+	uint64_t drop_tail; /* tail at the last drop counted: a drop at another tail starts an episode */
+	uint8_t pad1_[LINE - 40];
 	/* consumer -> producer */
 	uint64_t head; /* next position to read; release-stored by the consumer */
 	uint8_t pad2_[LINE - 8];

@@ -87,6 +87,22 @@ static inline int check_producer(const rmpsc_producer *p, const char *fn)
 	return RMPSC_OK;
 }
 
+int rmpsc_producer_count_dropped(rmpsc_producer *p, uint64_t n)
+{
+	int rc = check_producer(p, "producer_count_dropped");
+	if (rc || !n)
+		return rc;
+	/* One writer (this slot's producer); relaxed stores, so stats may read any time. */
+	struct ring_ctrl *c = p->ctrl;
+	uint64_t tail = load_relaxed(&c->tail), episodes = load_relaxed(&c->drop_episodes);
+	if (!episodes || load_relaxed(&c->drop_tail) != tail) {
+		store_relaxed(&c->drop_episodes, episodes + 1);
+		store_relaxed(&c->drop_tail, tail);
+	}
+	store_relaxed(&c->dropped, load_relaxed(&c->dropped) + n);
+	return RMPSC_OK;
+}
+
 /* End a reservation window: clear the announcement and wake a consumer that may be
  * waiting for the channel to drain. */
 static inline void end_reservation(rmpsc_producer *p)

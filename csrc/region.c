@@ -159,6 +159,15 @@ int rmpsc_channel_create(rmpsc_channel **out, const char *name, const struct rmp
 	int rc = rmpsc__layout_compute(&L, cfg, "config");
 	if (rc)
 		return rc;
+	mode_t mode = cfg->mode ? (mode_t)cfg->mode : 0600;
+	if (mode & ~(mode_t)0777)
+		return rmpsc__set_error(RMPSC_EINVAL, "config.mode 0%o: permission bits only (0 .. 0777)",
+					(unsigned)cfg->mode);
+	if ((mode & 0600) != 0600)
+		return rmpsc__set_error(RMPSC_EINVAL,
+					"config.mode 0%o: the owner needs read and write (0600): every process, the "
+					"creator too, opens the region file again to attach",
+					(unsigned)cfg->mode);
 	/* Asymmetric fences where this process can register for them (barrier.h). */
 	L.fence_mode =
 		!(flags & RMPSC_CREATE_FULL_FENCES) && rmpsc__fence_register() == 0 ? FENCE_ASYMMETRIC : FENCE_FULL;
@@ -193,6 +202,19 @@ int rmpsc_channel_create(rmpsc_channel **out, const char *name, const struct rmp
 	 * shrink it under other processes' mappings (which would raise SIGBUS). */
 	if (!name && fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW) < 0) {
 		rc = rmpsc__sys_error("sealing the memfd");
+		goto fail;
+	}
+	/* Access before the magic is written: an opener sees these permissions or none.
+	 * The group first: a chown by a non-root process may clear setgid-like bits. */
+	if (cfg->gid && fchown(fd, (uid_t)-1, (gid_t)cfg->gid) < 0) {
+		char what[96];
+		snprintf(what, sizeof what, "config.gid %u: fchown (the creator must be root or a member of it)",
+			 (unsigned)cfg->gid);
+		rc = rmpsc__sys_error(what);
+		goto fail;
+	}
+	if (fchmod(fd, mode) < 0) {
+		rc = rmpsc__sys_error("config.mode: fchmod");
 		goto fail;
 	}
 	unsigned char *base = mmap(NULL, L.total_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
@@ -407,4 +429,8 @@ void rmpsc_channel_config(const rmpsc_channel *ch, struct rmpsc_config *out)
 	out->slab_size = ch->L.slab_size;
 	out->slab_count = ch->L.slab_count;
 	out->start_position = ch->L.start_position;
+	struct stat st;
+	int ok = fstat(ch->file.fd, &st) == 0;
+	out->mode = ok ? (uint32_t)(st.st_mode & 0777) : 0;
+	out->gid = ok ? (uint32_t)st.st_gid : 0;
 }

@@ -19,6 +19,7 @@ int rmpsc_stats(const rmpsc_channel *ch, struct rmpsc_stats *out, struct rmpsc_r
 	out->max_groups = ch->L.max_groups;
 	out->recovered_members = load_relaxed(&h->recovered_members);
 	out->consumer_wakes = load_relaxed(&h->consumer_wakes);
+	out->channel_id = h->channel_id;
 	struct rmpsc_group_stats dflt;
 	uint32_t n_members = 0;
 	out->groups = (uint32_t)rmpsc_group_stats(ch, NULL, 0, NULL, 0, &n_members);
@@ -52,6 +53,9 @@ int rmpsc_stats(const rmpsc_channel *ch, struct rmpsc_stats *out, struct rmpsc_r
 			out->committed += tail - ch->L.start_position;
 			out->consumed += head - ch->L.start_position;
 		}
+		uint64_t dropped = load_relaxed(&c->dropped);
+		out->dropped += dropped; /* a fenced slot's drops happened all the same */
+		out->drop_episodes += load_relaxed(&c->drop_episodes);
 		out->active_producers += st == RMPSC_SLOT_ACTIVE;
 		if (st == RMPSC_SLOT_FREE || !rings || written >= max_rings)
 			continue;
@@ -63,6 +67,7 @@ int rmpsc_stats(const rmpsc_channel *ch, struct rmpsc_stats *out, struct rmpsc_r
 		r->pending = pending;
 		r->committed = tail - base;
 		r->consumed = head - base;
+		r->dropped = dropped;
 	}
 	return (int)written;
 }

@@ -31,7 +31,7 @@ local type, error, tonumber, setmetatable, tostring = type, error, tonumber, set
 local concat = table.concat
 local band = bit.band
 
-local _M = { _VERSION = "0.5.0" } -- from VERSION by scripts/version.sh; do not edit
+local _M = { _VERSION = "0.6.0" } -- from VERSION by scripts/version.sh; do not edit
 
 -- Exactly the declarations this module uses, copied from csrc/include/ringmpsc.h
 -- (tests/lua/cdef_spec.lua checks each against the preprocessed header; the
@@ -81,6 +81,8 @@ struct rmpsc_config {
 	uint64_t start_position;
 	uint32_t max_consumers;
 	uint32_t max_groups;
+	uint32_t mode;
+	uint32_t gid;
 };
 
 struct rmpsc_ring_stats {
@@ -91,6 +93,7 @@ struct rmpsc_ring_stats {
 	uint64_t pending;
 	uint64_t committed;
 	uint64_t consumed;
+	uint64_t dropped;
 };
 
 struct rmpsc_stats {
@@ -111,6 +114,9 @@ struct rmpsc_stats {
 	uint32_t members;
 	uint32_t recovered_members;
 	uint64_t consumer_wakes;
+	uint64_t dropped;
+	uint64_t drop_episodes;
+	uint64_t channel_id;
 };
 
 struct rmpsc_group_stats {
@@ -151,6 +157,7 @@ int rmpsc_channel_is_closed(const rmpsc_channel *ch);
 int rmpsc_producer_register(rmpsc_channel *ch, rmpsc_producer **out);
 void rmpsc_producer_close(rmpsc_producer *p);
 uint32_t rmpsc_producer_slot(const rmpsc_producer *p);
+int rmpsc_producer_count_dropped(rmpsc_producer *p, uint64_t n);
 int rmpsc_producer_reserve(rmpsc_producer *p, size_t want, int64_t timeout_ns, void **ptr);
 int rmpsc_producer_commit(rmpsc_producer *p, size_t n);
 int rmpsc_producer_send(rmpsc_producer *p, const void *data, size_t len, int64_t timeout_ns);
@@ -199,6 +206,13 @@ int rmpsc_producer_ready_arm(rmpsc_producer *p, int64_t *wait_ns);
 void rmpsc_producer_ready_disarm(rmpsc_producer *p);
 ]]
 end
+-- libc's, for a region file's group given by name (glibc's struct group). pcall: a
+-- second load, or another module that declared getgrnam first, makes it a
+-- redefinition; the declaration in place serves as well (same gr_gid field).
+pcall(ffi.cdef, [[
+struct ringmpsc_group_entry { char *gr_name; char *gr_passwd; uint32_t gr_gid; char **gr_mem; };
+struct ringmpsc_group_entry *getgrnam(const char *name);
+]])
 
 ---------------------------------------------------------------------------
 -- Finding and loading the shared library.
@@ -296,7 +310,15 @@ local errstr = {
 	[C.RMPSC_EINTR] = "interrupted",
 }
 
+-- A failure found on the Lua side (before any C call), for last_error().
+local lua_last_error
+
+local function set_lua_error(msg)
+	lua_last_error = msg
+end
+
 local function fail(rc)
+	lua_last_error = nil
 	if rc == ESYS then
 		return nil, "system: " .. ffi_string(C.rmpsc_last_error())
 	end
@@ -306,7 +328,7 @@ end
 -- The detailed message of this thread's last failure ("capacity 1000 must be a
 -- power of two ...", "the consumer role is held by live process 1234").
 function _M.last_error()
-	return ffi_string(C.rmpsc_last_error())
+	return lua_last_error or ffi_string(C.rmpsc_last_error())
 end
 
 ---------------------------------------------------------------------------
@@ -429,6 +451,8 @@ local function wrap_channel(raw, mt, flags, gone)
 		slab_count = tonumber(config_out.slab_count),
 		max_consumers = tonumber(config_out.max_consumers),
 		max_groups = tonumber(config_out.max_groups),
+		mode = tonumber(config_out.mode),  -- the region file's, at open
+		gid = tonumber(config_out.gid),
 		name = name ~= nil and ffi_string(name) or nil,
 	}, mt)
 end
@@ -466,15 +490,36 @@ local function opt_u32(opts, key, default)
 		error("bad option '" .. key .. "' to 'new' (number expected, got " .. type(v) .. ")", 3)
 	end
 	if v < 0 or v > 0xffffffff or v ~= v or v % 1 ~= 0 then
+		set_lua_error("new: " .. key .. " " .. tostring(v) .. " is out of range")
 		return nil -- out of range for the C field: reported as "invalid"
 	end
 	return v
 end
 
+-- The region file's group, as `new` takes it: a gid or a group name.
+local function group_id(g)
+	if type(g) == "number" then
+		if g < 1 or g > 0xfffffffe or g % 1 ~= 0 then
+			return nil, "group " .. tostring(g) .. " is not a gid (1 .. 2^32-2; nil keeps the creator's)"
+		end
+		return g
+	end
+	local gr = ffi.C.getgrnam(g)
+	if gr == nil then
+		return nil, "group '" .. g .. "' does not exist"
+	end
+	if gr.gr_gid == 0 then
+		return nil, "group '" .. g .. "' is group 0, which cannot be given (nil keeps the creator's)"
+	end
+	return tonumber(gr.gr_gid)
+end
+
 -- ringmpsc.new{ record_size =, capacity = 1024, max_producers = 16, name = nil,
 --               slab_size = 0, slab_count = 0, max_consumers = 1, max_groups = nil,
+--               mode = 0600, group = nil,
 --               interruptible = false, full_fences = false, start_position = 0 }
--- max_groups nil (0): as many as max_consumers (at most 64).
+-- max_groups nil (0): as many as max_consumers (at most 64). mode: a number or an
+-- octal string ("0660"); group: a gid or a group name (nil: the creator's).
 function _M.new(opts)
 	if type(opts) ~= "table" then
 		argerror(1, "new", "table", opts)
@@ -494,6 +539,35 @@ function _M.new(opts)
 			return nil, "invalid"
 		end
 		cfg[f[1]] = v
+	end
+	local mode = opts.mode
+	if type(mode) == "string" then
+		mode = mode:match("^0?[0-7][0-7][0-7]$") and tonumber(mode, 8)
+		if not mode then
+			set_lua_error("new: mode '" .. opts.mode .. "' is not an octal mode such as \"0660\"")
+			return nil, "invalid"
+		end
+	elseif mode ~= nil and type(mode) ~= "number" then
+		error("bad option 'mode' to 'new' (number or octal string expected, got " .. type(mode) .. ")", 2)
+	end
+	if mode ~= nil then
+		if mode < 0 or mode > 511 or mode % 1 ~= 0 then
+			set_lua_error("new: mode " .. tostring(mode) .. " is not a permission mode (0 .. 0777)")
+			return nil, "invalid"
+		end
+		cfg.mode = mode
+	end
+	local group = opts.group
+	if group ~= nil then
+		if type(group) ~= "number" and type(group) ~= "string" then
+			error("bad option 'group' to 'new' (number or string expected, got " .. type(group) .. ")", 2)
+		end
+		local gid, gerr = group_id(group)
+		if not gid then
+			set_lua_error("new: " .. gerr)
+			return nil, "invalid"
+		end
+		cfg.gid = gid
 	end
 	local sp = opts.start_position -- tests: start near 2^64 to cross the wrap
 	if sp ~= nil then
@@ -1004,6 +1078,7 @@ function Channel:stats()
 			pending = tonumber(r.pending),
 			committed = tonumber(r.committed),
 			consumed = tonumber(r.consumed),
+			dropped = tonumber(r.dropped),
 		}
 	end
 	return {
@@ -1022,6 +1097,10 @@ function Channel:stats()
 		max_groups = tonumber(st.max_groups),
 		recovered_members = tonumber(st.recovered_members),
 		consumer_wakes = tonumber(st.consumer_wakes),
+		dropped = tonumber(st.dropped),
+		drop_episodes = tonumber(st.drop_episodes),
+		-- 16 hex digits: a Lua number cannot hold every 64-bit value
+		channel_id = bit.tohex(st.channel_id), -- 16 hex digits: a Lua number cannot hold every 64-bit value
 		rings = rings,
 		groups = groups,   -- #groups: the groups that exist
 		members = members, -- #members: the member places in use
@@ -1155,6 +1234,27 @@ function Producer:close()
 		self._p = nil
 	end
 	producer_state_close(self._ps)
+	return true
+end
+
+-- p:count_dropped([n]) -> true: count n (default 1) records given up on, in the
+-- channel (stats: dropped, drop_episodes), where every process sees them.
+function Producer:count_dropped(n)
+	local p = self._ps.p
+	if not p then
+		closed_handle("producer is closed")
+	end
+	if n == nil then
+		n = 1
+	elseif type(n) ~= "number" then
+		argerror(1, "count_dropped", "number", n)
+	elseif n < 0 or n % 1 ~= 0 or n > 2 ^ 53 then
+		return nil, "invalid"
+	end
+	local rc = C.rmpsc_producer_count_dropped(p, n)
+	if rc < 0 then
+		return fail(rc)
+	end
 	return true
 end
 

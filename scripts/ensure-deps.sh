@@ -88,7 +88,8 @@ for group in "$@"; do
 	model) apt_install spin ;; # the protocol models (tests/model)
 	python) apt_install nats-server # the JetStream server the bridge's tests start
 	        pip_install $PY_TOOLS ;;
-	lua) apt_install luajit2 libluajit2-5.1-dev lua-busted lua-check nginx libnginx-mod-http-lua lua-resty-core ;;
+	# wrk: tests/lua/resty_test.py loads nginx; luarocks: the rockspec's install test
+	lua) apt_install luajit2 libluajit2-5.1-dev lua-busted lua-check nginx libnginx-mod-http-lua lua-resty-core wrk luarocks ;;
 	wrk) apt_install wrk ;; # the HTTP load of benchmarks/nginx_logging
 	bench) apt_install wrk libck-dev libboost-dev libconcurrentqueue-dev libreaderwriterqueue-dev dpdk-dev
 	       pip_install numpy:numpy matplotlib:matplotlib faster_fifo:faster-fifo zmq:pyzmq ;;

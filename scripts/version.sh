@@ -4,7 +4,7 @@
 #                               at build time (`make version` after editing VERSION)
 #   scripts/version.sh --check  change nothing; name each place that disagrees, exit 1
 # Written here: csrc/include/ringmpsc_version.h (RMPSC_VERSION_*), the Lua module's
-# _VERSION, the Python package's __version__. Read from VERSION at build time:
+# _VERSION, the Python package's __version__, the LuaRocks rockspec. Read from VERSION at build time:
 # pyproject.toml (setuptools dynamic version) and ringmpsc.pc (Makefile, from
 # ringmpsc.pc.in). tests/version_test.sh checks all five.
 set -euo pipefail
@@ -52,6 +52,23 @@ HDR
 # One marked line each; everything else in these files is left as it is.
 put lua/ringmpsc.lua < <(sed -E 's/^(local _M = \{ _VERSION = )"[^"]*"( \} -- from VERSION)/\1"'"$version"'"\2/' lua/ringmpsc.lua)
 put python/ringmpsc/__init__.py < <(sed -E 's/^__version__ = "[^"]*"(  # from VERSION)/__version__ = "'"$version"'"\1/' python/ringmpsc/__init__.py)
+
+# The LuaRocks package, rendered whole from ringmpsc.rockspec.in: the version, and every
+# C source of the core (a file added to csrc/ changes it: tests/version_test.sh says so).
+rockspec=ringmpsc-$version-1.rockspec
+sources=$(cd csrc && ls -- *.c | sed 's|.*|"csrc/&",|' | tr '\n' ' ')
+put "$rockspec" < <(sed -e "s|@VERSION@|$version|g" -e "s|@SOURCES@|${sources% }|" ringmpsc.rockspec.in |
+	sed -e '1,/^-- (the version/{s|^-- scripts/version.sh (make version) writes.*|-- Generated from ringmpsc.rockspec.in by scripts/version.sh (make version): do not edit.|;/^-- (the version/d}')
+for old in ringmpsc-*-1.rockspec; do
+	[ "$old" = "$rockspec" ] || [ ! -e "$old" ] && continue
+	if [ $check -eq 1 ]; then
+		echo "version: $old is for another version; run make version" >&2
+		bad=1
+	else
+		rm -f "$old"
+		echo "version: removed $old"
+	fi
+done
 
 # A marker line someone reworded would be skipped silently above: insist on it.
 marked() { # file ERE

@@ -170,6 +170,15 @@ struct rmpsc_config {
 	uint64_t start_position; /* first ring position; 0 normally (tests use ~UINT64_MAX) */
 	uint32_t max_consumers;  /* 0 or 1: one consumer process; up to RMPSC_MAX_CONSUMERS members */
 	uint32_t max_groups;     /* 0: as many as max_consumers; 1 .. RMPSC_MAX_GROUPS */
+	/*
+	 * Who may open the region file (create only; rmpsc_channel_config reports the
+	 * file's). Set before the region is published, so no process ever opens it with
+	 * other permissions, and exactly (the umask does not apply). Every process that
+	 * uses a channel, producers included, opens its file again to attach, so each
+	 * needs read and write permission on it.
+	 */
+	uint32_t mode; /* permission bits, 0 .. 0777, at least 0600; 0: 0600 */
+	uint32_t gid;  /* the file's group; 0: the creator's effective group (group 0 cannot be given) */
 };
 
 /* Flags for create/open/attach. */
@@ -189,8 +198,11 @@ struct rmpsc_config {
 /*
  * Create a channel. name == NULL: anonymous (memfd), shareable by fork or by
  * passing rmpsc_channel_fd(). Otherwise a POSIX shm name ("/jobs" or "jobs"),
- * created with mode 0600; an existing name is never overwritten (ESYS, errno
- * EEXIST). Errors: EINVAL (geometry, naming the field), ESYS.
+ * created with config->mode (default 0600) and group config->gid; an existing name
+ * is never overwritten (ESYS, errno EEXIST). Nothing unlinks a name but
+ * rmpsc_unlink: the region outlives every process until then.
+ * Errors: EINVAL (geometry or mode, naming the field), ESYS (the group: the
+ * creator must be root or a member of it).
  */
 RMPSC_API int rmpsc_channel_create(rmpsc_channel **out, const char *name, const struct rmpsc_config *config,
 				   unsigned flags);
@@ -258,6 +270,16 @@ RMPSC_API int rmpsc_producer_register_wait(rmpsc_channel *ch, int64_t timeout_ns
 RMPSC_API void rmpsc_producer_close(rmpsc_producer *p);
 /* The producer's slot index (0 .. max_producers-1). */
 RMPSC_API uint32_t rmpsc_producer_slot(const rmpsc_producer *p);
+/*
+ * Count `n` records the caller gave up on (typically: a send that found the
+ * channel full, where waiting is not an option, as in nginx's log phase). The
+ * counts live in the region, in this producer's slot, so every process reads them
+ * (rmpsc_stats: dropped, drop_episodes) and they survive the producer's death.
+ * An episode is a run of drops with no record committed in between: a drop after
+ * a commit (or the first ever) starts one. Nothing else changes. Errors: EINVAL,
+ * EFORKED.
+ */
+RMPSC_API int rmpsc_producer_count_dropped(rmpsc_producer *p, uint64_t n);
 /*
  * Readiness for a producer waiting for space in an event loop, as the consumer's
  * (rmpsc_ready_fd): a descriptor owned by the producer handle (a FIFO in /dev/shm
@@ -592,6 +614,7 @@ struct rmpsc_ring_stats {
 	uint64_t pending;     /* committed, not consumed */
 	uint64_t committed;   /* records committed since this slot was registered */
 	uint64_t consumed;    /* records consumed since this slot was registered */
+	uint64_t dropped;     /* records its producers counted as dropped, over the channel's life */
 };
 
 struct rmpsc_stats {
@@ -612,6 +635,10 @@ struct rmpsc_stats {
 	uint32_t members;           /* member places in use (live, or dead and not yet recovered) */
 	uint32_t recovered_members; /* dead members recovered (their claims redelivered or dropped) */
 	uint64_t consumer_wakes;    /* wake-ups sent to waiting members: futex wakes and readiness fd writes */
+	uint64_t dropped;           /* records producers gave up on (rmpsc_producer_count_dropped) */
+	uint64_t drop_episodes;     /* runs of drops with no commit in between, over all slots */
+	uint64_t channel_id;        /* random at creation, never reused: tells this channel from an earlier
+				       one made under the same name (an incarnation, for ids that must be unique) */
 };
 
 struct rmpsc_group_stats {

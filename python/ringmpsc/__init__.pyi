@@ -181,6 +181,8 @@ class Producer:
         """Announce a wait for space: 0.0 a record fits now, else wait for ready_fd() at most t seconds."""
     def ready_disarm(self) -> None:
         """Withdraw the announcement of a wait given up."""
+    def count_dropped(self, n: int = 1, /) -> None:
+        """Count n records given up on (stats: 'dropped', 'drop_episodes'), visible to every process."""
     def close(self) -> None:
         """Deregister; committed records stay readable."""
     def __enter__(self) -> Producer: ...
@@ -204,6 +206,8 @@ class Channel:
         full_fences: bool = False,
         max_consumers: int = 1,
         max_groups: Optional[int] = None,
+        mode: int = 0o600,
+        group: Union[int, str, None] = None,
     ) -> Channel: ...
     @classmethod
     def open(cls, name: str) -> Channel:

@@ -1,6 +1,7 @@
-"""Command-line tools: ``python -m ringmpsc list``, ``info NAME``, and the JetStream bridge's
-``forward NAME`` and ``ingest NAME`` (ringmpsc.bridge)."""
+"""Command-line tools: ``python -m ringmpsc list``, ``info NAME``, ``unlink NAME``, and the
+JetStream bridge's ``forward NAME`` and ``ingest NAME`` (ringmpsc.bridge)."""
 import argparse
+import grp
 import os
 import pwd
 import stat
@@ -18,6 +19,13 @@ def _producer_counts(s):
     """(live, dead): a slot stays active until someone reclaims it, so say which of them are gone."""
     gone = sum(1 for r in s["producers"] if r["state"] == "active" and not r["alive"])
     return s["active_producers"] - gone, gone
+
+
+def _group_name(gid):
+    try:
+        return "%s (%d)" % (grp.getgrgid(gid).gr_name, gid)
+    except KeyError:
+        return str(gid)
 
 
 def _info(name):
@@ -39,7 +47,10 @@ def _info(name):
     print("  consumer: %s" % ("pid %d" % s["consumer_pid"] if s["consumer_pid"] else "none"))
     print("  consumer places: %d (max_consumers), %d in use; group places: %d (max_groups); recovered members: %d"
           % (s["max_consumers"], len(s["members"]), s["max_groups"], s["recovered_members"]))
-    print("  records: %d pending, %d committed, %d consumed" % (s["pending"], s["committed"], s["consumed"]))
+    print("  records: %d pending, %d committed, %d consumed, %d dropped by producers (%d episodes)"
+          % (s["pending"], s["committed"], s["consumed"], s["dropped"], s["drop_episodes"]))
+    print("  region file: mode %04o, group %s; channel id %016x"
+          % (s["mode"], _group_name(s["gid"]), s["channel_id"]))
     print("  fenced rings: %d, reclaimed producer slots: %d" % (s["fenced_rings"], s["reclaimed_slots"]))
     live, gone = _producer_counts(s)
     print("  producers: %d live%s" % (live, ", %d dead (not reclaimed yet)" % gone if gone else ""))
@@ -159,6 +170,34 @@ def _list(shm_dir=SHM_DIR):
     return 0
 
 
+def _unlink(name, force):
+    """Remove a channel's name, refusing while it holds records or has live users (unless forced)."""
+    from . import unlink
+
+    path = os.path.join(SHM_DIR, name.lstrip("/"))
+    if _probe(path) is None:
+        print("ringmpsc: %s is not a ringmpsc channel; not removed" % path, file=sys.stderr)
+        return 1
+    s = Channel.open(name).stats()
+    live, _ = _producer_counts(s)
+    members = sum(1 for m in s["members"] if m["alive"])
+    busy = []
+    if s["pending"]:
+        busy.append("%d records not yet consumed" % s["pending"])
+    if live:
+        busy.append("%d live producers" % live)
+    if members:
+        busy.append("%d live consumers" % members)
+    if busy and not force:
+        print("ringmpsc: %s has %s: unlinking loses what it holds once its last user exits, and processes that "
+              "open the name next get a new channel. Stop them and drain it first, or use --force."
+              % (name, ", ".join(busy)), file=sys.stderr)
+        return 1
+    unlink(name)
+    print("unlinked %s%s" % (name, " (%s)" % ", ".join(busy) if busy else ""))
+    return 0
+
+
 async def _bridge(worker, every):
     """Run worker until it returns or SIGTERM/SIGINT; log its stats every `every` seconds when they change."""
     import asyncio
@@ -234,12 +273,16 @@ def _bridge_args(p, batch):
 def main(argv=None):
     ap = argparse.ArgumentParser(prog="python -m ringmpsc", description="Inspect ringmpsc channels; bridge them "
                                  "to NATS JetStream.")
-    sub = ap.add_subparsers(dest="cmd", required=True, metavar="{list,info,forward,ingest}")
+    sub = ap.add_subparsers(dest="cmd", required=True, metavar="{list,info,unlink,forward,ingest}")
     sub.add_parser("list", help="list the named channels in %s: owner, mode, size, open or closed, live and "
                                 "dead producers, consumers" % SHM_DIR)
     p_info = sub.add_parser("info", help="print a named channel's geometry, producers, consumer groups, members "
                                          "and state")
     p_info.add_argument("name", help="the channel's shm name (with or without the leading '/')")
+    p_unlink = sub.add_parser("unlink", help="remove a named channel (refused while it holds records or has live "
+                                             "producers or consumers, unless --force)")
+    p_unlink.add_argument("name", help="the channel's shm name (with or without the leading '/')")
+    p_unlink.add_argument("--force", action="store_true", help="remove it even then")
     p_fwd = sub.add_parser("forward", help="publish a channel's records to a JetStream subject, each released "
                                            "only once acknowledged, exactly once into the stream")
     _bridge_args(p_fwd, 1024)
@@ -272,6 +315,8 @@ def main(argv=None):
             print("ringmpsc: %s: %s" % (SHM_DIR, e), file=sys.stderr)
             return 1
     try:
+        if args.cmd == "unlink":
+            return _unlink(args.name, args.force)
         return _info(args.name)
     except (Error, OSError, ValueError) as e:
         print("ringmpsc: %s: %s" % (args.name, e), file=sys.stderr)

@@ -1,4 +1,6 @@
 /* Argument conversion (args.h). */
+#include <errno.h>
+#include <grp.h>
 #include <limits.h>
 #include <math.h>
 #include <string.h>
@@ -133,4 +135,38 @@ int get_data(PyObject *o, Py_buffer *b, int flags, const char *argname)
 			     (flags & PyBUF_WRITABLE) ? "writable " : "", Py_TYPE(o)->tp_name);
 	}
 	return -1;
+}
+
+int parse_group(PyObject *o, long long *gid)
+{
+	if (!PyUnicode_Check(o)) {
+		if (parse_int(o, "group", 0, UINT32_MAX - 1, gid) < 0)
+			return -1;
+		if (*gid == 0) {
+			PyErr_SetString(PyExc_ValueError, "group 0 cannot be given: None keeps the creator's group");
+			return -1;
+		}
+		return 0;
+	}
+	const char *name = PyUnicode_AsUTF8(o);
+	if (!name)
+		return -1;
+	struct group g, *found = NULL;
+	char buf[4096];
+	int err = getgrnam_r(name, &g, buf, sizeof buf, &found);
+	if (!found) {
+		if (err) {
+			errno = err;
+			PyErr_SetFromErrno(PyExc_OSError);
+		} else {
+			PyErr_Format(PyExc_ValueError, "group %R does not exist", o);
+		}
+		return -1;
+	}
+	if (g.gr_gid == 0) {
+		PyErr_Format(PyExc_ValueError, "group %R is group 0, which cannot be given: None keeps the creator's", o);
+		return -1;
+	}
+	*gid = g.gr_gid;
+	return 0;
 }

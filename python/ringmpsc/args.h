@@ -14,6 +14,9 @@ int parse_int(PyObject *o, const char *name, long long lo, long long hi, long lo
 int parse_count(PyObject *o, const char *name, long long dflt, long long hi, long long *out);
 /* A C string from a str name argument. */
 const char *parse_name(PyObject *o, const char *argname);
+/* A group given as a gid (int) or a name (str), for a channel's region file:
+ * *gid > 0, or -1 with ValueError (unknown name, group 0) or TypeError. */
+int parse_group(PyObject *o, long long *gid);
 /* A contiguous bytes-like argument; release it with data_release(). */
 int get_data(PyObject *o, Py_buffer *b, int flags, const char *argname);
 

@@ -61,7 +61,7 @@ static PyObject *channel_wrap(PyTypeObject *type, modstate *st, rmpsc_channel *c
 
 PyDoc_STRVAR(channel_doc,
 "Channel(record_size, capacity=4096, max_producers=16, *, name=None, slab_size=0, slabs=0,\n\
-        full_fences=False, max_consumers=1, max_groups=None)\n\
+        full_fences=False, max_consumers=1, max_groups=None, mode=0o600, group=None)\n\
 --\n\
 \n\
 A multi-producer channel of fixed-size records in one shared memory region.\n\
@@ -70,9 +70,12 @@ Each producer gets its own lock-free ring of `capacity` records (a power of two)
 consumers sweep the rings. Order is FIFO per producer, none across producers.\n\
 With name=None the region is anonymous (memfd): it reaches other processes by\n\
 fork or by multiprocessing (file-descriptor passing). With a name it is a POSIX\n\
-shared-memory object (/dev/shm/NAME, mode 0600) that any process of the same user\n\
-can attach with Channel.open(name); an existing name is never overwritten\n\
-(FileExistsError). slab_size and slabs > 0 add a pool for variable-length\n\
+shared-memory object (/dev/shm/NAME) that processes with read and write\n\
+permission on it attach with Channel.open(name); an existing name is never\n\
+overwritten (FileExistsError) and only unlink() removes it. mode (at least 0o600;\n\
+set exactly, the umask does not apply) and group (a gid or a group name; None: the\n\
+creator's) say who may open the region: e.g. mode=0o660, group='www-data' for\n\
+nginx workers and a consumer of another user in that group. slab_size and slabs > 0 add a pool for variable-length\n\
 messages (send_bytes/recv_bytes).\n\
 \n\
 Consumers are members of groups. A process calling a consumer method of the\n\
@@ -86,16 +89,16 @@ ConsumerBusy; with more, that many processes share the work. max_groups\n\
 many groups can exist at once.");
 static PyObject *channel_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 {
-	static char *kwlist[] = { "record_size", "capacity",    "max_producers", "name", "slab_size",
-				  "slabs",       "full_fences", "max_consumers", "max_groups", NULL };
+	static char *kwlist[] = { "record_size",   "capacity",   "max_producers", "name", "slab_size", "slabs",
+				  "full_fences",   "max_consumers", "max_groups", "mode", "group",     NULL };
 	modstate *st = state_of_subtype(type);
 	if (!st)
 		return NULL;
 	PyObject *o_rs, *o_cap = NULL, *o_mp = NULL, *o_name = Py_None, *o_ss = NULL, *o_sc = NULL, *o_mc = NULL,
-		 *o_mg = Py_None;
+		 *o_mg = Py_None, *o_mode = NULL, *o_group = Py_None;
 	int full_fences = 0;
-	if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|OO$OOOpOO:Channel", kwlist, &o_rs, &o_cap, &o_mp, &o_name,
-					 &o_ss, &o_sc, &full_fences, &o_mc, &o_mg))
+	if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|OO$OOOpOOOO:Channel", kwlist, &o_rs, &o_cap, &o_mp, &o_name,
+					 &o_ss, &o_sc, &full_fences, &o_mc, &o_mg, &o_mode, &o_group))
 		return NULL;
 	long long rs, cap = 4096, mp = 16, ss = 0, sc = 0, mc = 1, mg = 0;
 	if (parse_int(o_rs, "record_size", 1, RMPSC_MAX_RECORD_SIZE, &rs) < 0)
@@ -124,6 +127,11 @@ static PyObject *channel_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 		PyErr_Format(PyExc_ValueError, "record_size must be >= 4 to carry slab handles, got %lld", rs);
 		return NULL;
 	}
+	long long mode = 0600, gid = 0;
+	if (o_mode && parse_int(o_mode, "mode", 0, 0777, &mode) < 0)
+		return NULL;
+	if (o_group != Py_None && parse_group(o_group, &gid) < 0)
+		return NULL;
 	const char *name = NULL;
 	if (o_name != Py_None && !(name = parse_name(o_name, "name")))
 		return NULL;
@@ -136,6 +144,8 @@ static PyObject *channel_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 		.start_position = 0,
 		.max_consumers = (uint32_t)mc,
 		.max_groups = (uint32_t)mg,
+		.mode = (uint32_t)mode,
+		.gid = (uint32_t)gid,
 	};
 	rmpsc_channel *c = NULL;
 	int rc, err;
@@ -356,10 +366,11 @@ static PyObject *producers_list(const struct rmpsc_ring_stats *rings, int n)
 	for (int i = 0; list && i < n; i++) {
 		const struct rmpsc_ring_stats *r = &rings[i];
 		PyObject *e = Py_BuildValue(
-			"{s:I,s:s,s:I,s:O,s:K,s:K,s:K}", "slot", r->slot, "state",
+			"{s:I,s:s,s:I,s:O,s:K,s:K,s:K,s:K}", "slot", r->slot, "state",
 			r->state < 6 ? slot_state_names[r->state] : "unknown", "pid", r->owner_pid, "alive",
 			r->owner_alive ? Py_True : Py_False, "pending", (unsigned long long)r->pending, "committed",
-			(unsigned long long)r->committed, "consumed", (unsigned long long)r->consumed);
+			(unsigned long long)r->committed, "consumed", (unsigned long long)r->consumed, "dropped",
+			(unsigned long long)r->dropped);
 		if (!e || PyList_Append(list, e) < 0)
 			Py_CLEAR(list);
 		Py_XDECREF(e);
@@ -456,6 +467,11 @@ static PyObject *channel_stats(ChannelObject *self, PyObject *unused)
 			  (unsigned long long)s.consumed, "slabs_free", s.slabs_free, "fenced_rings", s.fenced_rings,
 			  "reclaimed_slots", s.reclaimed_slots, "recovered_members", s.recovered_members);
 	if (d && (put(d, "consumer_wakes", PyLong_FromUnsignedLongLong(s.consumer_wakes)) < 0 ||
+		  put(d, "dropped", PyLong_FromUnsignedLongLong(s.dropped)) < 0 ||
+		  put(d, "drop_episodes", PyLong_FromUnsignedLongLong(s.drop_episodes)) < 0 ||
+		  put(d, "channel_id", PyLong_FromUnsignedLongLong(s.channel_id)) < 0 ||
+		  put(d, "mode", PyLong_FromUnsignedLong(cfg->mode)) < 0 ||
+		  put(d, "gid", PyLong_FromUnsignedLong(cfg->gid)) < 0 ||
 		  put(d, "producers", producers_list(rings, w)) < 0 || put(d, "groups", groups_list(groups, ng)) < 0 ||
 		  put(d, "members", members_list(members, nm, groups, ng)) < 0))
 		Py_CLEAR(d);

@@ -530,6 +530,33 @@ static PyObject *producer_ready_disarm_try(ProducerObject *self, PyObject *arg)
 	Py_RETURN_TRUE;
 }
 
+PyDoc_STRVAR(producer_count_dropped_doc,
+"count_dropped($self, n=1, /)\n--\n\n\
+Count n records this producer gave up on (say, a send_nowait that raised Full,\n\
+where waiting is not an option). The counts live in the channel, so every\n\
+process sees them in stats() ('dropped', 'drop_episodes': runs of drops with no\n\
+record sent in between) and they survive this process. Nothing else changes.");
+static PyObject *producer_count_dropped(ProducerObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+	modstate *st = STATE(self);
+	long long n = 1;
+	if (nargs > 1)
+		return PyErr_Format(PyExc_TypeError, "count_dropped() takes at most 1 argument (%zd given)", nargs);
+	if (nargs == 1 && parse_int(args[0], "n", 0, LLONG_MAX, &n) < 0)
+		return NULL;
+	int taken = ready_lock(self, st, FOREVER);
+	if (taken < 0)
+		return NULL;
+	int rc = rmpsc_producer_count_dropped(self->p, (uint64_t)n);
+	if (taken)
+		hlock_release(&self->lock);
+	if (rc < 0) {
+		raise_rc(st, rc, 0, ON_OTHER, NULL);
+		return NULL;
+	}
+	Py_RETURN_NONE;
+}
+
 PyDoc_STRVAR(producer_close_doc,
 "close($self, /)\n--\n\n\
 Deregister: the slot is reused once the consumer has drained it; committed\n\
@@ -622,6 +649,8 @@ static PyMethodDef producer_methods[] = {
 	  producer_send_async_doc },
 	{ "send_bytes_async", (PyCFunction)(void (*)(void))producer_send_bytes_async, METH_VARARGS | METH_KEYWORDS,
 	  producer_send_bytes_async_doc },
+	{ "count_dropped", (PyCFunction)(void (*)(void))producer_count_dropped, METH_FASTCALL,
+	  producer_count_dropped_doc },
 	{ "close", (PyCFunction)producer_close, METH_NOARGS, producer_close_doc },
 	{ "__enter__", (PyCFunction)self_enter, METH_NOARGS, enter_doc },
 	{ "__exit__", (PyCFunction)(void (*)(void))producer_exit, METH_FASTCALL, producer_exit_doc },

@@ -272,6 +272,102 @@ static void test_named(void)
 	rmpsc_channel_release(ch);
 }
 
+/* Who may open the region: mode and group, set before anyone can open it, exactly. */
+static void test_access(void)
+{
+	char name_buf[64];
+	const char *name = strcpy(name_buf, new_name("access"));
+	char path[128];
+	snprintf(path, sizeof path, "/dev/shm/%s", name);
+	mode_t old_mask = umask(0077); /* the umask must not apply */
+	struct rmpsc_config c = { .record_size = RS, .capacity = 8, .max_producers = 2, .mode = 0660 };
+	gid_t other = getgid() == 65534 ? 65533 : 65534;
+	int root = geteuid() == 0;
+	if (root)
+		c.gid = other; /* root may give any group; others only their own */
+	rmpsc_channel *ch = NULL;
+	CHECK_OK(rmpsc_channel_create(&ch, name, &c, 0));
+	umask(old_mask);
+	struct stat st;
+	CHECK(stat(path, &st) == 0 && (st.st_mode & 07777) == 0660, "mode %o, want 0660", (unsigned)(st.st_mode & 07777));
+	CHECK(st.st_gid == (root ? other : getegid()), "group %u", (unsigned)st.st_gid);
+	rmpsc_channel *h = NULL;
+	CHECK_OK(rmpsc_channel_open(&h, name, 0));
+	struct rmpsc_config got;
+	memset(&got, 0xff, sizeof got);
+	rmpsc_channel_config(h, &got);
+	CHECK(got.mode == 0660 && got.gid == st.st_gid, "config reports mode %o gid %u", got.mode, got.gid);
+	rmpsc_channel_release(h);
+	CHECK_OK(rmpsc_unlink(name));
+	forget_name(name);
+	rmpsc_channel_release(ch);
+
+	/* Bad modes: EINVAL naming the field, and no file left behind. */
+	const uint32_t bad[] = { 01777, 0440, 0200, 04666 };
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		struct rmpsc_config b = c;
+		b.mode = bad[i];
+		b.gid = 0;
+		rmpsc_channel *x = (rmpsc_channel *)&x;
+		CHECK_RC(rmpsc_channel_create(&x, name, &b, 0), RMPSC_EINVAL);
+		CHECK(x == NULL && strstr(rmpsc_last_error(), "config.mode"), "mode %o: \"%s\"", bad[i],
+		      rmpsc_last_error());
+		CHECK(stat(path, &st) < 0 && errno == ENOENT, "mode %o left the file", bad[i]);
+	}
+	/* A group the creator may not give: ESYS naming it, and no file left. */
+	if (!root) {
+		struct rmpsc_config b = c;
+		b.gid = other;
+		rmpsc_channel *x = NULL;
+		CHECK_RC(rmpsc_channel_create(&x, name, &b, 0), RMPSC_ESYS);
+		CHECK(strstr(rmpsc_last_error(), "config.gid"), "\"%s\"", rmpsc_last_error());
+		CHECK(stat(path, &st) < 0 && errno == ENOENT, "a refused group left the file");
+	}
+	/* Anonymous regions take the mode too (their fd can be passed to another user). */
+	rmpsc_channel *anon = NULL;
+	CHECK_OK(rmpsc_channel_create(&anon, NULL, &c, 0));
+	CHECK(fstat(rmpsc_channel_fd(anon), &st) == 0 && (st.st_mode & 0777) == 0660, "memfd mode %o",
+	      (unsigned)(st.st_mode & 0777));
+	rmpsc_channel_release(anon);
+}
+
+/* Drops: counted in the region, per slot, with episodes split by commits. */
+static void test_dropped(void)
+{
+	rmpsc_channel *ch = make(RS, 8, 2);
+	rmpsc_channel *other = make(RS, 8, 2);
+	struct rmpsc_stats s, s2;
+	CHECK(rmpsc_stats(ch, &s, NULL, 0) == 0 && s.dropped == 0 && s.drop_episodes == 0, "fresh counts");
+	CHECK(rmpsc_stats(other, &s2, NULL, 0) == 0 && s.channel_id != 0 && s.channel_id != s2.channel_id,
+	      "channel ids %llx %llx", (unsigned long long)s.channel_id, (unsigned long long)s2.channel_id);
+	rmpsc_channel_release(other);
+	rmpsc_producer *p = reg(ch), *q = reg(ch);
+	CHECK_RC(rmpsc_producer_count_dropped(NULL, 1), RMPSC_EINVAL);
+	CHECK_OK(rmpsc_producer_count_dropped(p, 0)); /* nothing: no episode either */
+	CHECK_OK(rmpsc_producer_count_dropped(p, 2));
+	CHECK_OK(rmpsc_producer_count_dropped(p, 1)); /* same episode: nothing committed between */
+	send_rec(p, 0, 0);
+	CHECK_OK(rmpsc_producer_count_dropped(p, 4)); /* a second one */
+	CHECK_OK(rmpsc_producer_count_dropped(q, 1)); /* q's first */
+	struct rmpsc_ring_stats rings[2];
+	int n = rmpsc_stats(ch, &s, rings, 2);
+	CHECK(s.dropped == 8 && s.drop_episodes == 3, "dropped %llu in %llu episodes", (unsigned long long)s.dropped,
+	      (unsigned long long)s.drop_episodes);
+	const struct rmpsc_ring_stats *rp = ring_of(rings, n, rmpsc_producer_slot(p));
+	CHECK(rp && rp->dropped == 7, "p's ring dropped %llu", rp ? (unsigned long long)rp->dropped : 0ull);
+	/* A forked copy may not count on the parent's slot; closed producers' counts stay. */
+	pid_t c = fork_child();
+	if (c == 0) {
+		CHECK_RC(rmpsc_producer_count_dropped(p, 1), RMPSC_EFORKED);
+		_exit(0);
+	}
+	CHECK_RC(reap(c), 0);
+	rmpsc_producer_close(q);
+	CHECK(rmpsc_stats(ch, &s, NULL, 0) == 0 && s.dropped == 8, "after close: %llu", (unsigned long long)s.dropped);
+	rmpsc_producer_close(p);
+	rmpsc_channel_release(ch);
+}
+
 static void test_attach_anonymous(void)
 {
 	rmpsc_channel *ch = make(RS, 4, 2);
@@ -1206,6 +1302,8 @@ int main(void)
 	atexit(cleanup_at_exit);
 	test_create_anonymous();
 	test_named();
+	test_access();
+	test_dropped();
 	test_attach_anonymous();
 	test_register_limit_and_reuse();
 	test_consumer_claim();

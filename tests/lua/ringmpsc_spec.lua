@@ -105,6 +105,46 @@ describe("ringmpsc.new", function()
 		ringmpsc.unlink(name)
 	end)
 
+	it("sets the region file's mode and group exactly, and reports them", function()
+		local name = H.name("mode")
+		local ch = assert(ringmpsc.new { record_size = 8, capacity = 4, name = name, mode = "0660" })
+		assert.equal(tonumber("660", 8), ch.mode)
+		local ch2 = assert(ringmpsc.open(name))
+		assert.equal(tonumber("660", 8), ch2.mode)
+		assert.equal(ch.gid, ch2.gid)
+		ch2:release()
+		ch:release()
+		ringmpsc.unlink(name)
+		ch = assert(ringmpsc.new { record_size = 8, capacity = 4, name = name, mode = 436 }) -- 0664 as a number
+		assert.equal(tonumber("664", 8), ch.mode)
+		ch:release()
+		ringmpsc.unlink(name)
+	end)
+
+	it("refuses bad modes and groups with 'invalid' and a message, creating nothing", function()
+		local name = H.name("badmode")
+		for _, case in ipairs {
+			{ { mode = "0440" }, "owner needs read and write" },
+			{ { mode = "rw" }, "not an octal mode" },
+			{ { mode = 1023 }, "permission mode" },
+			{ { group = "no-such-group-ringmpsc" }, "does not exist" },
+			{ { group = 0 }, "not a gid" },
+		} do
+			local opts = { record_size = 8, name = name }
+			for k, v in pairs(case[1]) do
+				opts[k] = v
+			end
+			local ch, err = ringmpsc.new(opts)
+			assert.is_nil(ch)
+			assert.equal("invalid", err)
+			assert.matches(case[2], ringmpsc.last_error(), 1, true)
+			assert.is_nil(ringmpsc.open(name))
+		end
+		assert.has_error(function()
+			ringmpsc.new { record_size = 8, group = {} }
+		end)
+	end)
+
 	it("rejects invalid names", function()
 		local ch, err = ringmpsc.new { record_size = 8, name = "a/b" }
 		assert.is_nil(ch)
@@ -892,6 +932,35 @@ describe("stats", function()
 			states[r.slot] = r.state
 		end
 		assert.equal("detached", states[p2.slot])
+		ch:release()
+	end)
+
+	it("counts drops in the channel, per slot, in episodes split by sends", function()
+		local ch = assert(ringmpsc.new { record_size = 8, capacity = 4, max_producers = 2 })
+		local p = assert(ch:producer())
+		assert.is_true(p:count_dropped())
+		assert.is_true(p:count_dropped(2)) -- the same episode
+		p:send("a")
+		assert.is_true(p:count_dropped(4)) -- a second one
+		local ok, err = p:count_dropped(-1)
+		assert.is_nil(ok)
+		assert.equal("invalid", err)
+		assert.has_error(function()
+			p:count_dropped("1")
+		end)
+		local st = ch:stats()
+		assert.equal(7, st.dropped)
+		assert.equal(2, st.drop_episodes)
+		assert.equal(7, st.rings[1].dropped)
+		assert.matches("^%x+$", st.channel_id)
+		assert.equal(16, #st.channel_id)
+		local other = assert(ringmpsc.new { record_size = 8 })
+		assert.not_equal(st.channel_id, other:stats().channel_id)
+		other:release()
+		p:close()
+		assert.has_error(function()
+			p:count_dropped()
+		end)
 		ch:release()
 	end)
 end)

@@ -37,12 +37,12 @@ def test_docstrings_and_signatures():
     sig = inspect.signature(ringmpsc.Channel)
     assert list(sig.parameters) == [
         "record_size", "capacity", "max_producers", "name", "slab_size", "slabs", "full_fences", "max_consumers",
-        "max_groups"]
+        "max_groups", "mode", "group"]
     assert sig.parameters["name"].kind is inspect.Parameter.KEYWORD_ONLY
     assert sig.parameters["max_consumers"].kind is inspect.Parameter.KEYWORD_ONLY
     assert {n: p.default for n, p in sig.parameters.items() if n != "record_size"} == {
         "capacity": 4096, "max_producers": 16, "name": None, "slab_size": 0, "slabs": 0, "full_fences": False,
-        "max_consumers": 1, "max_groups": None}
+        "max_consumers": 1, "max_groups": None, "mode": 0o600, "group": None}
     assert list(inspect.signature(ringmpsc.Channel.consumer).parameters) == [
         "self", "group", "ephemeral", "at_most_once"]
     # one implementation of the consumer methods, in both types
@@ -417,7 +417,7 @@ def test_stats():
     assert s["active_producers"] == 1
     (r,) = s["producers"]
     assert r == {"slot": p.slot, "state": "active", "pid": os.getpid(), "alive": True, "pending": 2,
-                 "committed": 3, "consumed": 1}
+                 "committed": 3, "consumed": 1, "dropped": 0}
     p.close()
     assert ch.stats()["producers"][0]["state"] == "detached"
 

@@ -1,4 +1,4 @@
-"""python -m ringmpsc: --help and list (info is tested in test_api.py)."""
+"""python -m ringmpsc: --help, list and unlink (info is tested in test_api.py)."""
 import os
 import pwd
 import re
@@ -125,3 +125,33 @@ def test_list_with_no_channels(tmp_path, capsys):
     (tmp_path / "other").write_bytes(bytes(8192))
     assert cli._list(str(tmp_path)) == 0
     assert capsys.readouterr().out == "no ringmpsc channels in %s\n" % tmp_path
+
+
+def test_unlink_refuses_a_busy_channel_and_files_that_are_not_channels(shm_name):
+    name = shm_name()
+    ch = ringmpsc.Channel(8, 4, 2, name=name)
+    p = ch.producer()
+    p.send(b"x")
+    busy = subprocess.run([sys.executable, "-m", "ringmpsc", "unlink", name], capture_output=True, text=True,
+                          timeout=60)
+    assert busy.returncode == 1
+    assert "1 records not yet consumed" in busy.stderr and "1 live producers" in busy.stderr
+    assert os.path.exists(os.path.join(SHM, name))
+    ch.recv()
+    ch.leave()
+    p.close()
+    assert _run("unlink", name).strip() == "unlinked %s" % name
+    assert not os.path.exists(os.path.join(SHM, name))
+    # --force removes a busy one, and says what it held.
+    name2 = shm_name()
+    ch2 = ringmpsc.Channel(8, 4, 2, name=name2)
+    ch2.producer().send(b"y")
+    assert "1 records not yet consumed" in _run("unlink", "--force", "/" + name2)
+    assert not os.path.exists(os.path.join(SHM, name2))
+    # Not a channel: left alone.
+    other = shm_name()
+    with open(os.path.join(SHM, other), "wb") as f:
+        f.write(bytes(8192))
+    r = subprocess.run([sys.executable, "-m", "ringmpsc", "unlink", other], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1 and "not a ringmpsc channel" in r.stderr
+    assert os.path.exists(os.path.join(SHM, other))
