@@ -156,7 +156,8 @@ async def _connect(server: str, name: str, timeout: float, on_lost: Callable[[],
     try:
         # max_reconnect_attempts also bounds the first connect's tries (nats-py), and
         # reconnect_time_wait is the pause between them.
-        return await nats.connect(server, name=name, allow_reconnect=False, max_reconnect_attempts=1,
+        servers = [u.strip() for u in server.split(",") if u.strip()]  # a cluster: "nats://a:4222,nats://b:4222"
+        return await nats.connect(servers, name=name, allow_reconnect=False, max_reconnect_attempts=1,
                                   reconnect_time_wait=0, connect_timeout=max(1, round(timeout)),
                                   disconnected_cb=lost, closed_cb=lost, error_cb=error)
     except Exception as e:

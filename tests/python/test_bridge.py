@@ -289,7 +289,7 @@ def own_group(ch):
 
 
 def _forward_in_loop(ch, url, **kw):
-    sink = bridge.JetStreamSink(url, "bp.in", "BP")
+    sink = bridge.JetStreamSink(url, "bp.in", "BP")  # url may list servers: "nats://a:1,nats://b:2"
     return bridge.Forwarder(ch, sink, group="nats", batch=32, ack_timeout=1, first_backoff=0.02, max_backoff=0.2,
                             **kw)
 
@@ -301,7 +301,8 @@ def test_server_down_fills_the_channel_visibly_and_forwarding_resumes(tmp_path, 
     ch = ringmpsc.Channel(16, capacity=64, max_producers=2, name=name, max_consumers=2)
     own_group(ch)
     p = ch.producer()
-    fwd = _forward_in_loop(ch, server.url, encode=lambda r: r.rstrip(b"\0"))
+    nobody = "nats://127.0.0.1:%d" % _free_port()  # a cluster's other server, down throughout
+    fwd = _forward_in_loop(ch, nobody + "," + server.url, encode=lambda r: r.rstrip(b"\0"))
     sent = []
 
     async def scenario():
