@@ -171,6 +171,12 @@ class Child:
             self.proc.kill()
         self.proc.wait(10)
 
+    def state(self):
+        """Its state letter in /proc (T: stopped)."""
+        with open("/proc/%d/stat" % self.proc.pid) as f:
+            stat = f.read()
+        return stat[stat.rindex(")") + 2]
+
 
 @pytest.fixture
 def children():
@@ -240,18 +246,40 @@ def test_forward_exactly_once_across_forwarder_kills_and_a_server_restart(server
                 "--ack-timeout", "2", "--max-backoff", "0.3")  # the default group, there from creation
     producers(ch, procs, n_producers, count)
     rng = random.Random()
-    marks = sorted(rng.sample(range(total // 10, total * 7 // 10), 4))
-    kills, restart_at = marks[:3], marks[3]
+
+    def progress(what):
+        """Wait until the stream grew by a random 300..1500 records since now (the current
+        forwarder is running and, nearly always, holds a span)."""
+        mark = stream_count(server.url, "EV") + rng.randrange(300, 1500)
+        wait_until("%d records in the stream (%s)" % (mark, what),
+                   lambda: stream_count(server.url, "EV") >= mark, 30, context=fwd.tail)
+
+    def unreleased():
+        return [g["unreleased"] for g in ch.stats()["groups"] if g["name"] == "default"][0]
+
+    def kill_holding_a_span(what):
+        """SIGKILL the forwarder while it holds a span (taken, not released): stopped at a random
+        moment, killed if it holds one, else let go on and stopped again a little later."""
+        deadline = time.monotonic() + 20
+        while True:
+            fwd.proc.send_signal(signal.SIGSTOP)
+            wait_until("the forwarder to stop", lambda: fwd.state() == "T", 10)
+            if unreleased() > 0:
+                fwd.kill()  # whatever it held goes back to the group
+                return
+            fwd.proc.send_signal(signal.SIGCONT)
+            assert time.monotonic() < deadline, "the forwarder never held a span when stopped (%s)" % what
+            time.sleep(random.uniform(0.001, 0.01))  # a random moment of its run
+
     fwd = Child(tmp_path, *fwd_args)
     children.append(fwd)
-    for mark in kills:
-        wait_until("%d records in the stream" % mark, lambda m=mark: stream_count(server.url, "EV") >= m, 30,
-                   context=fwd.tail)
-        fwd.kill()  # SIGKILL: whatever it held goes back to the group
+    for k in range(3):
+        progress("before kill %d" % (k + 1))
+        kill_holding_a_span("kill %d" % (k + 1))
         fwd = Child(tmp_path, *fwd_args)
         children.append(fwd)
 
-    wait_until("%d records in the stream" % restart_at, lambda: stream_count(server.url, "EV") >= restart_at, 30)
+    progress("before the server's kill")
     server.kill()
     # Down: the forwarder retries, its group falls behind and the producers' rings fill.
     wait_until("the forwarder to report the lost server", lambda: "failed" in fwd.text(), 15)
@@ -276,9 +304,9 @@ def test_forward_exactly_once_across_forwarder_kills_and_a_server_restart(server
     check_stream(msgs, n_producers, count, bridge.channel_id(ch))
     group = [g for g in ch.stats()["groups"] if g["name"] == "default"][0]
     assert group["pending"] == 0 and group["unreleased"] == 0
-    # The kills landed while spans were held (the forwarder nearly always holds one):
-    # those records were delivered again, and the stream dropped what it had already.
-    assert group["redelivered"] > 0, group
+    # Each kill landed while a span was held: those records were delivered again (the
+    # stream dropped those it had already: exactly once above).
+    assert group["redelivered"] >= 3, group
 
 
 def own_group(ch):
@@ -468,8 +496,9 @@ def test_ingest_kill_mid_stream_acks_only_committed_and_delivers_all(server, shm
     wait_until("every message acknowledged",
                lambda: (lambda i: i is not None and i.ack_floor.stream_seq == total and i.num_ack_pending == 0)(
                    consumer_info()), 20)
-    dups = len(got) - total
-    assert dups <= 64, "%d duplicates (at most the messages in flight at the kill)" % dups
+    # Delivered twice only if not acknowledged: nothing at or below the kill's ack floor.
+    twice = sorted(i for i in set(got) if got.count(i) > 1)
+    assert not [i for i in twice if i < floor], "acknowledged, then delivered again: %s" % twice[:10]
     ing.proc.send_signal(signal.SIGTERM)
     assert ing.proc.wait(15) == 0, ing.text()[-3000:]
     assert "acked=" in ing.text()
