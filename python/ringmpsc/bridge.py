@@ -490,23 +490,27 @@ class Ingester:
     channel with a slab pool takes messages (Producer.send_message, up to
     message_max). A message too large for it can never be committed: it is logged,
     counted (rejected) and rejected at the source. While the channel is full the
-    message is kept alive at the source (touch) every touch_every seconds.
+    message is kept alive at the source (touch) every touch_every seconds (default: a
+    third of the source's ack_wait, else 10 s), so it is not delivered again meanwhile.
     """
 
     def __init__(self, channel: Union[Channel, str], source: Source, batch: int = 256, fetch_wait: float = 5.0,
-                 touch_every: float = 10.0, first_backoff: float = 0.05, max_backoff: float = 5.0):
+                 touch_every: Optional[float] = None, first_backoff: float = 0.05, max_backoff: float = 5.0):
         if batch < 1:
             raise ValueError("batch must be >= 1")
         self.channel = _open_channel(channel)
+        if touch_every is None:
+            ack_wait = getattr(source, "ack_wait", None)
+            touch_every = ack_wait / 3 if ack_wait else 10.0
         self.source, self.batch, self.fetch_wait, self.touch_every = source, batch, fetch_wait, touch_every
         self._backoff = (first_backoff, max_backoff)
-        self._s: Dict[str, Any] = dict(committed=0, acked=0, redelivered=0, rejected=0, retries=0,
+        self._s: Dict[str, Any] = dict(committed=0, acked=0, redelivered=0, rejected=0, full_waits=0, retries=0,
                                        last_error=None, last_error_at=None, started_at=None)
 
     def stats(self) -> Dict[str, Any]:
         """committed (sent into the channel), acked, redelivered (messages delivered again: an
-        earlier ingester died, or its ack was lost), rejected, retries, last_error (and when),
-        connected."""
+        earlier ingester died, or its ack was lost), rejected, full_waits (touch_every periods
+        spent waiting for room in the channel), retries, last_error (and when), connected."""
         s = dict(self._s)
         s["connected"] = bool(getattr(self.source, "connected", False))
         return s
@@ -514,8 +518,9 @@ class Ingester:
     def _error(self, what: str, e: BaseException) -> None:
         self._s["last_error"], self._s["last_error_at"] = "%s: %s: %s" % (what, type(e).__name__, e), time.time()
 
-    async def _send(self, p, data: bytes, msg: Any) -> None:
-        """Commit data into the channel, however long that waits (touching msg meanwhile)."""
+    async def _send(self, p, data: bytes, held: Sequence[Any]) -> None:
+        """Commit data into the channel, however long that waits (touching the messages held
+        meanwhile: this one and the rest of its batch)."""
         messages = self.channel.slabs > 0
         while True:
             try:
@@ -528,9 +533,11 @@ class Ingester:
                     await p.send_async(data, self.touch_every)
                 return
             except Full:
+                self._s["full_waits"] += 1
                 log.warning("channel %s full for %gs: holding the message", self.channel.name, self.touch_every)
                 try:
-                    await self.source.touch(msg)
+                    for msg in held:
+                        await self.source.touch(msg)
                 except Exception as e:
                     self._error("touch", e)
 
@@ -560,7 +567,7 @@ class Ingester:
                     await asyncio.sleep(delay)
                     continue
                 backoff.reset()
-                for msg in msgs:
+                for k, msg in enumerate(msgs):
                     data = msg.data
                     if src.deliveries(msg) > 1:
                         s["redelivered"] += 1
@@ -571,7 +578,7 @@ class Ingester:
                         await src.reject(msg)
                         continue
                     try:
-                        await self._send(p, data, msg)
+                        await self._send(p, data, msgs[k:])
                     except Closed:
                         log.info("channel %s closed", ch.name)
                         return

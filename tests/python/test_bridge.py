@@ -533,6 +533,50 @@ def test_ingest_rejects_what_cannot_fit_visibly(server, shm_name):
     assert ch.recv(timeout=1).rstrip(b"\0") == b"last"
 
 
+@pytest.mark.timeout(60)
+def test_ingest_waits_for_room_and_keeps_messages_alive(server, shm_name):
+    """A full channel holds the ingester back (counted); the message it holds is touched at the
+    source, so it is not delivered again meanwhile; a channel with a slab pool takes messages
+    longer than a record."""
+    ch = ringmpsc.Channel(16, capacity=4, slab_size=256, slabs=8, name=shm_name())
+    sizes = [10, 100, 300, 16, 200, 5, 250, 40]  # 300: two slabs
+
+    async def scenario():
+        nc = await nats.connect(server.url)
+        js = nc.jetstream()
+        await js.add_stream(name="ROOM", subjects=["room.x"])
+        for i, n in enumerate(sizes):
+            await js.publish("room.x", bytes([65 + i]) * n)
+        await nc.close()
+        src = bridge.JetStreamSource(server.url, "room.x", durable="d", ack_wait=1)
+        ing = bridge.Ingester(ch, src, batch=8, fetch_wait=0.5)
+        assert ing.touch_every == pytest.approx(1 / 3)
+        task = asyncio.ensure_future(ing.run())
+        deadline = time.monotonic() + 20
+        while ing.stats()["full_waits"] < 4:  # held back for 4/3 s: longer than ack_wait
+            assert time.monotonic() < deadline, ing.stats()
+            await asyncio.sleep(0.01)
+        assert ing.stats()["committed"] == 4, ing.stats()  # the ring's capacity
+        got = []
+        while len(got) < len(sizes):
+            assert time.monotonic() < deadline, (ing.stats(), [len(m) for m in got])
+            try:
+                got += ch.recv_messages(timeout=0)
+            except ringmpsc.Empty:
+                await asyncio.sleep(0.01)
+        while ing.stats()["acked"] < len(sizes):
+            assert time.monotonic() < deadline, ing.stats()
+            await asyncio.sleep(0.01)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        return ing.stats(), got
+
+    s, got = asyncio.run(scenario())
+    assert [bytes(m) for m in got] == [bytes([65 + i]) * n for i, n in enumerate(sizes)]
+    assert s["redelivered"] == 0 and s["rejected"] == 0, s
+
+
 def test_cli_help_lists_the_bridge():
     out = subprocess.run([sys.executable, "-m", "ringmpsc", "--help"], capture_output=True, text=True, timeout=30)
     assert "forward" in out.stdout and "ingest" in out.stdout
