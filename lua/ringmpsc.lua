@@ -518,8 +518,8 @@ end
 --               slab_size = 0, slab_count = 0, max_consumers = 1, max_groups = nil,
 --               mode = 0600, group = nil,
 --               interruptible = false, full_fences = false, start_position = 0 }
--- max_groups nil (0): as many as max_consumers (at most 64). mode: a number or an
--- octal string ("0660"); group: a gid or a group name (nil: the creator's).
+-- max_groups nil (0): as many as max_consumers (at most 64). mode: an octal string
+-- ("0660"); group: a gid or a group name (nil: the creator's).
 function _M.new(opts)
 	if type(opts) ~= "table" then
 		argerror(1, "new", "table", opts)
@@ -541,21 +541,18 @@ function _M.new(opts)
 		cfg[f[1]] = v
 	end
 	local mode = opts.mode
-	if type(mode) == "string" then
-		mode = mode:match("^0?[0-7][0-7][0-7]$") and tonumber(mode, 8)
-		if not mode then
-			set_lua_error("new: mode '" .. opts.mode .. "' is not an octal mode such as \"0660\"")
-			return nil, "invalid"
-		end
-	elseif mode ~= nil and type(mode) ~= "number" then
-		error("bad option 'mode' to 'new' (number or octal string expected, got " .. type(mode) .. ")", 2)
-	end
 	if mode ~= nil then
-		if mode < 0 or mode > 511 or mode % 1 ~= 0 then
-			set_lua_error("new: mode " .. tostring(mode) .. " is not a permission mode (0 .. 0777)")
+		-- A string: Lua has no octal numbers, and 660 or 440 written as numbers would be
+		-- valid modes other than the ones meant.
+		if type(mode) ~= "string" then
+			error("bad option 'mode' to 'new' (octal string such as \"0660\" expected, got " .. type(mode) .. ")", 2)
+		end
+		local m = mode:match("^0?[0-7][0-7][0-7]$") and tonumber(mode, 8)
+		if not m then
+			set_lua_error("new: mode '" .. mode .. "' is not an octal mode such as \"0660\"")
 			return nil, "invalid"
 		end
-		cfg.mode = mode
+		cfg.mode = m
 	end
 	local group = opts.group
 	if group ~= nil then

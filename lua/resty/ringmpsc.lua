@@ -121,13 +121,25 @@ function _M.configure(name, opts)
 	if not ch then
 		return nil, "channel " .. name .. ": " .. tostring(err) .. " (" .. ringmpsc.last_error() .. ")"
 	end
+	if not created and opts.max_producers == nil then
+		-- The default follows worker_processes, which may have changed since the channel
+		-- was made: it keeps its slots (init_worker's sizing check warns when too few).
+		want.max_producers = ch.max_producers
+	end
 	local merr = mismatch_error(name, ch, want)
 	if merr then
 		ch:release()
 		return nil, merr
 	end
+	if ch:is_closed() then
+		-- Closed for good (to let a consumer drain it and exit, say): every send would drop.
+		ch:release()
+		return nil, "channel " .. name .. " is closed: nothing can be sent to it any more. Let its consumers"
+			.. " drain it, remove it (python -m ringmpsc unlink " .. name .. ") and start nginx again; or"
+			.. " use a new name."
+	end
 	if not created and o.mode then
-		local m = type(o.mode) == "string" and tonumber(o.mode, 8) or o.mode
+		local m = tonumber(o.mode, 8)
 		if m ~= ch.mode then
 			ngx_log(WARN, "resty.ringmpsc: channel ", name, " exists with mode ", octal(ch.mode),
 				", configured ", octal(m), ": a mode is set at creation only (chmod /dev/shm/", name, ")")
@@ -326,6 +338,14 @@ end
 -- is freed once they are drained. Later sends in this process are dropped ("closed").
 function Shipper:close_producer()
 	if self._pid == worker_pid() then
+		if not self._p and self._carried_drops > 0 then
+			-- Drops while this worker had no slot: into the channel now, if one is free.
+			local p = self.channel:producer()
+			if p then
+				p:count_dropped(self._carried_drops)
+				self._p, self._carried_drops = p, 0
+			end
+		end
 		if self._p then
 			self._p:close()
 			self._p = nil
@@ -348,7 +368,7 @@ end
 
 local consume_defaults = {
 	worker = 0,            -- ngx.worker.id() of the worker that consumes
-	group = nil,           -- consumer group; nil: the default group
+	group = nil,           -- consumer group; nil: the default group (a named one: see lua/README.md)
 	batch = 256,           -- records handed to the handler at most at once
 	min_interval = 0.001,  -- seconds: the first idle wait after records came
 	max_interval = 0.05,   -- seconds: idle waits double up to this

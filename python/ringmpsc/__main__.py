@@ -7,7 +7,7 @@ import pwd
 import stat
 import sys
 
-from . import Channel, Error
+from . import Channel, CorruptRegion, Error
 
 SHM_DIR = "/dev/shm"  # where shm_open puts named channels on Linux
 _MAGIC = b"RINGMPSC"  # a channel region's first 8 bytes (the header's magic, little-endian)
@@ -178,7 +178,18 @@ def _unlink(name, force):
     if _probe(path) is None:
         print("ringmpsc: %s is not a ringmpsc channel; not removed" % path, file=sys.stderr)
         return 1
-    s = Channel.open(name).stats()
+    try:
+        s = Channel.open(name).stats()
+    except CorruptRegion as e:
+        # Say, a channel of another layout version (made by an older ringmpsc): nothing
+        # here can read it, and its name is what stands in the way of a new one.
+        if not force:
+            print("ringmpsc: %s cannot be opened (%s); --force removes it all the same" % (name, e),
+                  file=sys.stderr)
+            return 1
+        unlink(name)
+        print("unlinked %s (it could not be opened: %s)" % (name, e))
+        return 0
     live, _ = _producer_counts(s)
     members = sum(1 for m in s["members"] if m["alive"])
     busy = []

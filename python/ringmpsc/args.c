@@ -4,6 +4,7 @@
 #include <limits.h>
 #include <math.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "args.h"
 
@@ -151,9 +152,26 @@ int parse_group(PyObject *o, long long *gid)
 	const char *name = PyUnicode_AsUTF8(o);
 	if (!name)
 		return -1;
+	/* The entry lists the group's members: as large as it takes (ERANGE: a larger buffer). */
 	struct group g, *found = NULL;
-	char buf[4096];
-	int err = getgrnam_r(name, &g, buf, sizeof buf, &found);
+	long hint = sysconf(_SC_GETGR_R_SIZE_MAX);
+	size_t size = hint > 0 ? (size_t)hint : 4096;
+	char *buf = NULL;
+	int err;
+	for (;;) {
+		char *more = PyMem_Realloc(buf, size);
+		if (!more) {
+			PyMem_Free(buf);
+			PyErr_NoMemory();
+			return -1;
+		}
+		buf = more;
+		err = getgrnam_r(name, &g, buf, size, &found);
+		if (err != ERANGE || size >= ((size_t)1 << 26))
+			break;
+		size *= 2;
+	}
+	PyMem_Free(buf); /* only g.gr_gid is used below */
 	if (!found) {
 		if (err) {
 			errno = err;

@@ -269,6 +269,17 @@ def consumer_pid(ng, after=0):
     return int(found[-1]) if len(found) > after else None
 
 
+def connection_to_worker(ng, pid, tries=200):
+    """A keep-alive connection that worker `pid` serves, or None after `tries` connections."""
+    for _ in range(tries):
+        c = http.client.HTTPConnection("127.0.0.1", ng.port, timeout=5)
+        c.request("GET", "/ping")
+        if c.getresponse().read().strip() == str(pid).encode():
+            return c
+        c.close()
+    return None
+
+
 def scenario_inner_consumer(ng, inner):
     sent = 0
 
@@ -283,8 +294,14 @@ def scenario_inner_consumer(ng, inner):
         c.close()
 
     ok(wait_for(10, lambda: consumer_pid(ng) in ng.workers()), "the in-nginx consumer runs in worker 0")
-    # Idle consumer: its timer sleeps, it never holds the event loop.
-    c = http.client.HTTPConnection("127.0.0.1", ng.port, timeout=5)
+    # Idle consumer: its timer sleeps, it never holds the event loop. Measured on a
+    # keep-alive connection of the consumer's own worker (/ping answers with the pid
+    # of the worker that served it; which worker accepts a connection is the kernel's
+    # choice). A consumer that blocked its worker in bursts (as a recv with a timeout
+    # would) holds up one request in a few: the 90th percentile shows it.
+    c = connection_to_worker(ng, consumer_pid(ng))
+    if not ok(c is not None, "a connection served by the consumer's worker %s" % consumer_pid(ng)):
+        return
     times = []
     for _ in range(200):
         t = time.perf_counter()
@@ -293,10 +310,10 @@ def scenario_inner_consumer(ng, inner):
         times.append(time.perf_counter() - t)
     c.close()
     times.sort()
-    print("# /ping next to an idle in-nginx consumer: p50 %.2f ms, p99 %.2f ms, max %.2f ms"
-          % (times[100] * 1e3, times[198] * 1e3, times[-1] * 1e3))
-    ok(times[198] < 0.05, "requests are not stalled while the consumer idles (p99 %.2f ms < 50 ms)"
-       % (times[198] * 1e3))
+    print("# /ping in the worker of an idle in-nginx consumer: p50 %.2f ms, p90 %.2f ms, p99 %.2f ms, max %.2f ms"
+          % (times[100] * 1e3, times[180] * 1e3, times[198] * 1e3, times[-1] * 1e3))
+    ok(times[180] < 0.005 and times[198] < 0.05, "requests are not stalled while the consumer idles in their "
+       "worker (p90 %.2f ms < 5 ms, p99 %.2f ms < 50 ms)" % (times[180] * 1e3, times[198] * 1e3))
 
     def all_in():
         return len(inner_received(ng)) == sent

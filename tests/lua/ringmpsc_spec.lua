@@ -115,7 +115,7 @@ describe("ringmpsc.new", function()
 		ch2:release()
 		ch:release()
 		ringmpsc.unlink(name)
-		ch = assert(ringmpsc.new { record_size = 8, capacity = 4, name = name, mode = 436 }) -- 0664 as a number
+		ch = assert(ringmpsc.new { record_size = 8, capacity = 4, name = name, mode = "664" })
 		assert.equal(tonumber("664", 8), ch.mode)
 		ch:release()
 		ringmpsc.unlink(name)
@@ -126,7 +126,7 @@ describe("ringmpsc.new", function()
 		for _, case in ipairs {
 			{ { mode = "0440" }, "owner needs read and write" },
 			{ { mode = "rw" }, "not an octal mode" },
-			{ { mode = 1023 }, "permission mode" },
+			{ { mode = "01777" }, "not an octal mode" },
 			{ { group = "no-such-group-ringmpsc" }, "does not exist" },
 			{ { group = 0 }, "not a gid" },
 		} do
@@ -142,6 +142,9 @@ describe("ringmpsc.new", function()
 		end
 		assert.has_error(function()
 			ringmpsc.new { record_size = 8, group = {} }
+		end)
+		assert.has_error(function() -- 440 would be 0670: only strings say octal
+			ringmpsc.new { record_size = 8, mode = 440 }
 		end)
 	end)
 

@@ -15,34 +15,6 @@ log_dir=build/lua-tests
 mkdir -p "$log_dir"
 pass=0 fail=0 skip=0
 
-# --- installing: make install, luarocks ----------------------------------------------
-echo "--- install (tests/lua/install_test.sh)"
-timeout -k 5 "${INSTALL_TIMEOUT:-120}" tests/lua/install_test.sh 2>&1 | tee "$log_dir/install.tap"
-rc=${PIPESTATUS[0]}
-count_tap "$log_dir/install.tap"
-if [ $rc -ne 0 ] && [ "$tap_failed" -eq 0 ]; then
-	echo "FAIL [lua] install test exited $rc"
-	fail=$((fail + 1))
-fi
-
-# --- resty.ringmpsc in nginx (needs the Python package: the consumer outside nginx) ---
-echo "--- resty.ringmpsc in nginx (tests/lua/resty_test.py)"
-if [ "${PYTHON:-}" = "$REPO/build/venv/bin/python" ]; then
-	timeout -k 10 "${RESTY_TIMEOUT:-240}" "$PYTHON" tests/lua/resty_test.py 2>&1 | tee "$log_dir/resty.tap"
-	rc=${PIPESTATUS[0]}
-	count_tap "$log_dir/resty.tap"
-	if [ $rc -ne 0 ] && [ "$tap_failed" -eq 0 ]; then
-		case $rc in
-		124 | 137) echo "FAIL [lua] resty test timed out after ${RESTY_TIMEOUT:-240}s (hang)" ;;
-		*) echo "FAIL [lua] resty test exited $rc" ;;
-		esac
-		fail=$((fail + 1))
-	fi
-else
-	echo "FAIL [lua] resty test: the Python package could not be built (see $log_dir/python-build.log)"
-	fail=$((fail + 1))
-fi
-
 finish() {
 	echo "lua $pass $fail $skip" >> "${RESULTS_FILE:-build/results.txt}"
 	echo "[lua] $pass passed, $fail failed, $skip skipped"
@@ -114,6 +86,16 @@ if [ $rc -ne 0 ] && [ "$tap_failed" -eq 0 ]; then
 	124 | 137) echo "FAIL [lua] nginx test timed out after ${NGINX_TIMEOUT:-150}s (hang)" ;;
 	*) echo "FAIL [lua] nginx test exited $rc" ;;
 	esac
+	fail=$((fail + 1))
+fi
+
+# --- installing: make install, luarocks ----------------------------------------------
+echo "--- install (tests/lua/install_test.sh)"
+timeout -k 5 "${INSTALL_TIMEOUT:-120}" tests/lua/install_test.sh 2>&1 | tee "$log_dir/install.tap"
+rc=${PIPESTATUS[0]}
+count_tap "$log_dir/install.tap"
+if [ $rc -ne 0 ] && [ "$tap_failed" -eq 0 ]; then
+	echo "FAIL [lua] install test exited $rc"
 	fail=$((fail + 1))
 fi
 

@@ -1,7 +1,10 @@
 """Who may open a named channel (mode, group), and the drop counters every process reads."""
 import grp
 import os
+import shutil
 import stat
+import subprocess
+import sys
 
 import pytest
 
@@ -49,6 +52,28 @@ def test_bad_group_is_refused(shm_name):
     with pytest.raises(TypeError, match="group"):
         ringmpsc.Channel(64, name=name, group=1.5)
     assert not os.path.exists("/dev/shm/" + name)
+
+
+def _can_unshare_mounts():
+    if os.geteuid() != 0 or not shutil.which("unshare"):
+        return False
+    return subprocess.run(["unshare", "-m", "true"], capture_output=True, timeout=30).returncode == 0
+
+
+@pytest.mark.skipif(not _can_unshare_mounts(), reason="needs root and unshare -m (a private /etc/group)")
+def test_group_by_name_with_a_long_member_list(shm_name, tmp_path):
+    """A group whose entry is larger than a small lookup buffer (about 11 KB of members)."""
+    name = shm_name()
+    group_file = tmp_path / "group"
+    members = ",".join("member%05d" % i for i in range(1000))
+    with open("/etc/group") as f:
+        group_file.write_text(f.read() + "ringmpsc-big:x:4242:%s\n" % members)
+    code = "import ringmpsc; ringmpsc.Channel(8, name=%r, mode=0o660, group='ringmpsc-big')" % name
+    # In a mount namespace of its own, where /etc/group is that file: nothing else sees it.
+    r = subprocess.run(["unshare", "-m", "sh", "-c", 'mount --bind "$1" /etc/group && exec "$2" -c "$3"', "sh",
+                        str(group_file), sys.executable, code], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert os.stat("/dev/shm/" + name).st_gid == 4242
 
 
 def _as_nobody_consume(name, expect, result_w):

@@ -155,3 +155,18 @@ def test_unlink_refuses_a_busy_channel_and_files_that_are_not_channels(shm_name)
     r = subprocess.run([sys.executable, "-m", "ringmpsc", "unlink", other], capture_output=True, text=True, timeout=60)
     assert r.returncode == 1 and "not a ringmpsc channel" in r.stderr
     assert os.path.exists(os.path.join(SHM, other))
+
+
+def test_unlink_force_removes_a_channel_it_cannot_open(shm_name):
+    # A channel made by a ringmpsc of another layout version: open refuses it, yet it is
+    # a channel (its magic), and the name must be freed for the new version's.
+    name = shm_name()
+    ringmpsc.Channel(8, 4, 2, name=name)
+    with open(os.path.join(SHM, name), "r+b") as f:
+        f.seek(8)  # the header's version, after the magic
+        f.write((7).to_bytes(4, "little"))
+    r = subprocess.run([sys.executable, "-m", "ringmpsc", "unlink", name], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1 and "layout version 7" in r.stderr and "--force" in r.stderr
+    assert os.path.exists(os.path.join(SHM, name))
+    assert "could not be opened" in _run("unlink", "--force", name)
+    assert not os.path.exists(os.path.join(SHM, name))
