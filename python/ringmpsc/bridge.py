@@ -385,6 +385,7 @@ class Forwarder:
     once every record was acknowledged; a failed publish is retried after a
     back-off (first_backoff doubling up to max_backoff seconds), with the same ids.
     `encode` turns a record (record_size bytes) into the payload (default: as is).
+    Records are forwarded as records: messages sent over a slab pool are not decoded.
     """
 
     def __init__(self, channel: Union[Channel, str], sink: Sink, group: str = DEFAULT_GROUP, batch: int = 1024,
