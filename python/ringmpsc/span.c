@@ -267,6 +267,10 @@ static PyObject *span_get_slot(SpanObject *self, void *c)
 {
 	return PyLong_FromUnsignedLong(self->slot);
 }
+static PyObject *span_get_position(SpanObject *self, void *c)
+{
+	return PyLong_FromUnsignedLongLong(self->position);
+}
 static PyObject *span_get_deliveries(SpanObject *self, void *c)
 {
 	return PyLong_FromUnsignedLong(self->deliveries);
@@ -333,6 +337,10 @@ static PyGetSetDef reservation_getset[] = {
 
 static PyGetSetDef readview_getset[] = {
 	SPAN_GETSET,
+	{ "position", (getter)span_get_position, NULL,
+	  "Ring position of the first record (record i is at position + i): with slot, a record's identity in "
+	  "the channel, the same when it is delivered again.",
+	  NULL },
 	{ "deliveries", (getter)span_get_deliveries, NULL,
 	  "How many times these records have been delivered: 1 the first time, more when a member of the group "
 	  "died holding them.",
