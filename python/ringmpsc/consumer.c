@@ -349,7 +349,8 @@ PyObject *cs_read(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObj
 	v->k = o.got;
 	v->nbytes = (Py_ssize_t)o.got * cs->cfg.record_size;
 	v->slot = o.slot;
-	v->position = read_position(cs->ch);
+	uint32_t read_slot;
+	rmpsc_read_position(cs->ch, &read_slot, &v->position); /* a span is open: cannot fail */
 	v->deliveries = rmpsc_deliveries(cs->ch);
 	v->gen = st->fork_gen;
 	cs->deliveries = v->deliveries;

@@ -192,9 +192,6 @@ typedef struct {
 	PyObject *weakrefs;          /* ringmpsc._aio notes the ReadViews it hands out, weakly */
 } SpanObject;
 
-/* position.c: the first ring position of the span the last rmpsc_read returned. */
-uint64_t read_position(const rmpsc_channel *ch);
-
 /* errors.c: the one mapping of the C error vocabulary to Python exceptions. */
 #define RC_PYERR (-1000)     /* not a core code: a Python exception is already set */
 enum side { ON_SEND, ON_RECV, ON_SEND_BYTES, ON_OTHER };
