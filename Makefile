@@ -48,7 +48,7 @@ help:
 	@echo "                  multiprocessing.Queue in faster-fifo's comparison configurations (P producer -> C"
 	@echo "                  consumer processes, per message and get_many); 1 MiB NumPy frames vs memcpy"
 	@echo "make bench-lua    LuaJIT inside nginx vs ngx.shared.DICT"
-	@echo "make bench-nginx-logging  nginx (2 workers) logging every request through ringmpsc to a Python consumer"
+	@echo "make bench-nginx-logging  nginx (2 workers) logging every request: ringmpsc, resty.ringmpsc, ngx.shared.DICT"
 	@echo "                  that blocks or polls every 5 ms, vs no logging: wrk requests/s (installs wrk)"
 	@echo "make demo         the main job end to end: producer processes -> one consumer, verified,"
 	@echo "                  next to multiprocessing.Queue (installs what it needs)"
