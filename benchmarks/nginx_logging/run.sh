@@ -43,7 +43,9 @@
 # consumer_wakes, where the core counts them), FUTEX_WAKE calls made by the workers per
 # request (perf, where it can count syscalls), CPU per request of the workers and of the
 # consumer, wrk's latency p50/p99; then what building the record costs next to the queue
-# (build vs none, resty vs build).
+# (build vs none, resty vs build), and, with any of resty, resty_zc, dict, build, the
+# per-call costs measured inside one request of a fresh nginx (costs.lua: building the
+# record, send, reserve/fill/commit, lpush, rpop).
 set -u
 cd "$(dirname "$0")/../.."
 REPO=$PWD
@@ -61,7 +63,7 @@ while [ $# -gt 0 ]; do
 	--coalesce) COALESCE=$2; shift ;;
 	--json) JSON_OUT=$2; shift ;;
 	--json=*) JSON_OUT=${1#--json=} ;;
-	-h|--help) sed -n '2,49p' "$0"; exit 0 ;;
+	-h|--help) sed -n '2,51p' "$0"; exit 0 ;;
 	*) echo "run.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
 	esac
 	shift
@@ -84,8 +86,9 @@ perf stat -e syscalls:sys_enter_futex -x, -o /dev/null true > /dev/null 2>&1 && 
 
 tmp=$(mktemp -d /tmp/ringmpsc-nginxlog.XXXXXX)
 chmod 755 "$tmp"
-RESULTS=$tmp/results.tsv
+RESULTS=$tmp/results.tsv COSTS=$tmp/costs.txt
 : > "$RESULTS"
+: > "$COSTS"
 NGINX_PREFIX= CONS_PID= CHANNEL= PERF_PID=
 stop_nginx() {
 	[ -n "$NGINX_PREFIX" ] && [ -s "$NGINX_PREFIX/logs/nginx.pid" ] || return 0
@@ -143,6 +146,54 @@ counts_field() { # counts_field FILE KEY
 	awk -v k="$2" '$1 == k { print $2 }' "$1"
 }
 
+# start_nginx PREFIX LOG_INIT LOG_PHASE MODULE: nginx.conf filled in, nginx started on a
+# free port (NGINX_PORT), NGINX_PREFIX set.
+start_nginx() {
+	local prefix=$1 log_init=$2 log_phase=$3 module=$4 port attempt
+	for attempt in 1 2 3 4 5; do
+		port=$((20000 + (RANDOM * 7 + $$ + attempt * 131) % 40000))
+		(exec 3<> "/dev/tcp/127.0.0.1/$port") 2> /dev/null && continue
+		REPO=$REPO PORT=$port LOG_INIT=$log_init LOG_PHASE=$log_phase MODULE=$module "$VPY" - benchmarks/nginx_logging/nginx.conf \
+			> "$prefix/conf/nginx.conf" << 'EOF'
+import os, sys
+s = open(sys.argv[1]).read()
+for k in ("REPO", "PORT", "LOG_INIT", "LOG_PHASE", "MODULE"):
+    s = s.replace("@%s@" % k, os.environ[k])
+sys.stdout.write(s)
+EOF
+		if timeout 20 nginx -p "$prefix/" -c conf/nginx.conf -e logs/error.log 2> "$prefix/start.err"; then
+			NGINX_PREFIX=$prefix
+			break
+		fi
+		grep -q "Address already in use" "$prefix/start.err" || { cat "$prefix/start.err"; return 1; }
+	done
+	[ -n "$NGINX_PREFIX" ] || { echo "run.sh: no free port"; return 1; }
+	NGINX_PORT=$port
+}
+
+# run_costs: the per-call costs behind the modes (costs.lua), measured in one request to
+# a fresh nginx, into $COSTS ("name ns" lines).
+run_costs() {
+	local prefix="$tmp/costs"
+	stop_nginx
+	stop_consumer
+	mkdir -p "$prefix/conf" "$prefix/logs" "$prefix/tmp"
+	chmod 755 "$prefix"
+	CHANNEL=ringmpsc-nginxlog-$$-costs # created by nginx; stop_consumer removes it
+	start_nginx "$prefix" "lua_shared_dict nginxlog 32m;
+    init_by_lua_block { require(\"costs\").init(\"$CHANNEL\") }" "" logger || return 1
+	local url="http://127.0.0.1:$NGINX_PORT"
+	for _ in $(seq 100); do curl -sf -o /dev/null "$url/status" && break; sleep 0.05; done
+	if ! curl -sf --max-time 60 "$url/costs" > "$COSTS"; then
+		echo "run.sh: costs: GET /costs failed:"
+		grep -E '\[(error|crit|alert|emerg)\]' "$prefix/logs/error.log"
+		: > "$COSTS"
+		return 1
+	fi
+	stop_nginx
+	stop_consumer
+}
+
 run_mode() { # run_mode MODE RUN_INDEX
 	local mode=$1 idx=$2 prefix="$tmp/run$2-$1" port= log_init= log_phase= extra=0 module=logger
 	local cmode= format=binary
@@ -185,24 +236,8 @@ run_mode() { # run_mode MODE RUN_INDEX
     exit_worker_by_lua_block { require(\"$module\").exit_worker() }"
 		log_phase="log_by_lua_block { require(\"$module\").log() }"
 	fi
-	for attempt in 1 2 3 4 5; do
-		port=$((20000 + (RANDOM * 7 + $$ + attempt * 131) % 40000))
-		(exec 3<> "/dev/tcp/127.0.0.1/$port") 2> /dev/null && continue
-		REPO=$REPO PORT=$port LOG_INIT=$log_init LOG_PHASE=$log_phase MODULE=$module "$VPY" - benchmarks/nginx_logging/nginx.conf \
-			> "$prefix/conf/nginx.conf" << 'EOF'
-import os, sys
-s = open(sys.argv[1]).read()
-for k in ("REPO", "PORT", "LOG_INIT", "LOG_PHASE", "MODULE"):
-    s = s.replace("@%s@" % k, os.environ[k])
-sys.stdout.write(s)
-EOF
-		if timeout 20 nginx -p "$prefix/" -c conf/nginx.conf -e logs/error.log 2> "$prefix/start.err"; then
-			NGINX_PREFIX=$prefix
-			break
-		fi
-		grep -q "Address already in use" "$prefix/start.err" || { cat "$prefix/start.err"; return 1; }
-	done
-	[ -n "$NGINX_PREFIX" ] || { echo "run.sh: no free port"; return 1; }
+	start_nginx "$prefix" "$log_init" "$log_phase" "$module" || return 1
+	port=$NGINX_PORT
 	local url="http://127.0.0.1:$port"
 	for _ in $(seq 100); do curl -sf -o /dev/null "$url/status" && break; sleep 0.05; done
 	extra=$((extra + 1))
@@ -308,9 +343,11 @@ for ((round = 0; round < ROUNDS; round++)); do
 		run_mode "$mode" "$run" || status=1
 	done
 done
-"$VPY" - "$RESULTS" "${JSON_OUT:-}" "$CONNS" "$THREADS" << 'EOF' || status=1
+case ,$MODES, in *,resty,*|*,resty_zc,*|*,dict,*|*,build,*) run_costs || status=1 ;; esac
+"$VPY" - "$RESULTS" "${JSON_OUT:-}" "$CONNS" "$THREADS" "$COSTS" << 'EOF' || status=1
 import json, math, statistics, sys
 path, json_out, conns, threads = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+costs = {k: float(v) for k, v in (line.split() for line in open(sys.argv[5]) if line.strip()) if k != "sink"}
 cols = ["mode", "rps", "requests", "served", "logged", "drops", "received", "bad", "worker_ticks", "consumer_cpu_s",
         "wakes0", "wakes1", "futex", "p50_us", "p99_us", "ok", "duration", "round", "others", "coalesce"]
 runs = {}
@@ -410,7 +447,7 @@ for mode in MODES:
         "coalesce_min_records": int(co[0]) if co else None,
         "coalesce_max_delay_ns": round(float(co[1]) * 1e9) if co else None,
         "wrk": "-t%d -c%d -d%gs" % (threads, conns, s["duration"]), "workers": 2, "other_cpu_load": nan(s["others"]),
-        "ok": s["ok"]})
+        "costs_ns_per_call": costs or None, "ok": s["ok"]})
 co_modes = [m for m in CONSUMER if m in summary and WAIT[m] == "blocking" and ":" in summary[m]["coalesce"]]
 if co_modes:
     r_, d_ = summary[co_modes[0]]["coalesce"].split(":")
@@ -433,6 +470,13 @@ if all(m in summary for m in ("build", "none")):
             print(", %s %s µs more than build (%s)" % (m, fmt(cpu[m] - cpu["build"], "%+.2f"),
                   "the queue" if m == "resty" else "the queue and its consumer timer"), end="")
     print(".")
+if costs:
+    print()
+    print("Per call, inside one request of one worker (costs.lua; the least of 30 rounds of 2048 calls):")
+    print("  building the text record %.0f ns; resty.ringmpsc send of it %.0f ns; reserve/fill/commit of the binary"
+          % (costs["record"], costs["send"]))
+    print("  record %.0f ns (ngx.var.uri, ngx.status, ngx.now included); ngx.shared.DICT lpush %.0f ns, rpop %.0f ns"
+          % (costs["zc"], costs["lpush"], costs["rpop"]))
 if json_out:
     with open(json_out, "w") as fh:
         for r in rows:
