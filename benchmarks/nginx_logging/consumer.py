@@ -34,7 +34,8 @@ MAGIC = 0x4C58474E
 CHECK_MUL = 0x9E3779B97F4A7C15
 MASK = (1 << 64) - 1
 POLL_SLEEP = 0.005
-TEXT = re.compile(rb"(\d+) (\d+) 200 [\d.]+ 127\.0\.0\.1 GET /\x00*\Z")
+TEXT = re.compile(rb"(\d+) (\d+) 200 [\d.]+ 127\.0\.0\.1 GET /\x00+")
+TEXT_BATCH = re.compile(rb"(?:\d+ \d+ 200 [\d.]+ 127\.0\.0\.1 GET /\x00+)*")
 
 
 def check_binary(data, last, out):
@@ -47,17 +48,30 @@ def check_binary(data, last, out):
 
 
 def check_text(data, last, out):
-    size = REC.size
-    for i in range(0, len(data), size):
+    """Every byte of the batch belongs to a well-formed record (one regular expression over
+    the batch), one record per 64 bytes, and each worker's sequence numbers follow on."""
+    n = len(data) // REC.size
+    found = TEXT.findall(data) if TEXT_BATCH.fullmatch(data) else []
+    if len(found) != n:
+        for i in range(0, len(data), REC.size):  # find the first bad one
+            out.records += 1
+            if not TEXT.fullmatch(data, i, i + REC.size):
+                out.fail("record %d: %r" % (out.records, data[i:i + REC.size]))
+        return
+    cur = expect = None
+    for pid, seq in found:
+        if pid != cur:
+            if cur is not None:
+                last[cur] = expect - 1
+            cur, expect = pid, last.get(pid, 0) + 1
+        seq = int(seq)
+        if seq != expect:
+            out.fail("record %d: pid %s seq %d (expected %d)" % (out.records + 1, pid.decode(), seq, expect))
+            expect = seq
+        expect += 1
         out.records += 1
-        m = TEXT.match(data, i, i + size)
-        if not m:
-            out.fail("record %d: %r" % (out.records, data[i:i + size]))
-            continue
-        pid, seq = int(m[1]), int(m[2])
-        if seq != last.get(pid, 0) + 1:
-            out.fail("record %d: pid %d seq %d (expected %d)" % (out.records, pid, seq, last.get(pid, 0) + 1))
-        last[pid] = seq
+    if cur is not None:
+        last[cur] = expect - 1
 
 
 class Tally:
@@ -104,7 +118,7 @@ def serve(args):
             break
         check(data, last, tally)
     records, bad, first_bad = tally.records, tally.bad, tally.first_bad
-    out = {"records": records, "bad": bad, "first_bad": first_bad, "workers": {str(k): v for k, v in last.items()},
+    out = {"records": records, "bad": bad, "first_bad": first_bad, "workers": {str(int(k)): v for k, v in last.items()},
            "cpu_s": cpu_s() - cpu0, "wall_s": time.monotonic() - t0, "mode": args.mode}
     # A binding without coalescing (before 0.4) runs the old way: a wake-up per first record.
     out["coalesce"] = list(ch.coalesce) if hasattr(ch, "coalesce") else None

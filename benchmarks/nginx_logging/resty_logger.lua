@@ -7,6 +7,8 @@
 --   dict      pushed onto a list in a lua_shared_dict: dict:lpush(KEY, record); a timer
 --             in worker 0 pops and checks the records (below)
 --   build     built and thrown away: what building the record costs, with no queue
+--   hook      no record: log() only counts the request (what the log_by_lua hook
+--             itself costs: nginx's log phase handler, the Lua call, the module lookup)
 --
 -- The text record: "pid seq status time remote_addr method uri", e.g.
 -- "4711 1234 200 1764343526.123 127.0.0.1 GET /" (ngx.now(), ngx.var, ngx.req: what an
@@ -83,6 +85,10 @@ end
 function log.build()
 	local pid, seq = next_seq()
 	my.bytes = (my.bytes or 0) + #record(pid, seq) -- used, so it is built
+end
+
+function log.hook()
+	next_seq()
 end
 
 function _M.init(m, n)

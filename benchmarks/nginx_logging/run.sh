@@ -14,6 +14,7 @@
 #   dict      the same text record, ngx.shared.DICT:lpush onto a list in a lua_shared_dict;
 #             a timer in worker 0 pops (rpop) and checks them, 256 at a time
 #   build     the same text record built and thrown away: what building it costs
+#   hook      log_by_lua calls a function that only counts the request: the hook's cost
 #   none      the same nginx with no logging at all
 # wrk against 127.0.0.1 only.
 #
@@ -21,7 +22,7 @@
 #            [--threads N] [--modes LIST] [--rounds N] [--coalesce R:D] [--json FILE]
 #   --duration S     seconds of each measured wrk run (default 5; --quick 3)
 #   --connections N  wrk connections (default 16); --threads N: wrk threads (default 1)
-#   --modes LIST     any of blocking,poll,resty,resty_zc,dict,build,none (default all)
+#   --modes LIST     any of blocking,poll,resty,resty_zc,dict,build,hook,none (default all)
 #   --rounds N       rounds of every mode, the order rotating each round; medians, and the
 #                    ratios are the medians of the rounds' ratios (default 2; --quick 1)
 #   --coalesce R:D   the blocking consumer (blocking, resty, resty_zc) coalesces wake-ups
@@ -51,7 +52,7 @@ cd "$(dirname "$0")/../.."
 REPO=$PWD
 QUICK=${QUICK:-0}
 JSON_OUT=${BENCH_JSON:-}
-DURATION= CONNS=16 THREADS=1 MODES=resty,resty_zc,dict,build,blocking,poll,none ROUNDS= COALESCE=
+DURATION= CONNS=16 THREADS=1 MODES=resty,resty_zc,dict,build,hook,blocking,poll,none ROUNDS= COALESCE=
 while [ $# -gt 0 ]; do
 	case $1 in
 	--quick) QUICK=1 ;;
@@ -63,7 +64,7 @@ while [ $# -gt 0 ]; do
 	--coalesce) COALESCE=$2; shift ;;
 	--json) JSON_OUT=$2; shift ;;
 	--json=*) JSON_OUT=${1#--json=} ;;
-	-h|--help) sed -n '2,51p' "$0"; exit 0 ;;
+	-h|--help) sed -n '2,48p' "$0"; exit 0 ;;
 	*) echo "run.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
 	esac
 	shift
@@ -201,7 +202,7 @@ run_mode() { # run_mode MODE RUN_INDEX
 	blocking|poll) cmode=$mode ;;
 	resty) cmode=blocking format=text module=resty_logger ;;
 	resty_zc) cmode=blocking module=resty_logger ;;
-	dict|build) module=resty_logger ;;
+	dict|build|hook) module=resty_logger ;;
 	esac
 	stop_nginx
 	stop_consumer
@@ -227,8 +228,8 @@ run_mode() { # run_mode MODE RUN_INDEX
 	dict)
 		log_init="lua_shared_dict nginxlog 32m;
     init_by_lua_block { require(\"resty_logger\").init(\"dict\", \"nginxlog\") }" ;;
-	build)
-		log_init="init_by_lua_block { require(\"resty_logger\").init(\"build\") }" ;;
+	build|hook)
+		log_init="init_by_lua_block { require(\"resty_logger\").init(\"$mode\") }" ;;
 	esac
 	if [ "$mode" != none ]; then
 		log_init="$log_init
@@ -284,8 +285,8 @@ run_mode() { # run_mode MODE RUN_INDEX
 	if [ "$mode" = dict ]; then
 		[ -s "$prefix/logs/dict-consumer.txt" ] || { echo "run.sh: dict: no consumer counts"; return 1; }
 		read -r received bad first_bad < "$prefix/logs/dict-consumer.txt"
-	elif [ "$mode" = build ]; then
-		received=$logged # built and thrown away: nothing to receive
+	elif [ "$mode" = build ] || [ "$mode" = hook ]; then
+		received=$logged # nothing sent: nothing to receive
 	elif [ "$mode" != none ]; then
 		"$VPY" benchmarks/nginx_logging/consumer.py close "$CHANNEL"
 		for _ in $(seq 100); do kill -0 "$CONS_PID" 2> /dev/null || break; sleep 0.1; done
@@ -330,7 +331,7 @@ echo "nginx $(nginx -v 2>&1 | sed 's/.*nginx\///'), 2 workers, a record per requ
 [ "$PERF" = 1 ] || echo "(perf cannot count syscalls here: no FUTEX_WAKE counts)"
 IFS=, read -r -a mode_list <<< "$MODES"
 for mode in "${mode_list[@]}"; do
-	case $mode in blocking|poll|resty|resty_zc|dict|build|none) ;; *) echo "run.sh: unknown mode $mode" >&2; exit 2 ;; esac
+	case $mode in blocking|poll|resty|resty_zc|dict|build|hook|none) ;; *) echo "run.sh: unknown mode $mode" >&2; exit 2 ;; esac
 done
 status=0
 run=0
@@ -343,7 +344,7 @@ for ((round = 0; round < ROUNDS; round++)); do
 		run_mode "$mode" "$run" || status=1
 	done
 done
-case ,$MODES, in *,resty,*|*,resty_zc,*|*,dict,*|*,build,*) run_costs || status=1 ;; esac
+case ,$MODES, in *,resty,*|*,resty_zc,*|*,dict,*|*,build,*|*,hook,*) run_costs || status=1 ;; esac
 "$VPY" - "$RESULTS" "${JSON_OUT:-}" "$CONNS" "$THREADS" "$COSTS" << 'EOF' || status=1
 import json, math, statistics, sys
 path, json_out, conns, threads = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
@@ -396,7 +397,7 @@ def ratio(a, b):
     return med([ra[k] / rb[k] for k in ra if k in rb and rb[k] > 0])
 def fmt(x, spec):
     return "–" if math.isnan(x) else spec % x
-MODES = ("resty", "resty_zc", "dict", "build", "blocking", "poll", "none")
+MODES = ("resty", "resty_zc", "dict", "build", "hook", "blocking", "poll", "none")
 PATHS = {
     "blocking": "log_by_lua binding reserve/commit -> Python recv_many(timeout=None)",
     "poll": "log_by_lua binding reserve/commit -> Python recv_many(timeout=0) + sleep 5 ms",
@@ -404,12 +405,15 @@ PATHS = {
     "resty_zc": "log_by_lua resty.ringmpsc reserve/fill/commit -> Python recv_many(timeout=None)",
     "dict": "log_by_lua text record, ngx.shared.DICT lpush -> rpop in a timer of worker 0",
     "build": "log_by_lua text record built, no queue",
+    "hook": "log_by_lua counting the request only, no record",
     "none": "no logging",
 }
-IMPL = {"dict": "ngx.shared.DICT", "build": "build_only", "none": "no_logging"}
+IMPL = {"dict": "ngx.shared.DICT", "build": "build_only", "hook": "log_hook_only", "none": "no_logging"}
 WAIT = {"blocking": "blocking", "poll": "poll", "resty": "blocking", "resty_zc": "blocking", "dict": "timer",
-        "build": None, "none": "none"}
+        "build": None, "hook": None, "none": "none"}
 CONSUMER = ("blocking", "poll", "resty", "resty_zc")  # an external consumer process
+RECORD = {"resty": "text", "dict": "text", "build": "text", "resty_zc": "binary", "blocking": "binary",
+          "poll": "binary"}
 print()
 print("%-9s %10s %8s %8s %8s %14s %14s %11s %10s %8s %8s" % ("mode", "req/s", "÷ poll", "÷ none", "÷ dict",
       "wakes/request", "FUTEX_WAKE/req", "worker CPU", "cons. CPU", "p50", "p99"))
@@ -435,8 +439,8 @@ for mode in MODES:
         "mode": mode, "consumer_wait": WAIT[mode], "record_size": 64, "batch": 1, "producers": 2,
         "consumers": 1 if mode in CONSUMER or mode == "dict" else 0, "processes": True,
         "reads_data": mode in CONSUMER or mode == "dict",
-        "record": "text" if mode in ("resty", "dict", "build") else ("binary" if logs else None),
-        "records_per_s": nan(s["rps"]), "bytes_per_s": nan(s["rps"] * 64) if logs else None,
+        "record": RECORD.get(mode),
+        "records_per_s": nan(s["rps"]), "bytes_per_s": nan(s["rps"] * 64) if RECORD.get(mode) else None,
         "requests_per_s": nan(s["rps"]), "runs_requests_per_s": s["runs_rps"], "runs": s["n"],
         "p50_ns": nan(s["p50"] * 1e3), "p99_ns": nan(s["p99"] * 1e3), "requests": s["requests"],
         "served": s["served"], "logged": s["logged"], "dropped": s["drops"], "received": s["received"],
@@ -458,18 +462,20 @@ print("median of the rounds' ratios); wakes/request: the channel's consumer_wake
 print("core does not count them); FUTEX_WAKE/req: the workers' futex(FUTEX_WAKE) calls ÷ requests (perf; –")
 print("without it); worker CPU: both workers' utime + stime (dict: worker 0's consumer timer included); cons.")
 print("CPU: the consumer process; p50/p99: wrk's request latency")
-if all(m in summary for m in ("build", "none")):
+if "none" in summary and any(m in summary for m in ("hook", "build")):
     cpu = {m: summary[m]["worker_cpu_us"] for m in MODES if m in summary}
     print()
-    print("The record next to the queue: building it and throwing it away (build) = %s nginx without logging;"
-          % fmt(ratio("build", "none"), "%.3f×"))
-    print("worker CPU per request: build %s µs more than none (the record)" % fmt(cpu["build"] - cpu["none"], "%+.2f"),
-          end="")
-    for m in ("resty", "dict"):
+    print("The record next to the queue, in req/s ÷ nginx without logging: %s; and in worker CPU per request:"
+          % ", ".join("%s %s" % (m, fmt(ratio(m, "none"), "%.3f×")) for m in ("hook", "build", "resty", "dict")
+                      if m in summary))
+    steps, prev = [], "none"
+    for m, what in (("hook", "the log_by_lua hook"), ("build", "the record"), ("resty", "the queue"),
+                    ("dict", "the queue and its consumer timer")):
         if m in cpu:
-            print(", %s %s µs more than build (%s)" % (m, fmt(cpu[m] - cpu["build"], "%+.2f"),
-                  "the queue" if m == "resty" else "the queue and its consumer timer"), end="")
-    print(".")
+            steps.append("%s %s µs over %s (%s)" % (m, fmt(cpu[m] - cpu[prev], "%+.2f"), prev, what))
+            if m in ("hook", "build"):
+                prev = m
+    print("  " + "; ".join(steps) + ".")
 if costs:
     print()
     print("Per call, inside one request of one worker (costs.lua; the least of 30 rounds of 2048 calls):")

@@ -199,7 +199,7 @@ def steady_table(rows):
 
 def nginx_table(rows):
     """benchmarks/nginx_logging: one line per mode (and nginx without logging)."""
-    order = ["resty", "resty_zc", "dict", "build", "blocking", "poll", "none"]
+    order = ["resty", "resty_zc", "dict", "build", "hook", "blocking", "poll", "none"]
     ng = nginx_modes(rows)
 
     def vs(mode, other):
@@ -209,7 +209,8 @@ def nginx_table(rows):
             "resty": "resty.ringmpsc send(text record) → blocking consumer",
             "resty_zc": "resty.ringmpsc reserve/fill/commit → blocking consumer",
             "dict": "ngx.shared.DICT lpush(text record) → rpop in a timer of worker 0",
-            "build": "text record built, no queue", "none": "no logging"}
+            "build": "text record built, no queue", "hook": "log_by_lua counting the request, no record",
+            "none": "no logging"}
     body = []
     for w in sorted(ng, key=lambda m: order.index(m) if m in order else 9):
         r = ng[w]
