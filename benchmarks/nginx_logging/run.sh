@@ -167,6 +167,7 @@ EOF
 			break
 		fi
 		grep -q "Address already in use" "$prefix/start.err" || { cat "$prefix/start.err"; return 1; }
+		: > "$prefix/logs/error.log" # the failed bind is no error of the run
 	done
 	[ -n "$NGINX_PREFIX" ] || { echo "run.sh: no free port"; return 1; }
 	NGINX_PORT=$port
