@@ -200,9 +200,10 @@ end
 local function log_drops(s, err, final)
 	local now = ngx_now()
 	if s._unlogged > 0 and (final or now - s._last_log >= s.log_interval) then
+		local why = err or s._last_err -- the final report (exit) has no err of its own
 		local stats = s.channel:stats()
-		ngx_log(err == "full" and WARN or ERR, "resty.ringmpsc: channel ", s.name, ": ", s._unlogged,
-			" record(s) dropped by this worker since its last report (", err or s._last_err, "); ",
+		ngx_log(why == "full" and WARN or ERR, "resty.ringmpsc: channel ", s.name, ": ", s._unlogged,
+			" record(s) dropped by this worker since its last report (", why, "); ",
 			stats and stats.dropped or "?", " dropped in the channel in all")
 		s._unlogged, s._last_log = 0, now
 	end
