@@ -19,7 +19,7 @@
 --   lua_shared_dict.
 -- init_worker(), exit_worker(): the library's hooks (resty, resty_zc); in worker 0 the
 --   dict consumer's timer (dict). At exit each worker appends "pid records drops" to
---   logs/workers.txt; the dict consumer appends "received bad first-bad" to
+--   logs/workers.txt (records sent, records dropped); the dict consumer appends "received bad first-bad" to
 --   logs/dict-consumer.txt after draining what is left.
 -- handle_counts(): GET /counts: consumer_wakes of the channel (resty, resty_zc).
 local ringmpsc = require "resty.ringmpsc"
@@ -38,6 +38,8 @@ local mode, name, shipper, dict
 local my = { pid = nil, seq = 0, drops = 0 }
 local cons = { received = 0, bad = 0, first_bad = nil, last = {} }
 
+-- The worker's pid and the sequence number of its next record. A record that is dropped
+-- gives its number back (drop()): the numbers count the records sent, with no gaps.
 local function next_seq()
 	local pid = worker_pid()
 	if my.pid ~= pid then
@@ -46,6 +48,11 @@ local function next_seq()
 	local seq = my.seq + 1
 	my.seq = seq
 	return pid, seq
+end
+
+local function drop()
+	my.seq = my.seq - 1
+	my.drops = my.drops + 1
 end
 
 local function record(pid, seq)
@@ -59,7 +66,7 @@ local log = {}
 function log.resty()
 	local pid, seq = next_seq()
 	if not ringmpsc.get(name):send(record(pid, seq)) then
-		my.drops = my.drops + 1 -- the library counts it in the channel too
+		drop() -- the library counts it in the channel too
 	end
 end
 
@@ -68,8 +75,7 @@ function log.resty_zc()
 	local s = ringmpsc.get(name)
 	local ptr = s:reserve(1)
 	if not ptr then
-		my.drops = my.drops + 1
-		return
+		return drop()
 	end
 	logger.fill(ptr, pid, seq)
 	s:commit(1)
@@ -78,7 +84,7 @@ end
 function log.dict()
 	local pid, seq = next_seq()
 	if not dict:lpush(KEY, record(pid, seq)) then -- nil, "no memory": dropped
-		my.drops = my.drops + 1
+		drop()
 	end
 end
 
