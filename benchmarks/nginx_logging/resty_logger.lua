@@ -2,6 +2,8 @@
 -- record per request, built in Lua, then
 --   resty     sent through resty.ringmpsc: get(name):send(record), the text line below
 --             (zero-filled to the channel's 64 bytes); consumer.py --format text drains it
+--   resty_inner  as resty, drained inside nginx by the library's consumer (consume(), a
+--             timer in worker 0) whose handler checks the records as dict's timer does
 --   resty_zc  resty.ringmpsc's zero-copy path: reserve(1), the binary record of
 --             logger.lua filled in place, commit(1); consumer.py (binary) drains it
 --   dict      pushed onto a list in a lua_shared_dict: dict:lpush(KEY, record); a timer
@@ -15,13 +17,15 @@
 -- access log line is made of).
 --
 -- init(mode, name), in init_by_lua: resty, resty_zc: configure the channel `name` (the
---   consumer created it: the geometry given here is what it has); dict: `name` is the
---   lua_shared_dict.
--- init_worker(), exit_worker(): the library's hooks (resty, resty_zc); in worker 0 the
---   dict consumer's timer (dict). At exit each worker appends "pid records drops" to
---   logs/workers.txt (records sent, records dropped); the dict consumer appends "received bad first-bad" to
---   logs/dict-consumer.txt after draining what is left.
+--   consumer created it: the geometry given here is what it has); resty_inner: configure
+--   creates it; dict: `name` is the lua_shared_dict.
+-- init_worker(), exit_worker(): the library's hooks (resty, resty_inner, resty_zc); in
+--   worker 0 the dict consumer's timer (dict), the library's consumer (resty_inner). At
+--   exit each worker appends "pid records drops" to logs/workers.txt (records sent,
+--   records dropped); the consumer in worker 0 (dict, resty_inner) appends "received bad
+--   first-bad" to logs/inner-consumer.txt after draining what is left.
 -- handle_counts(): GET /counts: consumer_wakes of the channel (resty, resty_zc).
+local ffi = require "ffi"
 local ringmpsc = require "resty.ringmpsc"
 local logger = require "logger"
 
@@ -97,11 +101,15 @@ function log.hook()
 	next_seq()
 end
 
+log.resty_inner = log.resty
+
 function _M.init(m, n)
 	assert(log[m], "resty_logger: unknown mode " .. tostring(m))
 	mode, name = m, n
 	_M.log = log[m]
-	if m == "resty" or m == "resty_zc" then
+	if m == "resty_inner" then
+		shipper = assert(ringmpsc.configure(n, { record_size = 64, capacity = 8192, max_producers = 8 }))
+	elseif m == "resty" or m == "resty_zc" then
 		-- consumer.py created it: Channel(64, capacity=8192, max_producers=8)
 		shipper = assert(ringmpsc.configure(n, { record_size = 64, capacity = 8192, max_producers = 8,
 			max_consumers = 1, max_groups = 1 }))
@@ -111,6 +119,7 @@ function _M.init(m, n)
 end
 
 local function check(v)
+	v = v:match("^[^%z]*") -- a channel's record is zero-filled
 	cons.received = cons.received + 1
 	local pid, seq = v:match("^(%d+) (%d+) 200 [%d.]+ 127%.0%.0%.1 GET /$")
 	pid, seq = tonumber(pid), tonumber(seq)
@@ -152,9 +161,32 @@ local function consume(premature)
 	end
 end
 
+-- resty_inner's handler: the library hands over up to 256 records at a time.
+local function handle(ptr, n, rs)
+	for i = 0, n - 1 do
+		check(ffi.string(ptr + i * rs, rs))
+	end
+end
+
+local function drain_channel()
+	local c = assert(shipper.channel:consumer())
+	while true do
+		local ptr, n = c:read(256)
+		if not ptr then
+			break
+		end
+		handle(ptr, n, shipper.record_size)
+		c:advance(n)
+	end
+	c:close()
+end
+
 function _M.init_worker()
 	if shipper then
 		ringmpsc.init_worker()
+		if mode == "resty_inner" then
+			assert(shipper:consume(handle, { worker = 0 }))
+		end
 	elseif mode == "dict" and ngx.worker.id() == 0 then
 		assert(ngx.timer.at(0, consume))
 	end
@@ -165,16 +197,19 @@ function _M.exit_worker()
 		ringmpsc.exit_worker()
 	end
 	local prefix = ngx.config.prefix()
-	if mode == "dict" and ngx.worker.id() == 0 then
+	if (mode == "dict" or mode == "resty_inner") and ngx.worker.id() == 0 then
 		-- The timer left at its next turn; what is still queued is consumed here.
-		while true do
+		if mode == "resty_inner" then
+			drain_channel()
+		end
+		while dict do
 			local v = dict:rpop(KEY)
 			if not v then
 				break
 			end
 			check(v)
 		end
-		local f = assert(io.open(prefix .. "logs/dict-consumer.txt", "a"))
+		local f = assert(io.open(prefix .. "logs/inner-consumer.txt", "a"))
 		f:write(cons.received, " ", cons.bad, " ", cons.first_bad or "", "\n")
 		f:close()
 	end

@@ -9,6 +9,8 @@
 #   resty     resty.ringmpsc (resty_logger.lua): a text record built as an operator would
 #             ("pid seq status time addr method uri"), get(name):send(record); the
 #             blocking consumer
+#   resty_inner  the same, drained inside nginx by resty.ringmpsc's consumer (consume(): a
+#             timer in worker 0) whose handler checks the records as dict's timer does
 #   resty_zc  resty.ringmpsc's zero-copy path: reserve(1), the binary record filled in
 #             place, commit(1); the blocking consumer
 #   dict      the same text record, ngx.shared.DICT:lpush onto a list in a lua_shared_dict;
@@ -22,7 +24,8 @@
 #            [--threads N] [--modes LIST] [--rounds N] [--coalesce R:D] [--json FILE]
 #   --duration S     seconds of each measured wrk run (default 5; --quick 3)
 #   --connections N  wrk connections (default 16); --threads N: wrk threads (default 1)
-#   --modes LIST     any of blocking,poll,resty,resty_zc,dict,build,hook,none (default all)
+#   --modes LIST     any of blocking,poll,resty,resty_inner,resty_zc,dict,build,hook,none
+#                    (default all)
 #   --rounds N       rounds of every mode, the order rotating each round; medians, and the
 #                    ratios are the medians of the rounds' ratios (default 2; --quick 1)
 #   --coalesce R:D   the blocking consumer (blocking, resty, resty_zc) coalesces wake-ups
@@ -52,7 +55,7 @@ cd "$(dirname "$0")/../.."
 REPO=$PWD
 QUICK=${QUICK:-0}
 JSON_OUT=${BENCH_JSON:-}
-DURATION= CONNS=16 THREADS=1 MODES=resty,resty_zc,dict,build,hook,blocking,poll,none ROUNDS= COALESCE=
+DURATION= CONNS=16 THREADS=1 MODES=resty,resty_inner,resty_zc,dict,build,hook,blocking,poll,none ROUNDS= COALESCE=
 while [ $# -gt 0 ]; do
 	case $1 in
 	--quick) QUICK=1 ;;
@@ -203,15 +206,15 @@ run_mode() { # run_mode MODE RUN_INDEX
 	blocking|poll) cmode=$mode ;;
 	resty) cmode=blocking format=text module=resty_logger ;;
 	resty_zc) cmode=blocking module=resty_logger ;;
-	dict|build|hook) module=resty_logger ;;
+	resty_inner|dict|build|hook) module=resty_logger ;;
 	esac
 	stop_nginx
 	stop_consumer
 	mkdir -p "$prefix/conf" "$prefix/logs" "$prefix/tmp"
 	chmod 755 "$prefix"
 	: > "$prefix/logs/workers.txt"
-	: > "$prefix/logs/dict-consumer.txt"
-	chmod 666 "$prefix/logs/workers.txt" "$prefix/logs/dict-consumer.txt" # the workers may run as nobody
+	: > "$prefix/logs/inner-consumer.txt"
+	chmod 666 "$prefix/logs/workers.txt" "$prefix/logs/inner-consumer.txt" # the workers may run as nobody
 	if [ -n "$cmode" ]; then
 		CHANNEL=ringmpsc-nginxlog-$$-$idx
 		"$VPY" benchmarks/nginx_logging/consumer.py serve "$CHANNEL" --mode "$cmode" --format "$format" \
@@ -224,6 +227,9 @@ run_mode() { # run_mode MODE RUN_INDEX
 	case $mode in
 	blocking|poll)
 		log_init="init_by_lua_block { require(\"logger\").init(\"$CHANNEL\") }" ;;
+	resty_inner)
+		CHANNEL=ringmpsc-nginxlog-$$-$idx # created by nginx; stop_consumer removes it
+		log_init="init_by_lua_block { require(\"resty_logger\").init(\"$mode\", \"$CHANNEL\") }" ;;
 	resty|resty_zc)
 		log_init="init_by_lua_block { require(\"resty_logger\").init(\"$mode\", \"$CHANNEL\") }" ;;
 	dict)
@@ -283,9 +289,10 @@ run_mode() { # run_mode MODE RUN_INDEX
 	if [ "$mode" != none ]; then
 		read -r logged drops < <(awk '{ r += $2; d += $3 } END { print r + 0, d + 0 }' "$prefix/logs/workers.txt")
 	fi
-	if [ "$mode" = dict ]; then
-		[ -s "$prefix/logs/dict-consumer.txt" ] || { echo "run.sh: dict: no consumer counts"; return 1; }
-		read -r received bad first_bad < "$prefix/logs/dict-consumer.txt"
+	if [ "$mode" = dict ] || [ "$mode" = resty_inner ]; then
+		[ -s "$prefix/logs/inner-consumer.txt" ] || { echo "run.sh: $mode: no consumer counts"; return 1; }
+		read -r received bad first_bad < "$prefix/logs/inner-consumer.txt"
+		stop_consumer # resty_inner: removes the channel
 	elif [ "$mode" = build ] || [ "$mode" = hook ]; then
 		received=$logged # nothing sent: nothing to receive
 	elif [ "$mode" != none ]; then
@@ -332,7 +339,7 @@ echo "nginx $(nginx -v 2>&1 | sed 's/.*nginx\///'), 2 workers, a record per requ
 [ "$PERF" = 1 ] || echo "(perf cannot count syscalls here: no FUTEX_WAKE counts)"
 IFS=, read -r -a mode_list <<< "$MODES"
 for mode in "${mode_list[@]}"; do
-	case $mode in blocking|poll|resty|resty_zc|dict|build|hook|none) ;; *) echo "run.sh: unknown mode $mode" >&2; exit 2 ;; esac
+	case $mode in blocking|poll|resty|resty_inner|resty_zc|dict|build|hook|none) ;; *) echo "run.sh: unknown mode $mode" >&2; exit 2 ;; esac
 done
 status=0
 run=0
@@ -398,11 +405,12 @@ def ratio(a, b):
     return med([ra[k] / rb[k] for k in ra if k in rb and rb[k] > 0])
 def fmt(x, spec):
     return "–" if math.isnan(x) else spec % x
-MODES = ("resty", "resty_zc", "dict", "build", "hook", "blocking", "poll", "none")
+MODES = ("resty", "resty_inner", "resty_zc", "dict", "build", "hook", "blocking", "poll", "none")
 PATHS = {
     "blocking": "log_by_lua binding reserve/commit -> Python recv_many(timeout=None)",
     "poll": "log_by_lua binding reserve/commit -> Python recv_many(timeout=0) + sleep 5 ms",
     "resty": "log_by_lua text record, resty.ringmpsc send -> Python recv_many(timeout=None)",
+    "resty_inner": "log_by_lua text record, resty.ringmpsc send -> its consume() timer in worker 0",
     "resty_zc": "log_by_lua resty.ringmpsc reserve/fill/commit -> Python recv_many(timeout=None)",
     "dict": "log_by_lua text record, ngx.shared.DICT lpush -> rpop in a timer of worker 0",
     "build": "log_by_lua text record built, no queue",
@@ -411,9 +419,10 @@ PATHS = {
 }
 IMPL = {"dict": "ngx.shared.DICT", "build": "build_only", "hook": "log_hook_only", "none": "no_logging"}
 WAIT = {"blocking": "blocking", "poll": "poll", "resty": "blocking", "resty_zc": "blocking", "dict": "timer",
+        "resty_inner": "timer",
         "build": None, "hook": None, "none": "none"}
 CONSUMER = ("blocking", "poll", "resty", "resty_zc")  # an external consumer process
-RECORD = {"resty": "text", "dict": "text", "build": "text", "resty_zc": "binary", "blocking": "binary",
+RECORD = {"resty": "text", "resty_inner": "text", "dict": "text", "build": "text", "resty_zc": "binary", "blocking": "binary",
           "poll": "binary"}
 print()
 print("%-9s %10s %8s %8s %8s %14s %14s %11s %10s %8s %8s" % ("mode", "req/s", "÷ poll", "÷ none", "÷ dict",
@@ -438,8 +447,8 @@ for mode in MODES:
     rows.append({
         "suite": "nginx", "impl": IMPL.get(mode, "ringmpsc"), "path": path_, "scenario": "nginx-logging",
         "mode": mode, "consumer_wait": WAIT[mode], "record_size": 64, "batch": 1, "producers": 2,
-        "consumers": 1 if mode in CONSUMER or mode == "dict" else 0, "processes": True,
-        "reads_data": mode in CONSUMER or mode == "dict",
+        "consumers": 1 if mode in CONSUMER or WAIT[mode] == "timer" else 0, "processes": True,
+        "reads_data": mode in CONSUMER or WAIT[mode] == "timer",
         "record": RECORD.get(mode),
         "records_per_s": nan(s["rps"]), "bytes_per_s": nan(s["rps"] * 64) if RECORD.get(mode) else None,
         "requests_per_s": nan(s["rps"]), "runs_requests_per_s": s["runs_rps"], "runs": s["n"],
@@ -461,17 +470,17 @@ print()
 print("÷ poll / ÷ none / ÷ dict: req/s ÷ the polling consumer's / nginx without logging / the shared dict's (the")
 print("median of the rounds' ratios); wakes/request: the channel's consumer_wakes ÷ wrk's requests (– where the")
 print("core does not count them); FUTEX_WAKE/req: the workers' futex(FUTEX_WAKE) calls ÷ requests (perf; –")
-print("without it); worker CPU: both workers' utime + stime (dict: worker 0's consumer timer included); cons.")
-print("CPU: the consumer process; p50/p99: wrk's request latency")
+print("without it); worker CPU: both workers' utime + stime (dict, resty_inner: worker 0's consumer timer in")
+print("it); cons. CPU: the consumer process; p50/p99: wrk's request latency")
 if "none" in summary and any(m in summary for m in ("hook", "build")):
     cpu = {m: summary[m]["worker_cpu_us"] for m in MODES if m in summary}
     print()
     print("The record next to the queue, in req/s ÷ nginx without logging: %s; and in worker CPU per request:"
-          % ", ".join("%s %s" % (m, fmt(ratio(m, "none"), "%.3f×")) for m in ("hook", "build", "resty", "dict")
+          % ", ".join("%s %s" % (m, fmt(ratio(m, "none"), "%.3f×")) for m in ("hook", "build", "resty", "resty_inner", "dict")
                       if m in summary))
     steps, prev = [], "none"
     for m, what in (("hook", "the log_by_lua hook"), ("build", "the record"), ("resty", "the queue"),
-                    ("dict", "the queue and its consumer timer")):
+                    ("resty_inner", "the queue and its consumer timer"), ("dict", "the queue and its consumer timer")):
         if m in cpu:
             steps.append("%s %s µs over %s (%s)" % (m, fmt(cpu[m] - cpu[prev], "%+.2f"), prev, what))
             if m in ("hook", "build"):

@@ -466,14 +466,16 @@ def nginx_resty_goals(rows, suite_status):
     """nginx logging through resty.ringmpsc (benchmarks/nginx_logging/run.sh, mode resty:
     the text record an operator builds, get(name):send(record)) against nginx without
     logging and against the ngx.shared.DICT setup (lpush, a timer consumer in worker 0),
-    in the same run. The zero-copy path (resty_zc) is shown, not judged."""
+    in the same run. The in-nginx consumer (resty_inner) and the zero-copy path (resty_zc)
+    are shown, not judged."""
     gn = Goal("nginx-resty-none", "nginx logging through resty.ringmpsc (2 workers, log phase send → a Python consumer "
                                   "process): requests/s ≥ 0.9× nginx without logging")
     gd = Goal("nginx-resty-dict", "nginx logging through resty.ringmpsc: requests/s ahead of (≥ 1×) ngx.shared.DICT "
                                   "lpush + a timer consumer in a worker")
     ng = nginx_modes(rows)
     none, dict_, build = ng.get("none"), ng.get("dict"), ng.get("build")
-    for mode, what in (("resty", "send(text record)"), ("resty_zc", "reserve/fill/commit")):
+    for mode, what in (("resty", "send(text record)"), ("resty_inner", "send(text record), consumer in nginx"),
+                       ("resty_zc", "reserve/fill/commit")):
         r = ng.get(mode)
         if not r:
             continue

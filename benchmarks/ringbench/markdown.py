@@ -199,7 +199,7 @@ def steady_table(rows):
 
 def nginx_table(rows):
     """benchmarks/nginx_logging: one line per mode (and nginx without logging)."""
-    order = ["resty", "resty_zc", "dict", "build", "hook", "blocking", "poll", "none"]
+    order = ["resty", "resty_inner", "resty_zc", "dict", "build", "hook", "blocking", "poll", "none"]
     ng = nginx_modes(rows)
 
     def vs(mode, other):
@@ -207,6 +207,7 @@ def nginx_table(rows):
     what = {"blocking": "binding reserve/commit → blocking consumer: recv_many(timeout=None)",
             "poll": "binding reserve/commit → polling consumer: recv_many(timeout=0) + 5 ms sleep",
             "resty": "resty.ringmpsc send(text record) → blocking consumer",
+            "resty_inner": "resty.ringmpsc send(text record) → its consume() timer in worker 0",
             "resty_zc": "resty.ringmpsc reserve/fill/commit → blocking consumer",
             "dict": "ngx.shared.DICT lpush(text record) → rpop in a timer of worker 0",
             "build": "text record built, no queue", "hook": "log_by_lua counting the request, no record",
@@ -231,7 +232,8 @@ def nginx_table(rows):
             "text line \"pid seq status time addr method uri\"); ÷: the median of the rounds' ratios; check: "
             "requests served to / (stub_status) = records made + dropped = records the consumer received, in "
             "sequence per worker. Wake-ups: the channel's consumer_wakes ÷ wrk's requests; FUTEX_WAKE: the "
-            "workers' futex wake calls counted by perf; workers CPU includes the dict consumer's timer." % (
+            "workers' futex wake calls counted by perf; workers CPU includes the consumer timers (dict, "
+            "resty_inner)." % (
                 rows[0].get("wrk") if rows else "")]
     return out
 

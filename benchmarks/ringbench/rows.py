@@ -108,8 +108,8 @@ def rate(r):
 
 
 def nginx_modes(rows):
-    """benchmarks/nginx_logging rows by mode (blocking, poll, resty, resty_zc, dict, build,
-    hook, none; rows written before the modes were named carry only consumer_wait)."""
+    """benchmarks/nginx_logging rows by mode (blocking, poll, resty, resty_inner, resty_zc,
+    dict, build, hook, none; rows written before the modes were named carry only consumer_wait)."""
     return {r.get("mode") or r.get("consumer_wait"): r for r in rows
             if r.get("scenario") == "nginx-logging" and rate(r)}
 
