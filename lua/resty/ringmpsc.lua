@@ -360,8 +360,9 @@ local consume_defaults = {
 -- handler(ptr, n, record_size, consumer) for each batch of up to `batch` records
 -- (ptr: const uint8_t*, valid during the call). The handler returns how many it
 -- consumed (nil: all); the rest, and the whole batch when it raises, is handed to it
--- again after an idle wait (at least once). Between batches the timer yields to the
--- event loop; when the channel is empty it sleeps (ngx.sleep), from min_interval
+-- again after an idle wait (at least once). After a full batch the timer yields to the
+-- event loop and reads on; after a short one (the channel drained) it sleeps
+-- min_interval; when the channel is empty it sleeps (ngx.sleep), from min_interval
 -- doubling up to max_interval, so an idle consumer costs a wake-up every
 -- max_interval. A worker shutting down (reload, quit) leaves the group at its next
 -- turn, and a dead one's unconsumed batch goes to another member: with
@@ -425,9 +426,15 @@ function Shipper:consume(handler, opts)
 				if taken == 0 then
 					ngx.sleep(wait)
 					wait = math_min(wait * 2, o.max_interval)
-				else
+				elseif n == o.batch then
 					wait = o.min_interval
-					ngx.sleep(0) -- let requests run between batches
+					ngx.sleep(0) -- a full batch: more may wait; let requests run, then go on
+				else
+					-- A short batch drained the channel: wait min_interval, as when it is
+					-- empty, rather than read again at once (under a steady trickle that
+					-- is a read of a few records per event-loop turn, CPU of this worker).
+					wait = o.min_interval
+					ngx.sleep(wait)
 				end
 			elseif n == "empty" then
 				ngx.sleep(wait)
