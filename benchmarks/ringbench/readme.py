@@ -305,6 +305,9 @@ def nginx_block(rows):
         if ng.get("build") and n:
             tail.append("building the record alone, no queue: %s req/s = %s no logging" % (
                 f_rate(rate(ng["build"])), f_x(nginx_ratio(ng, "build", "none"))))
+        if ng.get("resty_inner") and ng.get("dict"):
+            tail.append("drained by the library's consumer in worker 0 instead: %s req/s = %s `ngx.shared.DICT`" % (
+                f_rate(rate(ng["resty_inner"])), f_x(nginx_ratio(ng, "resty_inner", "dict"))))
         if ng.get("resty_zc") and n:
             tail.append("the zero-copy path (reserve/fill/commit of a binary record) %s req/s = %s no logging" % (
                 f_rate(rate(ng["resty_zc"])), f_x(nginx_ratio(ng, "resty_zc", "none"))))
