@@ -112,7 +112,7 @@ def suites(quick):
               "consumer process (blocking, polling every 5 ms) vs ngx.shared.DICT + a timer consumer vs building "
               "the record only vs no logging, under wrk", "build/venv/.ringmpsc-built",
               "benchmarks/nginx_logging/run.sh",
-              lambda out: ["benchmarks/nginx_logging/run.sh", "--json", out] + q, (90, 300)),
+              lambda out: ["benchmarks/nginx_logging/run.sh", "--json", out] + q, (120, 300)),
     ]
 
 
