@@ -14,3 +14,5 @@ files["lua/examples/openresty/*.lua"] = { std = "ngx_lua" }
 files["lua/resty/*.lua"] = { std = "ngx_lua" }
 files["tests/lua/resty/*.lua"] = { std = "ngx_lua" }
 files["benchmarks/nginx_logging/*.lua"] = { std = "ngx_lua" }
+-- benchmarks/lua/bench.lua runs in nginx (ngx) and under plain luajit.
+files["benchmarks/lua/*.lua"] = { std = "ngx_lua" }

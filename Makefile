@@ -50,7 +50,7 @@ help:
 	@echo "make bench-bridge the NATS JetStream bridge: producers' CPU per record through a channel vs publishing"
 	@echo "                  with nats-py themselves; forwarded records/s vs nats-py's best from one process"
 	@echo "make bench-lua    LuaJIT inside nginx vs ngx.shared.DICT"
-	@echo "make bench-nginx-logging  nginx (2 workers) logging every request through ringmpsc to a Python consumer"
+	@echo "make bench-nginx-logging  nginx (2 workers) logging every request: ringmpsc, resty.ringmpsc, ngx.shared.DICT"
 	@echo "                  that blocks or polls every 5 ms, vs no logging: wrk requests/s (installs wrk)"
 	@echo "make demo         the main job end to end: producer processes -> one consumer, verified,"
 	@echo "                  next to multiprocessing.Queue (installs what it needs)"

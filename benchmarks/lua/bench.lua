@@ -59,7 +59,8 @@ cases[#cases + 1] = { name = "ringmpsc p:send + ch:recv", path = "send/recv", ba
 	return sum
 end }
 
-cases[#cases + 1] = { name = "ringmpsc reserve(1)/commit + read(1)/advance", path = "reserve/read", batch = 1, fn = function(ch, p, n)
+cases[#cases + 1] = { name = "ringmpsc reserve(1)/commit + read(1)/advance", path = "reserve/read", batch = 1,
+	fn = function(ch, p, n)
 	local sum = 0
 	for _ = 1, n / BATCH do
 		for _ = 1, BATCH do
@@ -78,7 +79,8 @@ cases[#cases + 1] = { name = "ringmpsc reserve(1)/commit + read(1)/advance", pat
 	return sum
 end }
 
-cases[#cases + 1] = { name = "ringmpsc reserve(64)/commit + read(64)/advance", path = "reserve/read", batch = BATCH, fn = function(ch, p, n)
+cases[#cases + 1] = { name = "ringmpsc reserve(64)/commit + read(64)/advance", path = "reserve/read", batch = BATCH,
+	fn = function(ch, p, n)
 	local sum = 0
 	for _ = 1, n / BATCH do
 		local left = BATCH
@@ -105,7 +107,8 @@ cases[#cases + 1] = { name = "ringmpsc reserve(64)/commit + read(64)/advance", p
 	return sum
 end }
 
-cases[#cases + 1] = { name = "ringmpsc p:send + ch:recv_into(64)", path = "send/recv_into", batch = BATCH, fn = function(ch, p, n)
+cases[#cases + 1] = { name = "ringmpsc p:send + ch:recv_into(64)", path = "send/recv_into", batch = BATCH,
+	fn = function(ch, p, n)
 	local sum = 0
 	local buf = ffi.new("uint8_t[?]", BATCH * RECORD)
 	for _ = 1, n / BATCH do
@@ -210,7 +213,8 @@ function _M.format(rows)
 	end
 	local out = {}
 	out[#out + 1] = ("%d-byte records in groups of %d, consumer reads every record, best of %d; %s"):format(
-		RECORD, BATCH, rows.reps or 3, jit and ("JIT " .. (jit.status() and "on" or "off") .. ", " .. jit.version) or "no JIT")
+		RECORD, BATCH, rows.reps or 3,
+		jit and ("JIT " .. (jit.status() and "on" or "off") .. ", " .. jit.version) or "no JIT")
 	out[#out + 1] = ("%-48s %10s %14s %10s %8s"):format("case", "records", "records/s", "MB/s",
 		peer and "vs DICT" or "")
 	for _, r in ipairs(rows) do

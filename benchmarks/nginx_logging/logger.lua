@@ -5,7 +5,7 @@
 --   the workers inherit the mapping through fork.
 -- init_worker(): register this worker's producer (one per process).
 -- log(): reserve one record with timeout 0 (a request never waits for the consumer),
---   fill it in place, commit. A full ring drops the record and counts the drop.
+--   fill it in place (fill), commit. A full ring drops the record and counts the drop.
 -- exit_worker(): deregister (the consumer still receives everything committed) and
 --   append "pid records drops" to logs/workers.txt under the nginx prefix.
 -- handle_counts(): GET /counts, "key value" lines: the channel's figures (committed,
@@ -78,6 +78,23 @@ local function drop(err)
 	end
 end
 
+-- fill(ptr, pid, seq): write one record at ptr (uint8_t *, 64 bytes) in place: the
+-- layout consumer.py checks (resty_logger.lua's zero-copy mode fills the same way).
+function _M.fill(ptr, pid, seq)
+	local r = ffi_cast(rec_ptr_t, ptr)
+	local uri = ngx.var.uri
+	local len = #uri < 24 and #uri or 24
+	r.magic = MAGIC
+	r.pid = pid
+	r.seq = seq
+	r.status = ngx.status
+	r.len = len
+	r.t = ngx.now()
+	r.check = r.seq * CHECK_MUL + pid
+	ffi_copy(r.uri, uri, len)
+end
+local fill = _M.fill
+
 function _M.log()
 	local p, err = producer()
 	if not p then
@@ -87,19 +104,9 @@ function _M.log()
 	if not ptr then
 		return drop(n)
 	end
-	local r = ffi_cast(rec_ptr_t, ptr)
 	local seq = my.seq + 1
 	my.seq = seq
-	local uri = ngx.var.uri
-	local len = #uri < 24 and #uri or 24
-	r.magic = MAGIC
-	r.pid = my.pid
-	r.seq = seq
-	r.status = ngx.status
-	r.len = len
-	r.t = ngx.now()
-	r.check = r.seq * CHECK_MUL + my.pid
-	ffi_copy(r.uri, uri, len)
+	fill(ptr, my.pid, seq)
 	p:commit(1)
 end
 

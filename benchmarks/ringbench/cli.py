@@ -51,7 +51,9 @@ runs the reduced set. Steps:
                                           polling
       nginx_logging benchmarks/nginx_logging/run.sh   suite "nginx": nginx logging every
                                           request through ringmpsc to a Python consumer,
-                                          blocking vs polling vs no logging (wrk)
+                                          blocking vs polling vs no logging, and through
+                                          resty.ringmpsc vs ngx.shared.DICT + a timer
+                                          consumer vs building the record only (wrk)
  3. merge the rows into benchmarks/results/latest.json (a list of row objects; every row
     keeps the fields its program wrote and gets "source" = the program and "machine" =
     the run's machine summary), benchmarks/results/machine.json (machine and per-program

@@ -16,6 +16,8 @@ from .rows import (
     best_peer,
     cacheline_for,
     groups_of,
+    nginx_modes,
+    nginx_ratio,
     num,
     queue_frames,
     queue_modes,
@@ -236,6 +238,7 @@ def evaluate_goals(rows, machine, suite_status):
     goals.append(g11)
     goals += steady_goals(rows, suite_status)
     goals.append(nginx_goal(rows, suite_status))
+    goals += nginx_resty_goals(rows, suite_status)
     return goals
 
 
@@ -442,7 +445,7 @@ def nginx_goal(rows, suite_status):
     consumer against a consumer polling every 5 ms, in the same run."""
     g = Goal("nginx-logging", "nginx logging (2 workers → ringmpsc → a Python consumer process): requests/s with a "
                               "blocking consumer ≥ 0.9× with one polling every 5 ms")
-    ng = {r.get("consumer_wait"): r for r in rows if r.get("scenario") == "nginx-logging" and rate(r)}
+    ng = nginx_modes(rows)
     b, p, none = ng.get("blocking"), ng.get("poll"), ng.get("none")
     if b and p:
         detail = "blocking %s req/s vs polling %s req/s" % (f_rate(rate(b)), f_rate(rate(p)))
@@ -457,3 +460,39 @@ def nginx_goal(rows, suite_status):
         g.reason = "no nginx-logging rows with both consumers (nginx_logging: %s)" % \
             suite_status.get("nginx_logging", "?")
     return g
+
+
+def nginx_resty_goals(rows, suite_status):
+    """nginx logging through resty.ringmpsc (benchmarks/nginx_logging/run.sh, mode resty:
+    the text record an operator builds, get(name):send(record)) against nginx without
+    logging and against the ngx.shared.DICT setup (lpush, a timer consumer in worker 0),
+    in the same run. The in-nginx consumer (resty_inner) and the zero-copy path (resty_zc)
+    are shown, not judged."""
+    gn = Goal("nginx-resty-none", "nginx logging through resty.ringmpsc (2 workers, log phase send → a Python consumer "
+                                  "process): requests/s ≥ 0.9× nginx without logging")
+    gd = Goal("nginx-resty-dict", "nginx logging through resty.ringmpsc: requests/s ahead of (≥ 1×) ngx.shared.DICT "
+                                  "lpush + a timer consumer in a worker")
+    ng = nginx_modes(rows)
+    none, dict_, build = ng.get("none"), ng.get("dict"), ng.get("build")
+    for mode, what in (("resty", "send(text record)"), ("resty_inner", "send(text record), consumer in nginx"),
+                       ("resty_zc", "reserve/fill/commit")):
+        r = ng.get(mode)
+        if not r:
+            continue
+        counted = mode == "resty" and r.get("ok") is not False
+        where = "%s, wrk %s" % (what, r.get("wrk", ""))
+        extra = ""
+        if build and mode == "resty":
+            extra = "; building the record alone (no queue) %s req/s = %s no logging" % (
+                f_rate(rate(build)), f_x(nginx_ratio(ng, "build", "none")))
+        if none:
+            gn.add(where, "%s req/s vs no logging %s req/s%s" % (f_rate(rate(r)), f_rate(rate(none)), extra),
+                   nginx_ratio(ng, mode, "none"), 0.9, counted=counted and none.get("ok") is not False)
+        if dict_:
+            gd.add(where, "%s req/s vs ngx.shared.DICT %s req/s" % (f_rate(rate(r)), f_rate(rate(dict_))),
+                   nginx_ratio(ng, mode, "dict"), 1.0, counted=counted and dict_.get("ok") is not False)
+    for g, other in ((gn, "none"), (gd, "dict")):
+        if not g.checks:
+            g.reason = "no nginx-logging rows of modes resty and %s (nginx_logging: %s)" % (
+                other, suite_status.get("nginx_logging", "?"))
+    return [gn, gd]

@@ -18,6 +18,8 @@ from .rows import (
     is_cost,
     is_latency,
     memcpy_for,
+    nginx_modes,
+    nginx_ratio,
     num,
     queue_frames,
     queue_modes,
@@ -157,7 +159,8 @@ SOURCE_TITLES = {
     "steady": "build/bench_steady — steady stream: paced producer processes send 64-byte records one at a time "
               "to one consumer process, which verifies every record; what the consumer's way of waiting costs",
     "nginx_logging": "benchmarks/nginx_logging/run.sh — nginx (2 workers) logs every request through ringmpsc "
-                     "to a Python consumer process; wrk on 127.0.0.1",
+                     "(the binding, resty.ringmpsc) to a Python consumer process, or through ngx.shared.DICT to a "
+                     "timer in a worker; wrk on 127.0.0.1",
 }
 
 
@@ -195,34 +198,42 @@ def steady_table(rows):
 
 
 def nginx_table(rows):
-    """benchmarks/nginx_logging: one line per consumer (and nginx without logging)."""
-    order = {"blocking": 0, "poll": 1, "none": 2}
-    by = {r.get("consumer_wait"): r for r in rows}
+    """benchmarks/nginx_logging: one line per mode (and nginx without logging)."""
+    order = ["resty", "resty_inner", "resty_zc", "dict", "build", "hook", "blocking", "poll", "none"]
+    ng = nginx_modes(rows)
 
-    def vs(r, other):
-        o = by.get(other)
-        return f_x(rate(r) / rate(o)) if o and rate(o) and rate(r) else "–"
-    what = {"blocking": "blocking: recv_many(timeout=None)", "poll": "polling: recv_many(timeout=0) + 5 ms sleep",
+    def vs(mode, other):
+        return f_x(nginx_ratio(ng, mode, other)) if mode != other and other in ng else "–"
+    what = {"blocking": "binding reserve/commit → blocking consumer: recv_many(timeout=None)",
+            "poll": "binding reserve/commit → polling consumer: recv_many(timeout=0) + 5 ms sleep",
+            "resty": "resty.ringmpsc send(text record) → blocking consumer",
+            "resty_inner": "resty.ringmpsc send(text record) → its consume() timer in worker 0",
+            "resty_zc": "resty.ringmpsc reserve/fill/commit → blocking consumer",
+            "dict": "ngx.shared.DICT lpush(text record) → rpop in a timer of worker 0",
+            "build": "text record built, no queue", "hook": "log_by_lua counting the request, no record",
             "none": "no logging"}
     body = []
-    for r in sorted(rows, key=lambda r: order.get(r.get("consumer_wait"), 9)):
-        w = r.get("consumer_wait")
+    for w in sorted(ng, key=lambda m: order.index(m) if m in order else 9):
+        r = ng[w]
         check = "–" if w == "none" else ("ok" if r.get("ok") is not False else "**CHECK FAILED**")
-        body.append([what.get(w, w), f_rate(rate(r)), vs(r, "poll"), vs(r, "none"),
+        body.append([what.get(w, w), f_rate(rate(r)), vs(w, "none"), vs(w, "dict"), vs(w, "poll"),
                      f_num(r.get("consumer_wakes_per_request"), "%.4f"),
                      f_num(r.get("futex_wake_calls_per_request"), "%.4f"),
                      f_num(r.get("worker_cpu_us_per_request"), "%.1f"),
                      f_num(r.get("consumer_cpu_us_per_request"), "%.1f"), f_dur(r.get("p50_ns")),
                      f_dur(r.get("p99_ns")), r.get("requests"), r.get("served"), r.get("logged"),
                      r.get("dropped"), r.get("received"), check])
-    out = md_table(["consumer", "req/s", "÷ polling", "÷ no logging", "consumer wake-ups/req", "FUTEX_WAKE/req "
-                    "(perf)", "workers CPU µs/req", "consumer CPU µs/req", "latency p50", "latency p99",
-                    "requests (wrk)", "served to /", "logged", "dropped", "received", "check"], body,
-                   ["l"] + ["r"] * 14 + ["l"])
-    out += ["", "wrk %s against 127.0.0.1; every request to / is logged from the log phase (one 64-byte record, "
-            "reserve/commit with timeout 0); check: requests served to / (stub_status) = records logged + dropped "
-            "= records the consumer received, in sequence per worker. Wake-ups: the channel's consumer_wakes "
-            "÷ wrk's requests; FUTEX_WAKE: the workers' futex wake calls counted by perf." % (
+    out = md_table(["mode", "req/s", "÷ no logging", "÷ DICT", "÷ polling", "consumer wake-ups/req",
+                    "FUTEX_WAKE/req (perf)", "workers CPU µs/req", "consumer CPU µs/req", "latency p50",
+                    "latency p99", "requests (wrk)", "served to /", "logged", "dropped", "received", "check"], body,
+                   ["l"] + ["r"] * 15 + ["l"])
+    out += ["", "wrk %s against 127.0.0.1; every request to / makes one record in the log phase (64 bytes in the "
+            "channel: the binding's and resty_zc's binary record filled in place, or resty's, dict's and build's "
+            "text line \"pid seq status time addr method uri\"); ÷: the median of the rounds' ratios; check: "
+            "requests served to / (stub_status) = records made + dropped = records the consumer received, in "
+            "sequence per worker. Wake-ups: the channel's consumer_wakes ÷ wrk's requests; FUTEX_WAKE: the "
+            "workers' futex wake calls counted by perf; workers CPU includes the consumer timers (dict, "
+            "resty_inner)." % (
                 rows[0].get("wrk") if rows else "")]
     return out
 

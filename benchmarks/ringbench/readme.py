@@ -13,6 +13,8 @@ from .rows import (
     groups_of,
     is_peer,
     memcpy_for,
+    nginx_modes,
+    nginx_ratio,
     rate,
     ringmpsc_best,
     single_for,
@@ -270,21 +272,49 @@ def steady_block(rows):
 
 
 def nginx_block(rows):
-    """benchmarks/nginx_logging: requests/s with each consumer."""
-    ng = {r.get("consumer_wait"): r for r in rows if r.get("scenario") == "nginx-logging" and rate(r)}
+    """benchmarks/nginx_logging: requests/s with each consumer, and through resty.ringmpsc
+    vs no logging vs ngx.shared.DICT."""
+    ng = nginx_modes(rows)
+    out = []
     b, p, n = ng.get("blocking"), ng.get("poll"), ng.get("none")
-    if not b:
-        return []
-    parts = ["blocking consumer %s req/s" % f_rate(rate(b))]
-    if p:
-        parts.append("%s the consumer polling every 5 ms (%s req/s)" % (f_x(rate(b) / rate(p), bold_at=0.9),
-                                                                       f_rate(rate(p))))
-    if n:
-        parts.append("%s nginx without logging (%s req/s)" % (f_x(rate(b) / rate(n)), f_rate(rate(n))))
-    wakes = b.get("consumer_wakes_per_request")
-    checked = all(r.get("ok") is not False for r in (b, p) if r)
-    return ["**nginx logging** (2 workers log every request through ringmpsc, from the log phase, to a Python "
-            "consumer process; wrk %s on 127.0.0.1; %s): %s; consumer wake-ups per request %s." % (
-                b.get("wrk", ""), "every request logged and received, checked" if checked else "**CHECK FAILED**",
-                " = ".join(parts[:2]) + ("; " + parts[2] if len(parts) > 2 else ""),
-                f_num(wakes, "%.4f")), ""]
+    if b:
+        parts = ["blocking consumer %s req/s" % f_rate(rate(b))]
+        if p:
+            parts.append("%s the consumer polling every 5 ms (%s req/s)" % (
+                f_x(nginx_ratio(ng, "blocking", "poll"), bold_at=0.9), f_rate(rate(p))))
+        if n:
+            parts.append("%s nginx without logging (%s req/s)" % (f_x(nginx_ratio(ng, "blocking", "none")),
+                                                                 f_rate(rate(n))))
+        wakes = b.get("consumer_wakes_per_request")
+        checked = all(r.get("ok") is not False for r in (b, p) if r)
+        out += ["**nginx logging** (2 workers log every request through ringmpsc, from the log phase, to a Python "
+                "consumer process; wrk %s on 127.0.0.1; %s): %s; consumer wake-ups per request %s." % (
+                    b.get("wrk", ""), "every request logged and received, checked" if checked else
+                    "**CHECK FAILED**", " = ".join(parts[:2]) + ("; " + parts[2] if len(parts) > 2 else ""),
+                    f_num(wakes, "%.4f")), ""]
+    rs = ng.get("resty")
+    if rs and (n or ng.get("dict")):
+        parts = []
+        if n:
+            parts.append("%s nginx without logging (%s req/s)" % (f_x(nginx_ratio(ng, "resty", "none"), bold_at=0.9),
+                                                                 f_rate(rate(n))))
+        if ng.get("dict"):
+            parts.append("%s `ngx.shared.DICT` lpush + a timer consumer in worker 0 (%s req/s)" % (
+                f_x(nginx_ratio(ng, "resty", "dict"), bold_at=1.0), f_rate(rate(ng["dict"]))))
+        tail = []
+        if ng.get("build") and n:
+            tail.append("building the record alone, no queue: %s req/s = %s no logging" % (
+                f_rate(rate(ng["build"])), f_x(nginx_ratio(ng, "build", "none"))))
+        if ng.get("resty_inner") and ng.get("dict"):
+            tail.append("drained by the library's consumer in worker 0 instead: %s req/s = %s `ngx.shared.DICT`" % (
+                f_rate(rate(ng["resty_inner"])), f_x(nginx_ratio(ng, "resty_inner", "dict"))))
+        if ng.get("resty_zc") and n:
+            tail.append("the zero-copy path (reserve/fill/commit of a binary record) %s req/s = %s no logging" % (
+                f_rate(rate(ng["resty_zc"])), f_x(nginx_ratio(ng, "resty_zc", "none"))))
+        checked = all(r.get("ok") is not False for r in (rs, ng.get("dict")) if r)
+        out += ["**nginx logging through resty.ringmpsc** (2 workers; the log phase builds a text record and calls "
+                "`get(name):send(record)`, a Python consumer process checks every record; wrk %s; %s): %s req/s = "
+                "%s%s." % (rs.get("wrk", ""), "every request logged and received, checked" if checked else
+                           "**CHECK FAILED**", f_rate(rate(rs)), "; ".join(parts),
+                           "; " + "; ".join(tail) if tail else ""), ""]
+    return out

@@ -107,6 +107,23 @@ def rate(r):
     return v if isinstance(v, (int, float)) and v > 0 else None
 
 
+def nginx_modes(rows):
+    """benchmarks/nginx_logging rows by mode (blocking, poll, resty, resty_inner, resty_zc,
+    dict, build, hook, none; rows written before the modes were named carry only consumer_wait)."""
+    return {r.get("mode") or r.get("consumer_wait"): r for r in rows
+            if r.get("scenario") == "nginx-logging" and rate(r)}
+
+
+def nginx_ratio(ng, a, b):
+    """Requests/s of mode a ÷ mode b: the row's median of the rounds' ratios where it has
+    one (vs_<b>), else the ratio of the medians."""
+    ra, rb = ng.get(a), ng.get(b)
+    if not ra or not rb:
+        return None
+    v = ra.get("vs_" + b)
+    return v if isinstance(v, (int, float)) else rate(ra) / rate(rb)
+
+
 def sort_key_scen(s):
     return (SCENARIO_ORDER.index(s) if s in SCENARIO_ORDER else len(SCENARIO_ORDER), str(s))
 

@@ -108,10 +108,11 @@ def suites(quick):
               lambda out: [venv_python, "benchmarks/python/queues.py", "--json", out] + q, (60, 300)),
         Suite("lua", "LuaJIT in nginx, ringmpsc vs ngx.shared.DICT", "lib", "benchmarks/lua/run.sh",
               lambda out: ["benchmarks/lua/run.sh", "--json", out] + q, (60, 300)),
-        Suite("nginx_logging", "nginx logging: 2 workers → ringmpsc → a Python consumer process (blocking, "
-              "polling every 5 ms) vs no logging, under wrk", "build/venv/.ringmpsc-built",
+        Suite("nginx_logging", "nginx logging: 2 workers → ringmpsc (the binding, resty.ringmpsc) → a Python "
+              "consumer process (blocking, polling every 5 ms) vs ngx.shared.DICT + a timer consumer vs building "
+              "the record only vs no logging, under wrk", "build/venv/.ringmpsc-built",
               "benchmarks/nginx_logging/run.sh",
-              lambda out: ["benchmarks/nginx_logging/run.sh", "--json", out] + q, (60, 150)),
+              lambda out: ["benchmarks/nginx_logging/run.sh", "--json", out] + q, (120, 300)),
     ]
 
 

@@ -212,9 +212,10 @@ end
 local function log_drops(s, err, final)
 	local now = ngx_now()
 	if s._unlogged > 0 and (final or now - s._last_log >= s.log_interval) then
+		local why = err or s._last_err -- the final report (exit) has no err of its own
 		local stats = s.channel:stats()
-		ngx_log(err == "full" and WARN or ERR, "resty.ringmpsc: channel ", s.name, ": ", s._unlogged,
-			" record(s) dropped by this worker since its last report (", err or s._last_err, "); ",
+		ngx_log(why == "full" and WARN or ERR, "resty.ringmpsc: channel ", s.name, ": ", s._unlogged,
+			" record(s) dropped by this worker since its last report (", why, "); ",
 			stats and stats.dropped or "?", " dropped in the channel in all")
 		s._unlogged, s._last_log = 0, now
 	end
@@ -379,8 +380,9 @@ local consume_defaults = {
 -- handler(ptr, n, record_size, consumer) for each batch of up to `batch` records
 -- (ptr: const uint8_t*, valid during the call). The handler returns how many it
 -- consumed (nil: all); the rest, and the whole batch when it raises, is handed to it
--- again after an idle wait (at least once). Between batches the timer yields to the
--- event loop; when the channel is empty it sleeps (ngx.sleep), from min_interval
+-- again after an idle wait (at least once). After a full batch the timer yields to the
+-- event loop and reads on; after a short one (the channel drained) it sleeps
+-- min_interval; when the channel is empty it sleeps (ngx.sleep), from min_interval
 -- doubling up to max_interval, so an idle consumer costs a wake-up every
 -- max_interval. A worker shutting down (reload, quit) leaves the group at its next
 -- turn, and a dead one's unconsumed batch goes to another member: with
@@ -444,9 +446,15 @@ function Shipper:consume(handler, opts)
 				if taken == 0 then
 					ngx.sleep(wait)
 					wait = math_min(wait * 2, o.max_interval)
-				else
+				elseif n == o.batch then
 					wait = o.min_interval
-					ngx.sleep(0) -- let requests run between batches
+					ngx.sleep(0) -- a full batch: more may wait; let requests run, then go on
+				else
+					-- A short batch drained the channel: wait min_interval, as when it is
+					-- empty, rather than read again at once (under a steady trickle that
+					-- is a read of a few records per event-loop turn, CPU of this worker).
+					wait = o.min_interval
+					ngx.sleep(wait)
 				end
 			elseif n == "empty" then
 				ngx.sleep(wait)
