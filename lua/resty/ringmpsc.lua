@@ -380,13 +380,14 @@ local consume_defaults = {
 -- handler(ptr, n, record_size, consumer) for each batch of up to `batch` records
 -- (ptr: const uint8_t*, valid during the call). The handler returns how many it
 -- consumed (nil: all); the rest, and the whole batch when it raises, is handed to it
--- again after an idle wait (at least once). After a full batch the timer yields to the
--- event loop and reads on; after a short one (the channel drained) it sleeps
--- min_interval; when the channel is empty it sleeps (ngx.sleep), from min_interval
--- doubling up to max_interval, so an idle consumer costs a wake-up every
--- max_interval. A worker shutting down (reload, quit) leaves the group at its next
--- turn, and a dead one's unconsumed batch goes to another member: with
--- max_consumers >= 2 the next generation's consumer joins while the old one leaves.
+-- again after an idle wait (at least once). A turn handles up to `batch` records
+-- (from several rings); after a full turn the timer yields to the event loop and reads
+-- on, after one that emptied the channel it sleeps min_interval, and while the channel
+-- stays empty it sleeps (ngx.sleep) from min_interval doubling up to max_interval, so
+-- an idle consumer costs a wake-up every max_interval. A worker shutting down (reload,
+-- quit) leaves the group at its next turn, and a dead one's unconsumed batch goes to
+-- another member: with max_consumers >= 2 the next generation's consumer joins while
+-- the old one leaves.
 function Shipper:consume(handler, opts)
 	if type(handler) ~= "function" then
 		error("bad argument #1 to 'consume' (function expected, got " .. type(handler) .. ")", 2)
@@ -425,10 +426,22 @@ function Shipper:consume(handler, opts)
 			wait = math_min(wait * 2, o.max_interval)
 		end
 		ngx_log(NOTICE, "resty.ringmpsc: channel ", s.name, ": consuming in worker pid ", worker_pid())
+		-- One turn: read spans (one ring's contiguous records each) until the channel is
+		-- empty or `batch` records were handled, then give the event loop back: at once
+		-- when the turn was full (more may wait), after min_interval when it drained
+		-- the channel (under a steady trickle, a read of a few records per event-loop
+		-- turn would be CPU of this worker for nothing), doubling up to max_interval
+		-- while it stays empty.
 		wait = o.min_interval
-		while not ngx.worker.exiting() do
-			local ptr, n = c:read(o.batch)
-			if ptr then
+		local closed = false
+		while not closed and not ngx.worker.exiting() do
+			local handled, failed, err_n = 0, false, nil
+			while handled < o.batch do
+				local ptr, n = c:read(o.batch - handled)
+				if not ptr then
+					err_n = n
+					break
+				end
 				local ok, taken = pcall(handler, ptr, n, rs, c)
 				if not ok then
 					ngx_log(ERR, "resty.ringmpsc: channel ", s.name, ": consumer handler: ", taken,
@@ -437,32 +450,34 @@ function Shipper:consume(handler, opts)
 				elseif taken == nil then
 					taken = n
 				end
-				if type(taken) ~= "number" or taken < 0 or taken > n then
+				if type(taken) ~= "number" or taken < 0 or taken > n or taken % 1 ~= 0 then
 					ngx_log(ERR, "resty.ringmpsc: channel ", s.name, ": consumer handler returned ",
 						tostring(taken), ", not a count in 0..", n, "; taking none")
 					taken = 0
 				end
 				c:advance(taken) -- the rest stays this member's: read again next time
-				if taken == 0 then
-					ngx.sleep(wait)
-					wait = math_min(wait * 2, o.max_interval)
-				elseif n == o.batch then
-					wait = o.min_interval
-					ngx.sleep(0) -- a full batch: more may wait; let requests run, then go on
-				else
-					-- A short batch drained the channel: wait min_interval, as when it is
-					-- empty, rather than read again at once (under a steady trickle that
-					-- is a read of a few records per event-loop turn, CPU of this worker).
-					wait = o.min_interval
-					ngx.sleep(wait)
+				handled = handled + taken
+				if taken < n then
+					failed = true
+					break
 				end
-			elseif n == "empty" then
+			end
+			if failed then
+				ngx.sleep(wait) -- the handler refused some: it gets them again, not at once
+				wait = math_min(wait * 2, o.max_interval)
+			elseif handled >= o.batch then
+				wait = o.min_interval
+				ngx.sleep(0)
+			elseif err_n == "empty" then
+				if handled > 0 then
+					wait = o.min_interval
+				end
 				ngx.sleep(wait)
 				wait = math_min(wait * 2, o.max_interval)
-			elseif n == "closed" then
-				break
+			elseif err_n == "closed" then
+				closed = true
 			else
-				ngx_log(ERR, "resty.ringmpsc: channel ", s.name, ": consumer read: ", n)
+				ngx_log(ERR, "resty.ringmpsc: channel ", s.name, ": consumer read: ", err_n)
 				ngx.sleep(o.max_interval)
 			end
 		end
