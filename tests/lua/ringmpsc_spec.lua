@@ -597,8 +597,6 @@ describe("read / advance", function()
 	end)
 
 	it("names where the span starts: slot and ring position", function()
-		local ch = assert(ringmpsc.new { record_size = 8, capacity = 8 })
-		local p = assert(ch:producer())
 		assert.same({ nil, "invalid" }, { ch:read_position() })
 		for i = 1, 3 do
 			assert(p:send("r" .. i))
@@ -610,7 +608,6 @@ describe("read / advance", function()
 		_, n = assert(ch:read(8))
 		assert.same({ p.slot, 1 }, { ch:read_position() })
 		assert(ch:advance(n))
-		ch:release()
 	end)
 
 	it("returns a zero-copy span with its slot, freed by advance", function()
