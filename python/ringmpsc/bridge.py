@@ -157,11 +157,33 @@ async def _connect(server: str, name: str, timeout: float, on_lost: Callable[[],
         # max_reconnect_attempts also bounds the first connect's tries (nats-py), and
         # reconnect_time_wait is the pause between them.
         servers = [u.strip() for u in server.split(",") if u.strip()]  # a cluster: "nats://a:4222,nats://b:4222"
+        # pending_size=0: a publish only queues (the client's flusher task writes), never waits
+        # for the socket itself; such a wait (a "forced flush") has no timeout and swallows a
+        # cancellation, so a peer that reads nothing (a partition, a stopped server) would hold
+        # a batch larger than the socket buffers past its ack timeout, and past SIGTERM.
         return await nats.connect(servers, name=name, allow_reconnect=False, max_reconnect_attempts=1,
                                   reconnect_time_wait=0, connect_timeout=max(1, round(timeout)),
-                                  disconnected_cb=lost, closed_cb=lost, error_cb=error)
+                                  pending_size=0, disconnected_cb=lost, closed_cb=lost, error_cb=error)
     except Exception as e:
         raise BridgeError("cannot connect to %s: %s" % (server, errors[-1] if errors else e)) from None
+
+
+async def _close(nc, server: str, timeout: float) -> None:
+    """Close a connection within timeout: a peer that reads nothing never takes what the socket
+    still holds (nats-py's close waits for that, without a limit), so it is then dropped."""
+    task = asyncio.ensure_future(nc.close())
+    done, _ = await asyncio.wait([task], timeout=timeout)
+    if not done:
+        log.debug("closing the connection to %s: not done within %gs; dropping it", server, timeout)
+        writer = getattr(getattr(nc, "_transport", None), "_io_writer", None)  # nats-py's TcpTransport
+        if writer is not None:
+            writer.transport.abort()  # discards the unsent data: close() then ends
+        done, _ = await asyncio.wait([task], timeout=timeout)
+        if not done:
+            task.cancel()
+            return
+    if not task.cancelled() and task.exception() is not None:
+        log.debug("closing the connection to %s: %s", server, task.exception())
 
 
 async def _ensure_stream(js, subject: str, stream: Optional[str], duplicate_window: Optional[float]) -> str:
@@ -232,7 +254,7 @@ class JetStreamSink(Sink):
             inbox = nc.new_inbox()
             await nc.subscribe(inbox + ".*", cb=self._on_ack)
         except BaseException:
-            await nc.close()
+            await _close(nc, self.server, self.connect_timeout)
             raise
         self._nc, self._prefix = nc, inbox + "."
 
@@ -299,10 +321,7 @@ class JetStreamSink(Sink):
     async def close(self) -> None:
         nc, self._nc = self._nc, None
         if nc is not None:
-            try:
-                await nc.close()
-            except Exception as e:
-                log.debug("closing the connection to %s: %s", self.server, e)
+            await _close(nc, self.server, self.connect_timeout)
 
 
 class JetStreamSource(Source):
@@ -330,7 +349,7 @@ class JetStreamSource(Source):
             cfg = ConsumerConfig(ack_wait=self.ack_wait, max_ack_pending=self.max_ack_pending)
             self._sub = await js.pull_subscribe(self.subject, durable=self.durable, stream=stream, config=cfg)
         except BaseException:
-            await nc.close()
+            await _close(nc, self.server, self.connect_timeout)
             raise
         self._nc = nc
 
@@ -363,10 +382,7 @@ class JetStreamSource(Source):
     async def close(self) -> None:
         nc, self._nc, self._sub = self._nc, None, None
         if nc is not None:
-            try:
-                await nc.close()
-            except Exception as e:
-                log.debug("closing the connection to %s: %s", self.server, e)
+            await _close(nc, self.server, self.connect_timeout)
 
 
 # ---------------------------------------------------------------------------

@@ -15,11 +15,13 @@ import asyncio
 import multiprocessing
 import os
 import random
+import select
 import shutil
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -109,6 +111,59 @@ def server(tmp_path):
     yield s
     s.stop()
     print("nats-server log:\n" + s.tail())
+
+
+class Relay:
+    """A TCP relay to a server that can be cut like a network partition: from cut() on it
+    neither reads nor forwards anything, and its sockets take in little (a small receive
+    buffer), so what a client sends then piles up in the client."""
+
+    def __init__(self, port):
+        self.port = port
+        self.lsock = socket.socket()
+        self.lsock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # inherited by accepted sockets
+        self.lsock.bind(("127.0.0.1", 0))
+        self.lsock.listen(8)
+        self.url = "nats://127.0.0.1:%d" % self.lsock.getsockname()[1]
+        self.severed = threading.Event()
+        self.stopped = threading.Event()
+        self.socks = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while not self.stopped.is_set():
+            try:
+                a, _ = self.lsock.accept()
+            except OSError:
+                return
+            b = socket.create_connection(("127.0.0.1", self.port))
+            self.socks += [a, b]
+            threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+            threading.Thread(target=self._pump, args=(b, a), daemon=True).start()
+
+    def _pump(self, src, dst):
+        while not self.stopped.is_set():
+            if self.severed.is_set():
+                self.stopped.wait(0.05)
+                continue
+            r, _, _ = select.select([src], [], [], 0.05)
+            if not r or self.severed.is_set():
+                continue
+            try:
+                data = src.recv(65536)
+                if not data:
+                    return
+                dst.sendall(data)
+            except OSError:
+                return
+
+    def cut(self):
+        self.severed.set()
+
+    def close(self):
+        self.stopped.set()
+        for s in [self.lsock] + self.socks:
+            s.close()
 
 
 def js_call(url, fn, timeout=10):
@@ -575,6 +630,35 @@ def test_ingest_waits_for_room_and_keeps_messages_alive(server, shm_name):
     s, got = asyncio.run(scenario())
     assert [bytes(m) for m in got] == [bytes([65 + i]) * n for i, n in enumerate(sizes)]
     assert s["redelivered"] == 0 and s["rejected"] == 0, s
+
+
+@pytest.mark.timeout(60)
+def test_publish_to_a_partitioned_server_times_out_and_closes(server):
+    """A server that reads nothing any more (a partition, a stopped server) while a batch larger than
+    the socket buffers goes out: the publish fails within its timeout, and close() returns."""
+    relay = Relay(server.port)
+    sink = bridge.JetStreamSink(relay.url, "pt.in", "PT")
+    seen = {}
+
+    async def scenario():
+        await sink.publish([("pt-0-0", b"first")], 5)  # connected, the stream made
+        relay.cut()
+        big = [("pt-0-%d" % i, bytes(8192)) for i in range(1, 1025)]  # 8 MiB: more than the socket buffers
+        t0 = time.monotonic()
+        try:
+            await sink.publish(big, 1)
+        except bridge.BridgeError as e:
+            seen["error"] = str(e)
+        seen["publish"] = time.monotonic() - t0
+        await sink.close()
+        seen["closed"] = time.monotonic() - t0
+
+    t = threading.Thread(target=asyncio.run, args=(scenario(),), daemon=True)
+    t.start()
+    t.join(15)
+    relay.close()  # a hung publish sees its connection fail now
+    t.join(10)
+    assert seen.get("closed", 99) < 5 and "error" in seen, seen
 
 
 def test_cli_help_lists_the_bridge():
