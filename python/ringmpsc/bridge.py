@@ -13,9 +13,12 @@ channel fills meanwhile and its producers see ``Full`` (or wait, per their own
 timeouts); nothing is dropped.
 
 Exactly once into the stream: every record carries the header ``Nats-Msg-Id:
-<channel id>-<slot>-<position>`` (the region's random 64-bit id in hex, the
-producer's slot, the record's ring position). Positions never go back, not even
-when a slot is reused, so the id names one record of one channel incarnation; a
+<channel id>-<group>-<slot>-<position>`` (the region's random 64-bit id in hex, the
+forwarder's group, the producer's slot, the record's ring position). Positions never
+go back, not even when a slot is reused, so the id names one record of one channel
+incarnation as one group receives it (every group receives every record: two groups
+forwarding into one stream store it twice, as two deliveries; JetStream de-duplicates
+per stream, whatever the subject); a
 redelivered record has the id it had the first time, and JetStream drops it if
 the stream stored that id within its ``duplicate_window`` (a stream setting,
 default 2 minutes). A record redelivered later than that (a forwarder, or the
@@ -66,9 +69,10 @@ def channel_id(ch: Channel) -> int:
     return ch.stats()["channel_id"]
 
 
-def record_id(incarnation: int, slot: int, position: int) -> str:
-    """The id a record is published under: the same every time that record is delivered."""
-    return "%016x-%d-%d" % (incarnation, slot, position)
+def record_id(incarnation: int, slot: int, position: int, group: str = DEFAULT_GROUP) -> str:
+    """The id a record is published under by a member of group: the same every time that
+    record is delivered to the group, another for each group."""
+    return "%016x-%s-%d-%d" % (incarnation, group, slot, position)
 
 
 class Backoff:
@@ -468,7 +472,7 @@ class Forwarder:
         ch = self.channel
         member = ch.consumer(self.group)
         rs = ch.record_size
-        prefix = "%016x-" % channel_id(ch)
+        prefix = record_id(channel_id(ch), 0, 0, self.group)[:-len("0-0")]  # "<channel id>-<group>-"
         encode = self.encode
         self._s["started_at"] = time.time()
         log.info("forwarding channel %s (group %s) to %s", ch.name, self.group, getattr(self.sink, "server", "?"))

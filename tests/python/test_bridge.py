@@ -260,8 +260,8 @@ def check_stream(msgs, n_producers, count, incarnation):
     slot_of = {}
     for rid, data in msgs:
         checker.add(data)
-        inc, slot, pos = rid.split("-")
-        assert int(inc, 16) == incarnation, rid
+        head, slot, pos = rid.rsplit("-", 2)
+        assert head == "%016x-default" % incarnation, rid
         pid = workers.verify_record(data)[0]
         assert slot_of.setdefault(pid, slot) == slot, "producer %d's records under two slots" % pid
     assert checker.next == dict.fromkeys(range(n_producers), count), checker.next
@@ -285,7 +285,8 @@ def test_read_view_position_names_a_record(shm_name):
     assert (v.position, len(v)) == (22, 1)
     v.consume()
     assert bridge.channel_id(ch) == bridge.channel_id(ringmpsc.Channel.open(ch.name))
-    assert bridge.record_id(0xAB, 3, 22) == "00000000000000ab-3-22"
+    assert bridge.record_id(0xAB, 3, 22) == "00000000000000ab-default-3-22"
+    assert bridge.record_id(0xAB, 3, 22, "nats-1") == "00000000000000ab-nats-1-3-22"
     other = ringmpsc.Channel(16)
     assert bridge.channel_id(other) != bridge.channel_id(ch)  # 64 random bits
 
@@ -659,6 +660,30 @@ def test_publish_to_a_partitioned_server_times_out_and_closes(server):
     relay.close()  # a hung publish sees its connection fail now
     t.join(10)
     assert seen.get("closed", 99) < 5 and "error" in seen, seen
+
+
+@pytest.mark.timeout(60)
+def test_two_groups_forwarding_into_one_stream_both_arrive(server, shm_name):
+    """Every group receives every record: two groups forwarding one channel to two subjects of one
+    stream store each record twice (their ids differ), not once (JetStream de-duplicates per stream)."""
+    ch = ringmpsc.Channel(16, capacity=64, name=shm_name(), max_consumers=4, max_groups=4)
+    for g in ("a", "b"):
+        ch.consumer(g).close()  # durable: there before the records
+    ch.remove_group()
+    js_call(server.url, lambda js: js.add_stream(name="FAN", subjects=["fan.>"]))
+    p = ch.producer()
+    for i in range(10):
+        p.send(b"r%d" % i)
+    ch.close()
+    fwds = [bridge.Forwarder(ch, bridge.JetStreamSink(server.url, "fan." + g), group=g, batch=4) for g in ("a", "b")]
+
+    async def scenario():
+        await asyncio.wait_for(asyncio.gather(*(f.run() for f in fwds)), 20)  # closed and drained: they return
+
+    asyncio.run(scenario())
+    assert [f.stats()["forwarded"] for f in fwds] == [10, 10]
+    assert [f.stats()["duplicates"] for f in fwds] == [0, 0]
+    assert stream_count(server.url, "FAN") == 20
 
 
 def test_cli_help_lists_the_bridge():
