@@ -274,16 +274,24 @@ class JetStreamSink(Sink):
             b.fail(BridgeError("no stream answered on subject %s" % self.subject))
             return
         data = msg.data
-        if b'"error"' in data:
+        # Most acks are {"stream":"S", "seq":N}: parsed only when they may say more (an error,
+        # a duplicate: the server writes "duplicate": true), or name a stream "error".
+        if b'"error"' in data or b'"duplicate"' in data:
             try:
-                err = json.loads(data)["error"]
-                what = "%s (%s)" % (err.get("description"), err.get("err_code", err.get("code")))
-            except (ValueError, KeyError, AttributeError):
-                what = data.decode(errors="replace")
-            b.fail(BridgeError("JetStream refused a record: %s" % what))
-            return
-        if b'"duplicate":true' in data:
-            b.duplicates += 1
+                ack = json.loads(data)
+            except ValueError:
+                ack = None
+            if not isinstance(ack, dict):
+                b.fail(BridgeError("JetStream answered %r" % data[:200]))
+                return
+            err = ack.get("error")
+            if err:
+                what = ("%s (%s)" % (err.get("description"), err.get("err_code", err.get("code")))
+                        if isinstance(err, dict) else str(err))
+                b.fail(BridgeError("JetStream refused a record: %s" % what))
+                return
+            if ack.get("duplicate"):
+                b.duplicates += 1
         b.acked[i] = 1
         b.left -= 1
         if b.left == 0 and not b.done.done():

@@ -475,6 +475,15 @@ def test_publish_refused_without_a_stream_is_an_error_not_a_loss(server, shm_nam
         await sink.close()
 
     asyncio.run(scenario())
+    # An acknowledgement is not an error for naming a stream "error" (its JSON holds the word).
+    named = bridge.JetStreamSink(server.url, "err.in", "error")
+
+    async def stored():
+        assert await named.publish([("x-0-1", b"a")], 5) == 0
+        assert await named.publish([("x-0-1", b"a")], 5) == 1  # a duplicate, recognised
+        await named.close()
+
+    asyncio.run(stored())
     fwd = bridge.Forwarder(ch, sink, group="nats", first_backoff=0.01, max_backoff=0.05)
     own_group(ch)
     ch.producer().send(b"kept")
