@@ -145,6 +145,52 @@ def _nats():
     return nats
 
 
+_URL_SCHEMES = ("nats", "tls", "ws", "wss")  # what nats-py connects with
+
+
+def _servers(server: str) -> List[str]:
+    """The URLs of a server list ("nats://a:4222,nats://b:4222"; "host:port" means nats://);
+    ValueError for one nats-py could never connect to."""
+    from urllib.parse import urlparse
+
+    servers = [u.strip() for u in server.split(",") if u.strip()]
+    if not servers:
+        raise ValueError("no server URL")
+    for u in servers:
+        try:
+            url = urlparse(u if "://" in u else "nats://" + u)
+            url.port  # noqa: B018 - raises ValueError for a port that is not a number
+        except ValueError as e:
+            raise ValueError("invalid server URL %r: %s" % (u, e)) from None
+        if url.scheme not in _URL_SCHEMES or not url.hostname:
+            raise ValueError("invalid server URL %r (nats://HOST:PORT; schemes: %s)" % (u, ", ".join(_URL_SCHEMES)))
+    return servers
+
+
+def _check_subject(subject: str, wildcards: bool) -> None:
+    """ValueError for a subject NATS refuses (publish subjects have no wildcards)."""
+    tokens = subject.split(".")
+    if not subject or any(not t or any(c.isspace() for c in t) for t in tokens):
+        raise ValueError("invalid subject %r (dot-separated tokens, none empty, no spaces)" % subject)
+    wild = [i for i, t in enumerate(tokens) if t in ("*", ">")]
+    if wild and not wildcards:
+        raise ValueError("subject %r has a wildcard: records are published to one subject" % subject)
+    if any(tokens[i] == ">" and i != len(tokens) - 1 for i in wild):
+        raise ValueError("invalid subject %r ('>' only as the last token)" % subject)
+
+
+def _check_name(what: str, name: str) -> None:
+    """ValueError for a stream or consumer name JetStream refuses."""
+    if not name or any(c in name for c in ".*>/\\") or any(c.isspace() or not c.isprintable() for c in name):
+        raise ValueError("invalid %s name %r (no '.', '*', '>', slashes or spaces)" % (what, name))
+
+
+def _positive(**values: Optional[float]) -> None:
+    for k, v in values.items():
+        if v is not None and not v > 0:
+            raise ValueError("%s must be > 0, not %r" % (k, v))
+
+
 async def _connect(server: str, name: str, timeout: float, on_lost: Callable[[], None]):
     """A connection that does not reconnect by itself (see the module's "Order"): one try."""
     nats = _nats()
@@ -160,7 +206,7 @@ async def _connect(server: str, name: str, timeout: float, on_lost: Callable[[],
     try:
         # max_reconnect_attempts also bounds the first connect's tries (nats-py), and
         # reconnect_time_wait is the pause between them.
-        servers = [u.strip() for u in server.split(",") if u.strip()]  # a cluster: "nats://a:4222,nats://b:4222"
+        servers = _servers(server)  # a cluster: "nats://a:4222,nats://b:4222"
         # pending_size=0: a publish only queues (the client's flusher task writes), never waits
         # for the socket itself; such a wait (a "forced flush") has no timeout and swallows a
         # cancellation, so a peer that reads nothing (a partition, a stopped server) would hold
@@ -236,6 +282,11 @@ class JetStreamSink(Sink):
 
     def __init__(self, server: str, subject: str, stream: Optional[str] = None,
                  duplicate_window: Optional[float] = None, connect_timeout: float = 2.0):
+        _servers(server)
+        _check_subject(subject, wildcards=False)
+        if stream is not None:
+            _check_name("stream", stream)
+        _positive(duplicate_window=duplicate_window, connect_timeout=connect_timeout)
         self.server, self.subject, self.stream = server, subject, stream
         self.duplicate_window, self.connect_timeout = duplicate_window, connect_timeout
         self._nc: Any = None
@@ -342,6 +393,12 @@ class JetStreamSource(Source):
 
     def __init__(self, server: str, subject: str, durable: str = "ringmpsc", stream: Optional[str] = None,
                  ack_wait: float = 30.0, max_ack_pending: int = 4096, connect_timeout: float = 2.0):
+        _servers(server)
+        _check_subject(subject, wildcards=True)
+        _check_name("durable", durable)
+        if stream is not None:
+            _check_name("stream", stream)
+        _positive(ack_wait=ack_wait, max_ack_pending=max_ack_pending, connect_timeout=connect_timeout)
         self.server, self.subject, self.durable, self.stream = server, subject, durable, stream
         self.ack_wait, self.max_ack_pending, self.connect_timeout = ack_wait, max_ack_pending, connect_timeout
         self._nc: Any = None
@@ -421,6 +478,7 @@ class Forwarder:
                  first_backoff: float = 0.05, max_backoff: float = 5.0):
         if batch < 1:
             raise ValueError("batch must be >= 1")
+        _positive(ack_timeout=ack_timeout, first_backoff=first_backoff, max_backoff=max_backoff)
         self.channel = _open_channel(channel)
         self.sink, self.group, self.batch, self.ack_timeout = sink, group, batch, ack_timeout
         self.encode = encode
@@ -527,6 +585,7 @@ class Ingester:
                  touch_every: Optional[float] = None, first_backoff: float = 0.05, max_backoff: float = 5.0):
         if batch < 1:
             raise ValueError("batch must be >= 1")
+        _positive(fetch_wait=fetch_wait, touch_every=touch_every, first_backoff=first_backoff, max_backoff=max_backoff)
         self.channel = _open_channel(channel)
         if touch_every is None:
             ack_wait = getattr(source, "ack_wait", None)

@@ -695,6 +695,34 @@ def test_two_groups_forwarding_into_one_stream_both_arrive(server, shm_name):
     assert stream_count(server.url, "FAN") == 20
 
 
+@pytest.mark.parametrize("args, said", [
+    (("forward", "--subject", "ev.*"), "wildcard"),
+    (("forward", "--subject", "ev..x"), "invalid subject"),
+    (("forward", "--subject", "ev x"), "invalid subject"),
+    (("forward", "--subject", "ev.x", "--stream", "EV.X"), "invalid stream name"),
+    (("forward", "--subject", "ev.x", "--server", "http://127.0.0.1:4222"), "invalid server URL"),
+    (("forward", "--subject", "ev.x", "--max-backoff", "0"), "max_backoff"),
+    (("forward", "--subject", "ev.x", "--ack-timeout", "-1"), "ack_timeout"),
+    (("ingest", "--subject", "", "--ack-wait", "5"), "invalid subject"),
+    (("ingest", "--subject", "ev.>", "--ack-wait", "0"), "ack_wait"),
+    (("ingest", "--subject", "ev.>", "--durable", "a.b"), "invalid durable name"),
+])
+def test_cli_refuses_what_can_never_work(shm_name, args, said):
+    """A configuration that can never work is refused at start (exit 1, a line saying why), not
+    retried forever once records come (or busy-looping: a back-off of 0)."""
+    name = shm_name()
+    ringmpsc.Channel(16, capacity=8, name=name).producer().send(b"to forward")
+    cmd, rest = args[0], args[1:]
+    if "--server" not in rest:
+        rest += ("--server", "nats://127.0.0.1:%d" % _free_port())  # nobody there
+    try:
+        out = subprocess.run([sys.executable, "-m", "ringmpsc", cmd, name, *rest], capture_output=True, text=True,
+                             timeout=10)
+    except subprocess.TimeoutExpired as e:
+        raise AssertionError("still running after 10 s: %s" % e.stderr) from None
+    assert out.returncode == 1 and said in out.stderr and "Traceback" not in out.stderr, out.stderr
+
+
 def test_cli_help_lists_the_bridge():
     out = subprocess.run([sys.executable, "-m", "ringmpsc", "--help"], capture_output=True, text=True, timeout=30)
     assert "forward" in out.stdout and "ingest" in out.stdout
