@@ -470,7 +470,8 @@ class Forwarder:
     once every record was acknowledged; a failed publish is retried after a
     back-off (first_backoff doubling up to max_backoff seconds), with the same ids.
     `encode` turns a record (record_size bytes) into the payload (default: as is).
-    Records are forwarded as records: messages sent over a slab pool are not decoded.
+    Records are forwarded as records: a channel with a slab pool is refused (its
+    messages' records only name slabs, and releasing them would not free the slabs).
     """
 
     def __init__(self, channel: Union[Channel, str], sink: Sink, group: str = DEFAULT_GROUP, batch: int = 1024,
@@ -480,6 +481,11 @@ class Forwarder:
             raise ValueError("batch must be >= 1")
         _positive(ack_timeout=ack_timeout, first_backoff=first_backoff, max_backoff=max_backoff)
         self.channel = _open_channel(channel)
+        if self.channel.slabs > 0:
+            # A message's record is a slab descriptor: forwarding it would store slab numbers, not
+            # the message, and consuming it leaves its slabs taken until the pool runs dry.
+            raise ValueError("channel %s has a slab pool: the forwarder forwards records, and messages sent "
+                             "over slabs cannot be forwarded yet" % self.channel.name)
         self.sink, self.group, self.batch, self.ack_timeout = sink, group, batch, ack_timeout
         self.encode = encode
         self._backoff = (first_backoff, max_backoff)

@@ -723,6 +723,15 @@ def test_cli_refuses_what_can_never_work(shm_name, args, said):
     assert out.returncode == 1 and said in out.stderr and "Traceback" not in out.stderr, out.stderr
 
 
+def test_forwarder_refuses_a_channel_with_a_slab_pool(shm_name):
+    """A message's record names its slabs: forwarding it would store slab numbers instead of the
+    message, and leave the slabs taken (the producers block once the pool is dry)."""
+    ch = ringmpsc.Channel(16, capacity=16, slab_size=64, slabs=16, name=shm_name())
+    ch.producer().send_message(b"m" * 100)
+    with pytest.raises(ValueError, match="slab pool"):
+        bridge.Forwarder(ch, bridge.JetStreamSink("nats://127.0.0.1:4222", "x.y"))
+
+
 def test_cli_help_lists_the_bridge():
     out = subprocess.run([sys.executable, "-m", "ringmpsc", "--help"], capture_output=True, text=True, timeout=30)
     assert "forward" in out.stdout and "ingest" in out.stdout
