@@ -58,6 +58,7 @@ log = logging.getLogger("ringmpsc.bridge")
 
 MSG_ID = "Nats-Msg-Id"  # JetStream's de-duplication header
 _NO_RESPONDERS = "503"  # status of a publish no stream listens to
+_SLAB_WAIT_SLICE = 0.2  # seconds: the ingester's longest wait in a thread for a free slab
 
 
 class BridgeError(Exception):
@@ -622,7 +623,7 @@ class Ingester:
                     try:
                         p.send_message(data, 0)
                     except Full:
-                        await asyncio.to_thread(p.send_message, data, self.touch_every)
+                        await self._send_message_waiting(p, data)
                 else:
                     await p.send_async(data, self.touch_every)
                 return
@@ -634,6 +635,21 @@ class Ingester:
                         await self.source.touch(msg)
                 except Exception as e:
                     self._error("touch", e)
+
+    async def _send_message_waiting(self, p, data: bytes) -> None:
+        """send_message waiting up to touch_every for a free slab (Full after it): in a thread (no
+        fd says when a slab comes free), in short slices, because a thread cannot be cancelled:
+        a stop (and the producer's close, which waits for the call) waits for one slice only."""
+        left = self.touch_every
+        while True:
+            step = min(left, _SLAB_WAIT_SLICE)
+            try:
+                await asyncio.to_thread(p.send_message, data, step)
+                return
+            except Full:
+                left -= step
+                if left <= 0:
+                    raise
 
     def _fits(self, data: bytes) -> bool:
         ch = self.channel

@@ -645,7 +645,8 @@ def test_ingest_waits_for_room_and_keeps_messages_alive(server, shm_name):
 @pytest.mark.timeout(60)
 def test_publish_to_a_partitioned_server_times_out_and_closes(server):
     """A server that reads nothing any more (a partition, a stopped server) while a batch larger than
-    the socket buffers goes out: the publish fails within its timeout, and close() returns."""
+    the socket buffers goes out: the publish fails within its timeout (1 s), and close() returns (in
+    connect_timeout, 2 s: then the socket is dropped)."""
     relay = Relay(server.port)
     sink = bridge.JetStreamSink(relay.url, "pt.in", "PT")
     seen = {}
@@ -668,7 +669,7 @@ def test_publish_to_a_partitioned_server_times_out_and_closes(server):
     t.join(15)
     relay.close()  # a hung publish sees its connection fail now
     t.join(10)
-    assert seen.get("closed", 99) < 5 and "error" in seen, seen
+    assert seen.get("closed", 99) < 8 and "error" in seen, seen
 
 
 @pytest.mark.timeout(60)
@@ -730,6 +731,36 @@ def test_forwarder_refuses_a_channel_with_a_slab_pool(shm_name):
     ch.producer().send_message(b"m" * 100)
     with pytest.raises(ValueError, match="slab pool"):
         bridge.Forwarder(ch, bridge.JetStreamSink("nats://127.0.0.1:4222", "x.y"))
+
+
+@pytest.mark.timeout(60)
+def test_ingest_into_full_slab_pool_stops_promptly(server, shm_name):
+    """Waiting for a free slab happens in a thread (nothing to await on): a cancelled ingester must
+    not sit out that thread's whole wait (touch_every, 10 s by default) before it stops."""
+    ch = ringmpsc.Channel(16, capacity=8, slab_size=64, slabs=2, name=shm_name())  # one 100-byte message fills it
+
+    async def scenario():
+        nc = await nats.connect(server.url)
+        js = nc.jetstream()
+        await js.add_stream(name="SL", subjects=["sl.x"])
+        for i in range(3):
+            await js.publish("sl.x", b"%d" % i * 100)
+        await nc.close()
+        ing = bridge.Ingester(ch, bridge.JetStreamSource(server.url, "sl.x", durable="d", ack_wait=30), batch=4)
+        task = asyncio.ensure_future(ing.run())
+        deadline = time.monotonic() + 10
+        while ing.stats()["committed"] < 1:
+            assert time.monotonic() < deadline, ing.stats()
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.3)  # the second message waits for a slab now
+        t0 = time.monotonic()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        return time.monotonic() - t0, ing.stats()
+
+    took, s = asyncio.run(scenario())
+    assert took < 2 and s["committed"] == 1, (took, s)
 
 
 def test_cli_help_lists_the_bridge():
