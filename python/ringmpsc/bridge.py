@@ -13,9 +13,12 @@ channel fills meanwhile and its producers see ``Full`` (or wait, per their own
 timeouts); nothing is dropped.
 
 Exactly once into the stream: every record carries the header ``Nats-Msg-Id:
-<channel id>-<slot>-<position>`` (the region's random 64-bit id in hex, the
-producer's slot, the record's ring position). Positions never go back, not even
-when a slot is reused, so the id names one record of one channel incarnation; a
+<channel id>-<group>-<slot>-<position>`` (the region's random 64-bit id in hex, the
+forwarder's group, the producer's slot, the record's ring position). Positions never
+go back, not even when a slot is reused, so the id names one record of one channel
+incarnation as one group receives it (every group receives every record: two groups
+forwarding into one stream store it twice, as two deliveries; JetStream de-duplicates
+per stream, whatever the subject); a
 redelivered record has the id it had the first time, and JetStream drops it if
 the stream stored that id within its ``duplicate_window`` (a stream setting,
 default 2 minutes). A record redelivered later than that (a forwarder, or the
@@ -55,6 +58,7 @@ log = logging.getLogger("ringmpsc.bridge")
 
 MSG_ID = "Nats-Msg-Id"  # JetStream's de-duplication header
 _NO_RESPONDERS = "503"  # status of a publish no stream listens to
+_SLAB_WAIT_SLICE = 0.2  # seconds: the ingester's longest wait in a thread for a free slab
 
 
 class BridgeError(Exception):
@@ -66,9 +70,10 @@ def channel_id(ch: Channel) -> int:
     return ch.stats()["channel_id"]
 
 
-def record_id(incarnation: int, slot: int, position: int) -> str:
-    """The id a record is published under: the same every time that record is delivered."""
-    return "%016x-%d-%d" % (incarnation, slot, position)
+def record_id(incarnation: int, slot: int, position: int, group: str = DEFAULT_GROUP) -> str:
+    """The id a record is published under by a member of group: the same every time that
+    record is delivered to the group, another for each group."""
+    return "%016x-%s-%d-%d" % (incarnation, group, slot, position)
 
 
 class Backoff:
@@ -141,6 +146,52 @@ def _nats():
     return nats
 
 
+_URL_SCHEMES = ("nats", "tls", "ws", "wss")  # what nats-py connects with
+
+
+def _servers(server: str) -> List[str]:
+    """The URLs of a server list ("nats://a:4222,nats://b:4222"; "host:port" means nats://);
+    ValueError for one nats-py could never connect to."""
+    from urllib.parse import urlparse
+
+    servers = [u.strip() for u in server.split(",") if u.strip()]
+    if not servers:
+        raise ValueError("no server URL")
+    for u in servers:
+        try:
+            url = urlparse(u if "://" in u else "nats://" + u)
+            url.port  # noqa: B018 - raises ValueError for a port that is not a number
+        except ValueError as e:
+            raise ValueError("invalid server URL %r: %s" % (u, e)) from None
+        if url.scheme not in _URL_SCHEMES or not url.hostname:
+            raise ValueError("invalid server URL %r (nats://HOST:PORT; schemes: %s)" % (u, ", ".join(_URL_SCHEMES)))
+    return servers
+
+
+def _check_subject(subject: str, wildcards: bool) -> None:
+    """ValueError for a subject NATS refuses (publish subjects have no wildcards)."""
+    tokens = subject.split(".")
+    if not subject or any(not t or any(c.isspace() for c in t) for t in tokens):
+        raise ValueError("invalid subject %r (dot-separated tokens, none empty, no spaces)" % subject)
+    wild = [i for i, t in enumerate(tokens) if t in ("*", ">")]
+    if wild and not wildcards:
+        raise ValueError("subject %r has a wildcard: records are published to one subject" % subject)
+    if any(tokens[i] == ">" and i != len(tokens) - 1 for i in wild):
+        raise ValueError("invalid subject %r ('>' only as the last token)" % subject)
+
+
+def _check_name(what: str, name: str) -> None:
+    """ValueError for a stream or consumer name JetStream refuses."""
+    if not name or any(c in name for c in ".*>/\\") or any(c.isspace() or not c.isprintable() for c in name):
+        raise ValueError("invalid %s name %r (no '.', '*', '>', slashes or spaces)" % (what, name))
+
+
+def _positive(**values: Optional[float]) -> None:
+    for k, v in values.items():
+        if v is not None and not v > 0:
+            raise ValueError("%s must be > 0, not %r" % (k, v))
+
+
 async def _connect(server: str, name: str, timeout: float, on_lost: Callable[[], None]):
     """A connection that does not reconnect by itself (see the module's "Order"): one try."""
     nats = _nats()
@@ -156,12 +207,34 @@ async def _connect(server: str, name: str, timeout: float, on_lost: Callable[[],
     try:
         # max_reconnect_attempts also bounds the first connect's tries (nats-py), and
         # reconnect_time_wait is the pause between them.
-        servers = [u.strip() for u in server.split(",") if u.strip()]  # a cluster: "nats://a:4222,nats://b:4222"
+        servers = _servers(server)  # a cluster: "nats://a:4222,nats://b:4222"
+        # pending_size=0: a publish only queues (the client's flusher task writes), never waits
+        # for the socket itself; such a wait (a "forced flush") has no timeout and swallows a
+        # cancellation, so a peer that reads nothing (a partition, a stopped server) would hold
+        # a batch larger than the socket buffers past its ack timeout, and past SIGTERM.
         return await nats.connect(servers, name=name, allow_reconnect=False, max_reconnect_attempts=1,
                                   reconnect_time_wait=0, connect_timeout=max(1, round(timeout)),
-                                  disconnected_cb=lost, closed_cb=lost, error_cb=error)
+                                  pending_size=0, disconnected_cb=lost, closed_cb=lost, error_cb=error)
     except Exception as e:
         raise BridgeError("cannot connect to %s: %s" % (server, errors[-1] if errors else e)) from None
+
+
+async def _close(nc, server: str, timeout: float) -> None:
+    """Close a connection within timeout: a peer that reads nothing never takes what the socket
+    still holds (nats-py's close waits for that, without a limit), so it is then dropped."""
+    task = asyncio.ensure_future(nc.close())
+    done, _ = await asyncio.wait([task], timeout=timeout)
+    if not done:
+        log.debug("closing the connection to %s: not done within %gs; dropping it", server, timeout)
+        writer = getattr(getattr(nc, "_transport", None), "_io_writer", None)  # nats-py's TcpTransport
+        if writer is not None:
+            writer.transport.abort()  # discards the unsent data: close() then ends
+        done, _ = await asyncio.wait([task], timeout=timeout)
+        if not done:
+            task.cancel()
+            return
+    if not task.cancelled() and task.exception() is not None:
+        log.debug("closing the connection to %s: %s", server, task.exception())
 
 
 async def _ensure_stream(js, subject: str, stream: Optional[str], duplicate_window: Optional[float]) -> str:
@@ -210,6 +283,11 @@ class JetStreamSink(Sink):
 
     def __init__(self, server: str, subject: str, stream: Optional[str] = None,
                  duplicate_window: Optional[float] = None, connect_timeout: float = 2.0):
+        _servers(server)
+        _check_subject(subject, wildcards=False)
+        if stream is not None:
+            _check_name("stream", stream)
+        _positive(duplicate_window=duplicate_window, connect_timeout=connect_timeout)
         self.server, self.subject, self.stream = server, subject, stream
         self.duplicate_window, self.connect_timeout = duplicate_window, connect_timeout
         self._nc: Any = None
@@ -232,7 +310,7 @@ class JetStreamSink(Sink):
             inbox = nc.new_inbox()
             await nc.subscribe(inbox + ".*", cb=self._on_ack)
         except BaseException:
-            await nc.close()
+            await _close(nc, self.server, self.connect_timeout)
             raise
         self._nc, self._prefix = nc, inbox + "."
 
@@ -248,16 +326,24 @@ class JetStreamSink(Sink):
             b.fail(BridgeError("no stream answered on subject %s" % self.subject))
             return
         data = msg.data
-        if b'"error"' in data:
+        # Most acks are {"stream":"S", "seq":N}: parsed only when they may say more (an error,
+        # a duplicate: the server writes "duplicate": true), or name a stream "error".
+        if b'"error"' in data or b'"duplicate"' in data:
             try:
-                err = json.loads(data)["error"]
-                what = "%s (%s)" % (err.get("description"), err.get("err_code", err.get("code")))
-            except (ValueError, KeyError, AttributeError):
-                what = data.decode(errors="replace")
-            b.fail(BridgeError("JetStream refused a record: %s" % what))
-            return
-        if b'"duplicate":true' in data:
-            b.duplicates += 1
+                ack = json.loads(data)
+            except ValueError:
+                ack = None
+            if not isinstance(ack, dict):
+                b.fail(BridgeError("JetStream answered %r" % data[:200]))
+                return
+            err = ack.get("error")
+            if err:
+                what = ("%s (%s)" % (err.get("description"), err.get("err_code", err.get("code")))
+                        if isinstance(err, dict) else str(err))
+                b.fail(BridgeError("JetStream refused a record: %s" % what))
+                return
+            if ack.get("duplicate"):
+                b.duplicates += 1
         b.acked[i] = 1
         b.left -= 1
         if b.left == 0 and not b.done.done():
@@ -299,10 +385,7 @@ class JetStreamSink(Sink):
     async def close(self) -> None:
         nc, self._nc = self._nc, None
         if nc is not None:
-            try:
-                await nc.close()
-            except Exception as e:
-                log.debug("closing the connection to %s: %s", self.server, e)
+            await _close(nc, self.server, self.connect_timeout)
 
 
 class JetStreamSource(Source):
@@ -311,6 +394,12 @@ class JetStreamSource(Source):
 
     def __init__(self, server: str, subject: str, durable: str = "ringmpsc", stream: Optional[str] = None,
                  ack_wait: float = 30.0, max_ack_pending: int = 4096, connect_timeout: float = 2.0):
+        _servers(server)
+        _check_subject(subject, wildcards=True)
+        _check_name("durable", durable)
+        if stream is not None:
+            _check_name("stream", stream)
+        _positive(ack_wait=ack_wait, max_ack_pending=max_ack_pending, connect_timeout=connect_timeout)
         self.server, self.subject, self.durable, self.stream = server, subject, durable, stream
         self.ack_wait, self.max_ack_pending, self.connect_timeout = ack_wait, max_ack_pending, connect_timeout
         self._nc: Any = None
@@ -330,7 +419,7 @@ class JetStreamSource(Source):
             cfg = ConsumerConfig(ack_wait=self.ack_wait, max_ack_pending=self.max_ack_pending)
             self._sub = await js.pull_subscribe(self.subject, durable=self.durable, stream=stream, config=cfg)
         except BaseException:
-            await nc.close()
+            await _close(nc, self.server, self.connect_timeout)
             raise
         self._nc = nc
 
@@ -363,10 +452,7 @@ class JetStreamSource(Source):
     async def close(self) -> None:
         nc, self._nc, self._sub = self._nc, None, None
         if nc is not None:
-            try:
-                await nc.close()
-            except Exception as e:
-                log.debug("closing the connection to %s: %s", self.server, e)
+            await _close(nc, self.server, self.connect_timeout)
 
 
 # ---------------------------------------------------------------------------
@@ -385,7 +471,8 @@ class Forwarder:
     once every record was acknowledged; a failed publish is retried after a
     back-off (first_backoff doubling up to max_backoff seconds), with the same ids.
     `encode` turns a record (record_size bytes) into the payload (default: as is).
-    Records are forwarded as records: messages sent over a slab pool are not decoded.
+    Records are forwarded as records: a channel with a slab pool is refused (its
+    messages' records only name slabs, and releasing them would not free the slabs).
     """
 
     def __init__(self, channel: Union[Channel, str], sink: Sink, group: str = DEFAULT_GROUP, batch: int = 1024,
@@ -393,7 +480,13 @@ class Forwarder:
                  first_backoff: float = 0.05, max_backoff: float = 5.0):
         if batch < 1:
             raise ValueError("batch must be >= 1")
+        _positive(ack_timeout=ack_timeout, first_backoff=first_backoff, max_backoff=max_backoff)
         self.channel = _open_channel(channel)
+        if self.channel.slabs > 0:
+            # A message's record is a slab descriptor: forwarding it would store slab numbers, not
+            # the message, and consuming it leaves its slabs taken until the pool runs dry.
+            raise ValueError("channel %s has a slab pool: the forwarder forwards records, and messages sent "
+                             "over slabs cannot be forwarded yet" % self.channel.name)
         self.sink, self.group, self.batch, self.ack_timeout = sink, group, batch, ack_timeout
         self.encode = encode
         self._backoff = (first_backoff, max_backoff)
@@ -452,7 +545,7 @@ class Forwarder:
         ch = self.channel
         member = ch.consumer(self.group)
         rs = ch.record_size
-        prefix = "%016x-" % channel_id(ch)
+        prefix = record_id(channel_id(ch), 0, 0, self.group)[:-len("0-0")]  # "<channel id>-<group>-"
         encode = self.encode
         self._s["started_at"] = time.time()
         log.info("forwarding channel %s (group %s) to %s", ch.name, self.group, getattr(self.sink, "server", "?"))
@@ -499,6 +592,7 @@ class Ingester:
                  touch_every: Optional[float] = None, first_backoff: float = 0.05, max_backoff: float = 5.0):
         if batch < 1:
             raise ValueError("batch must be >= 1")
+        _positive(fetch_wait=fetch_wait, touch_every=touch_every, first_backoff=first_backoff, max_backoff=max_backoff)
         self.channel = _open_channel(channel)
         if touch_every is None:
             ack_wait = getattr(source, "ack_wait", None)
@@ -529,7 +623,7 @@ class Ingester:
                     try:
                         p.send_message(data, 0)
                     except Full:
-                        await asyncio.to_thread(p.send_message, data, self.touch_every)
+                        await self._send_message_waiting(p, data)
                 else:
                     await p.send_async(data, self.touch_every)
                 return
@@ -541,6 +635,21 @@ class Ingester:
                         await self.source.touch(msg)
                 except Exception as e:
                     self._error("touch", e)
+
+    async def _send_message_waiting(self, p, data: bytes) -> None:
+        """send_message waiting up to touch_every for a free slab (Full after it): in a thread (no
+        fd says when a slab comes free), in short slices, because a thread cannot be cancelled:
+        a stop (and the producer's close, which waits for the call) waits for one slice only."""
+        left = self.touch_every
+        while True:
+            step = min(left, _SLAB_WAIT_SLICE)
+            try:
+                await asyncio.to_thread(p.send_message, data, step)
+                return
+            except Full:
+                left -= step
+                if left <= 0:
+                    raise
 
     def _fits(self, data: bytes) -> bool:
         ch = self.channel

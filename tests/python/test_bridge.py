@@ -15,11 +15,13 @@ import asyncio
 import multiprocessing
 import os
 import random
+import select
 import shutil
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -109,6 +111,59 @@ def server(tmp_path):
     yield s
     s.stop()
     print("nats-server log:\n" + s.tail())
+
+
+class Relay:
+    """A TCP relay to a server that can be cut like a network partition: from cut() on it
+    neither reads nor forwards anything, and its sockets take in little (a small receive
+    buffer), so what a client sends then piles up in the client."""
+
+    def __init__(self, port):
+        self.port = port
+        self.lsock = socket.socket()
+        self.lsock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # inherited by accepted sockets
+        self.lsock.bind(("127.0.0.1", 0))
+        self.lsock.listen(8)
+        self.url = "nats://127.0.0.1:%d" % self.lsock.getsockname()[1]
+        self.severed = threading.Event()
+        self.stopped = threading.Event()
+        self.socks = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while not self.stopped.is_set():
+            try:
+                a, _ = self.lsock.accept()
+            except OSError:
+                return
+            b = socket.create_connection(("127.0.0.1", self.port))
+            self.socks += [a, b]
+            threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+            threading.Thread(target=self._pump, args=(b, a), daemon=True).start()
+
+    def _pump(self, src, dst):
+        while not self.stopped.is_set():
+            if self.severed.is_set():
+                self.stopped.wait(0.05)
+                continue
+            r, _, _ = select.select([src], [], [], 0.05)
+            if not r or self.severed.is_set():
+                continue
+            try:
+                data = src.recv(65536)
+                if not data:
+                    return
+                dst.sendall(data)
+            except OSError:
+                return
+
+    def cut(self):
+        self.severed.set()
+
+    def close(self):
+        self.stopped.set()
+        for s in [self.lsock] + self.socks:
+            s.close()
 
 
 def js_call(url, fn, timeout=10):
@@ -205,8 +260,8 @@ def check_stream(msgs, n_producers, count, incarnation):
     slot_of = {}
     for rid, data in msgs:
         checker.add(data)
-        inc, slot, pos = rid.split("-")
-        assert int(inc, 16) == incarnation, rid
+        head, slot, pos = rid.rsplit("-", 2)
+        assert head == "%016x-default" % incarnation, rid
         pid = workers.verify_record(data)[0]
         assert slot_of.setdefault(pid, slot) == slot, "producer %d's records under two slots" % pid
     assert checker.next == dict.fromkeys(range(n_producers), count), checker.next
@@ -230,7 +285,8 @@ def test_read_view_position_names_a_record(shm_name):
     assert (v.position, len(v)) == (22, 1)
     v.consume()
     assert bridge.channel_id(ch) == bridge.channel_id(ringmpsc.Channel.open(ch.name))
-    assert bridge.record_id(0xAB, 3, 22) == "00000000000000ab-3-22"
+    assert bridge.record_id(0xAB, 3, 22) == "00000000000000ab-default-3-22"
+    assert bridge.record_id(0xAB, 3, 22, "nats-1") == "00000000000000ab-nats-1-3-22"
     other = ringmpsc.Channel(16)
     assert bridge.channel_id(other) != bridge.channel_id(ch)  # 64 random bits
 
@@ -419,6 +475,15 @@ def test_publish_refused_without_a_stream_is_an_error_not_a_loss(server, shm_nam
         await sink.close()
 
     asyncio.run(scenario())
+    # An acknowledgement is not an error for naming a stream "error" (its JSON holds the word).
+    named = bridge.JetStreamSink(server.url, "err.in", "error")
+
+    async def stored():
+        assert await named.publish([("x-0-1", b"a")], 5) == 0
+        assert await named.publish([("x-0-1", b"a")], 5) == 1  # a duplicate, recognised
+        await named.close()
+
+    asyncio.run(stored())
     fwd = bridge.Forwarder(ch, sink, group="nats", first_backoff=0.01, max_backoff=0.05)
     own_group(ch)
     ch.producer().send(b"kept")
@@ -575,6 +640,127 @@ def test_ingest_waits_for_room_and_keeps_messages_alive(server, shm_name):
     s, got = asyncio.run(scenario())
     assert [bytes(m) for m in got] == [bytes([65 + i]) * n for i, n in enumerate(sizes)]
     assert s["redelivered"] == 0 and s["rejected"] == 0, s
+
+
+@pytest.mark.timeout(60)
+def test_publish_to_a_partitioned_server_times_out_and_closes(server):
+    """A server that reads nothing any more (a partition, a stopped server) while a batch larger than
+    the socket buffers goes out: the publish fails within its timeout (1 s), and close() returns (in
+    connect_timeout, 2 s: then the socket is dropped)."""
+    relay = Relay(server.port)
+    sink = bridge.JetStreamSink(relay.url, "pt.in", "PT")
+    seen = {}
+
+    async def scenario():
+        await sink.publish([("pt-0-0", b"first")], 5)  # connected, the stream made
+        relay.cut()
+        big = [("pt-0-%d" % i, bytes(8192)) for i in range(1, 1025)]  # 8 MiB: more than the socket buffers
+        t0 = time.monotonic()
+        try:
+            await sink.publish(big, 1)
+        except bridge.BridgeError as e:
+            seen["error"] = str(e)
+        seen["publish"] = time.monotonic() - t0
+        await sink.close()
+        seen["closed"] = time.monotonic() - t0
+
+    t = threading.Thread(target=asyncio.run, args=(scenario(),), daemon=True)
+    t.start()
+    t.join(15)
+    relay.close()  # a hung publish sees its connection fail now
+    t.join(10)
+    assert seen.get("closed", 99) < 8 and "error" in seen, seen
+
+
+@pytest.mark.timeout(60)
+def test_two_groups_forwarding_into_one_stream_both_arrive(server, shm_name):
+    """Every group receives every record: two groups forwarding one channel to two subjects of one
+    stream store each record twice (their ids differ), not once (JetStream de-duplicates per stream)."""
+    ch = ringmpsc.Channel(16, capacity=64, name=shm_name(), max_consumers=4, max_groups=4)
+    for g in ("a", "b"):
+        ch.consumer(g).close()  # durable: there before the records
+    ch.remove_group()
+    js_call(server.url, lambda js: js.add_stream(name="FAN", subjects=["fan.>"]))
+    p = ch.producer()
+    for i in range(10):
+        p.send(b"r%d" % i)
+    ch.close()
+    fwds = [bridge.Forwarder(ch, bridge.JetStreamSink(server.url, "fan." + g), group=g, batch=4) for g in ("a", "b")]
+
+    async def scenario():
+        await asyncio.wait_for(asyncio.gather(*(f.run() for f in fwds)), 20)  # closed and drained: they return
+
+    asyncio.run(scenario())
+    assert [f.stats()["forwarded"] for f in fwds] == [10, 10]
+    assert [f.stats()["duplicates"] for f in fwds] == [0, 0]
+    assert stream_count(server.url, "FAN") == 20
+
+
+@pytest.mark.parametrize("args, said", [
+    (("forward", "--subject", "ev.*"), "wildcard"),
+    (("forward", "--subject", "ev..x"), "invalid subject"),
+    (("forward", "--subject", "ev x"), "invalid subject"),
+    (("forward", "--subject", "ev.x", "--stream", "EV.X"), "invalid stream name"),
+    (("forward", "--subject", "ev.x", "--server", "http://127.0.0.1:4222"), "invalid server URL"),
+    (("forward", "--subject", "ev.x", "--max-backoff", "0"), "max_backoff"),
+    (("forward", "--subject", "ev.x", "--ack-timeout", "-1"), "ack_timeout"),
+    (("ingest", "--subject", "", "--ack-wait", "5"), "invalid subject"),
+    (("ingest", "--subject", "ev.>", "--ack-wait", "0"), "ack_wait"),
+    (("ingest", "--subject", "ev.>", "--durable", "a.b"), "invalid durable name"),
+])
+def test_cli_refuses_what_can_never_work(shm_name, args, said):
+    """A configuration that can never work is refused at start (exit 1, a line saying why), not
+    retried forever once records come (or busy-looping: a back-off of 0)."""
+    name = shm_name()
+    ringmpsc.Channel(16, capacity=8, name=name).producer().send(b"to forward")
+    cmd, rest = args[0], args[1:]
+    if "--server" not in rest:
+        rest += ("--server", "nats://127.0.0.1:%d" % _free_port())  # nobody there
+    try:
+        out = subprocess.run([sys.executable, "-m", "ringmpsc", cmd, name, *rest], capture_output=True, text=True,
+                             timeout=10)
+    except subprocess.TimeoutExpired as e:
+        raise AssertionError("still running after 10 s: %s" % e.stderr) from None
+    assert out.returncode == 1 and said in out.stderr and "Traceback" not in out.stderr, out.stderr
+
+
+def test_forwarder_refuses_a_channel_with_a_slab_pool(shm_name):
+    """A message's record names its slabs: forwarding it would store slab numbers instead of the
+    message, and leave the slabs taken (the producers block once the pool is dry)."""
+    ch = ringmpsc.Channel(16, capacity=16, slab_size=64, slabs=16, name=shm_name())
+    ch.producer().send_message(b"m" * 100)
+    with pytest.raises(ValueError, match="slab pool"):
+        bridge.Forwarder(ch, bridge.JetStreamSink("nats://127.0.0.1:4222", "x.y"))
+
+
+@pytest.mark.timeout(60)
+def test_ingest_into_full_slab_pool_stops_promptly(server, shm_name):
+    """Waiting for a free slab happens in a thread (nothing to await on): a cancelled ingester must
+    not sit out that thread's whole wait (touch_every, 10 s by default) before it stops."""
+    ch = ringmpsc.Channel(16, capacity=8, slab_size=64, slabs=2, name=shm_name())  # one 100-byte message fills it
+
+    async def scenario():
+        nc = await nats.connect(server.url)
+        js = nc.jetstream()
+        await js.add_stream(name="SL", subjects=["sl.x"])
+        for i in range(3):
+            await js.publish("sl.x", b"%d" % i * 100)
+        await nc.close()
+        ing = bridge.Ingester(ch, bridge.JetStreamSource(server.url, "sl.x", durable="d", ack_wait=30), batch=4)
+        task = asyncio.ensure_future(ing.run())
+        deadline = time.monotonic() + 10
+        while ing.stats()["committed"] < 1:
+            assert time.monotonic() < deadline, ing.stats()
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.3)  # the second message waits for a slab now
+        t0 = time.monotonic()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        return time.monotonic() - t0, ing.stats()
+
+    took, s = asyncio.run(scenario())
+    assert took < 2 and s["committed"] == 1, (took, s)
 
 
 def test_cli_help_lists_the_bridge():
