@@ -7,11 +7,13 @@ encoder writes common objects itself and hands everything else to pickle; its
 decoder reads what it and pickle.dumps write for those objects and hands anything
 else to pickle.loads. Checked here: round trips both ways and across the two paths,
 shared and cyclic containers, bad arguments, objects pickle refuses (nothing sent,
-nothing lost), messages over the size bound, a closed queue, timeouts.
+nothing lost), objects only multiprocessing pickles, messages over the size bound, a
+closed queue, timeouts.
 """
 import copy
 import functools
 import math
+import multiprocessing as mp
 import pickle
 import queue as stdqueue
 import sys
@@ -290,3 +292,26 @@ def test_timeouts():
         q.put("more", timeout=0.05)
     assert time.monotonic() - t0 < 30
     assert q.get_many(timeout=5) == list(range(n))
+
+
+def reply_through_received_connection(q):
+    conn = q.get(timeout=10)
+    conn.send("hi from the child")
+    conn.close()
+
+
+def test_objects_only_multiprocessing_pickles_still_travel():
+    """A Connection: pickle refuses it, so the C path hands it to Queue.dumps (ForkingPickler)."""
+    q = Queue()
+    a, b = mp.Pipe()
+    child = mp.get_context("fork").Process(target=reply_through_received_connection, args=(q,))
+    child.start()
+    try:
+        q.put(a)
+        assert b.poll(10), "the child did not answer"
+        assert b.recv() == "hi from the child"
+    finally:
+        child.join(10)
+        if child.is_alive():
+            child.kill()
+    assert child.exitcode == 0
