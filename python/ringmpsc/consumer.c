@@ -516,17 +516,10 @@ return a list of every message available, up to max_messages and to max_bytes in
 all past the first (a message is never split), in order per producer. Each is\n\
 copied out as bytes, or as a bytearray when it is at least bytearray_from bytes\n\
 long (writable, e.g. for NumPy buffers unpickled from it).");
-PyObject *cs_recv_messages(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+/* recv_messages' work once its arguments are parsed: the list of messages, or NULL with an exception. */
+static PyObject *recv_message_list(consumer_side *cs, long long max, int64_t t, long long max_bytes,
+				   long long writable_from)
 {
-	consumer_side *cs = CS(self);
-	PyObject *a[4];
-	int64_t t;
-	long long max, max_bytes, writable_from;
-	if (fast_args("recv_messages", args, nargs, kwnames, kw_recv_messages, 0, 4, a) < 0 ||
-	    parse_count(a[0], "max_messages", INT32_MAX, INT32_MAX, &max) < 0 || parse_timeout(a[1], &t) < 0 ||
-	    parse_count(a[2], "max_bytes", LLONG_MAX, LLONG_MAX, &max_bytes) < 0 ||
-	    parse_count(a[3], "bytearray_from", LLONG_MAX, LLONG_MAX, &writable_from) < 0)
-		return NULL;
 	PyObject *list = PyList_New(0);
 	if (!list)
 		return NULL;
@@ -566,6 +559,69 @@ PyObject *cs_recv_messages(PyObject *self, PyObject *const *args, Py_ssize_t nar
 		Py_DECREF(list);
 		raise_rc(cs->st, rc, err, ON_RECV, NULL);
 		return NULL;
+	}
+	return list;
+}
+
+PyObject *cs_recv_messages(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+	consumer_side *cs = CS(self);
+	PyObject *a[4];
+	int64_t t;
+	long long max, max_bytes, writable_from;
+	if (fast_args("recv_messages", args, nargs, kwnames, kw_recv_messages, 0, 4, a) < 0 ||
+	    parse_count(a[0], "max_messages", INT32_MAX, INT32_MAX, &max) < 0 || parse_timeout(a[1], &t) < 0 ||
+	    parse_count(a[2], "max_bytes", LLONG_MAX, LLONG_MAX, &max_bytes) < 0 ||
+	    parse_count(a[3], "bytearray_from", LLONG_MAX, LLONG_MAX, &writable_from) < 0)
+		return NULL;
+	return recv_message_list(cs, max, t, max_bytes, writable_from);
+}
+
+static const char *const kw_recv_objects[] = { "max_messages", "timeout", "max_bytes", "bytearray_from", "other" };
+
+const char cs_recv_objects_doc[] = PyDoc_STR(
+"_recv_objects($self, /, max_messages=None, timeout=None, max_bytes=None, bytearray_from=None, other=None)\n--\n\n\
+recv_messages, unpickled: ringmpsc.Queue's receive when its loads is the default.\n\
+Each message that is a pickle (its first byte 0x80) becomes pickle.loads(message);\n\
+any other is replaced by other(message) (None: pickle.loads too). The messages are\n\
+consumed before they are unpickled (outside the consumer's lock, so loads may call\n\
+anything): an error raised by one is raised, and the call's messages are lost.");
+PyObject *cs_recv_objects(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+	consumer_side *cs = CS(self);
+	modstate *st = cs->st;
+	PyObject *a[5];
+	int64_t t;
+	long long max, max_bytes, writable_from;
+	if (fast_args("_recv_objects", args, nargs, kwnames, kw_recv_objects, 0, 5, a) < 0 ||
+	    parse_count(a[0], "max_messages", INT32_MAX, INT32_MAX, &max) < 0 || parse_timeout(a[1], &t) < 0 ||
+	    parse_count(a[2], "max_bytes", LLONG_MAX, LLONG_MAX, &max_bytes) < 0 ||
+	    parse_count(a[3], "bytearray_from", LLONG_MAX, LLONG_MAX, &writable_from) < 0)
+		return NULL;
+	PyObject *other = a[4] && a[4] != Py_None ? a[4] : NULL;
+	if (other && !PyCallable_Check(other)) {
+		PyErr_Format(PyExc_TypeError, "other must be callable or None, not '%.100s'", Py_TYPE(other)->tp_name);
+		return NULL;
+	}
+	if (!st->pickle_loads && pickle_import(st) < 0)
+		return NULL;
+	PyObject *list = recv_message_list(cs, max, t, max_bytes, writable_from);
+	if (!list)
+		return NULL;
+	for (Py_ssize_t i = 0; i < PyList_GET_SIZE(list); i++) {
+		PyObject *m = PyList_GET_ITEM(list, i);
+		const char *p = PyBytes_Check(m) ? PyBytes_AS_STRING(m) : PyByteArray_AS_STRING(m);
+		Py_ssize_t n = PyBytes_Check(m) ? PyBytes_GET_SIZE(m) : PyByteArray_GET_SIZE(m);
+		int pickled = n > 0 && (unsigned char)p[0] == PICKLE_PROTO;
+		PyObject *obj = pickled ? fast_loads(p, n) : NULL;
+		if (!obj)
+			obj = PyObject_CallOneArg(other && !pickled ? other : st->pickle_loads, m);
+		if (!obj) {
+			Py_DECREF(list);
+			return NULL;
+		}
+		PyList_SET_ITEM(list, i, obj); /* steals obj */
+		Py_DECREF(m);
 	}
 	return list;
 }

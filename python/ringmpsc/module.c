@@ -177,7 +177,7 @@ static int module_exec(PyObject *m)
 	    PyModule_AddIntConstant(m, "MAX_GROUPS", RMPSC_MAX_GROUPS) < 0 ||
 	    PyModule_AddStringConstant(m, "DEFAULT_GROUP", RMPSC_DEFAULT_GROUP) < 0)
 		goto done;
-	if (aio_init(m) < 0)
+	if (aio_init(m) < 0 || pickle_init(m) < 0)
 		goto done;
 	ok = 1;
 done:
@@ -203,7 +203,7 @@ static int module_traverse(PyObject *m, visitproc visit, void *arg)
 	Py_VISIT(st->ReservationType);
 	Py_VISIT(st->ReadViewType);
 	Py_VISIT(st->str_release);
-	return 0;
+	return pickle_traverse(st, visit, arg);
 }
 
 static int module_clear(PyObject *m)
@@ -222,6 +222,7 @@ static int module_clear(PyObject *m)
 	Py_CLEAR(st->ReservationType);
 	Py_CLEAR(st->ReadViewType);
 	Py_CLEAR(st->str_release);
+	pickle_clear(st);
 	return 0;
 }
 

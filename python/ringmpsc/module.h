@@ -14,6 +14,7 @@
  *   consumer.c  the consumer methods Channel and Consumer share, and the Consumer type
  *   producer.c  the Producer type
  *   span.c      Reservation and ReadView (one struct, two types)
+ *   pickle.c    ringmpsc.Queue's default pickling, for Producer._send_object and _recv_objects
  *
  * A binding converts types and maps errors. Waiting, spinning before a sleep,
  * taking every available record in one call and reporting an error met after
@@ -81,6 +82,12 @@ typedef struct {
 	PyTypeObject *ReservationType;
 	PyTypeObject *ReadViewType;
 	PyObject *str_release;    /* interned "release" */
+	/* ringmpsc.Queue's default serialisation (pickle.c): pickle's functions, imported on first use. */
+	PyObject *pickle_dumps, *pickle_loads, *PicklingError;
+	PyObject *LargeBuffer;    /* raised by in_band_cb: pickle again, gathering the large buffers */
+	PyObject *in_band_cb;     /* the buffer_callback: in band unless OUT_OF_BAND_FROM bytes or more */
+	PyObject *dumps_kwnames;  /* ("buffer_callback",) */
+	PyObject *int_protocol;   /* 5 */
 	unsigned long fork_gen;   /* bumped in a forked child */
 	struct glock *glocks;     /* the membership locks of this process (consumer.c) */
 } modstate;
@@ -197,6 +204,23 @@ typedef struct {
 enum side { ON_SEND, ON_RECV, ON_SEND_BYTES, ON_OTHER };
 void raise_rc(modstate *st, int rc, int err, enum side side, PyObject *name);
 
+/* pickle.c: ringmpsc.Queue's default serialisation in C (the wire format is queue.py's). */
+#define OUT_OF_BAND_FROM (64 * 1024) /* pickle buffers this long go out of band (queue.py gathers them) */
+#define PICKLE_PROTO     0x80        /* the first byte of a pickle of protocol 2 or more */
+int pickle_init(PyObject *module);   /* module exec: the callback, the marker exception, constants */
+int pickle_import(modstate *st);     /* pickle's dumps, loads and PicklingError into st, once */
+/* obj pickled with protocol 5, large buffers refused: bytes; NULL with an exception (st->LargeBuffer
+ * for a buffer to send out of band). */
+PyObject *pickle_in_band(modstate *st, PyObject *obj);
+/* The fast codec for common objects (pickle.c): the same pickles, without pickle's per-call setup.
+ * fast_dumps: the pickle's length in buf, or -1 (not one of those objects, or longer than size);
+ * fast_loads: the object, or NULL (no exception): call pickle.loads. */
+#define FAST_DUMPS_MAX 4096
+Py_ssize_t fast_dumps(PyObject *obj, char *buf, Py_ssize_t size);
+PyObject *fast_loads(const char *data, Py_ssize_t len);
+int pickle_traverse(modstate *st, visitproc visit, void *arg);
+void pickle_clear(modstate *st);
+
 /* Shared method bodies. */
 PyObject *self_enter(PyObject *self, PyObject *unused);
 PyObject *not_picklable(PyObject *self, PyObject *unused);
@@ -215,6 +239,7 @@ PyObject *cs_recv_into(PyObject *self, PyObject *const *args, Py_ssize_t nargs, 
 PyObject *cs_read(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames);
 PyObject *cs_recv_bytes(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames);
 PyObject *cs_recv_messages(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames);
+PyObject *cs_recv_objects(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames);
 PyObject *cs_iternext(PyObject *self);
 Py_ssize_t cs_len(PyObject *self);
 PyObject *cs_get_last_deliveries(PyObject *self, void *c);
@@ -229,7 +254,7 @@ int same_file(int a, int b);
 PyObject *cs_set_coalesce(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames);
 PyObject *cs_get_coalesce(PyObject *self, void *c);
 extern const char cs_recv_doc[], cs_recv_nowait_doc[], cs_recv_many_doc[], cs_recv_into_doc[], cs_read_doc[],
-	cs_recv_bytes_doc[], cs_recv_messages_doc[], cs_ready_fd_doc[], cs_ready_arm_doc[], cs_ready_disarm_doc[], cs_set_coalesce_doc[];
+	cs_recv_bytes_doc[], cs_recv_messages_doc[], cs_recv_objects_doc[], cs_ready_fd_doc[], cs_ready_arm_doc[], cs_ready_disarm_doc[], cs_set_coalesce_doc[];
 /* ready_arm's answer as seconds (0.0 ready now, inf armed without limit, else the linger). */
 PyObject *arm_result(int rc, int64_t wait_ns);
 
@@ -261,6 +286,8 @@ extern const char ready_fd_try_doc[], ready_fd_cached_doc[], ready_arm_try_doc[]
 	{ "recv_bytes", (PyCFunction)(void (*)(void))cs_recv_bytes, METH_FASTCALL | METH_KEYWORDS, cs_recv_bytes_doc }, \
 	{ "recv_messages", (PyCFunction)(void (*)(void))cs_recv_messages, METH_FASTCALL | METH_KEYWORDS,                \
 	  cs_recv_messages_doc },                                                                                       \
+	{ "_recv_objects", (PyCFunction)(void (*)(void))cs_recv_objects, METH_FASTCALL | METH_KEYWORDS,                 \
+	  cs_recv_objects_doc },                                                                                        \
 	{ "ready_fd", (PyCFunction)cs_ready_fd, METH_NOARGS, cs_ready_fd_doc },                                         \
 	{ "ready_arm", (PyCFunction)cs_ready_arm, METH_NOARGS, cs_ready_arm_doc },                                      \
 	{ "ready_disarm", (PyCFunction)cs_ready_disarm, METH_NOARGS, cs_ready_disarm_doc },                             \

@@ -378,6 +378,63 @@ out:
 	return result;
 }
 
+static const char *const kw_obj_timeout[] = { "obj", "timeout" };
+
+/* _send_object's send: one message of len bytes. True, or NULL with an exception. */
+static PyObject *send_pickle(ProducerObject *self, modstate *st, const char *data, size_t len, int64_t t)
+{
+	struct rmpsc_part part = { data, len };
+	int64_t until = deadline_at(t);
+	if (producer_lock(self, st, until) < 0)
+		return NULL;
+	struct op_send_message o = { self->p, &part, 1 };
+	int err = 0;
+	int rc = len > BIG_COPY ? run_op_nogil(op_send_message, &o, until, &err) : run_op(op_send_message, &o, until, &err);
+	hlock_release(&self->lock);
+	if (rc < 0) {
+		raise_rc(st, rc, err, ON_SEND_BYTES, NULL);
+		return NULL;
+	}
+	Py_RETURN_TRUE;
+}
+
+PyDoc_STRVAR(producer_send_object_doc,
+"_send_object($self, /, obj, timeout=None)\n--\n\n\
+ringmpsc.Queue's put when its dumps is the default: pickle obj (protocol 5) and\n\
+send the pickle as one message, waiting as send_message. Returns True once sent;\n\
+False, with nothing sent, when obj needs the Queue's own dumps: a pickle buffer of\n\
+_OUT_OF_BAND_FROM bytes or more (sent out of band), or pickle refused the object\n\
+(TypeError, AttributeError, PicklingError: the Queue tries multiprocessing's\n\
+pickler, which raises if it cannot either).");
+static PyObject *producer_send_object(ProducerObject *self, PyObject *const *args, Py_ssize_t nargs,
+				      PyObject *kwnames)
+{
+	modstate *st = STATE(self);
+	PyObject *av[2];
+	int64_t t;
+	if (fast_args("_send_object", args, nargs, kwnames, kw_obj_timeout, 1, 2, av) < 0 ||
+	    parse_timeout(av[1], &t) < 0 || producer_usable(self, st) < 0)
+		return NULL;
+	/* Pickled before the lock is taken: pickling may run any Python code, this producer's calls included. */
+	char buf[FAST_DUMPS_MAX];
+	Py_ssize_t n = fast_dumps(av[0], buf, sizeof buf);
+	if (n >= 0)
+		return send_pickle(self, st, buf, (size_t)n, t);
+	PyObject *data = pickle_in_band(st, av[0]);
+	if (!data) {
+		if (PyErr_ExceptionMatches(st->LargeBuffer) || PyErr_ExceptionMatches(PyExc_TypeError) ||
+		    PyErr_ExceptionMatches(PyExc_AttributeError) ||
+		    (st->PicklingError && PyErr_ExceptionMatches(st->PicklingError))) {
+			PyErr_Clear();
+			Py_RETURN_FALSE;
+		}
+		return NULL;
+	}
+	PyObject *result = send_pickle(self, st, PyBytes_AS_STRING(data), (size_t)PyBytes_GET_SIZE(data), t);
+	Py_DECREF(data);
+	return result;
+}
+
 /* Readiness: waiting for space in an event loop (the coroutines in _aio use the
  * _try calls, which never wait for another thread; see consumer.c). */
 
@@ -638,6 +695,8 @@ static PyMethodDef producer_methods[] = {
 	  producer_send_bytes_doc },
 	{ "send_message", (PyCFunction)(void (*)(void))producer_send_message, METH_FASTCALL | METH_KEYWORDS,
 	  producer_send_message_doc },
+	{ "_send_object", (PyCFunction)(void (*)(void))producer_send_object, METH_FASTCALL | METH_KEYWORDS,
+	  producer_send_object_doc },
 	{ "ready_fd", (PyCFunction)producer_ready_fd, METH_NOARGS, producer_ready_fd_doc },
 	{ "ready_arm", (PyCFunction)producer_ready_arm, METH_NOARGS, producer_ready_arm_doc },
 	{ "ready_disarm", (PyCFunction)producer_ready_disarm, METH_NOARGS, producer_ready_disarm_doc },

@@ -9,6 +9,7 @@ consuming process is a member of the channel's default group, so consumers share
 the work and a consumer that dies hands what it had taken to another (at least
 once). Order is FIFO per producing thread.
 """
+import importlib
 import os
 import pickle
 import queue as _queue
@@ -21,6 +22,11 @@ from typing import Any, Callable, List, Optional
 
 from . import Channel, Closed, Empty, Full, TooManyProducers  # imported last by the package
 
+# The extension's private pickling helpers (not in the package's stub).
+_ext = importlib.import_module("._ringmpsc", __package__)
+_in_band_unless_large = _ext._in_band_unless_large
+_LargeBuffer = _ext._LargeBuffer
+
 __all__ = ["Queue", "QueueClosed"]
 
 DEFAULT_MAX_SIZE_BYTES = 1000 * 1000
@@ -32,8 +38,9 @@ INLINE_BYTES = RECORD_SIZE - 8  # a message this short travels in its record
 # out-of-band pickle buffers) unpickled from them are writable without a copy.
 WRITABLE_FROM = 64 * 1024
 # Pickle buffers at least this long go out of band: gathered into the message
-# straight from the object's memory, not copied into the pickle first.
-OUT_OF_BAND_FROM = 64 * 1024
+# straight from the object's memory, not copied into the pickle first (the C
+# extension's constant: its _send_object hands such objects back to dumps).
+OUT_OF_BAND_FROM = _ext._OUT_OF_BAND_FROM
 _pickle_dumps = pickle.dumps
 _pickle_loads = pickle.loads
 _OOB = 1  # first byte of a message with out-of-band buffers (a pickle starts with 0x80)
@@ -112,17 +119,11 @@ def _loads_out_of_band(msg) -> Any:
     return _pickle_loads(head, buffers=buffers)
 
 
-class _LargeBuffer(Exception):
-    """A pickle buffer worth sending out of band: pickle again, gathering them."""
-
-
-def _in_band_unless_large(b: pickle.PickleBuffer) -> bool:
-    try:
-        if b.raw().nbytes < OUT_OF_BAND_FROM:
-            return True
-    except BufferError:  # not contiguous: in band
-        return True
-    raise _LargeBuffer
+def _loads_other(msg) -> Any:
+    """Queue.loads of a message that is not a plain pickle (_recv_objects unpickles those)."""
+    if msg and msg[0] == _OOB:
+        return _loads_out_of_band(msg)
+    return _pickle_loads(msg)
 
 
 class Queue:
@@ -143,6 +144,9 @@ class Queue:
     queue for every process: puts raise ringmpsc.Closed, gets return what is left
     and then raise QueueClosed (both ringmpsc.Closed and queue.Empty).
     """
+
+    _c_dumps: bool  # dumps and loads are Queue's own (_note_codec)
+    _c_loads: bool
 
     def __init__(
         self,
@@ -180,8 +184,25 @@ class Queue:
         self.last_error: Optional[str] = None  # faster_fifo's; nothing here sets it
         self._local = threading.local()
         _queues.add(self)
+        self._note_codec()
 
     # --- serialization -------------------------------------------------------------
+
+    def _note_codec(self) -> None:
+        """Whether dumps and loads are Queue's own: then put and get pickle in C (the same wire format)."""
+        d = self.__dict__
+        d["_c_dumps"] = "dumps" not in d and type(self).dumps is Queue.dumps
+        d["_c_loads"] = "loads" not in d and type(self).loads is Queue.loads
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        object.__setattr__(self, name, value)
+        if name in ("dumps", "loads"):
+            self._note_codec()
+
+    def __delattr__(self, name: str) -> None:
+        object.__delattr__(self, name)
+        if name in ("dumps", "loads"):
+            self._note_codec()
 
     def dumps(self, obj: Any):
         """Pickle obj: bytes, or a list of parts whose large buffers are the object's own memory."""
@@ -220,11 +241,8 @@ class Queue:
         return _pickle_loads(msg)
 
     def _loads_all(self, msgs: list) -> list:
-        if "loads" in self.__dict__ or type(self).loads is not Queue.loads:
-            loads = self.loads
-            return [loads(m) for m in msgs]
-        # Queue.loads, inlined: the common case costs one pickle.loads a message.
-        return [_loads_out_of_band(m) if m and m[0] == _OOB else _pickle_loads(m) for m in msgs]
+        loads = self.loads
+        return [loads(m) for m in msgs]
 
     # --- producing -----------------------------------------------------------------
 
@@ -257,16 +275,16 @@ class Queue:
 
     def put(self, obj: Any, block: bool = True, timeout: Optional[float] = None) -> None:
         """Put obj, waiting up to timeout (None: forever) for room; queue.Full when there is none."""
-        data = self.dumps(obj)
-        if block and timeout is None and not self.maxsize:
+        if self._c_dumps and not self.maxsize:
             try:
                 p = self._local.producer
             except AttributeError:  # this thread's first put
                 pass
             else:
-                p.send_message(data)
-                return
-        self._send(data, _Deadline(block, timeout))
+                # Pickled and sent in C; False: obj needs dumps (out-of-band buffers, ForkingPickler).
+                if p._send_object(obj, timeout if block else 0):
+                    return
+        self._send(self.dumps(obj), _Deadline(block, timeout))
 
     def put_nowait(self, obj: Any) -> None:
         """put(obj, block=False)."""
@@ -334,14 +352,25 @@ class Queue:
 
     def _receive(self, max_messages: int, max_bytes: Optional[int], timeout: Optional[float]) -> list:
         try:
-            return self._ch.recv_messages(max_messages, timeout, max_bytes, WRITABLE_FROM)
+            if self._c_loads:  # received and unpickled in C
+                return self._ch._recv_objects(  # type: ignore[attr-defined]  # private: not in the stub
+                    max_messages, timeout, max_bytes, WRITABLE_FROM, _loads_other
+                )
+            msgs = self._ch.recv_messages(max_messages, timeout, max_bytes, WRITABLE_FROM)
         except Closed:
             raise QueueClosed("queue is closed and empty") from None
+        return self._loads_all(msgs)
 
     def get(self, block: bool = True, timeout: Optional[float] = None) -> Any:
         """Remove and return an object, waiting up to timeout (None: forever); queue.Empty if none came."""
-        (msg,) = self._receive(1, None, timeout if block else 0)
-        return self.loads(msg)
+        if self._c_loads:  # _receive's common case, inlined: one C call
+            try:
+                return self._ch._recv_objects(  # type: ignore[attr-defined]  # private: not in the stub
+                    1, timeout if block else 0, None, WRITABLE_FROM, _loads_other
+                )[0]
+            except Closed:
+                raise QueueClosed("queue is closed and empty") from None
+        return self._receive(1, None, timeout if block else 0)[0]
 
     def get_nowait(self) -> Any:
         """get(block=False)."""
@@ -359,8 +388,7 @@ class Queue:
         At most max_messages_to_get, and no more than max_byte_size_to_get bytes
         of messages past the first.
         """
-        msgs = self._receive(max_messages_to_get, max_byte_size_to_get, timeout if block else 0)
-        return self._loads_all(msgs)
+        return self._receive(max_messages_to_get, max_byte_size_to_get, timeout if block else 0)
 
     def get_many_nowait(self, max_messages_to_get: int = 1_000_000_000) -> list:
         """get_many(block=False)."""
@@ -448,6 +476,7 @@ class Queue:
     def __setstate__(self, state):
         self.__dict__.update(state)
         self._local = threading.local()
+        self._note_codec()
         _queues.add(self)
 
     def __repr__(self):
