@@ -17,7 +17,7 @@ local ringmpsc = require "resty.ringmpsc"
 local logger = require "logger"
 
 local ngx = ngx
-local worker_pid, ngx_now, get_method = ngx.worker.pid, ngx.now, ngx.req.get_method
+local worker_pid = ngx.worker.pid
 
 if not pcall(ffi.typeof, "struct nginx_logging_timespec") then
 	ffi.cdef [[
@@ -43,11 +43,7 @@ function _M.init(n)
 	assert(ringmpsc.configure(n, { record_size = 64, capacity = 4096, max_producers = 8 }))
 end
 
-local function record(pid, seq)
-	local var = ngx.var
-	return pid .. " " .. seq .. " " .. ngx.status .. " " .. ngx_now() .. " " .. var.remote_addr .. " "
-		.. get_method() .. " " .. var.uri
-end
+local record = require("resty_logger").record
 
 local function best(f, reset)
 	local least = math.huge

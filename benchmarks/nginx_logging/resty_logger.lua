@@ -59,11 +59,13 @@ local function drop()
 	my.drops = my.drops + 1
 end
 
+-- The text record an operator builds (costs.lua times this one too).
 local function record(pid, seq)
 	local var = ngx.var
 	return pid .. " " .. seq .. " " .. ngx.status .. " " .. ngx_now() .. " " .. var.remote_addr .. " "
 		.. get_method() .. " " .. var.uri
 end
+_M.record = record
 
 local log = {}
 
