@@ -563,16 +563,27 @@ static PyObject *recv_message_list(consumer_side *cs, long long max, int64_t t, 
 	return list;
 }
 
+/* The four arguments recv_messages and _recv_objects share, a[0..3]; a holds nkw. */
+static int parse_recv_message_args(const char *fn, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames,
+				   const char *const *kw, int nkw, PyObject **a, long long *max, int64_t *t,
+				   long long *max_bytes, long long *writable_from)
+{
+	if (fast_args(fn, args, nargs, kwnames, kw, 0, nkw, a) < 0 ||
+	    parse_count(a[0], "max_messages", INT32_MAX, INT32_MAX, max) < 0 || parse_timeout(a[1], t) < 0 ||
+	    parse_count(a[2], "max_bytes", LLONG_MAX, LLONG_MAX, max_bytes) < 0 ||
+	    parse_count(a[3], "bytearray_from", LLONG_MAX, LLONG_MAX, writable_from) < 0)
+		return -1;
+	return 0;
+}
+
 PyObject *cs_recv_messages(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
 	consumer_side *cs = CS(self);
 	PyObject *a[4];
 	int64_t t;
 	long long max, max_bytes, writable_from;
-	if (fast_args("recv_messages", args, nargs, kwnames, kw_recv_messages, 0, 4, a) < 0 ||
-	    parse_count(a[0], "max_messages", INT32_MAX, INT32_MAX, &max) < 0 || parse_timeout(a[1], &t) < 0 ||
-	    parse_count(a[2], "max_bytes", LLONG_MAX, LLONG_MAX, &max_bytes) < 0 ||
-	    parse_count(a[3], "bytearray_from", LLONG_MAX, LLONG_MAX, &writable_from) < 0)
+	if (parse_recv_message_args("recv_messages", args, nargs, kwnames, kw_recv_messages, 4, a, &max, &t, &max_bytes,
+				    &writable_from) < 0)
 		return NULL;
 	return recv_message_list(cs, max, t, max_bytes, writable_from);
 }
@@ -593,10 +604,8 @@ PyObject *cs_recv_objects(PyObject *self, PyObject *const *args, Py_ssize_t narg
 	PyObject *a[5];
 	int64_t t;
 	long long max, max_bytes, writable_from;
-	if (fast_args("_recv_objects", args, nargs, kwnames, kw_recv_objects, 0, 5, a) < 0 ||
-	    parse_count(a[0], "max_messages", INT32_MAX, INT32_MAX, &max) < 0 || parse_timeout(a[1], &t) < 0 ||
-	    parse_count(a[2], "max_bytes", LLONG_MAX, LLONG_MAX, &max_bytes) < 0 ||
-	    parse_count(a[3], "bytearray_from", LLONG_MAX, LLONG_MAX, &writable_from) < 0)
+	if (parse_recv_message_args("_recv_objects", args, nargs, kwnames, kw_recv_objects, 5, a, &max, &t, &max_bytes,
+				    &writable_from) < 0)
 		return NULL;
 	PyObject *other = a[4] && a[4] != Py_None ? a[4] : NULL;
 	if (other && !PyCallable_Check(other)) {
