@@ -13,7 +13,7 @@
 -- ngx.worker.id()). A send never waits: nginx's log phase cannot yield, and a worker
 -- that blocks stalls every connection it serves. A record that does not fit is dropped
 -- and counted in the channel (stats(): dropped, full_events), with at most one log line
--- per worker per log_interval. README.md, "OpenResty", says how to size the channel.
+-- per worker per log_interval. README.md, "OpenResty and LuaJIT", says how to size the channel.
 local ringmpsc = require "ringmpsc"
 
 local ngx = ngx
