@@ -126,7 +126,27 @@ def _loads_other(msg) -> Any:
     return _pickle_loads(msg)
 
 
-class Queue:
+def _note_codecs() -> None:
+    for q in list(_queues):
+        q._note_codec()
+
+
+class _QueueType(type):
+    """Queue's metaclass: dumps or loads set on (or deleted from) Queue or a subclass, before or after
+    queues exist, makes every queue decide again whether put and get pickle in C."""
+
+    def __setattr__(cls, name: str, value: Any) -> None:
+        super().__setattr__(name, value)
+        if name in ("dumps", "loads"):
+            _note_codecs()
+
+    def __delattr__(cls, name: str) -> None:
+        super().__delattr__(name)
+        if name in ("dumps", "loads"):
+            _note_codecs()
+
+
+class Queue(metaclass=_QueueType):
     """A multi-producer, multi-consumer queue of Python objects in shared memory.
 
     ``Queue(max_size_bytes=1_000_000, maxsize=0, loads=None, dumps=None)``, as
@@ -191,8 +211,8 @@ class Queue:
     def _note_codec(self) -> None:
         """Whether dumps and loads are Queue's own: then put and get pickle in C (the same wire format)."""
         d = self.__dict__
-        d["_c_dumps"] = "dumps" not in d and type(self).dumps is Queue.dumps
-        d["_c_loads"] = "loads" not in d and type(self).loads is Queue.loads
+        d["_c_dumps"] = "dumps" not in d and type(self).dumps is _queue_dumps
+        d["_c_loads"] = "loads" not in d and type(self).loads is _queue_loads
 
     def __setattr__(self, name: str, value: Any) -> None:
         object.__setattr__(self, name, value)
@@ -488,6 +508,10 @@ class Queue:
             " closed" if self.is_closed() else "",
         )
 
+
+# Queue's own, as defined here (Queue.dumps may be replaced: that one is not pickled in C).
+_queue_dumps = Queue.__dict__["dumps"]
+_queue_loads = Queue.__dict__["loads"]
 
 # queue.Full and queue.Empty are what callers catch; ringmpsc's are subclasses.
 assert issubclass(Full, _queue.Full) and issubclass(Empty, _queue.Empty)

@@ -315,3 +315,33 @@ def test_objects_only_multiprocessing_pickles_still_travel():
         if child.is_alive():
             child.kill()
     assert child.exitcode == 0
+
+
+def test_dumps_and_loads_set_on_the_class_are_used(monkeypatch):
+    # Set on Queue (or a subclass) before or after the queue exists: put and get call them, as on an instance.
+    def tagged_dumps(self, obj):
+        return pickle.dumps(("tagged", obj))
+
+    before = Queue()
+    monkeypatch.setattr(Queue, "dumps", tagged_dumps)
+    after = Queue()
+    for q in (before, after):
+        q.put(1)
+        q.put(2)  # the second put has this thread's producer: the C path, unless dumps is noticed
+        assert q.get_many(timeout=5) == [("tagged", 1), ("tagged", 2)]
+    monkeypatch.undo()
+    before.put(3)
+    before.put(4)
+    assert before.get_many(timeout=5) == [3, 4] and before._c_dumps
+
+    class Sub(Queue):
+        pass
+
+    sub = Sub()
+    monkeypatch.setattr(Sub, "loads", lambda self, msg: ("loaded", pickle.loads(msg)))
+    sub.put(5)
+    assert sub.get(timeout=5) == ("loaded", 5)
+    monkeypatch.undo()
+    sub.put(6)
+    assert sub.get(timeout=5) == 6
+
