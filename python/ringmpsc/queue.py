@@ -39,7 +39,7 @@ INLINE_BYTES = RECORD_SIZE - 8  # a message this short travels in its record
 WRITABLE_FROM = 64 * 1024
 # Pickle buffers at least this long go out of band: gathered into the message
 # straight from the object's memory, not copied into the pickle first (the C
-# extension's constant: its _send_object hands such objects back to dumps).
+# extension's constant: its _send_object hands such objects back to put).
 OUT_OF_BAND_FROM = _ext._OUT_OF_BAND_FROM
 _pickle_dumps = pickle.dumps
 _pickle_loads = pickle.loads
@@ -301,9 +301,14 @@ class Queue(metaclass=_QueueType):
             except AttributeError:  # this thread's first put
                 pass
             else:
-                # Pickled and sent in C; False: obj needs dumps (out-of-band buffers, ForkingPickler).
-                if p._send_object(obj, timeout if block else 0):
+                # Pickled and sent in C; else obj is pickled once more, as dumps would have ended.
+                sent = p._send_object(obj, timeout if block else 0)
+                if sent:
                     return
+                # False: large buffers (out of band); None: pickle refused obj (multiprocessing's pickler).
+                data = self._dumps_out_of_band(obj) if sent is False else ForkingPickler.dumps(obj, 5)
+                self._send(data, _Deadline(block, timeout))
+                return
         self._send(self.dumps(obj), _Deadline(block, timeout))
 
     def put_nowait(self, obj: Any) -> None:

@@ -18,6 +18,7 @@ import pickle
 import queue as stdqueue
 import sys
 import time
+from multiprocessing.reduction import ForkingPickler
 
 import numpy as np
 import pytest
@@ -209,9 +210,9 @@ def test_bad_arguments(chan):
 def test_objects_pickle_refuses_lose_nothing(chan):
     q, p, ch = chan
     q.put("before")
-    # _send_object hands them back to Queue.dumps (False, nothing sent), which raises pickle's error.
-    assert p._send_object(Unpicklable()) is False
-    assert p._send_object(lambda: 0) is False
+    # _send_object hands them back to put (None, nothing sent): ForkingPickler raises pickle's error.
+    assert p._send_object(Unpicklable()) is None
+    assert p._send_object(lambda: 0) is None
     assert len(ch) == 1
     with pytest.raises(pickle.PicklingError, match="refused on purpose"):
         q.put(Unpicklable())
@@ -345,3 +346,42 @@ def test_dumps_and_loads_set_on_the_class_are_used(monkeypatch):
     sub.put(6)
     assert sub.get(timeout=5) == 6
 
+
+class CountsReduce:
+    """Counts its pickling: a __reduce__ with a side effect; holds a buffer pickled out of band."""
+
+    calls = 0
+
+    def __init__(self, data):
+        self.data = data
+
+    def __reduce__(self):
+        CountsReduce.calls += 1
+        return (CountsReduce, (self.data,))
+
+
+class OnlyForkingPickler:
+    def __reduce__(self):
+        raise TypeError("pickle refuses it, multiprocessing's pickler has a reducer")
+
+
+ForkingPickler.register(OnlyForkingPickler, lambda o: (OnlyForkingPickler, ()))
+
+
+def test_an_object_is_pickled_at_most_twice():
+    # The C path's pickle stops at a large buffer, or at an object pickle refuses; the Queue then makes
+    # the message without pickling it in band again (once more, as Queue.dumps would).
+    q = Queue(1 << 20)
+    q.put(0)
+    assert q.get(timeout=5) == 0
+    CountsReduce.calls = 0
+    data = np.arange(ext._OUT_OF_BAND_FROM, dtype=np.uint8)
+    q.put(CountsReduce(pickle.PickleBuffer(data)))
+    assert CountsReduce.calls == 2
+    got = q.get(timeout=5)
+    assert type(got) is CountsReduce and bytes(got.data) == data.tobytes()
+    CountsReduce.calls = 0
+    q.put([CountsReduce(b"x"), OnlyForkingPickler()])  # pickle refuses it: ForkingPickler sends it
+    assert CountsReduce.calls == 2
+    got = q.get(timeout=5)
+    assert got[0].data == b"x" and type(got[1]) is OnlyForkingPickler
