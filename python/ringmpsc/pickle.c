@@ -210,6 +210,7 @@ struct dec {
 	int nmarks;
 	PyObject *memo[DEC_MEMO];
 	int nmemo; /* entries 0 .. nmemo-1 may be set */
+	int nset;  /* entries set: where MEMOIZE puts (pickle's len(memo)) */
 };
 
 static int fence(const struct dec *d)
@@ -249,6 +250,8 @@ static int memo_put(struct dec *d, uint64_t i)
 		return -1;
 	for (; d->nmemo <= (int)i; d->nmemo++)
 		d->memo[d->nmemo] = NULL;
+	if (!d->memo[i])
+		d->nset++;
 	Py_XSETREF(d->memo[i], Py_NewRef(d->stack[d->sp - 1]));
 	return 0;
 }
@@ -407,7 +410,7 @@ static PyObject *dec_run(struct dec *d, const unsigned char *p, const unsigned c
 				return NULL;
 			break;
 		case 0x94: /* MEMOIZE */
-			if (memo_put(d, (uint64_t)d->nmemo) < 0)
+			if (memo_put(d, (uint64_t)d->nset) < 0)
 				return NULL;
 			break;
 		case 'q': /* BINPUT, LONG_BINPUT, BINGET, LONG_BINGET */
@@ -437,7 +440,7 @@ static PyObject *dec_run(struct dec *d, const unsigned char *p, const unsigned c
 PyObject *fast_loads(const char *data, Py_ssize_t len)
 {
 	struct dec d;
-	d.sp = d.nmarks = d.nmemo = 0;
+	d.sp = d.nmarks = d.nmemo = d.nset = 0;
 	PyObject *r = dec_run(&d, (const unsigned char *)data, (const unsigned char *)data + len);
 	while (d.sp > 0)
 		Py_DECREF(d.stack[--d.sp]);

@@ -402,8 +402,8 @@ PyDoc_STRVAR(producer_send_object_doc,
 "_send_object($self, /, obj, timeout=None)\n--\n\n\
 ringmpsc.Queue's put when its dumps is the default: pickle obj (protocol 5) and\n\
 send the pickle as one message, waiting as send_message. Returns True once sent;\n\
-False, with nothing sent, when obj needs the Queue's own dumps: a pickle buffer of\n\
-_OUT_OF_BAND_FROM bytes or more (sent out of band), or pickle refused the object\n\
+with nothing sent, False when obj has a pickle buffer of _OUT_OF_BAND_FROM bytes\n\
+or more (the Queue sends it out of band), None when pickle refused the object\n\
 (TypeError, AttributeError, PicklingError: the Queue tries multiprocessing's\n\
 pickler, which raises if it cannot either).");
 static PyObject *producer_send_object(ProducerObject *self, PyObject *const *args, Py_ssize_t nargs,
@@ -422,11 +422,14 @@ static PyObject *producer_send_object(ProducerObject *self, PyObject *const *arg
 		return send_pickle(self, st, buf, (size_t)n, t);
 	PyObject *data = pickle_in_band(st, av[0]);
 	if (!data) {
-		if (PyErr_ExceptionMatches(st->LargeBuffer) || PyErr_ExceptionMatches(PyExc_TypeError) ||
-		    PyErr_ExceptionMatches(PyExc_AttributeError) ||
-		    (st->PicklingError && PyErr_ExceptionMatches(st->PicklingError))) {
+		if (PyErr_ExceptionMatches(st->LargeBuffer)) {
 			PyErr_Clear();
 			Py_RETURN_FALSE;
+		}
+		if (PyErr_ExceptionMatches(PyExc_TypeError) || PyErr_ExceptionMatches(PyExc_AttributeError) ||
+		    (st->PicklingError && PyErr_ExceptionMatches(st->PicklingError))) {
+			PyErr_Clear();
+			Py_RETURN_NONE;
 		}
 		return NULL;
 	}

@@ -39,7 +39,7 @@ INLINE_BYTES = RECORD_SIZE - 8  # a message this short travels in its record
 WRITABLE_FROM = 64 * 1024
 # Pickle buffers at least this long go out of band: gathered into the message
 # straight from the object's memory, not copied into the pickle first (the C
-# extension's constant: its _send_object hands such objects back to dumps).
+# extension's constant: its _send_object hands such objects back to put).
 OUT_OF_BAND_FROM = _ext._OUT_OF_BAND_FROM
 _pickle_dumps = pickle.dumps
 _pickle_loads = pickle.loads
@@ -126,7 +126,27 @@ def _loads_other(msg) -> Any:
     return _pickle_loads(msg)
 
 
-class Queue:
+def _note_codecs() -> None:
+    for q in list(_queues):
+        q._note_codec()
+
+
+class _QueueType(type):
+    """Queue's metaclass: dumps or loads set on (or deleted from) Queue or a subclass, before or after
+    queues exist, makes every queue decide again whether put and get pickle in C."""
+
+    def __setattr__(cls, name: str, value: Any) -> None:
+        super().__setattr__(name, value)
+        if name in ("dumps", "loads"):
+            _note_codecs()
+
+    def __delattr__(cls, name: str) -> None:
+        super().__delattr__(name)
+        if name in ("dumps", "loads"):
+            _note_codecs()
+
+
+class Queue(metaclass=_QueueType):
     """A multi-producer, multi-consumer queue of Python objects in shared memory.
 
     ``Queue(max_size_bytes=1_000_000, maxsize=0, loads=None, dumps=None)``, as
@@ -191,8 +211,8 @@ class Queue:
     def _note_codec(self) -> None:
         """Whether dumps and loads are Queue's own: then put and get pickle in C (the same wire format)."""
         d = self.__dict__
-        d["_c_dumps"] = "dumps" not in d and type(self).dumps is Queue.dumps
-        d["_c_loads"] = "loads" not in d and type(self).loads is Queue.loads
+        d["_c_dumps"] = "dumps" not in d and type(self).dumps is _queue_dumps
+        d["_c_loads"] = "loads" not in d and type(self).loads is _queue_loads
 
     def __setattr__(self, name: str, value: Any) -> None:
         object.__setattr__(self, name, value)
@@ -281,9 +301,14 @@ class Queue:
             except AttributeError:  # this thread's first put
                 pass
             else:
-                # Pickled and sent in C; False: obj needs dumps (out-of-band buffers, ForkingPickler).
-                if p._send_object(obj, timeout if block else 0):
+                # Pickled and sent in C; else obj is pickled once more, as dumps would have ended.
+                sent = p._send_object(obj, timeout if block else 0)
+                if sent:
                     return
+                # False: large buffers (out of band); None: pickle refused obj (multiprocessing's pickler).
+                data = self._dumps_out_of_band(obj) if sent is False else ForkingPickler.dumps(obj, 5)
+                self._send(data, _Deadline(block, timeout))
+                return
         self._send(self.dumps(obj), _Deadline(block, timeout))
 
     def put_nowait(self, obj: Any) -> None:
@@ -488,6 +513,10 @@ class Queue:
             " closed" if self.is_closed() else "",
         )
 
+
+# Queue's own, as defined here (Queue.dumps may be replaced: that one is not pickled in C).
+_queue_dumps = Queue.__dict__["dumps"]
+_queue_loads = Queue.__dict__["loads"]
 
 # queue.Full and queue.Empty are what callers catch; ringmpsc's are subclasses.
 assert issubclass(Full, _queue.Full) and issubclass(Empty, _queue.Empty)

@@ -18,6 +18,7 @@ import pickle
 import queue as stdqueue
 import sys
 import time
+from multiprocessing.reduction import ForkingPickler
 
 import numpy as np
 import pytest
@@ -172,6 +173,8 @@ def test_the_decoder_answers_as_pickle_loads(chan):
         b"\x80\x05K\x01\x85\x85\x85.", b"\x80\x05]K\x01u.", b"\x80\x05h\x00.", b"\x80\x05N\x94h\x00\x86.",
         b"\x80\x05\x95\xff\x00\x00\x00\x00\x00\x00\x00N.", b"\x80\x05\x8c\x05ab.", b"\x80\x05\x8c\x01\xff.",
         b"\x80\x05}K\x01]s.", b"\x80\x05c__main__\nnope\n.", b"\x80\x04\x95\x03\x00\x00\x00\x00\x00\x00\x00N.",
+        # MEMOIZE stores at the count of memo entries (1 here), not after the highest index (6).
+        b"\x80\x05K\x07q\x05\x94h\x06.", b"\x80\x05K\x07q\x05\x94h\x01.",
     ]
     for raw in cases:
         try:
@@ -209,9 +212,9 @@ def test_bad_arguments(chan):
 def test_objects_pickle_refuses_lose_nothing(chan):
     q, p, ch = chan
     q.put("before")
-    # _send_object hands them back to Queue.dumps (False, nothing sent), which raises pickle's error.
-    assert p._send_object(Unpicklable()) is False
-    assert p._send_object(lambda: 0) is False
+    # _send_object hands them back to put (None, nothing sent): ForkingPickler raises pickle's error.
+    assert p._send_object(Unpicklable()) is None
+    assert p._send_object(lambda: 0) is None
     assert len(ch) == 1
     with pytest.raises(pickle.PicklingError, match="refused on purpose"):
         q.put(Unpicklable())
@@ -315,3 +318,72 @@ def test_objects_only_multiprocessing_pickles_still_travel():
         if child.is_alive():
             child.kill()
     assert child.exitcode == 0
+
+
+def test_dumps_and_loads_set_on_the_class_are_used(monkeypatch):
+    # Set on Queue (or a subclass) before or after the queue exists: put and get call them, as on an instance.
+    def tagged_dumps(self, obj):
+        return pickle.dumps(("tagged", obj))
+
+    before = Queue()
+    monkeypatch.setattr(Queue, "dumps", tagged_dumps)
+    after = Queue()
+    for q in (before, after):
+        q.put(1)
+        q.put(2)  # the second put has this thread's producer: the C path, unless dumps is noticed
+        assert q.get_many(timeout=5) == [("tagged", 1), ("tagged", 2)]
+    monkeypatch.undo()
+    before.put(3)
+    before.put(4)
+    assert before.get_many(timeout=5) == [3, 4] and before._c_dumps
+
+    class Sub(Queue):
+        pass
+
+    sub = Sub()
+    monkeypatch.setattr(Sub, "loads", lambda self, msg: ("loaded", pickle.loads(msg)))
+    sub.put(5)
+    assert sub.get(timeout=5) == ("loaded", 5)
+    monkeypatch.undo()
+    sub.put(6)
+    assert sub.get(timeout=5) == 6
+
+
+class CountsReduce:
+    """Counts its pickling: a __reduce__ with a side effect; holds a buffer pickled out of band."""
+
+    calls = 0
+
+    def __init__(self, data):
+        self.data = data
+
+    def __reduce__(self):
+        CountsReduce.calls += 1
+        return (CountsReduce, (self.data,))
+
+
+class OnlyForkingPickler:
+    def __reduce__(self):
+        raise TypeError("pickle refuses it, multiprocessing's pickler has a reducer")
+
+
+ForkingPickler.register(OnlyForkingPickler, lambda o: (OnlyForkingPickler, ()))
+
+
+def test_an_object_is_pickled_at_most_twice():
+    # The C path's pickle stops at a large buffer, or at an object pickle refuses; the Queue then makes
+    # the message without pickling it in band again (once more, as Queue.dumps would).
+    q = Queue(1 << 20)
+    q.put(0)
+    assert q.get(timeout=5) == 0
+    CountsReduce.calls = 0
+    data = np.arange(ext._OUT_OF_BAND_FROM, dtype=np.uint8)
+    q.put(CountsReduce(pickle.PickleBuffer(data)))
+    assert CountsReduce.calls == 2
+    got = q.get(timeout=5)
+    assert type(got) is CountsReduce and bytes(got.data) == data.tobytes()
+    CountsReduce.calls = 0
+    q.put([CountsReduce(b"x"), OnlyForkingPickler()])  # pickle refuses it: ForkingPickler sends it
+    assert CountsReduce.calls == 2
+    got = q.get(timeout=5)
+    assert got[0].data == b"x" and type(got[1]) is OnlyForkingPickler
