@@ -9,6 +9,7 @@ consuming process is a member of the channel's default group, so consumers share
 the work and a consumer that dies hands what it had taken to another (at least
 once). Order is FIFO per producing thread.
 """
+import abc
 import importlib
 import os
 import pickle
@@ -131,9 +132,10 @@ def _note_codecs() -> None:
         q._note_codec()
 
 
-class _QueueType(type):
+class _QueueType(abc.ABCMeta):
     """Queue's metaclass: dumps or loads set on (or deleted from) Queue or a subclass, before or after
-    queues exist, makes every queue decide again whether put and get pickle in C."""
+    queues exist, makes every queue decide again whether put and get pickle in C. An ABCMeta, so a
+    subclass may also be an abc.ABC (the usual other metaclass) without a metaclass conflict."""
 
     def __setattr__(cls, name: str, value: Any) -> None:
         super().__setattr__(name, value)

@@ -10,6 +10,7 @@ shared and cyclic containers, bad arguments, objects pickle refuses (nothing sen
 nothing lost), objects only multiprocessing pickles, messages over the size bound, a
 closed queue, timeouts.
 """
+import abc
 import copy
 import functools
 import math
@@ -304,7 +305,9 @@ def reply_through_received_connection(q):
 
 
 def test_objects_only_multiprocessing_pickles_still_travel():
-    """A Connection: pickle refuses it, so the C path hands it to Queue.dumps (ForkingPickler)."""
+    """A Connection reaches a forked child. Plain pickle takes it as its descriptor's number (as
+    faster_fifo does; multiprocessing.Queue's ForkingPickler sends a duplicate), which names the
+    same pipe in a child that inherited the descriptor table: README's Limits say so."""
     q = Queue()
     a, b = mp.Pipe()
     child = mp.get_context("fork").Process(target=reply_through_received_connection, args=(q,))
@@ -347,6 +350,26 @@ def test_dumps_and_loads_set_on_the_class_are_used(monkeypatch):
     monkeypatch.undo()
     sub.put(6)
     assert sub.get(timeout=5) == 6
+
+
+def test_a_subclass_may_also_be_an_abc():
+    # Queue's metaclass (which notices dumps/loads set on the class) is an ABCMeta: no conflict.
+    class Base(Queue, abc.ABC):
+        @abc.abstractmethod
+        def tag(self): ...
+
+    class Tagged(Base):
+        def tag(self):
+            return "t"
+
+        def dumps(self, obj):
+            return pickle.dumps((self.tag(), obj))
+
+    with pytest.raises(TypeError, match="abstract"):
+        Base()
+    q = Tagged()
+    q.put(1)
+    assert q.get(timeout=5) == ("t", 1)
 
 
 class CountsReduce:
