@@ -45,6 +45,7 @@ is acknowledged) and :class:`Source` (fetch, acknowledge) are all an engine has
 to provide; :class:`JetStreamSink` and :class:`JetStreamSource` are NATS's.
 Needs the ``nats-py`` package.
 """
+import abc
 import asyncio
 import json
 import logging
@@ -95,36 +96,37 @@ class Backoff:
 # The engine interface.
 
 
-class Sink:
-    """Where a Forwarder publishes (one subclass per engine)."""
+class Sink(abc.ABC):
+    """Where a Forwarder publishes (one subclass per engine: publish is required)."""
 
+    @abc.abstractmethod
     async def publish(self, records: Sequence[Tuple[str, bytes]], timeout: float) -> int:
         """Publish each (id, payload) in order; return once the engine acknowledged every one,
         with how many it recognised as duplicates by their id. Raise on any failure (the
         caller retries the whole batch with the same ids)."""
-        raise NotImplementedError
 
     async def close(self) -> None:
         """Drop the connection (a later publish connects again)."""
 
 
-class Source:
-    """What an Ingester fetches from (one subclass per engine). Messages have .data."""
+class Source(abc.ABC):
+    """What an Ingester fetches from (one subclass per engine: fetch, ack and reject are required).
+    Messages have .data."""
 
+    @abc.abstractmethod
     async def fetch(self, max_messages: int, timeout: float) -> List[Any]:
         """Up to max_messages messages, waiting up to timeout for the first; [] if none came."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     async def ack(self, msg: Any) -> None:
         """The message is committed: never deliver it again."""
-        raise NotImplementedError
 
     async def touch(self, msg: Any) -> None:
         """Still working on it: do not deliver it again yet."""
 
+    @abc.abstractmethod
     async def reject(self, msg: Any) -> None:
         """It can never be committed (too large for the channel): stop delivering it."""
-        raise NotImplementedError
 
     def deliveries(self, msg: Any) -> int:
         """How many times msg was delivered (1: the first time)."""

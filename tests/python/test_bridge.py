@@ -769,3 +769,18 @@ def test_cli_help_lists_the_bridge():
     out = subprocess.run([sys.executable, "-m", "ringmpsc", "forward", "--help"], capture_output=True, text=True,
                          timeout=30)
     assert "--subject" in out.stdout and "--group" in out.stdout and "--batch" in out.stdout
+
+
+def test_an_engine_must_implement_the_interface():
+    # Another engine subclasses Sink / Source; one that misses a required call is refused at once.
+    class HalfSink(bridge.Sink):
+        pass
+
+    class HalfSource(bridge.Source):
+        async def fetch(self, max_messages, timeout):
+            return []
+
+    with pytest.raises(TypeError, match="publish"):
+        HalfSink()
+    with pytest.raises(TypeError, match="ack"):
+        HalfSource()
