@@ -107,6 +107,7 @@ class Sink(abc.ABC):
 
     async def close(self) -> None:
         """Drop the connection (a later publish connects again)."""
+        return None  # optional: an engine without a connection has nothing to drop
 
 
 class Source(abc.ABC):
@@ -123,6 +124,7 @@ class Source(abc.ABC):
 
     async def touch(self, msg: Any) -> None:
         """Still working on it: do not deliver it again yet."""
+        return None  # optional: an engine that does not redeliver on a timer needs nothing
 
     @abc.abstractmethod
     async def reject(self, msg: Any) -> None:
@@ -134,6 +136,7 @@ class Source(abc.ABC):
 
     async def close(self) -> None:
         """Drop the connection (a later fetch connects again)."""
+        return None  # optional, as Sink.close
 
 
 # ---------------------------------------------------------------------------
