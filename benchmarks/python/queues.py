@@ -300,6 +300,28 @@ def others_load(c0, c1, seconds):
     return min(1.0, max(0.0, (busy - ours) / os.sysconf("SC_CLK_TCK") / (seconds * (os.cpu_count() or 1))))
 
 
+
+def start_together(procs, barrier, limit):
+    """Start procs under the alarm; once every one met at the barrier: (pids, their CPU ticks and the
+    wall time before the start, the start time)."""
+    for p in procs:
+        p.start()
+    signal.alarm(limit)
+    pids = [os.getpid()] + [p.pid for p in procs]
+    c0, w0 = cpu_ticks(pids), time.monotonic()
+    barrier.wait(limit)
+    return pids, c0, w0, time.monotonic()
+
+
+def join_checked(procs, errors):
+    """Join procs (the alarm off after), then raise with what the consumers reported and bad exits."""
+    for p in procs:
+        p.join(10)
+    signal.alarm(0)
+    errors = errors + ["process %d exit code %s" % (p.pid, p.exitcode) for p in procs if p.exitcode != 0]
+    if errors:
+        raise RuntimeError("; ".join(errors))
+
 def run_queue(impl, producers, consumers, batch, args, n):
     """One run of configuration (producers, consumers): (messages/s, others' CPU share or None)."""
     q = impl.make(args.queue_bytes, args.mpq_maxsize)
@@ -314,25 +336,13 @@ def run_queue(impl, producers, consumers, batch, args, n):
     procs = cons + prods
     ok = False
     try:
-        for p in procs:
-            p.start()
-        signal.alarm(limit)
-        pids = [os.getpid()] + [p.pid for p in procs]
-        c0, w0 = cpu_ticks(pids), time.monotonic()
-        barrier.wait(limit)
-        t0 = time.monotonic()
+        pids, c0, w0, t0 = start_together(procs, barrier, limit)
         wait_producers(done, prods, t0 + limit)
         for _ in range(consumers):
             q.put(END)
         got = [results.get() for _ in range(consumers)]  # the alarm bounds the wait
         c1, w1 = cpu_ticks(pids), time.monotonic()
-        for p in procs:
-            p.join(10)
-        signal.alarm(0)
-        errors = ["consumer %d: %s" % (g[0], g[4]) for g in got if g[4]]
-        errors += ["process %d exit code %s" % (p.pid, p.exitcode) for p in procs if p.exitcode != 0]
-        if errors:
-            raise RuntimeError("; ".join(errors))
+        join_checked(procs, ["consumer %d: %s" % (g[0], g[4]) for g in got if g[4]])
         total = producers * n
         count, acc = sum(g[1] for g in got), sum(g[2] for g in got)
         want = total * (total - 1) // 2
@@ -399,22 +409,10 @@ def run_frames(impl, args, n):
              CTX.Process(target=frame_producer, args=(impl, q, n, warm, pool, barrier, limit + 10))]
     ok = False
     try:
-        for p in procs:
-            p.start()
-        signal.alarm(limit)
-        pids = [os.getpid()] + [p.pid for p in procs]
-        c0, w0 = cpu_ticks(pids), time.monotonic()
-        barrier.wait(limit)
-        t0 = time.monotonic()
+        pids, c0, w0, t0 = start_together(procs, barrier, limit)
         got, t1, err = results.get()
         c1, w1 = cpu_ticks(pids), time.monotonic()
-        for p in procs:
-            p.join(10)
-        signal.alarm(0)
-        errors = ["consumer: " + err] if err else []
-        errors += ["process %d exit code %s" % (p.pid, p.exitcode) for p in procs if p.exitcode != 0]
-        if errors:
-            raise RuntimeError("; ".join(errors))
+        join_checked(procs, ["consumer: " + err] if err else [])
         ok = True
         return got / (t1 - t0), others_load(c0, c1, w1 - w0)
     finally:
