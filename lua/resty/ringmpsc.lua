@@ -221,7 +221,8 @@ local function log_drops(s, err, final)
 	end
 end
 
--- This process's producer, registered now if it has none (at most every 0.1 s while
+-- This process's producer (the send path's one check: the pid, then the handle),
+-- registered now if it has none (at most every 0.1 s while
 -- the channel has no free slot). nil, err when there is none.
 local function producer(s)
 	local pid = worker_pid()
@@ -272,31 +273,23 @@ end
 -- waits; safe in every phase. A record that cannot be sent ("full", "no slot", "too
 -- long", "closed", ...) is counted as dropped.
 function Shipper:send(str)
-	local p = self._p
-	if not p or self._pid ~= worker_pid() then
-		local err
-		p, err = producer(self)
-		if not p then
-			return dropped(self, 1, err)
-		end
+	local p, err = producer(self)
+	if not p then
+		return dropped(self, 1, err)
 	end
-	local ok, err = p:send(str)
+	local ok, serr = p:send(str)
 	if ok then
 		return true
 	end
-	return dropped(self, 1, err)
+	return dropped(self, 1, serr)
 end
 
 -- s:reserve(k) -> ptr, n | nil, err: up to k records to fill in place, then
 -- s:commit(n). Never waits. A failed reserve counts k records as dropped.
 function Shipper:reserve(k)
-	local p = self._p
-	if not p or self._pid ~= worker_pid() then
-		local err
-		p, err = producer(self)
-		if not p then
-			return dropped(self, k, err)
-		end
+	local p, err = producer(self)
+	if not p then
+		return dropped(self, k, err)
 	end
 	local ptr, n = p:reserve(k)
 	if ptr then
