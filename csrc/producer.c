@@ -424,18 +424,26 @@ static void gather_into(struct gather *g, unsigned char *dst, size_t n)
 	}
 }
 
-/* The slabs of a message: the first lists the others, then the bytes, in order. */
+/* The slabs of a message: the first lists the others, then the bytes, in order;
+ * consecutive slabs (slab.c takes runs where it can) are one range of the region,
+ * filled with one gather. */
 static void fill_slabs(rmpsc_channel *ch, const uint32_t *h, uint32_t k, struct gather *g, uint64_t len)
 {
 	uint32_t size = ch->L.slab_size;
 	unsigned char *first = rmpsc_slab_ptr(ch, h[0]);
 	uint32_t list = 4 * (k - 1);
-	for (uint32_t i = 1; i < k; i++)
+	int run = ch->L.slab_stride == size;
+	for (uint32_t i = 1; i < k; i++) {
 		put_u32le(first + 4 * (i - 1), h[i]);
+		run = run && h[i] == h[0] + i;
+	}
+	if (run)
+		gather_into(g, first + list, (size_t)len);
 	for (uint32_t i = 0; i < k; i++) {
 		uint32_t off = i ? 0 : list;
 		uint64_t n = len < size - off ? len : size - off;
-		gather_into(g, (unsigned char *)rmpsc_slab_ptr(ch, h[i]) + off, (size_t)n);
+		if (!run)
+			gather_into(g, (unsigned char *)rmpsc_slab_ptr(ch, h[i]) + off, (size_t)n);
 		store_relaxed(&slab_meta_of(ch, h[i])->len, (uint32_t)n); /* published by the commit (release) */
 		len -= n;
 	}

@@ -21,6 +21,7 @@
 #include "error.h"
 #include "group.h"
 #include "handle.h"
+#include "notify.h"
 #include "ring.h"
 #include "slab.h"
 #include "wait.h"
@@ -87,37 +88,121 @@ static inline int grouped_free(const rmpsc_channel *ch, uint64_t w, uint64_t hea
 	return owner_state(w) == SLAB_TRANSIT && transit_slot(w) < ch->L.max_producers && transit_consumed(w, head);
 }
 
-/* Take up to `want` free slabs in one pass over the pool, from a rotating cursor;
- * returns how many (their handles in handles[0..]). */
+/* Whether a slab's owner word says it may be taken: free, or (with groups) riding
+ * on a record every group has released. Remembers the released head of the ring
+ * it looked up last: heads only grow, so a remembered one errs towards "in use". */
+struct takeable {
+	int released; /* grouped: released records' slabs are free */
+	uint32_t head_slot;
+	uint64_t head;
+};
+
+static int takeable(const rmpsc_channel *ch, struct takeable *t, uint64_t w)
+{
+	if (w == 0)
+		return 1;
+	if (!t->released || owner_state(w) != SLAB_TRANSIT || transit_slot(w) >= ch->L.max_producers)
+		return 0;
+	if (transit_slot(w) != t->head_slot) {
+		t->head_slot = transit_slot(w);
+		t->head = rmpsc__released_head(ch, t->head_slot, load_acquire(&slot_ctrl(ch, t->head_slot)->tail));
+	}
+	return grouped_free(ch, w, t->head);
+}
+
+/* Take slab j if it may be taken. Acquire on success: the previous holder's
+ * accesses are done before ours. */
+static int take_slab(rmpsc_channel *ch, struct takeable *t, uint64_t held, uint32_t j)
+{
+	struct slab_meta *m = slab_meta_of(ch, j);
+	uint64_t w = load_relaxed(&m->owner);
+	if (!takeable(ch, t, w) || !cas_acq_rel(&m->owner, &w, held))
+		return 0;
+	store_relaxed(&m->len, 0);
+	return 1;
+}
+
+static void give_back_run(rmpsc_channel *ch, uint64_t held, uint32_t first, uint32_t n)
+{
+	for (uint32_t j = first; j < first + n; j++) {
+		uint64_t w = held;
+		cas_acq_rel(&slab_meta_of(ch, j)->owner, &w, 0); /* ours: cannot fail */
+	}
+}
+
+/*
+ * Take `want` consecutive slabs (handles first .. first + want - 1), looking from
+ * `start` to the pool's end and then from its beginning: a message in such a run
+ * is one contiguous range of the region, copied in and out with one memcpy and
+ * readable in place. 1 when taken, 0 when the pool has no such run now.
+ */
+static int try_alloc_run(rmpsc_channel *ch, uint64_t held, uint32_t want, uint32_t start, uint32_t *handles)
+{
+	uint32_t n = ch->L.slab_count;
+	struct takeable t = { grouped(ch), UINT32_MAX, 0 };
+	for (int pass = 0; pass < 2; pass++) {
+		uint32_t from = pass ? 0 : start, to = pass ? start + want - 1 : n;
+		if (to > n)
+			to = n;
+		uint32_t run = 0;
+		for (uint32_t j = from; j < to; j++) {
+			run = takeable(ch, &t, load_relaxed(&slab_meta_of(ch, j)->owner)) ? run + 1 : 0;
+			if (run < want)
+				continue;
+			uint32_t first = j + 1 - want, got = 0;
+			while (got < want && take_slab(ch, &t, held, first + got))
+				got++;
+			if (got == want) {
+				for (uint32_t i = 0; i < want; i++)
+					handles[i] = first + i;
+				return 1;
+			}
+			/* Another sender took one meanwhile: look on after it. */
+			give_back_run(ch, held, first, got);
+			j = first + got;
+			run = 0;
+		}
+	}
+	return 0;
+}
+
+/* Take up to `want` free slabs in one pass over the pool, from a rotating cursor:
+ * consecutive ones when the pool has such a run, else wherever they are. Returns
+ * how many (their handles in handles[0..]). A run is looked for from where the
+ * last one ended (next fit): messages released in the order they were sent then
+ * free runs in that order, and a stream of equal messages packs the pool. */
 static uint32_t try_alloc_n(rmpsc_channel *ch, uint64_t held, uint32_t want, uint32_t *handles)
 {
 	uint32_t n = ch->L.slab_count;
-	uint32_t start = fetch_add_relaxed(&ch->hdr->slab_cursor, want) % n;
-	int released = grouped(ch);
-	uint32_t head_slot = UINT32_MAX; /* the ring whose released head we gathered last */
-	uint64_t head = 0;
-	uint32_t got = 0;
-	for (uint32_t i = 0, j = start; i < n && got < want; i++, j = j + 1 < n ? j + 1 : 0) {
-		struct slab_meta *m = slab_meta_of(ch, j);
-		uint64_t w = load_relaxed(&m->owner);
-		if (w != 0 && released && owner_state(w) == SLAB_TRANSIT && transit_slot(w) < ch->L.max_producers &&
-		    transit_slot(w) != head_slot) {
-			head_slot = transit_slot(w);
-			head = rmpsc__released_head(ch, head_slot, load_acquire(&slot_ctrl(ch, head_slot)->tail));
-		}
-		/* Acquire on success: the previous holder's accesses are done before ours. */
-		if ((w == 0 || (released && transit_slot(w) == head_slot && grouped_free(ch, w, head))) &&
-		    cas_acq_rel(&m->owner, &w, held)) {
-			store_relaxed(&m->len, 0);
-			handles[got++] = j;
-		}
+	uint32_t *cursor = &ch->hdr->slab_cursor;
+	if (want >= 2 && want <= n && try_alloc_run(ch, held, want, load_relaxed(cursor) % n, handles)) {
+		store_relaxed(cursor, handles[0] + want);
+		return want;
 	}
+	uint32_t start = fetch_add_relaxed(cursor, want) % n;
+	struct takeable t = { grouped(ch), UINT32_MAX, 0 };
+	uint32_t got = 0;
+	for (uint32_t i = 0, j = start; i < n && got < want; i++, j = j + 1 < n ? j + 1 : 0)
+		if (take_slab(ch, &t, held, j))
+			handles[got++] = j;
 	return got;
 }
 
 static int try_alloc(rmpsc_channel *ch, uint64_t held, uint32_t *handle)
 {
 	return try_alloc_n(ch, held, 1, handle) == 1;
+}
+
+/*
+ * A sender about to sleep for slabs wakes the members first: the slabs it waits
+ * for come free only once they take what was sent, and a member that lingers
+ * (coalescing: waiting for more records before it wakes) would keep them for its
+ * whole delay, while the pool, not the ring, is what holds the sender back. (A
+ * stream of 1 MiB messages through a pool of four stalled 1 ms per message.)
+ */
+static void wake_lingering_members(rmpsc_channel *ch)
+{
+	wake_all_members(ch);
 }
 
 struct slab_wait {
@@ -134,6 +219,7 @@ static int slab_ready(void *arg)
 		return RMPSC_OK;
 	if (load_acquire(&w->ch->hdr->closed))
 		return rmpsc__set_error(RMPSC_ECLOSED, "slab_alloc: channel is closed and the pool is empty");
+	wake_lingering_members(w->ch);
 	/* Holders that died free nothing and wake nobody: look for them now and then. */
 	int64_t now = rmpsc__monotonic_ns();
 	if (now >= w->next_reclaim_ns) {
@@ -152,12 +238,15 @@ int rmpsc__slab_alloc(rmpsc_channel *ch, struct deadline *dl, uint32_t *handle)
 		return rc;
 	struct slab_wait sw = { ch, owner_word(SLAB_HELD, me), RMPSC_INVALID_HANDLE, 0 };
 	struct region_header *h = ch->hdr;
-	/* No spin: each poll is a scan of the pool. Slices let a sleeper reclaim. */
+	/* Spin first, as for ring space: a sleep costs its waker a futex call and us a
+	 * membarrier, while a receiver that is running frees slabs within microseconds
+	 * (each poll is a scan of the pool). Slices let a sleeper reclaim. */
 	struct waiter wt = { .flag = &h->slab_waiting,
 			     .seq = &h->slab_seq,
 			     .ready = slab_ready,
 			     .arg = &sw,
 			     .would_block = RMPSC_EFULL,
+			     .spin_ns = rmpsc__spin_ns,
 			     .slice_ns = RECLAIM_PERIOD_NS,
 			     .interruptible = interruptible(ch),
 			     .asymmetric = ch->asymmetric };
@@ -492,6 +581,7 @@ static int assembler_ready(void *arg)
 		return RMPSC_OK;
 	if (load_acquire(&a->ch->hdr->closed))
 		return rmpsc__set_error(RMPSC_ECLOSED, "send_message: channel is closed");
+	wake_lingering_members(a->ch);
 	/* An assembler that died wakes nobody: look for it now and then. */
 	int64_t now = rmpsc__monotonic_ns();
 	if (w && now >= a->next_check_ns) {
@@ -502,6 +592,30 @@ static int assembler_ready(void *arg)
 		}
 	}
 	return WAIT_NOT_READY;
+}
+
+/* The assembler's first wait: all the slabs of its message at once. */
+#define GATHER_WHOLE_NS    RECLAIM_PERIOD_NS
+#define WAIT_GATHER_SLOWLY (INT32_MIN + 1)
+struct gather_wait {
+	rmpsc_channel *ch;
+	uint64_t held;
+	uint32_t n;
+	uint32_t *handles;
+	int64_t until_ns; /* then gather slab by slab */
+};
+
+static int gather_ready(void *arg)
+{
+	struct gather_wait *g = arg;
+	uint32_t got = try_alloc_n(g->ch, g->held, g->n, g->handles);
+	if (got == g->n)
+		return RMPSC_OK;
+	rmpsc__slab_give_back(g->ch, g->handles, got);
+	if (load_acquire(&g->ch->hdr->closed))
+		return rmpsc__set_error(RMPSC_ECLOSED, "send_message: channel is closed");
+	wake_lingering_members(g->ch);
+	return rmpsc__monotonic_ns() >= g->until_ns ? WAIT_GATHER_SLOWLY : WAIT_NOT_READY;
 }
 
 static void assembler_leave(rmpsc_channel *ch, uint64_t me)
@@ -563,11 +677,26 @@ int rmpsc__slab_alloc_many(rmpsc_channel *ch, struct deadline *dl, uint32_t n, u
 								"the deadline (another sender is gathering)",
 								n)
 					     : rc;
-	uint32_t got;
-	for (got = 0; got < n; got++) {
-		if ((rc = rmpsc__slab_alloc(ch, dl, &handles[got])))
-			break;
-	}
+	/* Wait for all n at once first (consecutive where the pool has a run: what a
+	 * receiver releases comes free a message at a time); only a sender that waits
+	 * longer than that gathers slab by slab, holding what it has, so that senders
+	 * of single slabs cannot keep it waiting for ever. */
+	struct gather_wait gw = { ch, held, n, handles, rmpsc__monotonic_ns() + GATHER_WHOLE_NS };
+	struct waiter whole = { .flag = &h->slab_waiting,
+				.seq = &h->slab_seq,
+				.ready = gather_ready,
+				.arg = &gw,
+				.would_block = RMPSC_EFULL,
+				.spin_ns = rmpsc__spin_ns,
+				.slice_ns = GATHER_WHOLE_NS,
+				.interruptible = interruptible(ch),
+				.asymmetric = ch->asymmetric };
+	rc = rmpsc__wait(&whole, dl);
+	uint32_t got = rc == RMPSC_OK ? n : 0;
+	if (rc == WAIT_GATHER_SLOWLY)
+		rc = RMPSC_OK;
+	for (; got < n && rc == RMPSC_OK; got++)
+		rc = rmpsc__slab_alloc(ch, dl, &handles[got]);
 	if (rc) {
 		rmpsc__slab_give_back(ch, handles, got);
 		if (rc == RMPSC_ETIMEDOUT)
@@ -615,6 +744,8 @@ int rmpsc__message_of_record(const rmpsc_channel *ch, const void *record, uint32
 	if (len + list > ch->L.slab_size)
 		return not_a_message(slot, pos, "a slab length beyond the slab");
 	const unsigned char *lp = rmpsc_slab_ptr(ch, first);
+	/* In place when its slabs follow each other in the region, each full but the last. */
+	int contiguous = ch->L.slab_stride == ch->L.slab_size && len + list == ch->L.slab_size;
 	for (uint32_t i = 1; i < k; i++) {
 		uint32_t hi = get_u32le(lp + 4 * (i - 1));
 		if (hi >= ch->L.slab_count || load_acquire(&slab_meta_of(ch, hi)->owner) != word)
@@ -622,10 +753,11 @@ int rmpsc__message_of_record(const rmpsc_channel *ch, const void *record, uint32
 		uint32_t li = load_relaxed(&slab_meta_of(ch, hi)->len);
 		if (li > ch->L.slab_size)
 			return not_a_message(slot, pos, "a slab length beyond the slab");
+		contiguous = contiguous && hi == first + i && (i == k - 1 || li == ch->L.slab_size);
 		len += li;
 	}
 	m->len = len;
-	m->data = k == 1 ? lp : NULL;
+	m->data = k == 1 || contiguous ? lp + list : NULL;
 	m->slabs = k;
 	m->first_ = first;
 	m->word_ = word;

@@ -584,10 +584,12 @@ RMPSC_API int rmpsc_producer_send_message(rmpsc_producer *p, const struct rmpsc_
 /* A received message, valid until its record is advanced past. */
 struct rmpsc_message {
 	uint64_t len;
-	const void *data; /* its bytes when contiguous (inline, or one slab); NULL: copy with rmpsc_message_copy */
-	uint32_t slabs;   /* slabs it occupies (0: inline) */
-	uint32_t first_;  /* private */
-	uint64_t word_;   /* private */
+	/* Its bytes, in place, when contiguous: inline, in one slab, or in consecutive
+	 * slabs (taken so where the pool has a run). NULL: copy with rmpsc_message_copy. */
+	const void *data;
+	uint32_t slabs;  /* slabs it occupies (0: inline) */
+	uint32_t first_; /* private */
+	uint64_t word_;  /* private */
 };
 /*
  * Decode record `index` of the span the last rmpsc_read returned as a message.

@@ -5,7 +5,9 @@
  * after consumption, with one consumer and with groups; senders that each need most
  * of the pool (the assembler's turn: no deadlock); a sender killed while gathering;
  * producer processes sending random sizes to a grouped consumer with every message
- * checked; rmpsc_producer_register_wait waiting for a slot.
+ * checked; rmpsc_producer_register_wait waiting for a slot; runs of consecutive
+ * slabs read in place, and scattered ones when the pool has no run; a sender
+ * waiting for slabs waking a lingering member.
  */
 #include <pthread.h>
 #include <sys/wait.h>
@@ -56,6 +58,121 @@ static void test_round_trip(uint32_t max_consumers)
 	rmpsc_channel_release(ch);
 }
 
+/* Take every slab of a free pool of n, then free the even ones: n / 2 free, no two
+ * of them consecutive. held[] gets the odd ones (n / 2 of them). */
+static void hold_odd_slabs(rmpsc_channel *ch, uint32_t n, uint32_t *held)
+{
+	uint32_t h[64], k = 0;
+	CHECK(n <= 64, "pool of %u", n);
+	for (uint32_t i = 0; i < n; i++)
+		CHECK_OK(rmpsc_slab_alloc(ch, 0, &h[i]));
+	for (uint32_t i = 0; i < n; i++) {
+		if (h[i] % 2)
+			held[k++] = h[i];
+		else
+			CHECK_OK(rmpsc_slab_free(ch, h[i]));
+	}
+	CHECK(k == n / 2, "%u odd slabs of %u", k, n);
+}
+
+/*
+ * A message of several slabs takes consecutive ones where the pool has such a run:
+ * one range of the region, read in place (data set); runs are taken from where the
+ * last ended, so equal messages sent and received in turn pack the pool round and
+ * round. A pool with no run left still carries the message, in scattered slabs
+ * (data NULL: copied with rmpsc_message_copy), byte for byte.
+ */
+static void test_runs(uint32_t max_consumers)
+{
+	rmpsc_channel *ch = make(64, 64, 1, 256, 16, max_consumers);
+	rmpsc_producer *p;
+	CHECK_OK(rmpsc_producer_register(ch, &p));
+	unsigned char b[1000];
+	for (uint32_t round = 0; round < 8; round++) {
+		for (uint32_t i = 0; i < 3; i++)
+			CHECK_OK(send_tagged(p, 1000, round * 3 + i, 0)); /* 4 slabs each: 12 of 16 */
+		const void *rec;
+		CHECK_RC(rmpsc_read(ch, 3, 0, &rec, NULL), 3);
+		for (uint32_t i = 0; i < 3; i++) {
+			struct rmpsc_message m;
+			CHECK_OK(rmpsc_message_at(ch, i, &m));
+			CHECK(m.len == 1000 && m.slabs == 4, "round %u message %u: %llu bytes in %u slabs", round, i,
+			      (unsigned long long)m.len, m.slabs);
+			CHECK(m.data, "round %u message %u: not in consecutive slabs", round, i);
+			check_bytes(m.data, m.len, round * 3 + i);
+			memset(b, 0, sizeof b);
+			CHECK_OK(rmpsc_message_copy(ch, &m, b));
+			check_bytes(b, m.len, round * 3 + i);
+		}
+		CHECK_OK(rmpsc_advance_messages(ch, 3));
+	}
+	CHECK(rmpsc_slab_free_count(ch) == 16, "%u slabs free, want 16", rmpsc_slab_free_count(ch));
+	uint32_t held[8];
+	hold_odd_slabs(ch, 16, held);
+	CHECK_OK(send_tagged(p, 1000, 99, 0)); /* 4 of the 8 free slabs, none next to another */
+	const void *rec;
+	CHECK_RC(rmpsc_read(ch, 1, 0, &rec, NULL), 1);
+	struct rmpsc_message m;
+	CHECK_OK(rmpsc_message_at(ch, 0, &m));
+	CHECK(m.len == 1000 && !m.data, "a scattered message: %llu bytes, data %p", (unsigned long long)m.len, m.data);
+	CHECK_OK(rmpsc_message_copy(ch, &m, b));
+	check_bytes(b, m.len, 99);
+	CHECK_OK(rmpsc_advance_messages(ch, 1));
+	for (uint32_t i = 0; i < 8; i++)
+		CHECK_OK(rmpsc_slab_free(ch, held[i]));
+	CHECK(rmpsc_slab_free_count(ch) == 16, "%u slabs free, want 16", rmpsc_slab_free_count(ch));
+	rmpsc_producer_close(p);
+	rmpsc_channel_release(ch);
+}
+
+/*
+ * A sender that waits for slabs wakes a member that lingers (coalescing: asleep
+ * until 32 records or a second): the records holding the pool are already there,
+ * and only the member taking them frees it. Before, the sender sat out the linger
+ * (a 1 MiB message stream stalled a millisecond per message). The member's wake-up
+ * is counted in stats: without it, the member would have woken by its own timer.
+ */
+struct lingerer {
+	rmpsc_channel *ch;
+	int tid;
+	int n;
+};
+
+static void *lingering_reader(void *arg)
+{
+	struct lingerer *l = arg;
+	const void *rec;
+	publish_tid(&l->tid);
+	l->n = rmpsc_read(l->ch, 16, 10 * SEC_NS, &rec, NULL);
+	if (l->n > 0)
+		CHECK_OK(rmpsc_advance_messages(l->ch, (size_t)l->n));
+	return NULL;
+}
+
+static void test_pool_wait_wakes_lingerer(uint32_t max_consumers)
+{
+	rmpsc_channel *ch = make(64, 64, 1, 256, 8, max_consumers);
+	CHECK_OK(rmpsc_consumer_coalesce(ch, 32, RMPSC_COALESCE_MAX_DELAY_NS));
+	rmpsc_producer *p;
+	CHECK_OK(rmpsc_producer_register(ch, &p));
+	struct lingerer l = { ch, 0, 0 };
+	pthread_t t;
+	pthread_create(&t, NULL, lingering_reader, &l);
+	wait_blocked(&l.tid);
+	struct rmpsc_stats before;
+	CHECK_OK(rmpsc_stats(ch, &before, NULL, 0));
+	CHECK_OK(send_tagged(p, 2000, 1, 0)); /* the whole pool; one record wakes no lingerer */
+	CHECK_OK(send_tagged(p, 2000, 2, 10 * SEC_NS));
+	pthread_join(t, NULL);
+	CHECK(l.n == 1, "the member read %d records", l.n);
+	struct rmpsc_stats after;
+	CHECK_OK(rmpsc_stats(ch, &after, NULL, 0));
+	CHECK(after.consumer_wakes > before.consumer_wakes, "the waiting sender did not wake the lingering member");
+	recv_check(ch, 2000, 2);
+	rmpsc_producer_close(p);
+	rmpsc_channel_release(ch);
+}
+
 static void test_not_messages(void)
 {
 	rmpsc_channel *ch = make(64, 64, 1, 256, 16, 1);
@@ -75,7 +192,11 @@ static void test_not_messages(void)
 		CHECK(strstr(rmpsc_last_error(), "not a message"), "message: %s", rmpsc_last_error());
 		CHECK_OK(rmpsc_advance_messages(ch, 1));
 	}
-	/* A many-slab message whose list is forged to name a free slab: refused. */
+	/* A many-slab message whose list is forged to name a free slab: refused. The
+	 * odd slabs are held, so the pool has no run and the message is scattered (one
+	 * in consecutive slabs is read in place, where its list is not read again). */
+	uint32_t held[8];
+	hold_odd_slabs(ch, 16, held);
 	CHECK_OK(send_tagged(p, 1000, 7, 0));
 	CHECK_RC(rmpsc_read(ch, 1, 0, &r, NULL), 1);
 	uint32_t first = rmpsc_record_handle(r);
@@ -98,6 +219,8 @@ static void test_not_messages(void)
 	free(b);
 	memcpy(list, &saved, 4);
 	CHECK_OK(rmpsc_advance_messages(ch, 1));
+	for (uint32_t i = 0; i < 8; i++)
+		CHECK_OK(rmpsc_slab_free(ch, held[i]));
 	CHECK(rmpsc_slab_free_count(ch) == 16, "%u slabs free, want 16", rmpsc_slab_free_count(ch));
 	/* No pool: inline only. */
 	rmpsc_producer_close(p);
@@ -361,6 +484,10 @@ int main(void)
 	test_round_trip(1);
 	test_round_trip(2);
 	test_not_messages();
+	test_runs(1);
+	test_runs(2);
+	test_pool_wait_wakes_lingerer(1);
+	test_pool_wait_wakes_lingerer(2);
 	test_full_pool(1);
 	test_full_pool(2);
 	test_big_senders(1);
