@@ -438,10 +438,28 @@ static int op_read_span(void *ctx, int64_t t)
 /* What recv_messages takes and how: its bounds, and the bytes taken so far. */
 struct take_bounds {
 	long long max_bytes;     /* in all, past the call's first message */
-	long long writable_from; /* messages this long come as bytearray */
+	long long writable_from; /* messages this long come as bytearray (or MessageBuffer) */
 	long long bytes;
 	Py_ssize_t max_messages;
+	int recycled; /* _recv_objects: messages of writable_from bytes or more come as MessageBuffer */
 };
+
+/* The bytes of a message take_span made: bytes, bytearray or MessageBuffer. */
+static char *message_bytes(PyObject *m)
+{
+	if (PyBytes_CheckExact(m))
+		return PyBytes_AS_STRING(m);
+	if (PyByteArray_CheckExact(m))
+		return PyByteArray_AS_STRING(m);
+	return block_data(m);
+}
+
+static Py_ssize_t message_len(PyObject *m)
+{
+	if (PyBytes_CheckExact(m) || PyByteArray_CheckExact(m))
+		return Py_SIZE(m);
+	return PyObject_Length(m);
+}
 
 /*
  * Copy out the messages of the span the last rmpsc_read returned (n records),
@@ -474,13 +492,14 @@ static int take_span(consumer_side *cs, int n, PyObject *list, struct take_bound
 			rc = 0;
 			break;
 		}
-		PyObject *b = (long long)m.len >= tb->writable_from
-				      ? PyByteArray_FromStringAndSize(NULL, (Py_ssize_t)m.len)
-				      : PyBytes_FromStringAndSize(NULL, (Py_ssize_t)m.len);
+		int large = (long long)m.len >= tb->writable_from;
+		PyObject *b = !large	     ? PyBytes_FromStringAndSize(NULL, (Py_ssize_t)m.len)
+			      : tb->recycled ? block_new(cs->st, (Py_ssize_t)m.len)
+					     : PyByteArray_FromStringAndSize(NULL, (Py_ssize_t)m.len);
 		r = RC_PYERR;
 		if (b) {
 			/* The new object is ours alone until returned (see recv_record). */
-			char *dst = PyByteArray_Check(b) ? PyByteArray_AS_STRING(b) : PyBytes_AS_STRING(b);
+			char *dst = message_bytes(b);
 			if (m.len > BIG_COPY) {
 				Py_BEGIN_ALLOW_THREADS
 				r = rmpsc_message_copy(cs->ch, &m, dst);
@@ -518,7 +537,7 @@ copied out as bytes, or as a bytearray when it is at least bytearray_from bytes\
 long (writable, e.g. for NumPy buffers unpickled from it).");
 /* recv_messages' work once its arguments are parsed: the list of messages, or NULL with an exception. */
 static PyObject *recv_message_list(consumer_side *cs, long long max, int64_t t, long long max_bytes,
-				   long long writable_from)
+				   long long writable_from, int recycled)
 {
 	PyObject *list = PyList_New(0);
 	if (!list)
@@ -528,7 +547,7 @@ static PyObject *recv_message_list(consumer_side *cs, long long max, int64_t t, 
 		Py_DECREF(list);
 		return NULL;
 	}
-	struct take_bounds tb = { max_bytes, writable_from, 0, (Py_ssize_t)max };
+	struct take_bounds tb = { max_bytes, writable_from, 0, (Py_ssize_t)max, recycled };
 	struct op_read_span o = { cs->ch, (size_t)max, NULL };
 	int err = 0;
 	/* Wait for the first span; then take what the other rings hold, without waiting. */
@@ -585,7 +604,7 @@ PyObject *cs_recv_messages(PyObject *self, PyObject *const *args, Py_ssize_t nar
 	if (parse_recv_message_args("recv_messages", args, nargs, kwnames, kw_recv_messages, 4, a, &max, &t, &max_bytes,
 				    &writable_from) < 0)
 		return NULL;
-	return recv_message_list(cs, max, t, max_bytes, writable_from);
+	return recv_message_list(cs, max, t, max_bytes, writable_from, 0);
 }
 
 static const char *const kw_recv_objects[] = { "max_messages", "timeout", "max_bytes", "bytearray_from", "other" };
@@ -614,17 +633,24 @@ PyObject *cs_recv_objects(PyObject *self, PyObject *const *args, Py_ssize_t narg
 	}
 	if (!st->pickle_loads && pickle_import(st) < 0)
 		return NULL;
-	PyObject *list = recv_message_list(cs, max, t, max_bytes, writable_from);
+	PyObject *list = recv_message_list(cs, max, t, max_bytes, writable_from, 1);
 	if (!list)
 		return NULL;
 	for (Py_ssize_t i = 0; i < PyList_GET_SIZE(list); i++) {
 		PyObject *m = PyList_GET_ITEM(list, i);
-		const char *p = PyBytes_Check(m) ? PyBytes_AS_STRING(m) : PyByteArray_AS_STRING(m);
-		Py_ssize_t n = PyBytes_Check(m) ? PyBytes_GET_SIZE(m) : PyByteArray_GET_SIZE(m);
+		const char *p = message_bytes(m);
+		Py_ssize_t n = message_len(m);
 		int pickled = n > 0 && (unsigned char)p[0] == PICKLE_PROTO;
 		PyObject *obj = pickled ? fast_loads(p, n) : NULL;
-		if (!obj)
-			obj = PyObject_CallOneArg(other && !pickled ? other : st->pickle_loads, m);
+		if (!obj) {
+			/* loads and other get a bytes-like object they can index and slice:
+			 * a MessageBuffer goes as a memoryview of it. */
+			PyObject *arg = PyBytes_CheckExact(m) ? Py_NewRef(m) : PyMemoryView_FromObject(m);
+			if (arg) {
+				obj = PyObject_CallOneArg(other && !pickled ? other : st->pickle_loads, arg);
+				Py_DECREF(arg);
+			}
+		}
 		if (!obj) {
 			Py_DECREF(list);
 			return NULL;

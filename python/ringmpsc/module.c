@@ -158,12 +158,17 @@ static int module_exec(PyObject *m)
 	if (!(st->ReadViewType = (PyTypeObject *)PyType_FromModuleAndSpec(m, &readview_spec, NULL)) ||
 	    PyModule_AddType(m, st->ReadViewType) < 0)
 		goto done;
+	if (!(st->BlockType = (PyTypeObject *)PyType_FromModuleAndSpec(m, &block_spec, NULL)) ||
+	    PyModule_AddType(m, st->BlockType) < 0)
+		goto done;
+	block_cache_open(st);
 #if PY_VERSION_HEX < 0x030A0000
 	/* No Py_TPFLAGS_DISALLOW_INSTANTIATION before 3.10: refuse "T()" the old way. */
 	st->ConsumerType->tp_new = NULL;
 	st->ProducerType->tp_new = NULL;
 	st->ReservationType->tp_new = NULL;
 	st->ReadViewType->tp_new = NULL;
+	st->BlockType->tp_new = NULL;
 #endif
 	if (!(st->str_release = PyUnicode_InternFromString("release")))
 		goto done;
@@ -202,6 +207,7 @@ static int module_traverse(PyObject *m, visitproc visit, void *arg)
 	Py_VISIT(st->ProducerType);
 	Py_VISIT(st->ReservationType);
 	Py_VISIT(st->ReadViewType);
+	Py_VISIT(st->BlockType);
 	Py_VISIT(st->str_release);
 	return pickle_traverse(st, visit, arg);
 }
@@ -221,6 +227,8 @@ static int module_clear(PyObject *m)
 	Py_CLEAR(st->ProducerType);
 	Py_CLEAR(st->ReservationType);
 	Py_CLEAR(st->ReadViewType);
+	Py_CLEAR(st->BlockType);
+	block_cache_close(st);
 	Py_CLEAR(st->str_release);
 	pickle_clear(st);
 	return 0;

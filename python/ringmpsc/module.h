@@ -15,6 +15,7 @@
  *   producer.c  the Producer type
  *   span.c      Reservation and ReadView (one struct, two types)
  *   pickle.c    ringmpsc.Queue's default pickling, for Producer._send_object and _recv_objects
+ *   block.c     MessageBuffer: large received messages in memory recycled within the process
  *
  * A binding converts types and maps errors. Waiting, spinning before a sleep,
  * taking every available record in one call and reporting an error met after
@@ -68,6 +69,17 @@ static inline PyObject *compat_newref(PyObject *o)
 #define Py_TPFLAGS_DISALLOW_INSTANTIATION 0
 #endif
 
+/* Memory of large received messages, kept for the next (block.c). */
+#define BLOCK_CACHE_SLOTS 8
+#define BLOCK_CACHE_BYTES (64u << 20)
+struct block_cache {
+	char *ptr[BLOCK_CACHE_SLOTS];
+	size_t cap[BLOCK_CACHE_SLOTS];
+	size_t bytes;
+	int n;
+	int open; /* 0 once the module is cleared: memory returned then is freed */
+};
+
 typedef struct {
 	PyObject *Error;
 	PyObject *Full;
@@ -81,6 +93,8 @@ typedef struct {
 	PyTypeObject *ProducerType;
 	PyTypeObject *ReservationType;
 	PyTypeObject *ReadViewType;
+	PyTypeObject *BlockType;  /* MessageBuffer (block.c) */
+	struct block_cache blocks;
 	PyObject *str_release;    /* interned "release" */
 	/* ringmpsc.Queue's default serialisation (pickle.c): pickle's functions, imported on first use. */
 	PyObject *pickle_dumps, *pickle_loads, *PicklingError;
@@ -221,6 +235,12 @@ PyObject *fast_loads(const char *data, Py_ssize_t len);
 int pickle_traverse(modstate *st, visitproc visit, void *arg);
 void pickle_clear(modstate *st);
 
+/* block.c: MessageBuffer, a writable buffer of len bytes in recycled memory (NULL with an exception). */
+PyObject *block_new(modstate *st, Py_ssize_t len);
+char *block_data(PyObject *block);
+void block_cache_open(modstate *st);  /* module exec */
+void block_cache_close(modstate *st); /* module clear: frees what is cached */
+
 /* Shared method bodies. */
 PyObject *self_enter(PyObject *self, PyObject *unused);
 PyObject *not_picklable(PyObject *self, PyObject *unused);
@@ -319,5 +339,6 @@ extern PyType_Spec consumer_spec;
 extern PyType_Spec producer_spec;
 extern PyType_Spec reservation_spec;
 extern PyType_Spec readview_spec;
+extern PyType_Spec block_spec;
 
 #endif

@@ -45,6 +45,11 @@ OUT_OF_BAND_FROM = _ext._OUT_OF_BAND_FROM
 _pickle_dumps = pickle.dumps
 _pickle_loads = pickle.loads
 _OOB = 1  # first byte of a message with out-of-band buffers (a pickle starts with 0x80)
+# Each out-of-band buffer starts at a multiple of this in its message: a received
+# message starts page-aligned, so NumPy arrays rebuilt on it are aligned, and both
+# copies (into the slabs, out of them) move whole cache lines.
+_OOB_ALIGN = 64
+_OOB_PAD = bytes(_OOB_ALIGN)
 _MAXSIZE_POLL_MIN = 0.0005
 _MAXSIZE_POLL_MAX = 0.01
 
@@ -115,6 +120,7 @@ def _loads_out_of_band(msg) -> Any:
     at += lens[0]
     buffers = []
     for ln in lens[1:]:
+        at += -at % _OOB_ALIGN
         buffers.append(view[at : at + ln])
         at += ln
     return _pickle_loads(head, buffers=buffers)
@@ -254,7 +260,15 @@ class Queue(metaclass=_QueueType):
         head = _pickle_dumps(obj, 5, buffer_callback=out_of_band)
         lens = [len(head)] + [r.nbytes for r in raws]
         header = struct.pack("<BI%dQ" % len(lens), _OOB, len(raws), *lens)
-        return [header, head, *raws]
+        parts: list = [header, head]
+        at = len(header) + len(head)
+        for raw in raws:
+            pad = -at % _OOB_ALIGN
+            if pad:
+                parts.append(_OOB_PAD[:pad])
+            parts.append(raw)
+            at += pad + raw.nbytes
+        return parts
 
     def loads(self, msg) -> Any:
         """Unpickle a message made by dumps()."""

@@ -443,6 +443,33 @@ def test_numpy_frames_round_trip_writable():
     np.testing.assert_array_equal(q_in.get(timeout=5), frames[1][::3])
 
 
+def test_large_messages_aligned_and_their_memory_reused():
+    """A received frame is aligned for its dtype (each out-of-band buffer starts at a
+    multiple of 64 in its message, and a large message is received page-aligned), and
+    the memory of a frame the program dropped receives the next one: no fresh mapping
+    (and its page faults) per message. A frame still held is never written over."""
+    q = Queue(max_size_bytes=4 << 20)
+    frames = [np.arange(131072, dtype=np.int64) * k for k in range(3)]
+    for dtype_offset in (0, 3):  # a pickle head of another length: still aligned
+        q.put({"pad": "x" * dtype_offset, "f": frames[0]})
+        got = q.get(timeout=5)["f"]
+        assert got.flags.aligned and got.flags.writeable and got.ctypes.data % 64 == 0
+        np.testing.assert_array_equal(got, frames[0])
+    q.put(frames[1])
+    first = q.get(timeout=5)
+    addr = first.ctypes.data
+    del first
+    q.put(frames[2])
+    second = q.get(timeout=5)
+    assert second.ctypes.data == addr, "the dropped frame's memory was not reused"
+    q.put(frames[1])
+    third = q.get(timeout=5)  # second is held: third must live elsewhere
+    assert third.ctypes.data != second.ctypes.data
+    np.testing.assert_array_equal(second, frames[2])
+    np.testing.assert_array_equal(third, frames[1])
+    q.close()
+
+
 def test_repr_and_channel():
     q = Queue()
     assert "Queue" in repr(q)
