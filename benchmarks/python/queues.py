@@ -103,6 +103,10 @@ try:
     import faster_fifo
 except ImportError:  # pragma: no cover - ensure-deps.sh bench installs it
     faster_fifo = None
+# NumPy's OpenBLAS starts a thread per CPU that spins after start-up; nothing here
+# uses BLAS, and on 2 CPUs those threads of the parent took CPU from the measured
+# processes (every queue's alike). Set before NumPy is imported; children inherit it.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 try:
     import numpy as np
 except ImportError:  # pragma: no cover - ensure-deps.sh bench installs it
