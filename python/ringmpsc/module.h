@@ -98,8 +98,6 @@ typedef struct {
 	PyObject *str_release;    /* interned "release" */
 	/* ringmpsc.Queue's default serialisation (pickle.c): pickle's functions, imported on first use. */
 	PyObject *pickle_dumps, *pickle_loads, *PicklingError;
-	PyObject *LargeBuffer;    /* raised by in_band_cb: pickle again, gathering the large buffers */
-	PyObject *in_band_cb;     /* the buffer_callback: in band unless OUT_OF_BAND_FROM bytes or more */
 	PyObject *dumps_kwnames;  /* ("buffer_callback",) */
 	PyObject *int_protocol;   /* 5 */
 	unsigned long fork_gen;   /* bumped in a forked child */
@@ -219,13 +217,16 @@ enum side { ON_SEND, ON_RECV, ON_SEND_BYTES, ON_OTHER };
 void raise_rc(modstate *st, int rc, int err, enum side side, PyObject *name);
 
 /* pickle.c: ringmpsc.Queue's default serialisation in C (the wire format is queue.py's). */
-#define OUT_OF_BAND_FROM (64 * 1024) /* pickle buffers this long go out of band (queue.py gathers them) */
+#define OUT_OF_BAND_FROM (64 * 1024) /* contiguous pickle buffers this long go out of band */
+#define OOB_TAG          1           /* the first byte of a message with buffers out of band */
+#define OOB_ALIGN        64          /* each out-of-band buffer starts at a multiple of this in its message */
 #define PICKLE_PROTO     0x80        /* the first byte of a pickle of protocol 2 or more */
-int pickle_init(PyObject *module);   /* module exec: the callback, the marker exception, constants */
+int pickle_init(PyObject *module);   /* module exec: _dumps_message, constants */
 int pickle_import(modstate *st);     /* pickle's dumps, loads and PicklingError into st, once */
-/* obj pickled with protocol 5, large buffers refused: bytes; NULL with an exception (st->LargeBuffer
- * for a buffer to send out of band). */
-PyObject *pickle_in_band(modstate *st, PyObject *obj);
+/* obj pickled as a Queue message: bytes (a plain pickle), or a list of the parts of a message with
+ * buffers out of band (bytes-like: its header, the pickle, padding, and the buffers' own memory);
+ * NULL with pickle's exception. */
+PyObject *pickle_message(modstate *st, PyObject *obj);
 /* The fast codec for common objects (pickle.c): the same pickles, without pickle's per-call setup.
  * fast_dumps: the pickle's length in buf, or -1 (not one of those objects, or longer than size);
  * fast_loads: the object, or NULL (no exception): call pickle.loads. */

@@ -2,11 +2,13 @@
  * ringmpsc.Queue's default serialisation, in C: Producer._send_object pickles and
  * sends, _recv_objects receives and unpickles, with no Python frame between.
  *
- * The wire format is queue.py's, and both paths make and read it: a message is a
- * pickle of protocol 5 whose buffers of less than OUT_OF_BAND_FROM bytes are in
- * band. An object with a larger buffer (a NumPy array) is pickled again by
- * queue.py with its large buffers out of band (a message that starts with 1, not
- * 0x80), so the C path only detects it: the buffer callback raises LargeBuffer.
+ * The wire format: a message is a pickle of protocol 5 whose buffers of less than
+ * OUT_OF_BAND_FROM bytes are in band; an object with larger contiguous buffers (a
+ * NumPy array) is a message that starts with OOB_TAG (1, where a pickle starts
+ * with 0x80): a header, the pickle, and each large buffer's bytes taken straight
+ * from the object's memory, each at a multiple of OOB_ALIGN (pickle_message makes
+ * it; queue.py's _loads_out_of_band reads it, with the buffers as views of the
+ * message).
  *
  * pickle.dumps and pickle.loads cost about 160 and 120 ns before they look at the
  * object (a Pickler or Unpickler, its memo and buffers, made and freed per call),
@@ -23,13 +25,10 @@
 
 #include "args.h"
 
-/* The buffer_callback of pickle.dumps: in band (True) unless the buffer is contiguous and at
- * least OUT_OF_BAND_FROM bytes long, then LargeBuffer (pickle stops; queue.py gathers it). */
-PyDoc_STRVAR(in_band_doc,
-"_in_band_unless_large(buffer, /)\n--\n\n\
-pickle's buffer_callback for ringmpsc.Queue: True (in band) for a PickleBuffer\n\
-under _OUT_OF_BAND_FROM bytes or not contiguous; raises _LargeBuffer otherwise.");
-static PyObject *in_band_unless_large(PyObject *m, PyObject *buf)
+/* The buffer_callback of a Queue message's pickle; its self is the list of the
+ * buffers sent out of band. True (in band) for a buffer under OUT_OF_BAND_FROM
+ * bytes or not contiguous; else False, its raw bytes appended to the list. */
+static PyObject *out_of_band_cb(PyObject *list, PyObject *buf)
 {
 	Py_buffer v;
 	if (PyObject_GetBuffer(buf, &v, PyBUF_FULL_RO) < 0) {
@@ -42,8 +41,94 @@ static PyObject *in_band_unless_large(PyObject *m, PyObject *buf)
 	PyBuffer_Release(&v);
 	if (in_band)
 		Py_RETURN_TRUE;
-	PyErr_SetNone(((modstate *)PyModule_GetState(m))->LargeBuffer);
-	return NULL;
+	PyObject *raw = PyObject_CallMethod(buf, "raw", NULL); /* a flat view of its bytes, in memory order */
+	if (!raw || PyList_Append(list, raw) < 0) {
+		Py_XDECREF(raw);
+		return NULL;
+	}
+	Py_DECREF(raw);
+	Py_RETURN_FALSE;
+}
+
+static PyMethodDef out_of_band_def = { "out_of_band", out_of_band_cb, METH_O, NULL };
+
+PyObject *pickle_message(modstate *st, PyObject *obj)
+{
+	if (!st->pickle_dumps && pickle_import(st) < 0)
+		return NULL;
+	PyObject *raws = PyList_New(0);
+	PyObject *cb = raws ? PyCFunction_NewEx(&out_of_band_def, raws, NULL) : NULL;
+	PyObject *head = NULL, *msg = NULL, *header = NULL;
+	if (!cb)
+		goto out;
+	PyObject *args[3] = { obj, st->int_protocol, cb };
+	head = PyObject_Vectorcall(st->pickle_dumps, args, 2, st->dumps_kwnames);
+	if (!head)
+		goto out;
+	if (!PyBytes_Check(head)) {
+		PyErr_Format(PyExc_TypeError, "pickle.dumps returned '%.100s', not bytes", Py_TYPE(head)->tp_name);
+		goto out;
+	}
+	Py_ssize_t n = PyList_GET_SIZE(raws);
+	if (n == 0) {
+		msg = Py_NewRef(head);
+		goto out;
+	}
+	/* [header, head, (padding, buffer) ...]: the header is OOB_TAG, n (u32) and the
+	 * n + 1 lengths (u64) of head and buffers, little-endian; each buffer starts at a
+	 * multiple of OOB_ALIGN in the message. */
+	Py_ssize_t hlen = 5 + 8 * (n + 1);
+	if (!(header = PyBytes_FromStringAndSize(NULL, hlen)) || !(msg = PyList_New(0)))
+		goto out;
+	unsigned char *hp = (unsigned char *)PyBytes_AS_STRING(header);
+	hp[0] = OOB_TAG;
+	for (int i = 0; i < 4; i++)
+		hp[1 + i] = (unsigned char)((uint64_t)n >> (8 * i));
+	uint64_t at = (uint64_t)hlen + (uint64_t)PyBytes_GET_SIZE(head);
+	for (Py_ssize_t k = 0; k <= n; k++) {
+		uint64_t len = k == 0 ? (uint64_t)PyBytes_GET_SIZE(head)
+				      : (uint64_t)PyObject_Length(PyList_GET_ITEM(raws, k - 1));
+		for (int i = 0; i < 8; i++)
+			hp[5 + 8 * k + i] = (unsigned char)(len >> (8 * i));
+	}
+	if (PyList_Append(msg, header) < 0 || PyList_Append(msg, head) < 0)
+		goto fail;
+	for (Py_ssize_t k = 0; k < n; k++) {
+		PyObject *raw = PyList_GET_ITEM(raws, k);
+		Py_ssize_t pad = (Py_ssize_t)(-at % OOB_ALIGN);
+		if (pad) {
+			PyObject *zeros = PyBytes_FromStringAndSize(NULL, pad);
+			if (!zeros)
+				goto fail;
+			memset(PyBytes_AS_STRING(zeros), 0, (size_t)pad);
+			int r = PyList_Append(msg, zeros);
+			Py_DECREF(zeros);
+			if (r < 0)
+				goto fail;
+		}
+		if (PyList_Append(msg, raw) < 0)
+			goto fail;
+		at += (uint64_t)pad + (uint64_t)PyObject_Length(raw);
+	}
+	goto out;
+fail:
+	Py_CLEAR(msg);
+out:
+	Py_XDECREF(header);
+	Py_XDECREF(head);
+	Py_XDECREF(cb);
+	Py_XDECREF(raws);
+	return msg;
+}
+
+PyDoc_STRVAR(dumps_message_doc,
+"_dumps_message(obj, /)\n--\n\n\
+ringmpsc.Queue's default dumps: obj pickled with protocol 5 as bytes, or, when it\n\
+has contiguous pickle buffers of _OUT_OF_BAND_FROM bytes or more, a list of the\n\
+message's parts, those buffers' own memory among them (out of band; queue.py reads it).");
+static PyObject *dumps_message(PyObject *m, PyObject *obj)
+{
+	return pickle_message(PyModule_GetState(m), obj);
 }
 
 /* ------------------------------------------------------------------------- */
@@ -453,21 +538,22 @@ PyObject *fast_loads(const char *data, Py_ssize_t len)
 
 /* ------------------------------------------------------------------------- */
 
-static PyMethodDef in_band_def = { "_in_band_unless_large", in_band_unless_large, METH_O, in_band_doc };
+static PyMethodDef dumps_message_def = { "_dumps_message", dumps_message, METH_O, dumps_message_doc };
 
 int pickle_init(PyObject *m)
 {
 	modstate *st = PyModule_GetState(m);
-	if (!(st->LargeBuffer = PyErr_NewExceptionWithDoc(
-		      "ringmpsc._ringmpsc._LargeBuffer",
-		      "Raised by _in_band_unless_large: a pickle buffer worth sending out of band.", NULL, NULL)) ||
-	    PyModule_AddObjectRef(m, "_LargeBuffer", st->LargeBuffer) < 0)
+	PyObject *f = PyCFunction_NewEx(&dumps_message_def, m, NULL);
+	if (!f || PyModule_AddObjectRef(m, "_dumps_message", f) < 0) {
+		Py_XDECREF(f);
 		return -1;
-	if (!(st->in_band_cb = PyCFunction_NewEx(&in_band_def, m, NULL)) ||
-	    PyModule_AddObjectRef(m, "_in_band_unless_large", st->in_band_cb) < 0)
-		return -1;
+	}
+	Py_DECREF(f);
 	if (!(st->dumps_kwnames = Py_BuildValue("(s)", "buffer_callback")) ||
 	    !(st->int_protocol = PyLong_FromLong(5)))
+		return -1;
+	if (PyModule_AddIntConstant(m, "_OUT_OF_BAND_TAG", OOB_TAG) < 0 ||
+	    PyModule_AddIntConstant(m, "_OUT_OF_BAND_ALIGN", OOB_ALIGN) < 0)
 		return -1;
 	return PyModule_AddIntConstant(m, "_OUT_OF_BAND_FROM", OUT_OF_BAND_FROM);
 }
@@ -492,26 +578,11 @@ int pickle_import(modstate *st)
 	return 0;
 }
 
-PyObject *pickle_in_band(modstate *st, PyObject *obj)
-{
-	if (!st->pickle_dumps && pickle_import(st) < 0)
-		return NULL;
-	PyObject *args[3] = { obj, st->int_protocol, st->in_band_cb };
-	PyObject *data = PyObject_Vectorcall(st->pickle_dumps, args, 2, st->dumps_kwnames);
-	if (data && !PyBytes_Check(data)) {
-		PyErr_Format(PyExc_TypeError, "pickle.dumps returned '%.100s', not bytes", Py_TYPE(data)->tp_name);
-		Py_CLEAR(data);
-	}
-	return data;
-}
-
 int pickle_traverse(modstate *st, visitproc visit, void *arg)
 {
 	Py_VISIT(st->pickle_dumps);
 	Py_VISIT(st->pickle_loads);
 	Py_VISIT(st->PicklingError);
-	Py_VISIT(st->LargeBuffer);
-	Py_VISIT(st->in_band_cb);
 	Py_VISIT(st->dumps_kwnames);
 	Py_VISIT(st->int_protocol);
 	return 0;
@@ -522,8 +593,6 @@ void pickle_clear(modstate *st)
 	Py_CLEAR(st->pickle_dumps);
 	Py_CLEAR(st->pickle_loads);
 	Py_CLEAR(st->PicklingError);
-	Py_CLEAR(st->LargeBuffer);
-	Py_CLEAR(st->in_band_cb);
 	Py_CLEAR(st->dumps_kwnames);
 	Py_CLEAR(st->int_protocol);
 }

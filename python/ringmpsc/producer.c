@@ -315,26 +315,10 @@ static int op_send_message(void *ctx, int64_t t)
 
 #define STACK_PARTS 8 /* parts of a message kept on the stack */
 
-PyDoc_STRVAR(producer_send_message_doc,
-"send_message($self, /, data, timeout=None)\n--\n\n\
-Send one message of any length up to the channel's message_max: a bytes-like\n\
-object, or a list or tuple of them sent as their concatenation (gathered, not\n\
-joined first). It travels inline in its record when it fits (record_size - 8\n\
-bytes), else in as many slabs of the pool as it needs. Waits up to timeout, in\n\
-all, for slabs and ring space, then raises Full; nothing is sent then.\n\
-Receive with recv_messages.");
-static PyObject *producer_send_message(ProducerObject *self, PyObject *const *args, Py_ssize_t nargs,
-				       PyObject *kwnames)
+/* send_message's send: data a bytes-like object, or a list or tuple of them sent as their
+ * concatenation. 0, or -1 with an exception. */
+static int send_parts(ProducerObject *self, modstate *st, PyObject *data, int64_t t)
 {
-	modstate *st = STATE(self);
-	PyObject *av[2];
-	int64_t t;
-	if (fast_args("send_message", args, nargs, kwnames, kw_data_timeout, 1, 2, av) < 0 ||
-	    parse_timeout(av[1], &t) < 0)
-		return NULL;
-	if (producer_usable(self, st) < 0)
-		return NULL;
-	PyObject *data = av[0];
 	int seq = PyList_CheckExact(data) || PyTuple_CheckExact(data);
 	Py_ssize_t n = seq ? PySequence_Fast_GET_SIZE(data) : 1;
 	Py_buffer stack_b[STACK_PARTS];
@@ -343,7 +327,7 @@ static PyObject *producer_send_message(ProducerObject *self, PyObject *const *ar
 	struct rmpsc_part *parts = n <= STACK_PARTS ? stack_p : PyMem_New(struct rmpsc_part, n);
 	Py_ssize_t got = 0;
 	size_t total = 0;
-	PyObject *result = NULL;
+	int result = -1;
 	if (!b || !parts) {
 		PyErr_NoMemory();
 		goto out;
@@ -367,7 +351,7 @@ static PyObject *producer_send_message(ProducerObject *self, PyObject *const *ar
 	if (rc < 0)
 		raise_rc(st, rc, err, ON_SEND_BYTES, NULL);
 	else
-		result = Py_NewRef(Py_None);
+		result = 0;
 out:
 	for (Py_ssize_t i = 0; i < got; i++)
 		data_release(&b[i]);
@@ -376,6 +360,28 @@ out:
 	if (parts != stack_p)
 		PyMem_Free(parts);
 	return result;
+}
+
+PyDoc_STRVAR(producer_send_message_doc,
+"send_message($self, /, data, timeout=None)\n--\n\n\
+Send one message of any length up to the channel's message_max: a bytes-like\n\
+object, or a list or tuple of them sent as their concatenation (gathered, not\n\
+joined first). It travels inline in its record when it fits (record_size - 8\n\
+bytes), else in as many slabs of the pool as it needs. Waits up to timeout, in\n\
+all, for slabs and ring space, then raises Full; nothing is sent then.\n\
+Receive with recv_messages.");
+static PyObject *producer_send_message(ProducerObject *self, PyObject *const *args, Py_ssize_t nargs,
+				       PyObject *kwnames)
+{
+	modstate *st = STATE(self);
+	PyObject *av[2];
+	int64_t t;
+	if (fast_args("send_message", args, nargs, kwnames, kw_data_timeout, 1, 2, av) < 0 ||
+	    parse_timeout(av[1], &t) < 0)
+		return NULL;
+	if (producer_usable(self, st) < 0)
+		return NULL;
+	return send_parts(self, st, av[0], t) < 0 ? NULL : Py_NewRef(Py_None);
 }
 
 static const char *const kw_obj_timeout[] = { "obj", "timeout" };
@@ -400,10 +406,10 @@ static PyObject *send_pickle(ProducerObject *self, modstate *st, const char *dat
 
 PyDoc_STRVAR(producer_send_object_doc,
 "_send_object($self, /, obj, timeout=None)\n--\n\n\
-ringmpsc.Queue's put when its dumps is the default: pickle obj (protocol 5) and\n\
-send the pickle as one message, waiting as send_message. Returns True once sent;\n\
-with nothing sent, False when obj has a pickle buffer of _OUT_OF_BAND_FROM bytes\n\
-or more (the Queue sends it out of band), None when pickle refused the object\n\
+ringmpsc.Queue's put when its dumps is the default: pickle obj (protocol 5, its\n\
+contiguous buffers of _OUT_OF_BAND_FROM bytes or more out of band, gathered\n\
+straight from their memory) and send it as one message, waiting as send_message.\n\
+Returns True once sent; None, with nothing sent, when pickle refused the object\n\
 (TypeError, AttributeError, PicklingError: the Queue tries multiprocessing's\n\
 pickler, which raises if it cannot either).");
 static PyObject *producer_send_object(ProducerObject *self, PyObject *const *args, Py_ssize_t nargs,
@@ -420,12 +426,8 @@ static PyObject *producer_send_object(ProducerObject *self, PyObject *const *arg
 	Py_ssize_t n = fast_dumps(av[0], buf, sizeof buf);
 	if (n >= 0)
 		return send_pickle(self, st, buf, (size_t)n, t);
-	PyObject *data = pickle_in_band(st, av[0]);
+	PyObject *data = pickle_message(st, av[0]);
 	if (!data) {
-		if (PyErr_ExceptionMatches(st->LargeBuffer)) {
-			PyErr_Clear();
-			Py_RETURN_FALSE;
-		}
 		if (PyErr_ExceptionMatches(PyExc_TypeError) || PyErr_ExceptionMatches(PyExc_AttributeError) ||
 		    (st->PicklingError && PyErr_ExceptionMatches(st->PicklingError))) {
 			PyErr_Clear();
@@ -433,7 +435,12 @@ static PyObject *producer_send_object(ProducerObject *self, PyObject *const *arg
 		}
 		return NULL;
 	}
-	PyObject *result = send_pickle(self, st, PyBytes_AS_STRING(data), (size_t)PyBytes_GET_SIZE(data), t);
+	/* A plain pickle, or the parts of a message with buffers out of band (gathered from them). */
+	PyObject *result;
+	if (PyBytes_CheckExact(data))
+		result = send_pickle(self, st, PyBytes_AS_STRING(data), (size_t)PyBytes_GET_SIZE(data), t);
+	else
+		result = send_parts(self, st, data, t) < 0 ? NULL : Py_NewRef(Py_True);
 	Py_DECREF(data);
 	return result;
 }

@@ -19,14 +19,13 @@ import threading
 import time
 import weakref
 from multiprocessing.reduction import ForkingPickler
-from typing import Any, Callable, List, Optional
+from typing import Any, Callable, Optional
 
 from . import Channel, Closed, Empty, Full, TooManyProducers  # imported last by the package
 
 # The extension's private pickling helpers (not in the package's stub).
 _ext = importlib.import_module("._ringmpsc", __package__)
-_in_band_unless_large = _ext._in_band_unless_large
-_LargeBuffer = _ext._LargeBuffer
+_dumps_message = _ext._dumps_message
 
 __all__ = ["Queue", "QueueClosed"]
 
@@ -38,18 +37,15 @@ INLINE_BYTES = RECORD_SIZE - 8  # a message this short travels in its record
 # Messages at least this long are received as bytearray, so NumPy arrays (and other
 # out-of-band pickle buffers) unpickled from them are writable without a copy.
 WRITABLE_FROM = 64 * 1024
-# Pickle buffers at least this long go out of band: gathered into the message
-# straight from the object's memory, not copied into the pickle first (the C
-# extension's constant: its _send_object hands such objects back to put).
+# Contiguous pickle buffers at least this long go out of band: gathered into the
+# message straight from the object's memory, not copied into the pickle first
+# (the C extension's constant: _dumps_message and _send_object make such messages).
 OUT_OF_BAND_FROM = _ext._OUT_OF_BAND_FROM
-_pickle_dumps = pickle.dumps
 _pickle_loads = pickle.loads
-_OOB = 1  # first byte of a message with out-of-band buffers (a pickle starts with 0x80)
-# Each out-of-band buffer starts at a multiple of this in its message: a received
-# message starts page-aligned, so NumPy arrays rebuilt on it are aligned, and both
-# copies (into the slabs, out of them) move whole cache lines.
-_OOB_ALIGN = 64
-_OOB_PAD = bytes(_OOB_ALIGN)
+_OOB = _ext._OUT_OF_BAND_TAG  # first byte of a message with out-of-band buffers (a pickle starts with 0x80)
+# Each out-of-band buffer starts at a multiple of this in its message: a large
+# message is received page-aligned, so NumPy arrays rebuilt on it are aligned.
+_OOB_ALIGN = _ext._OUT_OF_BAND_ALIGN
 _MAXSIZE_POLL_MIN = 0.0005
 _MAXSIZE_POLL_MAX = 0.01
 
@@ -235,40 +231,10 @@ class Queue(metaclass=_QueueType):
     def dumps(self, obj: Any):
         """Pickle obj: bytes, or a list of parts whose large buffers are the object's own memory."""
         try:
-            return _pickle_dumps(obj, 5, buffer_callback=_in_band_unless_large)
-        except _LargeBuffer:
-            return self._dumps_out_of_band(obj)
+            return _dumps_message(obj)
         except (TypeError, AttributeError, pickle.PicklingError):
             # Objects only multiprocessing knows how to send (connections, sockets...).
             return ForkingPickler.dumps(obj, 5)
-
-    @staticmethod
-    def _dumps_out_of_band(obj: Any) -> list:
-        raws: List[memoryview] = []
-
-        def out_of_band(b: pickle.PickleBuffer) -> bool:
-            # True: pickled in band (small, or not contiguous).
-            try:
-                raw = b.raw()
-            except BufferError:
-                return True
-            if raw.nbytes < OUT_OF_BAND_FROM:
-                return True
-            raws.append(raw)
-            return False
-
-        head = _pickle_dumps(obj, 5, buffer_callback=out_of_band)
-        lens = [len(head)] + [r.nbytes for r in raws]
-        header = struct.pack("<BI%dQ" % len(lens), _OOB, len(raws), *lens)
-        parts: list = [header, head]
-        at = len(header) + len(head)
-        for raw in raws:
-            pad = -at % _OOB_ALIGN
-            if pad:
-                parts.append(_OOB_PAD[:pad])
-            parts.append(raw)
-            at += pad + raw.nbytes
-        return parts
 
     def loads(self, msg) -> Any:
         """Unpickle a message made by dumps()."""
@@ -317,13 +283,10 @@ class Queue(metaclass=_QueueType):
             except AttributeError:  # this thread's first put
                 pass
             else:
-                # Pickled and sent in C; else obj is pickled once more, as dumps would have ended.
-                sent = p._send_object(obj, timeout if block else 0)
-                if sent:
+                # Pickled and sent in C (as dumps); None: pickle refused obj, multiprocessing's pickler may not.
+                if p._send_object(obj, timeout if block else 0):
                     return
-                # False: large buffers (out of band); None: pickle refused obj (multiprocessing's pickler).
-                data = self._dumps_out_of_band(obj) if sent is False else ForkingPickler.dumps(obj, 5)
-                self._send(data, _Deadline(block, timeout))
+                self._send(ForkingPickler.dumps(obj, 5), _Deadline(block, timeout))
                 return
         self._send(self.dumps(obj), _Deadline(block, timeout))
 
