@@ -400,8 +400,7 @@ class Queue(metaclass=_QueueType):
 
     async def get_async(self, timeout: Optional[float] = None) -> Any:
         """Coroutine: get() waiting in the running event loop; a cancelled await takes nothing."""
-        msgs = await self._receive_async(1, None, timeout)
-        return self.loads(msgs[0])
+        return (await self._receive_async(1, None, timeout))[0]
 
     async def get_many_async(
         self,
@@ -410,21 +409,28 @@ class Queue(metaclass=_QueueType):
         max_byte_size_to_get: Optional[int] = None,
     ) -> list:
         """Coroutine: get_many() waiting in the running event loop."""
-        msgs = await self._receive_async(max_messages_to_get, max_byte_size_to_get, timeout)
-        return self._loads_all(msgs)
+        return await self._receive_async(max_messages_to_get, max_byte_size_to_get, timeout)
 
     async def _receive_async(self, max_messages: int, max_bytes: Optional[int], timeout: Optional[float]) -> list:
+        """The objects of up to max_messages messages, as _receive, waiting in the event loop."""
         from . import _aio
 
         ch = self._ch
+        if self._c_loads:
 
-        def op(n, t):
-            return ch.recv_messages(n, t, max_bytes, WRITABLE_FROM)
+            def op(n, t):
+                return ch._recv_objects(n, t, max_bytes, WRITABLE_FROM, _loads_other)
+
+        else:
+
+            def op(n, t):
+                return ch.recv_messages(n, t, max_bytes, WRITABLE_FROM)
 
         try:
-            return await _aio._consume(ch, op, (max_messages,), timeout)
+            got = await _aio._consume(ch, op, (max_messages,), timeout)
         except Closed:
             raise QueueClosed("queue is closed and empty") from None
+        return got if self._c_loads else self._loads_all(got)
 
     # --- state -------------------------------------------------------------------
 

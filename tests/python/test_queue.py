@@ -418,6 +418,26 @@ def test_asyncio_get_and_put():
     asyncio.run(main())
 
 
+def test_asyncio_gets_frames_and_custom_loads():
+    frame = np.arange(131072, dtype=np.int64)  # 1 MiB: out of band
+    q = Queue(max_size_bytes=4 << 20)
+    tagged = Queue(max_size_bytes=4 << 20, loads=lambda m: ("loaded", bytes(m[:2])))
+
+    async def main():
+        await q.put_async(frame)
+        await q.put_async({"n": 1})
+        got = await q.get_async(timeout=5)
+        assert got.flags.writeable and got.flags.aligned
+        np.testing.assert_array_equal(got, frame)
+        assert await q.get_many_async(timeout=5) == [{"n": 1}]
+        await tagged.put_async(b"ab")
+        assert await tagged.get_async(timeout=5) == ("loaded", bytes(tagged.dumps(b"ab"))[:2])
+        await tagged.put_async(b"cd")
+        assert await tagged.get_many_async(timeout=5) == [("loaded", bytes(tagged.dumps(b"cd"))[:2])]
+
+    asyncio.run(main())
+
+
 def echo_frames(q_in, q_out, n):
     for _ in range(n):
         a = q_in.get(timeout=30)
