@@ -134,19 +134,25 @@ static void give_back_run(rmpsc_channel *ch, uint64_t held, uint32_t first, uint
  * Take `want` consecutive slabs (handles first .. first + want - 1), looking from
  * `start` to the pool's end and then from its beginning: a message in such a run
  * is one contiguous range of the region, copied in and out with one memcpy and
- * readable in place. 1 when taken, 0 when the pool has no such run now.
+ * readable in place. 1 when taken; else 0, with *free set to the slabs the passes
+ * found takeable (a hint: others take and free meanwhile).
  */
-static int try_alloc_run(rmpsc_channel *ch, uint64_t held, uint32_t want, uint32_t start, uint32_t *handles)
+static int try_alloc_run(rmpsc_channel *ch, uint64_t held, uint32_t want, uint32_t start, uint32_t *handles,
+			 uint32_t *free)
 {
 	uint32_t n = ch->L.slab_count;
 	struct takeable t = { grouped(ch), UINT32_MAX, 0 };
+	*free = 0;
 	for (int pass = 0; pass < 2; pass++) {
+		/* The second pass also finishes runs that cross `start` (counted once). */
 		uint32_t from = pass ? 0 : start, to = pass ? start + want - 1 : n;
 		if (to > n)
 			to = n;
 		uint32_t run = 0;
 		for (uint32_t j = from; j < to; j++) {
-			run = takeable(ch, &t, load_relaxed(&slab_meta_of(ch, j)->owner)) ? run + 1 : 0;
+			int ok = takeable(ch, &t, load_relaxed(&slab_meta_of(ch, j)->owner));
+			*free += ok && (!pass || j < start);
+			run = ok ? run + 1 : 0;
 			if (run < want)
 				continue;
 			uint32_t first = j + 1 - want, got = 0;
@@ -166,18 +172,30 @@ static int try_alloc_run(rmpsc_channel *ch, uint64_t held, uint32_t want, uint32
 	return 0;
 }
 
-/* Take up to `want` free slabs in one pass over the pool, from a rotating cursor:
- * consecutive ones when the pool has such a run, else wherever they are. Returns
- * how many (their handles in handles[0..]). A run is looked for from where the
- * last one ended (next fit): messages released in the order they were sent then
- * free runs in that order, and a stream of equal messages packs the pool. */
+/*
+ * Take `want` free slabs: one, or for a message of several all of them or none
+ * (returns want or 0). Several are consecutive when the pool has such a run,
+ * looked for from where the last one ended (next fit: messages released in the
+ * order they were sent then free runs in that order, and a stream of equal
+ * messages packs the pool); else they are taken wherever they are, but only when
+ * the look for a run counted enough of them: a sender polling a pool that has too
+ * few would otherwise take and give back every free slab, each time, writing the
+ * words every other sender and receiver reads.
+ */
 static uint32_t try_alloc_n(rmpsc_channel *ch, uint64_t held, uint32_t want, uint32_t *handles)
 {
 	uint32_t n = ch->L.slab_count;
 	uint32_t *cursor = &ch->hdr->slab_cursor;
-	if (want >= 2 && want <= n && try_alloc_run(ch, held, want, load_relaxed(cursor) % n, handles)) {
-		store_relaxed(cursor, handles[0] + want);
-		return want;
+	if (want > n)
+		return 0;
+	if (want >= 2) {
+		uint32_t free;
+		if (try_alloc_run(ch, held, want, load_relaxed(cursor) % n, handles, &free)) {
+			store_relaxed(cursor, handles[0] + want);
+			return want;
+		}
+		if (free < want)
+			return 0;
 	}
 	uint32_t start = fetch_add_relaxed(cursor, want) % n;
 	struct takeable t = { grouped(ch), UINT32_MAX, 0 };
@@ -185,6 +203,10 @@ static uint32_t try_alloc_n(rmpsc_channel *ch, uint64_t held, uint32_t want, uin
 	for (uint32_t i = 0, j = start; i < n && got < want; i++, j = j + 1 < n ? j + 1 : 0)
 		if (take_slab(ch, &t, held, j))
 			handles[got++] = j;
+	if (got < want && want >= 2) {
+		rmpsc__slab_give_back(ch, handles, got);
+		return 0;
+	}
 	return got;
 }
 
@@ -608,10 +630,8 @@ struct gather_wait {
 static int gather_ready(void *arg)
 {
 	struct gather_wait *g = arg;
-	uint32_t got = try_alloc_n(g->ch, g->held, g->n, g->handles);
-	if (got == g->n)
+	if (try_alloc_n(g->ch, g->held, g->n, g->handles) == g->n)
 		return RMPSC_OK;
-	rmpsc__slab_give_back(g->ch, g->handles, got);
 	if (load_acquire(&g->ch->hdr->closed))
 		return rmpsc__set_error(RMPSC_ECLOSED, "send_message: channel is closed");
 	wake_lingering_members(g->ch);
@@ -628,11 +648,7 @@ static void assembler_leave(rmpsc_channel *ch, uint64_t me)
 /* All n at once, when the pool has them and nobody is assembling; else none. */
 static int take_all(rmpsc_channel *ch, uint64_t held, uint32_t n, uint32_t *handles)
 {
-	uint32_t got = load_acquire(&ch->hdr->slab_assembler) ? 0 : try_alloc_n(ch, held, n, handles);
-	if (got == n)
-		return 1;
-	rmpsc__slab_give_back(ch, handles, got);
-	return 0;
+	return !load_acquire(&ch->hdr->slab_assembler) && try_alloc_n(ch, held, n, handles) == n;
 }
 
 int rmpsc__slab_alloc_many(rmpsc_channel *ch, struct deadline *dl, uint32_t n, uint32_t *handles)
