@@ -128,6 +128,8 @@ static void give_back_run(rmpsc_channel *ch, uint64_t held, uint32_t first, uint
 		uint64_t w = held;
 		cas_acq_rel(&slab_meta_of(ch, j)->owner, &w, 0); /* ours: cannot fail */
 	}
+	if (n) /* a sender that looked while we held them may be asleep for them */
+		wake_slab_waiters(ch);
 }
 
 /*
@@ -711,8 +713,9 @@ int rmpsc__slab_alloc_many(rmpsc_channel *ch, struct deadline *dl, uint32_t n, u
 	uint32_t got = rc == RMPSC_OK ? n : 0;
 	if (rc == WAIT_GATHER_SLOWLY)
 		rc = RMPSC_OK;
-	for (; got < n && rc == RMPSC_OK; got++)
-		rc = rmpsc__slab_alloc(ch, dl, &handles[got]);
+	while (got < n && rc == RMPSC_OK)
+		if ((rc = rmpsc__slab_alloc(ch, dl, &handles[got])) == RMPSC_OK)
+			got++; /* only what was taken is given back below */
 	if (rc) {
 		rmpsc__slab_give_back(ch, handles, got);
 		if (rc == RMPSC_ETIMEDOUT)
