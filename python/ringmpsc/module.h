@@ -218,7 +218,7 @@ void raise_rc(modstate *st, int rc, int err, enum side side, PyObject *name);
 
 /* pickle.c: ringmpsc.Queue's default serialisation in C (the wire format is queue.py's). */
 #define OUT_OF_BAND_FROM (64 * 1024) /* contiguous pickle buffers this long go out of band */
-#define OOB_TAG          1           /* the first byte of a message with buffers out of band */
+#define OOB_TAG          2           /* the first byte of a message with buffers out of band (1: 0.6.0's, unaligned) */
 #define OOB_ALIGN        64          /* each out-of-band buffer starts at a multiple of this in its message */
 #define PICKLE_PROTO     0x80        /* the first byte of a pickle of protocol 2 or more */
 int pickle_init(PyObject *module);   /* module exec: _dumps_message, constants */

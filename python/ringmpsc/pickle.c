@@ -4,11 +4,11 @@
  *
  * The wire format: a message is a pickle of protocol 5 whose buffers of less than
  * OUT_OF_BAND_FROM bytes are in band; an object with larger contiguous buffers (a
- * NumPy array) is a message that starts with OOB_TAG (1, where a pickle starts
+ * NumPy array) is a message that starts with OOB_TAG (2, where a pickle starts
  * with 0x80): a header, the pickle, and each large buffer's bytes taken straight
  * from the object's memory, each at a multiple of OOB_ALIGN (pickle_message makes
  * it; queue.py's _loads_out_of_band reads it, with the buffers as views of the
- * message).
+ * message, and also reads tag 1, 0.6.0's format without the alignment).
  *
  * pickle.dumps and pickle.loads cost about 160 and 120 ns before they look at the
  * object (a Pickler or Unpickler, its memo and buffers, made and freed per call),

@@ -42,7 +42,12 @@ WRITABLE_FROM = 64 * 1024
 # (the C extension's constant: _dumps_message and _send_object make such messages).
 OUT_OF_BAND_FROM = _ext._OUT_OF_BAND_FROM
 _pickle_loads = pickle.loads
-_OOB = _ext._OUT_OF_BAND_TAG  # first byte of a message with out-of-band buffers (a pickle starts with 0x80)
+# The first byte of a message with out-of-band buffers (a pickle starts with 0x80):
+# _OOB, each buffer at a multiple of _OOB_ALIGN in the message; _OOB_PACKED, the
+# buffers back to back, as ringmpsc 0.6.0 wrote them (still read; a 0.6.0 reader
+# refuses the aligned tag rather than misread it).
+_OOB = _ext._OUT_OF_BAND_TAG
+_OOB_PACKED = 1
 # Each out-of-band buffer starts at a multiple of this in its message: a large
 # message is received page-aligned, so NumPy arrays rebuilt on it are aligned.
 _OOB_ALIGN = _ext._OUT_OF_BAND_ALIGN
@@ -108,6 +113,7 @@ os.register_at_fork(after_in_child=_after_fork)
 
 def _loads_out_of_band(msg) -> Any:
     """Unpickle a message of dumps() with out-of-band buffers: views of the message itself."""
+    align = _OOB_ALIGN if msg[0] == _OOB else 1
     (n,) = struct.unpack_from("<I", msg, 1)
     lens = struct.unpack_from("<%dQ" % (n + 1), msg, 5)
     view = memoryview(msg)
@@ -116,7 +122,7 @@ def _loads_out_of_band(msg) -> Any:
     at += lens[0]
     buffers = []
     for ln in lens[1:]:
-        at += -at % _OOB_ALIGN
+        at += -at % align
         buffers.append(view[at : at + ln])
         at += ln
     return _pickle_loads(head, buffers=buffers)
@@ -124,7 +130,7 @@ def _loads_out_of_band(msg) -> Any:
 
 def _loads_other(msg) -> Any:
     """Queue.loads of a message that is not a plain pickle (_recv_objects unpickles those)."""
-    if msg and msg[0] == _OOB:
+    if msg and msg[0] in (_OOB, _OOB_PACKED):
         return _loads_out_of_band(msg)
     return _pickle_loads(msg)
 
@@ -238,7 +244,7 @@ class Queue(metaclass=_QueueType):
 
     def loads(self, msg) -> Any:
         """Unpickle a message made by dumps()."""
-        if msg and msg[0] == _OOB:
+        if msg and msg[0] in (_OOB, _OOB_PACKED):
             return _loads_out_of_band(msg)
         return _pickle_loads(msg)
 

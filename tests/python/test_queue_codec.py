@@ -17,6 +17,7 @@ import math
 import multiprocessing as mp
 import pickle
 import queue as stdqueue
+import struct
 import sys
 import time
 from multiprocessing.reduction import ForkingPickler
@@ -410,3 +411,20 @@ def test_an_object_is_pickled_once_or_twice():
     assert CountsReduce.calls == 2
     got = q.get(timeout=5)
     assert got[0].data == b"x" and type(got[1]) is OnlyForkingPickler
+
+
+def test_packed_out_of_band_messages_of_0_6_0_are_still_read():
+    # 0.6.0 wrote out-of-band buffers back to back under tag 1; now they start at multiples of 64
+    # under tag 2 (which a 0.6.0 reader refuses as a bad pickle rather than misread).
+    a = np.arange(100_000, dtype=np.int64)
+    raws = []
+    head = pickle.dumps(a, 5, buffer_callback=lambda b: raws.append(b.raw()))
+    header = struct.pack("<BI%dQ" % (len(raws) + 1), 1, len(raws), len(head), *[r.nbytes for r in raws])
+    q = Queue(1 << 22)
+    q.channel.producer().send_message([header, head, *raws])
+    np.testing.assert_array_equal(q.get(timeout=5), a)
+    assert bytes(q.dumps(a)[0][:1]) == bytes([ext._OUT_OF_BAND_TAG]) == b"\x02"
+    q.put(a)
+    got = q.get(timeout=5)
+    assert got.ctypes.data % ext._OUT_OF_BAND_ALIGN == 0
+    np.testing.assert_array_equal(got, a)
