@@ -662,13 +662,18 @@ static uint64_t untaken_records(const rmpsc_channel *ch, uint64_t enough);
  * gains its batches. So a linger that found one record alone makes the next
  * waits that get past their poll skip it, 16, 32 ... up to 1024 of them (a
  * request/response pair then lingers on fewer than 1 in 1000 round trips), and
- * one that found more makes lingering the rule again.
+ * one that found more makes lingering the rule again. A linger a wake-up cut
+ * short (`cut_short`) before a batch was there counts as one that found a single
+ * record: the sender of a stream of large messages woke us because it waits for
+ * slabs, so the pool, not the ring, bounds what a linger can gather, and every
+ * linger would stall that sender until its pool-full wake-up.
  */
 #define LINGER_BACKOFF_FIRST 16u
 #define LINGER_BACKOFF_MAX   1024u
-static void linger_learn(rmpsc_channel *ch, int n)
+static void linger_learn(rmpsc_channel *ch, int n, int cut_short)
 {
-	if (n >= 2 || untaken_records(ch, 1)) {
+	uint32_t batch = coalesce_records(ch);
+	if (cut_short ? (uint64_t)n + untaken_records(ch, batch) >= batch : n >= 2 || untaken_records(ch, 1)) {
 		ch->linger_backoff = 0;
 		return;
 	}
@@ -688,8 +693,8 @@ static inline int wait_for_data(rmpsc_channel *ch, struct data_wait *w, int64_t 
 	if (likely(n > 0)) {
 		ch->arm_fresh = 1;
 		if (unlikely(ch->linger_from)) {
-			linger_learn(ch, n); /* a readiness fd's linger ended with these records */
-			ch->linger_from = 0; /* a readiness wait after this lingers afresh */
+			linger_learn(ch, n, 0); /* a readiness fd's linger ended with these records */
+			ch->linger_from = 0;    /* a readiness wait after this lingers afresh */
 		}
 	}
 	return n;
@@ -736,7 +741,7 @@ static int wait_for_data_slow(rmpsc_channel *ch, struct data_wait *w, int64_t ti
 	if (armed)
 		store_relaxed(&mb->wait_how, WAIT_FD);
 	if (lingered && n > 0) {
-		linger_learn(ch, n);
+		linger_learn(ch, n, lingered == LINGER_CUT_SHORT);
 		ch->linger_from = 0; /* learnt here: not again as a readiness fd's linger */
 	} else if (slept && !lingers && ch->linger_skip) {
 		ch->linger_skip--; /* past the poll, and it did not linger: one of those to skip */

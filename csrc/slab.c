@@ -218,14 +218,18 @@ static int try_alloc(rmpsc_channel *ch, uint64_t held, uint32_t *handle)
 }
 
 /*
- * A sender about to sleep for slabs wakes the members first: the slabs it waits
- * for come free only once they take what was sent, and a member that lingers
- * (coalescing: waiting for more records before it wakes) would keep them for its
- * whole delay, while the pool, not the ring, is what holds the sender back. (A
- * stream of 1 MiB messages through a pool of four stalled 1 ms per message.)
+ * A sender that has to wait for slabs wakes the members first, once per wait: the
+ * slabs it waits for come free only once they take what was sent, and a member
+ * that lingers (coalescing: waiting for more records before it wakes) would keep
+ * them for its whole delay, while the pool, not the ring, is what holds the
+ * sender back. (A stream of 1 MiB messages through a pool of four stalled 1 ms per
+ * message.) Once: a member with nothing to take must not be woken by every poll.
  */
-static void wake_lingering_members(rmpsc_channel *ch)
+static void wake_lingering_members(rmpsc_channel *ch, int *woke)
 {
+	if (*woke)
+		return;
+	*woke = 1;
 	wake_all_members(ch);
 }
 
@@ -233,6 +237,7 @@ struct slab_wait {
 	rmpsc_channel *ch;
 	uint64_t held;
 	uint32_t handle;
+	int woke_members;
 	int64_t next_reclaim_ns;
 };
 
@@ -243,7 +248,7 @@ static int slab_ready(void *arg)
 		return RMPSC_OK;
 	if (load_acquire(&w->ch->hdr->closed))
 		return rmpsc__set_error(RMPSC_ECLOSED, "slab_alloc: channel is closed and the pool is empty");
-	wake_lingering_members(w->ch);
+	wake_lingering_members(w->ch, &w->woke_members);
 	/* Holders that died free nothing and wake nobody: look for them now and then. */
 	int64_t now = rmpsc__monotonic_ns();
 	if (now >= w->next_reclaim_ns) {
@@ -260,7 +265,7 @@ int rmpsc__slab_alloc(rmpsc_channel *ch, struct deadline *dl, uint32_t *handle)
 	int rc = rmpsc__attach(&ch->file, &me);
 	if (rc)
 		return rc;
-	struct slab_wait sw = { ch, owner_word(SLAB_HELD, me), RMPSC_INVALID_HANDLE, 0 };
+	struct slab_wait sw = { .ch = ch, .held = owner_word(SLAB_HELD, me), .handle = RMPSC_INVALID_HANDLE };
 	struct region_header *h = ch->hdr;
 	/* Spin first, as for ring space: a sleep costs its waker a futex call and us a
 	 * membarrier, while a receiver that is running frees slabs within microseconds
@@ -593,6 +598,7 @@ void rmpsc__slab_give_back(rmpsc_channel *ch, const uint32_t *handles, uint32_t 
 struct assembler_wait {
 	rmpsc_channel *ch;
 	uint64_t me;
+	int woke_members;
 	int64_t next_check_ns;
 };
 
@@ -605,7 +611,7 @@ static int assembler_ready(void *arg)
 		return RMPSC_OK;
 	if (load_acquire(&a->ch->hdr->closed))
 		return rmpsc__set_error(RMPSC_ECLOSED, "send_message: channel is closed");
-	wake_lingering_members(a->ch);
+	wake_lingering_members(a->ch, &a->woke_members);
 	/* An assembler that died wakes nobody: look for it now and then. */
 	int64_t now = rmpsc__monotonic_ns();
 	if (w && now >= a->next_check_ns) {
@@ -626,6 +632,7 @@ struct gather_wait {
 	uint64_t held;
 	uint32_t n;
 	uint32_t *handles;
+	int woke_members;
 	int64_t until_ns; /* then gather slab by slab */
 };
 
@@ -636,7 +643,7 @@ static int gather_ready(void *arg)
 		return RMPSC_OK;
 	if (load_acquire(&g->ch->hdr->closed))
 		return rmpsc__set_error(RMPSC_ECLOSED, "send_message: channel is closed");
-	wake_lingering_members(g->ch);
+	wake_lingering_members(g->ch, &g->woke_members);
 	return rmpsc__monotonic_ns() >= g->until_ns ? WAIT_GATHER_SLOWLY : WAIT_NOT_READY;
 }
 
@@ -679,7 +686,7 @@ int rmpsc__slab_alloc_many(rmpsc_channel *ch, struct deadline *dl, uint32_t n, u
 	}
 	/* Else take the assembler's turn, then gather, holding what we have. */
 	struct region_header *h = ch->hdr;
-	struct assembler_wait aw = { ch, me, 0 };
+	struct assembler_wait aw = { .ch = ch, .me = me };
 	struct waiter wt = { .flag = &h->slab_waiting,
 			     .seq = &h->slab_seq,
 			     .ready = assembler_ready,
@@ -699,7 +706,9 @@ int rmpsc__slab_alloc_many(rmpsc_channel *ch, struct deadline *dl, uint32_t n, u
 	 * receiver releases comes free a message at a time); only a sender that waits
 	 * longer than that gathers slab by slab, holding what it has, so that senders
 	 * of single slabs cannot keep it waiting for ever. */
-	struct gather_wait gw = { ch, held, n, handles, rmpsc__monotonic_ns() + GATHER_WHOLE_NS };
+	struct gather_wait gw = {
+		.ch = ch, .held = held, .n = n, .handles = handles, .until_ns = rmpsc__monotonic_ns() + GATHER_WHOLE_NS
+	};
 	struct waiter whole = { .flag = &h->slab_waiting,
 				.seq = &h->slab_seq,
 				.ready = gather_ready,
