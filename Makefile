@@ -16,7 +16,7 @@ CORE_HDR   := $(wildcard csrc/*.h csrc/include/*.h)
 CORE_OBJ   := $(CORE_SRC:csrc/%.c=$(BUILD)/obj/%.o)
 
 .PHONY: all lib help deps test test-c test-c-plain test-c-tsan test-c-asan test-version test-model bench \
-	bench-programs bench-c bench-steady bench-nginx-logging bench-python bench-python-share bench-python-aio \
+	bench-programs bench-c bench-steady bench-frames bench-nginx-logging bench-python bench-python-share bench-python-aio \
 	bench-python-queue bench-bridge bench-lua install uninstall version lint format clean demo example-c wheel
 all: lib
 
@@ -39,6 +39,7 @@ help:
 	@echo "                  ping-pong, cache-line round trip, liveness check)"
 	@echo "make bench-steady 2 paced producer processes -> 1 consumer process: producer CPU and consumer wake-ups"
 	@echo "                  per record, blocking consumer vs polling (BENCH_ARGS=\"--coalesce 32:1ms\" ...)"
+	@echo "make bench-frames 1 MiB frames between two processes through the core vs a bare two-copy ring and memcpy"
 	@echo "make bench-python Python paths across processes vs multiprocessing, faster-fifo, pyzmq"
 	@echo "make bench-python-share  Python work sharing: producer processes -> 4 consumer processes (a consumer"
 	@echo "                  group) vs faster-fifo and multiprocessing.Queue"
@@ -153,6 +154,10 @@ $(BUILD)/bench_steady: benchmarks/c/steady.c $(BENCH_C_HDR) $(CORE_SRC) $(CORE_H
 	@mkdir -p $(@D)
 	$(CC) $(CSTD) $(WARN) -O3 -march=native -g -Icsrc/include -Icsrc -o $@ $< $(CORE_SRC) $(LDLIBS) -lm
 
+$(BUILD)/bench_frames: benchmarks/c/frames.c $(BENCH_C_HDR) $(CORE_SRC) $(CORE_HDR)
+	@mkdir -p $(@D)
+	$(CC) $(CSTD) $(WARN) -O3 -march=native -g -Icsrc/include -Icsrc -o $@ $< $(CORE_SRC) $(LDLIBS)
+
 $(BUILD)/bench_peers: benchmarks/c/peers.cpp benchmarks/c/build_peers.sh $(BENCH_C_HDR) $(CORE_SRC) $(CORE_HDR)
 	benchmarks/c/build_peers.sh
 
@@ -167,13 +172,16 @@ bench-c: $(BUILD)/bench_c
 bench-steady: $(BUILD)/bench_steady
 	$(BUILD)/bench_steady $(BENCH_ARGS)
 
+bench-frames: $(BUILD)/bench_frames
+	$(BUILD)/bench_frames $(BENCH_ARGS)
+
 # benchmarks/run.py reads QUICK=1 from the environment and calls make for each
 # program it runs (bench-programs names them all).
 bench:
 	scripts/ensure-deps.sh c python lua bench
 	build/venv/bin/python benchmarks/run.py
 
-bench-programs: lib $(BUILD)/bench_c $(BUILD)/bench_steady $(BUILD)/bench_peers $(BUILD)/venv/.ringmpsc-built
+bench-programs: lib $(BUILD)/bench_c $(BUILD)/bench_steady $(BUILD)/bench_frames $(BUILD)/bench_peers $(BUILD)/venv/.ringmpsc-built
 
 bench-python:
 	scripts/ensure-deps.sh python bench
