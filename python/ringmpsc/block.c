@@ -39,12 +39,13 @@ typedef struct {
 	size_t cap;
 } block_object;
 
-/* Take memory for len bytes: the best-fitting cached block, or a new one. */
+/* Take memory for len bytes: the best-fitting cached block (of those, the one
+ * given back last: the likeliest to be in the CPU's cache still), or a new one. */
 static char *block_take(modstate *st, size_t len, size_t *cap)
 {
 	struct block_cache *c = &st->blocks;
 	int best = -1;
-	for (int i = 0; i < c->n; i++)
+	for (int i = c->n - 1; i >= 0; i--)
 		if (block_fits(c->cap[i], len) && (best < 0 || c->cap[i] < c->cap[best]))
 			best = i;
 	if (best >= 0) {
@@ -52,8 +53,8 @@ static char *block_take(modstate *st, size_t len, size_t *cap)
 		*cap = c->cap[best];
 		c->bytes -= *cap;
 		c->n--;
-		c->ptr[best] = c->ptr[c->n];
-		c->cap[best] = c->cap[c->n];
+		memmove(&c->ptr[best], &c->ptr[best + 1], (size_t)(c->n - best) * sizeof *c->ptr);
+		memmove(&c->cap[best], &c->cap[best + 1], (size_t)(c->n - best) * sizeof *c->cap);
 		return p;
 	}
 	*cap = round_block(len ? len : 1);

@@ -64,12 +64,18 @@ def _geometry(max_size_bytes: int):
 
     A message of k slabs lists the other k - 1 in its first one, so slabs of at
     least 2 * sqrt(max_size_bytes) hold the list of the longest message. The pool
-    holds exactly one message of max_size_bytes.
+    holds one message of max_size_bytes, and 1/32 more for rounding messages up to
+    whole slabs: N messages of max_size_bytes / N bytes each fit together while
+    each takes at least 32 slabs (four 1 MiB frames in a queue of 4 x (1 MiB + 4 KiB)
+    take 516 slabs of 8 KiB, not 514).
     """
     slab = 256
     while slab * slab < 4 * max_size_bytes and slab < (1 << 20):
         slab *= 2
-    slabs = 1 if max_size_bytes <= slab else -(-(max_size_bytes - 4) // (slab - 4))
+    if max_size_bytes <= slab:
+        slabs = 1
+    else:
+        slabs = -(-(max_size_bytes - 4) // (slab - 4)) + -(-max_size_bytes // (32 * slab))
     capacity = 64
     while capacity * 256 < max_size_bytes and capacity < 16384:
         capacity *= 2

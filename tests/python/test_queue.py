@@ -87,13 +87,18 @@ def test_full_and_maxsize():
     assert not q.full()
     q.put_nowait(3)
     assert q.get_many() == [1, 2, 3]
-    # The slab pool full: a message that does not fit now raises Full, then fits.
+    # The slab pool full: a message that does not fit now raises Full, then fits. The pool holds
+    # one message of max_size_bytes and a slab more for rounding (1/32): a short message takes it.
     q = Queue(max_size_bytes=2000)
+    assert q.channel.slabs == 8 + 1
     q.put_nowait(b"a" * 1900)
+    assert not q.full()
+    q.put_nowait(b"c" * 100)
     with pytest.raises(stdqueue.Full):
         q.put(b"b" * 1500, timeout=0.02)
     assert q.full()
     assert q.get() == b"a" * 1900
+    assert q.get() == b"c" * 100
     q.put_nowait(b"b" * 1500)
     assert not q.full()
 
