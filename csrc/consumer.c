@@ -662,18 +662,16 @@ static uint64_t untaken_records(const rmpsc_channel *ch, uint64_t enough);
  * gains its batches. So a linger that found one record alone makes the next
  * waits that get past their poll skip it, 16, 32 ... up to 1024 of them (a
  * request/response pair then lingers on fewer than 1 in 1000 round trips), and
- * one that found more makes lingering the rule again. A linger a wake-up cut
- * short (`cut_short`) before a batch was there counts as one that found a single
- * record: the sender of a stream of large messages woke us because it waits for
- * slabs, so the pool, not the ring, bounds what a linger can gather, and every
- * linger would stall that sender until its pool-full wake-up.
+ * one that found more makes lingering the rule again. A linger that a sender
+ * waiting for slabs ended (`for_slabs`: member.woken_for_slabs, notify.h) counts
+ * as one that found a single record: the pool, not the ring, bounds what such a
+ * stream can gather, and each linger would stall its sender until the pool ran dry.
  */
 #define LINGER_BACKOFF_FIRST 16u
 #define LINGER_BACKOFF_MAX   1024u
-static void linger_learn(rmpsc_channel *ch, int n, int cut_short)
+static void linger_learn(rmpsc_channel *ch, int n, int for_slabs)
 {
-	uint32_t batch = coalesce_records(ch);
-	if (cut_short ? (uint64_t)n + untaken_records(ch, batch) >= batch : n >= 2 || untaken_records(ch, 1)) {
+	if (!for_slabs && (n >= 2 || untaken_records(ch, 1))) {
 		ch->linger_backoff = 0;
 		return;
 	}
@@ -692,9 +690,11 @@ static inline int wait_for_data(rmpsc_channel *ch, struct data_wait *w, int64_t 
 		n = wait_for_data_slow(ch, w, timeout_ns);
 	if (likely(n > 0)) {
 		ch->arm_fresh = 1;
-		if (unlikely(ch->linger_from)) {
-			linger_learn(ch, n, 0); /* a readiness fd's linger ended with these records */
-			ch->linger_from = 0;    /* a readiness wait after this lingers afresh */
+		if (unlikely(ch->linger_from || ch->linger_for_slabs)) {
+			/* a readiness fd's linger ended with these records */
+			linger_learn(ch, n, ch->linger_for_slabs);
+			ch->linger_from = 0; /* a readiness wait after this lingers afresh */
+			ch->linger_for_slabs = 0;
 		}
 	}
 	return n;
@@ -713,6 +713,8 @@ static int wait_for_data_slow(rmpsc_channel *ch, struct data_wait *w, int64_t ti
 	int armed = rmpsc__member_fifo(&ch->file, e)->armed;
 	store_relaxed(&mb->wait_how, WAIT_FUTEX | (armed ? WAIT_FD : 0));
 	int slept = 0, lingered = 0, lingers = !ch->linger_skip && ch->coalesce_delay_ns > 0 && coalesce_records(ch) > 1;
+	if (lingers)
+		store_relaxed(&mb->woken_for_slabs, 0); /* only a wake-up of this linger counts */
 	for (;;) {
 		struct waiter wt = { .mask = &ch->hdr->waiting_members[e >> 6],
 				     .bit = 1ull << (e & 63),
@@ -741,7 +743,7 @@ static int wait_for_data_slow(rmpsc_channel *ch, struct data_wait *w, int64_t ti
 	if (armed)
 		store_relaxed(&mb->wait_how, WAIT_FD);
 	if (lingered && n > 0) {
-		linger_learn(ch, n, lingered == LINGER_CUT_SHORT);
+		linger_learn(ch, n, (int)xchg_acq_rel(&mb->woken_for_slabs, 0));
 		ch->linger_from = 0; /* learnt here: not again as a readiness fd's linger */
 	} else if (slept && !lingers && ch->linger_skip) {
 		ch->linger_skip--; /* past the poll, and it did not linger: one of those to skip */
@@ -1020,10 +1022,18 @@ int rmpsc_ready_arm(rmpsc_channel *ch, int64_t *wait_ns)
 	if (k > 1 && ch->coalesce_delay_ns > 0 && !ch->linger_from && ch->arm_fresh) {
 		/* The first arm after records were taken: a wait that may linger. */
 		ch->arm_fresh = 0;
-		if (ch->linger_skip) /* lingering found single records lately (linger_learn) */
+		if (ch->linger_skip) { /* lingering found single records lately (linger_learn) */
 			ch->linger_skip--;
-		else
+		} else {
 			ch->linger_from = now;
+			store_relaxed(&mb->woken_for_slabs, 0); /* only a wake-up of this linger counts */
+		}
+	}
+	/* A sender waiting for slabs wrote our FIFO during the linger: end it now (the
+	 * records it waits on are here), and stop lingering for a while (linger_learn). */
+	if (ch->linger_from && load_relaxed(&mb->woken_for_slabs) && xchg_acq_rel(&mb->woken_for_slabs, 0)) {
+		ch->linger_from = 0;
+		ch->linger_for_slabs = 1;
 	}
 	int64_t left = k > 1 && ch->linger_from ? ch->linger_from + ch->coalesce_delay_ns - now : 0;
 	if (left > 0) {

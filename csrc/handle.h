@@ -65,6 +65,7 @@ struct rmpsc_channel {
 	int64_t coalesce_delay_ns; /* ... or this long (rmpsc_consumer_coalesce) */
 	int64_t linger_from;       /* readiness fd: when the linger of this wait began, 0 = not yet */
 	uint32_t linger_skip;      /* waits left that do not linger (a linger found one record alone) */
+	int linger_for_slabs;      /* readiness fd: a sender waiting for slabs ended this linger (linger_learn) */
 	uint32_t linger_backoff;   /* ... how many the last useless linger made skip */
 	int arm_fresh;             /* no readiness arm since records were last taken */
 	int ready_closed_seen;     /* readiness fd: an arm has reported the channel closed */

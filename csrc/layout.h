@@ -175,10 +175,10 @@ struct member {
 	uint32_t pid; /* as the member sees itself (stats and messages) */
 	uint64_t claim_start;
 	uint64_t claim;
-	uint32_t deliveries; /* of the open claim: 1, or more once redelivered */
-	uint32_t busy;       /* SOLO: 1 while the member takes or releases with plain stores (group.c) */
-	uint32_t solo_ring;  /* SOLO: ring + 1 of the member's open claim (head < cursor there), 0 none */
-	uint32_t pad1_;
+	uint32_t deliveries;      /* of the open claim: 1, or more once redelivered */
+	uint32_t busy;            /* SOLO: 1 while the member takes or releases with plain stores (group.c) */
+	uint32_t solo_ring;       /* SOLO: ring + 1 of the member's open claim (head < cursor there), 0 none */
+	uint32_t woken_for_slabs; /* 1: a sender waiting for slabs ended its linger (notify.h); the member clears it */
 	/* Waiting (notify.h): written by the member before it sets its waiting_members
 	 * bit, read by the producer that clears the bit to wake it. */
 	uint32_t wake_seq; /* futex word of the member's blocking waits */

@@ -241,6 +241,8 @@ static int wants_wake(const rmpsc_channel *ch, uint32_t e, uint32_t slot)
 {
 	struct member *mb = member_at(ch, e);
 	uint32_t k = load_relaxed(&mb->wake_min);
+	if (slot == LINGERERS)
+		return k > 1;
 	if (k <= 1 || slot == NO_SLOT)
 		return 1;
 	uint32_t g = load_relaxed(&mb->group);
@@ -262,8 +264,11 @@ void rmpsc__wake_members_slow(rmpsc_channel *ch, struct fifo_ref **refs, uint32_
 			if (e >= ch->L.max_consumers || !wants_wake(ch, e, slot))
 				continue;
 			/* One waker per announcement: whoever clears the bit pays the system call. */
-			if (fetch_and_acq_rel(&mask[w], ~(1ull << b)) & (1ull << b))
+			if (fetch_and_acq_rel(&mask[w], ~(1ull << b)) & (1ull << b)) {
+				if (slot == LINGERERS) /* before the wake-up that publishes it */
+					store_relaxed(&member_at(ch, e)->woken_for_slabs, 1);
 				signal_member(ch, refs, e);
+			}
 		}
 	}
 }

@@ -35,7 +35,8 @@
 #include "handle.h"
 #include "wait.h"
 
-#define NO_SLOT UINT32_MAX
+#define NO_SLOT   UINT32_MAX
+#define LINGERERS (UINT32_MAX - 1) /* not a publish: wake the members that linger (wake_min > 1) */
 
 /* A FIFO this process opened to signal a place, cached by generation. */
 struct fifo_ref {
@@ -95,6 +96,16 @@ static inline void wake_members(rmpsc_channel *ch, struct fifo_ref **refs, uint3
 static inline void wake_all_members(rmpsc_channel *ch)
 {
 	wake_members(ch, NULL, NO_SLOT, 0);
+}
+
+/*
+ * A sender waiting for slabs: wake the members that linger (coalescing), and mark
+ * them woken for slabs (member.woken_for_slabs), so that they stop lingering for a
+ * while (linger_learn); members that wait for any record are left alone.
+ */
+static inline void wake_lingerers(rmpsc_channel *ch)
+{
+	wake_members(ch, NULL, LINGERERS, 0);
 }
 
 void rmpsc__wake_producer_slow(rmpsc_channel *ch, struct fifo_ref **refs, uint32_t s);

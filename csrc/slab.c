@@ -218,26 +218,23 @@ static int try_alloc(rmpsc_channel *ch, uint64_t held, uint32_t *handle)
 }
 
 /*
- * A sender that has to wait for slabs wakes the members first, once per wait: the
- * slabs it waits for come free only once they take what was sent, and a member
- * that lingers (coalescing: waiting for more records before it wakes) would keep
- * them for its whole delay, while the pool, not the ring, is what holds the
+ * A sender that has to wait for slabs wakes the members that linger, on every
+ * poll: the slabs it waits for come free only once they take what was sent, and a
+ * member that lingers (coalescing: waiting for more records before it wakes) would
+ * keep them for its whole delay, while the pool, not the ring, is what holds the
  * sender back. (A stream of 1 MiB messages through a pool of four stalled 1 ms per
- * message.) Once: a member with nothing to take must not be woken by every poll.
+ * message.) Members that wait for any record are not woken: one with nothing to
+ * take would be, by every poll. The ones woken stop lingering for a while.
  */
-static void wake_lingering_members(rmpsc_channel *ch, int *woke)
+static void wake_lingering_members(rmpsc_channel *ch)
 {
-	if (*woke)
-		return;
-	*woke = 1;
-	wake_all_members(ch);
+	wake_lingerers(ch);
 }
 
 struct slab_wait {
 	rmpsc_channel *ch;
 	uint64_t held;
 	uint32_t handle;
-	int woke_members;
 	int64_t next_reclaim_ns;
 };
 
@@ -248,7 +245,7 @@ static int slab_ready(void *arg)
 		return RMPSC_OK;
 	if (load_acquire(&w->ch->hdr->closed))
 		return rmpsc__set_error(RMPSC_ECLOSED, "slab_alloc: channel is closed and the pool is empty");
-	wake_lingering_members(w->ch, &w->woke_members);
+	wake_lingering_members(w->ch);
 	/* Holders that died free nothing and wake nobody: look for them now and then. */
 	int64_t now = rmpsc__monotonic_ns();
 	if (now >= w->next_reclaim_ns) {
@@ -598,7 +595,6 @@ void rmpsc__slab_give_back(rmpsc_channel *ch, const uint32_t *handles, uint32_t 
 struct assembler_wait {
 	rmpsc_channel *ch;
 	uint64_t me;
-	int woke_members;
 	int64_t next_check_ns;
 };
 
@@ -611,7 +607,7 @@ static int assembler_ready(void *arg)
 		return RMPSC_OK;
 	if (load_acquire(&a->ch->hdr->closed))
 		return rmpsc__set_error(RMPSC_ECLOSED, "send_message: channel is closed");
-	wake_lingering_members(a->ch, &a->woke_members);
+	wake_lingering_members(a->ch);
 	/* An assembler that died wakes nobody: look for it now and then. */
 	int64_t now = rmpsc__monotonic_ns();
 	if (w && now >= a->next_check_ns) {
@@ -632,7 +628,6 @@ struct gather_wait {
 	uint64_t held;
 	uint32_t n;
 	uint32_t *handles;
-	int woke_members;
 	int64_t until_ns; /* then gather slab by slab */
 };
 
@@ -643,7 +638,7 @@ static int gather_ready(void *arg)
 		return RMPSC_OK;
 	if (load_acquire(&g->ch->hdr->closed))
 		return rmpsc__set_error(RMPSC_ECLOSED, "send_message: channel is closed");
-	wake_lingering_members(g->ch, &g->woke_members);
+	wake_lingering_members(g->ch);
 	return rmpsc__monotonic_ns() >= g->until_ns ? WAIT_GATHER_SLOWLY : WAIT_NOT_READY;
 }
 

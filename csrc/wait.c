@@ -75,8 +75,6 @@ static int linger(const struct waiter *w, const struct deadline *dl)
 		*w->lingered = 1;
 	announce(w);
 	int err = futex_wait_abs(w->seq, s, until);
-	if (w->lingered && (err == 0 || err == EAGAIN))
-		*w->lingered = LINGER_CUT_SHORT; /* woken (or already bumped): not the linger's own end */
 	store_relaxed(w->wake_min, 1);
 	int r = w->ready(w->arg);
 	if (r != WAIT_NOT_READY)

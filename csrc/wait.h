@@ -53,8 +53,7 @@ static inline struct deadline deadline_from_timeout(int64_t timeout_ns)
 #define WAIT_FD    2u
 
 /* What a readiness check reports: >= 0 or a negative RMPSC_E* code ends the wait. */
-#define WAIT_NOT_READY   INT32_MIN
-#define LINGER_CUT_SHORT 2
+#define WAIT_NOT_READY INT32_MIN
 typedef int (*ready_fn)(void *arg);
 
 struct waiter {
@@ -79,7 +78,7 @@ struct waiter {
 	uint32_t min_records;
 	int64_t linger_ns;
 	int *slept;    /* if set, 1 once the wait got past its poll (it lingered or slept) */
-	int *lingered; /* if set, 1 once it lingered; LINGER_CUT_SHORT when a wake-up ended the linger before its delay */
+	int *lingered; /* if set, 1 once it lingered */
 };
 
 static inline void announce(const struct waiter *w)
