@@ -170,7 +170,7 @@ static void test_pool_wait_wakes_lingerer(uint32_t max_consumers)
 	struct rmpsc_stats after;
 	CHECK_OK(rmpsc_stats(ch, &after, NULL, 0));
 	CHECK(after.consumer_wakes > before.consumer_wakes, "the waiting sender did not wake the lingering member");
-	/* A linger cut short with fewer records than a batch: the pool, not the ring,
+	/* A linger a sender waiting for slabs ended: the pool, not the ring,
 	 * bounds this stream, so the next waits skip lingering (as after a linger that
 	 * found one record) instead of stalling the sender again each time. */
 	CHECK(ch->linger_skip > 0, "a linger a slab-waiting sender cut short left lingering the rule");
