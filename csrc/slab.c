@@ -217,20 +217,6 @@ static int try_alloc(rmpsc_channel *ch, uint64_t held, uint32_t *handle)
 	return try_alloc_n(ch, held, 1, handle) == 1;
 }
 
-/*
- * A sender that has to wait for slabs wakes the members that linger, on every
- * poll: the slabs it waits for come free only once they take what was sent, and a
- * member that lingers (coalescing: waiting for more records before it wakes) would
- * keep them for its whole delay, while the pool, not the ring, is what holds the
- * sender back. (A stream of 1 MiB messages through a pool of four stalled 1 ms per
- * message.) Members that wait for any record are not woken: one with nothing to
- * take would be, by every poll. The ones woken stop lingering for a while.
- */
-static void wake_lingering_members(rmpsc_channel *ch)
-{
-	wake_lingerers(ch);
-}
-
 struct slab_wait {
 	rmpsc_channel *ch;
 	uint64_t held;
@@ -245,7 +231,7 @@ static int slab_ready(void *arg)
 		return RMPSC_OK;
 	if (load_acquire(&w->ch->hdr->closed))
 		return rmpsc__set_error(RMPSC_ECLOSED, "slab_alloc: channel is closed and the pool is empty");
-	wake_lingering_members(w->ch);
+	wake_lingerers(w->ch); /* a lingering member would keep the slabs (notify.h) */
 	/* Holders that died free nothing and wake nobody: look for them now and then. */
 	int64_t now = rmpsc__monotonic_ns();
 	if (now >= w->next_reclaim_ns) {
@@ -607,7 +593,7 @@ static int assembler_ready(void *arg)
 		return RMPSC_OK;
 	if (load_acquire(&a->ch->hdr->closed))
 		return rmpsc__set_error(RMPSC_ECLOSED, "send_message: channel is closed");
-	wake_lingering_members(a->ch);
+	wake_lingerers(a->ch);
 	/* An assembler that died wakes nobody: look for it now and then. */
 	int64_t now = rmpsc__monotonic_ns();
 	if (w && now >= a->next_check_ns) {
@@ -638,7 +624,7 @@ static int gather_ready(void *arg)
 		return RMPSC_OK;
 	if (load_acquire(&g->ch->hdr->closed))
 		return rmpsc__set_error(RMPSC_ECLOSED, "send_message: channel is closed");
-	wake_lingering_members(g->ch);
+	wake_lingerers(g->ch);
 	return rmpsc__monotonic_ns() >= g->until_ns ? WAIT_GATHER_SLOWLY : WAIT_NOT_READY;
 }
 

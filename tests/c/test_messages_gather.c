@@ -195,7 +195,9 @@ static void *gsender(void *arg)
 	return NULL;
 }
 
-static void gather_ended(int how, int64_t after_ns)
+/* how: 0 close, 1 a signal; slab_by_slab: end the wait in its second phase, once the
+ * sender holds the two free slabs (after GATHER_WHOLE_NS of waiting for all three). */
+static void gather_ended(int how, int slab_by_slab)
 {
 	struct rmpsc_config c = {
 		.record_size = 64, .capacity = 64, .max_producers = 1, .slab_size = 256, .slab_count = 4, .max_consumers = 1
@@ -211,7 +213,14 @@ static void gather_ended(int how, int64_t after_ns)
 	pthread_t t;
 	pthread_create(&t, NULL, gsender, &g);
 	wait_blocked(&g.tid);
-	usleep((useconds_t)(after_ns / 1000));
+	if (slab_by_slab) {
+		int64_t dl = now_ns() + 10 * SEC_NS;
+		while (rmpsc_slab_free_count(ch) != 0) {
+			CHECK(now_ns() < dl, "the sender did not start gathering slab by slab");
+			sched_yield();
+		}
+		wait_blocked(&g.tid); /* asleep again, holding two slabs */
+	}
 	if (how) {
 		int64_t t0 = now_ns();
 		while (!__atomic_load_n(&g.done, __ATOMIC_ACQUIRE)) {
@@ -223,8 +232,8 @@ static void gather_ended(int how, int64_t after_ns)
 		CHECK_OK(rmpsc_channel_close(ch));
 	pthread_join(t, NULL);
 	CHECK_RC(g.rc, how ? RMPSC_EINTR : RMPSC_ECLOSED);
-	CHECK(rmpsc_slab_free_count(ch) == 2, "%s after %lld ms: the sender kept slabs (%u free)",
-	      how ? "EINTR" : "close", (long long)(after_ns / MS), rmpsc_slab_free_count(ch));
+	CHECK(rmpsc_slab_free_count(ch) == 2, "%s %s: the sender kept slabs (%u free)", how ? "EINTR" : "close",
+	      slab_by_slab ? "slab by slab" : "in the whole wait", rmpsc_slab_free_count(ch));
 	CHECK(__atomic_load_n(&ch->hdr->slab_assembler, __ATOMIC_ACQUIRE) == 0, "the assembler's turn was kept");
 	CHECK_OK(rmpsc_slab_free(ch, h[0]));
 	CHECK_OK(rmpsc_slab_free(ch, h[1]));
@@ -240,8 +249,8 @@ static void test_gather_ends(void)
 	sigemptyset(&sa.sa_mask);
 	CHECK(sigaction(SIGUSR1, &sa, NULL) == 0, "sigaction");
 	for (int how = 0; how < 2; how++) {
-		gather_ended(how, 0);        /* in the whole wait */
-		gather_ended(how, 150 * MS); /* slab by slab, holding one */
+		gather_ended(how, 0); /* in the whole wait */
+		gather_ended(how, 1); /* slab by slab, holding two */
 	}
 	signal(SIGUSR1, SIG_DFL);
 }

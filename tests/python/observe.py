@@ -8,6 +8,7 @@ wait here is bounded by a deadline and fails with what it saw last.
 """
 import os
 import platform
+import threading
 import time
 
 FUTEX = {"x86_64": 202, "aarch64": 98}.get(platform.machine())
@@ -68,6 +69,22 @@ def wait_asleep_in_channel(ch, tid, timeout=10.0):
                 and op & ~FUTEX_PRIVATE_FLAG & 0x7F == FUTEX_WAIT_BITSET)
 
     _wait(tid, "sleep in the channel's wait", check, timeout, 1)
+
+
+def some_thread_asleep_in_channel(ch):
+    """Whether any thread of ours (an executor's worker, say) sleeps in one of ch's waits now."""
+    spans = region(ch)
+    for t in threading.enumerate():
+        if t.native_id is None:
+            continue
+        try:
+            state, nr, addr, op = kernel_state(t.native_id)
+        except OSError:  # it ended meanwhile
+            continue
+        if (state == "S" and nr == FUTEX and any(lo <= addr < hi for lo, hi in spans)
+                and op & ~FUTEX_PRIVATE_FLAG & 0x7F == FUTEX_WAIT_BITSET):
+            return True
+    return False
 
 
 def wait_asleep_on_lock(ch, tid, timeout=10.0):

@@ -26,6 +26,7 @@ import time
 
 import pytest
 
+import observe
 import ringmpsc
 import workers
 
@@ -752,7 +753,9 @@ def test_ingest_into_full_slab_pool_stops_promptly(server, shm_name):
         while ing.stats()["committed"] < 1:
             assert time.monotonic() < deadline, ing.stats()
             await asyncio.sleep(0.01)
-        await asyncio.sleep(0.3)  # the second message waits for a slab now
+        while not observe.some_thread_asleep_in_channel(ch):  # the second message waits for a slab now
+            assert time.monotonic() < deadline, ing.stats()
+            await asyncio.sleep(0.01)
         t0 = time.monotonic()
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
