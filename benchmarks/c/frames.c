@@ -41,7 +41,8 @@
 #define FRAME      (1u << 20)
 #define SLAB       8192u
 #define FRAME_SLABS ((FRAME - 4 + SLAB - 5) / (SLAB - 4)) /* slabs a frame takes (its list takes 4 bytes a slab) */
-#define SPIN_YIELD 1000 /* polls before the spinning side yields its CPU between polls */
+#define SPIN_YIELD 1000
+#define STUCK_NS   (30 * 1000000000ll) /* a side that waits this long for the other: it died or hangs */ /* polls before the spinning side yields its CPU between polls */
 
 static uint32_t n_frames = 3000, depth = 4, n_runs = 5;
 
@@ -162,8 +163,13 @@ static double run_ringmpsc(void)
 	rmpsc_producer *p;
 	if (rmpsc_producer_register(ch, &p))
 		die("producer_register");
-	while (!__atomic_load_n(&clk->ready, __ATOMIC_ACQUIRE))
+	for (int64_t give_up = now_ns() + STUCK_NS; !__atomic_load_n(&clk->ready, __ATOMIC_ACQUIRE);) {
+		if (now_ns() > give_up) {
+			fprintf(stderr, "bench_frames: the consumer did not join within 30 s\n");
+			exit(1);
+		}
 		sched_yield();
+	}
 	for (int64_t i = -warm; i < (int64_t)n_frames; i++) {
 		struct rmpsc_part part = { stamp(src, depth + 2, i), FRAME };
 		if (rmpsc_producer_send_message(p, &part, 1, 10 * 1000000000ll))
@@ -188,9 +194,20 @@ struct bare {
 
 static void wait_until(const int64_t *word, int64_t at_least)
 {
-	for (uint32_t polls = 0; __atomic_load_n(word, __ATOMIC_ACQUIRE) < at_least; polls++)
-		if (polls >= SPIN_YIELD)
-			sched_yield();
+	int64_t give_up = 0;
+	for (uint32_t polls = 0; __atomic_load_n(word, __ATOMIC_ACQUIRE) < at_least; polls++) {
+		if (polls < SPIN_YIELD)
+			continue;
+		sched_yield();
+		if (polls % SPIN_YIELD)
+			continue;
+		if (!give_up)
+			give_up = now_ns() + STUCK_NS;
+		else if (now_ns() > give_up) {
+			fprintf(stderr, "bench_frames: the bare ring's other side stopped (waited 30 s)\n");
+			exit(1);
+		}
+	}
 }
 
 static double run_bare(void)
