@@ -38,11 +38,12 @@
 #include "bench_common.h"
 #include "ringmpsc.h"
 
-#define FRAME      (1u << 20)
-#define SLAB       8192u
+#define FRAME       (1u << 20)
+#define SLAB        8192u
 #define FRAME_SLABS ((FRAME - 4 + SLAB - 5) / (SLAB - 4)) /* slabs a frame takes (its list takes 4 bytes a slab) */
-#define SPIN_YIELD 1000
-#define STUCK_NS   (30 * 1000000000ll) /* a side that waits this long for the other: it died or hangs */ /* polls before the spinning side yields its CPU between polls */
+#define SPIN_YIELD  1000
+#define STUCK_NS \
+	(30 * 1000000000ll) /* a side that waits this long for the other: it died or hangs */ /* polls before the spinning side yields its CPU between polls */
 
 static uint32_t n_frames = 3000, depth = 4, n_runs = 5;
 
@@ -146,7 +147,8 @@ static double run_ringmpsc(void)
 				die("read");
 			for (int k = 0; k < n; k++, i++) {
 				struct rmpsc_message m;
-				if (rmpsc_message_at(ch, (size_t)k, &m) || m.len != FRAME || rmpsc_message_copy(ch, &m, dst))
+				if (rmpsc_message_at(ch, (size_t)k, &m) || m.len != FRAME ||
+				    rmpsc_message_copy(ch, &m, dst))
 					die("message");
 				check(dst, i - warm);
 				if (i == warm - 1)
