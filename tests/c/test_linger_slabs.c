@@ -192,23 +192,36 @@ static int verdict(const struct rd *r)
 	return r->skip ? 10 : 0;
 }
 
-/* One round: 1 when both members could tell (and kept lingering), 0 when a member
- * could not tell. Fails when a member backed off after sharing a full batch. */
+/* One round: 1 when a member could tell (and kept lingering), 0 when neither could.
+ * Fails when a member backed off after sharing a full batch. (The member a producer
+ * wakes second may find the batch already half taken, below its wake_min, and sleep
+ * out its linger: it cannot tell then.) Both
+ * members join before either reads: a join changes the group's mode and wakes the
+ * members, which would end a linger with nothing (and then the single-record rule
+ * backs off, which is not what this tests). */
 static int group_round(void)
 {
 	struct rmpsc_config c = { .record_size = 16, .capacity = 128, .max_producers = 1, .max_consumers = 4 };
 	rmpsc_channel *ch;
 	CHECK_OK(rmpsc_channel_create(&ch, NULL, &c, 0));
+	CHECK_OK(rmpsc_consumer_join(ch, "g", 0));
+	CHECK_OK(rmpsc_consumer_coalesce(ch, 32, GROUP_DELAY_NS));
+	int joined[2];
+	CHECK(pipe(joined) == 0, "pipe");
 	pid_t pid = fork_child();
 	if (pid == 0) {
 		CHECK_OK(rmpsc_consumer_join(ch, "g", 0));
 		CHECK_OK(rmpsc_consumer_coalesce(ch, 32, GROUP_DELAY_NS));
+		CHECK(write(joined[1], "j", 1) == 1, "write");
 		struct rd r = { ch, 0, 0, 0, 0 };
 		rd_main(&r);
 		_exit(verdict(&r));
 	}
-	CHECK_OK(rmpsc_consumer_join(ch, "g", 0));
-	CHECK_OK(rmpsc_consumer_coalesce(ch, 32, GROUP_DELAY_NS));
+	close(joined[1]);
+	struct pollfd pf = { joined[0], POLLIN, 0 };
+	char b;
+	CHECK(poll(&pf, 1, 10000) == 1 && read(joined[0], &b, 1) == 1, "the other member did not join within 10 s");
+	close(joined[0]);
 	struct rd r = { ch, 0, 0, 0, 0 };
 	pthread_t t;
 	pthread_create(&t, NULL, rd_main, &r);
@@ -223,11 +236,12 @@ static int group_round(void)
 		CHECK_OK(rmpsc_producer_send(p, rec, sizeof rec, 0));
 	pthread_join(t, NULL);
 	int mine = verdict(&r), child = reap(pid);
-	CHECK(mine != 2 && child != 2, "a member took nothing");
-	CHECK(mine != 10 && child != 10, "a member that shared a full batch backed off lingering");
+	CHECK(mine != 2 && child != 2, "a member took nothing (verdicts %d, %d)", mine, child);
+	CHECK(mine != 10 && child != 10, "a member that shared a full batch backed off lingering (took %d in %.0f ms)",
+	      r.n, r.took_ns / 1e6);
 	rmpsc_producer_close(p);
 	rmpsc_channel_release(ch);
-	return mine == 0 && child == 0;
+	return mine == 0 || child == 0;
 }
 
 static void test_group_shares_a_batch(void)
@@ -235,7 +249,7 @@ static void test_group_shares_a_batch(void)
 	int told = 0;
 	for (int round = 0; round < 5 && !told; round++)
 		told = group_round();
-	CHECK(told, "5 rounds in which a member's linger ran out before the batch came: the machine is too busy");
+	CHECK(told, "5 rounds in which every member's linger ran out before the batch came: the machine is too busy");
 }
 
 int main(void)
