@@ -476,14 +476,6 @@ static int take_span(rmpsc_channel *ch, size_t max, const void **ptr, uint32_t *
 	return TAKE_BUSY;
 }
 
-/* With groups a released record's slabs are free (slab.c) without a free call:
- * wake senders waiting for slabs, as rmpsc_slab_free does. */
-static inline void wake_slab_senders(rmpsc_channel *ch)
-{
-	if (ch->L.slab_count && grouped(ch))
-		wake_waiters(&ch->hdr->slab_waiting, &ch->hdr->slab_seq, hot_light(ch->asymmetric));
-}
-
 /* Release the first n records of the span taken from ring s. */
 static inline void release_span(rmpsc_channel *ch, uint32_t s, uint64_t n)
 {
@@ -503,8 +495,7 @@ static inline void release_span(rmpsc_channel *ch, uint32_t s, uint64_t n)
 			}
 			solo_exit(self);
 			/* No FIFO cache: producers come and go, each with a FIFO of its own. */
-			wake_producer(ch, NULL, s, hot_light(ch->asymmetric));
-			wake_slab_senders(ch);
+			wake_after_release(ch, s, hot_light(ch->asymmetric));
 			return;
 		}
 		solo_exit(self);
@@ -529,10 +520,9 @@ static inline void release_span(rmpsc_channel *ch, uint32_t s, uint64_t n)
 	/* Clear, fence, scan: of two members releasing at once, at least one sees
 	 * the other's clear, so the head always reaches the last release. */
 	smp_mb();
-	rmpsc__recompute_head(ch, g, s);
+	rmpsc__recompute_head(ch, g, s); /* wakes whoever waits for the head to move */
 	if (n >= left && ch->serving != ch->member)
 		rmpsc__orphan_done(ch);
-	wake_slab_senders(ch);
 }
 
 /* The first position of the span just taken from ring s. */
@@ -896,13 +886,10 @@ int rmpsc_wait_readable(rmpsc_channel *ch, int64_t timeout_ns)
 	return n > 0 ? RMPSC_OK : n;
 }
 
-uint64_t rmpsc_pending(const rmpsc_channel *ch)
+/* Records committed on the rings: by the group of `member` (a member's handle),
+ * else those some group has not released yet. */
+static uint64_t pending_records(const rmpsc_channel *ch, int member)
 {
-	if (!ch)
-		return 0;
-	/* A member: its group's unreleased records. Anyone else: those some group has
-	 * not released yet. */
-	int member = ch->member >= 0 && ch->member_gen == fork_generation();
 	uint64_t total = 0;
 	uint32_t n_slots = slot_limit(ch);
 	for (uint32_t s = 0; s < n_slots; s++) {
@@ -915,6 +902,72 @@ uint64_t rmpsc_pending(const rmpsc_channel *ch)
 		total += n <= ch->L.capacity ? n : 0; /* a racing snapshot, or a corrupt ring */
 	}
 	return total;
+}
+
+uint64_t rmpsc_pending(const rmpsc_channel *ch)
+{
+	if (!ch)
+		return 0;
+	return pending_records(ch, ch->member >= 0 && ch->member_gen == fork_generation());
+}
+
+/* A sender waits for rmpsc_pending to drop below a bound (a queue's maxsize). */
+struct pending_wait {
+	const rmpsc_channel *ch;
+	uint64_t limit;
+};
+
+static int pending_below(void *arg)
+{
+	const struct pending_wait *pw = arg;
+	if (is_closed(pw->ch))
+		return RMPSC_ECLOSED;
+	/* Not the handle's own group: the membership is another thread's to change,
+	 * and records hold ring space until every group has released them. */
+	return pending_records(pw->ch, 0) < pw->limit ? RMPSC_OK : WAIT_NOT_READY;
+}
+
+/*
+ * Pending records only shrink when a consumer releases some (or a group goes,
+ * or the channel closes): each of those wakes the progress waiters (notify.h),
+ * so the wait sleeps on the header's progress words. The slice bounds a sleep
+ * that no release would end: a dead producer's ring fenced (its records stop
+ * counting), or a consumer built before releases woke these waiters.
+ */
+#define PENDING_POLL_NS 100000000
+
+int rmpsc_wait_pending_below(rmpsc_channel *ch, uint64_t limit, int64_t timeout_ns)
+{
+	if (!ch)
+		return rmpsc__set_error(RMPSC_EINVAL, "wait_pending_below: NULL channel");
+	if (!limit)
+		return rmpsc__set_error(RMPSC_EINVAL,
+					"wait_pending_below: limit 0 (pending records are never below 0)");
+	struct pending_wait pw = { ch, limit };
+	struct region_header *h = ch->hdr;
+	struct waiter wt = { .flag = &h->progress_waiting,
+			     .seq = &h->progress_seq,
+			     .ready = pending_below,
+			     .arg = &pw,
+			     .would_block = RMPSC_EFULL,
+			     .spin_ns = rmpsc__spin_ns,
+			     .slice_ns = PENDING_POLL_NS,
+			     .interruptible = interruptible(ch),
+			     .asymmetric = ch->asymmetric };
+	struct deadline dl = deadline_from_timeout(timeout_ns);
+	int rc = pending_below(&pw);
+	if (rc == WAIT_NOT_READY)
+		rc = rmpsc__wait(&wt, &dl);
+	switch (rc) {
+	case RMPSC_EFULL:
+		return rmpsc__set_error(rc, "wait_pending_below: %llu records pending, not below %llu",
+					(unsigned long long)pending_records(ch, 0), (unsigned long long)limit);
+	case RMPSC_ETIMEDOUT:
+		return rmpsc__set_error(rc, "wait_pending_below: still %llu records pending at the deadline (limit %llu)",
+					(unsigned long long)pending_records(ch, 0), (unsigned long long)limit);
+	case RMPSC_ECLOSED: return rmpsc__set_error(rc, "wait_pending_below: channel is closed");
+	default: return rc;
+	}
 }
 
 /* ------------------------------------------------------------------------- */

@@ -125,7 +125,7 @@ void rmpsc__recompute_head(rmpsc_channel *ch, uint32_t g, uint32_t s)
 	while (pos_before(cur, h) && h - cur <= ring_cap(ch) && !cas_acq_rel(head, &cur, h))
 		;
 	/* No FIFO cache: recoveries run here too, from any thread using the handle. */
-	wake_producer(ch, NULL, s, 0);
+	wake_after_release(ch, s, 0);
 }
 
 static void recompute_all(rmpsc_channel *ch, uint32_t g)

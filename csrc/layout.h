@@ -108,9 +108,12 @@ struct region_header {
 	uint8_t pad2_[LINE - 56];
 
 	/* slab line */
-	uint32_t slab_cursor;  /* rotating allocation hint */
-	uint32_t slab_waiting; /* flag: allocators may sleep for a free slab (wait.h) */
-	uint32_t slab_seq;     /* futex word: bumped on free while someone waits */
+	uint32_t slab_cursor; /* rotating allocation hint */
+	/* Senders waiting for the consumers' progress: a free slab, or fewer pending
+	 * records (rmpsc_wait_pending_below). Every release of records and every slab
+	 * freed wakes them (wait.h). */
+	uint32_t progress_waiting; /* flag: someone may sleep on progress_seq */
+	uint32_t progress_seq;     /* futex word: bumped on progress while someone waits */
 	uint32_t slab_pad_;
 	uint64_t slab_assembler; /* identity (attach.h) of the one sender gathering slabs for a message slowly, 0 = none */
 	uint8_t pad3_[LINE - 24];

@@ -292,6 +292,7 @@ void rmpsc__wake_all_producers(rmpsc_channel *ch)
 {
 	for (uint32_t s = 0; s < ch->L.max_producers; s++)
 		wake_producer(ch, NULL, s, 0);
+	wake_waiters(&ch->hdr->progress_waiting, &ch->hdr->progress_seq, 0);
 }
 
 void rmpsc__remove_dead_fifos(rmpsc_channel *ch)

@@ -124,7 +124,22 @@ static inline void wake_producer(rmpsc_channel *ch, struct fifo_ref **refs, uint
 		rmpsc__wake_producer_slow(ch, refs, s);
 }
 
-/* Wake every producer that waits (close, a group that held them back went). */
+/*
+ * After records of ring s were released (a head moved): wake its producer if it
+ * waits for space, and the senders that wait for the consumers' progress (a slab
+ * riding on a released record is free; fewer records are pending). One fence for both.
+ */
+static inline void wake_after_release(rmpsc_channel *ch, uint32_t s, int light)
+{
+	struct ring_ctrl *c = slot_ctrl(ch, s);
+	hot_barrier(light); /* the release before we read the flags (pairs with the waiters' fences) */
+	if (unlikely(load_relaxed(&c->producer_waiting)))
+		rmpsc__wake_producer_slow(ch, NULL, s);
+	wake_flagged(&ch->hdr->progress_waiting, &ch->hdr->progress_seq);
+}
+
+/* Wake every producer that waits, and the senders waiting for progress (close, a
+ * group that held them back went). */
 void rmpsc__wake_all_producers(rmpsc_channel *ch);
 
 /* Remove the readiness FIFOs of member places and producer slots whose holder

@@ -76,7 +76,7 @@ int rmpsc__slab_check(const rmpsc_channel *ch, uint32_t h, const char *fn)
 static void wake_slab_waiters(rmpsc_channel *ch)
 {
 	struct region_header *h = ch->hdr;
-	wake_waiters(&h->slab_waiting, &h->slab_seq, hot_light(ch->asymmetric));
+	wake_waiters(&h->progress_waiting, &h->progress_seq, hot_light(ch->asymmetric));
 }
 
 /*
@@ -253,8 +253,8 @@ int rmpsc__slab_alloc(rmpsc_channel *ch, struct deadline *dl, uint32_t *handle)
 	/* Spin first, as for ring space: a sleep costs its waker a futex call and us a
 	 * membarrier, while a receiver that is running frees slabs within microseconds
 	 * (each poll is a scan of the pool). Slices let a sleeper reclaim. */
-	struct waiter wt = { .flag = &h->slab_waiting,
-			     .seq = &h->slab_seq,
+	struct waiter wt = { .flag = &h->progress_waiting,
+			     .seq = &h->progress_seq,
 			     .ready = slab_ready,
 			     .arg = &sw,
 			     .would_block = RMPSC_EFULL,
@@ -668,8 +668,8 @@ int rmpsc__slab_alloc_many(rmpsc_channel *ch, struct deadline *dl, uint32_t n, u
 	/* Else take the assembler's turn, then gather, holding what we have. */
 	struct region_header *h = ch->hdr;
 	struct assembler_wait aw = { .ch = ch, .me = me };
-	struct waiter wt = { .flag = &h->slab_waiting,
-			     .seq = &h->slab_seq,
+	struct waiter wt = { .flag = &h->progress_waiting,
+			     .seq = &h->progress_seq,
 			     .ready = assembler_ready,
 			     .arg = &aw,
 			     .would_block = RMPSC_EFULL,
@@ -690,8 +690,8 @@ int rmpsc__slab_alloc_many(rmpsc_channel *ch, struct deadline *dl, uint32_t n, u
 	struct gather_wait gw = {
 		.ch = ch, .held = held, .n = n, .handles = handles, .until_ns = rmpsc__monotonic_ns() + GATHER_WHOLE_NS
 	};
-	struct waiter whole = { .flag = &h->slab_waiting,
-				.seq = &h->slab_seq,
+	struct waiter whole = { .flag = &h->progress_waiting,
+				.seq = &h->progress_seq,
 				.ready = gather_ready,
 				.arg = &gw,
 				.would_block = RMPSC_EFULL,

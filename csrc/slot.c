@@ -52,8 +52,8 @@ int rmpsc_channel_close(rmpsc_channel *ch)
 	rmpsc__wake_all_producers(ch);
 	/* Slab waiters share one flag: bump their word unconditionally, so one that
 	 * loaded its seq before this point returns from FUTEX_WAIT at once. */
-	fetch_add_acq_rel(&h->slab_seq, 1);
-	rmpsc__futex_wake_all(&h->slab_seq);
+	fetch_add_acq_rel(&h->progress_seq, 1);
+	rmpsc__futex_wake_all(&h->progress_seq);
 	return RMPSC_OK;
 }
 

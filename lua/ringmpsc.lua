@@ -31,7 +31,7 @@ local type, error, tonumber, setmetatable, tostring = type, error, tonumber, set
 local concat = table.concat
 local band = bit.band
 
-local _M = { _VERSION = "0.6.0" } -- from VERSION by scripts/version.sh; do not edit
+local _M = { _VERSION = "0.7.0" } -- from VERSION by scripts/version.sh; do not edit
 
 -- Exactly the declarations this module uses, copied from csrc/include/ringmpsc.h
 -- (tests/lua/cdef_spec.lua checks each against the preprocessed header; the

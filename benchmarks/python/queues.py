@@ -33,6 +33,9 @@ What is measured (every queue in the same run, the same messages, the same calls
   faster-fifo     faster_fifo.Queue(max_size_bytes=--queue-bytes), PyPI
   mp.Queue        multiprocessing.Queue(maxsize=--mpq-maxsize) (100000, as in
                   faster-fifo's comparison; frames: the frame queue's depth)
+  --maxsize N     also passes maxsize=N to ringmpsc.Queue and faster_fifo.Queue (a
+                  bound on the message count, as users of multiprocessing.Queue set
+                  one; default: none); rows carry field maxsize
 
 The queues are made as a faster-fifo user makes them: Queue(max_size_bytes=...) with
 the defaults of every other argument, put(obj) and get() with their default blocking
@@ -155,16 +158,22 @@ def candidate(spec):
         mod, _, name = spec.partition(":")
         cls = getattr(importlib.import_module(mod), name)
         return Impl("%s.%s" % (mod, name), "%s.%s" % (mod, name),
-                    lambda nbytes, nmsgs: cls(max_size_bytes=nbytes))
+                    lambda nbytes, nmsgs: cls(max_size_bytes=nbytes, **MAXSIZE))
     if hasattr(ringmpsc, "Queue"):
-        return Impl("ringmpsc.Queue", "ringmpsc", lambda nbytes, nmsgs: ringmpsc.Queue(max_size_bytes=nbytes))
+        return Impl("ringmpsc.Queue", "ringmpsc",
+                    lambda nbytes, nmsgs: ringmpsc.Queue(max_size_bytes=nbytes, **MAXSIZE))
     return None
+
+
+# --maxsize: the keyword ringmpsc.Queue and faster_fifo.Queue are made with (none by default).
+MAXSIZE: dict = {}
 
 
 def peers():
     out = []
     if faster_fifo is not None:
-        out.append(Impl("faster-fifo", "faster-fifo", lambda nbytes, nmsgs: faster_fifo.Queue(max_size_bytes=nbytes)))
+        out.append(Impl("faster-fifo", "faster-fifo",
+                        lambda nbytes, nmsgs: faster_fifo.Queue(max_size_bytes=nbytes, **MAXSIZE)))
     out.append(Impl("mp.Queue", "mp.Queue", lambda nbytes, nmsgs: CTX.Queue(maxsize=nmsgs), get_many=False,
                     flush=_mpq_flush, abandon=lambda q: q.cancel_join_thread()))
     return out
@@ -621,6 +630,8 @@ def main():
                                                                      "faster-fifo (default 1000000, their default)")
     ap.add_argument("--mpq-maxsize", type=int, default=100000, help="maxsize of multiprocessing.Queue (default "
                                                                     "100000, as faster-fifo's comparison)")
+    ap.add_argument("--maxsize", type=int, default=0, help="maxsize of ringmpsc.Queue and faster-fifo (default: "
+                                                           "none, unbounded)")
     ap.add_argument("--frames", type=int, help="1 MiB frames in every run (default: sized by --seconds)")
     ap.add_argument("--frame-depth", type=int, default=4, help="frames the frame queue holds (default 4)")
     ap.add_argument("--parts", default="queue,frames", help="any of queue,frames (default both)")
@@ -649,6 +660,10 @@ def main():
         ap.error("--runs, --messages, --frames, --frame-depth, --time-limit must be >= 1, --seconds > 0, "
                  "--get-many >= 2")
 
+    if args.maxsize < 0:
+        ap.error("--maxsize must be >= 0")
+    if args.maxsize:
+        MAXSIZE["maxsize"] = args.maxsize
     mine = candidate(args.candidate)
     impls = [i for i in ([mine] if mine else []) + peers() if not args.impls or i.row in args.impls.split(",")]
     cpus = os.cpu_count() or 1
@@ -663,6 +678,8 @@ def main():
         print("%s: measured in ringmpsc.Queue's place (--candidate)" % mine.name)
     else:
         print("ringmpsc.Queue: %s" % ringmpsc.__file__)
+    if args.maxsize:
+        print("maxsize=%d for ringmpsc.Queue and faster-fifo (--maxsize)" % args.maxsize)
     if faster_fifo is None:
         print("not installed (rows skipped): faster-fifo; run scripts/ensure-deps.sh bench")
     print()
@@ -670,6 +687,8 @@ def main():
     signal.signal(signal.SIGALRM, _alarm)
     base = {"suite": "python", "processes": True, "reads_data": True, "p50_ns": None, "p99_ns": None,
             "python": platform.python_version(), "cpus": cpus}
+    if args.maxsize:
+        base["maxsize"] = args.maxsize
     rows, failures = [], []
     start = time.perf_counter()
     if "queue" in parts:

@@ -471,6 +471,16 @@ RMPSC_API void rmpsc_ready_disarm(rmpsc_channel *ch);
 /* Records committed and not yet consumed, over all rings (a snapshot; any thread): by this
  * handle's group when it is a member, else not yet released by every group. */
 RMPSC_API uint64_t rmpsc_pending(const rmpsc_channel *ch);
+/*
+ * Wait until fewer than `limit` records are pending: committed and not yet
+ * released by every group (rmpsc_pending from a handle that is no member). A
+ * bound on the records in flight (a queue's maxsize), for a sender to call before
+ * it sends. Any thread; no producer or consumer role needed. Every release of
+ * records wakes it, so it sleeps rather than polls. Senders that pass the wait
+ * together may overshoot the bound by one record each.
+ * Returns 0, or EFULL (timeout 0), ETIMEDOUT, ECLOSED, EINTR, EINVAL (limit 0).
+ */
+RMPSC_API int rmpsc_wait_pending_below(rmpsc_channel *ch, uint64_t limit, int64_t timeout_ns);
 
 /* ------------------------------------------------------------------------- */
 /* Slab pool: fixed-size blocks in the same region, named by u32 handles. */

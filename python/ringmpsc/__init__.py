@@ -89,7 +89,7 @@ import collections.abc as _abc
 
 _abc.Coroutine.register(_ringmpsc._Await)
 
-__version__ = "0.6.0"  # from VERSION by scripts/version.sh; do not edit
+__version__ = "0.7.0"  # from VERSION by scripts/version.sh; do not edit
 
 # A forked child must not reuse the parent's per-object locks (a parent thread may
 # have held one) nor its Producers (they belong to the parent).

@@ -523,6 +523,47 @@ static int op_register(void *ctx, int64_t t)
 	return rc;
 }
 
+struct op_pending {
+	rmpsc_channel *ch;
+	uint64_t limit;
+};
+
+static int op_wait_pending(void *ctx, int64_t t)
+{
+	struct op_pending *o = ctx;
+	return rmpsc_wait_pending_below(o->ch, o->limit, t);
+}
+
+static const char *const kw_pending[] = { "limit", "timeout" };
+
+PyDoc_STRVAR(channel_wait_pending_below_doc,
+"wait_pending_below($self, /, limit, timeout=None)\n--\n\n\
+Wait until fewer than limit records are pending (committed and not yet\n\
+released by every group; len(self) when this Channel is no member): a bound\n\
+on the records in flight, for a sender to call before it sends. Any thread; the\n\
+GIL is released while it waits, and each record a consumer releases wakes it.\n\
+Senders that pass it together may overshoot limit by one record each. Raises\n\
+Full after timeout seconds (None: forever, 0: at once), Closed once the channel\n\
+is closed.");
+static PyObject *channel_wait_pending_below(ChannelObject *self, PyObject *const *args, Py_ssize_t nargs,
+					    PyObject *kwnames)
+{
+	PyObject *a[2] = { NULL, NULL };
+	long long limit;
+	int64_t t;
+	if (fast_args("wait_pending_below", args, nargs, kwnames, kw_pending, 1, 2, a) < 0 ||
+	    parse_int(a[0], "limit", 1, LLONG_MAX, &limit) < 0 || parse_timeout(a[1], &t) < 0)
+		return NULL;
+	struct op_pending o = { self->cs.ch, (uint64_t)limit };
+	int err = 0;
+	int rc = run_op(op_wait_pending, &o, deadline_at(t), &err);
+	if (rc < 0) {
+		raise_rc(CSTATE(self), rc, err, ON_PENDING, NULL);
+		return NULL;
+	}
+	Py_RETURN_NONE;
+}
+
 static const char *const kw_producer[] = { "timeout" };
 
 PyDoc_STRVAR(channel_producer_doc,
@@ -705,6 +746,8 @@ static PyMethodDef channel_methods[] = {
 	CONSUMER_SIDE_METHODS,
 	{ "consumer", (PyCFunction)(void (*)(void))channel_consumer, METH_FASTCALL | METH_KEYWORDS,
 	  channel_consumer_doc },
+	{ "wait_pending_below", (PyCFunction)(void (*)(void))channel_wait_pending_below, METH_FASTCALL | METH_KEYWORDS,
+	  channel_wait_pending_below_doc },
 	{ "leave", (PyCFunction)channel_leave, METH_NOARGS, channel_leave_doc },
 	{ "remove_group", (PyCFunction)(void (*)(void))channel_remove_group, METH_FASTCALL | METH_KEYWORDS,
 	  channel_remove_group_doc },

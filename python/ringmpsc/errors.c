@@ -24,6 +24,8 @@ static const struct error_row {
 	const char *msg;      /* NULL: rmpsc_last_error() */
 } error_table[] = {
 	{ RMPSC_EFULL, ON_SEND_BYTES, EXC(Full), NULL }, /* the core's names the pool or the ring */
+	{ RMPSC_EFULL, ON_PENDING, EXC(Full), NULL },    /* the core's counts the records pending */
+	{ RMPSC_ETIMEDOUT, ON_PENDING, EXC(Full), NULL },
 	{ RMPSC_EFULL, ANY_SIDE, EXC(Full), "ring full" },
 	{ RMPSC_EEMPTY, ANY_SIDE, EXC(Empty), "no record available" },
 	{ RMPSC_ETIMEDOUT, ON_RECV, EXC(Empty), "no record within the timeout" },

@@ -213,7 +213,7 @@ typedef struct {
 
 /* errors.c: the one mapping of the C error vocabulary to Python exceptions. */
 #define RC_PYERR (-1000)     /* not a core code: a Python exception is already set */
-enum side { ON_SEND, ON_RECV, ON_SEND_BYTES, ON_OTHER };
+enum side { ON_SEND, ON_RECV, ON_SEND_BYTES, ON_PENDING, ON_OTHER };
 void raise_rc(modstate *st, int rc, int err, enum side side, PyObject *name);
 
 /* pickle.c: ringmpsc.Queue's default serialisation in C (the wire format is queue.py's). */

@@ -274,13 +274,11 @@ class Queue(metaclass=_QueueType):
         return p
 
     def _wait_below_maxsize(self, deadline: _Deadline) -> None:
-        pause = _MAXSIZE_POLL_MIN
-        while len(self._ch) >= self.maxsize:
-            left = deadline.left()
-            if left is not None and left <= 0:
-                raise Full("queue full: %d messages (maxsize)" % self.maxsize)
-            time.sleep(pause if left is None else min(pause, left))
-            pause = min(pause * 2, _MAXSIZE_POLL_MAX)
+        # Sleeps in the core until a consumer's release brings the count below maxsize.
+        try:
+            self._ch.wait_pending_below(self.maxsize, deadline.left())
+        except Full:
+            raise Full("queue full: %d messages (maxsize)" % self.maxsize) from None
 
     def _send(self, data, deadline: _Deadline) -> None:
         if self.maxsize > 0:
@@ -289,12 +287,17 @@ class Queue(metaclass=_QueueType):
 
     def put(self, obj: Any, block: bool = True, timeout: Optional[float] = None) -> None:
         """Put obj, waiting up to timeout (None: forever) for room; queue.Full when there is none."""
-        if self._c_dumps and not self.maxsize:
+        if self._c_dumps:
             try:
                 p = self._local.producer
             except AttributeError:  # this thread's first put
                 pass
             else:
+                if self.maxsize > 0:
+                    deadline = _Deadline(block, timeout)
+                    self._wait_below_maxsize(deadline)
+                    timeout = deadline.left()
+                    block = timeout != 0.0
                 # Pickled and sent in C (as dumps); None: pickle refused obj, multiprocessing's pickler may not.
                 if p._send_object(obj, timeout if block else 0):
                     return

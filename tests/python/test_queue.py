@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 
 import ringmpsc
-from observe import wait_blocked, wait_for
+from observe import some_thread_asleep_in_channel, wait_blocked, wait_for
 from ringmpsc import Closed, Queue, QueueClosed
 
 CTX = mp.get_context("fork")
@@ -101,6 +101,92 @@ def test_full_and_maxsize():
     assert q.get() == b"c" * 100
     q.put_nowait(b"b" * 1500)
     assert not q.full()
+
+
+def test_maxsize_put_sleeps_until_a_get():
+    """A put held back by maxsize sleeps in the channel (not a poll loop) and a get wakes it."""
+    q = Queue(maxsize=2)
+    q.put("a")
+    q.put("b")
+    done = threading.Event()
+    t = threading.Thread(target=lambda: (q.put("c"), done.set()), daemon=True)
+    t.start()
+    wait_for(lambda: some_thread_asleep_in_channel(q.channel), "the put held back by maxsize sleeping in the channel")
+    assert not done.is_set() and q.qsize() == 2
+    assert q.get() == "a"
+    t.join(10)
+    assert done.is_set(), "a get did not let the held-back put through"
+    assert sorted(q.get_many()) == ["b", "c"]  # two threads: two producers, no order between them
+    # Through put_many and the generic (Python dumps) path too.
+    q2 = Queue(maxsize=1, dumps=pickle.dumps, loads=pickle.loads)
+    q2.put(0)
+    t = threading.Thread(target=lambda: q2.put_many([1, 2]), daemon=True)
+    t.start()
+    for want in range(3):
+        wait_for(lambda: q2.qsize() == 1, "a message waiting")
+        assert q2.get(timeout=10) == want
+    t.join(10)
+    assert not t.is_alive() and q2.empty()
+
+
+def test_maxsize_errors_and_close():
+    q = Queue(maxsize=1)
+    q.put(1)
+    with pytest.raises(stdqueue.Full, match="maxsize"):
+        q.put_nowait(2)
+    with pytest.raises(stdqueue.Full, match="maxsize"):
+        q.put(2, timeout=0.01)
+    assert q.get_nowait() == 1 and q.empty()  # nothing half-sent
+    ch = q.channel
+    with pytest.raises(ValueError, match="limit"):
+        ch.wait_pending_below(0)
+    with pytest.raises(TypeError):
+        ch.wait_pending_below("3")
+    ch.wait_pending_below(1, timeout=0)
+    q.put(1)
+    with pytest.raises(ringmpsc.Full, match="1 records pending, not below 1"):
+        ch.wait_pending_below(1, timeout=0)
+    # A put held back by maxsize when the queue closes: Closed, not a hang.
+    errors = []
+
+    def put():
+        try:
+            q.put(2)
+        except Closed as e:
+            errors.append(e)
+
+    t = threading.Thread(target=put, daemon=True)
+    t.start()
+    wait_for(lambda: some_thread_asleep_in_channel(ch), "the held-back put sleeping")
+    q.close()
+    t.join(10)
+    assert not t.is_alive() and len(errors) == 1
+
+
+def _bounded_producer(q, pid, n):
+    for i in range(n):
+        q.put((pid, i))
+
+
+def test_maxsize_bounds_producer_processes():
+    """3 producer processes, maxsize 4: never more than 4 + 3 - 1 waiting, all arrive in order."""
+    q = Queue(maxsize=4)
+    n = 2000
+    procs = [CTX.Process(target=_bounded_producer, args=(q, k, n)) for k in range(3)]
+    for p in procs:
+        p.start()
+    nxt = [0, 0, 0]
+    most = 0
+    for _ in range(3 * n):
+        most = max(most, q.qsize())
+        k, i = q.get(timeout=30)
+        assert i == nxt[k], "producer %d: got %d, expected %d" % (k, i, nxt[k])
+        nxt[k] += 1
+    for p in procs:
+        p.join(30)
+        assert p.exitcode == 0
+    assert most <= 4 + 3 - 1, "%d messages waiting at once with maxsize 4 and 3 producers" % most
+    assert q.empty()
 
 
 def test_put_many_is_not_atomic_and_says_how_many_went_in():

@@ -1,13 +1,13 @@
 -- LuaRocks package: the LuaJIT binding (ringmpsc), the OpenResty library
 -- (resty.ringmpsc) and the C core they load (libringmpsc.so, built from csrc/).
 -- Generated from ringmpsc.rockspec.in by scripts/version.sh (make version): do not edit.
--- From a checkout: luarocks make ringmpsc-0.6.0-1.rockspec [--tree DIR]
+-- From a checkout: luarocks make ringmpsc-0.7.0-1.rockspec [--tree DIR]
 rockspec_format = "3.0"
 package = "ringmpsc"
-version = "0.6.0-1"
+version = "0.7.0-1"
 source = {
 	url = "git+https://github.com/ringmpsc/ringmpsc.git",
-	tag = "v0.6.0",
+	tag = "v0.7.0",
 }
 description = {
 	summary = "Lock-free shared-memory channels between nginx workers, LuaJIT, Python and C processes",
