@@ -911,30 +911,49 @@ uint64_t rmpsc_pending(const rmpsc_channel *ch)
 	return pending_records(ch, ch->member >= 0 && ch->member_gen == fork_generation());
 }
 
-/* A sender waits for rmpsc_pending to drop below a bound (a queue's maxsize). */
+/*
+ * Pending records only shrink when a consumer releases some (or a group goes,
+ * or the channel closes): each of those wakes the progress waiters (notify.h),
+ * so the wait sleeps on the header's progress words. The slice bounds a sleep
+ * that no release would end: a dead producer's ring fenced (its records stop
+ * counting), or a consumer built before releases woke these waiters; and, with
+ * groups, it is how often the waiter looks for dead members.
+ */
+#define PENDING_POLL_NS 100000000
+
+/* A sender waits for the pending records to drop below a bound (a queue's maxsize). */
 struct pending_wait {
-	const rmpsc_channel *ch;
+	rmpsc_channel *ch;
 	uint64_t limit;
 };
 
 static int pending_below(void *arg)
 {
 	const struct pending_wait *pw = arg;
-	if (is_closed(pw->ch))
+	rmpsc_channel *ch = pw->ch;
+	if (is_closed(ch))
 		return RMPSC_ECLOSED;
 	/* Not the handle's own group: the membership is another thread's to change,
 	 * and records hold ring space until every group has released them. */
-	return pending_records(pw->ch, 0) < pw->limit ? RMPSC_OK : WAIT_NOT_READY;
+	if (pending_records(ch, 0) < pw->limit)
+		return RMPSC_OK;
+	if (grouped(ch)) {
+		/* A group whose members died holds its records until they are recovered
+		 * (an ephemeral group then goes away), as for a producer waiting for
+		 * space. Per handle, not per wait: a binding waits in short slices. Any
+		 * thread may wait on the handle, so the time is claimed by a CAS. */
+		int64_t now = rmpsc__monotonic_ns();
+		int64_t next = load_relaxed(&ch->pending_recover_ns);
+		if (now >= next && cas_acq_rel(&ch->pending_recover_ns, &next, now + PENDING_POLL_NS) && next &&
+		    rmpsc_reclaim_dead(ch) > 0 && pending_records(ch, 0) < pw->limit)
+			return RMPSC_OK;
+	}
+	/* Members that linger for a batch keep the records that would make room,
+	 * and the bound keeps the batch from ever filling: wake them (slab waits do
+	 * the same, slab.c). */
+	wake_lingerers(ch);
+	return WAIT_NOT_READY;
 }
-
-/*
- * Pending records only shrink when a consumer releases some (or a group goes,
- * or the channel closes): each of those wakes the progress waiters (notify.h),
- * so the wait sleeps on the header's progress words. The slice bounds a sleep
- * that no release would end: a dead producer's ring fenced (its records stop
- * counting), or a consumer built before releases woke these waiters.
- */
-#define PENDING_POLL_NS 100000000
 
 int rmpsc_wait_pending_below(rmpsc_channel *ch, uint64_t limit, int64_t timeout_ns)
 {

@@ -39,16 +39,17 @@ struct rmpsc_channel {
 	uint32_t deliveries;  /* of the span being read: 1, or more when redelivered */
 	unsigned group_flags; /* the group and flags we joined with (to join again after a fork) */
 	char group_name[RMPSC_GROUP_NAME_MAX + 1];
-	int in_callback;          /* an rmpsc_consume callback is running */
-	uint64_t *tails;          /* our last view of each ring's tail (max_producers) */
-	int64_t next_recover_ns;  /* a waiting member checks its peers' liveness at most this often */
-	int close_fenced;         /* the consumer passed a cold barrier after seeing `closed` */
-	int close_fence_failures; /* ... and how often that barrier failed before */
-	uint32_t sweep_cursor;    /* next slot the sweep starts at (fairness) */
-	uint32_t read_slot;       /* slot of the span returned by rmpsc_read */
-	uint32_t read_count;      /* its length; 0 when none is open */
-	uint64_t read_pos;        /* its first position */
-	uint32_t read_handle;     /* the slab of the message rmpsc_read_bytes returned, or RMPSC_INVALID_HANDLE */
+	int in_callback;            /* an rmpsc_consume callback is running */
+	uint64_t *tails;            /* our last view of each ring's tail (max_producers) */
+	int64_t next_recover_ns;    /* a waiting member checks its peers' liveness at most this often */
+	int64_t pending_recover_ns; /* rmpsc_wait_pending_below looks for dead members no sooner (any thread: CAS) */
+	int close_fenced;           /* the consumer passed a cold barrier after seeing `closed` */
+	int close_fence_failures;   /* ... and how often that barrier failed before */
+	uint32_t sweep_cursor;      /* next slot the sweep starts at (fairness) */
+	uint32_t read_slot;         /* slot of the span returned by rmpsc_read */
+	uint32_t read_count;        /* its length; 0 when none is open */
+	uint64_t read_pos;          /* its first position */
+	uint32_t read_handle;       /* the slab of the message rmpsc_read_bytes returned, or RMPSC_INVALID_HANDLE */
 	uint32_t sweeps;
 	int pending_error;        /* ECORRUPT found after records were delivered: reported next call */
 	int64_t next_liveness_ns; /* when the consumer next checks producer liveness */

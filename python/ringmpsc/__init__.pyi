@@ -246,7 +246,7 @@ class Channel:
                  at_most_once: bool = False) -> Consumer:
         """Join a consumer group (created if absent) and return its Consumer."""
     def wait_pending_below(self, limit: int, timeout: _Timeout = None) -> None:
-        """Wait until fewer than limit records are pending (len(self) < limit); Full after timeout."""
+        """Wait until fewer than limit records are pending (not released by every group); Full after timeout."""
     def leave(self) -> None:
         """Give up this Channel's membership of the default group (the consumer role)."""
     def remove_group(self, name: Optional[str] = None) -> None:

@@ -9,12 +9,14 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 
 import pytest
 
 import observe
 import ringmpsc
 import workers
+from ringmpsc import Channel
 from workers import GROUP_REC, RESULT
 
 N_WORKERS = 3
@@ -529,3 +531,53 @@ def _use_inherited_consumer(c, conn):
     r = c.recv(timeout=10)
     conn.send((r, c.last_deliveries, group_stats(c.channel, "g")["live_members"]))
     os._exit(0)
+
+
+# --- Channel.wait_pending_below with groups ---------------------------------------
+
+def _groups_channel():
+    return Channel(64, 64, max_producers=2, max_consumers=4, max_groups=4)
+
+
+def test_dead_ephemeral_subscriber_does_not_hold_a_waiting_sender():
+    """An ephemeral group whose only member died holds its records until someone
+    recovers it: the waiter does, as a producer waiting for ring space does, at most
+    every 100 ms per handle (the binding waits in 50 ms slices)."""
+    ch = _groups_channel()
+    member = Channel._from_fd(ch.fileno())
+    c = member.consumer()  # the default group keeps up; `ch` stays no member (len: every group)
+    pid = os.fork()
+    if pid == 0:
+        try:
+            sub = Channel._from_fd(ch.fileno()).consumer("sub", ephemeral=True)
+            assert sub is not None
+        finally:
+            os._exit(0)  # dies a member: no leave
+    assert os.waitpid(pid, 0)[1] == 0
+    p = ch.producer()
+    for i in range(3):
+        p.send(bytes([i]) * 64)
+    for _ in range(3):
+        c.recv(timeout=1)
+    assert len(ch) == 3  # the dead subscriber's
+    t0 = time.monotonic()
+    try:
+        ch.wait_pending_below(2, timeout=2)
+    except ringmpsc.Full as e:
+        pytest.fail("still held after %.1f s by a dead ephemeral group (%s); reclaim_dead() frees it: %d"
+                    % (time.monotonic() - t0, e, ch.reclaim_dead() or len(ch)))
+    assert len(ch) < 2
+
+
+def test_len_of_a_member_is_not_what_wait_pending_below_waits_for():
+    """For a Channel that is a member, len() counts its own group's records; the wait
+    counts what every group has yet to release (ring space is held until then)."""
+    ch = _groups_channel()
+    lagging = ch.consumer("lagging")  # a group that takes nothing
+    p = ch.producer()
+    p.send(b"x" * 64)
+    ch.recv(timeout=1)  # ch's own handle joins the default group and takes it
+    assert ch.group == "default" and lagging is not None
+    assert len(ch) == 0
+    with pytest.raises(ringmpsc.Full):
+        ch.wait_pending_below(1, timeout=0)  # len(ch) < 1, and yet
