@@ -955,6 +955,16 @@ static int pending_below(void *arg)
 	return WAIT_NOT_READY;
 }
 
+int rmpsc__pending_at_limit(rmpsc_channel *ch)
+{
+	/* Two consumers releasing at once: each fences between its release and this
+	 * count, so at least one of them counts both releases (on an asymmetric
+	 * channel too, whose hot barrier orders nothing between consumers). */
+	smp_mb();
+	uint32_t limit = load_acquire(&ch->hdr->pending_limit);
+	return limit && pending_records(ch, 0) >= limit;
+}
+
 int rmpsc_wait_pending_below(rmpsc_channel *ch, uint64_t limit, int64_t timeout_ns)
 {
 	if (!ch)
@@ -971,6 +981,10 @@ int rmpsc_wait_pending_below(rmpsc_channel *ch, uint64_t limit, int64_t timeout_
 			     .would_block = RMPSC_EFULL,
 			     .spin_ns = rmpsc__spin_ns,
 			     .slice_ns = PENDING_POLL_NS,
+			     /* A limit past the word's range: announced as a plain waiter, whom
+			      * every release wakes. */
+			     .limit = limit <= UINT32_MAX ? &h->pending_limit : NULL,
+			     .limit_value = (uint32_t)limit,
 			     .interruptible = interruptible(ch),
 			     .asymmetric = ch->asymmetric };
 	struct deadline dl = deadline_from_timeout(timeout_ns);

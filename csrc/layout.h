@@ -114,7 +114,11 @@ struct region_header {
 	 * freed wakes them (wait.h). */
 	uint32_t progress_waiting; /* flag: someone may sleep on progress_seq */
 	uint32_t progress_seq;     /* futex word: bumped on progress while someone waits */
-	uint32_t slab_pad_;
+	/* The largest limit a sender waiting in rmpsc_wait_pending_below announced
+	 * since the last wake-up (0: none known): while only such senders wait
+	 * (progress_waiting == WAIT_PENDING), a release that leaves at least this many
+	 * records pending wakes nobody (notify.h, wake_progress). */
+	uint32_t pending_limit;
 	uint64_t slab_assembler; /* identity (attach.h) of the one sender gathering slabs for a message slowly, 0 = none */
 	uint8_t pad3_[LINE - 24];
 };

@@ -124,6 +124,35 @@ static inline void wake_producer(rmpsc_channel *ch, struct fifo_ref **refs, uint
 		rmpsc__wake_producer_slow(ch, refs, s);
 }
 
+/* Whether at least `pending_limit` records are still pending, so no sender waiting
+ * in rmpsc_wait_pending_below could pass (consumer.c). */
+int rmpsc__pending_at_limit(rmpsc_channel *ch);
+
+/*
+ * After a release or a freed slab, once fenced (hot_barrier): wake the senders
+ * waiting for the consumers' progress (progress_waiting). All of them, since
+ * they share one futex word; but while only pending waiters are announced
+ * (WAIT_PENDING), a release that leaves pending_limit records or more wakes
+ * nobody: none of them could pass, and several senders held at a bound would
+ * otherwise all be woken by every release (tests/model/pending.pml). The limit is
+ * cleared before the bump: a sender that announced meanwhile was woken by it
+ * (its seq is older) and announces again.
+ */
+static inline void wake_progress(rmpsc_channel *ch)
+{
+	struct region_header *h = ch->hdr;
+	uint32_t f = load_relaxed(&h->progress_waiting);
+	if (likely(!f))
+		return;
+	if (f == WAIT_PENDING && rmpsc__pending_at_limit(ch))
+		return;
+	if (xchg_acq_rel(&h->progress_waiting, 0)) {
+		store_relaxed(&h->pending_limit, 0);
+		fetch_add_acq_rel(&h->progress_seq, 1);
+		rmpsc__futex_wake_all(&h->progress_seq);
+	}
+}
+
 /*
  * After records of ring s were released (a head moved): wake its producer if it
  * waits for space, and the senders that wait for the consumers' progress (a slab
@@ -135,7 +164,7 @@ static inline void wake_after_release(rmpsc_channel *ch, uint32_t s, int light)
 	hot_barrier(light); /* the release before we read the flags (pairs with the waiters' fences) */
 	if (unlikely(load_relaxed(&c->producer_waiting)))
 		rmpsc__wake_producer_slow(ch, NULL, s);
-	wake_flagged(&ch->hdr->progress_waiting, &ch->hdr->progress_seq);
+	wake_progress(ch);
 }
 
 /* Wake every producer that waits, and the senders waiting for progress (close, a

@@ -75,8 +75,8 @@ int rmpsc__slab_check(const rmpsc_channel *ch, uint32_t h, const char *fn)
 
 static void wake_slab_waiters(rmpsc_channel *ch)
 {
-	struct region_header *h = ch->hdr;
-	wake_waiters(&h->progress_waiting, &h->progress_seq, hot_light(ch->asymmetric));
+	hot_barrier(hot_light(ch->asymmetric)); /* the free before we read the flag */
+	wake_progress(ch);
 }
 
 /*

@@ -49,8 +49,11 @@ static inline struct deadline deadline_from_timeout(int64_t timeout_ns)
 
 /* How a waiter waits, stored in its flag word (or member place) before it
  * announces itself: the waker signals the futex, the readiness FIFO, or both. */
-#define WAIT_FUTEX 1u
-#define WAIT_FD    2u
+#define WAIT_FUTEX   1u
+#define WAIT_FD      2u
+/* On the progress words only: senders waiting for fewer pending records, each
+ * with its limit folded into the header's pending_limit (notify.h). */
+#define WAIT_PENDING 4u
 
 /* What a readiness check reports: >= 0 or a negative RMPSC_E* code ends the wait. */
 #define WAIT_NOT_READY INT32_MIN
@@ -63,9 +66,13 @@ struct waiter {
 	uint32_t *seq;
 	ready_fn ready;
 	void *arg;
-	int would_block;   /* returned for a try-once deadline (EFULL / EEMPTY) */
-	int64_t spin_ns;   /* poll ready() this long before sleeping (0: sleep at once) */
-	int64_t slice_ns;  /* > 0: sleep at most this long at a time, so ready() also polls */
+	int would_block;  /* returned for a try-once deadline (EFULL / EEMPTY) */
+	int64_t spin_ns;  /* poll ready() this long before sleeping (0: sleep at once) */
+	int64_t slice_ns; /* > 0: sleep at most this long at a time, so ready() also polls */
+	/* If set, announce as a pending waiter: raise *limit to limit_value, then or
+	 * WAIT_PENDING into *flag (keeping other waiters' bits). */
+	uint32_t *limit;
+	uint32_t limit_value;
 	int sole;          /* the only thread that can wait on these words: clears its flag */
 	int armed_fd;      /* a readiness fd is armed on the same announcement: keep it (notify.h) */
 	int interruptible; /* return EINTR when a signal interrupts the sleep */
@@ -83,10 +90,16 @@ struct waiter {
 
 static inline void announce(const struct waiter *w)
 {
-	if (w->mask)
+	if (w->mask) {
 		fetch_or_acq_rel(w->mask, w->bit); /* release: wait_how and wake_min before the bit */
-	else
+	} else if (w->limit) {
+		uint32_t l = load_relaxed(w->limit);
+		while (l < w->limit_value && !cas_acq_rel(w->limit, &l, w->limit_value))
+			;
+		fetch_or_acq_rel(w->flag, WAIT_PENDING);
+	} else {
 		store_relaxed(w->flag, WAIT_FUTEX | (w->armed_fd ? WAIT_FD : 0));
+	}
 }
 
 /* A waiter that stops waiting takes its announcement back: a bit of a member's

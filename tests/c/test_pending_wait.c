@@ -6,6 +6,10 @@
  *   release_wakes   asleep in the kernel, a consumer's release bumps the progress
  *                   word and the waiter returns: classic consumer, a group of two
  *                   sharing the work, and messages riding on slabs
+ *   wakes_with_room while only pending waiters wait, a release that leaves them no
+ *                   room wakes nobody (the progress word stays); the one that makes
+ *                   room wakes them; with a slab waiter on the same words, every
+ *                   release wakes
  *   close_wakes     asleep, the channel closes: ECLOSED
  *   other_process   the waiter in another process (shared futex word)
  *   bound           4 producer threads wait then send, a consumer checks that no
@@ -63,6 +67,19 @@ static void *waiter(void *arg)
 	struct waiter_arg *w = arg;
 	publish_tid(&w->tid);
 	w->rc = rmpsc_wait_pending_below(w->ch, w->limit, 10 * SEC_NS);
+	__atomic_store_n(&w->done, 1, __ATOMIC_RELEASE);
+	return NULL;
+}
+
+/* An allocator waiting for the pool's one slab (rc: rmpsc_slab_alloc's; the slab freed at once). */
+static void *slab_waiter(void *arg)
+{
+	struct waiter_arg *w = arg;
+	publish_tid(&w->tid);
+	uint32_t h;
+	w->rc = rmpsc_slab_alloc(w->ch, 10 * SEC_NS, &h);
+	if (w->rc == RMPSC_OK)
+		rmpsc_slab_free(w->ch, h);
 	__atomic_store_n(&w->done, 1, __ATOMIC_RELEASE);
 	return NULL;
 }
@@ -127,6 +144,65 @@ static void test_release_wakes(void)
 	release_wakes(ch, ch, 1, "messages on slabs");
 	CHECK_RC(rmpsc_slab_free_count(ch), 8);
 	rmpsc_channel_release(ch);
+}
+
+/* Four records pending; a waiter for fewer than `limit` asleep; releases one by one. */
+static void wakes_with_room(uint64_t limit, int with_slab_waiter)
+{
+	rmpsc_channel *ch = make(RS, 16, 2, 256, 1, 1);
+	rmpsc_producer *p;
+	CHECK_OK(rmpsc_producer_register(ch, &p));
+	for (uint64_t i = 0; i < 4; i++)
+		send_seq(p, 0, i);
+	uint32_t held;
+	struct waiter_arg slab = { ch, 0, 0, 1, 0 };
+	pthread_t st;
+	if (with_slab_waiter) { /* the pool's one slab held: an allocator waits on the same words */
+		CHECK_OK(rmpsc_slab_alloc(ch, 0, &held));
+		pthread_create(&st, NULL, slab_waiter, &slab);
+		wait_blocked(&slab.tid);
+	}
+	struct waiter_arg w = { ch, limit, 0, 1, 0 };
+	pthread_t t;
+	pthread_create(&t, NULL, waiter, &w);
+	wait_blocked(&w.tid);
+	for (uint64_t pending = 4; pending > 0; pending--) {
+		/* Asleep again, announced: after a wake-up a thread runs until it sleeps. */
+		wait_blocked(&w.tid);
+		if (with_slab_waiter)
+			wait_blocked(&slab.tid);
+		uint32_t seq = progress_seq(ch);
+		release_one(ch, 0);
+		int room = pending - 1 < limit;
+		if (room || with_slab_waiter) {
+			CHECK(progress_seq(ch) != seq, "limit %llu, %llu pending: the release did not wake",
+			      (unsigned long long)limit, (unsigned long long)pending - 1);
+		} else {
+			CHECK(progress_seq(ch) == seq,
+			      "limit %llu, %llu pending: a release with no room woke the waiters",
+			      (unsigned long long)limit, (unsigned long long)pending - 1);
+			CHECK(!__atomic_load_n(&w.done, __ATOMIC_ACQUIRE), "returned with %llu pending",
+			      (unsigned long long)pending - 1);
+		}
+		if (room)
+			break;
+	}
+	pthread_join(t, NULL);
+	CHECK_RC(w.rc, RMPSC_OK);
+	if (with_slab_waiter) {
+		CHECK_OK(rmpsc_slab_free(ch, held));
+		pthread_join(st, NULL);
+		CHECK_RC(slab.rc, RMPSC_OK);
+	}
+	rmpsc_producer_close(p);
+	rmpsc_channel_release(ch);
+}
+
+static void test_wakes_with_room(void)
+{
+	wakes_with_room(2, 0);
+	wakes_with_room(1, 0);
+	wakes_with_room(2, 1);
 }
 
 static void test_close_wakes(void)
@@ -248,6 +324,7 @@ int main(void)
 	atexit(children_cleanup_at_exit);
 	test_errors();
 	test_release_wakes();
+	test_wakes_with_room();
 	test_close_wakes();
 	test_other_process();
 	test_bound();
