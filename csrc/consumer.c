@@ -887,12 +887,12 @@ int rmpsc_wait_readable(rmpsc_channel *ch, int64_t timeout_ns)
 }
 
 /* Records committed on the rings: by the group of `member` (a member's handle),
- * else those some group has not released yet. */
-static uint64_t pending_records(const rmpsc_channel *ch, int member)
+ * else those some group has not released yet. Stops counting at `enough`. */
+static uint64_t pending_records(const rmpsc_channel *ch, int member, uint64_t enough)
 {
 	uint64_t total = 0;
 	uint32_t n_slots = slot_limit(ch);
-	for (uint32_t s = 0; s < n_slots; s++) {
+	for (uint32_t s = 0; s < n_slots && total < enough; s++) {
 		struct ring_ctrl *c = slot_ctrl(ch, s);
 		if (owner_state(load_relaxed(&c->owner)) == RMPSC_SLOT_FENCED)
 			continue;
@@ -908,7 +908,7 @@ uint64_t rmpsc_pending(const rmpsc_channel *ch)
 {
 	if (!ch)
 		return 0;
-	return pending_records(ch, ch->member >= 0 && ch->member_gen == fork_generation());
+	return pending_records(ch, ch->member >= 0 && ch->member_gen == fork_generation(), UINT64_MAX);
 }
 
 /*
@@ -919,7 +919,9 @@ uint64_t rmpsc_pending(const rmpsc_channel *ch)
  * counting), or a consumer built before releases woke these waiters; and, with
  * groups, it is how often the waiter looks for dead members.
  */
-#define PENDING_POLL_NS 100000000
+#define PENDING_POLL_NS   100000000
+/* Releases that skip the wake-up in a row before one wakes anyway (rmpsc__pending_at_limit). */
+#define PENDING_SKIPS_MAX 32
 
 /* A sender waits for the pending records to drop below a bound (a queue's maxsize). */
 struct pending_wait {
@@ -935,7 +937,7 @@ static int pending_below(void *arg)
 		return RMPSC_ECLOSED;
 	/* Not the handle's own group: the membership is another thread's to change,
 	 * and records hold ring space until every group has released them. */
-	if (pending_records(ch, 0) < pw->limit)
+	if (pending_records(ch, 0, pw->limit) < pw->limit)
 		return RMPSC_OK;
 	if (grouped(ch)) {
 		/* A group whose members died holds its records until they are recovered
@@ -945,7 +947,7 @@ static int pending_below(void *arg)
 		int64_t now = rmpsc__monotonic_ns();
 		int64_t next = load_relaxed(&ch->pending_recover_ns);
 		if (now >= next && cas_acq_rel(&ch->pending_recover_ns, &next, now + PENDING_POLL_NS) && next &&
-		    rmpsc_reclaim_dead(ch) > 0 && pending_records(ch, 0) < pw->limit)
+		    rmpsc_reclaim_dead(ch) > 0 && pending_records(ch, 0, pw->limit) < pw->limit)
 			return RMPSC_OK;
 	}
 	/* Members that linger for a batch keep the records that would make room,
@@ -961,8 +963,19 @@ int rmpsc__pending_at_limit(rmpsc_channel *ch)
 	 * count, so at least one of them counts both releases (on an asymmetric
 	 * channel too, whose hot barrier orders nothing between consumers). */
 	smp_mb();
-	uint32_t limit = load_acquire(&ch->hdr->pending_limit);
-	return limit && pending_records(ch, 0) >= limit;
+	struct region_header *h = ch->hdr;
+	uint32_t limit = load_acquire(&h->pending_limit);
+	if (!limit || pending_records(ch, 0, limit) < limit)
+		return 0;
+	/* Nothing withdraws an announcement (the flag is shared): one left by a
+	 * sender that timed out would keep every release counting for as long as
+	 * the backlog stays. Every PENDING_SKIPS_MAX-th skip wakes instead, which
+	 * clears it; a sender still waiting announces again. */
+	if (fetch_add_acq_rel(&h->pending_skips, 1) + 1 >= PENDING_SKIPS_MAX) {
+		store_relaxed(&h->pending_skips, 0);
+		return 0;
+	}
+	return 1;
 }
 
 int rmpsc_wait_pending_below(rmpsc_channel *ch, uint64_t limit, int64_t timeout_ns)
@@ -994,10 +1007,12 @@ int rmpsc_wait_pending_below(rmpsc_channel *ch, uint64_t limit, int64_t timeout_
 	switch (rc) {
 	case RMPSC_EFULL:
 		return rmpsc__set_error(rc, "wait_pending_below: %llu records pending, not below %llu",
-					(unsigned long long)pending_records(ch, 0), (unsigned long long)limit);
+					(unsigned long long)pending_records(ch, 0, UINT64_MAX),
+					(unsigned long long)limit);
 	case RMPSC_ETIMEDOUT:
 		return rmpsc__set_error(rc, "wait_pending_below: still %llu records pending at the deadline (limit %llu)",
-					(unsigned long long)pending_records(ch, 0), (unsigned long long)limit);
+					(unsigned long long)pending_records(ch, 0, UINT64_MAX),
+					(unsigned long long)limit);
 	case RMPSC_ECLOSED: return rmpsc__set_error(rc, "wait_pending_below: channel is closed");
 	default: return rc;
 	}

@@ -120,7 +120,8 @@ struct region_header {
 	 * records pending wakes nobody (notify.h, wake_progress). */
 	uint32_t pending_limit;
 	uint64_t slab_assembler; /* identity (attach.h) of the one sender gathering slabs for a message slowly, 0 = none */
-	uint8_t pad3_[LINE - 24];
+	uint32_t pending_skips; /* releases that skipped the wake-up for pending_limit (notify.h), modulo a bound */
+	uint8_t pad3_[LINE - 28];
 };
 _Static_assert(sizeof(struct region_header) <= HEADER_SIZE, "header fits its page");
 

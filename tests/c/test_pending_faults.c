@@ -11,6 +11,10 @@
  *                    and returns once the group has gone with them
  *   interruptible    RMPSC_OPEN_INTERRUPTIBLE: a signal ends the wait with EINTR;
  *                    a limit of UINT64_MAX passes at once
+ *   stale_announcement  a sender that timed out leaves its announcement (nothing
+ *                    withdraws a shared flag); with the backlog above its limit no
+ *                    release would wake, and each would count the rings: within
+ *                    PENDING_SKIPS_MAX (32) releases one wakes and clears it
  *   linger_stall     a sender held back by the bound while the consumer lingers
  *                    (coalescing) for more records than the bound lets in: the
  *                    sender wakes it, as slab senders do (wake_lingerers), instead
@@ -22,6 +26,7 @@
 #include "handle.h"
 #include "harness.h"
 #include "messages.h"
+#include "wait.h"
 
 #define RS 64
 
@@ -301,6 +306,30 @@ static void test_interruptible(void)
 	rmpsc_channel_release(ch);
 }
 
+static void test_stale_announcement(void)
+{
+	rmpsc_channel *ch = make(RS, 64, 2, 0, 0, 1);
+	rmpsc_producer *p;
+	CHECK_OK(rmpsc_producer_register(ch, &p));
+	for (uint64_t i = 0; i < 40; i++)
+		send_one(p, i);
+	CHECK_RC(rmpsc_wait_pending_below(ch, 4, 5 * 1000000ll), RMPSC_ETIMEDOUT);
+	CHECK(__atomic_load_n(&ch->hdr->progress_waiting, __ATOMIC_ACQUIRE) == WAIT_PENDING,
+	      "the timed-out sender's announcement: flag %u", ch->hdr->progress_waiting);
+	int releases = 0;
+	while (__atomic_load_n(&ch->hdr->progress_waiting, __ATOMIC_ACQUIRE)) {
+		const void *rec;
+		CHECK_RC(rmpsc_read(ch, 1, SEC_NS, &rec, NULL), 1);
+		CHECK_OK(rmpsc_advance(ch, 1));
+		releases++;
+		CHECK(rmpsc_pending(ch) >= 4, "the backlog fell to the limit before the flag was cleared");
+		CHECK(releases <= 32, "32 releases left the stale announcement in place");
+	}
+	printf("stale_announcement: cleared after %d releases\n", releases);
+	rmpsc_producer_close(p);
+	rmpsc_channel_release(ch);
+}
+
 int main(int argc, char **argv)
 {
 	harness_start("test_pending_faults", 120);
@@ -314,6 +343,8 @@ int main(int argc, char **argv)
 		test_dead_subscriber();
 	if (!only || !strcmp(only, "interruptible"))
 		test_interruptible();
+	if (!only || !strcmp(only, "stale_announcement"))
+		test_stale_announcement();
 	if (!only || !strcmp(only, "linger_stall"))
 		test_linger_stall();
 	printf("test_pending_faults: all passed\n");

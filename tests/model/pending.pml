@@ -25,6 +25,8 @@
  *   A slab waiter (-DSLAB, Slab below) announces FUTEX with a plain store and is
  *   woken by any release.
  *
+ * Every 32nd skip wakes anyway in the C code (a stale announcement's cost); that
+ * only adds wake-ups, so the model lets every release skip.
  * Memory is sequentially consistent (each step one load, store or
  * read-modify-write of the C code; both sides fence between their stores and
  * loads, wake_after_release's slow path with a full fence of its own, so that
