@@ -26,6 +26,7 @@
 #include "handle.h"
 #include "harness.h"
 #include "messages.h"
+#include "pending.h"
 #include "wait.h"
 
 #define RS 64
@@ -35,11 +36,6 @@ static void send_one(rmpsc_producer *p, uint64_t seq)
 	unsigned char rec[RS];
 	rec_fill(rec, RS, 0, seq);
 	CHECK_OK(rmpsc_producer_send(p, rec, RS, 10 * SEC_NS));
-}
-
-static uint32_t progress_seq(rmpsc_channel *ch)
-{
-	return __atomic_load_n(&ch->hdr->progress_seq, __ATOMIC_ACQUIRE);
 }
 
 /* ---- linger_stall ---- */
@@ -113,23 +109,6 @@ static void test_linger_stall(void)
 
 /* ---- group paths ---- */
 
-struct waiter_arg {
-	rmpsc_channel *ch;
-	uint64_t limit;
-	int tid;
-	int rc;
-	int64_t done_ns;
-};
-
-static void *waiter(void *arg)
-{
-	struct waiter_arg *w = arg;
-	publish_tid(&w->tid);
-	w->rc = rmpsc_wait_pending_below(w->ch, w->limit, 10 * SEC_NS);
-	__atomic_store_n(&w->done_ns, now_ns(), __ATOMIC_RELEASE);
-	return NULL;
-}
-
 static rmpsc_channel *make_groups(void)
 {
 	struct rmpsc_config cfg = {
@@ -138,6 +117,21 @@ static rmpsc_channel *make_groups(void)
 	rmpsc_channel *ch;
 	CHECK_OK(rmpsc_channel_create(&ch, NULL, &cfg, 0));
 	return ch;
+}
+
+/* A producer sends 3 records, member `a` takes and releases them; another group
+ * keeps them pending. */
+static rmpsc_producer *three_taken_by(rmpsc_channel *ch, rmpsc_channel *a)
+{
+	rmpsc_producer *p;
+	CHECK_OK(rmpsc_producer_register(ch, &p));
+	for (uint64_t i = 0; i < 3; i++)
+		send_one(p, i);
+	const void *recs;
+	CHECK_RC(rmpsc_read(a, 8, SEC_NS, &recs, NULL), 3);
+	CHECK_OK(rmpsc_advance(a, 3));
+	CHECK_RC(rmpsc_pending(ch), 3);
+	return p;
 }
 
 /* Group "a" keeps up, group "b" lags with 3 records: the waiter for < 2 sleeps;
@@ -150,14 +144,7 @@ static void lagging_group_goes(int ephemeral, const char *what)
 	CHECK_OK(rmpsc_channel_attach_fd(&b, rmpsc_channel_fd(ch), 0));
 	CHECK_OK(rmpsc_consumer_join(a, NULL, 0)); /* the default group, made with the channel */
 	CHECK_OK(rmpsc_consumer_join(b, "b", ephemeral ? RMPSC_GROUP_EPHEMERAL : 0));
-	rmpsc_producer *p;
-	CHECK_OK(rmpsc_producer_register(ch, &p));
-	for (uint64_t i = 0; i < 3; i++)
-		send_one(p, i);
-	const void *recs;
-	CHECK_RC(rmpsc_read(a, 8, SEC_NS, &recs, NULL), 3);
-	CHECK_OK(rmpsc_advance(a, 3));
-	CHECK_RC(rmpsc_pending(ch), 3); /* b holds them */
+	rmpsc_producer *p = three_taken_by(ch, a); /* b holds them */
 	struct waiter_arg w = { ch, 2, 0, 1, 0 };
 	pthread_t t;
 	pthread_create(&t, NULL, waiter, &w);
@@ -249,14 +236,7 @@ static void test_dead_subscriber(void)
 		_exit(0); /* dies a member: no leave */
 	}
 	CHECK_RC(reap(pid), 0);
-	rmpsc_producer *p;
-	CHECK_OK(rmpsc_producer_register(ch, &p));
-	for (uint64_t i = 0; i < 3; i++)
-		send_one(p, i);
-	const void *recs;
-	CHECK_RC(rmpsc_read(a, 8, SEC_NS, &recs, NULL), 3);
-	CHECK_OK(rmpsc_advance(a, 3));
-	CHECK_RC(rmpsc_pending(ch), 3); /* the dead subscriber's */
+	rmpsc_producer *p = three_taken_by(ch, a); /* the dead subscriber holds them */
 	int64_t t0 = now_ns();
 	int rc = rmpsc_wait_pending_below(ch, 2, 2 * SEC_NS);
 	int64_t took = now_ns() - t0;

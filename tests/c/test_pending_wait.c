@@ -22,6 +22,7 @@
 #include "handle.h"
 #include "harness.h"
 #include "messages.h"
+#include "pending.h"
 
 #define RS 64
 
@@ -54,23 +55,6 @@ static void test_errors(void)
 	rmpsc_channel_release(ch);
 }
 
-struct waiter_arg {
-	rmpsc_channel *ch;
-	uint64_t limit;
-	int tid;
-	int rc;
-	int done;
-};
-
-static void *waiter(void *arg)
-{
-	struct waiter_arg *w = arg;
-	publish_tid(&w->tid);
-	w->rc = rmpsc_wait_pending_below(w->ch, w->limit, 10 * SEC_NS);
-	__atomic_store_n(&w->done, 1, __ATOMIC_RELEASE);
-	return NULL;
-}
-
 /* An allocator waiting for the pool's one slab (rc: rmpsc_slab_alloc's; the slab freed at once). */
 static void *slab_waiter(void *arg)
 {
@@ -82,11 +66,6 @@ static void *slab_waiter(void *arg)
 		rmpsc_slab_free(w->ch, h);
 	__atomic_store_n(&w->done, 1, __ATOMIC_RELEASE);
 	return NULL;
-}
-
-static uint32_t progress_seq(rmpsc_channel *ch)
-{
-	return __atomic_load_n(&ch->hdr->progress_seq, __ATOMIC_ACQUIRE);
 }
 
 /* Take and release one record (or message) through consumer handle c. */

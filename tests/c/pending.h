@@ -1,0 +1,35 @@
+/*
+ * For the tests of rmpsc_wait_pending_below (test_pending_wait, test_pending_faults):
+ * a thread that waits for fewer than `limit` pending records, and the progress
+ * word a release bumps when it wakes such waiters.
+ */
+#ifndef RMPSC_TEST_PENDING_H
+#define RMPSC_TEST_PENDING_H
+
+#include "handle.h"
+#include "harness.h"
+#include "messages.h"
+
+struct waiter_arg {
+	rmpsc_channel *ch;
+	uint64_t limit;
+	int tid;  /* published before it waits (wait_blocked) */
+	int rc;   /* what the wait returned */
+	int done; /* 1 once it returned */
+};
+
+static void *waiter(void *arg)
+{
+	struct waiter_arg *w = arg;
+	publish_tid(&w->tid);
+	w->rc = rmpsc_wait_pending_below(w->ch, w->limit, 10 * SEC_NS);
+	__atomic_store_n(&w->done, 1, __ATOMIC_RELEASE);
+	return NULL;
+}
+
+static inline uint32_t progress_seq(rmpsc_channel *ch)
+{
+	return __atomic_load_n(&ch->hdr->progress_seq, __ATOMIC_ACQUIRE);
+}
+
+#endif
