@@ -8,6 +8,7 @@ NumPy frames arriving writable. faster-fifo's own suite is in faster_fifo_suite/
 """
 import asyncio
 import concurrent.futures
+import gc
 import hashlib
 import multiprocessing as mp
 import os
@@ -558,7 +559,18 @@ def test_large_messages_aligned_and_their_memory_reused():
     """A received frame is aligned for its dtype (each out-of-band buffer starts at a
     multiple of 64 in its message, and a large message is received page-aligned), and
     the memory of a frame the program dropped receives the next one: no fresh mapping
-    (and its page faults) per message. A frame still held is never written over."""
+    (and its page faults) per message. A frame still held is never written over.
+    The garbage collector is held off: a collection in the middle would hand the
+    receive cache blocks of earlier tests' frames, which the next get may take."""
+    gc.collect()
+    gc.disable()
+    try:
+        _aligned_and_reused()
+    finally:
+        gc.enable()
+
+
+def _aligned_and_reused():
     q = Queue(max_size_bytes=4 << 20)
     frames = [np.arange(131072, dtype=np.int64) * k for k in range(3)]
     for dtype_offset in (0, 3):  # a pickle head of another length: still aligned
