@@ -292,8 +292,7 @@ void rmpsc__wake_all_producers(rmpsc_channel *ch)
 {
 	for (uint32_t s = 0; s < ch->L.max_producers; s++)
 		wake_producer(ch, NULL, s, 0);
-	smp_mb(); /* a group that went, or close: everyone waiting on progress looks again */
-	wake_flagged(&ch->hdr->progress_waiting, &ch->hdr->progress_seq);
+	wake_progress_all(ch);
 }
 
 void rmpsc__remove_dead_fifos(rmpsc_channel *ch)

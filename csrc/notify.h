@@ -5,7 +5,7 @@
  * Members. Bit e of the header's waiting_members says member place e may be
  * waiting; its place says how (wait_how: WAIT_FUTEX, WAIT_FD) and for how many
  * records (wake_min). A producer loads the mask word after every publish (the one
- * load it pays while nobody waits, as wake_waiters in wait.h); a set bit sends it
+ * load it pays while nobody waits, as wake_progress below); a set bit sends it
  * to the slow path, which wakes member e when its ring holds wake_min records the
  * member's group has not taken, clearing the bit first (fetch_and) so one
  * publisher pays the system call. A member that lingers (coalescing) announces
@@ -128,15 +128,23 @@ static inline void wake_producer(rmpsc_channel *ch, struct fifo_ref **refs, uint
  * in rmpsc_wait_pending_below could pass (consumer.c). */
 int rmpsc__pending_at_limit(rmpsc_channel *ch);
 
+/* The progress words' wake-up, after the flag was cleared: the limit first (a
+ * sender that announces meanwhile holds an older seq, so the bump wakes it and
+ * it announces again), then the bump. */
+static inline void bump_progress(struct region_header *h)
+{
+	store_relaxed(&h->pending_limit, 0);
+	fetch_add_acq_rel(&h->progress_seq, 1);
+	rmpsc__futex_wake_all(&h->progress_seq);
+}
+
 /*
  * After a release or a freed slab, once fenced (hot_barrier): wake the senders
  * waiting for the consumers' progress (progress_waiting). All of them, since
  * they share one futex word; but while only pending waiters are announced
  * (WAIT_PENDING), a release that leaves pending_limit records or more wakes
  * nobody: none of them could pass, and several senders held at a bound would
- * otherwise all be woken by every release (tests/model/pending.pml). The limit is
- * cleared before the bump: a sender that announced meanwhile was woken by it
- * (its seq is older) and announces again.
+ * otherwise all be woken by every release (tests/model/pending.pml).
  */
 static inline void wake_progress(rmpsc_channel *ch)
 {
@@ -146,11 +154,17 @@ static inline void wake_progress(rmpsc_channel *ch)
 		return;
 	if (f == WAIT_PENDING && rmpsc__pending_at_limit(ch))
 		return;
-	if (xchg_acq_rel(&h->progress_waiting, 0)) {
-		store_relaxed(&h->pending_limit, 0);
-		fetch_add_acq_rel(&h->progress_seq, 1);
-		rmpsc__futex_wake_all(&h->progress_seq);
-	}
+	if (xchg_acq_rel(&h->progress_waiting, 0)) /* one waker pays the system call */
+		bump_progress(h);
+}
+
+/* Everyone waiting on the progress words looks again, announced or not (close, a
+ * group that went): a sender that loaded its seq before this returns from
+ * FUTEX_WAIT at once. */
+static inline void wake_progress_all(rmpsc_channel *ch)
+{
+	xchg_acq_rel(&ch->hdr->progress_waiting, 0);
+	bump_progress(ch->hdr);
 }
 
 /*

@@ -49,11 +49,7 @@ int rmpsc_channel_close(rmpsc_channel *ch)
 	store_seq_cst(&h->closed, 1);
 	/* Members and producers that announced a wait before they could see it. */
 	wake_all_members(ch);
-	rmpsc__wake_all_producers(ch);
-	/* Slab waiters share one flag: bump their word unconditionally, so one that
-	 * loaded its seq before this point returns from FUTEX_WAIT at once. */
-	fetch_add_acq_rel(&h->progress_seq, 1);
-	rmpsc__futex_wake_all(&h->progress_seq);
+	rmpsc__wake_all_producers(ch); /* and every sender waiting on the progress words */
 	return RMPSC_OK;
 }
 

@@ -132,7 +132,7 @@ int rmpsc__wait(const struct waiter *w, struct deadline *dlp)
 		if (w->wake_min)
 			store_relaxed(w->wake_min, 1); /* any record wakes us now */
 		announce(w);
-		/* Announce before re-checking (pairs with wake_waiters' hot fence). If
+		/* Announce before re-checking (pairs with the publisher's hot fence). If
 		 * the barrier failed, a publisher may not see the flag: poll instead. */
 		int64_t slice_ns = w->slice_ns;
 		if (cold_barrier(w->asymmetric) != 0 && (slice_ns <= 0 || slice_ns > UNFENCED_POLL_NS))

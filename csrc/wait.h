@@ -126,20 +126,4 @@ int rmpsc__wait(const struct waiter *w, struct deadline *dl);
 
 void rmpsc__futex_wake_all(uint32_t *word);
 
-/* Publisher side, once the publish is fenced (hot_barrier): wake whoever announced on flag. */
-static inline void wake_flagged(uint32_t *flag, uint32_t *seq)
-{
-	if (unlikely(load_relaxed(flag)) && xchg_acq_rel(flag, 0)) {
-		fetch_add_acq_rel(seq, 1);
-		rmpsc__futex_wake_all(seq);
-	}
-}
-
-/* Publisher side: call after the publishing store; `light` from hot_light(). */
-static inline void wake_waiters(uint32_t *flag, uint32_t *seq, int light)
-{
-	hot_barrier(light); /* the publish is ordered before we read `flag` (pairs with the waiter's fence) */
-	wake_flagged(flag, seq);
-}
-
 #endif

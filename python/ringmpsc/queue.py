@@ -296,12 +296,13 @@ class Queue(metaclass=_QueueType):
                 if self.maxsize > 0:
                     deadline = _Deadline(block, timeout)
                     self._wait_below_maxsize(deadline)
-                    timeout = deadline.left()
-                    block = timeout != 0.0
+                    left = deadline.left()
+                else:  # no deadline object on the fast path
+                    deadline, left = None, (timeout if block else 0)
                 # Pickled and sent in C (as dumps); None: pickle refused obj, multiprocessing's pickler may not.
-                if p._send_object(obj, timeout if block else 0):
+                if p._send_object(obj, left):
                     return
-                self._send(ForkingPickler.dumps(obj, 5), _Deadline(block, timeout))
+                self._send(ForkingPickler.dumps(obj, 5), deadline or _Deadline(block, timeout))
                 return
         self._send(self.dumps(obj), _Deadline(block, timeout))
 

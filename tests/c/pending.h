@@ -10,6 +10,24 @@
 #include "harness.h"
 #include "messages.h"
 
+#define RS 64 /* record size of the tests' channels */
+
+/* One record of producer `producer`, number `seq` (rec_fill: checked by rec_check). */
+static inline void send_seq(rmpsc_producer *p, uint32_t producer, uint64_t seq)
+{
+	unsigned char rec[RS];
+	rec_fill(rec, RS, producer, seq);
+	CHECK_OK(rmpsc_producer_send(p, rec, RS, 10 * SEC_NS));
+}
+
+/* Take and release one record (or message) through consumer handle c. */
+static inline void release_one(rmpsc_channel *c, int messages)
+{
+	const void *rec;
+	CHECK_RC(rmpsc_read(c, 1, 5 * SEC_NS, &rec, NULL), 1);
+	CHECK_OK(messages ? rmpsc_advance_messages(c, 1) : rmpsc_advance(c, 1));
+}
+
 struct waiter_arg {
 	rmpsc_channel *ch;
 	uint64_t limit;

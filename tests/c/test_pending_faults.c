@@ -29,15 +29,6 @@
 #include "pending.h"
 #include "wait.h"
 
-#define RS 64
-
-static void send_one(rmpsc_producer *p, uint64_t seq)
-{
-	unsigned char rec[RS];
-	rec_fill(rec, RS, 0, seq);
-	CHECK_OK(rmpsc_producer_send(p, rec, RS, 10 * SEC_NS));
-}
-
 /* ---- linger_stall ---- */
 
 #define STALL_LIMIT   4
@@ -59,7 +50,7 @@ static void *stall_sender(void *arg)
 	for (uint64_t i = 0; i < STALL_RECORDS; i++) {
 		usleep(STALL_WORK_US); /* a sender that does some work per record (Python pickling) */
 		CHECK_OK(rmpsc_wait_pending_below(a->ch, STALL_LIMIT, 10 * SEC_NS));
-		send_one(p, i);
+		send_seq(p, 0, i);
 	}
 	a->took_ns = now_ns() - t0;
 	rmpsc_producer_close(p);
@@ -126,7 +117,7 @@ static rmpsc_producer *three_taken_by(rmpsc_channel *ch, rmpsc_channel *a)
 	rmpsc_producer *p;
 	CHECK_OK(rmpsc_producer_register(ch, &p));
 	for (uint64_t i = 0; i < 3; i++)
-		send_one(p, i);
+		send_seq(p, 0, i);
 	const void *recs;
 	CHECK_RC(rmpsc_read(a, 8, SEC_NS, &recs, NULL), 3);
 	CHECK_OK(rmpsc_advance(a, 3));
@@ -199,16 +190,14 @@ static void test_shared_group(void)
 	      gs[0].live_members, gs[0].solo);
 	rmpsc_producer *p;
 	CHECK_OK(rmpsc_producer_register(ch, &p));
-	send_one(p, 0);
-	send_one(p, 1);
+	send_seq(p, 0, 0);
+	send_seq(p, 0, 1);
 	struct waiter_arg w = { ch, 2, 0, 1, 0 };
 	pthread_t t;
 	pthread_create(&t, NULL, waiter, &w);
 	wait_blocked(&w.tid);
 	uint32_t seq = progress_seq(ch);
-	const void *rec;
-	CHECK_RC(rmpsc_read(m, 1, SEC_NS, &rec, NULL), 1);
-	CHECK_OK(rmpsc_advance(m, 1));
+	release_one(m, 0);
 	CHECK(progress_seq(ch) != seq, "shared group: the release did not wake the waiter");
 	pthread_join(t, NULL);
 	CHECK_RC(w.rc, RMPSC_OK);
@@ -267,7 +256,7 @@ static void test_interruptible(void)
 	CHECK_OK(rmpsc_channel_attach_fd(&w, rmpsc_channel_fd(ch), RMPSC_OPEN_INTERRUPTIBLE));
 	rmpsc_producer *p;
 	CHECK_OK(rmpsc_producer_register(ch, &p));
-	send_one(p, 0);
+	send_seq(p, 0, 0);
 	struct sigaction sa;
 	memset(&sa, 0, sizeof sa);
 	sa.sa_handler = on_usr1;
@@ -292,15 +281,13 @@ static void test_stale_announcement(void)
 	rmpsc_producer *p;
 	CHECK_OK(rmpsc_producer_register(ch, &p));
 	for (uint64_t i = 0; i < 40; i++)
-		send_one(p, i);
+		send_seq(p, 0, i);
 	CHECK_RC(rmpsc_wait_pending_below(ch, 4, 5 * 1000000ll), RMPSC_ETIMEDOUT);
 	CHECK(__atomic_load_n(&ch->hdr->progress_waiting, __ATOMIC_ACQUIRE) == WAIT_PENDING,
 	      "the timed-out sender's announcement: flag %u", ch->hdr->progress_waiting);
 	int releases = 0;
 	while (__atomic_load_n(&ch->hdr->progress_waiting, __ATOMIC_ACQUIRE)) {
-		const void *rec;
-		CHECK_RC(rmpsc_read(ch, 1, SEC_NS, &rec, NULL), 1);
-		CHECK_OK(rmpsc_advance(ch, 1));
+		release_one(ch, 0);
 		releases++;
 		CHECK(rmpsc_pending(ch) >= 4, "the backlog fell to the limit before the flag was cleared");
 		CHECK(releases <= 32, "32 releases left the stale announcement in place");

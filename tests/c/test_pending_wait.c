@@ -24,15 +24,6 @@
 #include "messages.h"
 #include "pending.h"
 
-#define RS 64
-
-static void send_seq(rmpsc_producer *p, uint32_t producer, uint64_t seq)
-{
-	unsigned char rec[RS];
-	rec_fill(rec, RS, producer, seq);
-	CHECK_OK(rmpsc_producer_send(p, rec, RS, 10 * SEC_NS));
-}
-
 static void test_errors(void)
 {
 	rmpsc_channel *ch = make(RS, 16, 2, 0, 0, 1);
@@ -66,14 +57,6 @@ static void *slab_waiter(void *arg)
 		rmpsc_slab_free(w->ch, h);
 	__atomic_store_n(&w->done, 1, __ATOMIC_RELEASE);
 	return NULL;
-}
-
-/* Take and release one record (or message) through consumer handle c. */
-static void release_one(rmpsc_channel *c, int messages)
-{
-	const void *rec;
-	CHECK_RC(rmpsc_read(c, 1, 5 * SEC_NS, &rec, NULL), 1);
-	CHECK_OK(messages ? rmpsc_advance_messages(c, 1) : rmpsc_advance(c, 1));
 }
 
 /* Two records pending, a waiter for fewer than 2 asleep; consumer c releases one. */
